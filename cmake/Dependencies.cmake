@@ -1,0 +1,11 @@
+# Every dependency is a Debian 12 package; nothing is downloaded.
+find_package(Threads REQUIRED)
+find_package(absl CONFIG REQUIRED)
+find_package(Protobuf REQUIRED)
+find_package(gRPC CONFIG REQUIRED)
+find_package(spdlog CONFIG REQUIRED)
+find_program(ACTSVC_GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
+find_program(ACTSVC_GRPC_PYTHON_PLUGIN grpc_python_plugin)
+if(ACTSVC_BUILD_TESTS)
+  find_package(GTest CONFIG REQUIRED)
+endif()

@@ -1,0 +1,74 @@
+// Elementwise activation functions: values, first and second derivatives and
+// vector-Jacobian products over whole arrays. Plain C++ over absl::Span: no
+// gRPC, no protobuf, no logging. The math is defined in reference.h; see
+// SPEC.md §1 for the contract (stable forms, IEEE semantics, accuracy).
+#ifndef ACTSVC_CORE_ACTIVATION_H_
+#define ACTSVC_CORE_ACTIVATION_H_
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+
+namespace actsvc {
+
+// Every function of the service. The numbers equal actsvc.v1.Function's, so a
+// static_cast maps one to the other.
+enum class Function : int {
+  kIdentity = 1,
+  kSigmoid = 2,
+  kTanh = 3,
+  kRelu = 4,
+  kLeakyRelu = 5,
+  kGelu = 6,
+  kGeluTanh = 7,
+  kSilu = 8,
+  kSoftplus = 9,
+  kElu = 10,
+  kSelu = 11,
+  kSoftmax = 12,
+  kLogSoftmax = 13,
+};
+inline constexpr Function kFirstFunction = Function::kIdentity;
+inline constexpr Function kLastFunction = Function::kLogSoftmax;
+
+// True for the functions applied to each element on its own; false for
+// softmax and log_softmax, which act along an axis (see softmax.h).
+bool IsElementwise(Function f);
+
+// Lower-case name ("gelu_tanh"), as in the CLI and ListFunctions.
+absl::string_view FunctionName(Function f);
+
+// Parses a name or alias ("swish" for silu, "gelu_erf" for gelu), any case,
+// '-' or '_'. nullopt when unknown.
+std::optional<Function> FunctionFromName(absl::string_view name);
+
+// Whether f takes the `alpha` parameter (leaky_relu, elu), and its default.
+bool TakesAlpha(Function f);
+double DefaultAlpha(Function f);
+
+// y[i] = f(x[i]). Precondition: IsElementwise(f), x.size() == y.size(),
+// alpha finite. y may be x (in place).
+template <typename T>
+void Evaluate(Function f, double alpha, absl::Span<const T> x,
+              absl::Span<T> y);
+
+// y[i] = f'(x[i]) (order 1) or f''(x[i]) (order 2). Same preconditions.
+template <typename T>
+void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
+                absl::Span<T> y);
+
+// y[i] = g[i] * f'(x[i]), the vector-Jacobian product. y may be x or g.
+template <typename T>
+void Vjp(Function f, double alpha, absl::Span<const T> x,
+         absl::Span<const T> g, absl::Span<T> y);
+
+// Expands a diagonal (rows * c values: f'(x) per last-axis row) into dense
+// [rows, c, c] matrices, zero off the diagonal. dense.size() == diag.size()*c.
+template <typename T>
+void DiagonalToDense(absl::Span<const T> diag, int64_t c, absl::Span<T> dense);
+
+}  // namespace actsvc
+
+#endif  // ACTSVC_CORE_ACTIVATION_H_

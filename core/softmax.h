@@ -1,0 +1,99 @@
+// Softmax and log-softmax along one axis of a row-major tensor, their
+// vector-Jacobian products and dense Jacobians, and the fused softmax
+// cross-entropy loss and gradient. Plain C++ over absl::Span.
+#ifndef ACTSVC_CORE_SOFTMAX_H_
+#define ACTSVC_CORE_SOFTMAX_H_
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/types/span.h"
+#include "core/activation.h"
+
+namespace actsvc {
+
+// A row-major tensor seen as [outer, size, inner] around its softmax axis:
+// element (o, c, i) sits at (o * size + c) * inner + i. Each of the
+// outer * inner "rows" is a vector of `size` values with stride `inner`.
+struct AxisView {
+  int64_t outer = 1;
+  int64_t size = 1;
+  int64_t inner = 1;
+
+  int64_t rows() const { return outer * inner; }
+  int64_t elements() const { return outer * size * inner; }
+};
+
+// The view of `shape` around `axis`. Precondition: 0 <= axis < shape.size().
+AxisView MakeAxisView(absl::Span<const int64_t> shape, int axis);
+
+// Normalizes a possibly negative axis (-1 is the last) for a tensor of the
+// given rank; nullopt when out of range.
+std::optional<int> NormalizeAxis(int axis, int rank);
+
+// f is Function::kSoftmax or Function::kLogSoftmax throughout.
+// Row ranges: every function also takes [outer_begin, outer_end) so that a
+// caller can split large work into chunks; spans always cover the whole
+// tensor.
+
+// y = softmax(x) or log_softmax(x) along the axis. y may be x.
+template <typename T>
+void SoftmaxForward(Function f, AxisView v, absl::Span<const T> x,
+                    absl::Span<T> y, int64_t outer_begin = 0,
+                    int64_t outer_end = -1);
+
+// The VJP with upstream gradient g: softmax p ⊙ (g − <g, p>);
+// log_softmax g − p Σg. y may be x or g.
+template <typename T>
+void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
+                absl::Span<const T> g, absl::Span<T> y,
+                int64_t outer_begin = 0, int64_t outer_end = -1);
+
+// Dense Jacobians, one [size, size] matrix per row, rows ordered (o, i):
+// jac has v.rows() * size * size values, J[r][a][b] = d y_a / d x_b.
+// softmax: diag(p) − p pᵀ; log_softmax: δ_ab − p_b.
+template <typename T>
+void SoftmaxJacobian(Function f, AxisView v, absl::Span<const T> x,
+                     absl::Span<T> jac, int64_t outer_begin = 0,
+                     int64_t outer_end = -1);
+
+// Softmax cross-entropy over logits [rows, classes] (classes contiguous).
+struct CrossEntropyOptions {
+  double label_smoothing = 0;           // ε in [0, 1)
+  std::optional<int64_t> ignore_index;  // class-index labels only
+};
+
+// What a range of rows contributes before reduction.
+struct CrossEntropyPartial {
+  int64_t counted_rows = 0;  // rows not ignored
+  long double loss_sum = 0;  // Σ of their losses, in extended precision
+};
+
+// Computes rows [row_begin, row_end): row_loss[r] (0 for an ignored row),
+// the unreduced gradient grad[r, :] = p·Σy − y (0 for an ignored row) and,
+// when probs is non-empty, probs[r, :] = softmax. Labels are exactly one of
+// class_indices (one per row; each in [0, classes) or equal to ignore_index)
+// or target_probs (rows * classes). With smoothing ε the labels become
+// (1−ε)·y + ε/classes. Loss per row = Σ_c y_c·(logsumexp(z) − z_c), which
+// never takes the log of a rounded probability.
+template <typename T>
+CrossEntropyPartial CrossEntropyRows(
+    int64_t classes, absl::Span<const T> logits,
+    absl::Span<const int64_t> class_indices, absl::Span<const T> target_probs,
+    const CrossEntropyOptions& options, absl::Span<T> row_loss,
+    absl::Span<T> grad, absl::Span<T> probs, int64_t row_begin,
+    int64_t row_end);
+
+// The reduction of SPEC §1, applied after every row is computed: for kMean
+// the loss is loss_sum / counted_rows and grad is divided by counted_rows
+// (NaN when no row counts, as PyTorch); for kSum the loss is loss_sum; for
+// kNone loss is the row losses and nothing changes. `loss` receives one value
+// (kMean, kSum).
+enum class Reduction { kMean, kSum, kNone };
+template <typename T>
+void ReduceCrossEntropy(Reduction reduction, const CrossEntropyPartial& total,
+                        absl::Span<T> grad, absl::Span<T> loss);
+
+}  // namespace actsvc
+
+#endif  // ACTSVC_CORE_SOFTMAX_H_
