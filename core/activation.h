@@ -51,8 +51,7 @@ double DefaultAlpha(Function f);
 // y[i] = f(x[i]). Precondition: IsElementwise(f), x.size() == y.size(),
 // alpha finite. y may be x (in place).
 template <typename T>
-void Evaluate(Function f, double alpha, absl::Span<const T> x,
-              absl::Span<T> y);
+void Evaluate(Function f, double alpha, absl::Span<const T> x, absl::Span<T> y);
 
 // y[i] = f'(x[i]) (order 1) or f''(x[i]) (order 2). Same preconditions.
 template <typename T>
@@ -61,8 +60,8 @@ void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
 
 // y[i] = g[i] * f'(x[i]), the vector-Jacobian product. y may be x or g.
 template <typename T>
-void Vjp(Function f, double alpha, absl::Span<const T> x,
-         absl::Span<const T> g, absl::Span<T> y);
+void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
+         absl::Span<T> y);
 
 // Expands a diagonal (rows * c values: f'(x) per last-axis row) into dense
 // [rows, c, c] matrices, zero off the diagonal. dense.size() == diag.size()*c.

@@ -46,8 +46,8 @@ void SoftmaxForward(Function f, AxisView v, absl::Span<const T> x,
 // log_softmax g − p Σg. y may be x or g.
 template <typename T>
 void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
-                absl::Span<const T> g, absl::Span<T> y,
-                int64_t outer_begin = 0, int64_t outer_end = -1);
+                absl::Span<const T> g, absl::Span<T> y, int64_t outer_begin = 0,
+                int64_t outer_end = -1);
 
 // Dense Jacobians, one [size, size] matrix per row, rows ordered (o, i):
 // jac has v.rows() * size * size values, J[r][a][b] = d y_a / d x_b.
@@ -77,12 +77,14 @@ struct CrossEntropyPartial {
 // (1−ε)·y + ε/classes. Loss per row = Σ_c y_c·(logsumexp(z) − z_c), which
 // never takes the log of a rounded probability.
 template <typename T>
-CrossEntropyPartial CrossEntropyRows(
-    int64_t classes, absl::Span<const T> logits,
-    absl::Span<const int64_t> class_indices, absl::Span<const T> target_probs,
-    const CrossEntropyOptions& options, absl::Span<T> row_loss,
-    absl::Span<T> grad, absl::Span<T> probs, int64_t row_begin,
-    int64_t row_end);
+CrossEntropyPartial CrossEntropyRows(int64_t classes,
+                                     absl::Span<const T> logits,
+                                     absl::Span<const int64_t> class_indices,
+                                     absl::Span<const T> target_probs,
+                                     const CrossEntropyOptions& options,
+                                     absl::Span<T> row_loss, absl::Span<T> grad,
+                                     absl::Span<T> probs, int64_t row_begin,
+                                     int64_t row_end);
 
 // The reduction of SPEC §1, applied after every row is computed: for kMean
 // the loss is loss_sum / counted_rows and grad is divided by counted_rows
