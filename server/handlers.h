@@ -1,0 +1,52 @@
+// One function per RPC body: request in, response or status out. The unary
+// RPCs and the Stream RPC both call these, so they cannot diverge. No gRPC
+// here: the call's deadline and cancellation arrive as a ComputeContext.
+#ifndef ACTSVC_SERVER_HANDLERS_H_
+#define ACTSVC_SERVER_HANDLERS_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "actsvc/v1/activation.pb.h"
+
+namespace actsvc::server {
+
+// What a computation needs from its call: limits, and when to stop.
+struct ComputeContext {
+  // No response may exceed this (the server's send limit); larger ones are
+  // refused with RESOURCE_EXHAUSTED before any work is done.
+  int64_t max_message_bytes = int64_t{64} << 20;
+  // Work runs in chunks of about this many output elements; the deadline and
+  // cancellation are checked before each one.
+  int64_t chunk_elements = 65536;
+  std::chrono::system_clock::time_point deadline =
+      std::chrono::system_clock::time_point::max();
+  std::function<bool()> is_cancelled;  // empty: never cancelled
+
+  // DEADLINE_EXCEEDED or CANCELLED once the call should stop, else OK.
+  absl::Status CheckAlive() const;
+};
+
+absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
+                            const ComputeContext& context,
+                            v1::EvaluateResponse* response);
+absl::Status HandleDerivative(const v1::DerivativeRequest& request,
+                              const ComputeContext& context,
+                              v1::DerivativeResponse* response);
+absl::Status HandleJacobian(const v1::JacobianRequest& request,
+                            const ComputeContext& context,
+                            v1::JacobianResponse* response);
+absl::Status HandleSoftmaxCrossEntropy(
+    const v1::SoftmaxCrossEntropyRequest& request,
+    const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response);
+void HandleListFunctions(v1::ListFunctionsResponse* response);
+// One message of the Stream RPC: an Evaluate or a Derivative request.
+absl::Status HandleStreamRequest(const v1::StreamRequest& request,
+                                 const ComputeContext& context,
+                                 v1::StreamResponse* response);
+
+}  // namespace actsvc::server
+
+#endif  // ACTSVC_SERVER_HANDLERS_H_

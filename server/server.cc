@@ -1,0 +1,82 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <chrono>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+
+namespace actsvc::server {
+
+std::string HostOf(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) return address;
+  return address.substr(0, colon);
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(
+    const ServerOptions& options) {
+  if (options.max_message_mb < 1 || options.max_message_mb > 2047) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_message_mb = ", options.max_message_mb,
+                     " is outside 1..2047 (gRPC limits are int bytes)"));
+  }
+  // Process-wide switches; both must be set before a builder is created.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  const int max_bytes = options.max_message_mb * 1024 * 1024;
+  ServiceOptions service_options;
+  service_options.max_message_bytes = max_bytes;
+  service_options.compute_threads = options.compute_threads;
+  service_options.chunk_elements = options.chunk_elements;
+  service_options.before_compute_for_testing =
+      options.before_compute_for_testing;
+
+  std::unique_ptr<Server> server(new Server());
+  server->service_ =
+      std::make_unique<ActivationServiceImpl>(std::move(service_options));
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
+                           &server->port_);
+  // gRPC sets SO_REUSEPORT by default: a second server on a busy port would
+  // start "successfully" and take half the connections. Fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(max_bytes);
+  builder.SetMaxSendMessageSize(max_bytes);
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->port_ == 0) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", options.address));
+  }
+  server->bound_address_ =
+      absl::StrCat(HostOf(options.address), ":", server->port_);
+
+  grpc::HealthCheckServiceInterface* health =
+      server->server_->GetHealthCheckService();
+  health->SetServingStatus("", true);
+  health->SetServingStatus(v1::ActivationService::service_full_name(), true);
+  return server;
+}
+
+void Server::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  // Probes see NOT_SERVING first, so load balancers stop sending before the
+  // listener closes.
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(grace));
+  server_->Wait();
+}
+
+Server::~Server() {
+  if (server_ != nullptr) Shutdown(absl::ZeroDuration());
+}
+
+}  // namespace actsvc::server

@@ -1,0 +1,152 @@
+// The RPC bodies without a network: chunked work stops when the call does.
+#include "server/handlers.h"
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/test_util.h"
+
+namespace actsvc::server {
+namespace {
+
+using ::testing::HasSubstr;
+using testing::MakeTensor;
+using testing::Ramp;
+
+v1::EvaluateRequest LargeEvaluate(v1::Function function,
+                                  const std::vector<int64_t>& shape) {
+  v1::EvaluateRequest request;
+  request.mutable_spec()->set_function(function);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  *request.mutable_input() =
+      MakeTensor<float>(shape, Ramp<float>(n), Encoding::kRaw);
+  return request;
+}
+
+TEST(HandlersTest, CancellationStopsBetweenChunks) {
+  const v1::EvaluateRequest request =
+      LargeEvaluate(v1::GELU, {int64_t{100} * 1000});
+  ComputeContext context;
+  context.chunk_elements = 1000;  // 100 chunks
+  int checks = 0;
+  context.is_cancelled = [&checks] { return ++checks > 3; };
+  v1::EvaluateResponse response;
+  const absl::Status status = HandleEvaluate(request, context, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
+  // Checked before chunks 1..4; the 4th check stopped the remaining 96.
+  EXPECT_EQ(checks, 4);
+}
+
+TEST(HandlersTest, CancellationStopsSoftmaxBetweenOuterSlices) {
+  const v1::EvaluateRequest request = LargeEvaluate(v1::SOFTMAX, {500, 100});
+  ComputeContext context;
+  context.chunk_elements = 1000;  // 10 rows of 100 per chunk, 50 chunks
+  int checks = 0;
+  context.is_cancelled = [&checks] { return ++checks > 2; };
+  v1::EvaluateResponse response;
+  EXPECT_EQ(HandleEvaluate(request, context, &response).code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(checks, 3);
+}
+
+TEST(HandlersTest, PassedDeadlineStopsBeforeAnyWork) {
+  const v1::EvaluateRequest request = LargeEvaluate(v1::TANH, {4096});
+  ComputeContext context;
+  context.deadline = std::chrono::system_clock::now() - std::chrono::seconds(1);
+  v1::EvaluateResponse response;
+  const absl::Status status = HandleEvaluate(request, context, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded) << status;
+  EXPECT_THAT(status.message(), HasSubstr("deadline"));
+}
+
+TEST(HandlersTest, CrossEntropyChecksBetweenRowChunks) {
+  v1::SoftmaxCrossEntropyRequest request;
+  *request.mutable_logits() =
+      MakeTensor<double>({1000, 10}, Ramp<double>(10000), Encoding::kRaw);
+  for (int i = 0; i < 1000; ++i) request.add_class_indices(i % 10);
+  ComputeContext context;
+  context.chunk_elements = 100;  // 10 rows per chunk
+  int checks = 0;
+  context.is_cancelled = [&checks] { return ++checks > 5; };
+  v1::SoftmaxCrossEntropyResponse response;
+  EXPECT_EQ(HandleSoftmaxCrossEntropy(request, context, &response).code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(checks, 6);
+}
+
+TEST(HandlersTest, ResponseOverTheLimitIsRefusedBeforeComputing) {
+  v1::JacobianRequest request;
+  request.mutable_spec()->set_function(v1::LOG_SOFTMAX);
+  *request.mutable_input() =
+      MakeTensor<float>({2, 300}, Ramp<float>(600), Encoding::kRaw);
+  ComputeContext context;
+  context.max_message_bytes = int64_t{100} * 1000;
+  int checks = 0;
+  context.is_cancelled = [&checks] { return ++checks < 0; };
+  v1::JacobianResponse response;
+  const absl::Status status = HandleJacobian(request, context, &response);
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("100000 bytes"));
+  EXPECT_THAT(status.message(), HasSubstr("[2,300,300]"));
+  EXPECT_THAT(status.message(), HasSubstr("upstream_grad (VJP)"));
+  EXPECT_EQ(checks, 0);
+}
+
+TEST(HandlersTest, EmptyTensorsGiveEmptyResults) {
+  const ComputeContext context;
+  for (const std::vector<int64_t>& shape :
+       {std::vector<int64_t>{0, 3}, std::vector<int64_t>{3, 0}}) {
+    v1::EvaluateRequest evaluate;
+    evaluate.mutable_spec()->set_function(v1::SOFTMAX);
+    *evaluate.mutable_input() = MakeTensor<float>(shape, {}, Encoding::kRaw);
+    v1::EvaluateResponse evaluated;
+    ASSERT_TRUE(HandleEvaluate(evaluate, context, &evaluated).ok());
+    EXPECT_EQ(testing::ShapeOf(evaluated.output()), shape);
+
+    v1::JacobianRequest jacobian;
+    *jacobian.mutable_spec() = evaluate.spec();
+    *jacobian.mutable_input() = evaluate.input();
+    v1::JacobianResponse jac;
+    ASSERT_TRUE(HandleJacobian(jacobian, context, &jac).ok());
+    EXPECT_EQ(testing::ShapeOf(jac.jacobian()),
+              (std::vector<int64_t>{shape[0], shape[1], shape[1]}));
+    EXPECT_TRUE(jac.jacobian().raw_data().empty());
+
+    jacobian.mutable_spec()->set_function(v1::RELU);
+    jacobian.set_dense(true);
+    ASSERT_TRUE(HandleJacobian(jacobian, context, &jac).ok());
+    EXPECT_EQ(testing::ShapeOf(jac.jacobian()),
+              (std::vector<int64_t>{shape[0], shape[1], shape[1]}));
+  }
+
+  v1::SoftmaxCrossEntropyRequest xent;
+  *xent.mutable_logits() = MakeTensor<double>({0, 4}, {}, Encoding::kRaw);
+  xent.set_reduction(v1::SoftmaxCrossEntropyRequest::NONE);
+  v1::SoftmaxCrossEntropyResponse response;
+  ASSERT_TRUE(HandleSoftmaxCrossEntropy(xent, context, &response).ok());
+  EXPECT_EQ(testing::ShapeOf(response.loss()), (std::vector<int64_t>{0}));
+  EXPECT_EQ(testing::ShapeOf(response.grad_logits()),
+            (std::vector<int64_t>{0, 4}));
+}
+
+TEST(HandlersTest, CrossEntropyMeanOverNoCountedRowsIsNan) {
+  v1::SoftmaxCrossEntropyRequest request;
+  *request.mutable_logits() =
+      MakeTensor<float>({2, 3}, Ramp<float>(6), Encoding::kTyped);
+  request.add_class_indices(-1);
+  request.add_class_indices(-1);
+  request.set_ignore_index(-1);
+  v1::SoftmaxCrossEntropyResponse response;
+  ASSERT_TRUE(
+      HandleSoftmaxCrossEntropy(request, ComputeContext(), &response).ok());
+  ASSERT_EQ(response.loss().float_data_size(), 1);
+  EXPECT_TRUE(std::isnan(response.loss().float_data(0)));  // as PyTorch
+}
+
+}  // namespace
+}  // namespace actsvc::server

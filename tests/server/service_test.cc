@@ -1,0 +1,1098 @@
+// ActivationService in-process on a loopback port, called through the
+// generated stub; every result is compared with core called directly.
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "actsvc/v1/activation.grpc.pb.h"
+#include "core/activation.h"
+#include "core/functions.h"
+#include "core/softmax.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/server/test_util.h"
+
+namespace actsvc::server {
+namespace {
+
+using ::grpc::StatusCode;
+using testing::EncodingOf;
+using ::testing::HasSubstr;
+using testing::MakeTensor;
+using testing::Ramp;
+using testing::ShapeOf;
+using testing::ValuesOf;
+using Stub = v1::ActivationService::Stub;
+
+constexpr int kMaxMessageMb = 1;
+constexpr int64_t kMaxMessageBytes = int64_t{kMaxMessageMb} << 20;
+
+std::shared_ptr<grpc::Channel> ChannelTo(int port) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+                                   grpc::InsecureChannelCredentials(), args);
+}
+
+absl::StatusOr<std::unique_ptr<Server>> StartServer(
+    int max_message_mb, std::function<void()> before_compute = nullptr) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.max_message_mb = max_message_mb;
+  options.compute_threads = 2;
+  // Small chunks, so that multi-chunk paths run on small tensors.
+  options.chunk_elements = 1024;
+  options.before_compute_for_testing = std::move(before_compute);
+  return Server::Start(options);
+}
+
+// One server for the whole binary; tests that need their own make one.
+class SharedServer : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    absl::StatusOr<std::unique_ptr<Server>> server = StartServer(kMaxMessageMb);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    channel_ = ChannelTo(server_->port());
+  }
+  void TearDown() override {
+    channel_.reset();
+    server_.reset();
+  }
+  static std::unique_ptr<Server> server_;
+  static std::shared_ptr<grpc::Channel> channel_;
+};
+std::unique_ptr<Server> SharedServer::server_;
+std::shared_ptr<grpc::Channel> SharedServer::channel_;
+::testing::Environment* const kSharedServer =
+    ::testing::AddGlobalTestEnvironment(new SharedServer);
+
+template <typename Request, typename Response>
+grpc::Status Call(Stub& stub,
+                  grpc::Status (Stub::*method)(grpc::ClientContext*,
+                                               const Request&, Response*),
+                  const Request& request, Response* response) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  return (stub.*method)(&context, request, response);
+}
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  grpc::Status Evaluate(const v1::EvaluateRequest& r, v1::EvaluateResponse* o) {
+    return Call(*stub_, &Stub::Evaluate, r, o);
+  }
+  grpc::Status Derivative(const v1::DerivativeRequest& r,
+                          v1::DerivativeResponse* o) {
+    return Call(*stub_, &Stub::Derivative, r, o);
+  }
+  grpc::Status Jacobian(const v1::JacobianRequest& r, v1::JacobianResponse* o) {
+    return Call(*stub_, &Stub::Jacobian, r, o);
+  }
+  grpc::Status CrossEntropy(const v1::SoftmaxCrossEntropyRequest& r,
+                            v1::SoftmaxCrossEntropyResponse* o) {
+    return Call(*stub_, &Stub::SoftmaxCrossEntropy, r, o);
+  }
+
+  std::unique_ptr<Stub> stub_ =
+      v1::ActivationService::NewStub(SharedServer::channel_);
+};
+
+void ExpectStatus(const grpc::Status& status, StatusCode code,
+                  const std::vector<std::string>& substrings) {
+  EXPECT_EQ(status.error_code(), code) << status.error_message();
+  for (const std::string& s : substrings) {
+    EXPECT_THAT(status.error_message(), HasSubstr(s));
+  }
+}
+
+int64_t Elements(const std::vector<int64_t>& shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+v1::FunctionSpec Spec(v1::Function f) {
+  v1::FunctionSpec spec;
+  spec.set_function(f);
+  return spec;
+}
+
+Function CoreFunction(v1::Function f) { return static_cast<Function>(f); }
+
+// ---------------------------------------------------------------------------
+// Results match core, in both dtypes and both encodings.
+
+template <typename T>
+class ServiceTypedTest : public ServiceTest {};
+using FloatTypes = ::testing::Types<float, double>;
+TYPED_TEST_SUITE(ServiceTypedTest, FloatTypes);
+
+const std::vector<std::vector<int64_t>> kShapes = {
+    {7}, {2, 3, 4}, {3, 700}, {}};
+const Encoding kEncodings[] = {Encoding::kRaw, Encoding::kTyped};
+
+std::vector<v1::Function> AllFunctions() {
+  std::vector<v1::Function> all;
+  for (int f = v1::IDENTITY; f <= v1::LOG_SOFTMAX; ++f) {
+    all.push_back(static_cast<v1::Function>(f));
+  }
+  return all;
+}
+
+bool IsVector(v1::Function f) {
+  return f == v1::SOFTMAX || f == v1::LOG_SOFTMAX;
+}
+
+TYPED_TEST(ServiceTypedTest, EvaluateMatchesCore) {
+  using T = TypeParam;
+  for (Encoding encoding : kEncodings) {
+    for (const std::vector<int64_t>& shape : kShapes) {
+      for (v1::Function f : AllFunctions()) {
+        const bool vector = IsVector(f);
+        if (vector && shape.empty()) continue;
+        // Softmax along the first axis too, where rows are strided.
+        const std::vector<int> axes =
+            vector ? std::vector<int>{-1, 0} : std::vector<int>{-1};
+        for (int axis : axes) {
+          SCOPED_TRACE(absl::StrCat(v1::Function_Name(f), " shape rank ",
+                                    shape.size(), " axis ", axis, " typed ",
+                                    encoding == Encoding::kTyped));
+          const std::vector<T> x = Ramp<T>(Elements(shape));
+          v1::EvaluateRequest request;
+          *request.mutable_spec() = Spec(f);
+          double alpha = 0;
+          if (f == v1::LEAKY_RELU) {
+            alpha = 0.2;
+            request.mutable_spec()->set_alpha(alpha);
+          } else if (TakesAlpha(CoreFunction(f))) {
+            alpha = DefaultAlpha(CoreFunction(f));
+          }
+          if (vector) request.mutable_spec()->set_axis(axis);
+          *request.mutable_input() = MakeTensor<T>(shape, x, encoding);
+
+          std::vector<T> expected(x.size());
+          if (vector) {
+            const AxisView v = MakeAxisView(
+                shape, *NormalizeAxis(axis, static_cast<int>(shape.size())));
+            SoftmaxForward<T>(CoreFunction(f), v, x, absl::MakeSpan(expected));
+          } else {
+            actsvc::Evaluate<T>(CoreFunction(f), alpha, x,
+                                absl::MakeSpan(expected));
+          }
+
+          v1::EvaluateResponse response;
+          const grpc::Status status = this->Evaluate(request, &response);
+          ASSERT_TRUE(status.ok()) << status.error_message();
+          EXPECT_EQ(ShapeOf(response.output()), shape);
+          EXPECT_EQ(EncodingOf(response.output()), encoding);
+          EXPECT_EQ(ValuesOf<T>(response.output()), expected);
+        }
+      }
+    }
+  }
+}
+
+TYPED_TEST(ServiceTypedTest, DerivativeMatchesCore) {
+  using T = TypeParam;
+  for (Encoding encoding : kEncodings) {
+    for (const std::vector<int64_t>& shape : kShapes) {
+      for (v1::Function f : AllFunctions()) {
+        if (IsVector(f)) continue;
+        for (int order : {0, 1, 2}) {
+          SCOPED_TRACE(absl::StrCat(v1::Function_Name(f), " order ", order,
+                                    " rank ", shape.size()));
+          const std::vector<T> x = Ramp<T>(Elements(shape));
+          v1::DerivativeRequest request;
+          *request.mutable_spec() = Spec(f);
+          request.set_order(order);
+          *request.mutable_input() = MakeTensor<T>(shape, x, encoding);
+          const double alpha =
+              TakesAlpha(CoreFunction(f)) ? DefaultAlpha(CoreFunction(f)) : 0.0;
+          std::vector<T> expected(x.size());
+          actsvc::Derivative<T>(CoreFunction(f), alpha, order == 0 ? 1 : order,
+                                x, absl::MakeSpan(expected));
+
+          v1::DerivativeResponse response;
+          const grpc::Status status = this->Derivative(request, &response);
+          ASSERT_TRUE(status.ok()) << status.error_message();
+          EXPECT_EQ(ShapeOf(response.output()), shape);
+          EXPECT_EQ(EncodingOf(response.output()), encoding);
+          EXPECT_EQ(ValuesOf<T>(response.output()), expected);
+        }
+      }
+    }
+  }
+}
+
+TYPED_TEST(ServiceTypedTest, VjpMatchesCore) {
+  using T = TypeParam;
+  for (Encoding encoding : kEncodings) {
+    // upstream_grad in the other encoding: only dtype and shape must match.
+    const Encoding g_encoding =
+        encoding == Encoding::kRaw ? Encoding::kTyped : Encoding::kRaw;
+    for (const std::vector<int64_t>& shape : kShapes) {
+      for (v1::Function f : {v1::GELU, v1::ELU, v1::SOFTMAX, v1::LOG_SOFTMAX}) {
+        if (IsVector(f) && shape.empty()) continue;
+        const int axis = shape.size() > 1 ? 0 : -1;
+        SCOPED_TRACE(
+            absl::StrCat(v1::Function_Name(f), " rank ", shape.size()));
+        const std::vector<T> x = Ramp<T>(Elements(shape));
+        const std::vector<T> g = Ramp<T>(Elements(shape), -2, 3);
+        v1::DerivativeRequest request;
+        *request.mutable_spec() = Spec(f);
+        if (IsVector(f)) request.mutable_spec()->set_axis(axis);
+        *request.mutable_input() = MakeTensor<T>(shape, x, encoding);
+        *request.mutable_upstream_grad() = MakeTensor<T>(shape, g, g_encoding);
+        std::vector<T> expected(x.size());
+        if (IsVector(f)) {
+          const AxisView v = MakeAxisView(
+              shape, *NormalizeAxis(axis, static_cast<int>(shape.size())));
+          SoftmaxVjp<T>(CoreFunction(f), v, x, g, absl::MakeSpan(expected));
+        } else {
+          Vjp<T>(CoreFunction(f), DefaultAlpha(CoreFunction(f)), x, g,
+                 absl::MakeSpan(expected));
+        }
+        v1::DerivativeResponse response;
+        const grpc::Status status = this->Derivative(request, &response);
+        ASSERT_TRUE(status.ok()) << status.error_message();
+        EXPECT_EQ(ShapeOf(response.output()), shape);
+        EXPECT_EQ(EncodingOf(response.output()), encoding);
+        EXPECT_EQ(ValuesOf<T>(response.output()), expected);
+      }
+    }
+  }
+}
+
+TYPED_TEST(ServiceTypedTest, JacobianMatchesCore) {
+  using T = TypeParam;
+  for (Encoding encoding : kEncodings) {
+    const std::vector<int64_t> shape = {2, 3, 4};
+    const std::vector<T> x = Ramp<T>(24);
+    std::vector<T> diag(24);
+    actsvc::Derivative<T>(Function::kSilu, 0, 1, x, absl::MakeSpan(diag));
+
+    v1::JacobianRequest request;
+    *request.mutable_spec() = Spec(v1::SILU);
+    *request.mutable_input() = MakeTensor<T>(shape, x, encoding);
+    v1::JacobianResponse response;
+    ASSERT_TRUE(this->Jacobian(request, &response).ok());
+    EXPECT_TRUE(response.diagonal());
+    EXPECT_EQ(ShapeOf(response.jacobian()), shape);
+    EXPECT_EQ(EncodingOf(response.jacobian()), encoding);
+    EXPECT_EQ(ValuesOf<T>(response.jacobian()), diag);
+
+    request.set_dense(true);
+    ASSERT_TRUE(this->Jacobian(request, &response).ok());
+    std::vector<T> dense(24 * 4);
+    DiagonalToDense<T>(diag, 4, absl::MakeSpan(dense));
+    EXPECT_FALSE(response.diagonal());
+    EXPECT_EQ(ShapeOf(response.jacobian()), (std::vector<int64_t>{2, 3, 4, 4}));
+    EXPECT_EQ(EncodingOf(response.jacobian()), encoding);
+    EXPECT_EQ(ValuesOf<T>(response.jacobian()), dense);
+
+    // Softmax along the middle axis: the axis moves to the end, as [C, C].
+    for (v1::Function f : {v1::SOFTMAX, v1::LOG_SOFTMAX}) {
+      *request.mutable_spec() = Spec(f);
+      request.mutable_spec()->set_axis(1);
+      request.set_dense(false);  // ignored: always dense
+      ASSERT_TRUE(this->Jacobian(request, &response).ok());
+      std::vector<T> expected(2 * 4 * 3 * 3);
+      SoftmaxJacobian<T>(CoreFunction(f), MakeAxisView(shape, 1), x,
+                         absl::MakeSpan(expected));
+      EXPECT_FALSE(response.diagonal());
+      EXPECT_EQ(ShapeOf(response.jacobian()),
+                (std::vector<int64_t>{2, 4, 3, 3}));
+      EXPECT_EQ(EncodingOf(response.jacobian()), encoding);
+      EXPECT_EQ(ValuesOf<T>(response.jacobian()), expected);
+    }
+  }
+}
+
+TYPED_TEST(ServiceTypedTest, JacobianOfLongRowsRunsInChunks) {
+  using T = TypeParam;
+  // 3 x 40 x 40 = 4800 outputs: several chunks of 1024.
+  const std::vector<int64_t> shape = {3, 40};
+  const std::vector<T> x = Ramp<T>(120);
+  v1::JacobianRequest request;
+  *request.mutable_spec() = Spec(v1::SOFTMAX);
+  *request.mutable_input() = MakeTensor<T>(shape, x, Encoding::kRaw);
+  v1::JacobianResponse response;
+  ASSERT_TRUE(this->Jacobian(request, &response).ok());
+  std::vector<T> expected(3 * 40 * 40);
+  SoftmaxJacobian<T>(Function::kSoftmax, MakeAxisView(shape, 1), x,
+                     absl::MakeSpan(expected));
+  EXPECT_EQ(ValuesOf<T>(response.jacobian()), expected);
+
+  *request.mutable_spec() = Spec(v1::TANH);
+  request.set_dense(true);
+  ASSERT_TRUE(this->Jacobian(request, &response).ok());
+  std::vector<T> diag(120);
+  actsvc::Derivative<T>(Function::kTanh, 0, 1, x, absl::MakeSpan(diag));
+  DiagonalToDense<T>(diag, 40, absl::MakeSpan(expected));
+  EXPECT_EQ(ValuesOf<T>(response.jacobian()), expected);
+}
+
+// Core's cross-entropy over the whole batch at once.
+template <typename T>
+struct CrossEntropyExpected {
+  std::vector<T> loss, grad, probs;
+};
+template <typename T>
+CrossEntropyExpected<T> CoreCrossEntropy(int64_t classes,
+                                         const std::vector<T>& logits,
+                                         const std::vector<int64_t>& indices,
+                                         const std::vector<T>& target_probs,
+                                         const CrossEntropyOptions& options,
+                                         Reduction reduction) {
+  const int64_t rows = logits.size() / classes;
+  CrossEntropyExpected<T> e;
+  std::vector<T> row_loss(rows);
+  e.grad.resize(logits.size());
+  e.probs.resize(logits.size());
+  const CrossEntropyPartial total = CrossEntropyRows<T>(
+      classes, logits, indices, target_probs, options, absl::MakeSpan(row_loss),
+      absl::MakeSpan(e.grad), absl::MakeSpan(e.probs), 0, rows);
+  e.loss = reduction == Reduction::kNone ? row_loss : std::vector<T>(1);
+  ReduceCrossEntropy<T>(reduction, total, absl::MakeSpan(e.grad),
+                        absl::MakeSpan(e.loss));
+  return e;
+}
+
+template <typename T>
+void ExpectNear(const std::vector<T>& actual, const std::vector<T>& expected) {
+  ASSERT_EQ(actual.size(), expected.size());
+  const double tolerance = std::is_same_v<T, float> ? 1e-6 : 1e-14;
+  for (size_t i = 0; i < actual.size(); ++i) {
+    EXPECT_NEAR(actual[i], expected[i],
+                tolerance * std::max(1.0, std::abs(double{expected[i]})))
+        << "at " << i;
+  }
+}
+
+TYPED_TEST(ServiceTypedTest, SoftmaxCrossEntropyMatchesCore) {
+  using T = TypeParam;
+  using Req = v1::SoftmaxCrossEntropyRequest;
+  struct Case {
+    std::vector<int64_t> shape;
+    Req::Reduction reduction;
+    Reduction core_reduction;
+    bool target_probs;
+    double smoothing;
+    bool ignore;
+  };
+  // [300, 7] spans several chunks of rows.
+  const Case cases[] = {
+      {{2, 3, 4}, Req::MEAN, Reduction::kMean, false, 0, false},
+      {{2, 3, 4}, Req::SUM, Reduction::kSum, false, 0.1, false},
+      {{2, 3, 4}, Req::NONE, Reduction::kNone, false, 0, true},
+      {{6, 4}, Req::MEAN, Reduction::kMean, true, 0.2, false},
+      {{5}, Req::NONE, Reduction::kNone, true, 0, false},
+      {{300, 7}, Req::MEAN, Reduction::kMean, false, 0.05, true},
+      {{300, 7}, Req::NONE, Reduction::kNone, true, 0, false},
+  };
+  for (Encoding encoding : kEncodings) {
+    for (const Case& c : cases) {
+      SCOPED_TRACE(absl::StrCat("rank ", c.shape.size(), " reduction ",
+                                c.reduction, " probs ", c.target_probs));
+      const int64_t classes = c.shape.back();
+      const int64_t n = Elements(c.shape);
+      const int64_t rows = n / classes;
+      const std::vector<T> logits = Ramp<T>(n, -4, 5);
+      std::vector<int64_t> indices;
+      std::vector<T> probs;
+      Req request;
+      *request.mutable_logits() = MakeTensor<T>(c.shape, logits, encoding);
+      request.set_reduction(c.reduction);
+      request.set_label_smoothing(c.smoothing);
+      request.set_return_probabilities(true);
+      CrossEntropyOptions options;
+      options.label_smoothing = c.smoothing;
+      if (c.target_probs) {
+        probs.assign(n, T(1) / classes);
+        for (int64_t r = 0; r < rows; ++r) {
+          probs[r * classes] += T(0.5);
+          probs[r * classes + classes - 1] -= T(0.5) / classes;
+        }
+        *request.mutable_target_probs() = MakeTensor<T>(
+            c.shape, probs,
+            encoding == Encoding::kRaw ? Encoding::kTyped : Encoding::kRaw);
+      } else {
+        for (int64_t r = 0; r < rows; ++r) {
+          indices.push_back(c.ignore && r % 3 == 1 ? -100 : (r * 5) % classes);
+          request.add_class_indices(indices.back());
+        }
+        if (c.ignore) {
+          request.set_ignore_index(-100);
+          options.ignore_index = -100;
+        }
+      }
+      const CrossEntropyExpected<T> expected = CoreCrossEntropy<T>(
+          classes, logits, indices, probs, options, c.core_reduction);
+
+      v1::SoftmaxCrossEntropyResponse response;
+      const grpc::Status status = this->CrossEntropy(request, &response);
+      ASSERT_TRUE(status.ok()) << status.error_message();
+      const std::vector<int64_t> loss_shape =
+          c.reduction == Req::NONE
+              ? std::vector<int64_t>(c.shape.begin(), c.shape.end() - 1)
+              : std::vector<int64_t>{};
+      EXPECT_EQ(ShapeOf(response.loss()), loss_shape);
+      EXPECT_EQ(ShapeOf(response.grad_logits()), c.shape);
+      EXPECT_EQ(ShapeOf(response.probabilities()), c.shape);
+      for (const v1::Tensor* t : {&response.loss(), &response.grad_logits(),
+                                  &response.probabilities()}) {
+        EXPECT_EQ(EncodingOf(*t), encoding);
+        EXPECT_EQ(t->dtype(), kDataTypeOf<T>);
+      }
+      // The loss sums per chunk: equal up to the order of a long double sum.
+      ExpectNear(ValuesOf<T>(response.loss()), expected.loss);
+      ExpectNear(ValuesOf<T>(response.grad_logits()), expected.grad);
+      EXPECT_EQ(ValuesOf<T>(response.probabilities()), expected.probs);
+    }
+  }
+}
+
+TEST_F(ServiceTest, ProbabilitiesOnlyWhenAsked) {
+  v1::SoftmaxCrossEntropyRequest request;
+  *request.mutable_logits() =
+      MakeTensor<float>({2, 3}, Ramp<float>(6), Encoding::kRaw);
+  request.add_class_indices(0);
+  request.add_class_indices(2);
+  v1::SoftmaxCrossEntropyResponse response;
+  ASSERT_TRUE(CrossEntropy(request, &response).ok());
+  EXPECT_FALSE(response.has_probabilities());
+  EXPECT_EQ(ValuesOf<float>(response.loss()).size(), 1u);
+}
+
+TEST_F(ServiceTest, EmptyTensorWithoutDataAnswersRaw) {
+  v1::EvaluateRequest request;
+  *request.mutable_spec() = Spec(v1::SIGMOID);
+  request.mutable_input()->set_dtype(v1::FLOAT64);
+  request.mutable_input()->add_shape(0);
+  request.mutable_input()->add_shape(5);
+  v1::EvaluateResponse response;
+  ASSERT_TRUE(Evaluate(request, &response).ok());
+  EXPECT_EQ(ShapeOf(response.output()), (std::vector<int64_t>{0, 5}));
+  EXPECT_EQ(response.output().dtype(), v1::FLOAT64);
+  EXPECT_TRUE(response.output().raw_data().empty());
+}
+
+// ---------------------------------------------------------------------------
+// ListFunctions and health.
+
+TEST_F(ServiceTest, ListFunctionsReportsCoreMetadata) {
+  v1::ListFunctionsResponse response;
+  ASSERT_TRUE(
+      Call(*stub_, &Stub::ListFunctions, v1::ListFunctionsRequest(), &response)
+          .ok());
+  const std::vector<FunctionInfo>& core = actsvc::AllFunctions();
+  ASSERT_EQ(response.functions_size(), 13);
+  ASSERT_EQ(core.size(), 13u);
+  for (int i = 0; i < 13; ++i) {
+    const v1::FunctionInfo& got = response.functions(i);
+    const FunctionInfo& want = core[i];
+    EXPECT_EQ(got.function(), static_cast<int>(want.function));
+    EXPECT_EQ(got.function(), i + 1);
+    EXPECT_EQ(got.name(), want.name);
+    EXPECT_EQ(got.elementwise(), want.elementwise);
+    EXPECT_EQ(got.aliases_size(), static_cast<int>(want.aliases.size()));
+    ASSERT_EQ(got.parameters_size(), static_cast<int>(want.parameters.size()));
+    for (int p = 0; p < got.parameters_size(); ++p) {
+      EXPECT_EQ(got.parameters(p).name(), want.parameters[p].name);
+      EXPECT_EQ(got.parameters(p).default_value(),
+                want.parameters[p].default_value);
+      EXPECT_EQ(got.parameters(p).valid_range(),
+                want.parameters[p].valid_range);
+    }
+    EXPECT_EQ(got.formula(), want.formula);
+    EXPECT_EQ(got.derivative_formula(), want.derivative_formula);
+    EXPECT_EQ(got.second_derivative_formula(), want.second_derivative_formula);
+    EXPECT_EQ(got.stable_form(), want.stable_form);
+    EXPECT_EQ(got.output_range(), want.output_range);
+    EXPECT_EQ(got.derivative_range(), want.derivative_range);
+    EXPECT_EQ(got.saturates(), want.saturates);
+    EXPECT_EQ(got.notes(), want.notes);
+  }
+  const v1::FunctionInfo& gelu = response.functions(v1::GELU - 1);
+  EXPECT_EQ(gelu.name(), "gelu");
+  // SPEC §1 erratum 3: GELU' dips below 0.
+  EXPECT_THAT(gelu.derivative_range(), HasSubstr("-0.1289"));
+  const v1::FunctionInfo& leaky = response.functions(v1::LEAKY_RELU - 1);
+  ASSERT_EQ(leaky.parameters_size(), 1);
+  EXPECT_EQ(leaky.parameters(0).name(), "alpha");
+  EXPECT_EQ(leaky.parameters(0).default_value(), 0.01);
+  EXPECT_FALSE(response.functions(v1::SOFTMAX - 1).elementwise());
+}
+
+TEST_F(ServiceTest, HealthReportsServing) {
+  auto health = grpc::health::v1::Health::NewStub(SharedServer::channel_);
+  for (const std::string service : {"", "actsvc.v1.ActivationService"}) {
+    grpc::health::v1::HealthCheckRequest request;
+    request.set_service(service);
+    grpc::health::v1::HealthCheckResponse response;
+    grpc::ClientContext context;
+    ASSERT_TRUE(health->Check(&context, request, &response).ok()) << service;
+    EXPECT_EQ(response.status(),
+              grpc::health::v1::HealthCheckResponse::SERVING);
+  }
+}
+
+TEST_F(ServiceTest, ReflectionListsTheServices) {
+  // The reflection protos are not installed, so the call is made on raw
+  // bytes: ServerReflectionRequest{list_services: ""} is field 7, length 0.
+  const grpc::internal::RpcMethod method(
+      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      grpc::internal::RpcMethod::BIDI_STREAMING);
+  grpc::ClientContext context;
+  std::unique_ptr<grpc::ClientReaderWriter<grpc::ByteBuffer, grpc::ByteBuffer>>
+      stream(grpc::internal::ClientReaderWriterFactory<
+             grpc::ByteBuffer, grpc::ByteBuffer>::Create(SharedServer::channel_
+                                                             .get(),
+                                                         method, &context));
+  grpc::Slice slice(std::string("\x3a\x00", 2));
+  ASSERT_TRUE(stream->Write(grpc::ByteBuffer(&slice, 1)));
+  stream->WritesDone();
+  grpc::ByteBuffer response;
+  ASSERT_TRUE(stream->Read(&response));
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(response.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  EXPECT_THAT(bytes, HasSubstr("actsvc.v1.ActivationService"));
+  EXPECT_THAT(bytes, HasSubstr("grpc.health.v1.Health"));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+// ---------------------------------------------------------------------------
+// SPEC §3: every bad input gets its status and a message naming the field.
+
+v1::EvaluateRequest GoodEvaluate(v1::Function f = v1::SIGMOID) {
+  v1::EvaluateRequest request;
+  *request.mutable_spec() = Spec(f);
+  *request.mutable_input() =
+      MakeTensor<float>({2, 2}, {1, 2, 3, 4}, Encoding::kRaw);
+  return request;
+}
+
+TEST_F(ServiceTest, UnknownFunction) {
+  v1::EvaluateRequest request = GoodEvaluate();
+  request.mutable_spec()->set_function(static_cast<v1::Function>(99));
+  v1::EvaluateResponse response;
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec.function is 99", "IDENTITY", "LOG_SOFTMAX"});
+  request.mutable_spec()->set_function(v1::FUNCTION_UNSPECIFIED);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec.function is FUNCTION_UNSPECIFIED"});
+  request.clear_spec();
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec is missing"});
+}
+
+TEST_F(ServiceTest, MissingTensor) {
+  v1::EvaluateRequest request = GoodEvaluate();
+  request.clear_input();
+  v1::EvaluateResponse response;
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"input is missing"});
+  v1::SoftmaxCrossEntropyRequest xent;
+  v1::SoftmaxCrossEntropyResponse xent_response;
+  ExpectStatus(CrossEntropy(xent, &xent_response), StatusCode::INVALID_ARGUMENT,
+               {"logits is missing"});
+}
+
+TEST_F(ServiceTest, TensorErrors) {
+  v1::EvaluateRequest request = GoodEvaluate();
+  v1::EvaluateResponse response;
+
+  request.mutable_input()->set_dtype(v1::DATA_TYPE_UNSPECIFIED);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"input.dtype is DATA_TYPE_UNSPECIFIED"});
+
+  request = GoodEvaluate();
+  request.mutable_input()->set_shape(0, -1);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"input.shape[0] = -1 is negative"});
+
+  request = GoodEvaluate();
+  request.mutable_input()->mutable_raw_data()->resize(12);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"input.raw_data has 12 bytes, expected 16 (shape [2,2] x 4 "
+                "bytes of FLOAT32)"});
+
+  request = GoodEvaluate();
+  *request.mutable_input() =
+      MakeTensor<float>({2, 2}, {1, 2, 3}, Encoding::kTyped);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"input.float_data has 3 values, expected 4"});
+
+  request = GoodEvaluate();
+  *request.mutable_input() =
+      MakeTensor<float>({2, 2}, {1, 2, 3, 4}, Encoding::kTyped);
+  request.mutable_input()->set_dtype(v1::FLOAT64);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"input.float_data is set but input.dtype is FLOAT64"});
+
+  request = GoodEvaluate();
+  request.mutable_input()->add_float_data(1);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"raw_data and float_data", "set exactly one"});
+}
+
+TEST_F(ServiceTest, AxisOutOfRange) {
+  v1::EvaluateRequest request = GoodEvaluate(v1::SOFTMAX);
+  request.mutable_spec()->set_axis(3);
+  v1::EvaluateResponse response;
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec.axis = 3 is out of range for input of rank 2 (expected "
+                "-2..1)"});
+  request.mutable_spec()->set_axis(-3);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec.axis = -3"});
+  // A scalar has no axis to act along.
+  *request.mutable_input() = MakeTensor<float>({}, {1}, Encoding::kRaw);
+  request.mutable_spec()->clear_axis();
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"input.shape is []", "rank >= 1"});
+}
+
+TEST_F(ServiceTest, AlphaErrors) {
+  v1::EvaluateRequest request = GoodEvaluate(v1::LEAKY_RELU);
+  v1::EvaluateResponse response;
+  request.mutable_spec()->set_alpha(std::numeric_limits<double>::infinity());
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec.alpha = inf is not finite"});
+  request.mutable_spec()->set_alpha(std::nan(""));
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec.alpha = nan is not finite"});
+  request = GoodEvaluate(v1::SIGMOID);
+  request.mutable_spec()->set_alpha(0.5);
+  ExpectStatus(Evaluate(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"spec.alpha = 0.5 is set but SIGMOID takes no alpha"});
+}
+
+TEST_F(ServiceTest, DerivativeErrors) {
+  v1::DerivativeRequest request;
+  *request.mutable_spec() = Spec(v1::TANH);
+  *request.mutable_input() =
+      MakeTensor<double>({3}, {1, 2, 3}, Encoding::kTyped);
+  v1::DerivativeResponse response;
+
+  request.set_order(3);
+  ExpectStatus(Derivative(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"order = 3", "expected 1 or 2"});
+  request.set_order(-1);
+  ExpectStatus(Derivative(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"order = -1"});
+
+  request.set_order(2);
+  *request.mutable_upstream_grad() =
+      MakeTensor<double>({3}, {1, 1, 1}, Encoding::kRaw);
+  ExpectStatus(Derivative(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"upstream_grad is set with order = 2"});
+
+  request.set_order(1);
+  *request.mutable_upstream_grad() =
+      MakeTensor<float>({3}, {1, 1, 1}, Encoding::kRaw);
+  ExpectStatus(Derivative(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"upstream_grad.dtype is FLOAT32, expected FLOAT64"});
+  *request.mutable_upstream_grad() =
+      MakeTensor<double>({1, 3}, {1, 1, 1}, Encoding::kRaw);
+  ExpectStatus(Derivative(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"upstream_grad.shape [1,3] does not match input.shape [3]"});
+  *request.mutable_upstream_grad() =
+      MakeTensor<double>({3}, {1, 1}, Encoding::kRaw);
+  ExpectStatus(Derivative(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"upstream_grad.raw_data has 16 bytes, expected 24"});
+}
+
+TEST_F(ServiceTest, SoftmaxDerivativeNeedsUpstreamGrad) {
+  v1::DerivativeRequest request;
+  *request.mutable_spec() = Spec(v1::SOFTMAX);
+  *request.mutable_input() =
+      MakeTensor<float>({2, 2}, {1, 2, 3, 4}, Encoding::kRaw);
+  v1::DerivativeResponse response;
+  ExpectStatus(Derivative(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"upstream_grad is missing", "SOFTMAX", "Jacobian RPC"});
+}
+
+TEST_F(ServiceTest, DenseJacobianOfScalar) {
+  v1::JacobianRequest request;
+  *request.mutable_spec() = Spec(v1::RELU);
+  *request.mutable_input() = MakeTensor<float>({}, {1}, Encoding::kRaw);
+  request.set_dense(true);
+  v1::JacobianResponse response;
+  ExpectStatus(Jacobian(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"dense = true needs input of rank >= 1"});
+}
+
+TEST_F(ServiceTest, CrossEntropyLabelErrors) {
+  v1::SoftmaxCrossEntropyRequest request;
+  *request.mutable_logits() =
+      MakeTensor<float>({4, 5}, Ramp<float>(20), Encoding::kRaw);
+  v1::SoftmaxCrossEntropyResponse response;
+
+  for (int64_t label : {0, 1, 2, 7}) request.add_class_indices(label);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"class_indices[3] = 7 is out of range [0, 5)"});
+  request.set_class_indices(3, -1);
+  request.set_ignore_index(-100);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"class_indices[3] = -1 is out of range [0, 5) and is not "
+                "ignore_index = -100"});
+  request.set_class_indices(3, -100);
+  EXPECT_TRUE(CrossEntropy(request, &response).ok());
+
+  request.mutable_class_indices()->RemoveLast();
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"class_indices has 3 values, expected 4", "[4,5]"});
+
+  request.clear_class_indices();
+  request.clear_ignore_index();
+  *request.mutable_target_probs() =
+      MakeTensor<float>({4, 4}, Ramp<float>(16), Encoding::kRaw);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"target_probs.shape [4,4] does not match logits.shape [4,5]"});
+  *request.mutable_target_probs() =
+      MakeTensor<double>({4, 5}, Ramp<double>(20), Encoding::kRaw);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"target_probs.dtype is FLOAT64, expected FLOAT32"});
+  *request.mutable_target_probs() =
+      MakeTensor<float>({4, 5}, Ramp<float>(20), Encoding::kTyped);
+  request.set_ignore_index(0);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"ignore_index = 0 is set but the labels are target_probs"});
+}
+
+TEST_F(ServiceTest, CrossEntropySmoothingAndShapeErrors) {
+  v1::SoftmaxCrossEntropyRequest request;
+  *request.mutable_logits() =
+      MakeTensor<double>({2, 3}, Ramp<double>(6), Encoding::kTyped);
+  request.add_class_indices(0);
+  request.add_class_indices(1);
+  v1::SoftmaxCrossEntropyResponse response;
+  request.set_label_smoothing(1.0);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"label_smoothing = 1 is outside [0, 1)"});
+  request.set_label_smoothing(std::nan(""));
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"label_smoothing = nan is outside [0, 1)"});
+  request.set_label_smoothing(-0.1);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"label_smoothing = -0.1"});
+  request.set_label_smoothing(0);
+  request.set_reduction(
+      static_cast<v1::SoftmaxCrossEntropyRequest::Reduction>(9));
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"reduction = 9"});
+
+  request.set_reduction(v1::SoftmaxCrossEntropyRequest::MEAN);
+  *request.mutable_logits() = MakeTensor<double>({}, {1}, Encoding::kRaw);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"logits.shape is []"});
+  *request.mutable_logits() = MakeTensor<double>({2, 0}, {}, Encoding::kRaw);
+  ExpectStatus(CrossEntropy(request, &response), StatusCode::INVALID_ARGUMENT,
+               {"logits.shape [2,0] has 0 classes"});
+}
+
+TEST_F(ServiceTest, DenseJacobianOverTheLimit) {
+  // 600 x 600 doubles = 2.9 MB, over the 1 MiB limit.
+  v1::JacobianRequest request;
+  *request.mutable_spec() = Spec(v1::SOFTMAX);
+  *request.mutable_input() =
+      MakeTensor<double>({1, 600}, Ramp<double>(600), Encoding::kRaw);
+  v1::JacobianResponse response;
+  ExpectStatus(Jacobian(request, &response), StatusCode::RESOURCE_EXHAUSTED,
+               {absl::StrCat(kMaxMessageBytes), "[1,600,600]",
+                "use Derivative with upstream_grad (VJP)"});
+  *request.mutable_spec() = Spec(v1::GELU);
+  request.set_dense(true);
+  ExpectStatus(Jacobian(request, &response), StatusCode::RESOURCE_EXHAUSTED,
+               {absl::StrCat(kMaxMessageBytes), "dense = false"});
+  // The diagonal of the same input fits.
+  request.set_dense(false);
+  EXPECT_TRUE(Jacobian(request, &response).ok());
+}
+
+TEST_F(ServiceTest, OversizedRequest) {
+  v1::EvaluateRequest request = GoodEvaluate();
+  const int64_t n = kMaxMessageBytes / 4 + 1000;
+  *request.mutable_input() =
+      MakeTensor<float>({n}, std::vector<float>(n, 1.0f), Encoding::kRaw);
+  v1::EvaluateResponse response;
+  ExpectStatus(Evaluate(request, &response), StatusCode::RESOURCE_EXHAUSTED,
+               {});
+  // And the server keeps serving.
+  EXPECT_TRUE(Evaluate(GoodEvaluate(), &response).ok());
+}
+
+// ---------------------------------------------------------------------------
+// Stream.
+
+v1::StreamRequest StreamEvaluate(v1::Function f, const std::vector<float>& x) {
+  v1::StreamRequest request;
+  *request.mutable_evaluate()->mutable_spec() = Spec(f);
+  *request.mutable_evaluate()->mutable_input() =
+      MakeTensor<float>({static_cast<int64_t>(x.size())}, x, Encoding::kRaw);
+  return request;
+}
+
+v1::StreamRequest StreamDerivative(v1::Function f,
+                                   const std::vector<float>& x) {
+  v1::StreamRequest request;
+  *request.mutable_derivative()->mutable_spec() = Spec(f);
+  *request.mutable_derivative()->mutable_input() =
+      MakeTensor<float>({static_cast<int64_t>(x.size())}, x, Encoding::kTyped);
+  return request;
+}
+
+std::vector<float> CoreValues(const v1::StreamRequest& request) {
+  const bool evaluate = request.has_evaluate();
+  const v1::Tensor& input =
+      evaluate ? request.evaluate().input() : request.derivative().input();
+  const Function f =
+      CoreFunction(evaluate ? request.evaluate().spec().function()
+                            : request.derivative().spec().function());
+  const double alpha = TakesAlpha(f) ? DefaultAlpha(f) : 0.0;
+  const std::vector<float> x = ValuesOf<float>(input);
+  std::vector<float> y(x.size());
+  if (evaluate) {
+    actsvc::Evaluate<float>(f, alpha, x, absl::MakeSpan(y));
+  } else {
+    actsvc::Derivative<float>(f, alpha, 1, x, absl::MakeSpan(y));
+  }
+  return y;
+}
+
+TEST_F(ServiceTest, StreamAnswersInOrder) {
+  std::vector<v1::StreamRequest> requests;
+  for (int i = 0; i < 20; ++i) {
+    const std::vector<float> x = Ramp<float>(1 + i * 150, -i, i);
+    const v1::Function f = static_cast<v1::Function>(1 + i % 11);
+    requests.push_back(i % 2 ? StreamDerivative(f, x) : StreamEvaluate(f, x));
+  }
+  grpc::ClientContext context;
+  auto stream = stub_->Stream(&context);
+  for (const v1::StreamRequest& request : requests) {
+    ASSERT_TRUE(stream->Write(request));
+  }
+  stream->WritesDone();
+  v1::StreamResponse response;
+  for (const v1::StreamRequest& request : requests) {
+    ASSERT_TRUE(stream->Read(&response));
+    ASSERT_EQ(response.has_evaluate(), request.has_evaluate());
+    const v1::Tensor& out = response.has_evaluate()
+                                ? response.evaluate().output()
+                                : response.derivative().output();
+    EXPECT_EQ(ValuesOf<float>(out), CoreValues(request));
+    EXPECT_EQ(EncodingOf(out),
+              request.has_evaluate() ? Encoding::kRaw : Encoding::kTyped);
+  }
+  EXPECT_FALSE(stream->Read(&response));
+  EXPECT_TRUE(stream->Finish().ok());
+}
+
+TEST_F(ServiceTest, BadRequestEndsTheStreamAfterEarlierResponses) {
+  std::vector<v1::StreamRequest> requests = {
+      StreamEvaluate(v1::GELU, Ramp<float>(10)),
+      StreamDerivative(v1::SIGMOID, Ramp<float>(20)),
+      StreamEvaluate(v1::SIGMOID, Ramp<float>(5)),
+      StreamEvaluate(v1::TANH, Ramp<float>(5)),
+  };
+  requests[2].mutable_evaluate()->mutable_spec()->set_alpha(0.5);
+  grpc::ClientContext context;
+  auto stream = stub_->Stream(&context);
+  for (const v1::StreamRequest& request : requests) {
+    stream->Write(request);  // may fail once the server has ended the call
+  }
+  stream->WritesDone();
+  v1::StreamResponse response;
+  for (int i = 0; i < 2; ++i) {
+    ASSERT_TRUE(stream->Read(&response)) << i;
+    const v1::Tensor& out = response.has_evaluate()
+                                ? response.evaluate().output()
+                                : response.derivative().output();
+    EXPECT_EQ(ValuesOf<float>(out), CoreValues(requests[i]));
+  }
+  EXPECT_FALSE(stream->Read(&response));
+  ExpectStatus(stream->Finish(), StatusCode::INVALID_ARGUMENT,
+               {"stream request #2", "spec.alpha"});
+}
+
+TEST_F(ServiceTest, EmptyStreamRequest) {
+  grpc::ClientContext context;
+  auto stream = stub_->Stream(&context);
+  stream->Write(v1::StreamRequest());
+  stream->WritesDone();
+  v1::StreamResponse response;
+  EXPECT_FALSE(stream->Read(&response));
+  ExpectStatus(stream->Finish(), StatusCode::INVALID_ARGUMENT,
+               {"stream request #0", "evaluate or derivative"});
+}
+
+TEST_F(ServiceTest, GoodCallsAreAnsweredWhileBadOnesArrive) {
+  const std::vector<float> x = Ramp<float>(4000);
+  std::vector<float> expected(x.size());
+  actsvc::Evaluate<float>(Function::kGelu, 0, x, absl::MakeSpan(expected));
+  std::atomic<int> good_ok{0}, bad_rejected{0};
+  std::thread good([&] {
+    auto stub = v1::ActivationService::NewStub(SharedServer::channel_);
+    v1::EvaluateRequest request = GoodEvaluate(v1::GELU);
+    *request.mutable_input() = MakeTensor<float>({4000}, x, Encoding::kRaw);
+    for (int i = 0; i < 40; ++i) {
+      v1::EvaluateResponse response;
+      if (Call(*stub, &Stub::Evaluate, request, &response).ok() &&
+          ValuesOf<float>(response.output()) == expected) {
+        ++good_ok;
+      }
+    }
+  });
+  std::thread bad([&] {
+    auto stub = v1::ActivationService::NewStub(SharedServer::channel_);
+    for (int i = 0; i < 40; ++i) {
+      v1::EvaluateRequest request = GoodEvaluate();
+      request.mutable_input()->mutable_raw_data()->resize(i % 15);
+      v1::EvaluateResponse response;
+      if (Call(*stub, &Stub::Evaluate, request, &response).error_code() ==
+          StatusCode::INVALID_ARGUMENT) {
+        ++bad_rejected;
+      }
+    }
+  });
+  good.join();
+  bad.join();
+  EXPECT_EQ(good_ok, 40);
+  EXPECT_EQ(bad_rejected, 40);
+}
+
+// ---------------------------------------------------------------------------
+// Deadlines, cancellation and shutdown, on servers of their own whose
+// before-compute hook holds calls in flight.
+
+// Waits up to 5 s for `done`.
+bool Eventually(const std::function<bool()>& done) {
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!done()) {
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+v1::EvaluateRequest LargeEvaluate() {
+  v1::EvaluateRequest request = GoodEvaluate(v1::GELU);
+  *request.mutable_input() =
+      MakeTensor<float>({500000}, Ramp<float>(500000), Encoding::kRaw);
+  return request;
+}
+
+TEST(ServiceLifecycleTest, DeadlinePassedOnALargeRequest) {
+  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(
+      4, [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::ActivationService::NewStub(ChannelTo((*server)->port()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::milliseconds(150));
+  v1::EvaluateResponse response;
+  EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
+            StatusCode::DEADLINE_EXCEEDED);
+  // The server noticed too, and skipped the work rather than finishing it.
+  ActivationServiceImpl& service = (*server)->service();
+  EXPECT_TRUE(Eventually([&] {
+    return service.FinishedCalls(absl::StatusCode::kDeadlineExceeded) == 1;
+  }));
+  EXPECT_EQ(service.FinishedCalls(absl::StatusCode::kOk), 0);
+}
+
+TEST(ServiceLifecycleTest, CancelledCallStops) {
+  std::atomic<bool> entered{false};
+  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(4, [&] {
+    entered = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::ActivationService::NewStub(ChannelTo((*server)->port()));
+  grpc::ClientContext context;
+  std::thread canceller([&] {
+    Eventually([&] { return entered.load(); });
+    context.TryCancel();
+  });
+  v1::EvaluateResponse response;
+  EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
+            StatusCode::CANCELLED);
+  canceller.join();
+  ActivationServiceImpl& service = (*server)->service();
+  EXPECT_TRUE(Eventually([&] {
+    return service.FinishedCalls(absl::StatusCode::kCancelled) == 1;
+  }));
+  EXPECT_EQ(service.FinishedCalls(absl::StatusCode::kOk), 0);
+}
+
+TEST(ServiceLifecycleTest, ShutdownDrainsInFlightCalls) {
+  std::atomic<bool> entered{false};
+  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(4, [&] {
+    entered = true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  });
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  const v1::EvaluateRequest request = GoodEvaluate(v1::TANH);
+  std::vector<float> expected(4);
+  actsvc::Evaluate<float>(Function::kTanh, 0, std::vector<float>{1, 2, 3, 4},
+                          absl::MakeSpan(expected));
+
+  grpc::Status in_flight_status;
+  v1::EvaluateResponse in_flight_response;
+  std::thread in_flight([&] {
+    auto stub = v1::ActivationService::NewStub(ChannelTo(port));
+    in_flight_status =
+        Call(*stub, &Stub::Evaluate, request, &in_flight_response);
+  });
+  ASSERT_TRUE(Eventually([&] { return entered.load(); }));
+
+  std::atomic<bool> shut_down{false};
+  std::thread shutdown([&] {
+    (*server)->Shutdown(absl::Seconds(5));
+    shut_down = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_FALSE(shut_down);  // still draining the call above
+  {
+    // A new call during the drain is refused.
+    auto stub = v1::ActivationService::NewStub(ChannelTo(port));
+    v1::EvaluateResponse response;
+    EXPECT_EQ(Call(*stub, &Stub::Evaluate, request, &response).error_code(),
+              StatusCode::UNAVAILABLE);
+  }
+  in_flight.join();
+  shutdown.join();
+  ASSERT_TRUE(in_flight_status.ok()) << in_flight_status.error_message();
+  EXPECT_EQ(ValuesOf<float>(in_flight_response.output()), expected);
+}
+
+TEST(ServiceLifecycleTest, CannotBindAnAddressInUse) {
+  absl::StatusOr<std::unique_ptr<Server>> first = StartServer(1);
+  ASSERT_TRUE(first.ok());
+  ServerOptions options;
+  options.address = absl::StrCat("127.0.0.1:", (*first)->port());
+  absl::StatusOr<std::unique_ptr<Server>> second = Server::Start(options);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+}
+
+}  // namespace
+}  // namespace actsvc::server
