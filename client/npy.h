@@ -1,0 +1,36 @@
+// Reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0):
+// little-endian float32 ('<f4') and float64 ('<f8') arrays in C order, which
+// is what np.save writes for those dtypes on every common host.
+#ifndef ACTSVC_CLIENT_NPY_H_
+#define ACTSVC_CLIENT_NPY_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "actsvc/v1/activation.pb.h"
+
+namespace actsvc::client {
+
+struct NpyArray {
+  std::vector<int64_t> shape;  // [] is a scalar
+  actsvc::v1::DataType dtype = actsvc::v1::FLOAT32;
+  std::string data;  // packed little-endian values, row-major
+};
+
+// Parses the contents of a .npy file. Big-endian, Fortran-order and
+// non-float dtypes are rejected with INVALID_ARGUMENT naming what was found.
+absl::StatusOr<NpyArray> ParseNpy(absl::string_view contents);
+
+// Serializes `array` as a version 1.0 file (2.0 when the header needs it),
+// header padded to 64 bytes as np.save does.
+absl::StatusOr<std::string> EncodeNpy(const NpyArray& array);
+
+absl::StatusOr<NpyArray> ReadNpyFile(const std::string& path);
+absl::Status WriteNpyFile(const std::string& path, const NpyArray& array);
+
+}  // namespace actsvc::client
+
+#endif  // ACTSVC_CLIENT_NPY_H_

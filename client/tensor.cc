@@ -1,0 +1,195 @@
+#include "client/tensor.h"
+
+#include <cstring>
+#include <limits>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace actsvc::client {
+namespace {
+
+using actsvc::v1::DataType;
+
+template <typename From, typename To>
+void ConvertBytes(absl::string_view bytes, std::string* out) {
+  const size_t n = bytes.size() / sizeof(From);
+  out->resize(n * sizeof(To));
+  for (size_t i = 0; i < n; ++i) {
+    From v;
+    std::memcpy(&v, bytes.data() + i * sizeof(From), sizeof(From));
+    const To w = static_cast<To>(v);
+    std::memcpy(out->data() + i * sizeof(To), &w, sizeof(To));
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<Encoding> EncodingFromName(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "raw") return Encoding::kRaw;
+  if (lower == "typed") return Encoding::kTyped;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown encoding '", name, "'; expected raw or typed"));
+}
+
+absl::StatusOr<DataType> DtypeFromName(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "float32" || lower == "f4" || lower == "float") {
+    return actsvc::v1::FLOAT32;
+  }
+  if (lower == "float64" || lower == "f8" || lower == "double") {
+    return actsvc::v1::FLOAT64;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown dtype '", name, "'; expected float32 or float64"));
+}
+
+absl::string_view DtypeName(DataType dtype) {
+  switch (dtype) {
+    case actsvc::v1::FLOAT32:
+      return "float32";
+    case actsvc::v1::FLOAT64:
+      return "float64";
+    default:
+      return "unspecified";
+  }
+}
+
+size_t DtypeSize(DataType dtype) {
+  return dtype == actsvc::v1::FLOAT64 ? sizeof(double) : sizeof(float);
+}
+
+absl::StatusOr<int64_t> ElementCount(absl::Span<const int64_t> shape) {
+  int64_t count = 1;
+  for (int64_t d : shape) {
+    if (d < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shape [", absl::StrJoin(shape, ", "), "] has a negative dimension"));
+    }
+    if (d != 0 && count > std::numeric_limits<int64_t>::max() / 8 / d) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "shape [", absl::StrJoin(shape, ", "), "] is too large"));
+    }
+    count *= d;
+  }
+  return count;
+}
+
+actsvc::v1::Tensor MakeTensor(absl::Span<const int64_t> shape, DataType dtype,
+                              absl::Span<const double> values,
+                              Encoding encoding) {
+  actsvc::v1::Tensor tensor;
+  tensor.mutable_shape()->Add(shape.begin(), shape.end());
+  tensor.set_dtype(dtype);
+  if (encoding == Encoding::kTyped) {
+    if (dtype == actsvc::v1::FLOAT64) {
+      tensor.mutable_double_data()->Add(values.begin(), values.end());
+    } else {
+      tensor.mutable_float_data()->Reserve(static_cast<int>(values.size()));
+      for (double v : values) tensor.add_float_data(static_cast<float>(v));
+    }
+    return tensor;
+  }
+  absl::string_view as_bytes(reinterpret_cast<const char*>(values.data()),
+                             values.size() * sizeof(double));
+  std::string* raw = tensor.mutable_raw_data();
+  if (dtype == actsvc::v1::FLOAT64) {
+    raw->assign(as_bytes.data(), as_bytes.size());
+  } else {
+    ConvertBytes<double, float>(as_bytes, raw);
+  }
+  return tensor;
+}
+
+actsvc::v1::Tensor MakeTensorFromBytes(absl::Span<const int64_t> shape,
+                                       DataType from_dtype,
+                                       absl::string_view bytes,
+                                       DataType to_dtype, Encoding encoding) {
+  actsvc::v1::Tensor tensor;
+  tensor.mutable_shape()->Add(shape.begin(), shape.end());
+  tensor.set_dtype(to_dtype);
+  std::string* raw = tensor.mutable_raw_data();
+  if (from_dtype == to_dtype) {
+    raw->assign(bytes.data(), bytes.size());
+  } else if (from_dtype == actsvc::v1::FLOAT64) {
+    ConvertBytes<double, float>(bytes, raw);
+  } else {
+    ConvertBytes<float, double>(bytes, raw);
+  }
+  if (encoding == Encoding::kTyped) {
+    // Cannot fail: the bytes were sized from a validated array.
+    ConvertToTyped(&tensor).IgnoreError();
+  }
+  return tensor;
+}
+
+absl::StatusOr<std::string> TensorBytes(const actsvc::v1::Tensor& tensor) {
+  const DataType dtype = tensor.dtype();
+  if (dtype != actsvc::v1::FLOAT32 && dtype != actsvc::v1::FLOAT64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor has unsupported dtype ", dtype));
+  }
+  absl::StatusOr<int64_t> count = ElementCount(tensor.shape());
+  if (!count.ok()) return count.status();
+  const size_t n = static_cast<size_t>(*count);
+  std::string bytes;
+  if (!tensor.raw_data().empty() || n == 0) {
+    bytes = tensor.raw_data();
+  } else if (dtype == actsvc::v1::FLOAT32 && tensor.float_data_size() > 0) {
+    bytes.assign(reinterpret_cast<const char*>(tensor.float_data().data()),
+                 tensor.float_data_size() * sizeof(float));
+  } else if (dtype == actsvc::v1::FLOAT64 && tensor.double_data_size() > 0) {
+    bytes.assign(reinterpret_cast<const char*>(tensor.double_data().data()),
+                 tensor.double_data_size() * sizeof(double));
+  }
+  if (bytes.size() != n * DtypeSize(dtype)) {
+    return absl::DataLossError(
+        absl::StrCat("tensor of shape [", absl::StrJoin(tensor.shape(), ", "),
+                     "] ", DtypeName(dtype), " carries ", bytes.size(),
+                     " bytes of data; expected ", n * DtypeSize(dtype)));
+  }
+  return bytes;
+}
+
+absl::StatusOr<std::vector<double>> TensorValues(
+    const actsvc::v1::Tensor& tensor) {
+  absl::StatusOr<std::string> bytes = TensorBytes(tensor);
+  if (!bytes.ok()) return bytes.status();
+  std::vector<double> values;
+  if (tensor.dtype() == actsvc::v1::FLOAT64) {
+    values.resize(bytes->size() / sizeof(double));
+    std::memcpy(values.data(), bytes->data(), bytes->size());
+  } else {
+    values.resize(bytes->size() / sizeof(float));
+    for (size_t i = 0; i < values.size(); ++i) {
+      float v;
+      std::memcpy(&v, bytes->data() + i * sizeof(float), sizeof(float));
+      values[i] = v;
+    }
+  }
+  return values;
+}
+
+absl::Status ConvertToTyped(actsvc::v1::Tensor* tensor) {
+  if (tensor->raw_data().empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> bytes = TensorBytes(*tensor);
+  if (!bytes.ok()) return bytes.status();
+  tensor->clear_raw_data();
+  if (tensor->dtype() == actsvc::v1::FLOAT64) {
+    const size_t n = bytes->size() / sizeof(double);
+    tensor->mutable_double_data()->Resize(static_cast<int>(n), 0.0);
+    std::memcpy(tensor->mutable_double_data()->mutable_data(), bytes->data(),
+                bytes->size());
+  } else {
+    const size_t n = bytes->size() / sizeof(float);
+    tensor->mutable_float_data()->Resize(static_cast<int>(n), 0.0f);
+    std::memcpy(tensor->mutable_float_data()->mutable_data(), bytes->data(),
+                bytes->size());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace actsvc::client

@@ -1,0 +1,293 @@
+// Unit tests of the CLI's library: .npy files, value and shape parsing,
+// tensor encodings and the readable output. No server needed.
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/args.h"
+#include "client/format.h"
+#include "client/npy.h"
+#include "client/tensor.h"
+#include "client/values.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+ABSL_FLAG(std::string, test_text, "", "a string flag for the parser tests");
+ABSL_FLAG(bool, test_switch, false, "a bool flag for the parser tests");
+ABSL_FLAG(int, test_count, 0, "an int flag for the parser tests");
+
+namespace actsvc::client {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+// A version 1.0 file as np.save(f, np.array([[1, 2, 3], [4, 5, 6]],
+// dtype='<f4')) writes it: the header padded with spaces to a multiple of 64
+// bytes.
+std::string NumpyWrittenFile() {
+  std::string header =
+      "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
+  header.append(128 - 10 - header.size() - 1, ' ');
+  header.push_back('\n');
+  std::string file("\x93NUMPY\x01\x00", 8);
+  file.push_back(static_cast<char>(header.size() & 0xff));
+  file.push_back(static_cast<char>(header.size() >> 8));
+  file += header;
+  for (float v : {1.f, 2.f, 3.f, 4.f, 5.f, 6.f}) {
+    file.append(reinterpret_cast<const char*>(&v), sizeof(v));
+  }
+  return file;
+}
+
+TEST(NpyTest, ParsesAFileAsNumpyWritesIt) {
+  const std::string path = absl::StrCat(::testing::TempDir(), "/np_saved.npy");
+  {
+    std::ofstream out(path, std::ios::binary);
+    const std::string bytes = NumpyWrittenFile();
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  }
+  absl::StatusOr<NpyArray> array = ReadNpyFile(path);
+  ASSERT_TRUE(array.ok()) << array.status();
+  EXPECT_THAT(array->shape, ElementsAre(2, 3));
+  EXPECT_EQ(array->dtype, actsvc::v1::FLOAT32);
+  ASSERT_EQ(array->data.size(), 6 * sizeof(float));
+  float last;
+  std::memcpy(&last, array->data.data() + 5 * sizeof(float), sizeof(float));
+  EXPECT_EQ(last, 6.f);
+  std::remove(path.c_str());
+}
+
+TEST(NpyTest, ParsesVersion2AndScalarAndOneDim) {
+  for (const std::vector<int64_t>& shape :
+       std::vector<std::vector<int64_t>>{{}, {4}, {0, 3}, {2, 1, 2}}) {
+    NpyArray array;
+    array.shape = shape;
+    array.dtype = actsvc::v1::FLOAT64;
+    int64_t n = 1;
+    for (int64_t d : shape) n *= d;
+    for (int64_t i = 0; i < n; ++i) {
+      const double v = 0.5 * static_cast<double>(i);
+      array.data.append(reinterpret_cast<const char*>(&v), sizeof(v));
+    }
+    absl::StatusOr<std::string> encoded = EncodeNpy(array);
+    ASSERT_TRUE(encoded.ok());
+    EXPECT_EQ((encoded->size() - array.data.size()) % 64, 0u);
+    absl::StatusOr<NpyArray> decoded = ParseNpy(*encoded);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->shape, shape);
+    EXPECT_EQ(decoded->dtype, actsvc::v1::FLOAT64);
+    EXPECT_EQ(decoded->data, array.data);
+
+    // The same header in a version 2.0 file (4-byte header length).
+    std::string v2 = *encoded;
+    const size_t header_len =
+        static_cast<uint8_t>(v2[8]) | (static_cast<uint8_t>(v2[9]) << 8);
+    v2[6] = 2;
+    v2.insert(10, std::string(2, '\0'));
+    v2[8] = static_cast<char>(header_len & 0xff);
+    v2[9] = static_cast<char>(header_len >> 8);
+    decoded = ParseNpy(v2);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->shape, shape);
+  }
+}
+
+TEST(NpyTest, RejectsWhatItCannotRead) {
+  std::string file = NumpyWrittenFile();
+  EXPECT_EQ(ParseNpy("not an npy file").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ParseNpy(file.substr(0, file.size() - 1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+
+  std::string big_endian = file;
+  big_endian.replace(big_endian.find("<f4"), 3, ">f4");
+  EXPECT_THAT(ParseNpy(big_endian).status().message(), HasSubstr("big-endian"));
+
+  std::string ints = file;
+  ints.replace(ints.find("<f4"), 3, "<i4");
+  EXPECT_THAT(ParseNpy(ints).status().message(), HasSubstr("'<i4'"));
+
+  std::string fortran = file;
+  fortran.replace(fortran.find("False"), 5, "True ");
+  EXPECT_THAT(ParseNpy(fortran).status().message(), HasSubstr("Fortran"));
+
+  EXPECT_EQ(ReadNpyFile("/nonexistent/x.npy").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST(ValuesTest, ParsesNumbersAndSpecials) {
+  absl::StatusOr<std::vector<double>> v = ParseValues(
+      " 1, -2.5 ,inf,-inf,+Infinity, NaN, 1e-40, 0x1p-3", actsvc::v1::FLOAT64);
+  ASSERT_TRUE(v.ok()) << v.status();
+  ASSERT_EQ(v->size(), 8u);
+  EXPECT_EQ((*v)[0], 1);
+  EXPECT_EQ((*v)[1], -2.5);
+  EXPECT_EQ((*v)[2], kInf);
+  EXPECT_EQ((*v)[3], -kInf);
+  EXPECT_EQ((*v)[4], kInf);
+  EXPECT_TRUE(std::isnan((*v)[5]));
+  EXPECT_EQ((*v)[6], 1e-40);
+  EXPECT_EQ((*v)[7], 0.125);
+
+  EXPECT_THAT(*ParseValues("[1,2]", actsvc::v1::FLOAT32), ElementsAre(1, 2));
+  EXPECT_TRUE(ParseValues("", actsvc::v1::FLOAT32)->empty());
+}
+
+TEST(ValuesTest, Float32IsRoundedOnceFromTheDecimal) {
+  // 0.1 as float32 directly, not float64 then float32 (which can differ).
+  absl::StatusOr<std::vector<double>> v =
+      ParseValues("0.1,1e-40", actsvc::v1::FLOAT32);
+  ASSERT_TRUE(v.ok());
+  EXPECT_EQ((*v)[0], static_cast<double>(0.1f));
+  EXPECT_EQ((*v)[1], static_cast<double>(1e-40f));  // a float32 subnormal
+  EXPECT_GT((*v)[1], 0);
+}
+
+TEST(ValuesTest, RejectsBadValues) {
+  for (const char* text : {"1,,2", "abc", "1,2x", "1e39", "inf2"}) {
+    EXPECT_EQ(ParseValues(text, actsvc::v1::FLOAT32).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << text;
+  }
+  // 1e39 fits in float64.
+  EXPECT_TRUE(ParseValues("1e39", actsvc::v1::FLOAT64).ok());
+}
+
+TEST(ShapeTest, ParsesTheForms) {
+  EXPECT_THAT(*ParseShape("2,3"), ElementsAre(2, 3));
+  EXPECT_THAT(*ParseShape("[2, 3]"), ElementsAre(2, 3));
+  EXPECT_THAT(*ParseShape("2x3x4"), ElementsAre(2, 3, 4));
+  EXPECT_THAT(*ParseShape("0"), ElementsAre(0));
+  EXPECT_TRUE(ParseShape("[]")->empty());
+  EXPECT_TRUE(ParseShape("scalar")->empty());
+}
+
+TEST(ShapeTest, RejectsBadShapes) {
+  for (const char* text : {"-1", "2,-3", "2.5", "a,b", "2,,3", "[2,3"}) {
+    EXPECT_EQ(ParseShape(text).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << text;
+  }
+  EXPECT_THAT(ParseShape("2,-3").status().message(), HasSubstr("negative"));
+}
+
+TEST(IntegersTest, ParsesClassIndices) {
+  EXPECT_THAT(*ParseIntegers("0, 2,-100"), ElementsAre(0, 2, -100));
+  EXPECT_FALSE(ParseIntegers("1.5").ok());
+}
+
+TEST(TensorTest, RawAndTypedRoundTrip) {
+  const std::vector<double> values = {1.5, -kInf, 0.25};
+  for (Encoding encoding : {Encoding::kRaw, Encoding::kTyped}) {
+    for (auto dtype : {actsvc::v1::FLOAT32, actsvc::v1::FLOAT64}) {
+      actsvc::v1::Tensor t = MakeTensor({3}, dtype, values, encoding);
+      EXPECT_EQ(t.raw_data().empty(), encoding == Encoding::kTyped);
+      absl::StatusOr<std::vector<double>> back = TensorValues(t);
+      ASSERT_TRUE(back.ok()) << back.status();
+      EXPECT_EQ(*back, values);
+      ASSERT_TRUE(ConvertToTyped(&t).ok());
+      EXPECT_TRUE(t.raw_data().empty());
+      EXPECT_EQ(*TensorValues(t), values);
+    }
+  }
+}
+
+TEST(TensorTest, ConvertsBetweenDtypes) {
+  const double x[] = {0.1, 3};
+  actsvc::v1::Tensor t = MakeTensorFromBytes(
+      {2}, actsvc::v1::FLOAT64,
+      absl::string_view(reinterpret_cast<const char*>(x), sizeof(x)),
+      actsvc::v1::FLOAT32, Encoding::kTyped);
+  EXPECT_EQ(t.dtype(), actsvc::v1::FLOAT32);
+  EXPECT_THAT(t.float_data(), ElementsAre(0.1f, 3.f));
+}
+
+TEST(TensorTest, DetectsDataThatDoesNotFitTheShape) {
+  actsvc::v1::Tensor t =
+      MakeTensor({2}, actsvc::v1::FLOAT32, {1, 2, 3}, Encoding::kRaw);
+  EXPECT_EQ(TensorValues(t).status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(FormatTest, FullPrecisionPerDtype) {
+  EXPECT_EQ(FormatValue(0.1f, actsvc::v1::FLOAT32), "0.100000001");
+  EXPECT_EQ(FormatValue(0.1, actsvc::v1::FLOAT64), "0.10000000000000001");
+  EXPECT_EQ(FormatValue(2.0611536e-9f, actsvc::v1::FLOAT32), "2.06115369e-09");
+  EXPECT_EQ(FormatValue(-kInf, actsvc::v1::FLOAT32), "-inf");
+  EXPECT_EQ(FormatValue(std::nan(""), actsvc::v1::FLOAT64), "nan");
+}
+
+TEST(FormatTest, NestedBrackets) {
+  EXPECT_EQ(FormatValues({}, {7}, actsvc::v1::FLOAT32), "7");
+  EXPECT_EQ(FormatValues({0}, {}, actsvc::v1::FLOAT32), "[]");
+  EXPECT_EQ(FormatValues({3}, {1, 2, 3}, actsvc::v1::FLOAT32), "[1, 2, 3]");
+  EXPECT_EQ(FormatValues({2, 2}, {1, 2, 3, 4}, actsvc::v1::FLOAT32),
+            "[[1, 2],\n [3, 4]]");
+  EXPECT_EQ(FormatValues({2, 1, 2}, {1, 2, 3, 4}, actsvc::v1::FLOAT32),
+            "[[[1, 2]],\n\n [[3, 4]]]");
+}
+
+TEST(FormatTest, SummarizesLargeTensors) {
+  std::vector<double> values(2000);
+  for (size_t i = 0; i < values.size(); ++i) values[i] = static_cast<double>(i);
+  EXPECT_EQ(FormatValues({2000}, values, actsvc::v1::FLOAT32),
+            "[0, 1, 2, ..., 1997, 1998, 1999]");
+  EXPECT_EQ(FormatValues({1000, 2}, values, actsvc::v1::FLOAT32),
+            "[[0, 1],\n [2, 3],\n [4, 5],\n ...,\n [1994, 1995],\n"
+            " [1996, 1997],\n [1998, 1999]]");
+  EXPECT_THAT(FormatNamedTensor("output", {2000}, values, actsvc::v1::FLOAT32),
+              HasSubstr("output: float32 [2000] (2000 values;"));
+}
+
+TEST(FormatTest, WrapsLongRows) {
+  std::vector<double> values(40, 0.125);
+  const std::string text = FormatValues({40}, values, actsvc::v1::FLOAT64);
+  for (absl::string_view line : absl::StrSplit(text, '\n')) {
+    EXPECT_LE(line.size(), 80u) << line;
+  }
+}
+
+TEST(ArgsTest, ParsesFlagFormsAndPositionals) {
+  const char* argv[] = {"actsvc",        "--test_text",   "-1,2", "evaluate",
+                        "--test_switch", "-test_count=3", "--",   "--literal"};
+  absl::StatusOr<ParsedArgs> args = ParseArgs(8, argv);
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_THAT(args->positional, ElementsAre("evaluate", "--literal"));
+  EXPECT_EQ(absl::GetFlag(FLAGS_test_text), "-1,2");
+  EXPECT_TRUE(absl::GetFlag(FLAGS_test_switch));
+  EXPECT_EQ(absl::GetFlag(FLAGS_test_count), 3);
+  EXPECT_EQ(args->specified,
+            (std::set<std::string>{"test_text", "test_switch", "test_count"}));
+
+  const char* negated[] = {"actsvc", "--notest_switch", "--help"};
+  args = ParseArgs(3, negated);
+  ASSERT_TRUE(args.ok());
+  EXPECT_FALSE(absl::GetFlag(FLAGS_test_switch));
+  EXPECT_TRUE(args->help);
+}
+
+TEST(ArgsTest, ReportsUsageErrors) {
+  const char* unknown[] = {"actsvc", "--nope=1"};
+  EXPECT_THAT(ParseArgs(2, unknown).status().message(),
+              HasSubstr("unknown flag --nope"));
+  const char* bad_value[] = {"actsvc", "--test_count=many"};
+  EXPECT_THAT(ParseArgs(2, bad_value).status().message(),
+              HasSubstr("--test_count"));
+  const char* missing[] = {"actsvc", "--test_text"};
+  EXPECT_THAT(ParseArgs(2, missing).status().message(),
+              HasSubstr("needs a value"));
+}
+
+}  // namespace
+}  // namespace actsvc::client
