@@ -173,9 +173,11 @@ void ReduceCrossEntropy(Reduction reduction, const CrossEntropyPartial& total,
       loss[0] = static_cast<T>(total.loss_sum);
       return;
     case Reduction::kMean: {
-      // 0 / 0 is NaN when every row is ignored, as in PyTorch.
+      // 0 / 0 is NaN when every row is ignored, as in PyTorch; the
+      // gradient of ignored rows stays 0 then.
       const long double n = static_cast<long double>(total.counted_rows);
       loss[0] = static_cast<T>(total.loss_sum / n);
+      if (total.counted_rows == 0) return;
       for (T& g : grad) g = static_cast<T>(static_cast<long double>(g) / n);
       return;
     }

@@ -88,9 +88,9 @@ CrossEntropyPartial CrossEntropyRows(int64_t classes,
 
 // The reduction of SPEC §1, applied after every row is computed: for kMean
 // the loss is loss_sum / counted_rows and grad is divided by counted_rows
-// (NaN when no row counts, as PyTorch); for kSum the loss is loss_sum; for
-// kNone loss is the row losses and nothing changes. `loss` receives one value
-// (kMean, kSum).
+// (NaN when no row counts, as PyTorch; the gradient then stays 0); for kSum the
+// loss is loss_sum; for kNone loss is the row losses and nothing changes.
+// `loss` receives one value (kMean, kSum).
 enum class Reduction { kMean, kSum, kNone };
 template <typename T>
 void ReduceCrossEntropy(Reduction reduction, const CrossEntropyPartial& total,
