@@ -34,8 +34,9 @@ std::vector<FunctionInfo> MakeAll() {
        "(0, 1)",
        "(0, 0.25], maximum at x = 0",
        true,
-       "Saturates on both sides: sigma'(x) <= 0.002 for |x| >= 6.2 (not 6: "
-       "sigma'(6) = 0.0024665); sigma'(20) = 2.06e-9."});
+       "Saturates on both sides: sigma'(x) <= 0.002 only for |x| >= 6.2106 "
+       "(sigma'(6) = 0.0024665, sigma'(6.2) = 0.0020212); sigma'(20) = "
+       "2.06e-9."});
 
   add({Function::kTanh,
        "tanh",
