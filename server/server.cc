@@ -49,6 +49,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.SetMaxReceiveMessageSize(max_bytes);
   builder.SetMaxSendMessageSize(max_bytes);
   builder.RegisterService(server->service_.get());
+  builder.RegisterCallbackGenericService(server->service_->unary_methods());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
     return absl::UnavailableError(
@@ -67,11 +68,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
-  // Probes see NOT_SERVING first, so load balancers stop sending before the
-  // listener closes.
+  // Probes see NOT_SERVING first, so load balancers stop sending; calls that
+  // start from now on are refused, and the ones already started (a large
+  // request may still be uploading) get the grace period to end. gRPC's own
+  // Shutdown would also wait for idle client connections to close; ours ends
+  // as soon as the last call does, and cancels whatever outlives the grace.
   server_->GetHealthCheckService()->SetServingStatus(false);
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(grace));
+  service_->StartDraining();
+  service_->WaitUntilIdle(grace);
+  server_->Shutdown(std::chrono::system_clock::now());
   server_->Wait();
 }
 

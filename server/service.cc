@@ -32,7 +32,15 @@ class ActivationServiceImpl::StreamReactor final
  public:
   StreamReactor(ActivationServiceImpl* service,
                 grpc::CallbackServerContext* context)
-      : service_(service), context_(context), start_(SteadyClock::now()) {
+      : service_(service),
+        context_(context),
+        scope_(service),
+        start_(SteadyClock::now()) {
+    if (absl::Status accepting = service_->CheckAccepting("Stream");
+        !accepting.ok()) {
+      End(accepting);
+      return;
+    }
     StartRead(&request_);
   }
 
@@ -85,6 +93,7 @@ class ActivationServiceImpl::StreamReactor final
 
   ActivationServiceImpl* const service_;
   grpc::CallbackServerContext* const context_;
+  const CallScope scope_;
   const SteadyClock::time_point start_;
   v1::StreamRequest request_;
   v1::StreamResponse response_;
@@ -93,6 +102,36 @@ class ActivationServiceImpl::StreamReactor final
 
 ActivationServiceImpl::ActivationServiceImpl(ServiceOptions options)
     : options_(std::move(options)), pool_(options_.compute_threads) {}
+
+ActivationServiceImpl::CallScope::CallScope(ActivationServiceImpl* service)
+    : service_(service) {
+  std::lock_guard<std::mutex> lock(service_->calls_mu_);
+  ++service_->calls_in_flight_;
+}
+
+ActivationServiceImpl::CallScope::~CallScope() {
+  std::lock_guard<std::mutex> lock(service_->calls_mu_);
+  if (--service_->calls_in_flight_ == 0) service_->calls_idle_.notify_all();
+}
+
+absl::Status ActivationServiceImpl::CheckAccepting(
+    absl::string_view rpc) const {
+  if (!draining_.load(std::memory_order_acquire)) return absl::OkStatus();
+  return absl::UnavailableError(absl::StrCat("the server is shutting down; ",
+                                             rpc,
+                                             " was not started (retry on "
+                                             "another server)"));
+}
+
+void ActivationServiceImpl::StartDraining() {
+  draining_.store(true, std::memory_order_release);
+}
+
+bool ActivationServiceImpl::WaitUntilIdle(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(calls_mu_);
+  return calls_idle_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                              [this] { return calls_in_flight_ == 0; });
+}
 
 ComputeContext ActivationServiceImpl::MakeComputeContext(
     grpc::CallbackServerContext* context) const {
@@ -131,61 +170,159 @@ int64_t ActivationServiceImpl::FinishedCalls(absl::StatusCode code) const {
   return finished_by_code_[index].load(std::memory_order_relaxed);
 }
 
-template <typename Request, typename Response>
-grpc::ServerUnaryReactor* ActivationServiceImpl::RunUnary(
-    absl::string_view rpc, grpc::CallbackServerContext* context,
-    const Request* request, Response* response,
-    absl::Status (*body)(const Request&, const ComputeContext&, Response*)) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const SteadyClock::time_point start = SteadyClock::now();
-  // request, response and context stay valid until Finish.
-  pool_.Submit([=] {
-    if (options_.before_compute_for_testing) {
-      options_.before_compute_for_testing();
+namespace {
+
+// Adapts a typed handler to serialized messages.
+template <typename Request, typename Response,
+          absl::Status (*kHandler)(const Request&, const ComputeContext&,
+                                   Response*)>
+absl::Status SerializedBody(const grpc::ByteBuffer& request_bytes,
+                            const ComputeContext& context,
+                            grpc::ByteBuffer* response_bytes) {
+  Request request;
+  grpc::ByteBuffer bytes = request_bytes;  // Deserialize consumes its input
+  if (!grpc::SerializationTraits<Request>::Deserialize(&bytes, &request).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not a valid ",
+                     Request::descriptor()->full_name(), " message"));
+  }
+  Response response;
+  if (absl::Status status = kHandler(request, context, &response);
+      !status.ok()) {
+    return status;
+  }
+  bool own_buffer = false;
+  const grpc::Status serialized =
+      grpc::SerializationTraits<Response>::Serialize(response, response_bytes,
+                                                     &own_buffer);
+  if (!serialized.ok()) {
+    return absl::InternalError(absl::StrCat("cannot serialize the response: ",
+                                            serialized.error_message()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const ActivationServiceImpl::UnaryMethod*
+ActivationServiceImpl::FindUnaryMethod(absl::string_view path) {
+  static const UnaryMethod kMethods[] = {
+      {"/actsvc.v1.ActivationService/Evaluate", "Evaluate",
+       &SerializedBody<v1::EvaluateRequest, v1::EvaluateResponse,
+                       &HandleEvaluate>},
+      {"/actsvc.v1.ActivationService/Derivative", "Derivative",
+       &SerializedBody<v1::DerivativeRequest, v1::DerivativeResponse,
+                       &HandleDerivative>},
+      {"/actsvc.v1.ActivationService/Jacobian", "Jacobian",
+       &SerializedBody<v1::JacobianRequest, v1::JacobianResponse,
+                       &HandleJacobian>},
+      {"/actsvc.v1.ActivationService/SoftmaxCrossEntropy",
+       "SoftmaxCrossEntropy",
+       &SerializedBody<v1::SoftmaxCrossEntropyRequest,
+                       v1::SoftmaxCrossEntropyResponse,
+                       &HandleSoftmaxCrossEntropy>},
+  };
+  for (const UnaryMethod& method : kMethods) {
+    if (method.path == path) return &method;
+  }
+  return nullptr;
+}
+
+// Serves one compute RPC as gRPC's unary calls behave: one request message,
+// then one response and the status (or the status alone). The reactor exists
+// from the call's headers on, so Shutdown waits for it while it uploads.
+class ActivationServiceImpl::UnaryReactor final
+    : public grpc::ServerGenericBidiReactor {
+ public:
+  UnaryReactor(ActivationServiceImpl* service,
+               grpc::GenericCallbackServerContext* context,
+               const UnaryMethod* method)
+      : service_(service),
+        context_(context),
+        method_(method),
+        scope_(service),
+        start_(SteadyClock::now()) {
+    if (absl::Status accepting = service_->CheckAccepting(method_->rpc);
+        !accepting.ok()) {
+      End(accepting);
+      return;
     }
-    const absl::Status status =
-        body(*request, MakeComputeContext(context), response);
-    Record(rpc, context, status, MillisecondsSince(start));
-    reactor->Finish(ToGrpcStatus(status));
-  });
-  return reactor;
-}
+    StartRead(&request_);
+  }
 
-grpc::ServerUnaryReactor* ActivationServiceImpl::Evaluate(
-    grpc::CallbackServerContext* context, const v1::EvaluateRequest* request,
-    v1::EvaluateResponse* response) {
-  return RunUnary("Evaluate", context, request, response, &HandleEvaluate);
-}
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      End(context_->IsCancelled()
+              ? absl::CancelledError("the call was cancelled")
+              : absl::InvalidArgumentError(
+                    "the client closed the call without a request message"));
+      return;
+    }
+    service_->pool_.Submit([this] {
+      if (service_->options_.before_compute_for_testing) {
+        service_->options_.before_compute_for_testing();
+      }
+      const absl::Status status = method_->body(
+          request_, service_->MakeComputeContext(context_), &response_);
+      request_.Clear();  // the input is no longer needed: free it early
+      if (!status.ok()) {
+        End(status);
+        return;
+      }
+      service_->Record(method_->rpc, context_, status,
+                       MillisecondsSince(start_));
+      StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+    });
+  }
 
-grpc::ServerUnaryReactor* ActivationServiceImpl::Derivative(
-    grpc::CallbackServerContext* context, const v1::DerivativeRequest* request,
-    v1::DerivativeResponse* response) {
-  return RunUnary("Derivative", context, request, response, &HandleDerivative);
-}
+  void OnDone() override { delete this; }
 
-grpc::ServerUnaryReactor* ActivationServiceImpl::Jacobian(
-    grpc::CallbackServerContext* context, const v1::JacobianRequest* request,
-    v1::JacobianResponse* response) {
-  return RunUnary("Jacobian", context, request, response, &HandleJacobian);
-}
+ private:
+  void End(const absl::Status& status) {
+    service_->Record(method_->rpc, context_, status, MillisecondsSince(start_));
+    Finish(ToGrpcStatus(status));
+  }
 
-grpc::ServerUnaryReactor* ActivationServiceImpl::SoftmaxCrossEntropy(
-    grpc::CallbackServerContext* context,
-    const v1::SoftmaxCrossEntropyRequest* request,
-    v1::SoftmaxCrossEntropyResponse* response) {
-  return RunUnary("SoftmaxCrossEntropy", context, request, response,
-                  &HandleSoftmaxCrossEntropy);
+  ActivationServiceImpl* const service_;
+  grpc::GenericCallbackServerContext* const context_;
+  const UnaryMethod* const method_;
+  const CallScope scope_;
+  const SteadyClock::time_point start_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+};
+
+grpc::ServerGenericBidiReactor*
+ActivationServiceImpl::UnaryMethods::CreateReactor(
+    grpc::GenericCallbackServerContext* context) {
+  const UnaryMethod* method = FindUnaryMethod(context->method());
+  if (method == nullptr) {
+    // Any method no registered service knows lands here.
+    class Unimplemented final : public grpc::ServerGenericBidiReactor {
+     public:
+      explicit Unimplemented(const std::string& method) {
+        Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                            absl::StrCat("unknown method ", method)));
+      }
+      void OnDone() override { delete this; }
+    };
+    spdlog::warn("{} from {}: UNIMPLEMENTED", context->method(),
+                 context->peer());
+    return new Unimplemented(context->method());
+  }
+  return new UnaryReactor(service_, context, method);
 }
 
 grpc::ServerUnaryReactor* ActivationServiceImpl::ListFunctions(
     grpc::CallbackServerContext* context,
     const v1::ListFunctionsRequest* /*request*/,
     v1::ListFunctionsResponse* response) {
-  // A copy of static metadata: cheap enough for the gRPC thread.
-  HandleListFunctions(response);
-  Record("ListFunctions", context, absl::OkStatus(), 0);
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(grpc::Status::OK);
+  absl::Status status = CheckAccepting("ListFunctions");
+  // A copy of static metadata: cheap enough for the gRPC thread.
+  if (status.ok()) HandleListFunctions(response);
+  Record("ListFunctions", context, status, 0);
+  reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 

@@ -1,18 +1,30 @@
 // ActivationService on the gRPC callback API. Each call's work runs on a
 // WorkerPool thread, which also finishes the call; the body of every RPC is
 // in handlers.h.
+//
+// The four compute RPCs are served through a callback generic service that
+// reads their request itself. gRPC hands a typed unary call to the server only
+// once its whole request has arrived, and Shutdown cancels calls it has not
+// handed over, so a large request still uploading at SIGTERM would be lost.
+// A generic call starts when its headers arrive: Shutdown's drain then covers
+// it. ListFunctions and Stream stay typed (streams start at their headers
+// anyway), which also keeps the service listed for reflection.
 #ifndef ACTSVC_SERVER_SERVICE_H_
 #define ACTSVC_SERVER_SERVICE_H_
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
 #include <array>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "actsvc/v1/activation.grpc.pb.h"
 #include "server/handlers.h"
 #include "server/worker_pool.h"
@@ -29,32 +41,34 @@ struct ServiceOptions {
 };
 
 class ActivationServiceImpl final
-    : public v1::ActivationService::CallbackService {
+    : public v1::ActivationService::WithGenericMethod_Evaluate<
+          v1::ActivationService::WithGenericMethod_Derivative<
+              v1::ActivationService::WithGenericMethod_Jacobian<
+                  v1::ActivationService::WithGenericMethod_SoftmaxCrossEntropy<
+                      v1::ActivationService::CallbackService>>>> {
  public:
   explicit ActivationServiceImpl(ServiceOptions options);
   // The gRPC server using this service must be shut down first.
   ~ActivationServiceImpl() override = default;
 
-  grpc::ServerUnaryReactor* Evaluate(grpc::CallbackServerContext* context,
-                                     const v1::EvaluateRequest* request,
-                                     v1::EvaluateResponse* response) override;
-  grpc::ServerUnaryReactor* Derivative(
-      grpc::CallbackServerContext* context,
-      const v1::DerivativeRequest* request,
-      v1::DerivativeResponse* response) override;
-  grpc::ServerUnaryReactor* Jacobian(grpc::CallbackServerContext* context,
-                                     const v1::JacobianRequest* request,
-                                     v1::JacobianResponse* response) override;
-  grpc::ServerUnaryReactor* SoftmaxCrossEntropy(
-      grpc::CallbackServerContext* context,
-      const v1::SoftmaxCrossEntropyRequest* request,
-      v1::SoftmaxCrossEntropyResponse* response) override;
   grpc::ServerUnaryReactor* ListFunctions(
       grpc::CallbackServerContext* context,
       const v1::ListFunctionsRequest* request,
       v1::ListFunctionsResponse* response) override;
   grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* Stream(
       grpc::CallbackServerContext* context) override;
+
+  // Serves Evaluate, Derivative, Jacobian and SoftmaxCrossEntropy (see the
+  // top of this file); register it with ServerBuilder::
+  // RegisterCallbackGenericService next to this service.
+  grpc::CallbackGenericService* unary_methods() { return &unary_methods_; }
+
+  // Shutdown, first step: every call that starts from now on is refused with
+  // UNAVAILABLE; calls already started go on.
+  void StartDraining();
+  // Second step: waits until every call has ended, at most `timeout`.
+  // Returns whether none is left.
+  bool WaitUntilIdle(absl::Duration timeout);
 
   // Calls (a stream counts once) that ended with `code`, as the server saw
   // them: a client may see DEADLINE_EXCEEDED that the server never reached.
@@ -63,12 +77,43 @@ class ActivationServiceImpl final
 
  private:
   class StreamReactor;
+  class UnaryReactor;
 
-  template <typename Request, typename Response>
-  grpc::ServerUnaryReactor* RunUnary(
-      absl::string_view rpc, grpc::CallbackServerContext* context,
-      const Request* request, Response* response,
-      absl::Status (*body)(const Request&, const ComputeContext&, Response*));
+  // A compute RPC over serialized messages: parse, run the handler,
+  // serialize.
+  using UnaryBody = absl::Status (*)(const grpc::ByteBuffer& request,
+                                     const ComputeContext& context,
+                                     grpc::ByteBuffer* response);
+  struct UnaryMethod {
+    absl::string_view path;  // "/actsvc.v1.ActivationService/Evaluate"
+    absl::string_view rpc;   // "Evaluate"
+    UnaryBody body;
+  };
+  static const UnaryMethod* FindUnaryMethod(absl::string_view path);
+
+  class UnaryMethods final : public grpc::CallbackGenericService {
+   public:
+    explicit UnaryMethods(ActivationServiceImpl* service) : service_(service) {}
+    grpc::ServerGenericBidiReactor* CreateReactor(
+        grpc::GenericCallbackServerContext* context) override;
+
+   private:
+    ActivationServiceImpl* const service_;
+  };
+
+  // Counts a call from its start to its end (OnDone), for WaitUntilIdle.
+  class CallScope {
+   public:
+    explicit CallScope(ActivationServiceImpl* service);
+    ~CallScope();
+    CallScope(const CallScope&) = delete;
+    CallScope& operator=(const CallScope&) = delete;
+
+   private:
+    ActivationServiceImpl* const service_;
+  };
+  // UNAVAILABLE once draining, with the RPC's name.
+  absl::Status CheckAccepting(absl::string_view rpc) const;
 
   ComputeContext MakeComputeContext(grpc::CallbackServerContext* context) const;
   // Logs the outcome of a call and counts it.
@@ -77,6 +122,11 @@ class ActivationServiceImpl final
 
   const ServiceOptions options_;
   std::array<std::atomic<int64_t>, 17> finished_by_code_{};
+  UnaryMethods unary_methods_{this};
+  std::atomic<bool> draining_{false};
+  std::mutex calls_mu_;
+  std::condition_variable calls_idle_;
+  int64_t calls_in_flight_ = 0;  // guarded by calls_mu_
   // Last: its threads run tasks that use the members above.
   WorkerPool pool_;
 };

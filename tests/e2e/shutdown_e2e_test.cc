@@ -13,6 +13,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "actsvc/v1/activation.grpc.pb.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/support/proto_buffer_reader.h"
 #include "gtest/gtest.h"
 #include "tests/e2e/processes.h"
 
@@ -73,12 +75,10 @@ struct CallResult {
   absl::Time done;
 };
 
-// gRPC publishes a unary call to the server only once its request message
-// has arrived, and Shutdown cancels calls not yet published: a 64 MiB unary
-// request still uploading at SIGTERM gets CANCELLED. So the calls here are
-// ones the server surely holds when the signal lands: a Stream it has
-// already answered on, carrying the 16M-element gelu request, and unary
-// Jacobians whose requests are tiny but whose 64 MiB answers take a while.
+// Calls the server holds when the signal lands: a Stream it has already
+// answered on, carrying the 16M-element gelu request, and unary Jacobians
+// whose requests are tiny but whose 64 MiB answers take a while. (A request
+// still uploading has its own test below.)
 TEST(ShutdownTest, SigtermDrainsInFlightCallsAndExitsZero) {
   std::unique_ptr<ServerProcess> server =
       StartServer({"--max_message_mb=256", "--shutdown_grace_s=30"});
@@ -173,9 +173,13 @@ TEST(ShutdownTest, SigtermDrainsInFlightCallsAndExitsZero) {
     EXPECT_EQ(Float32At(jacobian.raw_data(), 1), 0.0f);
   }
 
+  const absl::Time last_call_done = absl::Now();
   std::optional<int> exit_code = server->Wait(absl::Seconds(40));
   ASSERT_TRUE(exit_code.has_value()) << "still running after the grace";
   EXPECT_EQ(*exit_code, 0) << server->Log();
+  // The drain ends with the last call, not when idle connections (this
+  // test's channel is still open) or the grace period run out.
+  EXPECT_LT(absl::Now() - last_call_done, absl::Seconds(3));
 
   // And nothing answers once it is gone.
   grpc::ClientContext context;
@@ -184,6 +188,73 @@ TEST(ShutdownTest, SigtermDrainsInFlightCallsAndExitsZero) {
   EXPECT_EQ(stub->ListFunctions(&context, v1::ListFunctionsRequest(), &list)
                 .error_code(),
             grpc::StatusCode::UNAVAILABLE);
+}
+
+// A unary call whose request is still on its way when SIGTERM lands must
+// complete: the call is opened (headers sent) before the signal and its
+// 64 MiB request message is written only after it, which is what a slow
+// upload looks like to the server.
+TEST(ShutdownTest, SigtermWhileRequestUploadsStillCompletes) {
+  std::unique_ptr<ServerProcess> server =
+      StartServer({"--max_message_mb=256", "--shutdown_grace_s=30"});
+  ASSERT_NE(server, nullptr);
+  auto channel = MakeChannel(server->target());
+  grpc::GenericStub generic(channel);
+  grpc::CompletionQueue cq;
+  auto step = [&cq](void* tag) {
+    void* got = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(cq.Next(&got, &ok));
+    EXPECT_EQ(got, tag);
+    return ok;
+  };
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call =
+      generic.PrepareCall(&context, "/actsvc.v1.ActivationService/Evaluate",
+                          &cq);
+  int tags[5];
+  call->StartCall(&tags[0]);
+  ASSERT_TRUE(step(&tags[0]));
+  absl::SleepFor(absl::Milliseconds(200));  // the headers reach the server
+
+  server->Signal(SIGTERM);
+  absl::SleepFor(absl::Milliseconds(300));  // it is draining now
+
+  v1::EvaluateRequest request;
+  request.mutable_spec()->set_function(v1::GELU);
+  *request.mutable_input() = Float32Tensor({kElements}, kElements);
+  grpc::ByteBuffer request_bytes;
+  bool own = false;
+  ASSERT_TRUE(grpc::SerializationTraits<v1::EvaluateRequest>::Serialize(
+                  request, &request_bytes, &own)
+                  .ok());
+  call->Write(request_bytes, &tags[1]);
+  const bool wrote = step(&tags[1]);
+  call->WritesDone(&tags[2]);
+  step(&tags[2]);
+  grpc::ByteBuffer response_bytes;
+  call->Read(&response_bytes, &tags[3]);
+  const bool read = step(&tags[3]);
+  grpc::Status status;
+  call->Finish(&status, &tags[4]);
+  step(&tags[4]);
+  ASSERT_TRUE(status.ok()) << status.error_code() << ": "
+                           << status.error_message() << "\nserver log:\n"
+                           << server->Log();
+  ASSERT_TRUE(wrote && read);
+  v1::EvaluateResponse response;
+  ASSERT_TRUE(grpc::SerializationTraits<v1::EvaluateResponse>::Deserialize(
+                  &response_bytes, &response)
+                  .ok());
+  ASSERT_EQ(response.output().raw_data().size(), kElements * sizeof(float));
+  const double want = Gelu(InputAt(1234));
+  EXPECT_NEAR(Float32At(response.output().raw_data(), 1234), want,
+              1e-6 * std::abs(want));
+
+  std::optional<int> exit_code = server->Wait(absl::Seconds(40));
+  ASSERT_TRUE(exit_code.has_value()) << "still running after the grace";
+  EXPECT_EQ(*exit_code, 0) << server->Log();
 }
 
 TEST(ShutdownTest, IdleServerExitsZeroOnSigterm) {
