@@ -29,6 +29,9 @@ ABSL_FLAG(int, shutdown_grace_s, 10,
           "on SIGTERM/SIGINT, seconds in-flight calls may take to finish");
 ABSL_FLAG(std::string, log_level, "info",
           "trace, debug (one line per request), info, warn or error");
+ABSL_FLAG(int, max_connection_age_s, 0,
+          "when > 0, close connections older than this (after letting their "
+          "calls finish) so clients re-resolve and reach new replicas");
 ABSL_FLAG(int, compute_threads,
           static_cast<int>(std::thread::hardware_concurrency()),
           "threads computing requests (default: the number of CPUs)");
@@ -71,6 +74,13 @@ int main(int argc, char** argv) {
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_mb = absl::GetFlag(FLAGS_max_message_mb);
   options.compute_threads = absl::GetFlag(FLAGS_compute_threads);
+  options.max_connection_age_s = absl::GetFlag(FLAGS_max_connection_age_s);
+  if (options.max_connection_age_s < 0 ||
+      options.max_connection_age_s > 2000000) {
+    spdlog::error("--max_connection_age_s={} is outside 0..2000000",
+                  options.max_connection_age_s);
+    return 2;
+  }
   if (options.compute_threads < 1) {
     options.compute_threads =
         std::max(1, static_cast<int>(std::thread::hardware_concurrency()));

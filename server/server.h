@@ -23,6 +23,10 @@ struct ServerOptions {
   int max_message_mb = 64;
   int compute_threads = 1;
   int64_t chunk_elements = 65536;
+  // When > 0, a connection older than this gets a GOAWAY (and this long
+  // again to finish its calls), so that clients re-resolve and spread over
+  // new replicas. 0: connections live as long as the client keeps them.
+  int max_connection_age_s = 0;
   std::function<void()> before_compute_for_testing;
 };
 

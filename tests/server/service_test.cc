@@ -1096,3 +1096,48 @@ TEST(ServiceLifecycleTest, CannotBindAnAddressInUse) {
 
 }  // namespace
 }  // namespace actsvc::server
+
+namespace actsvc::server {
+namespace {
+
+// --max_connection_age_s: the server closes an old connection (after its
+// calls), the channel notices and connects again for the next call.
+TEST(ServiceLifecycleTest, MaxConnectionAgeRecyclesConnections) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.max_connection_age_s = 1;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::shared_ptr<grpc::Channel> channel = ChannelTo((*server)->port());
+  auto stub = v1::ActivationService::NewStub(channel);
+  auto list = [&stub] {
+    grpc::ClientContext context;
+    v1::ListFunctionsResponse response;
+    return stub->ListFunctions(&context, v1::ListFunctionsRequest(), &response)
+        .ok();
+  };
+  ASSERT_TRUE(list());
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // Age 1 s (gRPC adds up to 10% jitter), no calls to wait for.
+  EXPECT_TRUE(Eventually(
+      [&] { return channel->GetState(false) != GRPC_CHANNEL_READY; }));
+  EXPECT_TRUE(list());  // a new connection serves the next call
+}
+
+// Without the flag a connection stays up.
+TEST(ServiceLifecycleTest, ConnectionsLiveWithoutMaxAge) {
+  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(kMaxMessageMb);
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::shared_ptr<grpc::Channel> channel = ChannelTo((*server)->port());
+  auto stub = v1::ActivationService::NewStub(channel);
+  grpc::ClientContext context;
+  v1::ListFunctionsResponse response;
+  ASSERT_TRUE(
+      stub->ListFunctions(&context, v1::ListFunctionsRequest(), &response)
+          .ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+}
+
+}  // namespace
+}  // namespace actsvc::server
