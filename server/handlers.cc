@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "core/analyze.h"
 #include "core/functions.h"
 #include "core/softmax.h"
 #include "server/tensor_codec.h"
@@ -650,6 +651,84 @@ absl::Status HandleStreamRequest(const v1::StreamRequest& request,
   }
   return absl::InvalidArgumentError(
       "request is empty; set exactly one of evaluate or derivative");
+}
+
+namespace {
+
+template <typename T>
+absl::Status AnalyzeAs(const ResolvedSpec& spec, double epsilon,
+                       const TensorView& x, const ComputeContext& context,
+                       GradientFlowCounts* counts) {
+  const absl::Span<const T> xs = x.values<T>();
+  return RunChunked(
+      context, x.size(), context.chunk_elements, [&](int64_t b, int64_t e) {
+        AccumulateGradientFlow<T>(spec.function, spec.alpha, epsilon,
+                                  xs.subspan(b, e - b), counts);
+      });
+}
+
+}  // namespace
+
+absl::Status HandleAnalyze(const v1::AnalyzeRequest& request,
+                           const ComputeContext& context,
+                           v1::AnalyzeResponse* response) {
+  absl::StatusOr<ResolvedSpec> spec = ResolveSpec(request.spec());
+  if (!spec.ok()) return spec.status();
+  if (!IsElementwise(spec->function)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec.function is ", FunctionString(spec->function),
+        ", but Analyze needs an elementwise function: the Jacobian of ",
+        FunctionString(spec->function),
+        " is a full matrix per row, with no per-unit f'(x) to gate the "
+        "gradient (eq. 3.2.27); call Jacobian for the matrices"));
+  }
+  double epsilon = request.epsilon();
+  if (epsilon == 0) {
+    epsilon = kDefaultSaturationEpsilon;
+  } else if (!(epsilon > 0) || !std::isfinite(epsilon)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("epsilon = ", epsilon,
+                     " is not a finite positive number; expected e.g. 1e-3 "
+                     "(0 or unset means ",
+                     kDefaultSaturationEpsilon, ")"));
+  }
+  std::optional<int> layers;
+  if (request.has_layers()) {
+    if (request.layers() < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("layers = ", request.layers(),
+                       " is negative; expected L >= 0 (or leave it unset)"));
+    }
+    layers = request.layers();
+  }
+  absl::StatusOr<TensorView> x =
+      DecodeRequired(request.has_input(), request.input(), "input");
+  if (!x.ok()) return x.status();
+
+  GradientFlowCounts counts;
+  const absl::Status status =
+      x->dtype() == v1::FLOAT32
+          ? AnalyzeAs<float>(*spec, epsilon, *x, context, &counts)
+          : AnalyzeAs<double>(*spec, epsilon, *x, context, &counts);
+  if (!status.ok()) return status;
+
+  const GradientFlowReport r = SummarizeGradientFlow(counts, layers);
+  response->set_units(r.units);
+  response->set_nan_count(r.nan_units);
+  response->set_epsilon(epsilon);
+  response->set_zero_outputs(r.zero_outputs);
+  response->set_saturated_units(r.saturated);
+  response->set_dead_units(r.dead);
+  response->set_sparsity(r.sparsity);
+  response->set_saturated_fraction(r.saturated_fraction);
+  response->set_dead_fraction(r.dead_fraction);
+  response->set_min_derivative(r.min_derivative);
+  response->set_max_derivative(r.max_derivative);
+  response->set_mean_derivative(r.mean_derivative);
+  response->set_mean_abs_derivative(r.mean_abs_derivative);
+  response->set_max_abs_derivative(r.max_abs_derivative);
+  if (r.attenuation) response->set_attenuation(*r.attenuation);
+  return absl::OkStatus();
 }
 
 }  // namespace actsvc::server

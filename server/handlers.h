@@ -42,6 +42,10 @@ absl::Status HandleSoftmaxCrossEntropy(
     const v1::SoftmaxCrossEntropyRequest& request,
     const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response);
 void HandleListFunctions(v1::ListFunctionsResponse* response);
+// Gradient-flow diagnostics (see AnalyzeRequest in activation.proto).
+absl::Status HandleAnalyze(const v1::AnalyzeRequest& request,
+                           const ComputeContext& context,
+                           v1::AnalyzeResponse* response);
 // One message of the Stream RPC: an Evaluate or a Derivative request.
 absl::Status HandleStreamRequest(const v1::StreamRequest& request,
                                  const ComputeContext& context,

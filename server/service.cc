@@ -221,6 +221,9 @@ ActivationServiceImpl::FindUnaryMethod(absl::string_view path) {
        &SerializedBody<v1::SoftmaxCrossEntropyRequest,
                        v1::SoftmaxCrossEntropyResponse,
                        &HandleSoftmaxCrossEntropy>},
+      {"/actsvc.v1.ActivationService/Analyze", "Analyze",
+       &SerializedBody<v1::AnalyzeRequest, v1::AnalyzeResponse,
+                       &HandleAnalyze>},
   };
   for (const UnaryMethod& method : kMethods) {
     if (method.path == path) return &method;

@@ -2,13 +2,14 @@
 // WorkerPool thread, which also finishes the call; the body of every RPC is
 // in handlers.h.
 //
-// The four compute RPCs are served through a callback generic service that
-// reads their request itself. gRPC hands a typed unary call to the server only
-// once its whole request has arrived, and Shutdown cancels calls it has not
-// handed over, so a large request still uploading at SIGTERM would be lost.
-// A generic call starts when its headers arrive: Shutdown's drain then covers
-// it. ListFunctions and Stream stay typed (streams start at their headers
-// anyway), which also keeps the service listed for reflection.
+// The unary compute RPCs (all but ListFunctions) are served through a
+// callback generic service that reads their request itself. gRPC hands a
+// typed unary call to the server only once its whole request has arrived, and
+// Shutdown cancels calls it has not handed over, so a large request still
+// uploading at SIGTERM would be lost. A generic call starts when its headers
+// arrive: Shutdown's drain then covers it. ListFunctions and Stream stay typed
+// (streams start at their headers anyway), which also keeps the service listed
+// for reflection.
 #ifndef ACTSVC_SERVER_SERVICE_H_
 #define ACTSVC_SERVER_SERVICE_H_
 
@@ -45,7 +46,8 @@ class ActivationServiceImpl final
           v1::ActivationService::WithGenericMethod_Derivative<
               v1::ActivationService::WithGenericMethod_Jacobian<
                   v1::ActivationService::WithGenericMethod_SoftmaxCrossEntropy<
-                      v1::ActivationService::CallbackService>>>> {
+                      v1::ActivationService::WithGenericMethod_Analyze<
+                          v1::ActivationService::CallbackService>>>>> {
  public:
   explicit ActivationServiceImpl(ServiceOptions options);
   // The gRPC server using this service must be shut down first.
@@ -58,8 +60,8 @@ class ActivationServiceImpl final
   grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>* Stream(
       grpc::CallbackServerContext* context) override;
 
-  // Serves Evaluate, Derivative, Jacobian and SoftmaxCrossEntropy (see the
-  // top of this file); register it with ServerBuilder::
+  // Serves Evaluate, Derivative, Jacobian, SoftmaxCrossEntropy and Analyze
+  // (see the top of this file); register it with ServerBuilder::
   // RegisterCallbackGenericService next to this service.
   grpc::CallbackGenericService* unary_methods() { return &unary_methods_; }
 

@@ -148,5 +148,52 @@ TEST(HandlersTest, CrossEntropyMeanOverNoCountedRowsIsNan) {
   EXPECT_TRUE(std::isnan(response.loss().float_data(0)));  // as PyTorch
 }
 
+// ---------------------------------------------------------------------------
+// Analyze.
+
+v1::AnalyzeRequest AnalyzeOf(v1::Function function, v1::Tensor input) {
+  v1::AnalyzeRequest request;
+  request.mutable_spec()->set_function(function);
+  *request.mutable_input() = std::move(input);
+  return request;
+}
+
+TEST(HandlersTest, AnalyzeMergesChunks) {
+  // relu over a ramp with an exact split: 300 of 1000 values <= 0.
+  std::vector<double> x(1000);
+  for (int i = 0; i < 1000; ++i) x[i] = i - 299;  // -299..700
+  v1::AnalyzeRequest request =
+      AnalyzeOf(v1::RELU, MakeTensor<double>({10, 100}, x, Encoding::kTyped));
+  request.set_layers(2);
+  ComputeContext context;
+  context.chunk_elements = 64;  // 16 chunks, the last one partial
+  v1::AnalyzeResponse response;
+  ASSERT_TRUE(HandleAnalyze(request, context, &response).ok());
+  EXPECT_EQ(response.units(), 1000);
+  EXPECT_EQ(response.zero_outputs(), 300);
+  EXPECT_EQ(response.dead_units(), 300);
+  EXPECT_DOUBLE_EQ(response.mean_derivative(), 0.7);
+  ASSERT_TRUE(response.has_attenuation());
+  EXPECT_DOUBLE_EQ(response.attenuation(), 0.49);
+}
+
+TEST(HandlersTest, AnalyzeStopsBetweenChunks) {
+  const v1::AnalyzeRequest request = AnalyzeOf(
+      v1::GELU,
+      MakeTensor<float>({100000}, Ramp<float>(100000), Encoding::kRaw));
+  ComputeContext context;
+  context.chunk_elements = 1000;
+  int checks = 0;
+  context.is_cancelled = [&checks] { return ++checks > 3; };
+  v1::AnalyzeResponse response;
+  EXPECT_EQ(HandleAnalyze(request, context, &response).code(),
+            absl::StatusCode::kCancelled);
+  EXPECT_EQ(checks, 4);
+  context.is_cancelled = nullptr;
+  context.deadline = std::chrono::system_clock::now() - std::chrono::seconds(1);
+  EXPECT_EQ(HandleAnalyze(request, context, &response).code(),
+            absl::StatusCode::kDeadlineExceeded);
+}
+
 }  // namespace
 }  // namespace actsvc::server

@@ -1139,5 +1139,121 @@ TEST(ServiceLifecycleTest, ConnectionsLiveWithoutMaxAge) {
   EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
 }
 
+// ---------------------------------------------------------------------------
+// Analyze: gradient-flow diagnostics (SPEC §2), through the generic path.
+
+class AnalyzeServiceTest : public ServiceTest {
+ protected:
+  grpc::Status Analyze(const v1::AnalyzeRequest& r, v1::AnalyzeResponse* o) {
+    return Call(*stub_, &Stub::Analyze, r, o);
+  }
+  template <typename T>
+  static v1::AnalyzeRequest Request(v1::Function f, std::vector<T> x,
+                                    Encoding encoding = Encoding::kRaw) {
+    v1::AnalyzeRequest request;
+    *request.mutable_spec() = Spec(f);
+    const int64_t n = static_cast<int64_t>(x.size());
+    *request.mutable_input() = MakeTensor<T>({n}, x, encoding);
+    return request;
+  }
+};
+
+TEST_F(AnalyzeServiceTest, ReluKnownAnswers) {
+  v1::AnalyzeRequest request = Request<float>(v1::RELU, {-2, -1, 0, 1, 2});
+  request.set_layers(3);
+  v1::AnalyzeResponse r;
+  ASSERT_TRUE(Analyze(request, &r).ok());
+  EXPECT_EQ(r.units(), 5);
+  EXPECT_EQ(r.nan_count(), 0);
+  EXPECT_EQ(r.epsilon(), 1e-3);  // the default
+  EXPECT_EQ(r.zero_outputs(), 3);
+  EXPECT_EQ(r.dead_units(), 3);
+  EXPECT_EQ(r.saturated_units(), 3);
+  EXPECT_DOUBLE_EQ(r.sparsity(), 0.6);
+  EXPECT_DOUBLE_EQ(r.dead_fraction(), 0.6);
+  EXPECT_DOUBLE_EQ(r.saturated_fraction(), 0.6);
+  EXPECT_EQ(r.min_derivative(), 0);
+  EXPECT_EQ(r.max_derivative(), 1);
+  EXPECT_DOUBLE_EQ(r.mean_derivative(), 0.4);
+  EXPECT_EQ(r.max_abs_derivative(), 1);
+  ASSERT_TRUE(r.has_attenuation());
+  EXPECT_DOUBLE_EQ(r.attenuation(), 0.064);
+}
+
+TEST_F(AnalyzeServiceTest, SigmoidGateAndAttenuation) {
+  v1::AnalyzeRequest request =
+      Request<double>(v1::SIGMOID, {0}, Encoding::kTyped);
+  request.set_layers(10);
+  v1::AnalyzeResponse r;
+  ASSERT_TRUE(Analyze(request, &r).ok());
+  EXPECT_EQ(r.max_abs_derivative(), 0.25);
+  EXPECT_EQ(r.attenuation(), std::pow(0.25, 10));
+  request.clear_layers();
+  ASSERT_TRUE(Analyze(request, &r).ok());
+  EXPECT_FALSE(r.has_attenuation());
+}
+
+TEST_F(AnalyzeServiceTest, SeedSaturationBounds) {
+  v1::AnalyzeRequest request =
+      Request<float>(v1::SIGMOID, {-7, -6, -5.9f, 0, 5.9f, 6, 7});
+  request.set_epsilon(0.0025);
+  v1::AnalyzeResponse r;
+  ASSERT_TRUE(Analyze(request, &r).ok());
+  EXPECT_EQ(r.epsilon(), 0.0025);
+  EXPECT_EQ(r.saturated_units(), 4);
+  EXPECT_EQ(r.dead_units(), 0);
+  request = Request<double>(v1::TANH, {-3, -2.9, 0, 2.9, 3});
+  request.set_epsilon(0.01);
+  ASSERT_TRUE(Analyze(request, &r).ok());
+  EXPECT_EQ(r.saturated_units(), 2);
+  EXPECT_EQ(r.zero_outputs(), 1);
+}
+
+TEST_F(AnalyzeServiceTest, NaNAndEmptyInputs) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  v1::AnalyzeResponse r;
+  ASSERT_TRUE(Analyze(Request<double>(v1::TANH, {nan, 0, nan}), &r).ok());
+  EXPECT_EQ(r.units(), 1);
+  EXPECT_EQ(r.nan_count(), 2);
+  EXPECT_EQ(r.sparsity(), 1);
+  EXPECT_EQ(r.mean_derivative(), 1);
+  ASSERT_TRUE(Analyze(Request<float>(v1::TANH, {}), &r).ok());
+  EXPECT_EQ(r.units(), 0);
+  EXPECT_TRUE(std::isnan(r.sparsity()));
+  EXPECT_TRUE(std::isnan(r.mean_abs_derivative()));
+}
+
+TEST_F(AnalyzeServiceTest, Errors) {
+  v1::AnalyzeResponse r;
+  v1::AnalyzeRequest request = Request<float>(v1::SOFTMAX, {1, 2});
+  ExpectStatus(Analyze(request, &r), StatusCode::INVALID_ARGUMENT,
+               {"elementwise", "SOFTMAX", "Jacobian"});
+  request.mutable_spec()->set_function(v1::LOG_SOFTMAX);
+  ExpectStatus(Analyze(request, &r), StatusCode::INVALID_ARGUMENT,
+               {"LOG_SOFTMAX"});
+  request = Request<float>(v1::TANH, {1, 2});
+  for (double bad : {-1e-3, std::numeric_limits<double>::quiet_NaN(),
+                     std::numeric_limits<double>::infinity()}) {
+    request.set_epsilon(bad);
+    ExpectStatus(Analyze(request, &r), StatusCode::INVALID_ARGUMENT,
+                 {"epsilon"});
+  }
+  request.set_epsilon(0);
+  request.set_layers(-1);
+  ExpectStatus(Analyze(request, &r), StatusCode::INVALID_ARGUMENT,
+               {"layers = -1"});
+  request.clear_layers();
+  request.clear_input();
+  ExpectStatus(Analyze(request, &r), StatusCode::INVALID_ARGUMENT,
+               {"input is missing"});
+  request = Request<float>(v1::TANH, {1, 2});
+  request.clear_spec();
+  ExpectStatus(Analyze(request, &r), StatusCode::INVALID_ARGUMENT,
+               {"spec is missing"});
+  request = Request<float>(v1::TANH, {1, 2});
+  request.mutable_input()->set_raw_data(std::string(4, '\0'));
+  ExpectStatus(Analyze(request, &r), StatusCode::INVALID_ARGUMENT, {"4", "8"});
+}
+
 }  // namespace
 }  // namespace actsvc::server
