@@ -1,7 +1,96 @@
-#include "core/activation.h"
+// Elementwise functions over arrays: the per-target kernels of
+// core/activation-inl.h, compiled once per instruction set here
+// (hwy/foreach_target.h) and chosen at run time (HWY_DYNAMIC_DISPATCH), so
+// that one binary runs the best code on every x86-64 or Arm host.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "core/activation.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
 
+// Must come after foreach_target.h.
+#include <cmath>
+
+#include "core/activation-inl.h"
+#include "core/reference.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace actsvc {
+namespace HWY_NAMESPACE {
+
+// Where alpha e^x stops being a normal T: x = ln(min normal) - ln|alpha|.
+template <typename T>
+double EluTailLo(double alpha) {
+  const double a = std::fabs(alpha);
+  return (sizeof(T) == 4 ? -105.0 : -746.0) - (a > 1 ? std::log(a) : 0.0);
+}
+
+// One entry per dtype: the function's kernel applied over the array for
+// kind (f, f', f'' or VJP). Functions without a kernel for T never get here
+// (see HasKernel).
+template <typename T>
+void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
+                       const T* g, T* y, size_t n, T pos_inf, T neg_inf) {
+  const Kind kind = static_cast<Kind>(kind_int);
+  const Limits<T> lim{pos_inf, neg_inf, f, alpha};
+  switch (f) {
+    case Function::kIdentity:
+      return RunKind(IdentityK{}, kind, x, g, y, n, lim);
+    case Function::kRelu:
+      return RunKind(LeakyReluK{{}, 0.0}, kind, x, g, y, n, lim);
+    case Function::kLeakyRelu:
+      return RunKind(LeakyReluK{{}, alpha}, kind, x, g, y, n, lim);
+    case Function::kSigmoid:
+      return RunKind(SigmoidK{}, kind, x, g, y, n, lim);
+    case Function::kTanh:
+      return RunKind(TanhK{}, kind, x, g, y, n, lim);
+    case Function::kSilu:
+      return RunKind(SiluK{}, kind, x, g, y, n, lim);
+    case Function::kSoftplus:
+      return RunKind(SoftplusK{}, kind, x, g, y, n, lim);
+    case Function::kElu:
+      return RunKind(EluK{1.0, alpha, EluTailLo<T>(alpha)}, kind, x, g, y, n,
+                     lim);
+    case Function::kSelu: {
+      const double sa = reference::kSeluLambda * reference::kSeluAlpha;
+      return RunKind(EluK{reference::kSeluLambda, sa, EluTailLo<T>(sa)}, kind,
+                     x, g, y, n, lim);
+    }
+    case Function::kGelu:
+      if constexpr (sizeof(T) == 4) {
+        return RunKind(GeluK{}, kind, x, g, y, n, lim);
+      }
+      break;
+    case Function::kGeluTanh:
+      if constexpr (sizeof(T) == 4) {
+        return RunKind(GeluTanhK{}, kind, x, g, y, n, lim);
+      }
+      break;
+    default:
+      break;
+  }
+  std::abort();  // HasKernel was false: a bug in the caller.
+}
+
+void ElementwiseF32(Function f, int kind, double alpha, const float* x,
+                    const float* g, float* y, size_t n, float pos_inf,
+                    float neg_inf) {
+  ElementwiseKernel<float>(f, kind, alpha, x, g, y, n, pos_inf, neg_inf);
+}
+void ElementwiseF64(Function f, int kind, double alpha, const double* x,
+                    const double* g, double* y, size_t n, double pos_inf,
+                    double neg_inf) {
+  ElementwiseKernel<double>(f, kind, alpha, x, g, y, n, pos_inf, neg_inf);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace actsvc
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 #include <algorithm>
 #include <cctype>
+#include <cstdlib>
+#include <limits>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -9,6 +98,10 @@
 #include "core/reference.h"
 
 namespace actsvc {
+
+HWY_EXPORT(ElementwiseF32);
+HWY_EXPORT(ElementwiseF64);
+
 namespace {
 
 struct NameEntry {
@@ -80,9 +173,19 @@ double DefaultAlpha(Function f) {
 
 namespace {
 
+// Whether a SIMD kernel serves f in T. float64 gelu and gelu_tanh stay on the
+// long-double reference: their tails need erfc and the argument of sigma to
+// more than float64 precision (see core/activation-inl.h).
 template <typename T>
-void MapOrder(Function f, double alpha, int order, absl::Span<const T> x,
-              absl::Span<T> y) {
+bool HasKernel(Function f) {
+  if (!IsElementwise(f)) return false;
+  if (sizeof(T) == 8) return f != Function::kGelu && f != Function::kGeluTanh;
+  return true;
+}
+
+template <typename T>
+void ReferenceMap(Function f, double alpha, int order, absl::Span<const T> x,
+                  absl::Span<T> y) {
   reference::VisitElementwise(f, [&](auto op) {
     using Op = decltype(op);
     for (size_t i = 0; i < x.size(); ++i) {
@@ -91,23 +194,9 @@ void MapOrder(Function f, double alpha, int order, absl::Span<const T> x,
   });
 }
 
-}  // namespace
-
 template <typename T>
-void Evaluate(Function f, double alpha, absl::Span<const T> x,
-              absl::Span<T> y) {
-  MapOrder(f, alpha, 0, x, y);
-}
-
-template <typename T>
-void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
-                absl::Span<T> y) {
-  MapOrder(f, alpha, order, x, y);
-}
-
-template <typename T>
-void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
-         absl::Span<T> y) {
+void ReferenceVjp(Function f, double alpha, absl::Span<const T> x,
+                  absl::Span<const T> g, absl::Span<T> y) {
   reference::VisitElementwise(f, [&](auto op) {
     using Op = decltype(op);
     using W = reference::Wider<T>;
@@ -120,6 +209,57 @@ void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
       y[i] = static_cast<T>(static_cast<W>(g[i]) * d);
     }
   });
+}
+
+// kind: 0, 1, 2 = f, f', f''; 3 = VJP with g.
+template <typename T>
+void Dispatch(Function f, int kind, double alpha, const T* x, const T* g, T* y,
+              size_t n) {
+  if (n == 0) return;
+  const int order = kind == 3 ? 1 : kind;
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  const T pos = reference::Elementwise<T>(f, alpha, order, kInf);
+  const T neg = reference::Elementwise<T>(f, alpha, order, -kInf);
+  if constexpr (sizeof(T) == 4) {
+    HWY_DYNAMIC_DISPATCH(ElementwiseF32)(f, kind, alpha, x, g, y, n, pos, neg);
+  } else {
+    HWY_DYNAMIC_DISPATCH(ElementwiseF64)(f, kind, alpha, x, g, y, n, pos, neg);
+  }
+}
+
+}  // namespace
+
+const char* KernelTargetName() {
+  // The index HWY_DYNAMIC_DISPATCH uses, resolved the same way.
+  const int64_t targets = hwy::SupportedTargets() & HWY_TARGETS;
+  return hwy::TargetName(targets & -targets);
+}
+
+template <typename T>
+void Evaluate(Function f, double alpha, absl::Span<const T> x,
+              absl::Span<T> y) {
+  if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, 0, x, y);
+  Dispatch<T>(f, 0, alpha, x.data(), nullptr, y.data(), x.size());
+}
+
+template <typename T>
+void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
+                absl::Span<T> y) {
+  if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, order, x, y);
+  Dispatch<T>(f, order, alpha, x.data(), nullptr, y.data(), x.size());
+}
+
+template <typename T>
+void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
+         absl::Span<T> y) {
+  if (!HasKernel<T>(f)) return ReferenceVjp(f, alpha, x, g, y);
+  Dispatch<T>(f, 3, alpha, x.data(), g.data(), y.data(), x.size());
+}
+
+template <typename T>
+void ReferenceEvaluate(Function f, double alpha, int order,
+                       absl::Span<const T> x, absl::Span<T> y) {
+  ReferenceMap(f, alpha, order, x, y);
 }
 
 template <typename T>
@@ -141,9 +281,12 @@ void DiagonalToDense(absl::Span<const T> diag, int64_t c, absl::Span<T> dense) {
                               absl::Span<T>);                             \
   template void Vjp<T>(Function, double, absl::Span<const T>,             \
                        absl::Span<const T>, absl::Span<T>);               \
+  template void ReferenceEvaluate<T>(Function, double, int,               \
+                                     absl::Span<const T>, absl::Span<T>); \
   template void DiagonalToDense<T>(absl::Span<const T>, int64_t, absl::Span<T>);
 ACTSVC_INSTANTIATE(float)
 ACTSVC_INSTANTIATE(double)
 #undef ACTSVC_INSTANTIATE
 
 }  // namespace actsvc
+#endif  // HWY_ONCE

@@ -63,6 +63,16 @@ template <typename T>
 void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
          absl::Span<T> y);
 
+// The scalar reference (core/reference.h) over an array: f (order 0), f' or
+// f''. For benchmarks and tests; the entry points above are the fast path.
+template <typename T>
+void ReferenceEvaluate(Function f, double alpha, int order,
+                       absl::Span<const T> x, absl::Span<T> y);
+
+// The instruction set the kernels run on in this process ("AVX3", "AVX2",
+// "SSE4", "NEON", "EMU128", ...), chosen at run time.
+const char* KernelTargetName();
+
 // Expands a diagonal (rows * c values: f'(x) per last-axis row) into dense
 // [rows, c, c] matrices, zero off the diagonal. dense.size() == diag.size()*c.
 template <typename T>

@@ -12,6 +12,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/activation.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -100,9 +101,10 @@ int main(int argc, char** argv) {
   }
   spdlog::info(
       "actsvc-server {} listening on {} (max_message_mb={}, "
-      "compute_threads={}, shutdown_grace_s={})",
+      "compute_threads={}, shutdown_grace_s={}, kernels={})",
       ACTSVC_VERSION, (*server)->bound_address(), options.max_message_mb,
-      (*server)->service().compute_threads(), grace_s);
+      (*server)->service().compute_threads(), grace_s,
+      actsvc::KernelTargetName());
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);

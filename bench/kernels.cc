@@ -1,0 +1,294 @@
+// Kernel benchmarks: actsvc's dispatched SIMD kernels against the scalar
+// reference loop and oneDNN's eltwise and softmax primitives, on the same
+// arrays, one thread. Names: <impl>/<op>/<function>/<dtype>/<n>, impl in
+// {actsvc, scalar, onednn}, op in {fwd, d1, d2, vjp}; softmax rows have 1000
+// classes. Throughput is reported as items_per_second (elements).
+// bench/kernels_table.py turns --benchmark_format=json into BENCHMARKS.md.
+#include <benchmark/benchmark.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "core/activation.h"
+#include "core/softmax.h"
+
+#ifdef ACTSVC_HAVE_ONEDNN
+#include "oneapi/dnnl/dnnl.hpp"
+#endif
+
+namespace actsvc {
+namespace {
+
+constexpr int64_t kSizes[] = {4096, 65536, 16777216};
+constexpr int64_t kClasses = 1000;
+
+// Inputs in [-10, 10] (tails included), upstream gradients in [-1, 1].
+std::vector<float> Inputs(int64_t n, float lo, float hi) {
+  std::vector<float> v(n);
+  uint32_t s = 12345;
+  for (auto& x : v) {
+    s = s * 1664525u + 1013904223u;
+    x = lo + (hi - lo) * static_cast<float>(s >> 8) / 16777216.0f;
+  }
+  return v;
+}
+
+struct Arrays {
+  std::vector<float> x, g, y;
+  explicit Arrays(int64_t n)
+      : x(Inputs(n, -10, 10)), g(Inputs(n, -1, 1)), y(n) {}
+};
+
+void Finish(benchmark::State& state, int64_t n) {
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetBytesProcessed(state.iterations() * n * sizeof(float));
+}
+
+struct Fn {
+  const char* name;
+  Function f;
+  double alpha;
+};
+const Fn kFunctions[] = {
+    {"identity", Function::kIdentity, 0},
+    {"sigmoid", Function::kSigmoid, 0},
+    {"tanh", Function::kTanh, 0},
+    {"relu", Function::kRelu, 0},
+    {"leaky_relu", Function::kLeakyRelu, 0.01},
+    {"gelu", Function::kGelu, 0},
+    {"gelu_tanh", Function::kGeluTanh, 0},
+    {"silu", Function::kSilu, 0},
+    {"softplus", Function::kSoftplus, 0},
+    {"elu", Function::kElu, 1.0},
+    {"selu", Function::kSelu, 0},
+};
+const char* const kOps[] = {"fwd", "d1", "d2", "vjp"};
+
+void ActsvcElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
+  Arrays a(n);
+  const auto x = absl::MakeConstSpan(a.x);
+  const auto y = absl::MakeSpan(a.y);
+  for (auto _ : state) {
+    if (op == 0) {
+      Evaluate<float>(fn.f, fn.alpha, x, y);
+    } else if (op < 3) {
+      Derivative<float>(fn.f, fn.alpha, op, x, y);
+    } else {
+      Vjp<float>(fn.f, fn.alpha, x, absl::MakeConstSpan(a.g), y);
+    }
+    benchmark::DoNotOptimize(a.y.data());
+    benchmark::ClobberMemory();
+  }
+  Finish(state, n);
+}
+
+// The scalar reference loop (core/reference.h, computed in double); the VJP
+// is g times its f'.
+void ScalarElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
+  Arrays a(n);
+  const auto x = absl::MakeConstSpan(a.x);
+  const auto y = absl::MakeSpan(a.y);
+  for (auto _ : state) {
+    ReferenceEvaluate<float>(fn.f, fn.alpha, op == 3 ? 1 : op, x, y);
+    if (op == 3) {
+      for (int64_t i = 0; i < n; ++i) a.y[i] *= a.g[i];
+    }
+    benchmark::DoNotOptimize(a.y.data());
+    benchmark::ClobberMemory();
+  }
+  Finish(state, n);
+}
+
+void ActsvcSoftmax(benchmark::State& state, Function f, bool vjp, int64_t n) {
+  Arrays a(n);
+  const AxisView v{n / kClasses, kClasses, 1};
+  for (auto _ : state) {
+    if (vjp) {
+      SoftmaxVjp<float>(f, v, a.x, a.g, absl::MakeSpan(a.y));
+    } else {
+      SoftmaxForward<float>(f, v, a.x, absl::MakeSpan(a.y));
+    }
+    benchmark::DoNotOptimize(a.y.data());
+    benchmark::ClobberMemory();
+  }
+  Finish(state, n);
+}
+
+void Memcpy(benchmark::State& state, int64_t n) {
+  Arrays a(n);
+  for (auto _ : state) {
+    std::memcpy(a.y.data(), a.x.data(), n * sizeof(float));
+    benchmark::DoNotOptimize(a.y.data());
+    benchmark::ClobberMemory();
+  }
+  Finish(state, n);
+}
+
+#ifdef ACTSVC_HAVE_ONEDNN
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+struct DnnlEltwise {
+  const char* name;
+  dnnl::algorithm alg;
+  float alpha, beta;
+};
+
+// oneDNN forward (forward_inference) and backward from src (use_src
+// algorithms, diff_src = diff_dst * f'(src)).
+void OnednnEltwise(benchmark::State& state, DnnlEltwise e, bool backward,
+                   int64_t n) {
+  using namespace dnnl;
+  Arrays a(n);
+  const memory::desc md({n}, memory::data_type::f32, memory::format_tag::a);
+  memory src(md, Engine(), a.x.data()), dst(md, Engine(), a.y.data()),
+      diff_dst(md, Engine(), a.g.data());
+  stream s(Engine());
+  eltwise_forward::primitive_desc fwd_pd(
+      eltwise_forward::desc(prop_kind::forward_training, e.alg, md, e.alpha,
+                            e.beta),
+      Engine());
+  if (!backward) {
+    eltwise_forward::primitive_desc inf_pd(
+        eltwise_forward::desc(prop_kind::forward_inference, e.alg, md, e.alpha,
+                              e.beta),
+        Engine());
+    eltwise_forward prim(inf_pd);
+    for (auto _ : state) {
+      prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      s.wait();
+    }
+  } else {
+    eltwise_backward::primitive_desc bwd_pd(
+        eltwise_backward::desc(e.alg, md, md, e.alpha, e.beta), Engine(),
+        fwd_pd);
+    eltwise_backward prim(bwd_pd);
+    for (auto _ : state) {
+      prim.execute(s, {{DNNL_ARG_SRC, src},
+                       {DNNL_ARG_DIFF_DST, diff_dst},
+                       {DNNL_ARG_DIFF_SRC, dst}});
+      s.wait();
+    }
+  }
+  Finish(state, n);
+}
+
+void OnednnSoftmax(benchmark::State& state, bool log, bool backward,
+                   int64_t n) {
+  using namespace dnnl;
+  Arrays a(n);
+  std::vector<float> p(n);
+  const memory::desc md({n / kClasses, kClasses}, memory::data_type::f32,
+                        memory::format_tag::ab);
+  memory src(md, Engine(), a.x.data()), dst(md, Engine(), p.data()),
+      diff_dst(md, Engine(), a.g.data()), diff_src(md, Engine(), a.y.data());
+  stream s(Engine());
+  const algorithm alg =
+      log ? algorithm::softmax_log : algorithm::softmax_accurate;
+  softmax_v2_forward::primitive_desc fwd_pd(
+      softmax_v2_forward::desc(prop_kind::forward_training, alg, md, md, 1),
+      Engine());
+  softmax_v2_forward fwd(fwd_pd);
+  fwd.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+  s.wait();
+  if (!backward) {
+    for (auto _ : state) {
+      fwd.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
+      s.wait();
+    }
+  } else {
+    softmax_v2_backward::primitive_desc bwd_pd(
+        softmax_v2_backward::desc(alg, md, md, md, 1), Engine(), fwd_pd);
+    softmax_v2_backward bwd(bwd_pd);
+    for (auto _ : state) {
+      bwd.execute(s, {{DNNL_ARG_DST, dst},
+                      {DNNL_ARG_DIFF_DST, diff_dst},
+                      {DNNL_ARG_DIFF_SRC, diff_src}});
+      s.wait();
+    }
+  }
+  Finish(state, n);
+}
+#endif  // ACTSVC_HAVE_ONEDNN
+
+std::string Name(const char* impl, const char* op, const char* fn, int64_t n) {
+  return std::string(impl) + "/" + op + "/" + fn + "/f32/" + std::to_string(n);
+}
+
+void RegisterAll() {
+  for (int64_t n : kSizes) {
+    for (const Fn& fn : kFunctions) {
+      for (int op = 0; op < 4; ++op) {
+        benchmark::RegisterBenchmark(
+            Name("actsvc", kOps[op], fn.name, n).c_str(), ActsvcElementwise, fn,
+            op, n);
+        benchmark::RegisterBenchmark(
+            Name("scalar", kOps[op], fn.name, n).c_str(), ScalarElementwise, fn,
+            op, n);
+      }
+    }
+    for (bool log : {false, true}) {
+      const char* name = log ? "log_softmax" : "softmax";
+      const Function f = log ? Function::kLogSoftmax : Function::kSoftmax;
+      for (bool vjp : {false, true}) {
+        benchmark::RegisterBenchmark(
+            Name("actsvc", vjp ? "vjp" : "fwd", name, n).c_str(), ActsvcSoftmax,
+            f, vjp, n - n % kClasses);
+#ifdef ACTSVC_HAVE_ONEDNN
+        benchmark::RegisterBenchmark(
+            Name("onednn", vjp ? "vjp" : "fwd", name, n).c_str(), OnednnSoftmax,
+            log, vjp, n - n % kClasses);
+#endif
+      }
+    }
+#ifdef ACTSVC_HAVE_ONEDNN
+    using dnnl::algorithm;
+    const DnnlEltwise eltwise[] = {
+        {"sigmoid", algorithm::eltwise_logistic, 0, 0},
+        {"tanh", algorithm::eltwise_tanh, 0, 0},
+        {"relu", algorithm::eltwise_relu, 0, 0},
+        {"leaky_relu", algorithm::eltwise_relu, 0.01f, 0},
+        {"gelu", algorithm::eltwise_gelu_erf, 0, 0},
+        {"gelu_tanh", algorithm::eltwise_gelu_tanh, 0, 0},
+        {"silu", algorithm::eltwise_swish, 1, 0},
+        {"softplus", algorithm::eltwise_soft_relu, 0, 0},
+        {"elu", algorithm::eltwise_elu, 1, 0},
+    };
+    for (const DnnlEltwise& e : eltwise) {
+      benchmark::RegisterBenchmark(Name("onednn", "fwd", e.name, n).c_str(),
+                                   OnednnEltwise, e, false, n);
+      benchmark::RegisterBenchmark(Name("onednn", "vjp", e.name, n).c_str(),
+                                   OnednnEltwise, e, true, n);
+    }
+#endif
+  }
+  benchmark::RegisterBenchmark("memcpy/copy/-/f32/16777216", Memcpy,
+                               int64_t{16777216});
+}
+
+}  // namespace
+}  // namespace actsvc
+
+int main(int argc, char** argv) {
+  // oneDNN must run on one thread, as our kernels: libgomp reads
+  // OMP_NUM_THREADS when it is loaded, before main, so set it in the
+  // environment of the command (see BENCHMARKS.md); this is a reminder.
+  if (const char* t = std::getenv("OMP_NUM_THREADS");
+      !t || std::string(t) != "1") {
+    std::fprintf(stderr,
+                 "warning: OMP_NUM_THREADS is not 1: oneDNN rows may use "
+                 "several threads\n");
+  }
+  std::fprintf(stderr, "actsvc kernels: %s\n", actsvc::KernelTargetName());
+  actsvc::RegisterAll();
+  benchmark::Initialize(&argc, argv);
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

@@ -1,0 +1,50 @@
+#!/usr/bin/python3
+"""Turns kernels_bench --benchmark_format=json output into the Markdown table
+of BENCHMARKS.md: function x op x n with actsvc, onednn and scalar
+throughput (elements/ns; the median when run with repetitions) and the
+ratios actsvc/onednn and actsvc/scalar.
+
+  kernels_table.py results.json > table.md
+"""
+import json
+import sys
+
+
+def main(path):
+    with open(path) as f:
+        runs = json.load(f)["benchmarks"]
+    rate = {}
+    for r in runs:
+        # With --benchmark_repetitions, use the median aggregate only.
+        if r.get("run_type") == "aggregate" and r.get("aggregate_name") != "median":
+            continue
+        name = r["run_name"] if "run_name" in r else r["name"]
+        if r.get("run_type") == "iteration" and name in rate and "median" in rate[name]:
+            continue
+        key = name
+        value = r["items_per_second"] / 1e9
+        if r.get("run_type") == "aggregate":
+            rate[key] = {"median": value}
+        else:
+            rate.setdefault(key, {"median": value})
+    rows = {}
+    for name, v in rate.items():
+        impl, op, fn, dtype, n = name.split("/")
+        rows.setdefault((fn, op, dtype, n), {})[impl] = v["median"]
+    print("| function | op | n | actsvc | onednn | scalar | actsvc/onednn | actsvc/scalar |")
+    print("|---|---|---|---|---|---|---|---|")
+    order = {"fwd": 0, "d1": 1, "d2": 2, "vjp": 3, "copy": 4}
+    for (fn, op, dtype, n) in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9), int(k[3]))):
+        r = rows[(fn, op, dtype, n)]
+        a, o, s = r.get("actsvc"), r.get("onednn"), r.get("scalar")
+        cell = lambda v: "%.3g" % v if v else "–"
+        ratio = lambda p, q: "%.2f×" % (p / q) if p and q else "–"
+        if fn == "-":
+            print("| memcpy | copy | %s | %s | | | | |" % (n, cell(r.get("memcpy"))))
+            continue
+        print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            fn, op, n, cell(a), cell(o), cell(s), ratio(a, o), ratio(a, s)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])

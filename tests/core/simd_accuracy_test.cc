@@ -1,0 +1,240 @@
+// The SIMD kernels on every instruction set compiled in and supported by this
+// machine (hwy::SetSupportedTargetsForTest), not only the one dispatch picks:
+//  - accuracy against the quad oracle (SPEC.md §4), in the style of
+//    Highway's math_test: for each (function, order, dtype, target) sample
+//    bit patterns over the whole finite range split at ±0, a dense grid, the
+//    tails and the special values; print the max ULP, then assert the budget
+//    (f, f' and the VJP g*f' <= 4 ULP, f'' <= 16; float64 the same).
+//  - array handling: every length 0..2N-1 (N = 4 vectors of the widest
+//    target) at several misalignments, in place and out of place, outputs
+//    pre-filled with NaN; each element must equal, bit for bit, the same
+//    target's result for that input computed in a long array.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "core/activation.h"
+#include "gtest/gtest.h"
+#include "hwy/targets.h"
+#include "tests/core/accuracy.h"
+#include "tests/core/oracle.h"
+#include "tests/core/test_util.h"
+
+namespace actsvc {
+namespace test {
+namespace {
+
+struct Case {
+  Function function;
+  double alpha;
+  const char* label;
+};
+
+const Case kCases[] = {
+    {Function::kIdentity, 0, "identity"},
+    {Function::kSigmoid, 0, "sigmoid"},
+    {Function::kTanh, 0, "tanh"},
+    {Function::kRelu, 0, "relu"},
+    {Function::kLeakyRelu, 0.01, "leaky_relu"},
+    {Function::kLeakyRelu, 0.2, "leaky_relu_alpha_0_2"},
+    {Function::kGelu, 0, "gelu"},
+    {Function::kGeluTanh, 0, "gelu_tanh"},
+    {Function::kSilu, 0, "silu"},
+    {Function::kSoftplus, 0, "softplus"},
+    {Function::kElu, 1.0, "elu"},
+    {Function::kElu, 0.5, "elu_alpha_0_5"},
+    {Function::kSelu, 0, "selu"},
+};
+
+// Restores normal dispatch when a test ends, whatever happened.
+struct TargetScope {
+  ~TargetScope() { hwy::SetSupportedTargetsForTest(0); }
+};
+
+std::vector<int64_t> Targets() { return hwy::SupportedAndGeneratedTargets(); }
+
+// f, f', f'' and the VJP (index 3), with the VJP's upstream gradient.
+constexpr int kKinds = 4;
+const char* const kKindNames[kKinds] = {"f  ", "f' ", "f''", "vjp"};
+
+template <typename T>
+std::vector<T> Upstream(size_t n) {
+  // Exact in both dtypes; of both signs and magnitudes around 1.
+  std::vector<T> g(n);
+  for (size_t i = 0; i < n; ++i) g[i] = T(0.375) * T(int(i % 11) - 5) + T(0.25);
+  return g;
+}
+
+template <typename T>
+void Run(const Case& c, int kind, const std::vector<T>& x,
+         const std::vector<T>& g, std::vector<T>& y) {
+  y.assign(x.size(), std::numeric_limits<T>::quiet_NaN());
+  const auto xs = absl::MakeConstSpan(x);
+  if (kind == 0) {
+    Evaluate<T>(c.function, c.alpha, xs, absl::MakeSpan(y));
+  } else if (kind < 3) {
+    Derivative<T>(c.function, c.alpha, kind, xs, absl::MakeSpan(y));
+  } else {
+    Vjp<T>(c.function, c.alpha, xs, absl::MakeConstSpan(g), absl::MakeSpan(y));
+  }
+}
+
+template <typename T>
+void SweepAllTargets(const Case& c, const std::vector<T>& x) {
+  TargetScope scope;
+  const std::vector<T> g = Upstream<T>(x.size());
+  std::vector<Jet> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    want[i] = OracleJet(c.function, c.alpha, x[i]);
+  }
+  std::vector<double> zeros[3];
+  for (int order = 0; order < 3; ++order) {
+    zeros[order] = InteriorZeros(c.function, order);
+  }
+  const double eps = std::ldexp(1.0, -(kDigits<T> - 1));
+  for (int64_t target : Targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    ASSERT_STREQ(KernelTargetName(), hwy::TargetName(target));
+    for (int kind = 0; kind < kKinds; ++kind) {
+      const int order = kind == 3 ? 1 : kind;
+      const double budget = order == 2 ? 16 : 4;
+      std::vector<T> y;
+      Run<T>(c, kind, x, g, y);
+      double max_ulp = 0, max_at = 0, max_near = 0;
+      size_t failures = 0;
+      std::string first;
+      for (size_t i = 0; i < x.size(); ++i) {
+        Quad w = want[i][order];
+        double scale = 1;
+        if (kind == 3) {
+          w = w * Quad(g[i]);
+          scale = std::fabs(static_cast<double>(g[i]));
+        }
+        const double bound =
+            std::isfinite(x[i])
+                ? scale * NearZeroBound<T>(zeros[order], order, double(x[i]))
+                : 0;
+        const Verdict v = Judge<T>(y[i], w, budget, bound);
+        if (v.rule == Rule::kUlp && v.ulp > max_ulp) {
+          max_ulp = v.ulp;
+          max_at = static_cast<double>(x[i]);
+        }
+        if (v.rule == Rule::kNearZero && v.ok) {
+          max_near = std::max(max_near, v.abs_error / eps);
+        }
+        if (!v.ok && ++failures <= 6) {
+          first += "\n  x = " + Describe<T>(x[i]) + "  got " +
+                   Describe<T>(y[i]) + "  want " + Describe(w);
+        }
+      }
+      std::printf(
+          "%-7s %-22s %s %s  max %6.3f ULP (budget %2.0f) at %-16a "
+          "near-zero %.3f eps  n=%zu\n",
+          hwy::TargetName(target), c.label, kKindNames[kind], DtypeName<T>(),
+          max_ulp, budget, max_at, max_near, x.size());
+      EXPECT_EQ(failures, 0u)
+          << hwy::TargetName(target) << " " << c.label << " "
+          << kKindNames[kind] << " " << DtypeName<T>() << ": " << failures
+          << " failures" << first;
+    }
+  }
+}
+
+class SimdAccuracyTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(SimdAccuracyTest, Float32) {
+  SweepAllTargets<float>(GetParam(),
+                         SweepInputs<float>(8191, 1.0 / 512, 100, 1.0 / 64));
+}
+
+TEST_P(SimdAccuracyTest, Float64) {
+  SweepAllTargets<double>(
+      GetParam(), SweepInputs<double>((0x7FEFFFFFFFFFFFFFull / 40000) | 1,
+                                      1.0 / 128, 760, 1.0 / 4));
+}
+
+// Lengths 0..2N-1 at misalignments 0..3, in place and out of place: each
+// element equals the same target's result for its input in a long array.
+template <typename T>
+void CheckArrays(const Case& c) {
+  TargetScope scope;
+  constexpr size_t kMaxLen =
+      2 * 4 * 64 / sizeof(T);  // 2N, N = 4 AVX-512 vectors
+  Random rng(7);
+  std::vector<T> pool(kMaxLen + 8);
+  for (T& v : pool) v = static_cast<T>(rng.Uniform(-12, 12));
+  pool[3] = std::numeric_limits<T>::quiet_NaN();
+  pool[5] = std::numeric_limits<T>::infinity();
+  pool[8] = -std::numeric_limits<T>::infinity();
+  pool[13] = T(-0.0);
+  const std::vector<T> gpool = Upstream<T>(pool.size());
+  for (int64_t target : Targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int kind = 0; kind < kKinds; ++kind) {
+      std::vector<T> expected;
+      Run<T>(c, kind, pool, gpool, expected);
+      for (size_t offset = 0; offset < 4; ++offset) {
+        for (size_t len = 0; len + offset <= kMaxLen; ++len) {
+          const auto x = absl::MakeConstSpan(pool).subspan(offset, len);
+          const auto g = absl::MakeConstSpan(gpool).subspan(offset, len);
+          for (bool in_place : {false, true}) {
+            // A NaN-filled buffer, the output at `offset` inside it.
+            std::vector<T> buf(len + 8, std::numeric_limits<T>::quiet_NaN());
+            const absl::Span<T> y = absl::MakeSpan(buf).subspan(offset, len);
+            if (in_place) std::copy(x.begin(), x.end(), y.begin());
+            const absl::Span<const T> in = in_place ? y : x;
+            if (kind == 0) {
+              Evaluate<T>(c.function, c.alpha, in, y);
+            } else if (kind < 3) {
+              Derivative<T>(c.function, c.alpha, kind, in, y);
+            } else {
+              Vjp<T>(c.function, c.alpha, in, g, y);
+            }
+            for (size_t i = 0; i < len; ++i) {
+              const T want = expected[offset + i];
+              const bool same = std::memcmp(&y[i], &want, sizeof(T)) == 0 ||
+                                (std::isnan(y[i]) && std::isnan(want));
+              ASSERT_TRUE(same)
+                  << hwy::TargetName(target) << " " << c.label << " kind "
+                  << kind << " len " << len << " offset " << offset
+                  << (in_place ? " in place" : "") << " index " << i
+                  << " x = " << Describe<T>(x[i]) << " got "
+                  << Describe<T>(y[i]) << " want " << Describe<T>(want);
+            }
+            // Nothing written outside [offset, offset + len).
+            for (size_t i = 0; i < buf.size(); ++i) {
+              if (i >= offset && i < offset + len) continue;
+              ASSERT_TRUE(std::isnan(buf[i])) << "wrote outside at " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(SimdAccuracyTest, ArraysFloat32) { CheckArrays<float>(GetParam()); }
+TEST_P(SimdAccuracyTest, ArraysFloat64) { CheckArrays<double>(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(AllElementwise, SimdAccuracyTest,
+                         ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.label);
+                         });
+
+TEST(SimdTargetsTest, SeveralTargetsRun) {
+  const std::vector<int64_t> targets = Targets();
+  std::printf("targets compiled in and supported:");
+  for (int64_t t : targets) std::printf(" %s", hwy::TargetName(t));
+  std::printf("\ndispatched: %s\n", KernelTargetName());
+  EXPECT_GE(targets.size(), 2u);
+}
+
+}  // namespace
+}  // namespace test
+}  // namespace actsvc
