@@ -29,6 +29,7 @@
 #include "absl/time/time.h"
 #include "actsvc/v1/activation.grpc.pb.h"
 #include "client/args.h"
+#include "client/bench_cli.h"
 #include "client/format.h"
 #include "client/npy.h"
 #include "client/tensor.h"
@@ -86,6 +87,12 @@ ABSL_FLAG(std::string, ops, "evaluate,derivative",
           "derivative, derivative2 (f'')");
 ABSL_FLAG(int32_t, repeat, 1,
           "stream: send the --ops sequence this many times");
+ABSL_FLAG(double, epsilon, 0,
+          "analyze: a unit is saturated when |f'(x)| < epsilon (default: "
+          "the server's, 1e-3)");
+ABSL_FLAG(int32_t, layers, 0,
+          "analyze: depth L for the attenuation (mean |f'|)^L (sent only "
+          "when given)");
 ABSL_FLAG(std::string, out_npy, "",
           "save the main output tensor (xent: grad_logits) to a .npy file");
 
@@ -686,7 +693,72 @@ int RunStream(const Context& ctx) {
   return kExitOk;
 }
 
+// Nine significant digits: enough for any float32 statistic.
+std::string FormatStat(double v) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof(buffer), "%.9g", v);
+  return buffer;
+}
+
+// A count with its fraction of the analyzed units, e.g. "3 (0.6)".
+std::string CountAndFraction(int64_t count, double fraction) {
+  return absl::StrCat(count, " (", FormatStat(fraction), ")");
+}
+
+int RunAnalyze(const Context& ctx) {
+  v1::AnalyzeRequest request;
+  absl::StatusOr<v1::FunctionSpec> spec = SpecFromFlags(ctx);
+  if (!spec.ok()) return ReportLocalError(spec.status());
+  absl::StatusOr<v1::Tensor> input = InputTensor(ctx, "input");
+  if (!input.ok()) return ReportLocalError(input.status());
+  *request.mutable_spec() = *std::move(spec);
+  *request.mutable_input() = *std::move(input);
+  // The server validates both, so that its message is the one shown.
+  if (ctx.Has("epsilon")) request.set_epsilon(absl::GetFlag(FLAGS_epsilon));
+  if (ctx.Has("layers")) request.set_layers(absl::GetFlag(FLAGS_layers));
+
+  auto stub = v1::ActivationService::NewStub(ctx.channel);
+  auto context = ctx.CallContext();
+  v1::AnalyzeResponse response;
+  grpc::Status status = stub->Analyze(context.get(), request, &response);
+  if (!status.ok()) return ReportRpcError(status);
+  if (ctx.json) {
+    PrintJson(response);
+    return kExitOk;
+  }
+  std::vector<std::pair<std::string, std::string>> rows = {
+      {"units", absl::StrCat(response.units())},
+      {"nan_count", absl::StrCat(response.nan_count())},
+      {"epsilon", FormatStat(response.epsilon())},
+      {"sparsity (f(x) = 0)",
+       CountAndFraction(response.zero_outputs(), response.sparsity())},
+      {"saturated (|f'(x)| < eps)",
+       CountAndFraction(response.saturated_units(),
+                        response.saturated_fraction())},
+      {"dead (f'(x) = 0)",
+       CountAndFraction(response.dead_units(), response.dead_fraction())},
+      {"min f'", FormatStat(response.min_derivative())},
+      {"max f'", FormatStat(response.max_derivative())},
+      {"mean f'", FormatStat(response.mean_derivative())},
+      {"mean |f'|", FormatStat(response.mean_abs_derivative())},
+      {"max |f'| (gate, eq. 3.2.27)",
+       FormatStat(response.max_abs_derivative())},
+  };
+  if (response.has_attenuation()) {
+    rows.push_back({absl::StrCat("attenuation (mean |f'|)^", request.layers()),
+                    FormatStat(response.attenuation())});
+  }
+  for (const auto& [name, value] : rows) {
+    std::printf("%-30s %s\n", name.c_str(), value.c_str());
+  }
+  return kExitOk;
+}
+
 int RunHelp(const Context& ctx);
+
+int RunBenchCommand(const Context& ctx) {
+  return RunBench(ctx.args.specified);
+}
 
 const std::vector<Command>& Commands() {
   static const auto* commands = new std::vector<Command>{
@@ -724,6 +796,13 @@ const std::vector<Command>& Commands() {
        {"function", "alpha", "axis", "x", "x_npy", "shape", "grad", "grad_npy",
         "ops", "repeat"},
        RunStream},
+      {"analyze",
+       "gradient-flow diagnostics of f over the input: sparsity, saturation "
+       "(|f'| < --epsilon), dead units, range of f', the gate max |f'| and "
+       "the attenuation (mean |f'|)^--layers",
+       {"function", "alpha", "x", "x_npy", "shape", "epsilon", "layers"},
+       RunAnalyze},
+      {"bench", kBenchSummary, BenchFlagNames(), RunBenchCommand},
       {"help", "this message, or 'help <command>' for its flags", {}, RunHelp},
   };
   return *commands;
@@ -762,6 +841,8 @@ void PrintUsage() {
       "  actsvc derivative --function=softmax --x=1,2,3 --grad=1,0,0\n"
       "  actsvc jacobian --function=softmax --shape=2,3 --x=1,2,3,1,1,1\n"
       "  actsvc xent --shape=2,3 --x=1,2,3,1,1,1 --labels=2,0 --probs\n"
+      "  actsvc analyze --function=sigmoid --x=-8,-6,0,6,8 --epsilon=0.0025 "
+      "--layers=10\n"
       "  actsvc --json --dtype=float64 evaluate --function=tanh --x_npy=x.npy\n"
       "\nvalues accept inf, -inf and nan. Exit codes: 0 ok, 1 the call failed,"
       " 2 usage error.\n");
@@ -779,6 +860,9 @@ int RunHelp(const Context& ctx) {
     for (absl::string_view f : c.flags) PrintFlagHelp(f);
     std::printf("\nglobal flags:\n");
     for (absl::string_view f : GlobalFlags()) PrintFlagHelp(f);
+    if (c.name == "bench") {
+      std::fputs(std::string(BenchHelpNotes()).c_str(), stdout);
+    }
     return kExitOk;
   }
   return ReportUsage(UsageError(
@@ -786,7 +870,12 @@ int RunHelp(const Context& ctx) {
 }
 
 int Main(int argc, char** argv) {
-  absl::StatusOr<ParsedArgs> args = ParseArgs(argc, argv);
+  // bench spells some flags its own way (--json FILE, --check-every, -c).
+  const std::vector<std::string> arg_strings = RewriteBenchArgs(argc, argv);
+  std::vector<const char*> arg_ptrs;
+  for (const std::string& a : arg_strings) arg_ptrs.push_back(a.c_str());
+  absl::StatusOr<ParsedArgs> args =
+      ParseArgs(static_cast<int>(arg_ptrs.size()), arg_ptrs.data());
   if (!args.ok()) return ReportUsage(args.status());
   Context ctx;
   ctx.args = *std::move(args);

@@ -1,0 +1,398 @@
+#include "client/bench_cli.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <optional>
+
+#include "absl/flags/commandlineflag.h"
+#include "absl/flags/declare.h"
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/bench.h"
+#include "client/bench_load.h"
+#include "client/tensor.h"
+#include "client/values.h"
+#include "core/activation.h"
+
+// Shared with the other commands (main.cc).
+ABSL_DECLARE_FLAG(std::string, target);
+ABSL_DECLARE_FLAG(double, timeout_s);
+ABSL_DECLARE_FLAG(bool, json);
+ABSL_DECLARE_FLAG(std::string, dtype);
+ABSL_DECLARE_FLAG(std::string, encoding);
+ABSL_DECLARE_FLAG(std::string, function);
+ABSL_DECLARE_FLAG(double, alpha);
+ABSL_DECLARE_FLAG(int32_t, axis);
+ABSL_DECLARE_FLAG(int32_t, order);
+ABSL_DECLARE_FLAG(std::string, shape);
+ABSL_DECLARE_FLAG(bool, dense);
+
+ABSL_FLAG(std::string, rpc, "evaluate",
+          "the call: evaluate, derivative (--order 1 or 2), vjp (derivative "
+          "with a random upstream gradient), jacobian (--dense), xent "
+          "(softmax cross-entropy, random labels), stream (evaluate requests "
+          "on long-lived Stream calls)");
+ABSL_FLAG(std::string, concurrency, "1",
+          "closed loop: calls outstanding; a list (1,8,64) sweeps, one report "
+          "row each. With --rps: the cap on calls in flight (default 10000). "
+          "ghz: -c");
+ABSL_FLAG(std::string, rps, "",
+          "open loop: calls sent per second whatever the latency; a list "
+          "sweeps. Latency counts from each call's scheduled time (no "
+          "coordinated omission). ghz: -r");
+ABSL_FLAG(std::string, arrival, "constant",
+          "open loop: constant (even gaps) or poisson (exponential gaps from "
+          "--seed)");
+ABSL_FLAG(absl::Duration, duration, absl::Seconds(10),
+          "measured time per level, e.g. 30s, 2m (ignored with --requests). "
+          "ghz: -z");
+ABSL_FLAG(int64_t, requests, 0,
+          "measured calls per level instead of --duration. ghz: -n, --total");
+ABSL_FLAG(std::string, warmup, "0",
+          "per level, left out of the report: a time (2s) or a number of "
+          "calls (100). ghz: --skipFirst");
+ABSL_FLAG(int32_t, connections, 1,
+          "channels, each with its own TCP connection; calls are spread over "
+          "them");
+ABSL_FLAG(std::string, lb, "round_robin",
+          "load balancing over the target's addresses: round_robin or "
+          "pick_first. ghz: --lb-strategy");
+ABSL_FLAG(int64_t, check_every, 100,
+          "compare every k-th response with the client's own computation "
+          "(0: never); a wrong answer is an error of its own kind");
+ABSL_FLAG(uint64_t, seed, 1, "seed of the random inputs and Poisson arrivals");
+ABSL_FLAG(std::string, bench_json, "",
+          "write the report as JSON (actsvc.bench.v1.Report) to this file; "
+          "spelled --json FILE");
+ABSL_FLAG(std::string, csv, "", "write the report as CSV to this file");
+ABSL_FLAG(int32_t, server_pid, 0,
+          "a server on this machine: report its minor page faults and CPU "
+          "time per call, from /proc/PID/stat");
+ABSL_FLAG(bool, progress, true,
+          "a progress line on stderr, when stderr is a terminal");
+
+namespace actsvc::client {
+namespace {
+
+namespace v1 = ::actsvc::v1;
+namespace bv1 = ::actsvc::bench::v1;
+
+constexpr int kExitOk = 0;
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+int Usage(absl::string_view message) {
+  std::fprintf(stderr, "usage error: %s\nrun 'actsvc help bench' for usage\n",
+               std::string(message).c_str());
+  return kExitUsage;
+}
+
+bool IsBoolText(absl::string_view text) {
+  const std::string t = absl::AsciiStrToLower(text);
+  return t == "true" || t == "false" || t == "1" || t == "0" || t == "yes" ||
+         t == "no" || t == "t" || t == "f" || t == "y" || t == "n";
+}
+
+bool WriteFile(const std::string& path, const std::string& text) {
+  std::ofstream file(path, std::ios::binary | std::ios::trunc);
+  file << text;
+  file.close();
+  return static_cast<bool>(file);
+}
+
+}  // namespace
+
+const std::vector<absl::string_view>& BenchFlagNames() {
+  static const auto* flags = new std::vector<absl::string_view>{
+      "rpc",         "function", "alpha",       "axis",        "order",
+      "dense",       "shape",    "concurrency", "rps",         "arrival",
+      "duration",    "requests", "warmup",      "connections", "lb",
+      "check_every", "seed",     "bench_json",  "csv",         "server_pid",
+      "progress"};
+  return *flags;
+}
+
+absl::string_view BenchHelpNotes() {
+  return R"(
+The request (random inputs in [-8, 8) from --seed, --shape default 1,1024) is
+built and serialized once and sent by every call. Closed loop: --concurrency N
+keeps N calls outstanding. Open loop: --rps R sends R calls per second
+(--arrival constant|poisson) however slow the server is; latency counts from
+each call's scheduled send time. Each level of a sweep (--concurrency 1,8,64
+or --rps 100,1000) gives one report row, after its own --warmup.
+
+Reported per level: requests, RPS, elements/s, MB/s, latency min / mean /
+stddev / p50 / p90 / p95 / p99 / p99.9 / max of the calls that returned OK, a
+histogram, and counts by status code with a sample message each
+(WRONG_ANSWER: a checked response that differs from the client's own
+computation). Text on stdout (a bare --json: JSON instead), --json FILE and
+--csv FILE for machines. Every RPC is retried on UNAVAILABLE (service config).
+
+--target takes any gRPC target: localhost:50051, dns:///host:port,
+ipv4:127.0.0.1:5001,127.0.0.1:5002 (with --lb round_robin to spread calls).
+Flags may also be spelled with dashes (--check-every); ghz's -c, -n, -z, -r
+and --total work. Exit code 1 when any call failed or answered wrongly.
+
+examples:
+  actsvc bench --function=gelu --shape=64,1000 --concurrency=1,8,64 --duration=5s
+  actsvc bench --function=sigmoid --rps=1000,5000 --arrival=poisson --warmup=1s
+  actsvc bench --rpc=derivative --order=2 --function=tanh -n 10000 -c 16
+  actsvc bench --rpc=xent --shape=32,1000 --json report.json --csv report.csv
+  actsvc --target=ipv4:127.0.0.1:5001,127.0.0.1:5002 bench --function=relu \
+      --connections=4 --concurrency=64
+)";
+}
+
+std::vector<std::string> RewriteBenchArgs(int argc, const char* const* argv) {
+  std::vector<std::string> out(argv, argv + argc);
+  // Find the command: the first operand that is not a flag's value.
+  int command = -1;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (arg.size() < 2 || arg[0] != '-') {
+      command = i;
+      break;
+    }
+    absl::string_view name = arg;
+    if (!absl::ConsumePrefix(&name, "--")) absl::ConsumePrefix(&name, "-");
+    if (absl::StrContains(name, '=')) continue;
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    if (flag != nullptr && !flag->IsOfType<bool>()) ++i;  // its value
+  }
+  if (command < 0 || out[command] != "bench") return out;
+
+  std::vector<std::string> rewritten(out.begin(), out.begin() + command + 1);
+  for (int i = command + 1; i < argc; ++i) {
+    std::string arg = out[i];
+    if (arg == "--") {
+      rewritten.insert(rewritten.end(), out.begin() + i, out.end());
+      break;
+    }
+    if (arg.size() < 2 || arg[0] != '-') {
+      rewritten.push_back(arg);
+      continue;
+    }
+    absl::string_view body = arg;
+    if (!absl::ConsumePrefix(&body, "--")) absl::ConsumePrefix(&body, "-");
+    std::string name(body.substr(0, body.find('=')));
+    std::optional<std::string> value;
+    if (size_t eq = body.find('='); eq != absl::string_view::npos) {
+      value = std::string(body.substr(eq + 1));
+    }
+    name = absl::StrReplaceAll(name, {{"-", "_"}});
+    if (name == "c") name = "concurrency";
+    if (name == "n" || name == "total") name = "requests";
+    if (name == "z") name = "duration";
+    if (name == "r") name = "rps";
+    if (name == "lb_strategy") name = "lb";
+    if (name == "skip_first" || name == "skipFirst") name = "warmup";
+    if (name == "json") {
+      if (value.has_value() && !IsBoolText(*value)) {
+        name = "bench_json";
+      } else if (!value.has_value() && i + 1 < argc &&
+                 !absl::StartsWith(out[i + 1], "-")) {
+        name = "bench_json";
+        value = out[++i];
+      }
+    }
+    rewritten.push_back(value.has_value()
+                            ? absl::StrCat("--", name, "=", *value)
+                            : absl::StrCat("--", name));
+  }
+  return rewritten;
+}
+
+int RunBench(const std::set<std::string>& specified) {
+  auto given = [&](absl::string_view flag) {
+    return specified.count(std::string(flag)) > 0;
+  };
+  bench::WorkloadSpec ws;
+  bench::LoadOptions options;
+
+  absl::StatusOr<bench::Rpc> rpc = bench::RpcFromName(absl::GetFlag(FLAGS_rpc));
+  if (!rpc.ok()) return Usage(rpc.status().message());
+  ws.rpc = *rpc;
+  std::string function_name = "softmax";
+  if (ws.rpc != bench::Rpc::kXent) {
+    function_name = absl::GetFlag(FLAGS_function);
+    if (function_name.empty()) {
+      return Usage("--function is required, e.g. --function=gelu");
+    }
+    std::optional<Function> f = FunctionFromName(function_name);
+    if (!f.has_value()) {
+      return Usage(absl::StrCat("unknown function '", function_name,
+                                "'; 'actsvc list' shows the names"));
+    }
+    function_name = std::string(FunctionName(*f));
+    ws.spec.set_function(static_cast<v1::Function>(static_cast<int>(*f)));
+    if (given("alpha")) ws.spec.set_alpha(absl::GetFlag(FLAGS_alpha));
+    if (given("axis")) ws.spec.set_axis(absl::GetFlag(FLAGS_axis));
+  } else if (given("function") || given("alpha") || given("axis")) {
+    return Usage("--rpc=xent takes no --function, --alpha or --axis");
+  }
+  ws.order = absl::GetFlag(FLAGS_order);
+  ws.dense = absl::GetFlag(FLAGS_dense);
+  const std::string shape_text = absl::GetFlag(FLAGS_shape).empty()
+                                     ? "1,1024"
+                                     : absl::GetFlag(FLAGS_shape);
+  absl::StatusOr<std::vector<int64_t>> shape = ParseShape(shape_text);
+  if (!shape.ok())
+    return Usage(absl::StrCat("--shape: ", shape.status().message()));
+  ws.shape = *shape;
+  absl::StatusOr<v1::DataType> dtype =
+      DtypeFromName(absl::GetFlag(FLAGS_dtype));
+  if (!dtype.ok()) return Usage(dtype.status().message());
+  ws.dtype = *dtype;
+  absl::StatusOr<Encoding> encoding =
+      EncodingFromName(absl::GetFlag(FLAGS_encoding));
+  if (!encoding.ok()) return Usage(encoding.status().message());
+  ws.encoding = *encoding;
+  ws.seed = absl::GetFlag(FLAGS_seed);
+
+  options.target = absl::GetFlag(FLAGS_target);
+  options.lb = absl::GetFlag(FLAGS_lb);
+  if (options.lb != "round_robin" && options.lb != "pick_first") {
+    return Usage(absl::StrCat("--lb=", options.lb,
+                              " is not one of round_robin, pick_first"));
+  }
+  options.connections = absl::GetFlag(FLAGS_connections);
+  if (options.connections < 1 || options.connections > 1000) {
+    return Usage("--connections must be in [1, 1000]");
+  }
+  options.open_loop = given("rps");
+  absl::StatusOr<std::vector<int>> concurrency =
+      bench::ParseConcurrencyLevels(absl::GetFlag(FLAGS_concurrency));
+  if (!concurrency.ok()) {
+    return Usage(
+        absl::StrCat("--concurrency: ", concurrency.status().message()));
+  }
+  options.concurrency = *concurrency;
+  if (options.open_loop) {
+    absl::StatusOr<std::vector<double>> rps =
+        bench::ParseRateLevels(absl::GetFlag(FLAGS_rps));
+    if (!rps.ok())
+      return Usage(absl::StrCat("--rps: ", rps.status().message()));
+    options.rps = *rps;
+    if (given("concurrency")) {
+      if (concurrency->size() != 1) {
+        return Usage(
+            "with --rps, --concurrency is the cap on calls in flight: one "
+            "value, not a list (sweep one or the other)");
+      }
+      options.max_outstanding = concurrency->front();
+    }
+  } else if (given("arrival")) {
+    return Usage("--arrival applies to the open loop: give --rps");
+  }
+  absl::StatusOr<bench::Arrival> arrival =
+      bench::ArrivalFromName(absl::GetFlag(FLAGS_arrival));
+  if (!arrival.ok()) return Usage(arrival.status().message());
+  options.arrival = *arrival;
+  options.duration = absl::GetFlag(FLAGS_duration);
+  options.requests = absl::GetFlag(FLAGS_requests);
+  if (options.requests < 0) return Usage("--requests must not be negative");
+  if (options.requests == 0 && !(options.duration > absl::ZeroDuration() &&
+                                 options.duration < absl::Hours(24 * 7))) {
+    return Usage("--duration must be positive (e.g. 10s)");
+  }
+  if (options.requests > 0) options.duration = absl::ZeroDuration();
+  absl::StatusOr<bench::Warmup> warmup =
+      bench::ParseWarmup(absl::GetFlag(FLAGS_warmup));
+  if (!warmup.ok()) return Usage(warmup.status().message());
+  options.warmup = *warmup;
+  options.check_every = absl::GetFlag(FLAGS_check_every);
+  if (options.check_every < 0) return Usage("--check_every must be >= 0");
+  options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
+  if (!(options.timeout > absl::ZeroDuration())) {
+    return Usage("--timeout_s must be positive");
+  }
+  options.seed = ws.seed;
+  options.server_pid = absl::GetFlag(FLAGS_server_pid);
+  options.progress = absl::GetFlag(FLAGS_progress) && isatty(2);
+
+  absl::StatusOr<bench::Workload> workload = bench::BuildWorkload(ws);
+  if (!workload.ok()) {
+    if (workload.status().code() == absl::StatusCode::kInvalidArgument) {
+      return Usage(workload.status().message());
+    }
+    std::fprintf(stderr, "error: %s\n", workload.status().ToString().c_str());
+    return kExitFailure;
+  }
+
+  bv1::Report report;
+  bv1::Config* config = report.mutable_config();
+  config->set_target(options.target);
+  config->set_load_balancing(options.lb);
+  config->set_connections(options.connections);
+  config->set_rpc(std::string(bench::RpcName(ws.rpc)));
+  config->set_function(function_name);
+  config->mutable_shape()->Add(ws.shape.begin(), ws.shape.end());
+  config->set_dtype(std::string(DtypeName(ws.dtype)));
+  config->set_encoding(ws.encoding == Encoding::kRaw ? "raw" : "typed");
+  config->set_order(ws.rpc == bench::Rpc::kDerivative ? ws.order : 0);
+  config->set_seed(ws.seed);
+  config->set_mode(options.open_loop ? "open" : "closed");
+  config->set_arrival(options.open_loop
+                          ? (options.arrival == bench::Arrival::kPoisson
+                                 ? "poisson"
+                                 : "constant")
+                          : "");
+  config->set_duration_s(absl::ToDoubleSeconds(options.duration));
+  config->set_requests(options.requests);
+  config->set_warmup(absl::GetFlag(FLAGS_warmup));
+  config->set_check_every(options.check_every);
+  config->set_timeout_s(absl::ToDoubleSeconds(options.timeout));
+  config->set_request_bytes(workload->request_bytes);
+  config->set_elements(workload->elements);
+  config->set_started_at(
+      absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
+
+  absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels =
+      bench::ConnectChannels(options,
+                             std::min(options.timeout, absl::Seconds(10)));
+  if (!channels.ok()) {
+    std::fprintf(stderr, "error: UNAVAILABLE: %s\n",
+                 std::string(channels.status().message()).c_str());
+    return kExitFailure;
+  }
+  for (bv1::Row& row : bench::RunLoad(options, *workload, *channels)) {
+    *report.add_rows() = std::move(row);
+  }
+
+  if (absl::GetFlag(FLAGS_json)) {
+    std::printf("%s\n", bench::FormatJson(report).c_str());
+  } else {
+    std::fputs(bench::FormatText(report).c_str(), stdout);
+  }
+  std::fflush(stdout);
+  int exit_code = kExitOk;
+  if (const std::string path = absl::GetFlag(FLAGS_bench_json); !path.empty()) {
+    if (!WriteFile(path, bench::FormatJson(report) + "\n")) {
+      std::fprintf(stderr, "error: cannot write %s\n", path.c_str());
+      exit_code = kExitFailure;
+    }
+  }
+  if (const std::string path = absl::GetFlag(FLAGS_csv); !path.empty()) {
+    if (!WriteFile(path, bench::FormatCsv(report))) {
+      std::fprintf(stderr, "error: cannot write %s\n", path.c_str());
+      exit_code = kExitFailure;
+    }
+  }
+  for (const bv1::Row& row : report.rows()) {
+    if (row.errors() > 0 || row.requests() == 0) exit_code = kExitFailure;
+  }
+  return exit_code;
+}
+
+}  // namespace actsvc::client
