@@ -10,6 +10,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
   libdnnl-dev  # bench-only: oneDNN rows of bench/kernels_bench (skipped if absent)
   python3 python3-grpcio python3-protobuf python3-numpy python3-scipy
+  python3-matplotlib
   clang-format
 )
 
