@@ -756,9 +756,7 @@ int RunAnalyze(const Context& ctx) {
 
 int RunHelp(const Context& ctx);
 
-int RunBenchCommand(const Context& ctx) {
-  return RunBench(ctx.args.specified);
-}
+int RunBenchCommand(const Context& ctx) { return RunBench(ctx.args.specified); }
 
 const std::vector<Command>& Commands() {
   static const auto* commands = new std::vector<Command>{
