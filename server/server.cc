@@ -70,6 +70,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   return server;
 }
 
+namespace {
+// How long a drained server lets gRPC's GOAWAY reach its clients.
+constexpr int kGoawayMs = 500;
+}  // namespace
+
 void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
@@ -77,11 +82,18 @@ void Server::Shutdown(absl::Duration grace) {
   // start from now on are refused, and the ones already started (a large
   // request may still be uploading) get the grace period to end. gRPC's own
   // Shutdown would also wait for idle client connections to close; ours ends
-  // as soon as the last call does, and cancels whatever outlives the grace.
+  // soon after the last call does, and cancels whatever outlives the grace.
   server_->GetHealthCheckService()->SetServingStatus(false);
   service_->StartDraining();
-  service_->WaitUntilIdle(grace);
-  server_->Shutdown(std::chrono::system_clock::now());
+  const bool idle = service_->WaitUntilIdle(grace);
+  // Clients still send new calls here until gRPC's GOAWAY reaches them, and
+  // a call cut by the final cancellation would fail as CANCELLED, which no
+  // client retries. So gRPC gets a moment to say GOAWAY (the calls that
+  // arrive meanwhile are refused with UNAVAILABLE, which clients retry)
+  // before it cancels what is left.
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    (idle ? std::chrono::milliseconds(kGoawayMs)
+                          : std::chrono::milliseconds(0)));
   server_->Wait();
 }
 
