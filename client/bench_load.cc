@@ -374,6 +374,9 @@ std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
 std::string ServiceConfigJson(absl::string_view lb) {
   return absl::StrCat(
       R"({"loadBalancingConfig": [{")", lb, R"(": {}}],)",
+      // round_robin skips a backend whose health turns NOT_SERVING (a
+      // draining server), so new calls stop reaching it before it closes.
+      R"("healthCheckConfig": {"serviceName": "actsvc.v1.ActivationService"},)",
       R"("methodConfig": [{"name": [{"service": "actsvc.v1.ActivationService"}],)",
       R"("retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.01s",)",
       R"("maxBackoff": "0.5s", "backoffMultiplier": 2,)",

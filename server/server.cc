@@ -3,11 +3,13 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace actsvc::server {
 
@@ -73,6 +75,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 namespace {
 // How long a drained server lets gRPC's GOAWAY reach its clients.
 constexpr int kGoawayMs = 500;
+// How long a server refuses new calls (and says NOT_SERVING) before closing.
+constexpr int kLameDuckMs = 300;
 }  // namespace
 
 void Server::Shutdown(absl::Duration grace) {
@@ -85,7 +89,13 @@ void Server::Shutdown(absl::Duration grace) {
   // soon after the last call does, and cancels whatever outlives the grace.
   server_->GetHealthCheckService()->SetServingStatus(false);
   service_->StartDraining();
+  // Clients that watch health (round_robin with a healthCheckConfig) stop
+  // picking this server once they see NOT_SERVING: give them that moment
+  // even when no call is in flight.
+  const absl::Time lame_duck_end =
+      absl::Now() + absl::Milliseconds(kLameDuckMs);
   const bool idle = service_->WaitUntilIdle(grace);
+  absl::SleepFor(std::min(grace, lame_duck_end - absl::Now()));
   // Clients still send new calls here until gRPC's GOAWAY reaches them, and
   // a call cut by the final cancellation would fail as CANCELLED, which no
   // client retries. So gRPC gets a moment to say GOAWAY (the calls that
