@@ -14,6 +14,7 @@
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "core/reference.h"
 #include "core/softmax.h"
 
 #ifdef ACTSVC_HAVE_ONEDNN
@@ -111,6 +112,38 @@ void ActsvcSoftmax(benchmark::State& state, Function f, bool vjp, int64_t n) {
       SoftmaxVjp<float>(f, v, a.x, a.g, absl::MakeSpan(a.y));
     } else {
       SoftmaxForward<float>(f, v, a.x, absl::MakeSpan(a.y));
+    }
+    benchmark::DoNotOptimize(a.y.data());
+    benchmark::ClobberMemory();
+  }
+  Finish(state, n);
+}
+
+// The scalar reference rows (core/reference.h, computed in double), as
+// core/softmax.cc ran before the SIMD kernels.
+void ScalarSoftmax(benchmark::State& state, Function f, bool vjp, int64_t n) {
+  Arrays a(n);
+  const bool log = f == Function::kLogSoftmax;
+  std::vector<double> p, log_p;
+  for (auto _ : state) {
+    for (int64_t off = 0; off < n; off += kClasses) {
+      reference::SoftmaxRowProbabilities(a.x.data() + off, kClasses, 1, p,
+                                         log_p);
+      if (!vjp) {
+        for (int64_t c = 0; c < kClasses; ++c) {
+          a.y[off + c] = static_cast<float>(log ? log_p[c] : p[c]);
+        }
+        continue;
+      }
+      double acc = 0;
+      for (int64_t c = 0; c < kClasses; ++c) {
+        acc += log ? a.g[off + c] : a.g[off + c] * p[c];
+      }
+      for (int64_t c = 0; c < kClasses; ++c) {
+        const double gc = a.g[off + c];
+        a.y[off + c] =
+            static_cast<float>(log ? gc - p[c] * acc : p[c] * (gc - acc));
+      }
     }
     benchmark::DoNotOptimize(a.y.data());
     benchmark::ClobberMemory();
@@ -239,6 +272,9 @@ void RegisterAll() {
       for (bool vjp : {false, true}) {
         benchmark::RegisterBenchmark(
             Name("actsvc", vjp ? "vjp" : "fwd", name, n).c_str(), ActsvcSoftmax,
+            f, vjp, n - n % kClasses);
+        benchmark::RegisterBenchmark(
+            Name("scalar", vjp ? "vjp" : "fwd", name, n).c_str(), ScalarSoftmax,
             f, vjp, n - n % kClasses);
 #ifdef ACTSVC_HAVE_ONEDNN
         benchmark::RegisterBenchmark(

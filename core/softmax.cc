@@ -1,12 +1,63 @@
-#include "core/softmax.h"
+// Softmax along an axis. Contiguous rows (the last axis, inner == 1) run the
+// per-target SIMD kernels of core/softmax-inl.h, compiled once per
+// instruction set here (hwy/foreach_target.h) and chosen at run time, as are
+// the cross-entropy rows with class-index labels and no smoothing. Rows with
+// NaN or ±inf, strided rows (inner > 1), dense Jacobians and the other
+// cross-entropy rows use the scalar reference (core/reference.h).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "core/softmax.cc"
+#include "hwy/foreach_target.h"  // IWYU pragma: keep
 
+// Must come after foreach_target.h.
+#include "core/softmax-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace actsvc {
+namespace HWY_NAMESPACE {
+
+void SoftmaxRowsF32(int op, const float* x, const float* g, float* y, size_t n,
+                    size_t rows, float* scratch, SoftmaxSpecialRowFn special,
+                    void* context) {
+  SoftmaxRows<float>(static_cast<SoftmaxOp>(op), x, g, y, n, rows, scratch,
+                     special, context);
+}
+void SoftmaxRowsF64(int op, const double* x, const double* g, double* y,
+                    size_t n, size_t rows, double* scratch,
+                    SoftmaxSpecialRowFn special, void* context) {
+  SoftmaxRows<double>(static_cast<SoftmaxOp>(op), x, g, y, n, rows, scratch,
+                      special, context);
+}
+
+bool SoftmaxStatsF32(const float* x, size_t n, float* p, float* max,
+                     double* rest) {
+  return SoftmaxStats<float>(x, n, p, max, rest);
+}
+bool SoftmaxStatsF64(const double* x, size_t n, double* p, double* max,
+                     long double* rest) {
+  return SoftmaxStats<double>(x, n, p, max, rest);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace actsvc
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "core/reference.h"
+#include "core/softmax.h"
 
 namespace actsvc {
+
+HWY_EXPORT(SoftmaxRowsF32);
+HWY_EXPORT(SoftmaxRowsF64);
+HWY_EXPORT(SoftmaxStatsF32);
+HWY_EXPORT(SoftmaxStatsF64);
+
 namespace {
 
 // Calls fn(row_index, offset) for every row of outer slices [ob, oe): the
@@ -32,6 +83,83 @@ RowScratch<T>& Scratch() {
   return scratch;
 }
 
+// The reference for one row at `off` with stride `inner` (y may be x).
+template <typename T>
+void ReferenceForwardRow(bool log, AxisView v, const T* x, T* y, int64_t off) {
+  RowScratch<T>& s = Scratch<T>();
+  reference::SoftmaxRowProbabilities(x + off, v.size, v.inner, s.p, s.log_p);
+  for (int64_t c = 0; c < v.size; ++c) {
+    y[off + c * v.inner] = static_cast<T>(log ? s.log_p[c] : s.p[c]);
+  }
+}
+
+// softmax: p ⊙ (g − <g, p>); log_softmax: g − p Σg. y may be x or g.
+template <typename T>
+void ReferenceVjpRow(bool log, AxisView v, const T* x, const T* g, T* y,
+                     int64_t off) {
+  using W = reference::Wider<T>;
+  RowScratch<T>& s = Scratch<T>();
+  reference::SoftmaxRowProbabilities(x + off, v.size, v.inner, s.p, s.log_p);
+  W acc = 0;
+  for (int64_t c = 0; c < v.size; ++c) {
+    const W gc = static_cast<W>(g[off + c * v.inner]);
+    acc += log ? gc : gc * s.p[c];
+  }
+  for (int64_t c = 0; c < v.size; ++c) {
+    const int64_t k = off + c * v.inner;
+    const W gc = static_cast<W>(g[k]);
+    y[k] = static_cast<T>(log ? gc - s.p[c] * acc : s.p[c] * (gc - acc));
+  }
+}
+
+// The SIMD softmax of one contiguous row, its max and rest; false for a
+// special row (nothing written).
+template <typename T>
+bool SimdStats(const T* x, int64_t n, T* p, T* max, reference::Wider<T>* rest) {
+  if constexpr (sizeof(T) == 4) {
+    return HWY_DYNAMIC_DISPATCH(SoftmaxStatsF32)(x, n, p, max, rest);
+  } else {
+    return HWY_DYNAMIC_DISPATCH(SoftmaxStatsF64)(x, n, p, max, rest);
+  }
+}
+
+// Runs the SIMD kernel over the contiguous rows [ob, oe) (v.inner == 1);
+// special rows go to the reference. op as SoftmaxOp in softmax-inl.h.
+template <typename T>
+void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
+              int64_t oe) {
+  if (v.size == 0 || oe <= ob) return;
+  thread_local std::vector<T> scratch;
+  if (op >= 2 && scratch.size() < static_cast<size_t>(v.size)) {
+    scratch.resize(v.size);
+  }
+  struct Context {
+    int op;
+    AxisView v;
+    const T *x, *g;
+    T* y;
+    int64_t ob;
+  } ctx{op, v, x, g, y, ob};
+  const SoftmaxSpecialRowFn special = [](void* p, size_t row) {
+    const Context& c = *static_cast<const Context*>(p);
+    const int64_t off = (c.ob + static_cast<int64_t>(row)) * c.v.size;
+    if (c.op < 2) {
+      ReferenceForwardRow<T>(c.op == 1, c.v, c.x, c.y, off);
+    } else {
+      ReferenceVjpRow<T>(c.op == 3, c.v, c.x, c.g, c.y, off);
+    }
+  };
+  const int64_t off = ob * v.size;
+  const T* gp = g ? g + off : nullptr;
+  if constexpr (sizeof(T) == 4) {
+    HWY_DYNAMIC_DISPATCH(SoftmaxRowsF32)
+    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), special, &ctx);
+  } else {
+    HWY_DYNAMIC_DISPATCH(SoftmaxRowsF64)
+    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), special, &ctx);
+  }
+}
+
 }  // namespace
 
 AxisView MakeAxisView(absl::Span<const int64_t> shape, int axis) {
@@ -51,14 +179,14 @@ std::optional<int> NormalizeAxis(int axis, int rank) {
 template <typename T>
 void SoftmaxForward(Function f, AxisView v, absl::Span<const T> x,
                     absl::Span<T> y, int64_t outer_begin, int64_t outer_end) {
-  RowScratch<T>& s = Scratch<T>();
   const bool log = f == Function::kLogSoftmax;
+  if (outer_end < 0) outer_end = v.outer;
+  if (v.inner == 1) {
+    return SimdRows<T>(log ? 1 : 0, v, x.data(), nullptr, y.data(), outer_begin,
+                       outer_end);
+  }
   ForEachRow(v, outer_begin, outer_end, [&](int64_t, int64_t off) {
-    reference::SoftmaxRowProbabilities(x.data() + off, v.size, v.inner, s.p,
-                                       s.log_p);
-    for (int64_t c = 0; c < v.size; ++c) {
-      y[off + c * v.inner] = static_cast<T>(log ? s.log_p[c] : s.p[c]);
-    }
+    ReferenceForwardRow<T>(log, v, x.data(), y.data(), off);
   });
 }
 
@@ -66,23 +194,14 @@ template <typename T>
 void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
                 absl::Span<const T> g, absl::Span<T> y, int64_t outer_begin,
                 int64_t outer_end) {
-  using W = reference::Wider<T>;
-  RowScratch<T>& s = Scratch<T>();
   const bool log = f == Function::kLogSoftmax;
+  if (outer_end < 0) outer_end = v.outer;
+  if (v.inner == 1) {
+    return SimdRows<T>(log ? 3 : 2, v, x.data(), g.data(), y.data(),
+                       outer_begin, outer_end);
+  }
   ForEachRow(v, outer_begin, outer_end, [&](int64_t, int64_t off) {
-    reference::SoftmaxRowProbabilities(x.data() + off, v.size, v.inner, s.p,
-                                       s.log_p);
-    // softmax: p ⊙ (g − <g, p>); log_softmax: g − p Σg.
-    W acc = 0;
-    for (int64_t c = 0; c < v.size; ++c) {
-      const W gc = static_cast<W>(g[off + c * v.inner]);
-      acc += log ? gc : gc * s.p[c];
-    }
-    for (int64_t c = 0; c < v.size; ++c) {
-      const int64_t k = off + c * v.inner;
-      const W gc = static_cast<W>(g[k]);
-      y[k] = static_cast<T>(log ? gc - s.p[c] * acc : s.p[c] * (gc - acc));
-    }
+    ReferenceVjpRow<T>(log, v, x.data(), g.data(), y.data(), off);
   });
 }
 
@@ -124,8 +243,36 @@ CrossEntropyPartial CrossEntropyRows(int64_t classes,
   const bool by_index = target_probs.empty();
   std::vector<W> y(classes);
   CrossEntropyPartial partial;
+  const bool fast = by_index && eps == 0 && classes > 0;
   for (int64_t r = row_begin; r < row_end; ++r) {
     const int64_t off = r * classes;
+    const bool ignored_row = by_index && options.ignore_index.has_value() &&
+                             class_indices[r] == *options.ignore_index;
+    // Class-index labels without smoothing, on the SIMD kernel: p lands in
+    // the gradient row, which is p − onehot(label).
+    T m;
+    W rest;
+    if (fast && !ignored_row &&
+        SimdStats<T>(logits.data() + off, classes, grad.data() + off, &m,
+                     &rest)) {
+      const int64_t label = class_indices[r];
+      const T z_label = logits[off + label];
+      if (!probs.empty()) {
+        std::copy(grad.begin() + off, grad.begin() + off + classes,
+                  probs.begin() + off);
+      }
+      // loss = −log p_label = log1p(rest) − (z_label − m); when the label
+      // holds the maximum, 1 − p_label = rest / (1 + rest) keeps its digits.
+      const W loss = std::log1p(rest) - (static_cast<W>(z_label) - m);
+      grad[off + label] = static_cast<T>(
+          z_label == m
+              ? -rest / (W(1) + rest)
+              : std::exp(static_cast<W>(z_label) - m) / (W(1) + rest) - W(1));
+      row_loss[r] = static_cast<T>(loss);
+      partial.counted_rows += 1;
+      partial.loss_sum += static_cast<long double>(loss);
+      continue;
+    }
     reference::SoftmaxRowProbabilities(logits.data() + off, classes, 1, s.p,
                                        s.log_p);
     if (!probs.empty()) {
@@ -203,3 +350,4 @@ ACTSVC_INSTANTIATE(double)
 #undef ACTSVC_INSTANTIATE
 
 }  // namespace actsvc
+#endif  // HWY_ONCE
