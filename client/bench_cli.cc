@@ -27,6 +27,10 @@
 // Shared with the other commands (main.cc).
 ABSL_DECLARE_FLAG(std::string, target);
 ABSL_DECLARE_FLAG(double, timeout_s);
+ABSL_DECLARE_FLAG(std::string, tls_ca);
+ABSL_DECLARE_FLAG(std::string, tls_cert);
+ABSL_DECLARE_FLAG(std::string, tls_key);
+ABSL_DECLARE_FLAG(std::string, tls_server_name);
 ABSL_DECLARE_FLAG(bool, json);
 ABSL_DECLARE_FLAG(std::string, dtype);
 ABSL_DECLARE_FLAG(std::string, encoding);
@@ -261,6 +265,10 @@ int RunBench(const std::set<std::string>& specified) {
   ws.seed = absl::GetFlag(FLAGS_seed);
 
   options.target = absl::GetFlag(FLAGS_target);
+  options.tls.ca = absl::GetFlag(FLAGS_tls_ca);
+  options.tls.cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key = absl::GetFlag(FLAGS_tls_key);
+  options.tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
   options.lb = absl::GetFlag(FLAGS_lb);
   if (options.lb != "round_robin" && options.lb != "pick_first") {
     return Usage(absl::StrCat("--lb=", options.lb,
@@ -362,7 +370,8 @@ int RunBench(const std::set<std::string>& specified) {
       bench::ConnectChannels(options,
                              std::min(options.timeout, absl::Seconds(10)));
   if (!channels.ok()) {
-    std::fprintf(stderr, "error: UNAVAILABLE: %s\n",
+    std::fprintf(stderr, "error: %s: %s\n",
+                 absl::StatusCodeToString(channels.status().code()).c_str(),
                  std::string(channels.status().message()).c_str());
     return kExitFailure;
   }

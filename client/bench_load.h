@@ -17,6 +17,7 @@
 #include "actsvc/v1/activation.pb.h"
 #include "client/bench.h"
 #include "client/tensor.h"
+#include "client/tls.h"
 #include "grpcpp/grpcpp.h"
 
 namespace actsvc::client::bench {
@@ -64,6 +65,7 @@ std::string CheckResponse(const Workload& workload,
 
 struct LoadOptions {
   std::string target = "localhost:50051";
+  TlsOptions tls;                  // plaintext unless enabled
   std::string lb = "round_robin";  // or pick_first
   int connections = 1;
   bool open_loop = false;

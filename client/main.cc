@@ -33,6 +33,7 @@
 #include "client/format.h"
 #include "client/npy.h"
 #include "client/tensor.h"
+#include "client/tls.h"
 #include "client/values.h"
 #include "core/activation.h"
 #include "google/protobuf/util/json_util.h"
@@ -42,6 +43,15 @@
 // Global flags.
 ABSL_FLAG(std::string, target, "localhost:50051", "server address, host:port");
 ABSL_FLAG(double, timeout_s, 30, "deadline of each call, in seconds");
+ABSL_FLAG(std::string, tls_ca, "",
+          "connect with TLS, verifying the server with this PEM CA bundle "
+          "(any --tls_* flag turns TLS on; without --tls_ca: system roots)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate, for servers that require one (mutual TLS)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_server_name, "",
+          "the name the server's certificate must carry, when not the "
+          "--target host (e.g. when connecting by IP address)");
 ABSL_FLAG(bool, json, false,
           "print the response as JSON (protobuf's mapping; tensors as "
           "floatData/doubleData)");
@@ -110,7 +120,8 @@ constexpr int kExitUsage = 2;
 
 const std::vector<absl::string_view>& GlobalFlags() {
   static const auto* flags = new std::vector<absl::string_view>{
-      "target", "timeout_s", "json", "dtype", "encoding"};
+      "target", "timeout_s", "json",    "dtype",          "encoding",
+      "tls_ca", "tls_cert",  "tls_key", "tls_server_name"};
   return *flags;
 }
 
@@ -181,7 +192,17 @@ void PrintJson(const google::protobuf::Message& message) {
   std::printf("%s\n", json.c_str());
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
+TlsOptions TlsFlags() {
+  TlsOptions tls;
+  tls.ca = absl::GetFlag(FLAGS_tls_ca);
+  tls.cert = absl::GetFlag(FLAGS_tls_cert);
+  tls.key = absl::GetFlag(FLAGS_tls_key);
+  tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  return tls;
+}
+
+absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
+    const std::string& target, const TlsOptions& tls) {
   grpc::ChannelArguments args;
   // The server enforces its own limit (RESOURCE_EXHAUSTED names it); the
   // client should not add a second, smaller one.
@@ -192,8 +213,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target) {
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
-  return grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(),
-                                   args);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      MakeChannelCredentials(tls, &args);
+  if (!credentials.ok()) return credentials.status();
+  return grpc::CreateCustomChannel(target, *credentials, args);
 }
 
 // ---------------------------------------------------------------------------
@@ -926,7 +949,10 @@ int Main(int argc, char** argv) {
   }
   ctx.encoding = *encoding;
   ctx.json = absl::GetFlag(FLAGS_json);
-  ctx.channel = MakeChannel(absl::GetFlag(FLAGS_target));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      MakeChannel(absl::GetFlag(FLAGS_target), TlsFlags());
+  if (!channel.ok()) return ReportUsage(channel.status());
+  ctx.channel = *std::move(channel);
   return command->run(ctx);
 }
 

@@ -9,3 +9,13 @@ find_program(ACTSVC_GRPC_PYTHON_PLUGIN grpc_python_plugin)
 if(ACTSVC_BUILD_TESTS)
   find_package(GTest CONFIG REQUIRED)
 endif()
+# civetweb serves the Prometheus endpoint. Debian's libcivetweb-dev ships a
+# CMake config that fails without the civetweb binary package (it references
+# /usr/bin/civetweb) and no pkg-config file, so it is found by hand.
+find_path(ACTSVC_CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
+find_library(ACTSVC_CIVETWEB_LIBRARY civetweb REQUIRED)
+add_library(actsvc_civetweb INTERFACE)
+target_include_directories(actsvc_civetweb SYSTEM INTERFACE
+    ${ACTSVC_CIVETWEB_INCLUDE_DIR})
+target_link_libraries(actsvc_civetweb INTERFACE
+    ${ACTSVC_CIVETWEB_LIBRARY} Threads::Threads ${CMAKE_DL_LIBS})

@@ -1,6 +1,7 @@
 #include "server/handlers.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -9,11 +10,13 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
 #include "core/activation.h"
 #include "core/analyze.h"
 #include "core/functions.h"
 #include "core/softmax.h"
+#include "server/parallel.h"
 #include "server/tensor_codec.h"
 
 namespace actsvc::server {
@@ -164,6 +167,45 @@ absl::Status RunChunked(const ComputeContext& context, int64_t total,
   return absl::OkStatus();
 }
 
+// RunChunked for bodies that may run concurrently on disjoint ranges: when
+// the work (total units of unit_elements elements) reaches
+// context.parallel_threshold_elements, the chunks go to the threads of
+// context.chunk_pool. The call is still checked before every chunk but the
+// first, and once it fails no further chunk starts.
+template <typename Body>
+absl::Status RunChunkedParallel(const ComputeContext& context, int64_t total,
+                                int64_t step, int64_t unit_elements,
+                                const Body& body) {
+  step = std::max<int64_t>(step, 1);
+  const int64_t chunks = total / step + (total % step != 0);
+  const bool large = total >= context.parallel_threshold_elements /
+                                  std::max<int64_t>(unit_elements, 1);
+  if (context.chunk_pool == nullptr || context.chunk_pool->threads() < 2 ||
+      chunks < 2 || !large) {
+    return RunChunked(context, total, step, body);
+  }
+  if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
+  absl::Mutex mu;
+  absl::Status status;  // guarded by mu
+  std::atomic<bool> stop{false};
+  context.chunk_pool->ParallelFor(chunks, [&](int64_t chunk) {
+    if (stop.load(std::memory_order_relaxed)) return;
+    if (chunk > 0) {
+      absl::MutexLock lock(&mu);
+      if (!status.ok()) return;
+      status = context.CheckAlive();
+      if (!status.ok()) {
+        stop.store(true, std::memory_order_relaxed);
+        return;
+      }
+    }
+    const int64_t begin = chunk * step;
+    body(begin, std::min(total, begin + step));
+  });
+  absl::MutexLock lock(&mu);
+  return status;
+}
+
 // How many units of `unit_elements` elements make one chunk (at least 1).
 int64_t UnitsPerChunk(const ComputeContext& context, int64_t unit_elements) {
   return std::max<int64_t>(
@@ -175,11 +217,12 @@ absl::Status ElementwiseDerivativeInto(const ResolvedSpec& spec, int order,
                                        absl::Span<const T> x,
                                        const ComputeContext& context,
                                        absl::Span<T> y) {
-  return RunChunked(context, static_cast<int64_t>(x.size()),
-                    context.chunk_elements, [&](int64_t b, int64_t e) {
-                      Derivative<T>(spec.function, spec.alpha, order,
-                                    x.subspan(b, e - b), y.subspan(b, e - b));
-                    });
+  return RunChunkedParallel(
+      context, static_cast<int64_t>(x.size()), context.chunk_elements, 1,
+      [&](int64_t b, int64_t e) {
+        Derivative<T>(spec.function, spec.alpha, order, x.subspan(b, e - b),
+                      y.subspan(b, e - b));
+      });
 }
 
 template <typename T>
@@ -203,17 +246,18 @@ absl::Status EvaluateAs(const ResolvedSpec& spec, const TensorView& x,
   absl::Status status;
   if (axis) {
     const AxisView v = axis->view;
-    status =
-        RunChunked(context, v.outer, UnitsPerChunk(context, v.size * v.inner),
-                   [&](int64_t b, int64_t e) {
-                     SoftmaxForward<T>(spec.function, v, xs, ys, b, e);
-                   });
-  } else {
-    status = RunChunked(
-        context, x.size(), context.chunk_elements, [&](int64_t b, int64_t e) {
-          Evaluate<T>(spec.function, spec.alpha, xs.subspan(b, e - b),
-                      ys.subspan(b, e - b));
+    status = RunChunkedParallel(
+        context, v.outer, UnitsPerChunk(context, v.size * v.inner),
+        v.size * v.inner, [&](int64_t b, int64_t e) {
+          SoftmaxForward<T>(spec.function, v, xs, ys, b, e);
         });
+  } else {
+    status = RunChunkedParallel(context, x.size(), context.chunk_elements, 1,
+                                [&](int64_t b, int64_t e) {
+                                  Evaluate<T>(spec.function, spec.alpha,
+                                              xs.subspan(b, e - b),
+                                              ys.subspan(b, e - b));
+                                });
   }
   y.Commit();
   return status;
@@ -244,15 +288,16 @@ absl::Status DerivativeAs(const ResolvedSpec& spec, int order,
   } else if (axis) {
     const AxisView v = axis->view;
     const absl::Span<const T> gs = g->values<T>();
-    status =
-        RunChunked(context, v.outer, UnitsPerChunk(context, v.size * v.inner),
-                   [&](int64_t b, int64_t e) {
-                     SoftmaxVjp<T>(spec.function, v, xs, gs, ys, b, e);
-                   });
+    status = RunChunkedParallel(
+        context, v.outer, UnitsPerChunk(context, v.size * v.inner),
+        v.size * v.inner, [&](int64_t b, int64_t e) {
+          SoftmaxVjp<T>(spec.function, v, xs, gs, ys, b, e);
+        });
   } else {
     const absl::Span<const T> gs = g->values<T>();
-    status = RunChunked(
-        context, x.size(), context.chunk_elements, [&](int64_t b, int64_t e) {
+    status = RunChunkedParallel(
+        context, x.size(), context.chunk_elements, 1,
+        [&](int64_t b, int64_t e) {
           Vjp<T>(spec.function, spec.alpha, xs.subspan(b, e - b),
                  gs.subspan(b, e - b), ys.subspan(b, e - b));
         });
@@ -327,11 +372,11 @@ absl::Status JacobianAs(const ResolvedSpec& spec, bool dense,
   absl::Status status;
   if (view) {
     const AxisView v = *view;
-    status =
-        RunChunked(context, v.outer, UnitsPerChunk(context, v.inner * c * c),
-                   [&](int64_t b, int64_t e) {
-                     SoftmaxJacobian<T>(spec.function, v, xs, js, b, e);
-                   });
+    status = RunChunkedParallel(
+        context, v.outer, UnitsPerChunk(context, v.inner * c * c),
+        v.inner * c * c, [&](int64_t b, int64_t e) {
+          SoftmaxJacobian<T>(spec.function, v, xs, js, b, e);
+        });
   } else if (c > 0) {
     const int64_t rows = x.size() / c;
     std::vector<T> diag;

@@ -13,6 +13,8 @@
 
 namespace actsvc::server {
 
+class ChunkPool;
+
 // What a computation needs from its call: limits, and when to stop.
 struct ComputeContext {
   // No response may exceed this (the server's send limit); larger ones are
@@ -24,6 +26,11 @@ struct ComputeContext {
   std::chrono::system_clock::time_point deadline =
       std::chrono::system_clock::time_point::max();
   std::function<bool()> is_cancelled;  // empty: never cancelled
+  // Work of at least this many elements splits its chunks over the threads
+  // of chunk_pool (when set); is_cancelled may then be called from any of
+  // them, one at a time.
+  ChunkPool* chunk_pool = nullptr;
+  int64_t parallel_threshold_elements = int64_t{1} << 20;
 
   // DEADLINE_EXCEEDED or CANCELLED once the call should stop, else OK.
   absl::Status CheckAlive() const;

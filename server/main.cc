@@ -33,9 +33,40 @@ ABSL_FLAG(std::string, log_level, "info",
 ABSL_FLAG(int, max_connection_age_s, 0,
           "when > 0, close connections older than this (after letting their "
           "calls finish) so clients re-resolve and reach new replicas");
+ABSL_FLAG(int64_t, max_elements, 0,
+          "when > 0, requests whose tensor has more elements fail with "
+          "RESOURCE_EXHAUSTED (0: only --max_message_mb limits them)");
+ABSL_FLAG(int, max_concurrent_calls, 0,
+          "when > 0, compute calls beyond this many in flight fail at once "
+          "with RESOURCE_EXHAUSTED instead of queueing (0: no limit)");
+ABSL_FLAG(int, keepalive_time_s, 0,
+          "when > 0, ping idle client connections this often and close "
+          "those that do not answer (0: gRPC's default, 2 hours)");
+ABSL_FLAG(int, keepalive_timeout_s, 20,
+          "seconds to wait for a keepalive ping's answer");
+ABSL_FLAG(bool, keepalive_permit_without_calls, false,
+          "let clients send keepalive pings on connections with no call "
+          "(otherwise gRPC sends such clients GOAWAY)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server; with --tls_key, serve TLS "
+          "only");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; when given, clients must present a certificate it "
+          "verifies (mutual TLS)");
+ABSL_FLAG(std::string, metrics_address, "",
+          "when set, host:port (or port) of an HTTP endpoint serving "
+          "Prometheus metrics at /metrics (off by default)");
 ABSL_FLAG(int, compute_threads,
           static_cast<int>(std::thread::hardware_concurrency()),
           "threads computing requests (default: the number of CPUs)");
+ABSL_FLAG(int64_t, parallel_threshold_elements, int64_t{1} << 20,
+          "a request with at least this many elements computes its chunks "
+          "on up to --compute_threads threads");
+
+namespace {
+actsvc::server::Server* volatile g_exiting_server = nullptr;
+}  // namespace
 
 int main(int argc, char** argv) {
   absl::FlagsUsageConfig usage_config;
@@ -75,7 +106,19 @@ int main(int argc, char** argv) {
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_mb = absl::GetFlag(FLAGS_max_message_mb);
   options.compute_threads = absl::GetFlag(FLAGS_compute_threads);
+  options.parallel_threshold_elements =
+      absl::GetFlag(FLAGS_parallel_threshold_elements);
   options.max_connection_age_s = absl::GetFlag(FLAGS_max_connection_age_s);
+  options.max_elements = absl::GetFlag(FLAGS_max_elements);
+  options.max_concurrent_calls = absl::GetFlag(FLAGS_max_concurrent_calls);
+  options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
+  options.keepalive_timeout_s = absl::GetFlag(FLAGS_keepalive_timeout_s);
+  options.keepalive_permit_without_calls =
+      absl::GetFlag(FLAGS_keepalive_permit_without_calls);
+  options.tls.cert = absl::GetFlag(FLAGS_tls_cert);
+  options.tls.key = absl::GetFlag(FLAGS_tls_key);
+  options.tls.client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   if (options.max_connection_age_s < 0 ||
       options.max_connection_age_s > 2000000) {
     spdlog::error("--max_connection_age_s={} is outside 0..2000000",
@@ -100,11 +143,19 @@ int main(int argc, char** argv) {
     return server.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
   }
   spdlog::info(
-      "actsvc-server {} listening on {} (max_message_mb={}, "
+      "actsvc-server {} listening on {} ({}, max_message_mb={}, "
       "compute_threads={}, shutdown_grace_s={}, kernels={})",
-      ACTSVC_VERSION, (*server)->bound_address(), options.max_message_mb,
-      (*server)->service().compute_threads(), grace_s,
+      ACTSVC_VERSION, (*server)->bound_address(),
+      !options.tls.enabled()          ? "plaintext"
+      : options.tls.client_ca.empty() ? "TLS"
+                                      : "mutual TLS",
+      options.max_message_mb, (*server)->service().compute_threads(), grace_s,
       actsvc::KernelTargetName());
+  if ((*server)->metrics_port() != 0) {
+    spdlog::info(
+        "Prometheus metrics at /metrics on port {} (--metrics_address={})",
+        (*server)->metrics_port(), options.metrics_address);
+  }
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
@@ -115,8 +166,9 @@ int main(int argc, char** argv) {
   // Every call has ended and the listener is closed. gRPC 1.51's server
   // destructor can then stall for about 10 s on connections a client still
   // holds open (grpc/grpc#41050), so the process exits without running it;
-  // a static keeps the server reachable for the leak checker.
-  static actsvc::server::Server* const kExiting = server->release();
-  (void)kExiting;
+  // a global keeps the server reachable for the leak checker. (It is
+  // volatile because the compiler drops stores to a static nobody reads,
+  // and LeakSanitizer then reported the Server as leaked.)
+  g_exiting_server = server->release();
   return 0;
 }

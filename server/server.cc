@@ -26,6 +26,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
         absl::StrCat("max_message_mb = ", options.max_message_mb,
                      " is outside 1..2047 (gRPC limits are int bytes)"));
   }
+  if (options.max_elements < 0 || options.max_concurrent_calls < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_elements = ", options.max_elements, " and max_concurrent_calls = ",
+        options.max_concurrent_calls, " must be >= 0 (0: no limit)"));
+  }
+  constexpr int kMaxSeconds = 2000000;  // keeps milliseconds in an int
+  if (options.keepalive_time_s < 0 || options.keepalive_time_s > kMaxSeconds ||
+      options.keepalive_timeout_s < 1 ||
+      options.keepalive_timeout_s > kMaxSeconds) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "keepalive_time_s = ", options.keepalive_time_s, " must be in 0..",
+        kMaxSeconds, " and keepalive_timeout_s = ", options.keepalive_timeout_s,
+        " in 1..", kMaxSeconds));
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials(options.tls);
+  if (!credentials.ok()) return credentials.status();
   // Process-wide switches; both must be set before a builder is created.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -35,6 +52,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   service_options.max_message_bytes = max_bytes;
   service_options.compute_threads = options.compute_threads;
   service_options.chunk_elements = options.chunk_elements;
+  service_options.parallel_threshold_elements =
+      options.parallel_threshold_elements;
+  service_options.max_elements = options.max_elements;
+  service_options.max_concurrent_calls = options.max_concurrent_calls;
   service_options.before_compute_for_testing =
       options.before_compute_for_testing;
 
@@ -43,8 +64,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       std::make_unique<ActivationServiceImpl>(std::move(service_options));
 
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),
-                           &server->port_);
+  builder.AddListeningPort(options.address, *credentials, &server->port_);
   // gRPC sets SO_REUSEPORT by default: a second server on a busy port would
   // start "successfully" and take half the connections. Fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -53,17 +73,39 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, age_ms);
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, age_ms);
   }
+  if (options.keepalive_time_s > 0) {
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS,
+                               options.keepalive_time_s * 1000);
+  }
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS,
+                             options.keepalive_timeout_s * 1000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
+                             options.keepalive_permit_without_calls ? 1 : 0);
   builder.SetMaxReceiveMessageSize(max_bytes);
   builder.SetMaxSendMessageSize(max_bytes);
   builder.RegisterService(server->service_.get());
   builder.RegisterCallbackGenericService(server->service_->unary_methods());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
-    return absl::UnavailableError(
-        absl::StrCat("cannot listen on ", options.address));
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", options.address,
+        options.tls.enabled()
+            ? " (or the TLS certificate, key or client CA is not valid PEM, "
+              "or the key does not match the certificate)"
+            : ""));
   }
   server->bound_address_ =
       absl::StrCat(HostOf(options.address), ":", server->port_);
+
+  if (!options.metrics_address.empty()) {
+    ActivationServiceImpl* service = server->service_.get();
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> metrics =
+        MetricsHttpServer::Start(options.metrics_address, [service] {
+          return service->RenderMetrics();
+        });
+    if (!metrics.ok()) return metrics.status();
+    server->metrics_http_ = *std::move(metrics);
+  }
 
   grpc::HealthCheckServiceInterface* health =
       server->server_->GetHealthCheckService();
@@ -105,6 +147,9 @@ void Server::Shutdown(absl::Duration grace) {
                     (idle ? std::chrono::milliseconds(kGoawayMs)
                           : std::chrono::milliseconds(0)));
   server_->Wait();
+  // Scrapes could watch the drain until here. civetweb takes up to its poll
+  // quantum (2 s) to stop.
+  metrics_http_.reset();
 }
 
 Server::~Server() {

@@ -1,6 +1,7 @@
 #include "server/service.h"
 
 #include <chrono>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -21,6 +22,59 @@ double MillisecondsSince(SteadyClock::time_point start) {
 
 std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
 
+// The product of the tensor's dims as the client sent them: 0 when one is
+// negative (validation refuses it later), INT64_MAX when it overflows.
+int64_t ElementsOf(const v1::Tensor& tensor) {
+  int64_t elements = 1;
+  for (const int64_t dim : tensor.shape()) {
+    if (dim < 0) return 0;
+  }
+  for (const int64_t dim : tensor.shape()) {
+    if (__builtin_mul_overflow(elements, dim, &elements)) {
+      return std::numeric_limits<int64_t>::max();
+    }
+  }
+  return elements;
+}
+
+// The elements of a request's main tensor, the measure of its work.
+int64_t ElementsOf(const v1::EvaluateRequest& r) {
+  return ElementsOf(r.input());
+}
+int64_t ElementsOf(const v1::DerivativeRequest& r) {
+  return ElementsOf(r.input());
+}
+int64_t ElementsOf(const v1::JacobianRequest& r) {
+  return ElementsOf(r.input());
+}
+int64_t ElementsOf(const v1::SoftmaxCrossEntropyRequest& r) {
+  return ElementsOf(r.logits());
+}
+int64_t ElementsOf(const v1::AnalyzeRequest& r) {
+  return ElementsOf(r.input());
+}
+int64_t ElementsOf(const v1::StreamRequest& r) {
+  switch (r.request_case()) {
+    case v1::StreamRequest::kEvaluate:
+      return ElementsOf(r.evaluate());
+    case v1::StreamRequest::kDerivative:
+      return ElementsOf(r.derivative());
+    case v1::StreamRequest::REQUEST_NOT_SET:
+      break;
+  }
+  return 0;
+}
+
+// RESOURCE_EXHAUSTED when `elements` is over `max_elements` (> 0).
+absl::Status CheckElements(int64_t elements, int64_t max_elements) {
+  if (max_elements <= 0 || elements <= max_elements) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("the request's tensor has ", elements,
+                   " elements, over the limit of ", max_elements,
+                   " elements per request (--max_elements); split the input "
+                   "into smaller requests"));
+}
+
 }  // namespace
 
 // Serves one Stream call: read a request, compute it on the pool, write its
@@ -36,7 +90,7 @@ class ActivationServiceImpl::StreamReactor final
         context_(context),
         scope_(service),
         start_(SteadyClock::now()) {
-    if (absl::Status accepting = service_->CheckAccepting("Stream");
+    if (absl::Status accepting = service_->CheckAdmission("Stream", scope_);
         !accepting.ok()) {
       End(accepting);
       return;
@@ -74,20 +128,27 @@ class ActivationServiceImpl::StreamReactor final
     }
     const SteadyClock::time_point start = SteadyClock::now();
     response_.Clear();
-    const absl::Status status = HandleStreamRequest(
-        request_, service_->MakeComputeContext(context_), &response_);
+    const int64_t elements = ElementsOf(request_);
+    absl::Status status =
+        CheckElements(elements, service_->options_.max_elements);
+    if (status.ok()) {
+      status = HandleStreamRequest(
+          request_, service_->MakeComputeContext(context_), &response_);
+    }
     if (!status.ok()) {
       End(absl::Status(status.code(), absl::StrCat("stream request #", index_,
                                                    ": ", status.message())));
       return;
     }
+    elements_ += elements;
     spdlog::debug("Stream from {}: request #{} OK in {:.3f} ms",
                   context_->peer(), index_, MillisecondsSince(start));
     StartWrite(&response_);
   }
 
   void End(const absl::Status& status) {
-    service_->Record("Stream", context_, status, MillisecondsSince(start_));
+    service_->Record("Stream", context_, status, MillisecondsSince(start_),
+                     elements_);
     Finish(ToGrpcStatus(status));
   }
 
@@ -97,16 +158,19 @@ class ActivationServiceImpl::StreamReactor final
   const SteadyClock::time_point start_;
   v1::StreamRequest request_;
   v1::StreamResponse response_;
-  int64_t index_ = 0;  // of the request being served, from 0
+  int64_t index_ = 0;     // of the request being served, from 0
+  int64_t elements_ = 0;  // of the requests answered
 };
 
 ActivationServiceImpl::ActivationServiceImpl(ServiceOptions options)
-    : options_(std::move(options)), pool_(options_.compute_threads) {}
+    : options_(std::move(options)),
+      chunk_pool_(options_.compute_threads - 1),
+      pool_(options_.compute_threads) {}
 
 ActivationServiceImpl::CallScope::CallScope(ActivationServiceImpl* service)
     : service_(service) {
   std::lock_guard<std::mutex> lock(service_->calls_mu_);
-  ++service_->calls_in_flight_;
+  in_flight_at_start_ = ++service_->calls_in_flight_;
 }
 
 ActivationServiceImpl::CallScope::~CallScope() {
@@ -121,6 +185,26 @@ absl::Status ActivationServiceImpl::CheckAccepting(
                                              rpc,
                                              " was not started (retry on "
                                              "another server)"));
+}
+
+absl::Status ActivationServiceImpl::CheckAdmission(
+    absl::string_view rpc, const CallScope& scope) const {
+  if (absl::Status accepting = CheckAccepting(rpc); !accepting.ok()) {
+    return accepting;
+  }
+  const int limit = options_.max_concurrent_calls;
+  if (limit <= 0 || scope.in_flight_at_start() <= limit) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the server is at its limit of ", limit,
+      " concurrent calls (--max_concurrent_calls); ", rpc,
+      " was not started (retry later with backoff, or on another server)"));
+}
+
+int64_t ActivationServiceImpl::CallsInFlight() const {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  return calls_in_flight_;
 }
 
 void ActivationServiceImpl::StartDraining() {
@@ -138,6 +222,8 @@ ComputeContext ActivationServiceImpl::MakeComputeContext(
   ComputeContext compute;
   compute.max_message_bytes = options_.max_message_bytes;
   compute.chunk_elements = options_.chunk_elements;
+  compute.chunk_pool = &chunk_pool_;
+  compute.parallel_threshold_elements = options_.parallel_threshold_elements;
   compute.deadline = context->deadline();
   compute.is_cancelled = [context] { return context->IsCancelled(); };
   return compute;
@@ -146,11 +232,13 @@ ComputeContext ActivationServiceImpl::MakeComputeContext(
 void ActivationServiceImpl::Record(absl::string_view rpc,
                                    grpc::CallbackServerContext* context,
                                    const absl::Status& status,
-                                   double elapsed_ms) {
+                                   double elapsed_ms, int64_t elements) {
   const int code = static_cast<int>(status.code());
   if (code >= 0 && code < static_cast<int>(finished_by_code_.size())) {
     finished_by_code_[code].fetch_add(1, std::memory_order_relaxed);
   }
+  elements_processed_.fetch_add(elements, std::memory_order_relaxed);
+  metrics_.RecordCall(rpc, status.code(), elapsed_ms / 1000, elements);
   if (status.ok()) {
     spdlog::debug("{} from {}: OK in {:.3f} ms", ToStd(rpc), context->peer(),
                   elapsed_ms);
@@ -177,14 +265,22 @@ template <typename Request, typename Response,
           absl::Status (*kHandler)(const Request&, const ComputeContext&,
                                    Response*)>
 absl::Status SerializedBody(const grpc::ByteBuffer& request_bytes,
-                            const ComputeContext& context,
+                            const ComputeContext& context, int64_t max_elements,
+                            int64_t* elements,
                             grpc::ByteBuffer* response_bytes) {
+  // Parsing a large request takes a while: not for a call already dead.
+  if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
   Request request;
   grpc::ByteBuffer bytes = request_bytes;  // Deserialize consumes its input
   if (!grpc::SerializationTraits<Request>::Deserialize(&bytes, &request).ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the request is not a valid ",
                      Request::descriptor()->full_name(), " message"));
+  }
+  *elements = ElementsOf(request);
+  if (absl::Status status = CheckElements(*elements, max_elements);
+      !status.ok()) {
+    return status;
   }
   Response response;
   if (absl::Status status = kHandler(request, context, &response);
@@ -245,7 +341,7 @@ class ActivationServiceImpl::UnaryReactor final
         method_(method),
         scope_(service),
         start_(SteadyClock::now()) {
-    if (absl::Status accepting = service_->CheckAccepting(method_->rpc);
+    if (absl::Status accepting = service_->CheckAdmission(method_->rpc, scope_);
         !accepting.ok()) {
       End(accepting);
       return;
@@ -265,15 +361,17 @@ class ActivationServiceImpl::UnaryReactor final
       if (service_->options_.before_compute_for_testing) {
         service_->options_.before_compute_for_testing();
       }
-      const absl::Status status = method_->body(
-          request_, service_->MakeComputeContext(context_), &response_);
+      int64_t elements = 0;
+      const absl::Status status =
+          method_->body(request_, service_->MakeComputeContext(context_),
+                        service_->options_.max_elements, &elements, &response_);
       request_.Clear();  // the input is no longer needed: free it early
       if (!status.ok()) {
         End(status);
         return;
       }
       service_->Record(method_->rpc, context_, status,
-                       MillisecondsSince(start_));
+                       MillisecondsSince(start_), elements);
       StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
     });
   }

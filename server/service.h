@@ -28,6 +28,8 @@
 #include "absl/time/time.h"
 #include "actsvc/v1/activation.grpc.pb.h"
 #include "server/handlers.h"
+#include "server/metrics.h"
+#include "server/parallel.h"
 #include "server/worker_pool.h"
 
 namespace actsvc::server {
@@ -36,6 +38,16 @@ struct ServiceOptions {
   int64_t max_message_bytes = int64_t{64} << 20;
   int compute_threads = 1;
   int64_t chunk_elements = 65536;
+  // Work of at least this many elements splits its chunks over the calling
+  // worker and compute_threads − 1 helper threads (server/parallel.h).
+  int64_t parallel_threshold_elements = int64_t{1} << 20;
+  // When > 0, a request whose main tensor (input, or logits) has more
+  // elements is refused with RESOURCE_EXHAUSTED before any work is done.
+  int64_t max_elements = 0;
+  // When > 0, compute calls (all but ListFunctions; a stream counts once)
+  // beyond this many in flight are refused at once with RESOURCE_EXHAUSTED
+  // instead of waiting in an unbounded queue.
+  int max_concurrent_calls = 0;
   // Runs on the worker before each unary call's (or stream message's)
   // compute. Tests use it to hold a call in flight.
   std::function<void()> before_compute_for_testing;
@@ -75,16 +87,27 @@ class ActivationServiceImpl final
   // Calls (a stream counts once) that ended with `code`, as the server saw
   // them: a client may see DEADLINE_EXCEEDED that the server never reached.
   int64_t FinishedCalls(absl::StatusCode code) const;
+  // Elements of the requests answered successfully (see ElementsOf in
+  // service.cc).
+  int64_t ElementsProcessed() const {
+    return elements_processed_.load(std::memory_order_relaxed);
+  }
+  // Compute calls started and not yet ended, refused ones included.
+  int64_t CallsInFlight() const;
   int compute_threads() const { return pool_.size(); }
+  // The Prometheus text of every call so far.
+  std::string RenderMetrics() const { return metrics_.Render(CallsInFlight()); }
 
  private:
   class StreamReactor;
   class UnaryReactor;
 
-  // A compute RPC over serialized messages: parse, run the handler,
-  // serialize.
+  // A compute RPC over serialized messages: parse, check the request's
+  // element count against `max_elements` (when > 0) and store it in
+  // `*elements`, run the handler, serialize.
   using UnaryBody = absl::Status (*)(const grpc::ByteBuffer& request,
                                      const ComputeContext& context,
+                                     int64_t max_elements, int64_t* elements,
                                      grpc::ByteBuffer* response);
   struct UnaryMethod {
     absl::string_view path;  // "/actsvc.v1.ActivationService/Evaluate"
@@ -103,7 +126,8 @@ class ActivationServiceImpl final
     ActivationServiceImpl* const service_;
   };
 
-  // Counts a call from its start to its end (OnDone), for WaitUntilIdle.
+  // Counts a call from its start to its end (OnDone), for WaitUntilIdle and
+  // --max_concurrent_calls.
   class CallScope {
    public:
     explicit CallScope(ActivationServiceImpl* service);
@@ -111,24 +135,38 @@ class ActivationServiceImpl final
     CallScope(const CallScope&) = delete;
     CallScope& operator=(const CallScope&) = delete;
 
+    // Calls in flight when this one started, itself included.
+    int64_t in_flight_at_start() const { return in_flight_at_start_; }
+
    private:
     ActivationServiceImpl* const service_;
+    int64_t in_flight_at_start_ = 0;
   };
   // UNAVAILABLE once draining, with the RPC's name.
   absl::Status CheckAccepting(absl::string_view rpc) const;
+  // CheckAccepting, then RESOURCE_EXHAUSTED when the call started beyond
+  // max_concurrent_calls.
+  absl::Status CheckAdmission(absl::string_view rpc,
+                              const CallScope& scope) const;
 
   ComputeContext MakeComputeContext(grpc::CallbackServerContext* context) const;
   // Logs the outcome of a call and counts it.
+  // `elements`: of the requests answered (0 for a failed unary call).
   void Record(absl::string_view rpc, grpc::CallbackServerContext* context,
-              const absl::Status& status, double elapsed_ms);
+              const absl::Status& status, double elapsed_ms,
+              int64_t elements = 0);
 
   const ServiceOptions options_;
   std::array<std::atomic<int64_t>, 17> finished_by_code_{};
+  std::atomic<int64_t> elements_processed_{0};
+  Metrics metrics_;
   UnaryMethods unary_methods_{this};
   std::atomic<bool> draining_{false};
-  std::mutex calls_mu_;
+  mutable std::mutex calls_mu_;
   std::condition_variable calls_idle_;
   int64_t calls_in_flight_ = 0;  // guarded by calls_mu_
+  // Helpers for the chunks of large requests; the workers below use it.
+  mutable ChunkPool chunk_pool_;
   // Last: its threads run tasks that use the members above.
   WorkerPool pool_;
 };

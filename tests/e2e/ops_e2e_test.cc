@@ -1,0 +1,214 @@
+// Security and operations flags end to end: the CLI's and the load tester's
+// --tls_* flags against a mutual-TLS server (in-process, so that this test
+// controls its certificates), the server binary's checks of its --tls_*
+// flags, and its limit and metrics flags.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/e2e/processes.h"
+#include "tests/server/tls_test_util.h"
+
+namespace actsvc::e2e {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string Describe(const ProcessResult& r) {
+  return absl::StrCat("exit ", r.exit_code, "\nstdout:\n", r.out, "\nstderr:\n",
+                      r.err);
+}
+
+class TlsE2eTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    pki_ = new server::testing::TestPki();
+    ASSERT_TRUE(pki_->Make());
+    server::ServerOptions options;
+    options.address = "127.0.0.1:0";
+    options.compute_threads = 2;
+    options.tls.cert = pki_->Path("server.pem");
+    options.tls.key = pki_->Path("server.key");
+    options.tls.client_ca = pki_->Path("ca.pem");
+    absl::StatusOr<std::unique_ptr<server::Server>> server =
+        server::Server::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = server->release();
+  }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+    delete pki_;
+    pki_ = nullptr;
+  }
+  void SetUp() override { ASSERT_NE(server_, nullptr); }
+
+  // The CLI with `tls_flags`, then `args`, against the server by IP address.
+  static ProcessResult Cli(const std::vector<std::string>& tls_flags,
+                           const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {
+        ACTSVC_CLI_PATH, absl::StrCat("--target=127.0.0.1:", server_->port()),
+        "--timeout_s=10"};
+    argv.insert(argv.end(), tls_flags.begin(), tls_flags.end());
+    argv.insert(argv.end(), args.begin(), args.end());
+    return RunProcess(argv, absl::Seconds(40));
+  }
+  static std::vector<std::string> MutualTlsFlags(
+      const std::string& client = "client") {
+    return {"--tls_ca=" + pki_->Path("ca.pem"),
+            "--tls_cert=" + pki_->Path(client + ".pem"),
+            "--tls_key=" + pki_->Path(client + ".key"),
+            "--tls_server_name=localhost"};
+  }
+
+  static server::testing::TestPki* pki_;
+  static server::Server* server_;
+};
+server::testing::TestPki* TlsE2eTest::pki_ = nullptr;
+server::Server* TlsE2eTest::server_ = nullptr;
+
+TEST_F(TlsE2eTest, HealthAndEvaluateOverMutualTls) {
+  ProcessResult r = Cli(MutualTlsFlags(), {"health"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_EQ(r.out, "SERVING\n");
+  r = Cli(MutualTlsFlags(), {"evaluate", "--function=relu", "--x=-1,2"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.out, HasSubstr("2"));
+}
+
+TEST_F(TlsE2eTest, BenchOverMutualTls) {
+  std::vector<std::string> args = {"bench",         "--function=gelu",
+                                   "--requests=50", "--concurrency=2",
+                                   "--shape=64",    "--progress=false"};
+  ProcessResult r = Cli(MutualTlsFlags(), args);
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+}
+
+TEST_F(TlsE2eTest, ClientsTheServerDoesNotTrustAreRefused) {
+  ProcessResult r = Cli({}, {"health"});  // plaintext
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, StartsWith("error: UNAVAILABLE: "));
+  // TLS without a client certificate, and with one from another CA.
+  r = Cli({"--tls_ca=" + pki_->Path("ca.pem")}, {"health"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, StartsWith("error: UNAVAILABLE: "));
+  r = Cli(MutualTlsFlags("other_client"), {"health"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, StartsWith("error: UNAVAILABLE: "));
+  std::vector<std::string> bench = {
+      ACTSVC_CLI_PATH, absl::StrCat("--target=127.0.0.1:", server_->port()),
+      "--timeout_s=2"};
+  for (const std::string& flag : MutualTlsFlags("other_client")) {
+    bench.push_back(flag);
+  }
+  bench.insert(bench.end(), {"bench", "--function=gelu", "--requests=5"});
+  r = RunProcess(bench);
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("UNAVAILABLE"));
+  // The server goes on serving the clients it trusts.
+  r = Cli(MutualTlsFlags(), {"health"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+}
+
+TEST_F(TlsE2eTest, CliRefusesHalfAKeyPair) {
+  ProcessResult r = Cli({"--tls_cert=" + pki_->Path("client.pem")}, {"health"});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("--tls_key"));
+}
+
+TEST(TlsServerFlagsTest, ServerRefusesIncompleteTlsFlags) {
+  ProcessResult r = RunProcess(
+      {ACTSVC_SERVER_PATH, "--address=127.0.0.1:0", "--tls_cert=/nonexistent"},
+      absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("--tls_key"));
+  r = RunProcess({ACTSVC_SERVER_PATH, "--address=127.0.0.1:0",
+                  "--tls_cert=/nonexistent.pem", "--tls_key=/nonexistent.key"},
+                 absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("/nonexistent.pem"));
+}
+
+// GET /metrics from 127.0.0.1:`port`: the whole HTTP response, or "".
+std::string ScrapeMetrics(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  const std::string request =
+      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+          0 &&
+      write(fd, request.data(), request.size()) ==
+          static_cast<ssize_t>(request.size())) {
+    char buffer[4096];
+    ssize_t n;
+    while ((n = read(fd, buffer, sizeof(buffer))) > 0) {
+      response.append(buffer, static_cast<size_t>(n));
+    }
+  }
+  close(fd);
+  return response;
+}
+
+// The server binary maps its limit and metrics flags: a request over
+// --max_elements is refused, and the refusal shows in the metrics it serves
+// on the port it logs.
+TEST(OpsServerFlagsTest, MaxElementsAndMetricsEndpoint) {
+  auto server = ServerProcess::Start(
+      ACTSVC_SERVER_PATH,
+      {"--max_elements=4", "--max_concurrent_calls=8", "--keepalive_time_s=60",
+       "--metrics_address=127.0.0.1:0"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string target = "--target=" + (*server)->target();
+  ProcessResult r = RunProcess({ACTSVC_CLI_PATH, target, "evaluate",
+                                "--function=relu", "--x=1,2,3,4,5"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, StartsWith("error: RESOURCE_EXHAUSTED: "));
+  EXPECT_THAT(r.err, HasSubstr("--max_elements"));
+  r = RunProcess(
+      {ACTSVC_CLI_PATH, target, "evaluate", "--function=relu", "--x=1,2,3,4"});
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+
+  // "Prometheus metrics at /metrics on port N", just after the listening
+  // line, which may come a moment after health says SERVING.
+  const std::string kPortLine = "/metrics on port ";
+  int port = 0;
+  for (int i = 0; i < 100 && port == 0; ++i) {
+    const std::string log = (*server)->Log();
+    const size_t at = log.find(kPortLine);
+    if (at != std::string::npos) {
+      const size_t begin = at + kPortLine.size();
+      const size_t end = log.find(' ', begin);
+      ASSERT_TRUE(absl::SimpleAtoi(log.substr(begin, end - begin), &port));
+    } else {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+  }
+  ASSERT_GT(port, 0) << (*server)->Log();
+  const std::string scrape = ScrapeMetrics(port);
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Evaluate\","
+                                "code=\"RESOURCE_EXHAUSTED\"} 1\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Evaluate\","
+                                "code=\"OK\"} 1\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_elements_processed_total{rpc="
+                                "\"Evaluate\"} 4\n"));
+  EXPECT_EQ((*server)->Stop(), 0) << (*server)->Log();
+}
+
+}  // namespace
+}  // namespace actsvc::e2e

@@ -1,0 +1,333 @@
+// The server's limits and deadlines (SPEC §3): each limit is hit, and the
+// server then goes on serving.
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "actsvc/v1/activation.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "tests/server/test_util.h"
+
+namespace actsvc::server {
+namespace {
+
+using ::grpc::StatusCode;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using testing::MakeTensor;
+using testing::Ramp;
+using Stub = v1::ActivationService::Stub;
+using Clock = std::chrono::system_clock;
+
+std::unique_ptr<Server> StartOrDie(ServerOptions options) {
+  options.address = "127.0.0.1:0";
+  if (options.compute_threads < 2) options.compute_threads = 2;
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  EXPECT_TRUE(server.ok()) << server.status();
+  return server.ok() ? *std::move(server) : nullptr;
+}
+
+std::unique_ptr<Stub> StubTo(const Server& server) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  return v1::ActivationService::NewStub(
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server.port()),
+                                grpc::InsecureChannelCredentials(), args));
+}
+
+v1::EvaluateRequest EvaluateOf(int64_t n) {
+  v1::EvaluateRequest request;
+  request.mutable_spec()->set_function(v1::TANH);
+  *request.mutable_input() =
+      MakeTensor<float>({n}, Ramp<float>(n), Encoding::kRaw);
+  return request;
+}
+
+grpc::Status Evaluate(Stub& stub, const v1::EvaluateRequest& request,
+                      absl::Duration timeout = absl::Seconds(10)) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  v1::EvaluateResponse response;
+  return stub.Evaluate(&context, request, &response);
+}
+
+// A small call that must succeed: the server is still serving.
+void ExpectServing(Stub& stub) {
+  const grpc::Status status = Evaluate(stub, EvaluateOf(8));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+}
+
+TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
+  ServerOptions options;
+  options.max_elements = 1000;
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Stub> stub = StubTo(*server);
+
+  grpc::Status status = Evaluate(*stub, EvaluateOf(1001));
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(),
+              AllOf(HasSubstr("1001 elements"), HasSubstr("1000"),
+                    HasSubstr("--max_elements")));
+
+  v1::SoftmaxCrossEntropyRequest cross_entropy;
+  *cross_entropy.mutable_logits() =
+      MakeTensor<float>({11, 100}, Ramp<float>(1100), Encoding::kRaw);
+  grpc::ClientContext context;
+  v1::SoftmaxCrossEntropyResponse cross_entropy_response;
+  status = stub->SoftmaxCrossEntropy(&context, cross_entropy,
+                                     &cross_entropy_response);
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+
+  // A stream request over the limit ends its stream.
+  grpc::ClientContext stream_context;
+  auto stream = stub->Stream(&stream_context);
+  v1::StreamRequest stream_request;
+  *stream_request.mutable_evaluate() = EvaluateOf(1000);
+  v1::StreamResponse stream_response;
+  ASSERT_TRUE(stream->Write(stream_request));
+  EXPECT_TRUE(stream->Read(&stream_response));
+  *stream_request.mutable_evaluate() = EvaluateOf(5000);
+  stream->Write(stream_request);
+  EXPECT_FALSE(stream->Read(&stream_response));
+  status = stream->Finish();
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(),
+              AllOf(HasSubstr("stream request #1"), HasSubstr("5000")));
+
+  EXPECT_TRUE(Evaluate(*stub, EvaluateOf(1000)).ok());
+  ExpectServing(*stub);
+  EXPECT_EQ(server->service().ElementsProcessed(), 1000 + 1000 + 8);
+}
+
+TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
+  absl::Notification release;
+  std::atomic<bool> hold{true};
+  ServerOptions options;
+  options.max_concurrent_calls = 2;
+  options.compute_threads = 2;
+  options.before_compute_for_testing = [&] {
+    if (hold.load()) release.WaitForNotification();
+  };
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Stub> stub = StubTo(*server);
+
+  std::vector<grpc::Status> held(2);
+  std::vector<std::thread> threads;
+  for (grpc::Status& status : held) {
+    threads.emplace_back([&] { status = Evaluate(*stub, EvaluateOf(16)); });
+  }
+  const absl::Time wait_until = absl::Now() + absl::Seconds(10);
+  while (server->service().CallsInFlight() < 2 && absl::Now() < wait_until) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(server->service().CallsInFlight(), 2);
+
+  // Refused at once, not queued behind the held calls.
+  const absl::Time start = absl::Now();
+  grpc::Status status = Evaluate(*stub, EvaluateOf(16));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(),
+              AllOf(HasSubstr("limit of 2 concurrent calls"),
+                    HasSubstr("--max_concurrent_calls")));
+  grpc::ClientContext stream_context;
+  auto stream = stub->Stream(&stream_context);
+  stream->WritesDone();
+  status = stream->Finish();
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  // ListFunctions is cheap and not limited.
+  {
+    grpc::ClientContext context;
+    v1::ListFunctionsResponse functions;
+    EXPECT_TRUE(
+        stub->ListFunctions(&context, v1::ListFunctionsRequest(), &functions)
+            .ok());
+  }
+
+  hold.store(false);
+  release.Notify();
+  for (std::thread& thread : threads) thread.join();
+  for (const grpc::Status& s : held) EXPECT_TRUE(s.ok()) << s.error_message();
+  // A call counts until the server is done with it, a moment after its
+  // client has the status.
+  ASSERT_TRUE(server->service().WaitUntilIdle(absl::Seconds(5)));
+  ExpectServing(*stub);
+  EXPECT_EQ(server->service().FinishedCalls(absl::StatusCode::kOk), 3 + 1);
+}
+
+TEST(LimitsTest, MessageSizeLimitsThenServes) {
+  ServerOptions options;
+  options.max_message_mb = 1;
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Stub> stub = StubTo(*server);
+
+  // A request over --max_message_mb: gRPC refuses it.
+  grpc::Status status = Evaluate(*stub, EvaluateOf(300000));
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_message();
+  ExpectServing(*stub);
+
+  // A dense Jacobian of 1024 x 1024 floats (4 MiB) over the 1 MiB limit.
+  v1::JacobianRequest jacobian;
+  jacobian.mutable_spec()->set_function(v1::SOFTMAX);
+  *jacobian.mutable_input() =
+      MakeTensor<float>({1, 1024}, Ramp<float>(1024), Encoding::kRaw);
+  jacobian.set_dense(true);
+  {
+    grpc::ClientContext context;
+    v1::JacobianResponse response;
+    status = stub->Jacobian(&context, jacobian, &response);
+  }
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(),
+              AllOf(HasSubstr("--max_message_mb"), HasSubstr("VJP")));
+  *jacobian.mutable_input() =
+      MakeTensor<float>({1, 256}, Ramp<float>(256), Encoding::kRaw);
+  {
+    grpc::ClientContext context;
+    v1::JacobianResponse response;
+    status = stub->Jacobian(&context, jacobian, &response);
+  }
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ExpectServing(*stub);
+}
+
+TEST(LimitsTest, StartRefusesBadLimits) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.max_elements = -1;
+  EXPECT_EQ(Server::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.max_elements = 0;
+  options.max_concurrent_calls = -1;
+  EXPECT_EQ(Server::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.max_concurrent_calls = 0;
+  options.keepalive_timeout_s = 0;
+  EXPECT_EQ(Server::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.keepalive_timeout_s = 20;
+  options.keepalive_time_s = -1;
+  EXPECT_EQ(Server::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+// The server pings an idle connection every second; the client answers, so
+// the connection and its calls carry on.
+TEST(LimitsTest, KeepalivePingsKeepAnIdleConnectionServing) {
+  ServerOptions options;
+  options.keepalive_time_s = 1;
+  options.keepalive_timeout_s = 1;
+  options.keepalive_permit_without_calls = true;
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  grpc::ChannelArguments args;
+  // The client pings too, no more often than the server's 5 min minimum
+  // allows, so it is not sent GOAWAY for it.
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 300000);
+  auto channel =
+      grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", server->port()),
+                                grpc::InsecureChannelCredentials(), args);
+  std::unique_ptr<Stub> stub = v1::ActivationService::NewStub(channel);
+  ExpectServing(*stub);
+  absl::SleepFor(absl::Milliseconds(2500));
+  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  ExpectServing(*stub);
+}
+
+// 16M elements (64 MiB) with a 1 ms deadline: the client gets
+// DEADLINE_EXCEEDED, and the server drops the call at once instead of
+// computing it.
+TEST(DeadlineTest, HugeRequestWithTinyDeadlineLeavesTheServerIdle) {
+  ServerOptions options;
+  options.max_message_mb = 128;
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Stub> stub = StubTo(*server);
+  ExpectServing(*stub);  // connected, so the deadline is all upload
+  const int64_t elements_before = server->service().ElementsProcessed();
+
+  constexpr int64_t kElements = int64_t{16} << 20;
+  const v1::EvaluateRequest huge = EvaluateOf(kElements);
+  const grpc::Status status = Evaluate(*stub, huge, absl::Milliseconds(1));
+  const absl::Time returned = absl::Now();
+  EXPECT_EQ(status.error_code(), StatusCode::DEADLINE_EXCEEDED)
+      << status.error_message();
+
+  EXPECT_TRUE(server->service().WaitUntilIdle(absl::Milliseconds(100)))
+      << server->service().CallsInFlight() << " calls still in flight";
+  const grpc::Status small = Evaluate(*stub, EvaluateOf(8));
+  EXPECT_TRUE(small.ok()) << small.error_message();
+  EXPECT_LT(absl::Now() - returned, absl::Milliseconds(100));
+  EXPECT_EQ(server->service().ElementsProcessed(), elements_before + 8);
+  EXPECT_EQ(server->service().FinishedCalls(absl::StatusCode::kOk), 2);
+}
+
+// The deadline passes once the request has arrived: the work stops at the
+// first chunk boundary, long before 16M elements are computed.
+TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
+  std::atomic<int64_t> deadline_ns{0};
+  ServerOptions options;
+  options.max_message_mb = 128;
+  options.before_compute_for_testing = [&] {
+    const int64_t ns = deadline_ns.load();
+    if (ns != 0) {
+      std::this_thread::sleep_until(
+          Clock::time_point(std::chrono::nanoseconds(ns)) +
+          std::chrono::milliseconds(5));
+    }
+  };
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Stub> stub = StubTo(*server);
+  ExpectServing(*stub);
+  const int64_t elements_before = server->service().ElementsProcessed();
+
+  constexpr int64_t kElements = int64_t{16} << 20;
+  const v1::EvaluateRequest huge = EvaluateOf(kElements);
+  grpc::ClientContext context;
+  // Long enough for the upload, usually; if not, the call still ends on time.
+  const Clock::time_point deadline = Clock::now() + std::chrono::seconds(2);
+  context.set_deadline(deadline);
+  deadline_ns.store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        deadline.time_since_epoch())
+                        .count());
+  v1::EvaluateResponse response;
+  const grpc::Status status = stub->Evaluate(&context, huge, &response);
+  EXPECT_EQ(status.error_code(), StatusCode::DEADLINE_EXCEEDED);
+  deadline_ns.store(0);
+
+  // What matters here is that no work was done after the deadline (the
+  // test above bounds the time to idle).
+  const absl::Time returned = absl::Now();
+  EXPECT_TRUE(server->service().WaitUntilIdle(absl::Seconds(5)));
+  std::fprintf(stderr, "idle %s after the client's DEADLINE_EXCEEDED\n",
+               absl::FormatDuration(absl::Now() - returned).c_str());
+  ExpectServing(*stub);
+  EXPECT_EQ(server->service().ElementsProcessed(), elements_before + 8);
+  // The server saw the call end on its deadline, not run to completion.
+  EXPECT_EQ(server->service().FinishedCalls(absl::StatusCode::kOk), 2);
+  EXPECT_EQ(
+      server->service().FinishedCalls(absl::StatusCode::kDeadlineExceeded) +
+          server->service().FinishedCalls(absl::StatusCode::kCancelled),
+      1);
+}
+
+}  // namespace
+}  // namespace actsvc::server

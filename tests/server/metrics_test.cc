@@ -1,0 +1,162 @@
+// The Prometheus endpoint, scraped over a plain socket after some calls.
+#include "server/metrics.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "actsvc/v1/activation.grpc.pb.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+
+namespace actsvc::server {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// GET `path` from 127.0.0.1:`port`; the whole HTTP response, or "" when the
+// connection fails.
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return "";
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string response;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
+      0) {
+    const std::string request = absl::StrCat(
+        "GET ", path,
+        " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    if (write(fd, request.data(), request.size()) ==
+        static_cast<ssize_t>(request.size())) {
+      char buffer[4096];
+      ssize_t n;
+      while ((n = read(fd, buffer, sizeof(buffer))) > 0) {
+        response.append(buffer, static_cast<size_t>(n));
+      }
+    }
+  }
+  close(fd);
+  return response;
+}
+
+v1::EvaluateRequest Relu(int n) {
+  v1::EvaluateRequest request;
+  request.mutable_spec()->set_function(v1::RELU);
+  request.mutable_input()->set_dtype(v1::FLOAT32);
+  request.mutable_input()->add_shape(n);
+  for (int i = 0; i < n; ++i) request.mutable_input()->add_float_data(i);
+  return request;
+}
+
+TEST(MetricsTest, ScrapeCountsCallsByStatusLatencyAndElements) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  ASSERT_GT((*server)->metrics_port(), 0);
+
+  auto stub = v1::ActivationService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                          grpc::InsecureChannelCredentials()));
+  for (int i = 0; i < 3; ++i) {
+    grpc::ClientContext context;
+    v1::EvaluateResponse response;
+    ASSERT_TRUE(stub->Evaluate(&context, Relu(10), &response).ok());
+  }
+  {
+    grpc::ClientContext context;
+    v1::EvaluateResponse response;
+    v1::EvaluateRequest bad = Relu(10);
+    bad.mutable_input()->add_shape(-1);
+    EXPECT_EQ(stub->Evaluate(&context, bad, &response).error_code(),
+              grpc::StatusCode::INVALID_ARGUMENT);
+  }
+
+  // A call ends on the server (OnDone) just after the client has its status.
+  ASSERT_TRUE((*server)->service().WaitUntilIdle(absl::Seconds(5)));
+  const std::string scrape = HttpGet((*server)->metrics_port(), "/metrics");
+  EXPECT_THAT(scrape, HasSubstr("HTTP/1.1 200"));
+  EXPECT_THAT(scrape, HasSubstr("text/plain; version=0.0.4"));
+  EXPECT_THAT(scrape, HasSubstr("# TYPE actsvc_requests_total counter\n"));
+  EXPECT_THAT(
+      scrape,
+      HasSubstr("actsvc_requests_total{rpc=\"Evaluate\",code=\"OK\"} 3\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Evaluate\","
+                                "code=\"INVALID_ARGUMENT\"} 1\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Jacobian\","
+                                "code=\"OK\"} 0\n"));
+  EXPECT_THAT(scrape, Not(HasSubstr("rpc=\"Jacobian\",code=\"INVALID")));
+  EXPECT_THAT(scrape,
+              HasSubstr("# TYPE actsvc_request_duration_seconds histogram\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_request_duration_seconds_bucket{"
+                                "rpc=\"Evaluate\",le=\"+Inf\"} 4\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_request_duration_seconds_count{"
+                                "rpc=\"Evaluate\"} 4\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_request_duration_seconds_bucket{"
+                                "rpc=\"Evaluate\",le=\"0.0005\"} "));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_elements_processed_total{"
+                                "rpc=\"Evaluate\"} 30\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_calls_in_flight 0\n"));
+
+  EXPECT_THAT(HttpGet((*server)->metrics_port(), "/other"),
+              HasSubstr("HTTP/1.1 404"));
+  (*server)->Shutdown(absl::ZeroDuration());
+  EXPECT_EQ(HttpGet((*server)->metrics_port(), "/metrics"), "");
+}
+
+TEST(MetricsTest, OffByDefault) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ((*server)->metrics_port(), 0);
+}
+
+TEST(MetricsTest, StartFailsWhenTheMetricsPortIsTaken) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<Server>> first = Server::Start(options);
+  ASSERT_TRUE(first.ok()) << first.status();
+  options.metrics_address =
+      absl::StrCat("127.0.0.1:", (*first)->metrics_port());
+  absl::StatusOr<std::unique_ptr<Server>> second = Server::Start(options);
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(second.status().message()),
+              HasSubstr("cannot serve metrics"));
+}
+
+TEST(MetricsTest, HistogramBucketsAreCumulative) {
+  Metrics metrics;
+  metrics.RecordCall("Analyze", absl::StatusCode::kOk, 0.0001, 5);
+  metrics.RecordCall("Analyze", absl::StatusCode::kOk, 0.003, 5);
+  metrics.RecordCall("Analyze", absl::StatusCode::kCancelled, 100, 0);
+  metrics.RecordCall("NoSuchRpc", absl::StatusCode::kOk, 1, 1);
+  const std::string text = metrics.Render(2);
+  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"0.0005\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"0.0025\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"0.005\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"10\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"+Inf\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("actsvc_request_duration_seconds_sum{rpc="
+                              "\"Analyze\"} 100.003\n"));
+  EXPECT_THAT(text, HasSubstr("code=\"CANCELLED\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("actsvc_elements_processed_total{rpc="
+                              "\"Analyze\"} 10\n"));
+  EXPECT_THAT(text, HasSubstr("actsvc_calls_in_flight 2\n"));
+  EXPECT_THAT(text, Not(HasSubstr("NoSuchRpc")));
+}
+
+}  // namespace
+}  // namespace actsvc::server
