@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/activation-inl.h"
+#include "core/gelu-inl.h"
 #include "core/reference.h"
 #include "hwy/highway.h"
 
