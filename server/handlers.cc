@@ -367,6 +367,14 @@ absl::Status JacobianAs(const ResolvedSpec& spec, bool dense,
       !s.ok()) {
     return s;
   }
+  if (context.max_jacobian_bytes > 0 &&
+      elements > context.max_jacobian_bytes / static_cast<int64_t>(sizeof(T))) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the dense Jacobian ", ShapeString(shape), " would be ",
+        elements * static_cast<int64_t>(sizeof(T)),
+        " bytes of values, over the dense Jacobian limit of ",
+        context.max_jacobian_bytes, " bytes (--max_jacobian_mb); ", instead));
+  }
   OutputTensor<T> jac(out, shape, x.encoding(), elements);
   const absl::Span<T> js = jac.values();
   absl::Status status;

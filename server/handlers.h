@@ -20,6 +20,10 @@ struct ComputeContext {
   // No response may exceed this (the server's send limit); larger ones are
   // refused with RESOURCE_EXHAUSTED before any work is done.
   int64_t max_message_bytes = int64_t{64} << 20;
+  // When > 0, a dense Jacobian (one matrix per row, so c^2 outputs from c
+  // inputs) over this many bytes of values is refused with
+  // RESOURCE_EXHAUSTED before any work is done. 0: max_message_bytes only.
+  int64_t max_jacobian_bytes = 0;
   // Work runs in chunks of about this many output elements; the deadline and
   // cancellation are checked before each one.
   int64_t chunk_elements = 65536;

@@ -39,6 +39,10 @@ ABSL_FLAG(int64_t, max_elements, 0,
 ABSL_FLAG(int, max_concurrent_calls, 0,
           "when > 0, compute calls beyond this many in flight fail at once "
           "with RESOURCE_EXHAUSTED instead of queueing (0: no limit)");
+ABSL_FLAG(int, max_jacobian_mb, 0,
+          "when > 0, dense Jacobians (c*c values per row of c) larger than "
+          "this many MiB fail with RESOURCE_EXHAUSTED (0: only "
+          "--max_message_mb limits them)");
 ABSL_FLAG(int, keepalive_time_s, 0,
           "when > 0, ping idle client connections this often and close "
           "those that do not answer (0: gRPC's default, 2 hours)");
@@ -110,6 +114,7 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_parallel_threshold_elements);
   options.max_connection_age_s = absl::GetFlag(FLAGS_max_connection_age_s);
   options.max_elements = absl::GetFlag(FLAGS_max_elements);
+  options.max_jacobian_mb = absl::GetFlag(FLAGS_max_jacobian_mb);
   options.max_concurrent_calls = absl::GetFlag(FLAGS_max_concurrent_calls);
   options.keepalive_time_s = absl::GetFlag(FLAGS_keepalive_time_s);
   options.keepalive_timeout_s = absl::GetFlag(FLAGS_keepalive_timeout_s);

@@ -26,10 +26,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
         absl::StrCat("max_message_mb = ", options.max_message_mb,
                      " is outside 1..2047 (gRPC limits are int bytes)"));
   }
-  if (options.max_elements < 0 || options.max_concurrent_calls < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "max_elements = ", options.max_elements, " and max_concurrent_calls = ",
-        options.max_concurrent_calls, " must be >= 0 (0: no limit)"));
+  if (options.max_elements < 0 || options.max_concurrent_calls < 0 ||
+      options.max_jacobian_mb < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_elements = ", options.max_elements,
+                     ", max_concurrent_calls = ", options.max_concurrent_calls,
+                     " and max_jacobian_mb = ", options.max_jacobian_mb,
+                     " must be >= 0 (0: no limit)"));
   }
   constexpr int kMaxSeconds = 2000000;  // keeps milliseconds in an int
   if (options.keepalive_time_s < 0 || options.keepalive_time_s > kMaxSeconds ||
@@ -56,6 +59,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       options.parallel_threshold_elements;
   service_options.max_elements = options.max_elements;
   service_options.max_concurrent_calls = options.max_concurrent_calls;
+  service_options.max_jacobian_bytes = int64_t{options.max_jacobian_mb} << 20;
   service_options.before_compute_for_testing =
       options.before_compute_for_testing;
 

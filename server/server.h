@@ -34,6 +34,9 @@ struct ServerOptions {
   // See ServiceOptions: 0 means no limit.
   int64_t max_elements = 0;
   int max_concurrent_calls = 0;
+  // When > 0, dense Jacobians over this many MiB of values are refused
+  // with RESOURCE_EXHAUSTED (0: only max_message_mb limits them).
+  int max_jacobian_mb = 0;
   // When > 0, the server pings an idle connection this often and closes it
   // when no answer comes within keepalive_timeout_s (0: gRPC's 2 hours).
   int keepalive_time_s = 0;

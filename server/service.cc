@@ -221,6 +221,7 @@ ComputeContext ActivationServiceImpl::MakeComputeContext(
     grpc::CallbackServerContext* context) const {
   ComputeContext compute;
   compute.max_message_bytes = options_.max_message_bytes;
+  compute.max_jacobian_bytes = options_.max_jacobian_bytes;
   compute.chunk_elements = options_.chunk_elements;
   compute.chunk_pool = &chunk_pool_;
   compute.parallel_threshold_elements = options_.parallel_threshold_elements;

@@ -44,6 +44,8 @@ struct ServiceOptions {
   // When > 0, a request whose main tensor (input, or logits) has more
   // elements is refused with RESOURCE_EXHAUSTED before any work is done.
   int64_t max_elements = 0;
+  // See ComputeContext::max_jacobian_bytes (0: max_message_bytes only).
+  int64_t max_jacobian_bytes = 0;
   // When > 0, compute calls (all but ListFunctions; a stream counts once)
   // beyond this many in flight are refused at once with RESOURCE_EXHAUSTED
   // instead of waiting in an unbounded queue.

@@ -208,6 +208,44 @@ TEST(LimitsTest, MessageSizeLimitsThenServes) {
   ExpectServing(*stub);
 }
 
+// --max_jacobian_mb caps the dense Jacobian, whose c^2 values per row of c
+// inputs make a small request expensive, below the message limit; the
+// diagonal form and the VJP stay open.
+TEST(LimitsTest, MaxJacobianMbRefusesLargeDenseJacobiansThenServes) {
+  ServerOptions options;
+  options.max_jacobian_mb = 1;
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  std::unique_ptr<Stub> stub = StubTo(*server);
+
+  auto jacobian = [&](v1::Function f, int64_t rows, int64_t c, bool dense) {
+    v1::JacobianRequest request;
+    request.mutable_spec()->set_function(f);
+    *request.mutable_input() =
+        MakeTensor<float>({rows, c}, Ramp<float>(rows * c), Encoding::kRaw);
+    request.set_dense(dense);
+    grpc::ClientContext context;
+    v1::JacobianResponse response;
+    return stub->Jacobian(&context, request, &response);
+  };
+  // 2 x 1024 x 1024 floats = 8 MiB, within the 64 MiB message limit.
+  grpc::Status status = jacobian(v1::SOFTMAX, 2, 1024, true);
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(),
+              AllOf(HasSubstr("--max_jacobian_mb"),
+                    HasSubstr("[2,1024,1024] would be 8388608 bytes"),
+                    HasSubstr("VJP")));
+  status = jacobian(v1::TANH, 1, 1024, true);  // 4 MiB: over as well
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_THAT(status.error_message(), HasSubstr("dense = false"));
+  // 512 x 512 floats = exactly 1 MiB: allowed; the diagonal is not capped.
+  status = jacobian(v1::SOFTMAX, 1, 512, true);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  status = jacobian(v1::TANH, 1024, 1024, false);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  ExpectServing(*stub);
+}
+
 TEST(LimitsTest, StartRefusesBadLimits) {
   ServerOptions options;
   options.address = "127.0.0.1:0";
@@ -224,6 +262,10 @@ TEST(LimitsTest, StartRefusesBadLimits) {
             absl::StatusCode::kInvalidArgument);
   options.keepalive_timeout_s = 20;
   options.keepalive_time_s = -1;
+  EXPECT_EQ(Server::Start(options).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  options.keepalive_time_s = 0;
+  options.max_jacobian_mb = -1;
   EXPECT_EQ(Server::Start(options).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
