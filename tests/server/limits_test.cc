@@ -1,6 +1,11 @@
 // The server's limits and deadlines (SPEC §3): each limit is hit, and the
 // server then goes on serving.
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdint>
@@ -291,6 +296,65 @@ TEST(LimitsTest, KeepalivePingsKeepAnIdleConnectionServing) {
   absl::SleepFor(absl::Milliseconds(2500));
   EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
   ExpectServing(*stub);
+}
+
+// A raw HTTP/2 peer: sends the client preface and an empty SETTINGS frame,
+// acknowledges the server's SETTINGS, then reads and never answers a PING.
+// Returns how long the server kept the connection open (up to `limit`).
+absl::Duration SilentPeerLifetime(int port, absl::Duration limit) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  EXPECT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  // Preface, SETTINGS (empty), SETTINGS ACK: 9-byte frame headers
+  // (length 24 bits, type, flags, stream id 31 bits).
+  const std::string hello = std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") +
+                            std::string("\0\0\0\x04\0\0\0\0\0", 9) +
+                            std::string("\0\0\0\x04\x01\0\0\0\0", 9);
+  EXPECT_EQ(send(fd, hello.data(), hello.size(), MSG_NOSIGNAL),
+            static_cast<ssize_t>(hello.size()));
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + limit;
+  char buf[4096];
+  while (absl::Now() < end) {
+    pollfd p{fd, POLLIN, 0};
+    const int ms =
+        static_cast<int>(absl::ToInt64Milliseconds(end - absl::Now()) + 1);
+    if (poll(&p, 1, ms) <= 0) continue;
+    const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+    if (n <= 0) break;  // closed (or reset) by the server
+  }
+  const absl::Duration lifetime = absl::Now() - start;
+  close(fd);
+  return lifetime;
+}
+
+// --keepalive_time_s / --keepalive_timeout_s: a peer that stops answering
+// pings is disconnected after about their sum; without keepalive the same
+// peer stays connected; either way the server goes on serving.
+TEST(LimitsTest, KeepaliveClosesAPeerThatDoesNotAnswerPings) {
+  ServerOptions options;
+  options.keepalive_time_s = 1;
+  options.keepalive_timeout_s = 1;
+  options.keepalive_permit_without_calls = true;
+  std::unique_ptr<Server> server = StartOrDie(options);
+  ASSERT_NE(server, nullptr);
+  const absl::Duration lifetime =
+      SilentPeerLifetime(server->port(), absl::Seconds(10));
+  std::printf("silent peer disconnected after %s\n",
+              absl::FormatDuration(lifetime).c_str());
+  EXPECT_GE(lifetime, absl::Milliseconds(900));
+  EXPECT_LT(lifetime, absl::Seconds(6));
+  ExpectServing(*StubTo(*server));
+
+  std::unique_ptr<Server> plain = StartOrDie(ServerOptions());
+  ASSERT_NE(plain, nullptr);
+  EXPECT_GE(SilentPeerLifetime(plain->port(), absl::Seconds(4)),
+            absl::Seconds(4));
+  ExpectServing(*StubTo(*plain));
 }
 
 // 16M elements (64 MiB) with a 1 ms deadline: the client gets
