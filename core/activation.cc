@@ -56,14 +56,23 @@ void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
       return RunKind(EluK{reference::kSeluLambda, sa, EluTailLo<T>(sa)}, kind,
                      x, g, y, n, lim);
     }
+    // float32 lanes with FMA, float64 lanes without (see core/gelu-inl.h).
     case Function::kGelu:
       if constexpr (sizeof(T) == 4) {
+#if HWY_NATIVE_FMA
         return RunKind(GeluK{}, kind, x, g, y, n, lim);
+#else
+        return RunKind(GeluDoubleK{}, kind, x, g, y, n, lim);
+#endif
       }
       break;
     case Function::kGeluTanh:
       if constexpr (sizeof(T) == 4) {
+#if HWY_NATIVE_FMA
         return RunKind(GeluTanhK{}, kind, x, g, y, n, lim);
+#else
+        return RunKind(GeluTanhDoubleK{}, kind, x, g, y, n, lim);
+#endif
       }
       break;
     default:

@@ -2,16 +2,23 @@
 // core/activation.cc through the array loops of core/activation-inl.h.
 //
 // Accuracy (SPEC.md §4; enforced per target by
-// tests/core/simd_accuracy_test.cc):
-//  - gelu (float32) works in float64 lanes: x*x is exact there, so
-//    e^(-x^2/2) carries no argument rounding, and erfc comes from Erfcx below.
-//  - gelu_tanh (float32): the argument v = 2u of sigma is formed in float64
-//    lanes and split into float hi + lo; e^-|v| = e^-|hi| (1 - sign(hi) lo).
-//    Its rounding would otherwise be amplified by |v| (~87 where the result
-//    underflows).
+// tests/core/simd_accuracy_test.cc, which prints the measured maxima):
+//  - float32 on targets with FMA (AVX2, AVX3, NEON, SVE): float32 lanes.
+//    gelu: Phi(-|x|) = e^(-x^2/2) erfcx(|x|/sqrt2)/2, with x^2 an exact
+//    float pair (FMA) so that the exponential has no argument error, and
+//    ErfcxHalf below; f' near its root -0.7518 from a local expansion.
+//    gelu_tanh: v = 2u as an exact-to-2^-48 float pair, e^-|v| from ExpLo
+//    with the low part inside the reduced argument.
+//    Measured max (AVX3 = AVX2, tests/core/simd_accuracy_test.cc): gelu f
+//    3.53, f' 2.63, f'' 2.39, VJP 3.11 ULP; gelu_tanh f 2.28, f' 3.07,
+//    f'' 6.45, VJP 3.30 ULP (outside +-0.5 of the interior zeros, where
+//    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps).
+//  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
+//    (GeluDoubleK, GeluTanhDoubleK), as exact products and one-rounding
+//    polynomials are not available there.
 //  - float64 gelu and gelu_tanh have no kernel here: activation.cc sends
 //    them to the long-double reference (an erfc to float64 accuracy is
-//    future work; see BENCHMARKS.md).
+//    future work).
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_GELU_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -29,6 +36,273 @@ HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+// ---------------------------------------------------------------------------
+// Float32 building blocks. The polynomial coefficients come from
+// scripts/fit_gelu_coefficients.py (relative least squares at Chebyshev
+// nodes against scipy's float64 erfcx/ndtr/expm1, rounded to float32 from
+// the highest order down with refits; each constant term is a float pair
+// hi + lo, its lo added inside the polynomial).
+
+// The rounding error of the product a*b = p (exactly a*b - p for the
+// operands used here: no overflow or underflow). FMA where the target has
+// it; otherwise Dekker's product with Veltkamp's splitting.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V TwoProdLo(D d, V a, V b, V p) {
+#if HWY_NATIVE_FMA
+  (void)d;
+  return hn::MulSub(a, b, p);
+#else
+  const V split = hn::Set(d, hn::TFromD<D>(4097));  // 2^12 + 1 for float
+  const V ca = hn::Mul(a, split);
+  const V ah = hn::Sub(ca, hn::Sub(ca, a));
+  const V al = hn::Sub(a, ah);
+  const V cb = hn::Mul(b, split);
+  const V bh = hn::Sub(cb, hn::Sub(cb, b));
+  const V bl = hn::Sub(b, bh);
+  V err = hn::Sub(hn::Mul(ah, bh), p);
+  err = hn::Add(err, hn::Mul(ah, bl));
+  err = hn::Add(err, hn::Mul(al, bh));
+  return hn::Add(err, hn::Mul(al, bl));
+#endif
+}
+
+// ExpLo: e^(hi + lo), float32, for hi <= 0 and |lo| <= ulp(hi)-ish: the
+// argument's rounding error lo goes into the reduced argument, so it costs
+// nothing (the alternative, e^hi (1 + lo), rounds once more).
+// Valid lane types: float32. Valid range: hi in [-FLT_MAX, 0].
+// Max error: 1 ULP by construction (Cody-Waite reduction with the split ln 2
+// of hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo rounded once,
+// e^r = 1 + (r + r^2 Q(r)) with Q of degree 4, fit error 1.5e-8 relative
+// to expm1); measured through gelu/gelu_tanh by
+// tests/core/simd_accuracy_test.cc. Results below 2^-126 (hi < -87.3) would
+// be subnormal, with too few digits for a caller that multiplies them by a
+// large factor (x e^-|v| in gelu_tanh): ExpLo returns e^(hi+lo) / *scale,
+// with *scale = 2^-64 where hi < -44 (else 1), so that the result stays
+// normal down to hi = -131; the caller multiplies its final result by
+// *scale. Below that, 0.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpLo(D d, V hi, V lo, V* scale) {
+  static_assert(sizeof(hn::TFromD<D>) == 4, "float32 only");
+  const hn::RebindToSigned<D> di;
+  const V n = hn::Round(hn::Mul(hi, hn::Set(d, 1.44269504088896341f)));
+  V r = hn::MulAdd(n, hn::Set(d, -0.693145751953125f), hi);  // exact
+  r = hn::MulAdd(n, hn::Set(d, -1.428606765330187045e-6f), r);
+  r = hn::Add(r, lo);
+  V q = hn::Set(d, 1.385755371e-03f);
+  q = hn::MulAdd(q, r, hn::Set(d, 8.367342874e-03f));
+  q = hn::MulAdd(q, r, hn::Set(d, 4.166763276e-02f));
+  q = hn::MulAdd(q, r, hn::Set(d, 1.666653752e-01f));
+  q = hn::MulAdd(q, r, hn::Set(d, -4.075681126e-09f));
+  q = hn::Add(q, hn::Set(d, 4.999999702e-01f));
+  const V em1 = hn::MulAdd(hn::Mul(r, r), q, r);
+  // 2^(n + 64) or 2^n as bits; an exponent field <= 0 gives +0.
+  const auto low = hn::Lt(n, hn::Set(d, -64.0f));
+  *scale = hn::IfThenElse(low, hn::Set(d, 5.42101086242752217e-20f),
+                          hn::Set(d, 1.0f));  // 2^-64
+  const auto biased =
+      hn::Add(hn::ConvertTo(di, n),
+              hn::IfThenElse(hn::RebindMask(di, low), hn::Set(di, 127 + 64),
+                             hn::Set(di, 127)));
+  const auto bits = hn::ShiftLeft<23>(hn::Max(biased, hn::Zero(di)));
+  return hn::Mul(hn::Add(em1, hn::Set(d, 1.0f)), hn::BitCast(d, bits));
+}
+
+// ErfcxHalf: h(a) = erfcx(a/sqrt2)/2, so that Phi(-a) = e^(-a^2/2) h(a)
+// and erfc(t) = 2 e^(-t^2) h(t sqrt2) (the vectorized erfc of issue 3:
+// the GELU tail needs erfc, not 1 + erf).
+// Valid lane types: float32. Valid range: a in [0, 14.5] (beyond, h
+// extrapolates smoothly, positive and decreasing, and only meets
+// e^(-a^2/2) = 0).
+// Max error: 1.5 ULP (measured through gelu by
+// tests/core/simd_accuracy_test.cc).
+// Form: h = w P(s), w = 1/(a + 3), s = A w + B maps [1/17.5, 1/3] onto
+// [-1, 1]; P of degree 10 fits h(a)(a + 3) to 1.4e-8. h is a smooth
+// function of w (erfcx(t) ~ 1/(sqrt(pi) t) for large t). The rounding of
+// a + 3 and of the division would cost up to 1.5 ULP: a + 3 is split
+// exactly (Fast2Sum) into sh + sl, and the residual rho = 1 - w (sh + sl)
+// (FMA) corrects w: 1/(a+3) = w (1 + rho) to second order.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ErfcxHalf(D d, V a) {
+  const V three = hn::Set(d, 3.0f);
+  const V one = hn::Set(d, 1.0f);
+  const V sh = hn::Add(a, three);
+  const V sl = hn::Sub(hn::Min(a, three), hn::Sub(sh, hn::Max(a, three)));
+  const V w = hn::Div(one, sh);
+  const V rho = hn::NegMulAdd(w, sl, hn::NegMulAdd(w, sh, one));
+  // s = A (w + w rho) + B: the correction of w moves s too.
+  const V ka = hn::Set(d, 7.241379261e+00f);
+  const V s = hn::MulAdd(hn::Mul(w, rho), ka,
+                         hn::MulAdd(w, ka, hn::Set(d, -1.413793087e+00f)));
+  V p = hn::Set(d, 8.425772648e-06f);
+  p = hn::MulAdd(p, s, hn::Set(d, -6.988377663e-06f));
+  p = hn::MulAdd(p, s, hn::Set(d, -8.365412941e-05f));
+  p = hn::MulAdd(p, s, hn::Set(d, 1.584548736e-04f));
+  p = hn::MulAdd(p, s, hn::Set(d, 6.528256927e-04f));
+  p = hn::MulAdd(p, s, hn::Set(d, -2.092971699e-03f));
+  p = hn::MulAdd(p, s, hn::Set(d, -7.456134539e-03f));
+  p = hn::MulAdd(p, s, hn::Set(d, 2.171400934e-02f));
+  p = hn::MulAdd(p, s, hn::Set(d, 1.731049865e-01f));
+  p = hn::MulAdd(p, s, hn::Set(d, 4.906155169e-01f));
+  // t = P(s) - c0, then h = w c0 + w t (w c0 unrounded inside the FMA).
+  const V t = hn::MulAdd(p, s, hn::Set(d, -2.469666072e-08f));
+  const V hw = hn::MulAdd(w, hn::Set(d, 8.233855367e-01f), hn::Mul(w, t));
+  return hn::MulAdd(hw, rho, hw);
+}
+
+// gelu, float32 lanes. a = |x| (clamped to 20, where e^(-a^2/2) = 0),
+// E = e^(-a^2/2) from a^2 = p + pl exact (TwoProdLo) so that E has no
+// argument error (SPEC.md §4: gelu(x) for x << 0 would amplify it by x^2),
+// Phi(-a) = q = E h(a), phi = E k, k = 1/sqrt(2 pi):
+//   f   = x q (x < 0), x (1 - q) (x >= 0);
+//   f'  = E (x k + h) (x < 0), 1 + E (x k - h) (x >= 0), except on
+//         [-1.5, 0], where x k + h cancels (f' has its root z = -0.7518
+//         there): (x - z) G(x - z), z = zh + zl, G of degree 10 (fit
+//         6.6e-9), which keeps relative accuracy up to the root;
+//   f'' = E k (2 - x^2).
+// E is subnormal from |x| = 13.22 while f' and f'' stay normal out to
+// 13.34 and 13.57: ExpLo's scale keeps its digits (no Tail band needed).
+struct GeluK : NoTail {
+  static constexpr bool kFixup = true;
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
+    const V a = hn::Min(hn::Abs(x), hn::Set(d, 20.0f));
+    const V p = hn::Mul(a, a);
+    const V m_half = hn::Set(d, -0.5f);
+    V sc;  // e * sc = E
+    const V e = ExpLo(d, hn::Mul(p, m_half),
+                      hn::Mul(TwoProdLo(d, a, a, p), m_half), &sc);
+    const V k = hn::Set(d, 0.398942280401432677940f);
+    const auto neg = hn::Lt(x, hn::Zero(d));
+    if constexpr (kOrder == 2) {
+      return hn::Mul(
+          hn::Mul(hn::Mul(e, k), hn::NegMulAdd(a, a, hn::Set(d, 2.0f))), sc);
+    }
+    const V h = ErfcxHalf(d, a);
+    if constexpr (kOrder == 0) {
+      // x < 0: ((x h) e) sc, in that order: E h can be subnormal while f
+      // is not. x >= 0: 1 - E h with one rounding (E h < 2^-25 once E is
+      // scaled).
+      const V pos =
+          hn::Mul(x, hn::NegMulAdd(hn::Mul(e, sc), h, hn::Set(d, 1.0f)));
+      return hn::IfThenElse(neg, hn::Mul(hn::Mul(hn::Mul(x, h), e), sc), pos);
+    }
+    const V t = hn::MulAdd(x, k, hn::IfThenElse(neg, h, hn::Neg(h)));
+    // x >= 0: 1 + E t with one rounding (E = e sc is exact there).
+    const V far =
+        hn::IfThenElse(neg, hn::Mul(hn::Mul(e, t), sc),
+                       hn::MulAdd(hn::Mul(e, sc), t, hn::Set(d, 1.0f)));
+    // Near the root: y = x - z ((x - zh) is exact for x in [-1.5, -0.376]).
+    const V y = hn::Sub(hn::Sub(x, hn::Set(d, -7.517915368e-01f)),
+                        hn::Set(d, 1.211444989e-08f));
+    V g = hn::Set(d, 7.620629185e-05f);
+    g = hn::MulAdd(g, y, hn::Set(d, 1.697170374e-04f));
+    g = hn::MulAdd(g, y, hn::Set(d, -7.404365460e-04f));
+    g = hn::MulAdd(g, y, hn::Set(d, -2.230364131e-03f));
+    g = hn::MulAdd(g, y, hn::Set(d, 4.538617097e-03f));
+    g = hn::MulAdd(g, y, hn::Set(d, 1.941945776e-02f));
+    g = hn::MulAdd(g, y, hn::Set(d, -1.477155555e-02f));
+    g = hn::MulAdd(g, y, hn::Set(d, -1.140080169e-01f));
+    g = hn::MulAdd(g, y, hn::Set(d, -1.819966733e-02f));
+    g = hn::MulAdd(g, y, hn::Set(d, 3.882849813e-01f));
+    g = hn::MulAdd(g, y, hn::Set(d, -3.988945174e-09f));
+    // y (g0 + y g1..) with y g0 unrounded inside the FMA.
+    const V near = hn::MulAdd(y, hn::Set(d, 4.314939976e-01f), hn::Mul(y, g));
+    const auto band =
+        hn::And(hn::Ge(x, hn::Set(d, -1.5f)), hn::Le(x, hn::Zero(d)));
+    return hn::IfThenElse(band, near, far);
+  }
+};
+
+// gelu_tanh, float32 lanes: x sigma(v), v = 2u = c1 x + c3 x^3,
+// c1 = 2 sqrt(2/pi), c3 = 0.044715 c1. sigma(v) for v << 0 is e^v, whose
+// relative error is |v| (up to 87) times that of v: v is formed as a float
+// pair vh + vl (x^2 exact by TwoProdLo, the products and the sum c1 + c3
+// x^2 with their errors), and e = e^-|v| = ExpLo(-|vh|, -sign(vh) vl).
+// With r = 1/(1 + e), all with one division:
+//   f   = x e / (1 + e) (x < 0), x / (1 + e) (x >= 0);
+//   f'  = sigma(v) + x v' sigma'(v)
+//       = e (1 + e + x v') / (1+e)^2 (x < 0), (1 + e (1 + x v'))/(1+e)^2:
+//         for x < 0, 1 + x v' cancels (in part for x in (-2, -1), fully
+//         near the root -0.75), so x v' is a float pair too and 1 + x v' a
+//         TwoSum; (1+e)^2 comes from OnePlusSquared;
+//   f'' = sigma'(v) (2 v' + x v'' - x v'^2 tanh(v/2))
+//       = e ((2 v' + 6 c3 x^2)(1 + e) - |x| v'^2 (1 - e)) / (1+e)^3.
+// x is clamped to [-20, 20] inside v: sigma(v) is 0 or 1 in float32 there.
+// x sigma(v) is normal down to x = -10.1, e^v only to v = -87.3 (x = -9.9),
+// and f', f'' out to |x| = 11: ExpLo's scale keeps e's digits there.
+struct GeluTanhK : NoTail {
+  static constexpr bool kFixup = true;
+  // c1 + c * x^2 as a float pair (mh, ml), x^2 = x2 + x2l exactly.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Poly2(D d, float c1h, float c1l, float ch, float cl, V x2,
+                            V x2l, V* ml) {
+    const V vch = hn::Set(d, ch);
+    const V ph = hn::Mul(vch, x2);
+    V pl = TwoProdLo(d, vch, x2, ph);
+    pl = hn::MulAdd(vch, x2l, hn::MulAdd(hn::Set(d, cl), x2, pl));
+    // TwoSum(c1h, ph).
+    const V c1 = hn::Set(d, c1h);
+    const V mh = hn::Add(c1, ph);
+    const V bv = hn::Sub(mh, c1);
+    const V err = hn::Add(hn::Sub(c1, hn::Sub(mh, bv)), hn::Sub(ph, bv));
+    *ml = hn::Add(err, hn::Add(pl, hn::Set(d, c1l)));
+    return mh;
+  }
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
+    // c1 = 2 sqrt(2/pi), c3 = 0.044715 c1, d3 = 3 c3, as float pairs.
+    constexpr float kC1h = 1.595769167e+00f, kC1l = -4.534068054e-08f;
+    constexpr float kC3h = 7.135481387e-02f, kC3l = 2.398832466e-09f;
+    constexpr float kD3h = 2.140644491e-01f, kD3l = -2.540834210e-10f;
+    const V one = hn::Set(d, 1.0f);
+    const V xc = hn::Min(hn::Max(x, hn::Set(d, -20.0f)), hn::Set(d, 20.0f));
+    const V x2 = hn::Mul(xc, xc);
+    const V x2l = TwoProdLo(d, xc, xc, x2);
+    V ml;
+    const V mh = Poly2(d, kC1h, kC1l, kC3h, kC3l, x2, x2l, &ml);
+    const V vh = hn::Mul(xc, mh);
+    const V vl = hn::MulAdd(xc, ml, TwoProdLo(d, xc, mh, vh));
+    const auto neg = hn::Lt(x, hn::Zero(d));
+    V sc;  // es * sc = e; where sc < 1, e < 2^-64 and 1 + e = 1.
+    const V es = ExpLo(d, hn::Neg(hn::Abs(vh)),
+                       hn::IfThenElse(neg, vl, hn::Neg(vl)), &sc);
+    const V e = hn::Mul(es, sc);
+    const V ope = hn::Add(one, e);
+    if constexpr (kOrder == 0) {
+      return hn::Div(hn::IfThenElse(neg, hn::Mul(hn::Mul(x, es), sc), x), ope);
+    }
+    if constexpr (kOrder == 1) {
+      // x v' = x (c1 + d3 x^2) = uh + ul.
+      V nl;
+      const V nh = Poly2(d, kC1h, kC1l, kD3h, kD3l, x2, x2l, &nl);
+      const V uh = hn::Mul(xc, nh);
+      const V ul = hn::MulAdd(xc, nl, TwoProdLo(d, xc, nh, uh));
+      // x < 0: 1 + uh = th + tl (TwoSum), then + e + ul + tl.
+      const V th = hn::Add(one, uh);
+      const V bv = hn::Sub(th, one);
+      const V tl = hn::Add(hn::Sub(one, hn::Sub(th, bv)), hn::Sub(uh, bv));
+      const V sn =
+          hn::Mul(hn::Mul(es, hn::Add(hn::Add(th, e), hn::Add(tl, ul))), sc);
+      const V sp = hn::MulAdd(e, hn::Add(one, uh), one);
+      return hn::Div(hn::IfThenElse(neg, sn, sp), OnePlusSquared(d, e));
+    }
+    const V dv = hn::MulAdd(hn::Set(d, kD3h), x2, hn::Set(d, kC1h));  // v'
+    // 2 v' + x v'' = 2 v' + 6 c3 x^2.
+    const V a = hn::MulAdd(hn::Set(d, 4.281288981e-01f), x2, hn::Add(dv, dv));
+    const V b = hn::Mul(hn::Mul(hn::Abs(xc), hn::Mul(dv, dv)), hn::Sub(one, e));
+    const V num = hn::Mul(hn::Mul(es, hn::MulSub(a, ope, b)), sc);
+    return hn::Div(num, hn::Mul(OnePlusSquared(d, e), ope));
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Targets without FMA (SSSE3, SSE4, EMU128, SCALAR): the float32 kernels
+// above need exact products (TwoProdLo falls back to Dekker's, but the
+// polynomials and corrections lose about 1 ULP without fused operations, and
+// gelu then exceeds 4 ULP). These work in float64 lanes instead.
 
 // ---------------------------------------------------------------------------
 // Erfcx: the scaled complementary error function erfc(t) e^(t^2), t >= 0.
@@ -90,10 +364,10 @@ HWY_INLINE VF InDouble(DF df, VF x, const Fn& fn, VF* lo_part = nullptr) {
 #endif
 }
 
-// gelu, float32 only (see the header comment): in float64 lanes,
-// E = e^(-x^2/2) (x*x exact), q = erfc(|x|/sqrt2)/2 = E erfcx(t)/2,
-// Phi = q (x < 0) or 1 - q, phi = E/sqrt(2 pi).
-struct GeluK : NoTail {
+// gelu, float32, for targets without FMA (see the header comment): in float64
+// lanes, E = e^(-x^2/2) (x*x exact), q = erfc(|x|/sqrt2)/2 = E erfcx(t)/2, Phi
+// = q (x < 0) or 1 - q, phi = E/sqrt(2 pi).
+struct GeluDoubleK : NoTail {
   static constexpr bool kFixup = true;
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE V Eval(D df, V xf) const {
@@ -114,10 +388,11 @@ struct GeluK : NoTail {
   }
 };
 
-// gelu_tanh, float32 only: x sigma(v), v = 2u = 2 sqrt(2/pi)(x + 0.044715
-// x^3). f splits v into float hi + lo (see the header comment); f' and f''
-// run wholly in float64 lanes (f' cancels in part for x in (-2, -1)).
-struct GeluTanhK {
+// gelu_tanh, float32, for targets without FMA: x sigma(v), v = 2u = 2
+// sqrt(2/pi)(x + 0.044715 x^3). f splits v into float hi + lo (see the header
+// comment); f' and f'' run wholly in float64 lanes (f' cancels in part for x in
+// (-2, -1)).
+struct GeluTanhDoubleK {
   static constexpr bool kFixup = true;
   static constexpr bool kHasTail = true;
   // x sigma(v) is normal down to x = -10.1, e^v only to v = -87.3 (x = -9.9).
