@@ -1,0 +1,156 @@
+// Per-target float32 building blocks of the elementwise kernels
+// (core/activation-inl.h): e^t and expm1(t) for t <= 0 from one range
+// reduction, and 1/s and a/b without the (slow) vector division where the
+// target has a 14-bit reciprocal estimate. float64 lanes use Highway's Exp,
+// Expm1 and Div unchanged.
+//
+// Each helper states its contract as hwy/contrib/math/math-inl.h does: the
+// valid range of the argument and the max error measured (float32, against
+// a double-precision reference over every float of the range with the
+// polynomial of the header; tests/core/simd_accuracy_test.cc checks the
+// kernels built on them against the quad oracle on every target).
+
+// Per-target include guard (the skeleton.cc pattern).
+#if defined(ACTSVC_CORE_FAST_MATH_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ACTSVC_CORE_FAST_MATH_INL_H_
+#undef ACTSVC_CORE_FAST_MATH_INL_H_
+#else
+#define ACTSVC_CORE_FAST_MATH_INL_H_
+#endif
+
+#include "hwy/contrib/math/math-inl.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace actsvc {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// ExpNeg: e^t and expm1(t) for t <= 0, sharing one range reduction.
+//
+// float32 lanes. Valid range: t <= 0 (NaN lanes give an unspecified number:
+// the array loops patch NaN in). kSubnormal = true: t < -104 is taken as
+// -104 (e^t rounds to 0 there, expm1(t) to -1) and subnormal e^t keep their
+// full (absolute) accuracy, as hn::Exp's: the VJP g sigma'(x) can be normal
+// while sigma'(x) is not. kSubnormal = false (one multiplication less, for
+// kernels whose results are subnormal or covered by a Tail band wherever
+// e^t is): t < -88 is taken as -88 and e^t is 0 wherever 2^n is below
+// 2^-126 (t < -87.7 or so), expm1(t) = -1.
+// Max error (AVX3, AVX2 and SSE4, every third float of [-88, 0] against
+// double exp/expm1): Exp 0.98 ULP where e^t >= 2^-126, Expm1 0.88 ULP.
+// Form (the Cody-Waite reduction and exponent insertion of XNNPACK's
+// f32 exp/expm1 kernels and oneDNN's jit exp, reimplemented here; the ln2
+// split is math-inl.h's):
+//   n = round(t log2 e) by the magic-number addition 0x1.80017Ep23, whose
+//   low bits also carry the exponent bias 127 + 64, so s64 = 2^(n + 64) is
+//   the sum's bits shifted left by 23 (bias 127 and s = 2^n directly
+//   without kSubnormal; n = -127 gives s = +0); r = t - n ln2 in two steps
+//   (the first exact); p = r + r^2 Q(r) ~ e^r - 1 on |r| <= ln2/2 with Q of
+//   degree 5 fitted here (Lawson-weighted least squares; relative error of
+//   1 + p 0.011 ULP, of p 0.036 ULP); e^t = (s64 + s64 p) 2^-64 and
+//   expm1(t) = (s - 1) + s p with s = 2^n, one FMA each (s - 1 is exact
+//   for n >= -24). Without FMA (SSE4 and older) the reduction stays exact
+//   and each MulAdd rounds twice.
+// float64 lanes: hn::Exp and hn::Expm1 (math-inl.h's contracts).
+template <class D, bool kSubnormal = true, class V = hn::Vec<D>>
+struct ExpNeg {
+  using T = hn::TFromD<D>;
+  V s, p;  // float32: e^t = s (1 + p), times 2^-64 with kSubnormal
+  V t;     // float64: the argument
+  HWY_INLINE ExpNeg(D d, V arg) {
+    if constexpr (sizeof(T) == 4) {
+      const hn::RebindToSigned<D> di;
+      const V x = hn::Max(arg, hn::Set(d, kSubnormal ? -104.0f : -88.0f));
+      // 1.5 * 2^23 + 127 (+ 64): s = 2^n (2^(n + 64), normal for n >= -190).
+      const V magic = hn::Set(d, kSubnormal ? 0x1.80017Ep23f : 0x1.8000FEp23f);
+      const V k = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), magic);
+      s = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, k)));
+      const V n = hn::Sub(k, magic);
+      // ln2 = 0x1.62E4p-1 + 1.4286068e-6: n times the first part (16 bits)
+      // is exact and so is the subtraction (Sterbenz), with or without FMA.
+      V r = hn::MulAdd(n, hn::Set(d, -0x1.62E400p-1f), x);
+      r = hn::MulAdd(n, hn::Set(d, -1.428606765330187045e-6f), r);
+      V q = hn::Set(d, 0x1.a032c0p-13f);
+      q = hn::MulAdd(q, r, hn::Set(d, 0x1.6d721ap-10f));
+      q = hn::MulAdd(q, r, hn::Set(d, 0x1.11118ap-7f));
+      q = hn::MulAdd(q, r, hn::Set(d, 0x1.5554b2p-5f));
+      q = hn::MulAdd(q, r, hn::Set(d, 0x1.555554p-3f));
+      q = hn::MulAdd(q, r, hn::Set(d, 0.5f));
+      p = hn::MulAdd(hn::Mul(r, r), q, r);
+    } else {
+      t = arg;
+    }
+  }
+  HWY_INLINE V Exp(D d) const {
+    if constexpr (sizeof(T) == 4) {
+      if constexpr (!kSubnormal) return hn::MulAdd(s, p, s);
+      // One rounding where e^t is normal; where it is subnormal, the exact
+      // scaling by 2^-64 rounds a second time (to the subnormal's spacing,
+      // 2^24 times coarser).
+      return hn::Mul(hn::MulAdd(s, p, s), hn::Set(d, 0x1p-64f));
+    } else {
+      return hn::Exp(d, t);
+    }
+  }
+  HWY_INLINE V Expm1(D d) const {
+    if constexpr (sizeof(T) == 4) {
+      // 2^n exactly for n >= -126; below, expm1(t) = -1 anyway.
+      const V s1 = kSubnormal ? hn::Mul(s, hn::Set(d, 0x1p-64f)) : s;
+      return hn::MulAdd(s1, p, hn::Sub(s1, hn::Set(d, 1.0f)));
+    } else {
+      return hn::Expm1(d, t);
+    }
+  }
+};
+
+// Whether this target has a reciprocal estimate good enough for one Newton
+// step to reach float32 precision (AVX-512's vrcp14ps, relative error
+// < 2^-14). Elsewhere the helpers below divide.
+#undef ACTSVC_HAVE_RCP14
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define ACTSVC_HAVE_RCP14 1
+#else
+#define ACTSVC_HAVE_RCP14 0
+#endif
+
+// 1/s for normal s > 0 (the kernels pass 1 <= s <= 4).
+// float32 with ACTSVC_HAVE_RCP14: r0 = rcp14(s), one Newton step
+// r = r0 + r0 (1 - s r0): relative error < 2^-28 before the last rounding,
+// so 0.53 ULP measured over every float of [1, 4]. Otherwise 1/s by
+// division (0.5 ULP).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V Reciprocal(D d, V s) {
+  using T = hn::TFromD<D>;
+  const V one = hn::Set(d, T(1));
+#if ACTSVC_HAVE_RCP14
+  if constexpr (sizeof(T) == 4) {
+    const V r0 = hn::ApproximateReciprocal(s);
+    return hn::MulAdd(r0, hn::NegMulAdd(s, r0, one), r0);
+  }
+#endif
+  return hn::Div(one, s);
+}
+
+// a/b for normal b > 0 (the kernels pass 1 <= b <= 4) and |a| <= 4.
+// float32 with ACTSVC_HAVE_RCP14: q0 = a Reciprocal(b), then one correction
+// q = q0 + (a - q0 b)/b (the residual is exact by FMA): 0.5 ULP plus
+// about 2^-27 relative (0.50 ULP measured over every float b of [1, 4]).
+// Otherwise a/b by division (0.5 ULP).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V Divide(D d, V a, V b) {
+#if ACTSVC_HAVE_RCP14
+  if constexpr (sizeof(hn::TFromD<D>) == 4) {
+    const V r = Reciprocal(d, b);
+    const V q0 = hn::Mul(a, r);
+    return hn::MulAdd(hn::NegMulAdd(q0, b, a), r, q0);
+  }
+#endif
+  (void)d;
+  return hn::Div(a, b);
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace actsvc
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard
