@@ -2,8 +2,11 @@
 // reference loop and oneDNN's eltwise and softmax primitives, on the same
 // arrays, one thread. Names: <impl>/<op>/<function>/<dtype>/<n>, impl in
 // {actsvc, scalar, onednn}, op in {fwd, d1, d2, vjp}; softmax rows have 1000
-// classes. Throughput is reported as items_per_second (elements).
-// bench/kernels_table.py turns --benchmark_format=json into BENCHMARKS.md.
+// classes, and their vjp rows take the forward output y and dy as oneDNN's
+// backward does (actsvc's from-logits VJP is op vjp_logits; the scalar vjp
+// rows recompute p from x). Throughput is reported as items_per_second
+// (elements). bench/kernels_table.py turns --benchmark_format=json into
+// BENCHMARKS.md.
 #include <benchmark/benchmark.h>
 
 #include <cstdio>
@@ -104,14 +107,30 @@ void ScalarElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
   Finish(state, n);
 }
 
-void ActsvcSoftmax(benchmark::State& state, Function f, bool vjp, int64_t n) {
+// fwd: SoftmaxForward from x. vjp: SoftmaxVjpFromOutput, given y = the
+// forward output and dy = g, as oneDNN's backward below (one pass for
+// <g, y> or Σg, one for the output). vjp_logits: SoftmaxVjp from x (what
+// the Derivative RPC runs: it recomputes p, four passes, one with exp, and
+// keeps 1 − p_max accurate where y alone cannot).
+enum class SoftmaxBench { kForward, kVjpFromOutput, kVjpFromLogits };
+
+void ActsvcSoftmax(benchmark::State& state, Function f, SoftmaxBench op,
+                   int64_t n) {
   Arrays a(n);
   const AxisView v{n / kClasses, kClasses, 1};
+  std::vector<float> out(n);
+  SoftmaxForward<float>(f, v, a.x, absl::MakeSpan(out));
   for (auto _ : state) {
-    if (vjp) {
-      SoftmaxVjp<float>(f, v, a.x, a.g, absl::MakeSpan(a.y));
-    } else {
-      SoftmaxForward<float>(f, v, a.x, absl::MakeSpan(a.y));
+    switch (op) {
+      case SoftmaxBench::kForward:
+        SoftmaxForward<float>(f, v, a.x, absl::MakeSpan(a.y));
+        break;
+      case SoftmaxBench::kVjpFromOutput:
+        SoftmaxVjpFromOutput<float>(f, v, out, a.g, absl::MakeSpan(a.y));
+        break;
+      case SoftmaxBench::kVjpFromLogits:
+        SoftmaxVjp<float>(f, v, a.x, a.g, absl::MakeSpan(a.y));
+        break;
     }
     benchmark::DoNotOptimize(a.y.data());
     benchmark::ClobberMemory();
@@ -212,6 +231,8 @@ void OnednnEltwise(benchmark::State& state, DnnlEltwise e, bool backward,
   Finish(state, n);
 }
 
+// oneDNN softmax_v2 forward (forward_training), and backward from dst (the
+// forward output) and diff_dst.
 void OnednnSoftmax(benchmark::State& state, bool log, bool backward,
                    int64_t n) {
   using namespace dnnl;
@@ -269,10 +290,14 @@ void RegisterAll() {
     for (bool log : {false, true}) {
       const char* name = log ? "log_softmax" : "softmax";
       const Function f = log ? Function::kLogSoftmax : Function::kSoftmax;
+      benchmark::RegisterBenchmark(
+          Name("actsvc", "vjp_logits", name, n).c_str(), ActsvcSoftmax, f,
+          SoftmaxBench::kVjpFromLogits, n - n % kClasses);
       for (bool vjp : {false, true}) {
         benchmark::RegisterBenchmark(
             Name("actsvc", vjp ? "vjp" : "fwd", name, n).c_str(), ActsvcSoftmax,
-            f, vjp, n - n % kClasses);
+            f, vjp ? SoftmaxBench::kVjpFromOutput : SoftmaxBench::kForward,
+            n - n % kClasses);
         benchmark::RegisterBenchmark(
             Name("scalar", vjp ? "vjp" : "fwd", name, n).c_str(), ScalarSoftmax,
             f, vjp, n - n % kClasses);

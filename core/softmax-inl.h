@@ -1,38 +1,57 @@
 // Per-target SIMD kernels of softmax and log_softmax along a contiguous row
-// (the last axis), forward and VJP, float32 and float64. Compiled once per
-// instruction set by core/softmax.cc through hwy/foreach_target.h; the plain
-// C++ API is core/softmax.h, the scalar oracle
-// reference::SoftmaxRowProbabilities in core/reference.h.
+// (the last axis), forward and VJP (from the logits x, or from the forward
+// output y), float32 and float64. Compiled once per instruction set by
+// core/softmax.cc through hwy/foreach_target.h; the plain C++ API is
+// core/softmax.h, the scalar oracle reference::SoftmaxRowProbabilities in
+// core/reference.h.
 //
-// Three passes over a row x of n values (the gemma.cpp Softmax structure):
+// Forward, three passes over a row x of n values (the gemma.cpp Softmax
+// structure):
 //  1. m = max x, and whether the row is special: any NaN or ±inf, or a range
 //     max − min that overflows. Special rows return false and the caller
 //     sends them to the reference, which owns every IEEE case (one +inf gives
 //     a one-hot row, all −inf gives NaN, ...).
-//  2. e_i = e^(x_i − m) and rest = Σ e_i over every element but the first
-//     maximum (ties count 1 each), so that z = 1 + rest and
-//     log z = log1p(rest) keep relative accuracy when one logit dominates.
-//  3. p_i = e_i / z, or log p_i = (x_i − m) − log1p(rest).
+//  2. softmax: e_i = e^(x_i − m) into a scratch row and z = Σ e_i.
+//     log_softmax (and the VJPs from x): rest = Σ e_i over every element
+//     but the first maximum k (ties count 1 each), so that
+//     log z = log1p(rest) keeps relative accuracy when one logit dominates.
+//  3. p_i = e_i · (1/z) (stored from the scratch row, so y may be x), or
+//     log p_i = (x_i − m) − log1p(rest).
+// Outputs of several MiB are written with non-temporal stores and the next
+// row is prefetched during pass 2 (softmax.cc decides, by size).
+//
+// VJPs from the output (oneDNN's backward): one pass for ⟨g, y⟩ (softmax)
+// or Σg (log_softmax), one for dx = y ⊙ (g − ⟨g, y⟩) or g − e^y Σg.
 //
 // Accuracy (SPEC.md §4; measured per target by
 // tests/core/softmax_simd_test.cc against __float128):
 //  - x − m is formed exactly as hi + lo (TwoSum): the rounding of hi would be
-//    amplified by |x − m| in e^(x−m). e = Exp(hi)·(1 + lo); hwy::Exp is
-//    within 1 ULP.
-//  - rest is summed in T lanes with a TwoSum-compensated accumulator, then
-//    the lanes are added in reference::Wider<T>: its relative error stays
-//    about 1 ULP for any n, where a plain float sum of n = 1000 terms could
-//    drift by tens of ULP.
-//  - The VJP dot products ⟨g, p⟩ and Σg are compensated the same way (the
-//    product's rounding error comes from an FMA), and subtracted from g as a
-//    hi + lo pair. They leave out the first maximum k, whose p_k can be
-//    close to 1: its output uses 1 − p_k = rest / (1 + rest) in Wider<T>
-//    (1 − p_k in T would lose the digits that p_k (1 − p_k) g_k needs).
-// Measured maxima, the same on AVX3, AVX2, SSE4, SSSE3 and SCALAR (rows of
-// 1..2N−1, 1000, 1001 and 4099 values): p 2.56 ULP (float32) / 2.26
-// (float64), log p 1.24 / 2.00; the budget asserted is 4 ULP for normal
-// results. The VJPs stay within 8ε Σ_a |J_ai g_a| of the exact value (the
-// condition of the result itself); measured excess beyond that: 0.
+//    amplified by |x − m| in e^(x−m). ExpOfSum (below) takes hi + lo into
+//    its range reduction; within 1 ULP.
+//  - z is summed in T lanes with Fast2Sum-compensated accumulators that start
+//    at 1 (every e_i <= 1 keeps Fast2Sum exact), rest with TwoSum (it can be
+//    tiny), then the lanes are added in reference::Wider<T>: relative error
+//    about ε² for any n, where a plain float sum of n = 1000 terms could
+//    drift by tens of ULP. p = e · (1/z) rounds twice (≤ 1 ULP with e's).
+//  - log p = (x − m) − log z needs no TwoSum: both terms have the same sign,
+//    so rounding x − m costs at most half an ULP of the result.
+//  - The VJP from x: ⟨g, p⟩ and Σg are TwoSum-compensated (the product's
+//    rounding error comes from an FMA), and subtracted from g as a hi + lo
+//    pair. They leave out the first maximum k, whose p_k can be close to 1:
+//    its output uses 1 − p_k = rest / (1 + rest) in Wider<T> (1 − p_k in T
+//    would lose the digits that p_k (1 − p_k) g_k needs).
+//  - The VJP from y: blocks of 8 vectors summed plainly, the blocks with
+//    TwoSum (error ≤ 4ε Σ|terms|). It is exact for the y given (see
+//    SoftmaxVjpFromOutput in softmax.h for what that means near p_k = 1).
+// Measured maxima, the same on AVX3, AVX2, SSE4, SSSE3 and SCALAR unless
+// noted (rows of 1..2N−1, 1000, 1001 and 4099 values): p 1.98 ULP (float32;
+// 2.18 on SSE4 and below) / 2.26 (float64), log p 1.24 / 2.00; the budget
+// asserted is 4 ULP for normal results. The VJPs from x stay within
+// 8ε Σ_a |J_ai g_a| of the exact value (the condition of the result
+// itself); measured excess beyond that: 0. The VJPs from y, against the
+// formula at the y given: excess beyond 8ε y_i Σ_j |g_j| y_j (softmax) or
+// 8ε e^(y_i) Σ_j |g_j| (log_softmax) at most 0.78 / 0.50 ULP (float32),
+// 0.36 / 0.50 (float64); budget 4.
 
 #ifndef ACTSVC_CORE_SOFTMAX_INL_COMMON_H_
 #define ACTSVC_CORE_SOFTMAX_INL_COMMON_H_
@@ -52,11 +71,13 @@ using SoftmaxSpecialRowFn = void (*)(void* context, size_t row);
 #endif
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cmath>
 #include <cstring>
 
 #include "core/reference.h"
+#include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
@@ -65,12 +86,16 @@ namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// What the kernels compute for one row.
+// What the kernels compute for one row. The VJPs from logits take x; the
+// VJPs from the forward output take y = softmax(x) or log_softmax(x) in
+// place of x (oneDNN's and PyTorch's backward).
 enum class SoftmaxOp : int {
-  kSoftmax = 0,        // y = p
-  kLogSoftmax = 1,     // y = log p
-  kSoftmaxVjp = 2,     // y = p ⊙ (g − ⟨g, p⟩)
-  kLogSoftmaxVjp = 3,  // y = g − p Σg
+  kSoftmax = 0,                  // y = p
+  kLogSoftmax = 1,               // y = log p
+  kSoftmaxVjp = 2,               // y = p ⊙ (g − ⟨g, p⟩)
+  kLogSoftmaxVjp = 3,            // y = g − p Σg
+  kSoftmaxVjpFromOutput = 4,     // dx = y ⊙ (g − ⟨g, y⟩)
+  kLogSoftmaxVjpFromOutput = 5,  // dx = g − e^y Σg
 };
 
 // s + c += v, with the rounding error of every addition kept in c (Knuth's
@@ -84,29 +109,98 @@ HWY_INLINE void CompensatedAdd(D, V v, V& s, V& c) {
   c = hn::Add(c, err);
 }
 
-// Σ of the lanes of s and c in the wider type (one rounding per lane).
+// The same for |s| >= |v| in every lane (Dekker's Fast2Sum, exact under
+// that condition): three operations instead of six.
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE reference::Wider<hn::TFromD<D>> SumLanes(D d, V s, V c) {
-  using T = hn::TFromD<D>;
-  HWY_ALIGN T buf[2 * HWY_MAX_BYTES / sizeof(T)];
-  const size_t lanes = hn::Lanes(d);
-  hn::Store(s, d, buf);
-  hn::Store(c, d, buf + lanes);
-  reference::Wider<T> sum = 0;
-  for (size_t i = 0; i < 2 * lanes; ++i) sum += buf[i];
-  return sum;
+HWY_INLINE void FastCompensatedAdd(D, V v, V& s, V& c) {
+  const V t = hn::Add(s, v);
+  c = hn::Add(c, hn::Sub(v, hn::Sub(t, s)));
+  s = t;
 }
 
-// e^(x − m), with x − m = hi + lo formed exactly (x − m is finite: pass 1
-// checked the row's range). Also returns hi and lo.
+// Σ of the lanes of (s − bias) and c in the wider type, where each s − bias
+// is exact in T (bias 0, or 1 with s in [1, 2^24)). float32 lanes are
+// promoted to float64 vectors; otherwise four scalar partial sums keep the
+// dependency chain short.
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE V ExpShifted(D d, V x, V m, V& hi, V& lo) {
-  const V neg_m = hn::Neg(m);
+HWY_INLINE reference::Wider<hn::TFromD<D>> SumLanes(D d, V s, V c,
+                                                    hn::TFromD<D> bias = 0) {
+  using T = hn::TFromD<D>;
+  using W = reference::Wider<T>;
+  const size_t lanes = hn::Lanes(d);
+#if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
+  if constexpr (sizeof(T) == 4) {
+    if (lanes >= 2) {
+      const hn::Half<D> dh;
+      const hn::Rebind<double, decltype(dh)> dd;
+      const V sb = hn::Sub(s, hn::Set(d, bias));
+      const auto sum =
+          hn::Add(hn::Add(hn::PromoteTo(dd, hn::LowerHalf(dh, sb)),
+                          hn::PromoteTo(dd, hn::UpperHalf(dh, sb))),
+                  hn::Add(hn::PromoteTo(dd, hn::LowerHalf(dh, c)),
+                          hn::PromoteTo(dd, hn::UpperHalf(dh, c))));
+      return hn::GetLane(hn::SumOfLanes(dd, sum));
+    }
+  }
+#endif
+  HWY_ALIGN T buf[2 * HWY_MAX_BYTES / sizeof(T)];
+  hn::Store(s, d, buf);
+  hn::Store(c, d, buf + lanes);
+  W part[4] = {};
+  for (size_t i = 0; i < lanes; ++i) {
+    part[i % 4] += static_cast<W>(buf[i]) - static_cast<W>(bias);
+  }
+  for (size_t i = 0; i < lanes; ++i) part[i % 4] += buf[lanes + i];
+  return (part[0] + part[1]) + (part[2] + part[3]);
+}
+
+// x − m = hi + lo exactly (TwoSum).
+template <class V>
+HWY_INLINE void TwoDiff(V x, V neg_m, V& hi, V& lo) {
   hi = hn::Add(x, neg_m);
   const V bb = hn::Sub(hi, x);
   lo = hn::Add(hn::Sub(x, hn::Sub(hi, bb)), hn::Sub(neg_m, bb));
-  const V e = hn::Exp(d, hi);
-  return hn::MulAdd(e, lo, e);
+}
+
+// e^(hi + lo) for hi <= 40 (hi <= 0 in the forward kernels) and
+// |lo| <= ulp(hi)/2; exactly 1 at hi = lo = 0, correctly rounded once into
+// the subnormal range, 0 below about −104.
+// float32: hi is clamped at −110, k = round(hi / ln 2) by the magic-bias
+// rounding (XNNPACK's f32 expminus kernels), then Cody-Waite reduction
+// r = (hi − k ln2_hi) + (lo − k ln2_lo) with the 17-bit ln2_hi of Cephes and
+// hwy::Exp, so that the first difference is exact and r is rounded once
+// (|r| <= ln2/2 + 2^-24). e^r is a degree-6 polynomial (coefficients fitted
+// here, relative error 4e-9 ≈ 0.07 ULP on [−ln2/2, ln2/2]; c0 = c1 = 1),
+// in Horner form, so e^r − 1 is never formed. The coefficients carry a
+// factor 2^-64 and the result is multiplied by 2^(k+64), read from the low
+// bits of the magic-biased k: the product is exact for normal results and
+// rounds once for subnormal ones (no second scaling step as in hwy::Exp).
+// Measured: within 1 ULP of e^(hi+lo) (with the polynomial's and Horner's
+// roundings). float64: hwy::Exp (1 ULP) times (1 + lo).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpOfSum(D d, V hi, V lo) {
+  using T = hn::TFromD<D>;
+  if constexpr (sizeof(T) == 4) {
+    const hn::RebindToSigned<D> di;
+    const V magic = hn::Set(d, 12583103.0f);  // 0x1.8p23 + 127 + 64
+    const V h = hn::Max(hi, hn::Set(d, -110.0f));
+    const V t = hn::MulAdd(h, hn::Set(d, 1.44269502f), magic);
+    const V k = hn::Sub(t, magic);
+    const V r1 = hn::NegMulAdd(k, hn::Set(d, 0.693145751953125f), h);
+    const V r = hn::Add(r1, hn::NegMulAdd(k, hn::Set(d, 1.42860677e-6f), lo));
+    V q =
+        hn::MulAdd(hn::Set(d, 0x1.6a2174p-74f), r, hn::Set(d, 0x1.123b8ap-71f));
+    q = hn::MulAdd(q, r, hn::Set(d, 0x1.5558fcp-69f));
+    q = hn::MulAdd(q, r, hn::Set(d, 0x1.55549p-67f));
+    q = hn::MulAdd(q, r, hn::Set(d, 0x1.fffffcp-66f));
+    q = hn::MulAdd(q, r, hn::Set(d, 0x1p-64f));
+    q = hn::MulAdd(q, r, hn::Set(d, 0x1p-64f));
+    const V scale = hn::BitCast(d, hn::ShiftLeft<23>(hn::BitCast(di, t)));
+    return hn::Mul(q, scale);
+  } else {
+    const V e = hn::Exp(d, hi);
+    return hn::MulAdd(e, lo, e);
+  }
 }
 
 // Pass 1: the row's maximum, or false when the row is special (see top).
@@ -140,90 +234,176 @@ HWY_INLINE bool RowMax(const T* HWY_RESTRICT x, size_t n, T* max) {
   return true;
 }
 
-// One vector of pass 2: accumulates e^(x−m) of the lanes below m (and in
-// `valid`) into s, c, counts the lanes equal to m, returns e.
-template <class D, class V = hn::Vec<D>, class M = hn::Mask<D>>
-HWY_INLINE V ExpAccumulate(D d, V x, V vm, M valid, V& s, V& c, size_t& ties) {
-  V hi, lo;
-  const V e = ExpShifted(d, x, vm, hi, lo);
-  CompensatedAdd(d, hn::IfThenElseZero(hn::And(valid, hn::Lt(x, vm)), e), s, c);
-  ties += hn::CountTrue(d, hn::And(valid, hn::Eq(x, vm)));
-  return e;
-}
+// From here on a row has n >= Lanes(d) values (SoftmaxRow pads shorter
+// rows); sums of e^(x − m) count only the first `valid` of them.
 
-// Pass 2: rest = Σ e^(x_i − m) over all but the first maximum; stores e in
-// e_out when non-null (e_out may be x).
+// Pass 2 of softmax: e_i = e^(x_i − m) into e (not x) and returns
+// z = Σ e_i. Every e_i <= 1, so accumulators that start at 1 keep |s| >= e_i
+// and Fast2Sum is exact; the 1s are taken out exactly in SumLanes. next:
+// the next row, prefetched (or null).
 template <typename T>
-HWY_INLINE reference::Wider<T> RowRest(const T* x, size_t n, T m, T* e_out) {
+HWY_INLINE reference::Wider<T> ExpAndSum(const T* HWY_RESTRICT x, size_t n,
+                                         size_t valid, T m, T* HWY_RESTRICT e,
+                                         const T* next) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
-  const V vm = hn::Set(d, m);
-  const auto all = hn::FirstN(d, lanes);
-  V s = hn::Zero(d), c = hn::Zero(d);
-  size_t ties = 0;
+  const V neg_m = hn::Set(d, -m);
+  V s = hn::Set(d, T(1)), c = hn::Zero(d);
+  const auto exp_at = [&](size_t i) {
+    V hi, lo;
+    TwoDiff(hn::LoadU(d, x + i), neg_m, hi, lo);
+    const V ev = ExpOfSum(d, hi, lo);
+    hn::StoreU(ev, d, e + i);
+    return ev;
+  };
+  if (valid < n) {  // one padded vector
+    FastCompensatedAdd(d, hn::IfThenElseZero(hn::FirstN(d, valid), exp_at(0)),
+                       s, c);
+    return SumLanes(d, s, c, T(1));
+  }
   size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    const V e = ExpAccumulate(d, hn::LoadU(d, x + i), vm, all, s, c, ties);
-    if (e_out) hn::StoreU(e, d, e_out + i);
+    if (next) hwy::Prefetch(next + i);
+    FastCompensatedAdd(d, exp_at(i), s, c);
   }
-  if (i < n) {
-    const size_t count = n - i;
-    HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)] = {};
-    std::memcpy(buf, x + i, count * sizeof(T));
-    const V e = ExpAccumulate(d, hn::Load(d, buf), vm, hn::FirstN(d, count), s,
-                              c, ties);
-    if (e_out) {
-      hn::Store(e, d, buf);
-      std::memcpy(e_out + i, buf, count * sizeof(T));
+  if (i < n) {  // the last vector overlaps lanes already summed
+    const V ev = exp_at(n - lanes);
+    FastCompensatedAdd(
+        d, hn::IfThenZeroElse(hn::FirstN(d, i - (n - lanes)), ev), s, c);
+  }
+  return SumLanes(d, s, c, T(1));
+}
+
+// rest = Σ e^(x_i − m) over every i but k (the first maximum: ties count 1
+// each), so that log z = log1p(rest) keeps its digits when one logit
+// dominates; TwoSum-compensated (rest can be tiny, so no bias trick). Stores
+// the e_i in e when non-null (e is not x).
+template <typename T>
+HWY_INLINE reference::Wider<T> ExpRest(const T* HWY_RESTRICT x, size_t n,
+                                       size_t valid, T m, size_t k,
+                                       T* HWY_RESTRICT e, const T* next) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  using M = hn::Mask<decltype(d)>;
+  const size_t lanes = hn::Lanes(d);
+  const V neg_m = hn::Set(d, -m);
+  V s = hn::Zero(d), c = hn::Zero(d);
+  // Adds the vector at i, its lanes in keep, without lane k.
+  const auto add = [&](size_t i, M keep, bool all) {
+    V hi, lo;
+    TwoDiff(hn::LoadU(d, x + i), neg_m, hi, lo);
+    V ev = ExpOfSum(d, hi, lo);
+    if (e) hn::StoreU(ev, d, e + i);
+    if (k - i < lanes) {
+      keep = hn::AndNot(
+          hn::AndNot(hn::FirstN(d, k - i), hn::FirstN(d, k - i + 1)), keep);
+      all = false;
+    }
+    CompensatedAdd(d, all ? ev : hn::IfThenElseZero(keep, ev), s, c);
+  };
+  const M every = hn::FirstN(d, lanes);
+  if (valid < n) {
+    add(0, hn::FirstN(d, valid), false);
+    return SumLanes(d, s, c);
+  }
+  size_t i = 0;
+  for (; i + lanes <= n; i += lanes) {
+    if (next) hwy::Prefetch(next + i);
+    add(i, every, true);
+  }
+  if (i < n) add(n - lanes, hn::Not(hn::FirstN(d, i - (n - lanes))), false);
+  return SumLanes(d, s, c);
+}
+
+// y[i, i + lanes) = f(i) over the whole row. f(i) reads its inputs at
+// [i, i + lanes) only, and y may be one of them: the last, overlapping
+// vector is computed before anything is written, and with kStream the
+// first aligned vector before the unaligned head is stored. kStream:
+// non-temporal stores (hn::Stream) for the aligned body, for outputs much
+// larger than the caches.
+template <bool kStream, class D, class F>
+HWY_INLINE void WriteRow(D d, size_t n, hn::TFromD<D>* y, const F& f) {
+  using T = hn::TFromD<D>;
+  const size_t lanes = hn::Lanes(d);
+  const auto last = f(n - lanes);
+  size_t i = 0;
+  if constexpr (kStream) {
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(y);
+    const size_t mis = (addr / sizeof(T)) % lanes;
+    const size_t head = mis ? lanes - mis : 0;
+    if (addr % sizeof(T) == 0 && head + lanes <= n) {
+      if (head) {
+        const auto first = f(0);
+        const auto aligned = f(head);
+        hn::StoreU(first, d, y);
+        hn::Stream(aligned, d, y + head);
+        i = head + lanes;
+      }
+      for (; i + lanes <= n; i += lanes) hn::Stream(f(i), d, y + i);
     }
   }
-  using W = reference::Wider<T>;
-  return SumLanes(d, s, c) + static_cast<W>(ties - 1);
+  for (; i + lanes <= n; i += lanes) hn::StoreU(f(i), d, y + i);
+  hn::StoreU(last, d, y + n - lanes);
 }
 
-// y[i] = p[i] * scale, for the whole row (scalar tail: the same rounding).
-template <typename T>
-HWY_INLINE void Scale(const T* p, size_t n, T scale, T* y) {
-  const hn::ScalableTag<T> d;
-  const size_t lanes = hn::Lanes(d);
-  const auto vs = hn::Set(d, scale);
-  size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(hn::Mul(hn::LoadU(d, p + i), vs), d, y + i);
-  }
-  for (; i < n; ++i) y[i] = p[i] * scale;
-}
-
-// y = (x − m) − log z, as (hi − log z) + lo.
-template <typename T>
-HWY_INLINE void LogProbabilities(const T* x, size_t n, T m, T log_z, T* y) {
+// Σ a_i b_i (kProduct) or Σ a_i over the row, for the VJPs from the output:
+// blocks of eight vectors are summed plainly (FMA; error <= 4ε Σ_block
+// |term|) and the blocks TwoSum-compensated, so the result is within
+// 4ε Σ |terms|.
+template <bool kProduct, typename T>
+HWY_INLINE reference::Wider<T> BlockSum(const T* a, const T* b, size_t n) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
-  const V vm = hn::Set(d, m);
-  const V vl = hn::Set(d, log_z);
-  const auto one = [&](V x_vec) {
-    const V neg_m = hn::Neg(vm);
-    const V hi = hn::Add(x_vec, neg_m);
-    const V bb = hn::Sub(hi, x_vec);
-    const V lo = hn::Add(hn::Sub(x_vec, hn::Sub(hi, bb)), hn::Sub(neg_m, bb));
-    return hn::Add(hn::Sub(hi, vl), lo);
+  V s = hn::Zero(d), c = hn::Zero(d);
+  const auto term = [&](size_t i) {
+    if constexpr (kProduct) {
+      return hn::Mul(hn::LoadU(d, a + i), hn::LoadU(d, b + i));
+    } else {
+      return hn::LoadU(d, a + i);
+    }
+  };
+  const auto acc = [&](size_t i, V t) {
+    if constexpr (kProduct) {
+      return hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), t);
+    } else {
+      return hn::Add(t, hn::LoadU(d, a + i));
+    }
   };
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(one(hn::LoadU(d, x + i)), d, y + i);
+  for (; i + 8 * lanes <= n; i += 8 * lanes) {
+    V t = term(i);
+    for (size_t j = 1; j < 8; ++j) t = acc(i + j * lanes, t);
+    CompensatedAdd(d, t, s, c);
   }
+  for (; i + lanes <= n; i += lanes) CompensatedAdd(d, term(i), s, c);
   if (i < n) {
-    const size_t count = n - i;
-    HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)] = {};
-    std::memcpy(buf, x + i, count * sizeof(T));
-    hn::Store(one(hn::Load(d, buf)), d, buf);
-    std::memcpy(y + i, buf, count * sizeof(T));
+    const V t = term(n - lanes);
+    CompensatedAdd(d, hn::IfThenZeroElse(hn::FirstN(d, i - (n - lanes)), t), s,
+                   c);
   }
+  return SumLanes(d, s, c);
 }
 
-// Pass 3 of the VJPs: p = e * inv in place in `p`, and returns
+// max y and a NaN/+inf detector (Σ y) of a row of log-probabilities.
+template <typename T>
+HWY_INLINE void MaxAndSum(const T* y, size_t n, T* max, T* sum) {
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t lanes = hn::Lanes(d);
+  V vmax = hn::LoadU(d, y + n - lanes);
+  V vsum = vmax;
+  for (size_t i = 0; i + lanes <= n; i += lanes) {
+    const V v = hn::LoadU(d, y + i);
+    vmax = hn::Max(vmax, v);
+    vsum = hn::Add(vsum, v);
+  }
+  *max = hn::GetLane(hn::MaxOfLanes(d, vmax));
+  *sum = hn::GetLane(hn::SumOfLanes(d, vsum));
+}
+
+// Pass 3 of the VJPs from logits: p = e * inv in place in `p`, and returns
 // Σ g_i p_i (softmax) or Σ g_i (log_softmax) over i ≠ k, compensated. The
 // sum leaves out element k (the first maximum) because its term can be
 // about as large as the sum itself and its output is formed apart.
@@ -273,38 +453,6 @@ HWY_INLINE reference::Wider<T> NormalizeAndDot(const T* g, size_t n, T inv,
   return SumLanes(d, s, c);
 }
 
-// y = p ⊙ ((g − a_hi) − a_lo) (softmax) or (g − p a_hi) − p a_lo
-// (log_softmax). y may be g.
-template <bool kLog, typename T>
-HWY_INLINE void VjpOutput(const T* p, const T* g, size_t n, T a_hi, T a_lo,
-                          T* y) {
-  const hn::ScalableTag<T> d;
-  using V = hn::Vec<decltype(d)>;
-  const size_t lanes = hn::Lanes(d);
-  const V vh = hn::Set(d, a_hi);
-  const V vl = hn::Set(d, a_lo);
-  const auto one = [&](V pv, V gv) {
-    if constexpr (kLog) {
-      return hn::NegMulAdd(pv, vl, hn::NegMulAdd(pv, vh, gv));
-    } else {
-      return hn::Mul(pv, hn::Sub(hn::Sub(gv, vh), vl));
-    }
-  };
-  size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(one(hn::LoadU(d, p + i), hn::LoadU(d, g + i)), d, y + i);
-  }
-  if (i < n) {
-    const size_t count = n - i;
-    HWY_ALIGN T gb[HWY_MAX_BYTES / sizeof(T)] = {};
-    HWY_ALIGN T pb[HWY_MAX_BYTES / sizeof(T)] = {};
-    std::memcpy(gb, g + i, count * sizeof(T));
-    std::memcpy(pb, p + i, count * sizeof(T));
-    hn::Store(one(hn::Load(d, pb), hn::Load(d, gb)), d, gb);
-    std::memcpy(y + i, gb, count * sizeof(T));
-  }
-}
-
 // The index of the first x[i] == m (m is in x).
 template <typename T>
 HWY_INLINE size_t FirstIndexOf(const T* x, size_t n, T m) {
@@ -322,55 +470,166 @@ HWY_INLINE size_t FirstIndexOf(const T* x, size_t n, T m) {
   return 0;
 }
 
-// One contiguous row of n >= 1 values. scratch holds n values (VJPs only).
-// Returns false, having written nothing, for a special row.
+// `a` as a hi + lo pair in T (lo = 0 when a is not finite).
 template <typename T>
-HWY_INLINE bool SoftmaxRow(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
-                           T* scratch) {
+HWY_INLINE void Split(reference::Wider<T> a, T* hi, T* lo) {
+  *hi = static_cast<T>(a);
+  *lo = std::isfinite(a)
+            ? static_cast<T>(a - static_cast<reference::Wider<T>>(*hi))
+            : T(0);
+}
+
+// One contiguous row of n >= Lanes values, the first `valid` of them real
+// (the rest pads a short row). scratch holds n values. next_x, next_g: the
+// next row's inputs to prefetch, or null. Returns false, having written
+// nothing, for a special row.
+template <bool kStream, typename T>
+HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
+                          size_t valid, T* scratch, const T* next_x,
+                          const T* next_g) {
   using W = reference::Wider<T>;
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  switch (op) {
+    case SoftmaxOp::kSoftmaxVjpFromOutput: {
+      // a = ⟨g, y⟩ (x holds y); a row with NaN, ±inf or an a beyond T's
+      // range goes to the reference.
+      const W a = BlockSum<true>(g, x, n);
+      if (!std::isfinite(static_cast<T>(a))) return false;
+      T a_hi, a_lo;
+      Split<T>(a, &a_hi, &a_lo);
+      const V vh = hn::Set(d, a_hi), vl = hn::Set(d, a_lo);
+      WriteRow<kStream>(d, n, y, [&](size_t i) {
+        if (kStream && next_x) {
+          hwy::Prefetch(next_x + i);
+          hwy::Prefetch(next_g + i);
+        }
+        const V gv = hn::LoadU(d, g + i);
+        return hn::Mul(hn::LoadU(d, x + i), hn::Sub(hn::Sub(gv, vh), vl));
+      });
+      return true;
+    }
+    case SoftmaxOp::kLogSoftmaxVjpFromOutput: {
+      // S = Σg; y must be log-probabilities (<= 40, no NaN/+inf), else the
+      // reference computes the row.
+      T ymax, ysum;
+      MaxAndSum(x, n, &ymax, &ysum);
+      if (!(ymax <= T(40)) || std::isnan(ysum) ||
+          (std::isinf(ysum) && ysum > 0)) {
+        return false;
+      }
+      const W sum = BlockSum<false, T>(g, nullptr, n);
+      if (!std::isfinite(static_cast<T>(sum))) return false;
+      T s_hi, s_lo;
+      Split<T>(sum, &s_hi, &s_lo);
+      const V vh = hn::Set(d, s_hi), vl = hn::Set(d, s_lo);
+      WriteRow<kStream>(d, n, y, [&](size_t i) {
+        if (kStream && next_x) {
+          hwy::Prefetch(next_x + i);
+          hwy::Prefetch(next_g + i);
+        }
+        const V p = ExpOfSum(d, hn::LoadU(d, x + i), hn::Zero(d));
+        return hn::NegMulAdd(p, vl, hn::NegMulAdd(p, vh, hn::LoadU(d, g + i)));
+      });
+      return true;
+    }
+    default:
+      break;
+  }
   T m;
   if (!RowMax(x, n, &m)) return false;
   switch (op) {
     case SoftmaxOp::kSoftmax: {
-      const W rest = RowRest(x, n, m, y);
-      Scale(y, n, static_cast<T>(W(1) / (W(1) + rest)), y);
+      const W z =
+          ExpAndSum(x, n, valid, m, scratch, kStream ? next_x : nullptr);
+      const V vinv = hn::Set(d, static_cast<T>(W(1) / z));
+      WriteRow<kStream>(d, n, y, [&](size_t i) {
+        return hn::Mul(hn::LoadU(d, scratch + i), vinv);
+      });
       return true;
     }
     case SoftmaxOp::kLogSoftmax: {
-      const W rest = RowRest<T>(x, n, m, nullptr);
-      LogProbabilities(x, n, m, static_cast<T>(std::log1p(rest)), y);
+      // log p = (x − m) − log1p(rest): x − m <= 0 and log z >= 0 have the
+      // same sign in the difference, so rounding x − m costs at most half
+      // an ULP of the result (no TwoSum needed here).
+      const size_t k = FirstIndexOf(x, n, m);
+      const W rest =
+          ExpRest<T>(x, n, valid, m, k, nullptr, kStream ? next_x : nullptr);
+      const V vm = hn::Set(d, m);
+      const V vl = hn::Set(d, static_cast<T>(std::log1p(rest)));
+      WriteRow<kStream>(d, n, y, [&](size_t i) {
+        return hn::Sub(hn::Sub(hn::LoadU(d, x + i), vm), vl);
+      });
       return true;
     }
     case SoftmaxOp::kSoftmaxVjp:
     case SoftmaxOp::kLogSoftmaxVjp: {
       const bool log = op == SoftmaxOp::kLogSoftmaxVjp;
-      const W rest = RowRest(x, n, m, scratch);
-      const W p_max = W(1) / (W(1) + rest);
-      const T inv = static_cast<T>(p_max);
       // The first maximum's p can be close to 1, where 1 − p loses its
       // digits in T: its output is formed from rest in W, and the sums
       // leave its term out.
       const size_t k = FirstIndexOf(x, n, m);
+      const W rest =
+          ExpRest(x, n, valid, m, k, scratch, kStream ? next_x : nullptr);
+      const W p_max = W(1) / (W(1) + rest);
+      const T inv = static_cast<T>(p_max);
       const W g_max = g[k];
       // a' = Σ_{i≠k} g_i p_i (softmax) or Σ_{i≠k} g_i (log_softmax).
       const W a_rest = log ? NormalizeAndDot<true>(g, n, inv, k, scratch)
                            : NormalizeAndDot<false>(g, n, inv, k, scratch);
       const W a = a_rest + g_max * (log ? W(1) : p_max);
-      const T a_hi = static_cast<T>(a);
-      const T a_lo = static_cast<T>(a - static_cast<W>(a_hi));
+      T a_hi, a_lo;
+      Split<T>(a, &a_hi, &a_lo);
+      const V vh = hn::Set(d, a_hi), vl = hn::Set(d, a_lo);
       if (log) {
-        VjpOutput<true>(scratch, g, n, a_hi, a_lo, y);
+        WriteRow<kStream>(d, n, y, [&](size_t i) {
+          const V pv = hn::LoadU(d, scratch + i);
+          return hn::NegMulAdd(pv, vl,
+                               hn::NegMulAdd(pv, vh, hn::LoadU(d, g + i)));
+        });
         // g_k − p_k Σg = g_k (1 − p_k) − p_k Σ_{i≠k} g_i.
         y[k] = static_cast<T>(g_max * rest * p_max - p_max * a_rest);
       } else {
-        VjpOutput<false>(scratch, g, n, a_hi, a_lo, y);
+        WriteRow<kStream>(d, n, y, [&](size_t i) {
+          const V gv = hn::LoadU(d, g + i);
+          return hn::Mul(hn::LoadU(d, scratch + i),
+                         hn::Sub(hn::Sub(gv, vh), vl));
+        });
         // p_k (g_k − <g, p>) = p_k (g_k (1 − p_k) − Σ_{i≠k} g_i p_i).
         y[k] = static_cast<T>(p_max * (g_max * rest * p_max - a_rest));
       }
       return true;
     }
+    default:
+      return false;
   }
-  return false;
+}
+
+// One contiguous row of n >= 1 values; rows shorter than a vector run
+// padded (x with x[0], g with 0). Returns false, having written nothing,
+// for a special row.
+template <bool kStream, typename T>
+HWY_INLINE bool SoftmaxRow(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
+                           T* scratch, const T* next_x, const T* next_g) {
+  const hn::ScalableTag<T> d;
+  const size_t lanes = hn::Lanes(d);
+  if (n >= lanes) {
+    return RowKernel<kStream, T>(op, x, g, y, n, n, scratch, next_x, next_g);
+  }
+  HWY_ALIGN T xb[HWY_MAX_BYTES / sizeof(T)];
+  HWY_ALIGN T gb[HWY_MAX_BYTES / sizeof(T)];
+  HWY_ALIGN T yb[HWY_MAX_BYTES / sizeof(T)];
+  HWY_ALIGN T sb[HWY_MAX_BYTES / sizeof(T)];
+  for (size_t i = 0; i < lanes; ++i) {
+    xb[i] = i < n ? x[i] : x[0];
+    gb[i] = g && i < n ? g[i] : T(0);
+  }
+  if (!RowKernel<false, T>(op, xb, g ? gb : nullptr, yb, lanes, n, sb, nullptr,
+                           nullptr)) {
+    return false;
+  }
+  std::memcpy(y, yb, n * sizeof(T));
+  return true;
 }
 
 // For the fused cross-entropy: p = softmax(x) of one contiguous row of
@@ -380,24 +639,49 @@ template <typename T>
 HWY_NOINLINE bool SoftmaxStats(const T* x, size_t n, T* p, T* max,
                                reference::Wider<T>* rest) {
   using W = reference::Wider<T>;
+  const hn::ScalableTag<T> d;
+  const size_t lanes = hn::Lanes(d);
+  HWY_ALIGN T xb[HWY_MAX_BYTES / sizeof(T)];
+  HWY_ALIGN T pb[HWY_MAX_BYTES / sizeof(T)];
+  const size_t valid = n;
+  T* out = p;
+  if (n < lanes) {
+    for (size_t i = 0; i < lanes; ++i) xb[i] = i < n ? x[i] : x[0];
+    x = xb;
+    out = pb;
+    n = lanes;
+  }
   if (!RowMax(x, n, max)) return false;
-  *rest = RowRest(x, n, *max, p);
-  Scale(p, n, static_cast<T>(W(1) / (W(1) + *rest)), p);
+  const size_t k = FirstIndexOf(x, n, *max);
+  *rest = ExpRest(x, n, valid, *max, k, out, static_cast<const T*>(nullptr));
+  const auto vinv = hn::Set(d, static_cast<T>(W(1) / (W(1) + *rest)));
+  WriteRow<false>(d, n, out, [&](size_t i) {
+    return hn::Mul(hn::LoadU(d, out + i), vinv);
+  });
+  if (out != p) std::memcpy(p, out, valid * sizeof(T));
   return true;
 }
 
 // `rows` contiguous rows of n >= 1 values each; special rows are left to
-// `special`. scratch holds n values (VJPs only).
+// `special`. scratch holds n values. stream: non-temporal stores (for
+// outputs much larger than the caches).
 template <typename T>
 HWY_NOINLINE void SoftmaxRows(SoftmaxOp op, const T* x, const T* g, T* y,
-                              size_t n, size_t rows, T* scratch,
+                              size_t n, size_t rows, T* scratch, bool stream,
                               SoftmaxSpecialRowFn special, void* context) {
   for (size_t r = 0; r < rows; ++r) {
     const size_t off = r * n;
-    if (!SoftmaxRow(op, x + off, g ? g + off : nullptr, y + off, n, scratch)) {
-      special(context, r);
-    }
+    const bool more = r + 1 < rows;
+    const T* gr = g ? g + off : nullptr;
+    const T* next_x = more ? x + off + n : nullptr;
+    const T* next_g = more && g ? g + off + n : next_x;
+    const bool ok = stream ? SoftmaxRow<true>(op, x + off, gr, y + off, n,
+                                              scratch, next_x, next_g)
+                           : SoftmaxRow<false>(op, x + off, gr, y + off, n,
+                                               scratch, next_x, next_g);
+    if (!ok) special(context, r);
   }
+  if (stream) hwy::FlushStream();
 }
 
 }  // namespace HWY_NAMESPACE

@@ -17,16 +17,16 @@ namespace actsvc {
 namespace HWY_NAMESPACE {
 
 void SoftmaxRowsF32(int op, const float* x, const float* g, float* y, size_t n,
-                    size_t rows, float* scratch, SoftmaxSpecialRowFn special,
-                    void* context) {
+                    size_t rows, float* scratch, bool stream,
+                    SoftmaxSpecialRowFn special, void* context) {
   SoftmaxRows<float>(static_cast<SoftmaxOp>(op), x, g, y, n, rows, scratch,
-                     special, context);
+                     stream, special, context);
 }
 void SoftmaxRowsF64(int op, const double* x, const double* g, double* y,
-                    size_t n, size_t rows, double* scratch,
+                    size_t n, size_t rows, double* scratch, bool stream,
                     SoftmaxSpecialRowFn special, void* context) {
   SoftmaxRows<double>(static_cast<SoftmaxOp>(op), x, g, y, n, rows, scratch,
-                      special, context);
+                      stream, special, context);
 }
 
 bool SoftmaxStatsF32(const float* x, size_t n, float* p, float* max,
@@ -112,6 +112,30 @@ void ReferenceVjpRow(bool log, AxisView v, const T* x, const T* g, T* y,
   }
 }
 
+// The VJP from the forward output y in W: softmax y ⊙ (g − <g, y>);
+// log_softmax g − e^y Σg. dx may be y or g.
+template <typename T>
+void ReferenceVjpFromOutputRow(bool log, AxisView v, const T* y, const T* g,
+                               T* dx, int64_t off) {
+  using W = reference::Wider<T>;
+  W acc = 0;
+  for (int64_t c = 0; c < v.size; ++c) {
+    const int64_t k = off + c * v.inner;
+    acc += log ? static_cast<W>(g[k])
+               : static_cast<W>(g[k]) * static_cast<W>(y[k]);
+  }
+  for (int64_t c = 0; c < v.size; ++c) {
+    const int64_t k = off + c * v.inner;
+    const W gc = static_cast<W>(g[k]);
+    const W yc = static_cast<W>(y[k]);
+    dx[k] = static_cast<T>(log ? gc - std::exp(yc) * acc : yc * (gc - acc));
+  }
+}
+
+// Outputs of at least this many bytes are written with non-temporal stores
+// (they would only evict the inputs of the next rows from the caches).
+constexpr size_t kStreamBytes = size_t{8} << 20;
+
 // The SIMD softmax of one contiguous row, its max and rest; false for a
 // special row (nothing written).
 template <typename T>
@@ -130,9 +154,10 @@ void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
               int64_t oe) {
   if (v.size == 0 || oe <= ob) return;
   thread_local std::vector<T> scratch;
-  if (op >= 2 && scratch.size() < static_cast<size_t>(v.size)) {
-    scratch.resize(v.size);
-  }
+  if (scratch.size() < static_cast<size_t>(v.size)) scratch.resize(v.size);
+  const bool stream =
+      static_cast<size_t>(oe - ob) * static_cast<size_t>(v.size) * sizeof(T) >=
+      kStreamBytes;
   struct Context {
     int op;
     AxisView v;
@@ -145,6 +170,8 @@ void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
     const int64_t off = (c.ob + static_cast<int64_t>(row)) * c.v.size;
     if (c.op < 2) {
       ReferenceForwardRow<T>(c.op == 1, c.v, c.x, c.y, off);
+    } else if (c.op >= 4) {
+      ReferenceVjpFromOutputRow<T>(c.op == 5, c.v, c.x, c.g, c.y, off);
     } else {
       ReferenceVjpRow<T>(c.op == 3, c.v, c.x, c.g, c.y, off);
     }
@@ -153,10 +180,12 @@ void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
   const T* gp = g ? g + off : nullptr;
   if constexpr (sizeof(T) == 4) {
     HWY_DYNAMIC_DISPATCH(SoftmaxRowsF32)
-    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), special, &ctx);
+    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), stream, special,
+     &ctx);
   } else {
     HWY_DYNAMIC_DISPATCH(SoftmaxRowsF64)
-    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), special, &ctx);
+    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), stream, special,
+     &ctx);
   }
 }
 
@@ -202,6 +231,21 @@ void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
   }
   ForEachRow(v, outer_begin, outer_end, [&](int64_t, int64_t off) {
     ReferenceVjpRow<T>(log, v, x.data(), g.data(), y.data(), off);
+  });
+}
+
+template <typename T>
+void SoftmaxVjpFromOutput(Function f, AxisView v, absl::Span<const T> y,
+                          absl::Span<const T> g, absl::Span<T> dx,
+                          int64_t outer_begin, int64_t outer_end) {
+  const bool log = f == Function::kLogSoftmax;
+  if (outer_end < 0) outer_end = v.outer;
+  if (v.inner == 1) {
+    return SimdRows<T>(log ? 5 : 4, v, y.data(), g.data(), dx.data(),
+                       outer_begin, outer_end);
+  }
+  ForEachRow(v, outer_begin, outer_end, [&](int64_t, int64_t off) {
+    ReferenceVjpFromOutputRow<T>(log, v, y.data(), g.data(), dx.data(), off);
   });
 }
 
@@ -337,6 +381,9 @@ void ReduceCrossEntropy(Reduction reduction, const CrossEntropyPartial& total,
   template void SoftmaxVjp<T>(Function, AxisView, absl::Span<const T>,       \
                               absl::Span<const T>, absl::Span<T>, int64_t,   \
                               int64_t);                                      \
+  template void SoftmaxVjpFromOutput<T>(                                     \
+      Function, AxisView, absl::Span<const T>, absl::Span<const T>,          \
+      absl::Span<T>, int64_t, int64_t);                                      \
   template void SoftmaxJacobian<T>(Function, AxisView, absl::Span<const T>,  \
                                    absl::Span<T>, int64_t, int64_t);         \
   template CrossEntropyPartial CrossEntropyRows<T>(                          \

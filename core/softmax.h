@@ -49,6 +49,22 @@ void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
                 absl::Span<const T> g, absl::Span<T> y, int64_t outer_begin = 0,
                 int64_t outer_end = -1);
 
+// The VJP from the forward output y (what oneDNN's and PyTorch's backward
+// take): softmax, y = softmax(x), dx = y ⊙ (g − <g, y>); log_softmax,
+// y = log_softmax(x), dx = g − e^y Σg. dx may be y or g. One pass for the
+// sum and one for the output, against four (one with exp) from x.
+// Accuracy: exact for the y given, up to rounding: within 4 ULP plus
+// 8ε y_i Σ_j |g_j| y_j (softmax) or 8ε e^(y_i) Σ_j |g_j| (log_softmax) of
+// the exact value of the formula at (y, g). It cannot know more about x than
+// y holds: where p_k is close to 1, 1 − y_k keeps only the digits of y_k,
+// so relative to the VJP at x the result carries the rounding of y (error
+// up to ε |g_k| y_k). SoftmaxVjp (from x) forms 1 − p_k from the logits and
+// stays within the condition of the result there.
+template <typename T>
+void SoftmaxVjpFromOutput(Function f, AxisView v, absl::Span<const T> y,
+                          absl::Span<const T> g, absl::Span<T> dx,
+                          int64_t outer_begin = 0, int64_t outer_end = -1);
+
 // Dense Jacobians, one [size, size] matrix per row, rows ordered (o, i):
 // jac has v.rows() * size * size values, J[r][a][b] = d y_a / d x_b.
 // softmax: diag(p) − p pᵀ; log_softmax: δ_ab − p_b.

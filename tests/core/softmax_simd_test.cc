@@ -11,7 +11,9 @@
 //    tiny), wide ranges, in place and out of place, outputs pre-filled with
 //    NaN;
 //  - special rows (NaN, ±inf, all −inf, a range that overflows) equal bit for
-//    bit to the scalar reference, also when mixed with ordinary rows.
+//    bit to the scalar reference, also when mixed with ordinary rows;
+//  - the same for the VJPs from the forward output (SoftmaxVjpFromOutput),
+//    against the formula at the y given (see CheckFromOutput).
 #include <quadmath.h>
 
 #include <algorithm>
@@ -309,6 +311,158 @@ TEST(SoftmaxSimdTest, RowsAndSpecialsFloat32) { CheckRowsAndSpecials<float>(); }
 TEST(SoftmaxSimdTest, RowsAndSpecialsFloat64) {
   CheckRowsAndSpecials<double>();
 }
+
+// The VJPs from the forward output (SoftmaxVjpFromOutput), against a
+// __float128 evaluation of the same formula at the same (y, g): softmax
+// y ⊙ (g − ⟨g, y⟩) within 4 ULP beyond 8ε y_i Σ_j |g_j| y_j, log_softmax
+// g − e^y Σg within 4 ULP beyond 8ε e^(y_i) Σ_j |g_j| (the conditions of
+// the sums); y is the forward kernel's output for the rows of MakeRow (log
+// rows also with −inf entries, p = 0). Rows of every length, misaligned,
+// in place (dx aliasing y or g) and out of place, NaN-filled outputs.
+// Special rows (NaN or inf in y or g, a dot product that overflows T) equal
+// the formula evaluated in reference::Wider<T>, bit for bit.
+template <typename T>
+void CheckFromOutput() {
+  TargetScope scope;
+  using L = std::numeric_limits<T>;
+  using W = reference::Wider<T>;
+  constexpr size_t kN = 4 * 64 / sizeof(T);
+  std::vector<size_t> lengths;
+  for (size_t n = 1; n < 2 * kN; ++n) lengths.push_back(n);
+  for (size_t n : {1000, 1001, 4099}) lengths.push_back(n);
+  const Q eps = L::epsilon();
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (bool log : {false, true}) {
+      const Function f = log ? Function::kLogSoftmax : Function::kSoftmax;
+      const char* name =
+          log ? "log_softmax_vjp_from_output" : "softmax_vjp_from_output";
+      double max_ulp = 0;
+      size_t failures = 0;
+      std::string first;
+      Random rng(17);
+      for (size_t n : lengths) {
+        for (int kind = 0; kind <= kRowKinds; ++kind) {
+          const size_t offset = n % 4;
+          // kind == kRowKinds: log rows with a third of y at −inf.
+          std::vector<T> x = MakeRow<T>(kind % kRowKinds, n, rng);
+          std::vector<T> ys(n + 4), gs(n + 4);
+          T* y = ys.data() + offset;
+          T* g = gs.data() + offset;
+          const AxisView v{1, static_cast<int64_t>(n), 1};
+          SoftmaxForward<T>(f, v, absl::MakeConstSpan(x), absl::MakeSpan(y, n));
+          if (kind == kRowKinds) {
+            if (!log) continue;
+            for (size_t i = 1; i < n; i += 3) y[i] = -L::infinity();
+          }
+          for (T& gv : gs) gv = static_cast<T>(rng.Uniform(-2, 2));
+          std::vector<Q> want(n), scale(n);
+          Q acc = 0, abs_acc = 0;
+          for (size_t i = 0; i < n; ++i) {
+            acc += log ? Q(g[i]) : Q(g[i]) * y[i];
+            abs_acc += log ? fabsq(g[i]) : fabsq(g[i]) * y[i];
+          }
+          for (size_t i = 0; i < n; ++i) {
+            const Q p = log ? expq(Q(y[i])) : Q(y[i]);
+            want[i] = log ? g[i] - p * acc : p * (g[i] - acc);
+            scale[i] = p * abs_acc;
+          }
+          for (int alias = 0; alias < 3; ++alias) {  // none, dx = y, dx = g
+            std::vector<T> yc(ys), gc(gs);
+            std::vector<T> dxs(n + 4, L::quiet_NaN());
+            T* yp = yc.data() + offset;
+            T* gp = gc.data() + offset;
+            T* dx = alias == 0 ? dxs.data() + offset : alias == 1 ? yp : gp;
+            SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(yp, n),
+                                    absl::MakeConstSpan(gp, n),
+                                    absl::MakeSpan(dx, n));
+            for (size_t i = 0; i < n; ++i) {
+              const double u = UlpError(dx[i], want[i], 8 * eps * scale[i]);
+              max_ulp = std::max(max_ulp, u);
+              if (u > 4 && failures++ == 0) {
+                char buf[200];
+                std::snprintf(buf, sizeof(buf),
+                              " first: n=%zu kind=%d alias=%d i=%zu y=%.17g "
+                              "g=%.17g got=%.17g want=%.17g (%.3g ulp)",
+                              n, kind, alias, i, static_cast<double>(y[i]),
+                              static_cast<double>(g[i]),
+                              static_cast<double>(dx[i]),
+                              static_cast<double>(want[i]), u);
+                first = buf;
+              }
+            }
+          }
+        }
+      }
+      std::printf("%-8s %-28s %s max %.3f ULP (budget 4)\n",
+                  hwy::TargetName(target), name, Dtype<T>(), max_ulp);
+      EXPECT_EQ(failures, 0u) << hwy::TargetName(target) << " " << name << " "
+                              << Dtype<T>() << first;
+
+      // Special rows among ordinary ones, every length.
+      Random srng(23);
+      for (size_t n = 1; n < 2 * kN; ++n) {
+        constexpr size_t kRows = 7;
+        std::vector<T> y(n * kRows), g(n * kRows);
+        for (T& gv : g) gv = static_cast<T>(srng.Uniform(-2, 2));
+        for (size_t r = 0; r < kRows; ++r) {
+          std::vector<T> x = MakeRow<T>(0, n, srng);
+          SoftmaxForward<T>(f, AxisView{1, static_cast<int64_t>(n), 1},
+                            absl::MakeConstSpan(x),
+                            absl::MakeSpan(y.data() + r * n, n));
+        }
+        // Row 1: a NaN in y; 2: a NaN in g; 3: +inf in y; 4: −inf in g;
+        // 5: g so large that the dot product or Σg overflows T; 0, 6
+        // ordinary.
+        y[1 * n + n / 2] = L::quiet_NaN();
+        g[2 * n] = L::quiet_NaN();
+        y[3 * n + n - 1] = L::infinity();
+        g[4 * n + n / 3] = -L::infinity();
+        for (size_t i = 0; i < n; ++i) g[5 * n + i] = L::max();
+        if (!log) {
+          for (size_t i = 0; i < n; ++i) y[5 * n + i] = T(1);
+        }
+        std::vector<T> want(y.size());
+        for (size_t r = 0; r < kRows; ++r) {
+          const T* yr = y.data() + r * n;
+          const T* gr = g.data() + r * n;
+          T* wr = want.data() + r * n;
+          if (r >= 1 && r <= 5) {
+            W acc = 0;
+            for (size_t i = 0; i < n; ++i) {
+              acc += log ? W(gr[i]) : W(gr[i]) * W(yr[i]);
+            }
+            for (size_t i = 0; i < n; ++i) {
+              wr[i] = static_cast<T>(log ? W(gr[i]) - std::exp(W(yr[i])) * acc
+                                         : W(yr[i]) * (W(gr[i]) - acc));
+            }
+          } else {
+            SoftmaxVjpFromOutput<T>(f, AxisView{1, static_cast<int64_t>(n), 1},
+                                    absl::MakeConstSpan(yr, n),
+                                    absl::MakeConstSpan(gr, n),
+                                    absl::MakeSpan(wr, n));
+          }
+        }
+        std::vector<T> dx(y.size(), L::quiet_NaN());
+        SoftmaxVjpFromOutput<T>(
+            f,
+            AxisView{static_cast<int64_t>(kRows), static_cast<int64_t>(n), 1},
+            absl::MakeConstSpan(y), absl::MakeConstSpan(g), absl::MakeSpan(dx));
+        for (size_t i = 0; i < y.size(); ++i) {
+          const bool same = std::memcmp(&dx[i], &want[i], sizeof(T)) == 0 ||
+                            (std::isnan(dx[i]) && std::isnan(want[i]));
+          ASSERT_TRUE(same)
+              << hwy::TargetName(target) << " " << name << " " << Dtype<T>()
+              << " n=" << n << " row=" << i / n << " i=" << i % n
+              << " got=" << dx[i] << " want=" << want[i];
+        }
+      }
+    }
+  }
+}
+
+TEST(SoftmaxSimdTest, FromOutputFloat32) { CheckFromOutput<float>(); }
+TEST(SoftmaxSimdTest, FromOutputFloat64) { CheckFromOutput<double>(); }
 
 }  // namespace
 }  // namespace test
