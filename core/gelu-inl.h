@@ -10,7 +10,7 @@
 //    gelu_tanh: v = 2u as an exact-to-2^-48 float pair, e^-|v| from ExpLo
 //    with the low part inside the reduced argument.
 //    Measured max (AVX3 = AVX2, tests/core/simd_accuracy_test.cc): gelu f
-//    3.53, f' 2.63, f'' 2.39, VJP 3.11 ULP; gelu_tanh f 2.28, f' 3.07,
+//    3.59, f' 2.42, f'' 2.39, VJP 2.86 ULP; gelu_tanh f 2.28, f' 3.07,
 //    f'' 6.45, VJP 3.30 ULP (outside +-0.5 of the interior zeros, where
 //    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps).
 //  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
@@ -67,22 +67,38 @@ HWY_INLINE V TwoProdLo(D d, V a, V b, V p) {
 #endif
 }
 
-// ExpLo: e^(hi + lo), float32, for hi <= 0 and |lo| <= ulp(hi)-ish: the
-// argument's rounding error lo goes into the reduced argument, so it costs
-// nothing (the alternative, e^hi (1 + lo), rounds once more).
-// Valid lane types: float32. Valid range: hi in [-FLT_MAX, 0].
-// Max error: 1 ULP by construction (Cody-Waite reduction with the split ln 2
-// of hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo rounded once,
-// e^r = 1 + (r + r^2 Q(r)) with Q of degree 4, fit error 1.5e-8 relative
-// to expm1); measured through gelu/gelu_tanh by
-// tests/core/simd_accuracy_test.cc. Results below 2^-126 (hi < -87.3) would
-// be subnormal, with too few digits for a caller that multiplies them by a
-// large factor (x e^-|v| in gelu_tanh): ExpLo returns e^(hi+lo) / *scale,
-// with *scale = 2^-64 where hi < -44 (else 1), so that the result stays
-// normal down to hi = -131; the caller multiplies its final result by
-// *scale. Below that, 0.
+// num / den within about 0.5 ULP without a division instruction (a 512-bit
+// vdivps occupies the divider for ~10 cycles, as long as the rest of a
+// kernel): the reciprocal estimate (rcp14 on AVX3, rcpps elsewhere), one
+// Newton step (relative error ~2^-24), q = num r, then one correction of q
+// by its residual num - q den (exact with FMA). For the denominators here,
+// all in [1, 27].
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE V ExpLo(D d, V hi, V lo, V* scale) {
+HWY_INLINE V DivNR(D d, V num, V den) {
+  const V one = hn::Set(d, hn::TFromD<D>(1));
+  V r = hn::ApproximateReciprocal(den);
+  r = hn::MulAdd(r, hn::NegMulAdd(r, den, one), r);
+  const V q = hn::Mul(num, r);
+  return hn::MulAdd(r, hn::NegMulAdd(q, den, num), q);
+}
+
+// ExpLo: e^(hi + lo) * 2^64, float32, for hi <= 0 and |lo| <= ulp(hi)-ish:
+// the argument's rounding error lo goes into the reduced argument, so it
+// costs nothing (the alternative, e^hi (1 + lo), rounds once more).
+// The factor 2^64 keeps results down to e^-131 normal, so that a caller
+// that multiplies e^-|v| by a large factor (x e^-|v| in gelu_tanh) keeps
+// its digits where e^-|v| alone would be subnormal; callers multiply their
+// final result by kExpLoScale (exact unless that result is subnormal).
+// Below e^-131, 0.
+// Valid lane types: float32. Valid range: hi in [-FLT_MAX, 0].
+// Max error: ~0.75 ULP (Cody-Waite reduction with the split ln 2 of
+// hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo rounded once, e^r =
+// 1 + (r + r^2 Q(r)) with Q of degree 4, fit error 1.5e-8 relative to
+// expm1), measured through gelu/gelu_tanh by
+// tests/core/simd_accuracy_test.cc.
+constexpr float kExpLoScale = 5.42101086242752217e-20f;  // 2^-64
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpLo(D d, V hi, V lo) {
   static_assert(sizeof(hn::TFromD<D>) == 4, "float32 only");
   const hn::RebindToSigned<D> di;
   const V n = hn::Round(hn::Mul(hi, hn::Set(d, 1.44269504088896341f)));
@@ -93,17 +109,11 @@ HWY_INLINE V ExpLo(D d, V hi, V lo, V* scale) {
   q = hn::MulAdd(q, r, hn::Set(d, 8.367342874e-03f));
   q = hn::MulAdd(q, r, hn::Set(d, 4.166763276e-02f));
   q = hn::MulAdd(q, r, hn::Set(d, 1.666653752e-01f));
-  q = hn::MulAdd(q, r, hn::Set(d, -4.075681126e-09f));
-  q = hn::Add(q, hn::Set(d, 4.999999702e-01f));
+  // Q's lo (-4e-9) is left out: Q is multiplied by r^2 <= 0.12.
+  q = hn::MulAdd(q, r, hn::Set(d, 4.999999702e-01f));
   const V em1 = hn::MulAdd(hn::Mul(r, r), q, r);
-  // 2^(n + 64) or 2^n as bits; an exponent field <= 0 gives +0.
-  const auto low = hn::Lt(n, hn::Set(d, -64.0f));
-  *scale = hn::IfThenElse(low, hn::Set(d, 5.42101086242752217e-20f),
-                          hn::Set(d, 1.0f));  // 2^-64
-  const auto biased =
-      hn::Add(hn::ConvertTo(di, n),
-              hn::IfThenElse(hn::RebindMask(di, low), hn::Set(di, 127 + 64),
-                             hn::Set(di, 127)));
+  // 2^(n + 64) as bits; a biased exponent <= 0 gives +0.
+  const auto biased = hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127 + 64));
   const auto bits = hn::ShiftLeft<23>(hn::Max(biased, hn::Zero(di)));
   return hn::Mul(hn::Add(em1, hn::Set(d, 1.0f)), hn::BitCast(d, bits));
 }
@@ -114,103 +124,107 @@ HWY_INLINE V ExpLo(D d, V hi, V lo, V* scale) {
 // Valid lane types: float32. Valid range: a in [0, 14.5] (beyond, h
 // extrapolates smoothly, positive and decreasing, and only meets
 // e^(-a^2/2) = 0).
-// Max error: 1.5 ULP (measured through gelu by
-// tests/core/simd_accuracy_test.cc).
-// Form: h = w P(s), w = 1/(a + 3), s = A w + B maps [1/17.5, 1/3] onto
-// [-1, 1]; P of degree 10 fits h(a)(a + 3) to 1.4e-8. h is a smooth
-// function of w (erfcx(t) ~ 1/(sqrt(pi) t) for large t). The rounding of
-// a + 3 and of the division would cost up to 1.5 ULP: a + 3 is split
-// exactly (Fast2Sum) into sh + sl, and the residual rho = 1 - w (sh + sl)
-// (FMA) corrects w: 1/(a+3) = w (1 + rho) to second order.
+// Max error: 2.9 ULP in an float32 emulation of the evaluation on [0,
+// 14.5] (mean 0.54), 1.5 * 2^-24 relative; measured through gelu by
+// tests/core/simd_accuracy_test.cc.
+// Form: h = k / (a + g(a)), k = 1/sqrt(2 pi), after the continued fraction
+// of erfcx; g = P/Q (degrees 4 and 5, g(0) = 2k, g ~ 1/a) gives
+// h = k Q / (a Q + P), with a rational fit error of 5.7e-9. The same
+// rounded Q appears above and below, so the rounding errors of Q and P
+// reach h only with the weight g/(a + g) (< 1/a^2 for large a): unlike
+// P/Q for h itself, whose Horner errors add up to 4.4 ULP.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V ErfcxHalf(D d, V a) {
-  const V three = hn::Set(d, 3.0f);
-  const V one = hn::Set(d, 1.0f);
-  const V sh = hn::Add(a, three);
-  const V sl = hn::Sub(hn::Min(a, three), hn::Sub(sh, hn::Max(a, three)));
-  const V w = hn::Div(one, sh);
-  const V rho = hn::NegMulAdd(w, sl, hn::NegMulAdd(w, sh, one));
-  // s = A (w + w rho) + B: the correction of w moves s too.
-  const V ka = hn::Set(d, 7.241379261e+00f);
-  const V s = hn::MulAdd(hn::Mul(w, rho), ka,
-                         hn::MulAdd(w, ka, hn::Set(d, -1.413793087e+00f)));
-  V p = hn::Set(d, 8.425772648e-06f);
-  p = hn::MulAdd(p, s, hn::Set(d, -6.988377663e-06f));
-  p = hn::MulAdd(p, s, hn::Set(d, -8.365412941e-05f));
-  p = hn::MulAdd(p, s, hn::Set(d, 1.584548736e-04f));
-  p = hn::MulAdd(p, s, hn::Set(d, 6.528256927e-04f));
-  p = hn::MulAdd(p, s, hn::Set(d, -2.092971699e-03f));
-  p = hn::MulAdd(p, s, hn::Set(d, -7.456134539e-03f));
-  p = hn::MulAdd(p, s, hn::Set(d, 2.171400934e-02f));
-  p = hn::MulAdd(p, s, hn::Set(d, 1.731049865e-01f));
-  p = hn::MulAdd(p, s, hn::Set(d, 4.906155169e-01f));
-  // t = P(s) - c0, then h = w c0 + w t (w c0 unrounded inside the FMA).
-  const V t = hn::MulAdd(p, s, hn::Set(d, -2.469666072e-08f));
-  const V hw = hn::MulAdd(w, hn::Set(d, 8.233855367e-01f), hn::Mul(w, t));
-  return hn::MulAdd(hw, rho, hw);
+  V q = hn::Set(d, 2.500386210e-03f);
+  q = hn::MulAdd(q, a, hn::Set(d, 2.989564277e-02f));
+  q = hn::MulAdd(q, a, hn::Set(d, 1.710109562e-01f));
+  q = hn::MulAdd(q, a, hn::Set(d, 5.664073229e-01f));
+  q = hn::MulAdd(q, a, hn::Set(d, 1.086068273e+00f));
+  q = hn::MulAdd(q, a, hn::Set(d, 1.0f));
+  V p = hn::Set(d, 2.500630682e-03f);
+  p = hn::MulAdd(p, a, hn::Set(d, 2.988334745e-02f));
+  p = hn::MulAdd(p, a, hn::Set(d, 1.662793159e-01f));
+  p = hn::MulAdd(p, a, hn::Set(d, 5.031768084e-01f));
+  p = hn::MulAdd(p, a, hn::Set(d, -1.830739826e-08f));
+  p = hn::Add(p, hn::Set(d, 7.978845835e-01f));
+  return DivNR(d, hn::Mul(q, hn::Set(d, 0.398942280401432677940f)),
+               hn::MulAdd(a, q, p));
 }
 
 // gelu, float32 lanes. a = |x| (clamped to 20, where e^(-a^2/2) = 0),
 // E = e^(-a^2/2) from a^2 = p + pl exact (TwoProdLo) so that E has no
 // argument error (SPEC.md §4: gelu(x) for x << 0 would amplify it by x^2),
 // Phi(-a) = q = E h(a), phi = E k, k = 1/sqrt(2 pi):
-//   f   = x q (x < 0), x (1 - q) (x >= 0);
+//   f   = x q (x < 0), x (1 - q) (x >= 0), except for |x| <= 1/2, where
+//         1 - q sits just above 1/2 (coarse ULP) and h's rounding would
+//         show: there f = x/2 + x^2 R(x^2), R of degree 4 (fit 1.2e-9);
 //   f'  = E (x k + h) (x < 0), 1 + E (x k - h) (x >= 0), except on
-//         [-1.5, 0], where x k + h cancels (f' has its root z = -0.7518
-//         there): (x - z) G(x - z), z = zh + zl, G of degree 10 (fit
-//         6.6e-9), which keeps relative accuracy up to the root;
+//         [-1.5, 0.5], where x k + h cancels (f' has its root z = -0.7518
+//         there) or 1 + E(..) sits above 1/2: (x - z) G(x - z),
+//         z = zh + zl, G of degree 13 (fit 5.5e-9), which keeps relative
+//         accuracy up to the root;
 //   f'' = E k (2 - x^2).
 // E is subnormal from |x| = 13.22 while f' and f'' stay normal out to
-// 13.34 and 13.57: ExpLo's scale keeps its digits (no Tail band needed).
+// 13.34 and 13.57: ExpLo's 2^64 scale keeps its digits (no Tail band).
 struct GeluK : NoTail {
   static constexpr bool kFixup = true;
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE V Eval(D d, V x) const {
     static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
+    const V one = hn::Set(d, 1.0f);
     const V a = hn::Min(hn::Abs(x), hn::Set(d, 20.0f));
     const V p = hn::Mul(a, a);
     const V m_half = hn::Set(d, -0.5f);
-    V sc;  // e * sc = E
-    const V e = ExpLo(d, hn::Mul(p, m_half),
-                      hn::Mul(TwoProdLo(d, a, a, p), m_half), &sc);
+    const V sc = hn::Set(d, kExpLoScale);
+    // es = E 2^64.
+    const V es =
+        ExpLo(d, hn::Mul(p, m_half), hn::Mul(TwoProdLo(d, a, a, p), m_half));
     const V k = hn::Set(d, 0.398942280401432677940f);
     const auto neg = hn::Lt(x, hn::Zero(d));
     if constexpr (kOrder == 2) {
       return hn::Mul(
-          hn::Mul(hn::Mul(e, k), hn::NegMulAdd(a, a, hn::Set(d, 2.0f))), sc);
+          hn::Mul(hn::Mul(es, k), hn::NegMulAdd(a, a, hn::Set(d, 2.0f))), sc);
     }
     const V h = ErfcxHalf(d, a);
     if constexpr (kOrder == 0) {
-      // x < 0: ((x h) e) sc, in that order: E h can be subnormal while f
-      // is not. x >= 0: 1 - E h with one rounding (E h < 2^-25 once E is
-      // scaled).
-      const V pos =
-          hn::Mul(x, hn::NegMulAdd(hn::Mul(e, sc), h, hn::Set(d, 1.0f)));
-      return hn::IfThenElse(neg, hn::Mul(hn::Mul(hn::Mul(x, h), e), sc), pos);
+      // x < 0: ((x h) es) sc, in that order: E h can be subnormal while f
+      // is not. x >= 0: 1 - E h with one rounding.
+      const V pos = hn::Mul(x, hn::NegMulAdd(hn::Mul(es, sc), h, one));
+      const V far =
+          hn::IfThenElse(neg, hn::Mul(hn::Mul(hn::Mul(x, h), es), sc), pos);
+      V r = hn::Set(d, 1.098109788e-04f);
+      r = hn::MulAdd(r, p, hn::Set(d, -1.186145935e-03f));
+      r = hn::MulAdd(r, p, hn::Set(d, 9.973457083e-03f));
+      r = hn::MulAdd(r, p, hn::Set(d, -6.649037451e-02f));
+      r = hn::MulAdd(r, p, hn::Set(d, 3.989422917e-01f));
+      const V near = hn::MulAdd(p, r, hn::Mul(x, hn::Set(d, 0.5f)));
+      return hn::IfThenElse(hn::Le(a, hn::Set(d, 0.5f)), near, far);
     }
     const V t = hn::MulAdd(x, k, hn::IfThenElse(neg, h, hn::Neg(h)));
-    // x >= 0: 1 + E t with one rounding (E = e sc is exact there).
-    const V far =
-        hn::IfThenElse(neg, hn::Mul(hn::Mul(e, t), sc),
-                       hn::MulAdd(hn::Mul(e, sc), t, hn::Set(d, 1.0f)));
+    // x >= 0: 1 + E t with one rounding.
+    const V far = hn::IfThenElse(neg, hn::Mul(hn::Mul(es, t), sc),
+                                 hn::MulAdd(hn::Mul(es, sc), t, one));
     // Near the root: y = x - z ((x - zh) is exact for x in [-1.5, -0.376]).
     const V y = hn::Sub(hn::Sub(x, hn::Set(d, -7.517915368e-01f)),
                         hn::Set(d, 1.211444989e-08f));
-    V g = hn::Set(d, 7.620629185e-05f);
-    g = hn::MulAdd(g, y, hn::Set(d, 1.697170374e-04f));
-    g = hn::MulAdd(g, y, hn::Set(d, -7.404365460e-04f));
-    g = hn::MulAdd(g, y, hn::Set(d, -2.230364131e-03f));
-    g = hn::MulAdd(g, y, hn::Set(d, 4.538617097e-03f));
-    g = hn::MulAdd(g, y, hn::Set(d, 1.941945776e-02f));
-    g = hn::MulAdd(g, y, hn::Set(d, -1.477155555e-02f));
-    g = hn::MulAdd(g, y, hn::Set(d, -1.140080169e-01f));
-    g = hn::MulAdd(g, y, hn::Set(d, -1.819966733e-02f));
+    V g = hn::Set(d, 1.593391403e-06f);
+    g = hn::MulAdd(g, y, hn::Set(d, -7.621223176e-06f));
+    g = hn::MulAdd(g, y, hn::Set(d, -1.326815891e-05f));
+    g = hn::MulAdd(g, y, hn::Set(d, 8.705877553e-05f));
+    g = hn::MulAdd(g, y, hn::Set(d, 1.877401373e-04f));
+    g = hn::MulAdd(g, y, hn::Set(d, -7.457179599e-04f));
+    g = hn::MulAdd(g, y, hn::Set(d, -2.240007510e-03f));
+    g = hn::MulAdd(g, y, hn::Set(d, 4.539566115e-03f));
+    g = hn::MulAdd(g, y, hn::Set(d, 1.942176186e-02f));
+    g = hn::MulAdd(g, y, hn::Set(d, -1.477157790e-02f));
+    g = hn::MulAdd(g, y, hn::Set(d, -1.140082404e-01f));
+    g = hn::MulAdd(g, y, hn::Set(d, -1.819967292e-02f));
     g = hn::MulAdd(g, y, hn::Set(d, 3.882849813e-01f));
-    g = hn::MulAdd(g, y, hn::Set(d, -3.988945174e-09f));
+    g = hn::MulAdd(g, y, hn::Set(d, -6.092793381e-09f));
     // y (g0 + y g1..) with y g0 unrounded inside the FMA.
     const V near = hn::MulAdd(y, hn::Set(d, 4.314939976e-01f), hn::Mul(y, g));
     const auto band =
-        hn::And(hn::Ge(x, hn::Set(d, -1.5f)), hn::Le(x, hn::Zero(d)));
+        hn::And(hn::Ge(x, hn::Set(d, -1.5f)), hn::Le(x, hn::Set(d, 0.5f)));
     return hn::IfThenElse(band, near, far);
   }
 };
@@ -231,7 +245,7 @@ struct GeluK : NoTail {
 //       = e ((2 v' + 6 c3 x^2)(1 + e) - |x| v'^2 (1 - e)) / (1+e)^3.
 // x is clamped to [-20, 20] inside v: sigma(v) is 0 or 1 in float32 there.
 // x sigma(v) is normal down to x = -10.1, e^v only to v = -87.3 (x = -9.9),
-// and f', f'' out to |x| = 11: ExpLo's scale keeps e's digits there.
+// and f', f'' out to |x| = 11: ExpLo's 2^64 scale keeps e's digits there.
 struct GeluTanhK : NoTail {
   static constexpr bool kFixup = true;
   // c1 + c * x^2 as a float pair (mh, ml), x^2 = x2 + x2l exactly.
@@ -266,13 +280,13 @@ struct GeluTanhK : NoTail {
     const V vh = hn::Mul(xc, mh);
     const V vl = hn::MulAdd(xc, ml, TwoProdLo(d, xc, mh, vh));
     const auto neg = hn::Lt(x, hn::Zero(d));
-    V sc;  // es * sc = e; where sc < 1, e < 2^-64 and 1 + e = 1.
-    const V es = ExpLo(d, hn::Neg(hn::Abs(vh)),
-                       hn::IfThenElse(neg, vl, hn::Neg(vl)), &sc);
+    const V sc = hn::Set(d, kExpLoScale);  // es * sc = e
+    const V es =
+        ExpLo(d, hn::Neg(hn::Abs(vh)), hn::IfThenElse(neg, vl, hn::Neg(vl)));
     const V e = hn::Mul(es, sc);
     const V ope = hn::Add(one, e);
     if constexpr (kOrder == 0) {
-      return hn::Div(hn::IfThenElse(neg, hn::Mul(hn::Mul(x, es), sc), x), ope);
+      return DivNR(d, hn::IfThenElse(neg, hn::Mul(hn::Mul(x, es), sc), x), ope);
     }
     if constexpr (kOrder == 1) {
       // x v' = x (c1 + d3 x^2) = uh + ul.
@@ -287,14 +301,14 @@ struct GeluTanhK : NoTail {
       const V sn =
           hn::Mul(hn::Mul(es, hn::Add(hn::Add(th, e), hn::Add(tl, ul))), sc);
       const V sp = hn::MulAdd(e, hn::Add(one, uh), one);
-      return hn::Div(hn::IfThenElse(neg, sn, sp), OnePlusSquared(d, e));
+      return DivNR(d, hn::IfThenElse(neg, sn, sp), OnePlusSquared(d, e));
     }
     const V dv = hn::MulAdd(hn::Set(d, kD3h), x2, hn::Set(d, kC1h));  // v'
     // 2 v' + x v'' = 2 v' + 6 c3 x^2.
     const V a = hn::MulAdd(hn::Set(d, 4.281288981e-01f), x2, hn::Add(dv, dv));
     const V b = hn::Mul(hn::Mul(hn::Abs(xc), hn::Mul(dv, dv)), hn::Sub(one, e));
     const V num = hn::Mul(hn::Mul(es, hn::MulSub(a, ope, b)), sc);
-    return hn::Div(num, hn::Mul(OnePlusSquared(d, e), ope));
+    return DivNR(d, num, hn::Mul(OnePlusSquared(d, e), ope));
   }
 };
 
