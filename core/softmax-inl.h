@@ -56,6 +56,13 @@
 #ifndef ACTSVC_CORE_SOFTMAX_INL_COMMON_H_
 #define ACTSVC_CORE_SOFTMAX_INL_COMMON_H_
 #include <stddef.h>
+// Lambdas in the kernels are always inlined (GCC otherwise leaves a large
+// one as a call per vector).
+#if defined(__GNUC__) || defined(__clang__)
+#define ACTSVC_LAMBDA_INLINE __attribute__((always_inline))
+#else
+#define ACTSVC_LAMBDA_INLINE
+#endif
 namespace actsvc {
 // Called by the row kernels for every special row they skip.
 using SoftmaxSpecialRowFn = void (*)(void* context, size_t row);
@@ -250,7 +257,7 @@ HWY_INLINE reference::Wider<T> ExpAndSum(const T* HWY_RESTRICT x, size_t n,
   const size_t lanes = hn::Lanes(d);
   const V neg_m = hn::Set(d, -m);
   V s = hn::Set(d, T(1)), c = hn::Zero(d);
-  const auto exp_at = [&](size_t i) {
+  const auto exp_at = [&](size_t i) ACTSVC_LAMBDA_INLINE {
     V hi, lo;
     TwoDiff(hn::LoadU(d, x + i), neg_m, hi, lo);
     const V ev = ExpOfSum(d, hi, lo);
@@ -290,7 +297,7 @@ HWY_INLINE reference::Wider<T> ExpRest(const T* HWY_RESTRICT x, size_t n,
   const V neg_m = hn::Set(d, -m);
   V s = hn::Zero(d), c = hn::Zero(d);
   // Adds the vector at i, its lanes in keep, without lane k.
-  const auto add = [&](size_t i, M keep, bool all) {
+  const auto add = [&](size_t i, M keep, bool all) ACTSVC_LAMBDA_INLINE {
     V hi, lo;
     TwoDiff(hn::LoadU(d, x + i), neg_m, hi, lo);
     V ev = ExpOfSum(d, hi, lo);
@@ -357,14 +364,14 @@ HWY_INLINE reference::Wider<T> BlockSum(const T* a, const T* b, size_t n) {
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
   V s = hn::Zero(d), c = hn::Zero(d);
-  const auto term = [&](size_t i) {
+  const auto term = [&](size_t i) ACTSVC_LAMBDA_INLINE {
     if constexpr (kProduct) {
       return hn::Mul(hn::LoadU(d, a + i), hn::LoadU(d, b + i));
     } else {
       return hn::LoadU(d, a + i);
     }
   };
-  const auto acc = [&](size_t i, V t) {
+  const auto acc = [&](size_t i, V t) ACTSVC_LAMBDA_INLINE {
     if constexpr (kProduct) {
       return hn::MulAdd(hn::LoadU(d, a + i), hn::LoadU(d, b + i), t);
     } else {
@@ -416,7 +423,7 @@ HWY_INLINE reference::Wider<T> NormalizeAndDot(const T* g, size_t n, T inv,
   const size_t lanes = hn::Lanes(d);
   const V vinv = hn::Set(d, inv);
   V s = hn::Zero(d), c = hn::Zero(d);
-  const auto one = [&](V gv, V ev, M keep) {
+  const auto one = [&](V gv, V ev, M keep) ACTSVC_LAMBDA_INLINE {
     const V pv = hn::Mul(ev, vinv);
     if constexpr (kLog) {
       CompensatedAdd(d, hn::IfThenElseZero(keep, gv), s, c);
@@ -429,7 +436,7 @@ HWY_INLINE reference::Wider<T> NormalizeAndDot(const T* g, size_t n, T inv,
     return pv;
   };
   // Lanes [0, count) except lane j.
-  const auto keep_of = [&](size_t count, size_t j) {
+  const auto keep_of = [&](size_t count, size_t j) ACTSVC_LAMBDA_INLINE {
     if (j >= count) return hn::FirstN(d, count);
     return hn::Xor(hn::FirstN(d, count),
                    hn::Xor(hn::FirstN(d, j + 1), hn::FirstN(d, j)));
@@ -496,16 +503,16 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
       // range goes to the reference.
       const W a = BlockSum<true>(g, x, n);
       if (!std::isfinite(static_cast<T>(a))) return false;
-      T a_hi, a_lo;
-      Split<T>(a, &a_hi, &a_lo);
-      const V vh = hn::Set(d, a_hi), vl = hn::Set(d, a_lo);
-      WriteRow<kStream>(d, n, y, [&](size_t i) {
+      // a in T: its rounding, ½ε|a| ≤ ½ε Σ_j |g_j| y_j, is within the
+      // contract, and the output pass is then one subtraction and one
+      // product.
+      const V va = hn::Set(d, static_cast<T>(a));
+      WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
         if (kStream && next_x) {
           hwy::Prefetch(next_x + i);
           hwy::Prefetch(next_g + i);
         }
-        const V gv = hn::LoadU(d, g + i);
-        return hn::Mul(hn::LoadU(d, x + i), hn::Sub(hn::Sub(gv, vh), vl));
+        return hn::Mul(hn::LoadU(d, x + i), hn::Sub(hn::LoadU(d, g + i), va));
       });
       return true;
     }
@@ -523,7 +530,7 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
       T s_hi, s_lo;
       Split<T>(sum, &s_hi, &s_lo);
       const V vh = hn::Set(d, s_hi), vl = hn::Set(d, s_lo);
-      WriteRow<kStream>(d, n, y, [&](size_t i) {
+      WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
         if (kStream && next_x) {
           hwy::Prefetch(next_x + i);
           hwy::Prefetch(next_g + i);
@@ -543,7 +550,7 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
       const W z =
           ExpAndSum(x, n, valid, m, scratch, kStream ? next_x : nullptr);
       const V vinv = hn::Set(d, static_cast<T>(W(1) / z));
-      WriteRow<kStream>(d, n, y, [&](size_t i) {
+      WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
         return hn::Mul(hn::LoadU(d, scratch + i), vinv);
       });
       return true;
@@ -557,7 +564,7 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
           ExpRest<T>(x, n, valid, m, k, nullptr, kStream ? next_x : nullptr);
       const V vm = hn::Set(d, m);
       const V vl = hn::Set(d, static_cast<T>(std::log1p(rest)));
-      WriteRow<kStream>(d, n, y, [&](size_t i) {
+      WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
         return hn::Sub(hn::Sub(hn::LoadU(d, x + i), vm), vl);
       });
       return true;
@@ -582,7 +589,7 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
       Split<T>(a, &a_hi, &a_lo);
       const V vh = hn::Set(d, a_hi), vl = hn::Set(d, a_lo);
       if (log) {
-        WriteRow<kStream>(d, n, y, [&](size_t i) {
+        WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
           const V pv = hn::LoadU(d, scratch + i);
           return hn::NegMulAdd(pv, vl,
                                hn::NegMulAdd(pv, vh, hn::LoadU(d, g + i)));
@@ -590,7 +597,7 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
         // g_k − p_k Σg = g_k (1 − p_k) − p_k Σ_{i≠k} g_i.
         y[k] = static_cast<T>(g_max * rest * p_max - p_max * a_rest);
       } else {
-        WriteRow<kStream>(d, n, y, [&](size_t i) {
+        WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
           const V gv = hn::LoadU(d, g + i);
           return hn::Mul(hn::LoadU(d, scratch + i),
                          hn::Sub(hn::Sub(gv, vh), vl));
@@ -655,7 +662,7 @@ HWY_NOINLINE bool SoftmaxStats(const T* x, size_t n, T* p, T* max,
   const size_t k = FirstIndexOf(x, n, *max);
   *rest = ExpRest(x, n, valid, *max, k, out, static_cast<const T*>(nullptr));
   const auto vinv = hn::Set(d, static_cast<T>(W(1) / (W(1) + *rest)));
-  WriteRow<false>(d, n, out, [&](size_t i) {
+  WriteRow<false>(d, n, out, [&](size_t i) ACTSVC_LAMBDA_INLINE {
     return hn::Mul(hn::LoadU(d, out + i), vinv);
   });
   if (out != p) std::memcpy(p, out, valid * sizeof(T));

@@ -45,6 +45,7 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <vector>
 
@@ -153,8 +154,17 @@ template <typename T>
 void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
               int64_t oe) {
   if (v.size == 0 || oe <= ob) return;
-  thread_local std::vector<T> scratch;
-  if (scratch.size() < static_cast<size_t>(v.size)) scratch.resize(v.size);
+  // The scratch row starts on a cache line: the kernels' loads and stores
+  // to it then never split a line.
+  constexpr size_t kAlign = 64 / sizeof(T);
+  thread_local std::vector<T> scratch_buffer;
+  if (scratch_buffer.size() < static_cast<size_t>(v.size) + kAlign) {
+    scratch_buffer.resize(v.size + kAlign);
+  }
+  T* scratch = scratch_buffer.data();
+  scratch +=
+      (kAlign - reinterpret_cast<uintptr_t>(scratch) / sizeof(T) % kAlign) %
+      kAlign;
   const bool stream =
       static_cast<size_t>(oe - ob) * static_cast<size_t>(v.size) * sizeof(T) >=
       kStreamBytes;
@@ -180,12 +190,10 @@ void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
   const T* gp = g ? g + off : nullptr;
   if constexpr (sizeof(T) == 4) {
     HWY_DYNAMIC_DISPATCH(SoftmaxRowsF32)
-    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), stream, special,
-     &ctx);
+    (op, x + off, gp, y + off, v.size, oe - ob, scratch, stream, special, &ctx);
   } else {
     HWY_DYNAMIC_DISPATCH(SoftmaxRowsF64)
-    (op, x + off, gp, y + off, v.size, oe - ob, scratch.data(), stream, special,
-     &ctx);
+    (op, x + off, gp, y + off, v.size, oe - ob, scratch, stream, special, &ctx);
   }
 }
 
