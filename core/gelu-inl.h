@@ -129,6 +129,21 @@ HWY_INLINE V ExpLo(D d, V hi, V lo) {
   return hn::MulAdd(em1, s, s);
 }
 
+// The limits of gelu and gelu_tanh at +-inf (f -> x or 0, f' -> 1 or 0,
+// f'' -> 0, as in core/reference.h) and NaN, patched into y only when the
+// vector holds a non-finite lane (the formulas form inf*0 there). A test and
+// a branch that is almost never taken, instead of the array loop's
+// unconditional blends (kFixup).
+template <int kOrder, class D, class V = hn::Vec<D>>
+HWY_INLINE V FixNonFinite(D d, V x, V y) {
+  if (HWY_LIKELY(hn::AllTrue(d, hn::IsFinite(x)))) return y;
+  using T = hn::TFromD<D>;
+  const V pos = kOrder == 0 ? x : hn::Set(d, T(kOrder == 1 ? 1 : 0));
+  const V lim = hn::IfThenElseZero(hn::Gt(x, hn::Zero(d)), pos);
+  y = hn::IfThenElse(hn::IsInf(x), lim, y);
+  return hn::IfThenElse(hn::IsNaN(x), x, y);
+}
+
 // ErfcxHalf: h(a) = erfcx(a/sqrt2)/2, so that Phi(-a) = e^(-a^2/2) h(a)
 // and erfc(t) = 2 e^(-t^2) h(t sqrt2) (the vectorized erfc of issue 3:
 // the GELU tail needs erfc, not 1 + erf).
@@ -179,9 +194,14 @@ HWY_INLINE V ErfcxHalf(D d, V a) {
 // E is subnormal from |x| = 13.22 while f' and f'' stay normal out to
 // 13.34 and 13.57: ExpLo's 2^64 scale keeps its digits (no Tail band).
 struct GeluK : NoTail {
-  static constexpr bool kFixup = true;
+  // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
+  static constexpr bool kFixup = false;
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE V Eval(D d, V x) const {
+    return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
+  }
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalFinite(D d, V x) const {
     static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
     const V one = hn::Set(d, 1.0f);
     const V a = hn::Min(hn::Abs(x), hn::Set(d, 20.0f));
@@ -259,7 +279,12 @@ struct GeluK : NoTail {
 // x sigma(v) is normal down to x = -10.1, e^v only to v = -87.3 (x = -9.9),
 // and f', f'' out to |x| = 11: ExpLo's 2^64 scale keeps e's digits there.
 struct GeluTanhK : NoTail {
-  static constexpr bool kFixup = true;
+  // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
+  static constexpr bool kFixup = false;
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
+  }
   // c1 + c * x^2 as a float pair (mh, ml), x^2 = x2 + x2l exactly.
   template <class D, class V = hn::Vec<D>>
   static HWY_INLINE V Poly2(D d, float c1h, float c1l, float ch, float cl, V x2,
@@ -277,7 +302,7 @@ struct GeluTanhK : NoTail {
     return mh;
   }
   template <int kOrder, class D, class V = hn::Vec<D>>
-  HWY_INLINE V Eval(D d, V x) const {
+  HWY_INLINE V EvalFinite(D d, V x) const {
     static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
     // c1 = 2 sqrt(2/pi), c3 = 0.044715 c1 as float pairs, d3 = 3 c3.
     constexpr float kC1h = 1.595769167e+00f, kC1l = -4.534068054e-08f;
