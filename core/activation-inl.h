@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include <cstring>
+#include <type_traits>
 
 #include "core/activation.h"
 #include "core/fast_math-inl.h"
@@ -87,12 +88,14 @@ HWY_INLINE V SigmoidSecond(D d, V x, const Logistic<D>& l) {
 
 // ---------------------------------------------------------------------------
 // One struct per function; Eval<kOrder>(d, x) is f, f' or f'' for finite x.
-// kFixup: whether the array loop must patch in NaN and the +-inf limits.
-// Tail<kOrder>(d, x), where defined: the lanes whose result is a normal
-// number but some intermediate exponential is subnormal (e^-|x| below
-// 2^-126 while x e^-|x| is not, for instance) and so carries too few
-// digits. A vector with such a lane is computed by the scalar reference
-// instead (the bands are narrow and far out in the tails).
+// kFixup: whether the array loop must patch in NaN and the +-inf limits;
+// kNativeSpecialsF32 (optional): not needed in float32 lanes after all.
+// Tail<kOrder>(d, x), where defined (kHasTail; for kOrder >= kTailMinOrder,
+// 0 unless declared): the lanes whose result is a normal number but some
+// intermediate exponential is subnormal (e^-|x| below 2^-126 while
+// x e^-|x| is not, for instance) and so carries too few digits. Those lanes
+// are computed by the scalar reference instead (the bands are narrow and
+// far out in the tails).
 
 // Lanes with lo <= x <= hi, bounds for float32 and float64.
 template <class D, class V = hn::Vec<D>>
@@ -142,8 +145,12 @@ struct LeakyReluK : NoTail {
   }
 };
 
+// sigma(+-inf) = 1, 0, sigma'(+-inf) = 0 and sigma'' = -0 come out of the
+// float32 formulas (e = 0), and NaN stays NaN where ACTSVC_MAX_KEEPS_NAN
+// (float64's hn::Exp gives 0 for NaN: patched).
 struct SigmoidK : NoTail {
   static constexpr bool kFixup = true;
+  static constexpr bool kNativeSpecialsF32 = ACTSVC_MAX_KEEPS_NAN;
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE V Eval(D d, V x) const {
     const Logistic<D> l(d, x);
@@ -157,13 +164,15 @@ struct SigmoidK : NoTail {
 // tanh|x| = -em/(2 + em), which keeps its digits for small |x| (the form of
 // math-inl.h's Tanh, with the float32 helpers); sech^2 x = 4 e2/(1 + e2)^2.
 // Measured on AVX3 (simd_accuracy_test, float32): see the header comment.
+// As sigmoid's, the formulas give tanh(+-inf) = +-1 and 0 for sech^2.
 struct TanhK {
   static constexpr bool kFixup = true;
+  static constexpr bool kNativeSpecialsF32 = ACTSVC_MAX_KEEPS_NAN;
   static constexpr bool kHasTail = true;
+  static constexpr int kTailMinOrder = 1;  // tanh itself has no tail
   // sech^2 x = 4 e^-2|x|: e^-2|x| is subnormal from |x| > 43.7.
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE hn::Mask<D> Tail(D d, V x) const {
-    if constexpr (kOrder == 0) return hn::FirstN(d, 0);  // tanh has no tail
     return InBand(d, hn::Abs(x), 43, 46, 350, 375);
   }
   template <int kOrder, class D, class V = hn::Vec<D>>
@@ -173,9 +182,9 @@ struct TanhK {
     V th;
     if constexpr (kOrder != 1) {
       const V em = ex.Expm1(d);
+      // em/(2 + em) is -tanh|x|; CopySign sets the sign of x.
       th = hn::CopySign(
-          hn::Mul(hn::Neg(em), Reciprocal(d, hn::Add(em, hn::Set(d, T(2))))),
-          x);
+          hn::Mul(em, Reciprocal(d, hn::Add(em, hn::Set(d, T(2))))), x);
       if constexpr (kOrder == 0) return th;
     }
     const V e2 = ex.Exp(d);
@@ -276,24 +285,48 @@ struct Limits {
   double alpha;
 };
 
+// Op::kNativeSpecialsF32, false where Op does not declare it.
+template <class Op, class = void>
+struct NativeSpecialsF32 : std::false_type {};
+template <class Op>
+struct NativeSpecialsF32<Op, std::void_t<decltype(Op::kNativeSpecialsF32)>>
+    : std::bool_constant<Op::kNativeSpecialsF32> {};
+
+// Op::kTailMinOrder (optional): the lowest order with a Tail band.
+template <class Op, class = void>
+struct TailMinOrder : std::integral_constant<int, 0> {};
+template <class Op>
+struct TailMinOrder<Op, std::void_t<decltype(Op::kTailMinOrder)>>
+    : std::integral_constant<int, Op::kTailMinOrder> {};
+
+// y with the lanes of tail replaced by the scalar reference at x (only those
+// lanes: a result never depends on its neighbours). Out of line: the rare
+// path's call would otherwise make the hot loop spill its constants.
+template <int kOrder, class D, class V = hn::Vec<D>>
+HWY_NOINLINE V ReferenceLanes(D d, V x, V y, hn::Mask<D> tail,
+                              const Limits<hn::TFromD<D>>& lim) {
+  using T = hn::TFromD<D>;
+  HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)];
+  hn::Store(x, d, buf);
+  for (size_t i = 0; i < hn::Lanes(d); ++i) {
+    buf[i] = reference::Elementwise<T>(lim.f, lim.alpha, kOrder, buf[i]);
+  }
+  return hn::IfThenElse(tail, hn::Load(d, buf), y);
+}
+
 template <int kOrder, bool kVjp, class Op, class D, class V = hn::Vec<D>>
 HWY_INLINE V Apply(D d, const Op& op, V x, const V* g,
                    const Limits<hn::TFromD<D>>& lim) {
   using T = hn::TFromD<D>;
   V y = op.template Eval<kOrder>(d, x);
-  if constexpr (Op::kHasTail) {
-    if (HWY_UNLIKELY(!hn::AllFalse(d, op.template Tail<kOrder>(d, x)))) {
-      HWY_ALIGN T buf[HWY_MAX_BYTES / sizeof(T)];
-      hn::Store(x, d, buf);
-      for (size_t i = 0; i < hn::Lanes(d); ++i) {
-        buf[i] = reference::Elementwise<T>(lim.f, lim.alpha, kOrder, buf[i]);
-      }
-      // Only the lanes in the band: a result never depends on its
-      // neighbours.
-      y = hn::IfThenElse(op.template Tail<kOrder>(d, x), hn::Load(d, buf), y);
+  if constexpr (Op::kHasTail && kOrder >= TailMinOrder<Op>::value) {
+    const auto tail = op.template Tail<kOrder>(d, x);
+    if (HWY_UNLIKELY(!hn::AllFalse(d, tail))) {
+      y = ReferenceLanes<kOrder>(d, x, y, tail, lim);
     }
   }
-  if constexpr (Op::kFixup) {
+  if constexpr (Op::kFixup &&
+                !(sizeof(T) == 4 && NativeSpecialsF32<Op>::value)) {
     // One test per vector; the patch only where a lane is NaN or +-inf.
     if (HWY_UNLIKELY(!hn::AllTrue(d, hn::IsFinite(x)))) {
       const V inf =

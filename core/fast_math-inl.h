@@ -26,10 +26,23 @@ namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// x86's MAXPS/MAXPD return the second operand when either is NaN, so
+// hn::Max(bound, t) passes a NaN t through (the clamp below), and kernels
+// whose formulas also give the +-inf limits can skip the array loop's
+// NaN/inf patch. Other targets (and Highway's C++ emulation) make no such
+// promise.
+#undef ACTSVC_MAX_KEEPS_NAN
+#if HWY_ARCH_X86 && HWY_TARGET != HWY_SCALAR && HWY_TARGET != HWY_EMU128
+#define ACTSVC_MAX_KEEPS_NAN 1
+#else
+#define ACTSVC_MAX_KEEPS_NAN 0
+#endif
+
 // ExpNeg: e^t and expm1(t) for t <= 0, sharing one range reduction.
 //
-// float32 lanes. Valid range: t <= 0 (NaN lanes give an unspecified number:
-// the array loops patch NaN in). kSubnormal = true: t < -104 is taken as
+// float32 lanes. Valid range: t <= 0; NaN gives NaN where
+// ACTSVC_MAX_KEEPS_NAN, else an unspecified number (the array loops patch
+// NaN in). kSubnormal = true: t < -104 is taken as
 // -104 (e^t rounds to 0 there, expm1(t) to -1) and subnormal e^t keep their
 // full (absolute) accuracy, as hn::Exp's: the VJP g sigma'(x) can be normal
 // while sigma'(x) is not. kSubnormal = false (one multiplication less, for
@@ -60,7 +73,8 @@ struct ExpNeg {
   HWY_INLINE ExpNeg(D d, V arg) {
     if constexpr (sizeof(T) == 4) {
       const hn::RebindToSigned<D> di;
-      const V x = hn::Max(arg, hn::Set(d, kSubnormal ? -104.0f : -88.0f));
+      // Max(bound, t): see ACTSVC_MAX_KEEPS_NAN.
+      const V x = hn::Max(hn::Set(d, kSubnormal ? -104.0f : -88.0f), arg);
       // 1.5 * 2^23 + 127 (+ 64): s = 2^n (2^(n + 64), normal for n >= -190).
       const V magic = hn::Set(d, kSubnormal ? 0x1.80017Ep23f : 0x1.8000FEp23f);
       const V k = hn::MulAdd(x, hn::Set(d, 1.44269504088896341f), magic);
