@@ -136,7 +136,7 @@ HWY_INLINE V ExpLo(D d, V hi, V lo) {
 // unconditional blends (kFixup).
 template <int kOrder, class D, class V = hn::Vec<D>>
 HWY_INLINE V FixNonFinite(D d, V x, V y) {
-  if (HWY_LIKELY(hn::AllTrue(d, hn::IsFinite(x)))) return y;
+  if (HWY_LIKELY(hn::AllFalse(d, hn::Not(hn::IsFinite(x))))) return y;
   using T = hn::TFromD<D>;
   const V pos = kOrder == 0 ? x : hn::Set(d, T(kOrder == 1 ? 1 : 0));
   const V lim = hn::IfThenElseZero(hn::Gt(x, hn::Zero(d)), pos);
@@ -252,11 +252,12 @@ struct GeluK : NoTail {
     }
     const V h = ErfcxHalf(d, a);
     if constexpr (kOrder == 0) {
-      // x < 0: ((x h) es) sc, in that order: E h can be subnormal while f
-      // is not. x >= 0: 1 - E h with one rounding.
-      const V pos = hn::Mul(x, hn::NegMulAdd(hn::Mul(es, sc), h, one));
-      const V far =
-          hn::IfThenElse(neg, hn::Mul(hn::Mul(hn::Mul(x, h), es), sc), pos);
+      // x < 0: (x h) E, in that order: E h can be subnormal while f is
+      // not (E itself is subnormal only where f is too). x >= 0: 1 - E h
+      // with one rounding.
+      const V e = hn::Mul(es, sc);
+      const V far = hn::IfThenElse(neg, hn::Mul(hn::Mul(x, h), e),
+                                   hn::Mul(x, hn::NegMulAdd(e, h, one)));
       V r = hn::Set(d, 1.098109788e-04f);
       r = hn::MulAdd(r, p, hn::Set(d, -1.186145935e-03f));
       r = hn::MulAdd(r, p, hn::Set(d, 9.973457083e-03f));
