@@ -271,7 +271,10 @@ HWY_INLINE reference::Wider<T> ExpAndSum(const T* HWY_RESTRICT x, size_t n,
   }
   size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    if (next) hwy::Prefetch(next + i);
+    if (next && 2 * i < n) {  // early in the pass, so the lines can arrive
+      hwy::Prefetch(next + 2 * i);
+      hwy::Prefetch(next + 2 * i + lanes);
+    }
     FastCompensatedAdd(d, exp_at(i), s, c);
   }
   if (i < n) {  // the last vector overlaps lanes already summed
@@ -316,7 +319,10 @@ HWY_INLINE reference::Wider<T> ExpRest(const T* HWY_RESTRICT x, size_t n,
   }
   size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    if (next) hwy::Prefetch(next + i);
+    if (next && 2 * i < n) {  // early in the pass, so the lines can arrive
+      hwy::Prefetch(next + 2 * i);
+      hwy::Prefetch(next + 2 * i + lanes);
+    }
     add(i, every, true);
   }
   if (i < n) add(n - lanes, hn::Not(hn::FirstN(d, i - (n - lanes))), false);
@@ -325,32 +331,31 @@ HWY_INLINE reference::Wider<T> ExpRest(const T* HWY_RESTRICT x, size_t n,
 
 // y[i, i + lanes) = f(i) over the whole row. f(i) reads its inputs at
 // [i, i + lanes) only, and y may be one of them: the last, overlapping
-// vector is computed before anything is written, and with kStream the
-// first aligned vector before the unaligned head is stored. kStream:
-// non-temporal stores (hn::Stream) for the aligned body, for outputs much
-// larger than the caches.
+// vector is computed before anything is written. kStream: non-temporal
+// stores (hn::Stream) for the aligned body, for outputs much larger than
+// the caches; the partial cache lines at both ends get masked stores of
+// their own elements only, so that no line receives both kinds of store.
 template <bool kStream, class D, class F>
 HWY_INLINE void WriteRow(D d, size_t n, hn::TFromD<D>* y, const F& f) {
   using T = hn::TFromD<D>;
   const size_t lanes = hn::Lanes(d);
   const auto last = f(n - lanes);
-  size_t i = 0;
   if constexpr (kStream) {
     const uintptr_t addr = reinterpret_cast<uintptr_t>(y);
     const size_t mis = (addr / sizeof(T)) % lanes;
     const size_t head = mis ? lanes - mis : 0;
     if (addr % sizeof(T) == 0 && head + lanes <= n) {
-      if (head) {
-        const auto first = f(0);
-        const auto aligned = f(head);
-        hn::StoreU(first, d, y);
-        hn::Stream(aligned, d, y + head);
-        i = head + lanes;
-      }
+      if (head) hn::BlendedStore(f(0), hn::FirstN(d, head), d, y);
+      size_t i = head;
       for (; i + lanes <= n; i += lanes) hn::Stream(f(i), d, y + i);
+      if (i < n) {
+        hn::BlendedStore(last, hn::Not(hn::FirstN(d, i - (n - lanes))), d,
+                         y + n - lanes);
+      }
+      return;
     }
   }
-  for (; i + lanes <= n; i += lanes) hn::StoreU(f(i), d, y + i);
+  for (size_t i = 0; i + lanes <= n; i += lanes) hn::StoreU(f(i), d, y + i);
   hn::StoreU(last, d, y + n - lanes);
 }
 

@@ -1,8 +1,8 @@
-// Softmax and log-softmax along any axis, their VJPs and dense Jacobians,
-// against a direct long double computation; the corrected Jacobian
-// statements of SPEC.md §1 (symmetric, positive semidefinite, J·1 = 0,
-// eigenvalues in [0, max p], rank C−1); IEEE special values; row lengths,
-// aliasing and chunking.
+// Softmax and log-softmax along any axis, their VJPs (from the logits and
+// from the forward output) and dense Jacobians, against a direct long double
+// computation; the corrected Jacobian statements of SPEC.md §1 (symmetric,
+// positive semidefinite, J·1 = 0, eigenvalues in [0, max p], rank C−1); IEEE
+// special values; row lengths, aliasing and chunking.
 #include "core/softmax.h"
 
 #include <algorithm>
@@ -442,6 +442,62 @@ TYPED_TEST(SoftmaxTest, VjpIsJacobianTransposeTimesUpstream) {
       for (size_t i = 0; i < y.size(); ++i) {
         EXPECT_TRUE(SameBits(on_x[i], y[i])) << "y aliasing x, " << i;
         EXPECT_TRUE(SameBits(on_g[i], y[i])) << "y aliasing g, " << i;
+      }
+    }
+  }
+}
+
+// SoftmaxVjpFromOutput on every axis (strided rows take the formula in
+// Wider<T>, the last axis the SIMD kernel), given the forward output: the
+// same VJP as Jᵀg up to what the rounding of y carries (the tolerance adds
+// y's condition: p_b (|g_b| + Σ_a p_a |g_a|) for softmax,
+// p_b (1 + |log p_b|) Σ_a |g_a| for log_softmax); in place on y and on g
+// gives the same bits.
+TYPED_TEST(SoftmaxTest, VjpFromOutputIsJacobianTransposeTimesUpstream) {
+  using T = TypeParam;
+  const int64_t shape[] = {3, 4, 5};
+  const auto x = RandomLogits<T>(60, 31, -6, 6);
+  const auto g = RandomLogits<T>(60, 32, -2, 2);
+  for (Function f : {Function::kSoftmax, Function::kLogSoftmax}) {
+    const bool log = f == Function::kLogSoftmax;
+    for (int axis = 0; axis < 3; ++axis) {
+      const AxisView v = MakeAxisView(shape, axis);
+      const std::vector<T> y = Forward(f, v, x);
+      std::vector<T> dx(60, std::numeric_limits<T>::quiet_NaN());
+      SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(y),
+                              absl::MakeConstSpan(g), absl::MakeSpan(dx));
+      for (int64_t r = 0; r < v.rows(); ++r) {
+        const RowRef ref = Reference(Row(x, v, r));
+        const std::vector<LD> j = JacobianRef(f, ref);
+        const std::vector<LD> gr = Row(g, v, r);
+        const int64_t n = v.size;
+        LD abs_dot = 0, abs_sum = 0;
+        for (int64_t a = 0; a < n; ++a) {
+          abs_dot += ref.p[a] * std::fabs(gr[a]);
+          abs_sum += std::fabs(gr[a]);
+        }
+        for (int64_t b = 0; b < n; ++b) {
+          LD want = 0, scale = 0;
+          for (int64_t a = 0; a < n; ++a) {
+            want += j[a * n + b] * gr[a];
+            scale += std::fabs(j[a * n + b] * gr[a]);
+          }
+          scale += log ? ref.p[b] * (1 + std::fabs(ref.log_p[b])) * abs_sum
+                       : ref.p[b] * (std::fabs(gr[b]) + abs_dot);
+          const LD tol = (4 + 2 * n) * kEps<T> * scale + 4 * UlpAt<T>(want);
+          EXPECT_NEAR(dx[Index(v, r, b)], want, tol)
+              << FunctionName(f) << " axis " << axis << " row " << r << " b "
+              << b;
+        }
+      }
+      std::vector<T> on_y = y, on_g = g;
+      SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(on_y),
+                              absl::MakeConstSpan(g), absl::MakeSpan(on_y));
+      SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(y),
+                              absl::MakeConstSpan(on_g), absl::MakeSpan(on_g));
+      for (size_t i = 0; i < dx.size(); ++i) {
+        EXPECT_TRUE(SameBits(on_y[i], dx[i])) << "dx aliasing y, " << i;
+        EXPECT_TRUE(SameBits(on_g[i], dx[i])) << "dx aliasing g, " << i;
       }
     }
   }
