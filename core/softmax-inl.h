@@ -82,6 +82,7 @@ using SoftmaxSpecialRowFn = void (*)(void* context, size_t row);
 
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "core/reference.h"
 #include "hwy/cache_control.h"
@@ -161,12 +162,29 @@ HWY_INLINE reference::Wider<hn::TFromD<D>> SumLanes(D d, V s, V c,
   return (part[0] + part[1]) + (part[2] + part[3]);
 }
 
-// x − m = hi + lo exactly (TwoSum).
-template <class V>
+// x − m = hi + lo exactly. kKind, chosen per row from its max m and min by
+// WithDiffKind: 1 when |m| >= |x| for every x (m >= 0, min >= −m) and 2
+// when |x| >= |m| (m <= 0): Dekker's Fast2Sum with the larger operand
+// first, exact there, three operations; 0 otherwise: TwoSum, six.
+template <int kKind, class V>
 HWY_INLINE void TwoDiff(V x, V neg_m, V& hi, V& lo) {
   hi = hn::Add(x, neg_m);
-  const V bb = hn::Sub(hi, x);
-  lo = hn::Add(hn::Sub(x, hn::Sub(hi, bb)), hn::Sub(neg_m, bb));
+  if constexpr (kKind == 1) {
+    lo = hn::Sub(x, hn::Sub(hi, neg_m));
+  } else if constexpr (kKind == 2) {
+    lo = hn::Sub(neg_m, hn::Sub(hi, x));
+  } else {
+    const V bb = hn::Sub(hi, x);
+    lo = hn::Add(hn::Sub(x, hn::Sub(hi, bb)), hn::Sub(neg_m, bb));
+  }
+}
+
+// f(std::integral_constant<int, kKind>) for the TwoDiff kind of a row.
+template <typename T, class F>
+HWY_INLINE auto WithDiffKind(T max, T min, const F& f) {
+  if (max >= 0 && min >= -max) return f(std::integral_constant<int, 1>());
+  if (max <= 0) return f(std::integral_constant<int, 2>());
+  return f(std::integral_constant<int, 0>());
 }
 
 // e^(hi + lo) for hi <= 40 (hi <= 0 in the forward kernels) and
@@ -212,7 +230,7 @@ HWY_INLINE V ExpOfSum(D d, V hi, V lo) {
 
 // Pass 1: the row's maximum, or false when the row is special (see top).
 template <typename T>
-HWY_INLINE bool RowMax(const T* HWY_RESTRICT x, size_t n, T* max) {
+HWY_INLINE bool RowMax(const T* HWY_RESTRICT x, size_t n, T* max, T* min) {
   const hn::ScalableTag<T> d;
   using V = hn::Vec<decltype(d)>;
   const size_t lanes = hn::Lanes(d);
@@ -238,6 +256,7 @@ HWY_INLINE bool RowMax(const T* HWY_RESTRICT x, size_t n, T* max) {
   if (!hn::AllFalse(d, hn::IsNaN(vnan))) return false;
   if (!std::isfinite(m - lo)) return false;
   *max = m;
+  *min = lo;
   return true;
 }
 
@@ -248,7 +267,7 @@ HWY_INLINE bool RowMax(const T* HWY_RESTRICT x, size_t n, T* max) {
 // z = Σ e_i. Every e_i <= 1, so accumulators that start at 1 keep |s| >= e_i
 // and Fast2Sum is exact; the 1s are taken out exactly in SumLanes. next:
 // the next row, prefetched (or null).
-template <typename T>
+template <int kKind, typename T>
 HWY_INLINE reference::Wider<T> ExpAndSum(const T* HWY_RESTRICT x, size_t n,
                                          size_t valid, T m, T* HWY_RESTRICT e,
                                          const T* next) {
@@ -259,7 +278,7 @@ HWY_INLINE reference::Wider<T> ExpAndSum(const T* HWY_RESTRICT x, size_t n,
   V s = hn::Set(d, T(1)), c = hn::Zero(d);
   const auto exp_at = [&](size_t i) ACTSVC_LAMBDA_INLINE {
     V hi, lo;
-    TwoDiff(hn::LoadU(d, x + i), neg_m, hi, lo);
+    TwoDiff<kKind>(hn::LoadU(d, x + i), neg_m, hi, lo);
     const V ev = ExpOfSum(d, hi, lo);
     hn::StoreU(ev, d, e + i);
     return ev;
@@ -289,7 +308,7 @@ HWY_INLINE reference::Wider<T> ExpAndSum(const T* HWY_RESTRICT x, size_t n,
 // each), so that log z = log1p(rest) keeps its digits when one logit
 // dominates; TwoSum-compensated (rest can be tiny, so no bias trick). Stores
 // the e_i in e when non-null (e is not x).
-template <typename T>
+template <int kKind, typename T>
 HWY_INLINE reference::Wider<T> ExpRest(const T* HWY_RESTRICT x, size_t n,
                                        size_t valid, T m, size_t k,
                                        T* HWY_RESTRICT e, const T* next) {
@@ -302,7 +321,7 @@ HWY_INLINE reference::Wider<T> ExpRest(const T* HWY_RESTRICT x, size_t n,
   // Adds the vector at i, its lanes in keep, without lane k.
   const auto add = [&](size_t i, M keep, bool all) ACTSVC_LAMBDA_INLINE {
     V hi, lo;
-    TwoDiff(hn::LoadU(d, x + i), neg_m, hi, lo);
+    TwoDiff<kKind>(hn::LoadU(d, x + i), neg_m, hi, lo);
     V ev = ExpOfSum(d, hi, lo);
     if (e) hn::StoreU(ev, d, e + i);
     if (k - i < lanes) {
@@ -548,12 +567,14 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
     default:
       break;
   }
-  T m;
-  if (!RowMax(x, n, &m)) return false;
+  T m, min;
+  if (!RowMax(x, n, &m, &min)) return false;
+  const T* next = kStream ? next_x : nullptr;
   switch (op) {
     case SoftmaxOp::kSoftmax: {
-      const W z =
-          ExpAndSum(x, n, valid, m, scratch, kStream ? next_x : nullptr);
+      const W z = WithDiffKind(m, min, [&](auto kind) ACTSVC_LAMBDA_INLINE {
+        return ExpAndSum<decltype(kind)::value>(x, n, valid, m, scratch, next);
+      });
       const V vinv = hn::Set(d, static_cast<T>(W(1) / z));
       WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
         return hn::Mul(hn::LoadU(d, scratch + i), vinv);
@@ -565,8 +586,10 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
       // same sign in the difference, so rounding x − m costs at most half
       // an ULP of the result (no TwoSum needed here).
       const size_t k = FirstIndexOf(x, n, m);
-      const W rest =
-          ExpRest<T>(x, n, valid, m, k, nullptr, kStream ? next_x : nullptr);
+      const W rest = WithDiffKind(m, min, [&](auto kind) ACTSVC_LAMBDA_INLINE {
+        return ExpRest<decltype(kind)::value, T>(x, n, valid, m, k, nullptr,
+                                                 next);
+      });
       const V vm = hn::Set(d, m);
       const V vl = hn::Set(d, static_cast<T>(std::log1p(rest)));
       WriteRow<kStream>(d, n, y, [&](size_t i) ACTSVC_LAMBDA_INLINE {
@@ -581,8 +604,9 @@ HWY_INLINE bool RowKernel(SoftmaxOp op, const T* x, const T* g, T* y, size_t n,
       // digits in T: its output is formed from rest in W, and the sums
       // leave its term out.
       const size_t k = FirstIndexOf(x, n, m);
-      const W rest =
-          ExpRest(x, n, valid, m, k, scratch, kStream ? next_x : nullptr);
+      const W rest = WithDiffKind(m, min, [&](auto kind) ACTSVC_LAMBDA_INLINE {
+        return ExpRest<decltype(kind)::value>(x, n, valid, m, k, scratch, next);
+      });
       const W p_max = W(1) / (W(1) + rest);
       const T inv = static_cast<T>(p_max);
       const W g_max = g[k];
@@ -663,9 +687,13 @@ HWY_NOINLINE bool SoftmaxStats(const T* x, size_t n, T* p, T* max,
     out = pb;
     n = lanes;
   }
-  if (!RowMax(x, n, max)) return false;
+  T min;
+  if (!RowMax(x, n, max, &min)) return false;
   const size_t k = FirstIndexOf(x, n, *max);
-  *rest = ExpRest(x, n, valid, *max, k, out, static_cast<const T*>(nullptr));
+  *rest = WithDiffKind(*max, min, [&](auto kind) ACTSVC_LAMBDA_INLINE {
+    return ExpRest<decltype(kind)::value>(x, n, valid, *max, k, out,
+                                          static_cast<const T*>(nullptr));
+  });
   const auto vinv = hn::Set(d, static_cast<T>(W(1) / (W(1) + *rest)));
   WriteRow<false>(d, n, out, [&](size_t i) ACTSVC_LAMBDA_INLINE {
     return hn::Mul(hn::LoadU(d, out + i), vinv);

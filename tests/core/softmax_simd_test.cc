@@ -8,8 +8,8 @@
 //    p); the maxima are printed per target.
 //  - rows of every length 1..2N−1 (N = 4 AVX-512 vectors) at misalignments
 //    0..3, with ties, a dominant logit (log p_max = −log1p(rest) with rest
-//    tiny), wide ranges, in place and out of place, outputs pre-filled with
-//    NaN;
+//    tiny), wide ranges, large offsets of either sign, in place and out of
+//    place, outputs pre-filled with NaN;
 //  - special rows (NaN, ±inf, all −inf, a range that overflows) equal bit for
 //    bit to the scalar reference, also when mixed with ordinary rows;
 //  - the same for the VJPs from the forward output (SoftmaxVjpFromOutput),
@@ -60,31 +60,50 @@ struct QuadRow {
   std::vector<Q> p, log_p, vjp, log_vjp, vjp_scale, log_vjp_scale;
 };
 
+// The first maximum k is kept apart as in the kernels: with rest = Σ_{i≠k}
+// e^(x_i − m), log Σ = log1p(rest) and 1 − p_k = rest / (1 + rest), which
+// 1 + rest in __float128 would lose when rest < 1e-34 (a logit ahead by 80).
 template <typename T>
 QuadRow Oracle(const T* x, const T* g, size_t n) {
   QuadRow r;
-  Q m = x[0];
-  for (size_t i = 0; i < n; ++i) m = std::max<Q>(m, x[i]);
-  Q sum = 0;
-  for (size_t i = 0; i < n; ++i) sum += expq(static_cast<Q>(x[i]) - m);
-  const Q log_sum = logq(sum);
-  Q dot = 0, abs_dot = 0, gsum = 0, abs_gsum = 0;
+  size_t k = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (x[i] > x[k]) k = i;
+  }
+  const Q m = x[k];
+  Q rest = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i != k) rest += expq(static_cast<Q>(x[i]) - m);
+  }
+  const Q sum = 1 + rest;
+  const Q log_sum = log1pq(rest);
+  const Q one_minus_pk = rest / sum;
+  Q dot_rest = 0, abs_dot = 0, gsum_rest = 0, abs_gsum = 0;
   for (size_t i = 0; i < n; ++i) {
     const Q t = static_cast<Q>(x[i]) - m;
     r.p.push_back(expq(t) / sum);
     r.log_p.push_back(t - log_sum);
-    dot += r.p[i] * g[i];
+    if (i != k) {
+      dot_rest += r.p[i] * g[i];
+      gsum_rest += g[i];
+    }
     abs_dot += r.p[i] * fabsq(g[i]);
-    gsum += g[i];
     abs_gsum += fabsq(g[i]);
   }
+  const Q dot = dot_rest + r.p[k] * g[k];
+  const Q gsum = gsum_rest + g[k];
   for (size_t i = 0; i < n; ++i) {
-    r.vjp.push_back(r.p[i] * (g[i] - dot));
-    r.log_vjp.push_back(g[i] - r.p[i] * gsum);
+    const Q gi = g[i];
+    // 1 − p_i: from rest for k, directly otherwise (p_i <= 1/2 there).
+    const Q q = i == k ? one_minus_pk : 1 - r.p[i];
+    r.vjp.push_back(i == k ? r.p[k] * (gi * q - dot_rest)
+                           : r.p[i] * (gi - dot));
+    r.log_vjp.push_back(i == k ? gi * q - r.p[k] * gsum_rest
+                               : gi - r.p[i] * gsum);
     // Σ_a |J_ai g_a|: the condition of the result for exact p.
-    const Q ag = fabsq(static_cast<Q>(g[i]));
-    r.vjp_scale.push_back(r.p[i] * (ag * (1 - r.p[i]) + abs_dot - r.p[i] * ag));
-    r.log_vjp_scale.push_back(ag * (1 - r.p[i]) + r.p[i] * (abs_gsum - ag));
+    const Q ag = fabsq(gi);
+    r.vjp_scale.push_back(r.p[i] * (ag * q + abs_dot - r.p[i] * ag));
+    r.log_vjp_scale.push_back(ag * q + r.p[i] * (abs_gsum - ag));
   }
   return r;
 }
@@ -140,9 +159,16 @@ std::vector<T> MakeRow(int kind, size_t n, Random& rng) {
   if (kind == 5) {  // large offsets: x − m must be formed exactly
     for (T& v : x) v = static_cast<T>(1000 + rng.Uniform(-20, 20));
   }
+  if (kind == 6) {  // the same below zero (the kernels split x − m by sign)
+    for (T& v : x) v = static_cast<T>(-1000 + rng.Uniform(-20, 20));
+  }
+  if (kind == 7 && n > 1) {  // a dominant logit below zero
+    for (T& v : x) v = static_cast<T>(rng.Uniform(-40, -30));
+    x[rng.Int(0, n - 1)] = T(-0.5);
+  }
   return x;
 }
-constexpr int kRowKinds = 6;
+constexpr int kRowKinds = 8;
 
 template <typename T>
 void CheckAccuracy() {
