@@ -12,10 +12,19 @@
 //    Measured max (AVX3 = AVX2, tests/core/simd_accuracy_test.cc): gelu f
 //    3.59, f' 2.42, f'' 2.39, VJP 2.86 ULP; gelu_tanh f 2.28, f' 2.87,
 //    f'' 6.45, VJP 3.59 ULP (outside +-0.5 of the interior zeros, where
-//    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps).
+//    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps). gelu'
+//    also keeps 4 ULP within that band (tests/core/gelu_simd_test.cc:
+//    f' 1.95, VJP 3.39 ULP).
 //  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
 //    (GeluDoubleK, GeluTanhDoubleK), as exact products and one-rounding
-//    polynomials are not available there.
+//    polynomials are not available there; gelu' near its root from the
+//    same expansion (f' 0.57, VJP 1.30 ULP there).
+// Sources of the techniques (no code copied): Cody-Waite reduction and the
+// split ln 2 from hwy/contrib/math/math-inl.h; the 1.5 * 2^23 rounding
+// shifter of XNNPACK's exp microkernels ("magic bias"); Dekker's exact
+// product and Veltkamp's split; erfcx ~ 1/(sqrt(pi) (t + 1/(2t + ...))),
+// the Laplace continued fraction (Abramowitz & Stegun 7.1.14), for the
+// shape of ErfcxHalf. Coefficients: scripts/fit_gelu_coefficients.py.
 //  - float64 gelu and gelu_tanh have no kernel here: activation.cc sends
 //    them to the long-double reference (an erfc to float64 accuracy is
 //    future work).
