@@ -185,7 +185,8 @@ namespace {
 
 // Whether a SIMD kernel serves f in T. float64 gelu and gelu_tanh stay on the
 // long-double reference: their tails need erfc and the argument of sigma to
-// more than float64 precision (see core/activation-inl.h).
+// more than float64 precision, and no float64 erfcx has been fitted and
+// proven to ~1e-16 yet (see core/gelu-inl.h).
 template <typename T>
 bool HasKernel(Function f) {
   if (!IsElementwise(f)) return false;
