@@ -328,6 +328,17 @@ ActivationServiceImpl::FindUnaryMethod(absl::string_view path) {
   return nullptr;
 }
 
+absl::Status ActivationServiceImpl::DispatchUnary(
+    absl::string_view path, const grpc::ByteBuffer& request,
+    const ComputeContext& context, int64_t max_elements, int64_t* elements,
+    grpc::ByteBuffer* response) {
+  const UnaryMethod* method = FindUnaryMethod(path);
+  if (method == nullptr) {
+    return absl::UnimplementedError(absl::StrCat("unknown method ", path));
+  }
+  return method->body(request, context, max_elements, elements, response);
+}
+
 // Serves one compute RPC as gRPC's unary calls behave: one request message,
 // then one response and the status (or the status alone). The reactor exists
 // from the call's headers on, so Shutdown waits for it while it uploads.

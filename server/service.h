@@ -100,6 +100,16 @@ class ActivationServiceImpl final
   // The Prometheus text of every call so far.
   std::string RenderMetrics() const { return metrics_.Render(CallsInFlight()); }
 
+  // The body of the unary compute RPC at `path` (e.g.
+  // "/actsvc.v1.ActivationService/Evaluate") as the server runs it, without
+  // a call: parse, check max_elements, compute, serialize. UNIMPLEMENTED for
+  // an unknown path. For tests (the fuzz targets under tests/fuzz).
+  static absl::Status DispatchUnary(absl::string_view path,
+                                    const grpc::ByteBuffer& request,
+                                    const ComputeContext& context,
+                                    int64_t max_elements, int64_t* elements,
+                                    grpc::ByteBuffer* response);
+
  private:
   class StreamReactor;
   class UnaryReactor;
