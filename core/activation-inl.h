@@ -158,7 +158,11 @@ struct LeakyReluK : NoTail {
     if constexpr (kOrder == 0) {
       if (alpha == 0)
         return hn::IfThenElseZero(hn::Not(hn::Le(x, hn::Zero(d))), x);
-      return hn::IfThenElse(pos, x, hn::Mul(x, hn::Set(d, T(alpha))));
+      const V ax = hn::Mul(x, hn::Set(d, T(alpha)));
+      // For 0 < alpha <= 1, max(x, alpha x) is the same value (bit for bit:
+      // +-0 and -inf too, and NaN where x is) in one operation less.
+      if (T(alpha) > T(0) && T(alpha) <= T(1)) return hn::Max(x, ax);
+      return hn::IfThenElse(pos, x, ax);
     } else {
       const V v = kOrder == 1 ? hn::IfThenElse(pos, hn::Set(d, T(1)),
                                                hn::Set(d, T(alpha)))
