@@ -25,9 +25,10 @@
 //
 // Accuracy (SPEC.md §4; measured per target by
 // tests/core/softmax_simd_test.cc against __float128):
-//  - x − m is formed exactly as hi + lo (TwoSum): the rounding of hi would be
-//    amplified by |x − m| in e^(x−m). ExpOfSum (below) takes hi + lo into
-//    its range reduction; within 1 ULP.
+//  - x − m is formed exactly as hi + lo (TwoSum, or Fast2Sum when the row's
+//    max and min allow): the rounding of hi would be amplified by |x − m|
+//    in e^(x−m). ExpOfSum (below) takes hi + lo into its range reduction;
+//    within 0.89 ULP (1.16 without FMA).
 //  - z is summed in T lanes with Fast2Sum-compensated accumulators that start
 //    at 1 (every e_i <= 1 keeps Fast2Sum exact), rest with TwoSum (it can be
 //    tiny), then the lanes are added in reference::Wider<T>: relative error
@@ -40,18 +41,21 @@
 //    pair. They leave out the first maximum k, whose p_k can be close to 1:
 //    its output uses 1 − p_k = rest / (1 + rest) in Wider<T> (1 − p_k in T
 //    would lose the digits that p_k (1 − p_k) g_k needs).
-//  - The VJP from y: blocks of 8 vectors summed plainly, the blocks with
-//    TwoSum (error ≤ 4ε Σ|terms|). It is exact for the y given (see
-//    SoftmaxVjpFromOutput in softmax.h for what that means near p_k = 1).
-// Measured maxima, the same on AVX3, AVX2, SSE4, SSSE3 and SCALAR unless
-// noted (rows of 1..2N−1, 1000, 1001 and 4099 values): p 1.98 ULP (float32;
-// 2.18 on SSE4 and below) / 2.26 (float64), log p 1.24 / 2.00; the budget
+//  - The VJP from y: blocks of up to 8 vectors summed plainly (FMA), the
+//    blocks with TwoSum (error ≤ 4ε Σ|terms|); ⟨g, y⟩ is then rounded to T
+//    (½ε |⟨g, y⟩| more) so that the output pass is one subtraction and one
+//    product. It is exact for the y given (see SoftmaxVjpFromOutput in
+//    softmax.h for what that means near p_k = 1).
+// Measured maxima (rows of 1..2N−1, 1000, 1001 and 4099 values; AVX3 and
+// AVX2 alike, SSE4, SSSE3 and SCALAR have no FMA): p 2.08 ULP (float32;
+// 2.23 without FMA) / 2.54 (float64), log p 1.24 / 1.10; the budget
 // asserted is 4 ULP for normal results. The VJPs from x stay within
 // 8ε Σ_a |J_ai g_a| of the exact value (the condition of the result
-// itself); measured excess beyond that: 0. The VJPs from y, against the
+// itself); measured excess beyond that: softmax 0.09 ULP (float32) / 0.05
+// (float64), log_softmax 0. The VJPs from y, against the
 // formula at the y given: excess beyond 8ε y_i Σ_j |g_j| y_j (softmax) or
-// 8ε e^(y_i) Σ_j |g_j| (log_softmax) at most 0.78 / 0.50 ULP (float32),
-// 0.36 / 0.50 (float64); budget 4.
+// 8ε e^(y_i) Σ_j |g_j| (log_softmax) at most 0.61 / 0.50 ULP (float32),
+// 0.67 / 0.50 (float64); budget 4.
 
 #ifndef ACTSVC_CORE_SOFTMAX_INL_COMMON_H_
 #define ACTSVC_CORE_SOFTMAX_INL_COMMON_H_
@@ -200,8 +204,10 @@ HWY_INLINE auto WithDiffKind(T max, T min, const F& f) {
 // factor 2^-64 and the result is multiplied by 2^(k+64), read from the low
 // bits of the magic-biased k: the product is exact for normal results and
 // rounds once for subnormal ones (no second scaling step as in hwy::Exp).
-// Measured: within 1 ULP of e^(hi+lo) (with the polynomial's and Horner's
-// roundings). float64: hwy::Exp (1 ULP) times (1 + lo).
+// Measured over every float32 hi in [−104, 0] with lo = 0 (against
+// double exp): 0.89 ULP with FMA, 1.16 ULP where MulAdd is a product and a
+// sum (SSE4 and below); subnormal results within 0.86 denorm_min.
+// float64: hwy::Exp (1 ULP) times (1 + lo).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V ExpOfSum(D d, V hi, V lo) {
   using T = hn::TFromD<D>;
@@ -290,7 +296,7 @@ HWY_INLINE reference::Wider<T> ExpAndSum(const T* HWY_RESTRICT x, size_t n,
   }
   size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    if (next && 2 * i < n) {  // early in the pass, so the lines can arrive
+    if (next && 2 * i + 2 * lanes <= n) {  // early, so the lines can arrive
       hwy::Prefetch(next + 2 * i);
       hwy::Prefetch(next + 2 * i + lanes);
     }
@@ -338,7 +344,7 @@ HWY_INLINE reference::Wider<T> ExpRest(const T* HWY_RESTRICT x, size_t n,
   }
   size_t i = 0;
   for (; i + lanes <= n; i += lanes) {
-    if (next && 2 * i < n) {  // early in the pass, so the lines can arrive
+    if (next && 2 * i + 2 * lanes <= n) {  // early, so the lines can arrive
       hwy::Prefetch(next + 2 * i);
       hwy::Prefetch(next + 2 * i + lanes);
     }
@@ -408,11 +414,20 @@ HWY_INLINE reference::Wider<T> BlockSum(const T* a, const T* b, size_t n) {
     for (size_t j = 1; j < 8; ++j) t = acc(i + j * lanes, t);
     CompensatedAdd(d, t, s, c);
   }
-  for (; i + lanes <= n; i += lanes) CompensatedAdd(d, term(i), s, c);
-  if (i < n) {
-    const V t = term(n - lanes);
-    CompensatedAdd(d, hn::IfThenZeroElse(hn::FirstN(d, i - (n - lanes)), t), s,
-                   c);
+  if (i < n) {  // fewer than 8 vectors left: one more block
+    V t = hn::Zero(d);
+    for (; i + lanes <= n; i += lanes) t = acc(i, t);
+    if (i < n) {  // the last vector overlaps lanes already summed
+      const size_t j = n - lanes;
+      const V aj =
+          hn::IfThenZeroElse(hn::FirstN(d, i - j), hn::LoadU(d, a + j));
+      if constexpr (kProduct) {
+        t = hn::MulAdd(aj, hn::LoadU(d, b + j), t);
+      } else {
+        t = hn::Add(t, aj);
+      }
+    }
+    CompensatedAdd(d, t, s, c);
   }
   return SumLanes(d, s, c);
 }
