@@ -53,13 +53,15 @@ void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
 // take): softmax, y = softmax(x), dx = y ⊙ (g − <g, y>); log_softmax,
 // y = log_softmax(x), dx = g − e^y Σg. dx may be y or g. One pass for the
 // sum and one for the output, against four (one with exp) from x.
-// Accuracy: exact for the y given, up to rounding: within 4 ULP plus
-// 8ε y_i Σ_j |g_j| y_j (softmax) or 8ε e^(y_i) Σ_j |g_j| (log_softmax) of
-// the exact value of the formula at (y, g). It cannot know more about x than
-// y holds: where p_k is close to 1, 1 − y_k keeps only the digits of y_k,
-// so relative to the VJP at x the result carries the rounding of y (error
-// up to ε |g_k| y_k). SoftmaxVjp (from x) forms 1 − p_k from the logits and
-// stays within the condition of the result there.
+// Accuracy: the formula at the (y, g) given, within 4 ULP plus
+// 8ε y_i Σ_j |g_j| y_j (softmax) or 8ε e^(y_i) Σ_j |g_j| (log_softmax), the
+// conditions of its sums. It cannot know more about x than y holds: the
+// rounding of y (4 ULP for ours) passes into dx as about
+// 4ε y_i (|g_i| + Σ_j |g_j| y_j), which where p_k is close to 1 exceeds the
+// condition of the VJP at x, p_k (|g_k| (1 − p_k) + ...), by up to
+// 1 / (1 − p_k): 1 − y_k keeps only the digits of y_k. SoftmaxVjp (from x)
+// forms 1 − p_k from the logits and stays within the condition there; the
+// Derivative RPC, which gets logits, uses it.
 template <typename T>
 void SoftmaxVjpFromOutput(Function f, AxisView v, absl::Span<const T> y,
                           absl::Span<const T> g, absl::Span<T> dx,
