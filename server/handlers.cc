@@ -97,6 +97,10 @@ absl::StatusOr<ResolvedAxis> ResolveAxis(const ResolvedSpec& spec,
         "spec.axis = ", spec.axis, " is out of range for input of rank ",
         x.rank(), " (expected ", -x.rank(), "..", x.rank() - 1, ")"));
   }
+  // An empty tensor has nothing to compute, but its other dims may be huge:
+  // visiting its outer x inner rows of 0 values could take hours (a 46-byte
+  // request did), and their count may overflow int64. It has no rows.
+  if (x.size() == 0) return ResolvedAxis{*axis, AxisView{0, 0, 0}};
   return ResolvedAxis{*axis, MakeAxisView(x.shape(), *axis)};
 }
 
@@ -346,7 +350,7 @@ absl::Status JacobianAs(const ResolvedSpec& spec, bool dense,
     absl::StatusOr<ResolvedAxis> resolved = ResolveAxis(spec, x);
     if (!resolved.ok()) return resolved.status();
     view = resolved->view;
-    c = view->size;
+    c = x.shape()[resolved->axis];
     for (int d = 0; d < x.rank(); ++d) {
       if (d != resolved->axis) shape.push_back(x.shape()[d]);
     }
@@ -385,7 +389,7 @@ absl::Status JacobianAs(const ResolvedSpec& spec, bool dense,
         v.inner * c * c, [&](int64_t b, int64_t e) {
           SoftmaxJacobian<T>(spec.function, v, xs, js, b, e);
         });
-  } else if (c > 0) {
+  } else if (x.size() > 0) {  // else c * c below may overflow
     const int64_t rows = x.size() / c;
     std::vector<T> diag;
     status = RunChunked(
