@@ -65,6 +65,23 @@ int64_t ElementsOf(const v1::StreamRequest& r) {
   return 0;
 }
 
+// The messages of the raw methods (ListFunctions, Stream): see service.h.
+template <typename Message>
+bool ParseMessage(grpc::ByteBuffer bytes, Message* message) {
+  // A copy of the buffer (its slices are shared): Deserialize consumes it.
+  return grpc::SerializationTraits<Message>::Deserialize(&bytes, message).ok();
+}
+
+template <typename Message>
+absl::Status SerializeMessage(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  const grpc::Status serialized =
+      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+  if (serialized.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("cannot serialize the response: ",
+                                          serialized.error_message()));
+}
+
 // RESOURCE_EXHAUSTED when `elements` is over `max_elements` (> 0).
 absl::Status CheckElements(int64_t elements, int64_t max_elements) {
   if (max_elements <= 0 || elements <= max_elements) return absl::OkStatus();
@@ -82,7 +99,7 @@ absl::Status CheckElements(int64_t elements, int64_t max_elements) {
 // order and leaves at most one operation outstanding, so Finish is called
 // exactly once: by whichever step fails or by the read that ends the stream.
 class ActivationServiceImpl::StreamReactor final
-    : public grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   StreamReactor(ActivationServiceImpl* service,
                 grpc::CallbackServerContext* context)
@@ -95,7 +112,7 @@ class ActivationServiceImpl::StreamReactor final
       End(accepting);
       return;
     }
-    StartRead(&request_);
+    StartRead(&request_bytes_);
   }
 
   void OnReadDone(bool ok) override {
@@ -116,7 +133,8 @@ class ActivationServiceImpl::StreamReactor final
     }
     ++index_;
     request_.Clear();
-    StartRead(&request_);
+    response_bytes_.Clear();
+    StartRead(&request_bytes_);
   }
 
   void OnDone() override { delete this; }
@@ -128,6 +146,12 @@ class ActivationServiceImpl::StreamReactor final
     }
     const SteadyClock::time_point start = SteadyClock::now();
     response_.Clear();
+    if (!ParseMessage(std::move(request_bytes_), &request_)) {
+      End(absl::InvalidArgumentError(
+          absl::StrCat("stream request #", index_,
+                       " is not a valid actsvc.v1.StreamRequest message")));
+      return;
+    }
     const int64_t elements = ElementsOf(request_);
     absl::Status status =
         CheckElements(elements, service_->options_.max_elements);
@@ -140,10 +164,14 @@ class ActivationServiceImpl::StreamReactor final
                                                    ": ", status.message())));
       return;
     }
+    if (status = SerializeMessage(response_, &response_bytes_); !status.ok()) {
+      End(status);
+      return;
+    }
     elements_ += elements;
     spdlog::debug("Stream from {}: request #{} OK in {:.3f} ms",
                   context_->peer(), index_, MillisecondsSince(start));
-    StartWrite(&response_);
+    StartWrite(&response_bytes_);
   }
 
   void End(const absl::Status& status) {
@@ -156,6 +184,8 @@ class ActivationServiceImpl::StreamReactor final
   grpc::CallbackServerContext* const context_;
   const CallScope scope_;
   const SteadyClock::time_point start_;
+  grpc::ByteBuffer request_bytes_;
+  grpc::ByteBuffer response_bytes_;
   v1::StreamRequest request_;
   v1::StreamResponse response_;
   int64_t index_ = 0;     // of the request being served, from 0
@@ -427,19 +457,27 @@ ActivationServiceImpl::UnaryMethods::CreateReactor(
 }
 
 grpc::ServerUnaryReactor* ActivationServiceImpl::ListFunctions(
-    grpc::CallbackServerContext* context,
-    const v1::ListFunctionsRequest* /*request*/,
-    v1::ListFunctionsResponse* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = CheckAccepting("ListFunctions");
-  // A copy of static metadata: cheap enough for the gRPC thread.
-  if (status.ok()) HandleListFunctions(response);
+  v1::ListFunctionsRequest parsed;
+  if (status.ok() && !ParseMessage(*request, &parsed)) {
+    status = absl::InvalidArgumentError(
+        "the request is not a valid actsvc.v1.ListFunctionsRequest message");
+  }
+  if (status.ok()) {
+    // A copy of static metadata: cheap enough for the gRPC thread.
+    v1::ListFunctionsResponse answer;
+    HandleListFunctions(&answer);
+    status = SerializeMessage(answer, response);
+  }
   Record("ListFunctions", context, status, 0);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::StreamRequest, v1::StreamResponse>*
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
 ActivationServiceImpl::Stream(grpc::CallbackServerContext* context) {
   return new StreamReactor(this, context);
 }
