@@ -1,0 +1,10 @@
+# actsvc-soak, the driver of bench/soak.sh (see there). It needs no Google
+# Benchmark, so a build without bench/ (the sanitized CI build) also makes it,
+# from tests/soak; either way it lands in <build>/bench, where soak.sh looks.
+add_executable(actsvc-soak ${PROJECT_SOURCE_DIR}/bench/soak.cc)
+target_link_libraries(actsvc-soak PRIVATE
+    actsvc_client_lib actsvc_core actsvc_proto gRPC::grpc++ absl::flags
+    absl::flags_parse absl::flags_usage absl::strings absl::time)
+target_compile_options(actsvc-soak PRIVATE -Wall -Wextra)
+set_target_properties(actsvc-soak PROPERTIES
+    RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)
