@@ -158,17 +158,27 @@ struct LeakyReluK : NoTail {
     if constexpr (kOrder == 0) {
       if (alpha == 0)
         return hn::IfThenElseZero(hn::Not(hn::Le(x, hn::Zero(d))), x);
-      const V ax = hn::Mul(x, hn::Set(d, T(alpha)));
-      // For 0 < alpha <= 1, max(x, alpha x) is the same value (bit for bit:
-      // +-0 and -inf too, and NaN where x is) in one operation less.
-      if (T(alpha) > T(0) && T(alpha) <= T(1)) return hn::Max(x, ax);
-      return hn::IfThenElse(pos, x, ax);
+      return hn::IfThenElse(pos, x, hn::Mul(x, hn::Set(d, T(alpha))));
     } else {
       const V v = kOrder == 1 ? hn::IfThenElse(pos, hn::Set(d, T(1)),
                                                hn::Set(d, T(alpha)))
                               : hn::Zero(d);
       return hn::IfThenElse(hn::IsNaN(x), x, v);
     }
+  }
+};
+
+// leaky_relu for 0 < alpha <= 1 (as T; activation.cc picks it): f is
+// max(x, alpha x), the same value as the select's (bit for bit: +-0 and -inf
+// too, and NaN where x is) in one operation less. A type of its own, so that
+// the test on alpha is not repeated in the loop.
+struct LeakyReluUnitK : LeakyReluK {
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    if constexpr (kOrder == 0) {
+      return hn::Max(x, hn::Mul(x, hn::Set(d, hn::TFromD<D>(alpha))));
+    }
+    return LeakyReluK::Eval<kOrder>(d, x);
   }
 };
 
@@ -418,21 +428,31 @@ HWY_INLINE size_t MapPairs(D d, const Op& op, const T* x, const T* g, T* y,
 }
 
 template <int kOrder, bool kVjp, class Op, typename T>
-HWY_NOINLINE void MapArray(const Op& op, const T* x, const T* g, T* y, size_t n,
-                           Limits<T> lim) {
+HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
+                           size_t n, Limits<T> lim) {
+  // A local copy: the stores to y cannot change it, so the compiler hoists
+  // the op's parameters (leaky_relu's alpha tests, elu's constants) out of
+  // the loop instead of reloading them for every vector.
+  const Op op = op_arg;
   const hn::ScalableTag<T> d;
   const size_t lanes = hn::Lanes(d);
   size_t i = 0;
   const uintptr_t yaddr = reinterpret_cast<uintptr_t>(y);
-  if (n * sizeof(T) >= kStreamBytes && yaddr % sizeof(T) == 0) {
-    // The first elements up to a vector boundary of y, then aligned pairs.
+  if (n >= 4 * lanes && yaddr % sizeof(T) == 0) {
+    // The first elements up to a vector boundary of y, then aligned stores:
+    // a misaligned vector store writes two cache lines (malloc's large
+    // blocks start 16 bytes into a page; x is then aligned too).
     const size_t mis = (yaddr / sizeof(T)) % lanes;
     if (mis != 0) {
       MapPartial<kOrder, kVjp>(d, op, x, g, y, lanes - mis, lim);
       i = lanes - mis;
     }
-    i = MapPairs<kOrder, kVjp, true>(d, op, x, g, y, i, n, lim);
-    hwy::FlushStream();
+    if (n * sizeof(T) >= kStreamBytes) {
+      i = MapPairs<kOrder, kVjp, true>(d, op, x, g, y, i, n, lim);
+      hwy::FlushStream();
+    } else {
+      i = MapPairs<kOrder, kVjp, false>(d, op, x, g, y, i, n, lim);
+    }
   } else {
     i = MapPairs<kOrder, kVjp, false>(d, op, x, g, y, i, n, lim);
   }

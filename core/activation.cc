@@ -39,6 +39,9 @@ void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
     case Function::kRelu:
       return RunKind(LeakyReluK{{}, 0.0}, kind, x, g, y, n, lim);
     case Function::kLeakyRelu:
+      if (kind == Kind::kF && T(alpha) > T(0) && T(alpha) <= T(1)) {
+        return MapArray<0, false>(LeakyReluUnitK{{{}, alpha}}, x, g, y, n, lim);
+      }
       return RunKind(LeakyReluK{{}, alpha}, kind, x, g, y, n, lim);
     case Function::kSigmoid:
       return RunKind(SigmoidK{}, kind, x, g, y, n, lim);
