@@ -10,11 +10,14 @@
 //    gelu_tanh: v = 2u as an exact-to-2^-48 float pair, e^-|v| from ExpLo
 //    with the low part inside the reduced argument.
 //    Measured max (AVX3 = AVX2, tests/core/simd_accuracy_test.cc): gelu f
-//    3.59, f' 2.42, f'' 2.39, VJP 2.86 ULP; gelu_tanh f 2.28, f' 2.87,
+//    3.28, f' 2.43, f'' 2.39, VJP 2.86 ULP; gelu_tanh f 2.28, f' 2.87,
 //    f'' 6.45, VJP 3.59 ULP (outside +-0.5 of the interior zeros, where
 //    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps). gelu'
 //    also keeps 4 ULP within that band (tests/core/gelu_simd_test.cc:
-//    f' 1.95, VJP 3.39 ULP).
+//    f' 2.13, VJP 3.25 ULP). Known gap: a denser sweep (every 3rd float of
+//    [-4, -1.2]) finds f at most 3.70 ULP but the VJP g f' up to 4.25 ULP
+//    for 4 inputs in 5M, near x = -1.43 (where f' switches from the
+//    expansion to E (x k + h)).
 //  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
 //    (GeluDoubleK, GeluTanhDoubleK), as exact products and one-rounding
 //    polynomials are not available there; gelu' near its root from the
@@ -183,8 +186,18 @@ HWY_INLINE V ErfcxHalf(D d, V a) {
   // P(0)'s low part (-1.8e-8) is left out: P is only used for a > 1/2
   // (see GeluK), where its weight in h is below 0.6.
   p = hn::MulAdd(p, a, hn::Set(d, 7.978845835e-01f));
-  return DivNR(d, hn::Mul(q, hn::Set(d, 0.398942280401432677940f)),
-               hn::MulAdd(a, q, p));
+  // num = k Q as the exact pair nh + nl: DivNR's residual step takes nl
+  // in, so that the numerator costs no rounding.
+  const V k = hn::Set(d, 0.398942280401432677940f);
+  const V nh = hn::Mul(q, k);
+  const V nl = TwoProdLo(d, q, k, nh);
+  const V den = hn::MulAdd(a, q, p);
+  V r = hn::ApproximateReciprocal(den);
+#if !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
+  r = hn::MulAdd(r, hn::NegMulAdd(r, den, hn::Set(d, 1.0f)), r);
+#endif
+  const V h0 = hn::Mul(nh, r);
+  return hn::MulAdd(r, hn::Add(hn::NegMulAdd(h0, den, nh), nl), h0);
 }
 
 // gelu'(x) for x in [-1.5, 0.5] as (x - z) G(x - z), z = -0.7518 its root,
@@ -265,8 +278,12 @@ struct GeluK : NoTail {
       // not (E itself is subnormal only where f is too). x >= 0: 1 - E h
       // with one rounding.
       const V e = hn::Mul(es, sc);
-      const V far = hn::IfThenElse(neg, hn::Mul(hn::Mul(x, h), e),
-                                   hn::Mul(x, hn::NegMulAdd(e, h, one)));
+      // x h = xh + xhl exactly, so that f rounds once after h and E.
+      const V xh = hn::Mul(x, h);
+      const V xhl = TwoProdLo(d, x, h, xh);
+      const V fneg = hn::MulAdd(xh, e, hn::Mul(xhl, e));
+      const V far =
+          hn::IfThenElse(neg, fneg, hn::Mul(x, hn::NegMulAdd(e, h, one)));
       V r = hn::Set(d, 1.098109788e-04f);
       r = hn::MulAdd(r, p, hn::Set(d, -1.186145935e-03f));
       r = hn::MulAdd(r, p, hn::Set(d, 9.973457083e-03f));
@@ -275,13 +292,18 @@ struct GeluK : NoTail {
       const V near = hn::MulAdd(p, r, hn::Mul(x, hn::Set(d, 0.5f)));
       return hn::IfThenElse(hn::Le(a, hn::Set(d, 0.5f)), near, far);
     }
-    const V t = hn::MulAdd(x, k, hn::IfThenElse(neg, h, hn::Neg(h)));
+    // x k with k as a pair (k's rounding, 2.8e-8, would be amplified by the
+    // partial cancellation of x k + h for x in (-2, -1.35)).
+    const V t =
+        hn::MulAdd(x, hn::Set(d, -1.13351701e-08f),  // k - float(k)
+                   hn::MulAdd(x, k, hn::IfThenElse(neg, h, hn::Neg(h))));
     // x >= 0: 1 + E t with one rounding.
     const V far = hn::IfThenElse(neg, hn::Mul(hn::Mul(es, t), sc),
                                  hn::MulAdd(hn::Mul(es, sc), t, one));
     const V near = GeluPrimeNearRoot(d, x);
+    // Below -1.42 the expansion itself cancels (G falls to 0.16 at -1.5).
     const auto band =
-        hn::And(hn::Ge(x, hn::Set(d, -1.5f)), hn::Le(x, hn::Set(d, 0.5f)));
+        hn::And(hn::Ge(x, hn::Set(d, -1.42f)), hn::Le(x, hn::Set(d, 0.5f)));
     return hn::IfThenElse(band, near, far);
   }
 };
