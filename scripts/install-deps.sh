@@ -14,6 +14,7 @@ packages=(
   python3 python3-grpcio python3-protobuf python3-numpy python3-scipy
   python3-matplotlib
   clang-format
+  libfuzzer-14-dev clang-14  # fuzzing (scripts/fuzz.sh)
 )
 
 missing=()

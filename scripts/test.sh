@@ -4,6 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 scripts/check-format.sh
+scripts/fuzz.sh
 # The whole suite under AddressSanitizer and UBSan (all but the slow container
 # tests, which test the image, not our code) first, so that the plain build's
 # ctest summary stays the last line.
