@@ -10,14 +10,15 @@
 //    gelu_tanh: v = 2u as an exact-to-2^-48 float pair, e^-|v| from ExpLo
 //    with the low part inside the reduced argument.
 //    Measured max (AVX3 = AVX2, tests/core/simd_accuracy_test.cc): gelu f
-//    3.28, f' 2.43, f'' 2.39, VJP 2.86 ULP; gelu_tanh f 2.28, f' 2.87,
-//    f'' 6.45, VJP 3.59 ULP (outside +-0.5 of the interior zeros, where
+//    3.28, f' 2.43, f'' 2.39, VJP 2.86 ULP; gelu_tanh f 2.28, f' 2.68,
+//    f'' 6.45, VJP 2.92 ULP (outside +-0.5 of the interior zeros, where
 //    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps). gelu'
 //    also keeps 4 ULP within that band (tests/core/gelu_simd_test.cc:
 //    f' 2.13, VJP 3.25 ULP). Known gap: a denser sweep (every 3rd float of
 //    [-4, -1.2]) finds f at most 3.70 ULP but the VJP g f' up to 4.25 ULP
 //    for 4 inputs in 5M, near x = -1.43 (where f' switches from the
-//    expansion to E (x k + h)).
+//    expansion to E (x k + h)); gelu_tanh f 3.18, f' 3.53 ULP, VJP up to
+//    4.13 ULP for 2 inputs in 5M.
 //  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
 //    (GeluDoubleK, GeluTanhDoubleK), as exact products and one-rounding
 //    polynomials are not available there; gelu' near its root from the
@@ -97,6 +98,20 @@ HWY_INLINE V DivNR(D d, V num, V den) {
 #endif
   const V q = hn::Mul(num, r);
   return hn::MulAdd(r, hn::NegMulAdd(q, den, num), q);
+}
+
+// (nh + nl) / den for a numerator given as a pair: nl enters the residual
+// step, so the numerator's own rounding costs nothing.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V DivPairNR(D d, V nh, V nl, V den) {
+  V r = hn::ApproximateReciprocal(den);
+#if !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
+  r = hn::MulAdd(r, hn::NegMulAdd(r, den, hn::Set(d, hn::TFromD<D>(1))), r);
+#else
+  (void)d;
+#endif
+  const V q = hn::Mul(nh, r);
+  return hn::MulAdd(r, hn::Add(hn::NegMulAdd(q, den, nh), nl), q);
 }
 
 // ExpLo: e^(hi + lo) * 2^64, float32, for hi <= 0 and |lo| <= ulp(hi)-ish:
@@ -191,13 +206,7 @@ HWY_INLINE V ErfcxHalf(D d, V a) {
   const V k = hn::Set(d, 0.398942280401432677940f);
   const V nh = hn::Mul(q, k);
   const V nl = TwoProdLo(d, q, k, nh);
-  const V den = hn::MulAdd(a, q, p);
-  V r = hn::ApproximateReciprocal(den);
-#if !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
-  r = hn::MulAdd(r, hn::NegMulAdd(r, den, hn::Set(d, 1.0f)), r);
-#endif
-  const V h0 = hn::Mul(nh, r);
-  return hn::MulAdd(r, hn::Add(hn::NegMulAdd(h0, den, nh), nl), h0);
+  return DivPairNR(d, nh, nl, hn::MulAdd(a, q, p));
 }
 
 // gelu'(x) for x in [-1.5, 0.5] as (x - z) G(x - z), z = -0.7518 its root,
@@ -390,9 +399,16 @@ struct GeluTanhK : NoTail {
       const V tb = hn::Sub(th, one);
       const V tl = hn::Add(hn::Sub(one, hn::Sub(th, tb)), hn::Sub(u, tb));
       const V lows = hn::Add(e, hn::Add(hn::Add(tl, ul), hn::Add(vl, w3l)));
-      const V sn = hn::Mul(hn::Mul(es, hn::Add(th, lows)), sc);
+      // es S as an exact pair, taken into the division's residual; the
+      // 2^-64 applied after the division (a subnormal low part would cost
+      // a microcode assist per operation on x86).
+      const V sum = hn::Add(th, lows);
+      const V snh = hn::Mul(es, sum);
+      const V snl = TwoProdLo(d, es, sum, snh);
       const V sp = hn::MulAdd(e, hn::Add(hn::Add(one, vh), w3), one);
-      return DivNR(d, hn::IfThenElse(neg, sn, sp), OnePlusSquared(d, e));
+      const V q = DivPairNR(d, hn::IfThenElse(neg, snh, sp),
+                            hn::IfThenElseZero(neg, snl), OnePlusSquared(d, e));
+      return hn::Mul(q, hn::IfThenElse(neg, sc, one));
     }
     const V dv = hn::MulAdd(hn::Set(d, kD3h), x2, hn::Set(d, kC1h));  // v'
     // 2 v' + x v'' = 2 v' + 6 c3 x^2.
