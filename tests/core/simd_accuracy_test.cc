@@ -221,6 +221,80 @@ void CheckArrays(const Case& c) {
 TEST_P(SimdAccuracyTest, ArraysFloat32) { CheckArrays<float>(GetParam()); }
 TEST_P(SimdAccuracyTest, ArraysFloat64) { CheckArrays<double>(GetParam()); }
 
+// Outputs of 4 MiB and more take the non-temporal store path of the array
+// loop (core/activation-inl.h, kStreamBytes): each element must equal, bit
+// for bit, what the same target computes for it in short (cached) pieces,
+// at an aligned and a misaligned output, in place and out of place, with
+// nothing written outside the output.
+template <typename T>
+void CheckLargeArrays(const Case& c) {
+  TargetScope scope;
+  const size_t n = (size_t{4} << 20) / sizeof(T) + 37;
+  constexpr size_t kPiece = 1000;
+  Random rng(11);
+  std::vector<T> pool(n + 8);
+  for (T& v : pool) v = static_cast<T>(rng.Uniform(-12, 12));
+  pool[100] = std::numeric_limits<T>::quiet_NaN();
+  pool[n / 2] = std::numeric_limits<T>::infinity();
+  pool[n - 3] = -std::numeric_limits<T>::infinity();
+  const std::vector<T> gpool = Upstream<T>(pool.size());
+  for (int64_t target : Targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int kind : {0, 3}) {
+      for (size_t offset : {0, 1}) {
+        const auto x = absl::MakeConstSpan(pool).subspan(offset, n);
+        const auto g = absl::MakeConstSpan(gpool).subspan(offset, n);
+        auto run = [&](absl::Span<const T> in, absl::Span<const T> up,
+                       absl::Span<T> out) {
+          if (kind == 0) {
+            Evaluate<T>(c.function, c.alpha, in, out);
+          } else {
+            Vjp<T>(c.function, c.alpha, in, up, out);
+          }
+        };
+        std::vector<T> expected(n);
+        for (size_t i = 0; i < n; i += kPiece) {
+          const size_t len = std::min(kPiece, n - i);
+          run(x.subspan(i, len), g.subspan(i, len),
+              absl::MakeSpan(expected).subspan(i, len));
+        }
+        for (bool in_place : {false, true}) {
+          std::vector<T> buf(n + 8, std::numeric_limits<T>::quiet_NaN());
+          const absl::Span<T> y = absl::MakeSpan(buf).subspan(offset, n);
+          if (in_place) std::copy(x.begin(), x.end(), y.begin());
+          run(in_place ? absl::Span<const T>(y) : x, g, y);
+          size_t mismatches = 0, first = n;
+          for (size_t i = 0; i < n; ++i) {
+            const bool same =
+                std::memcmp(&y[i], &expected[i], sizeof(T)) == 0 ||
+                (std::isnan(y[i]) && std::isnan(expected[i]));
+            if (!same && mismatches++ == 0) first = i;
+          }
+          EXPECT_EQ(mismatches, 0u)
+              << hwy::TargetName(target) << " " << c.label << " kind " << kind
+              << " offset " << offset << (in_place ? " in place" : "")
+              << " first at " << first;
+          for (size_t i = 0; i < buf.size(); ++i) {
+            if (i >= offset && i < offset + n) continue;
+            ASSERT_TRUE(std::isnan(buf[i])) << "wrote outside at " << i;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(SimdLargeArraysTest, StreamedOutputsMatchShortPieces) {
+  for (const Case& c : kCases) {
+    if (c.function != Function::kRelu && c.function != Function::kSigmoid &&
+        c.function != Function::kGelu && c.function != Function::kElu) {
+      continue;
+    }
+    CheckLargeArrays<float>(c);
+    CheckLargeArrays<double>(c);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllElementwise, SimdAccuracyTest,
                          ::testing::ValuesIn(kCases),
                          [](const ::testing::TestParamInfo<Case>& info) {
