@@ -23,16 +23,15 @@ double MillisecondsSince(SteadyClock::time_point start) {
 std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
 
 // The product of the tensor's dims as the client sent them: 0 when one is
-// negative (validation refuses it later), INT64_MAX when it overflows.
+// negative or the product overflows int64 (no tensor can have that shape:
+// validation refuses it later with INVALID_ARGUMENT, not as over a limit).
 int64_t ElementsOf(const v1::Tensor& tensor) {
   int64_t elements = 1;
   for (const int64_t dim : tensor.shape()) {
     if (dim < 0) return 0;
   }
   for (const int64_t dim : tensor.shape()) {
-    if (__builtin_mul_overflow(elements, dim, &elements)) {
-      return std::numeric_limits<int64_t>::max();
-    }
+    if (__builtin_mul_overflow(elements, dim, &elements)) return 0;
   }
   return elements;
 }

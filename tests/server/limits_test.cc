@@ -88,6 +88,16 @@ TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
               AllOf(HasSubstr("1001 elements"), HasSubstr("1000"),
                     HasSubstr("--max_elements")));
 
+  // A shape whose product overflows int64 is invalid, not over the limit.
+  v1::EvaluateRequest overflow = EvaluateOf(4);
+  overflow.mutable_input()->clear_shape();
+  overflow.mutable_input()->add_shape(int64_t{1} << 62);
+  overflow.mutable_input()->add_shape(4);
+  status = Evaluate(*stub, overflow);
+  EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("input.shape"));
+
   v1::SoftmaxCrossEntropyRequest cross_entropy;
   *cross_entropy.mutable_logits() =
       MakeTensor<float>({11, 100}, Ramp<float>(1100), Encoding::kRaw);
