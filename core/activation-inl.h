@@ -354,10 +354,23 @@ HWY_NOINLINE V ReferenceLanes(D d, V x, V y, hn::Mask<D> tail,
   return hn::IfThenElse(tail, hn::Load(d, buf), y);
 }
 
+// Op::kVjpPair (optional): the op computes the VJP itself (EvalVjp, every
+// lane incl. NaN and +-inf), from f' as hi + lo, so that f' is not rounded
+// before the product (core/gelu-inl.h).
+template <class Op, class = void>
+struct VjpPair : std::false_type {};
+template <class Op>
+struct VjpPair<Op, std::void_t<decltype(Op::kVjpPair)>>
+    : std::bool_constant<Op::kVjpPair> {};
+
 template <int kOrder, bool kVjp, class Op, class D, class V = hn::Vec<D>>
 HWY_INLINE V Apply(D d, const Op& op, V x, const V* g,
                    const Limits<hn::TFromD<D>>& lim) {
   using T = hn::TFromD<D>;
+  if constexpr (kVjp && VjpPair<Op>::value) {
+    static_assert(!Op::kHasTail && !Op::kFixup, "EvalVjp takes every lane");
+    return op.EvalVjp(d, x, *g);
+  }
   V y = op.template Eval<kOrder>(d, x);
   if constexpr (Op::kHasTail && kOrder >= TailMinOrder<Op>::value) {
     const auto tail = op.template Tail<kOrder>(d, x);

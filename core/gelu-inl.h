@@ -9,19 +9,21 @@
 //    ErfcxHalf below; f' near its root -0.7518 from a local expansion.
 //    gelu_tanh: v = 2u as an exact-to-2^-48 float pair, e^-|v| from ExpLo
 //    with the low part inside the reduced argument.
+//    The VJP g f' is formed from f' as an unrounded pair hi + lo
+//    (EvalVjp, VjpFromPair): with f' rounded first, f' at 3-3.5 ULP gave
+//    g f' up to 4.04 ULP (gelu_tanh, x = -3.496, g = 3.1) and 4.25 ULP
+//    (gelu near x = -1.43, where f' switches from the expansion to
+//    E (x k + h)).
 //    Measured max (AVX3 = AVX2, tests/core/simd_accuracy_test.cc): gelu f
-//    3.28, f' 2.43, f'' 2.39, VJP 2.86 ULP; gelu_tanh f 2.28, f' 2.68,
-//    f'' 6.45, VJP 2.92 ULP (outside +-0.5 of the interior zeros, where
+//    3.28, f' 2.43, f'' 2.39, VJP 2.54 ULP; gelu_tanh f 2.28, f' 2.68,
+//    f'' 6.45, VJP 2.59 ULP (outside +-0.5 of the interior zeros, where
 //    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps). gelu'
 //    also keeps 4 ULP within that band (tests/core/gelu_simd_test.cc:
-//    f' 2.13, VJP 3.25 ULP). On every 127th float of [-4, -1.2]
-//    (tests/core/gelu_simd_test.cc, where Phi + x phi and 1 + x v' cancel
-//    in part): gelu f 3.18, f' 3.04 ULP; gelu_tanh f 3.09, f' 2.93 ULP
-//    (every 3rd float: gelu f 3.70, f' 3.25; gelu_tanh f 3.18, f' 3.53).
-//    Known gap (issue 3): the VJP rounds f' before g f', so f' near 3 ULP
-//    gives g f' up to 4.04 ULP (gelu_tanh, x = -3.496, g = 3.1) or 4.25
-//    (gelu near x = -1.43, in a sweep of every 3rd float with other g);
-//    DISABLED_VjpKeepsUlpBudgetOnDenseSweep in that test.
+//    f' 2.13, VJP 2.76 ULP). On [-4, -1.2], where Phi + x phi and 1 + x v'
+//    cancel in part (tests/core/gelu_simd_test.cc, every 127th float; in
+//    brackets every 3rd float, g = 1, 0.75, -1.37, 3.1): gelu f 3.18
+//    (3.70), f' 3.04 (3.25), VJP 3.22 (3.25) ULP; gelu_tanh f 3.09 (3.18),
+//    f' 2.93 (3.53), VJP 3.21 (3.72) ULP.
 //  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
 //    (GeluDoubleK, GeluTanhDoubleK), as exact products and one-rounding
 //    polynomials are not available there; gelu' near its root from the
@@ -176,6 +178,39 @@ HWY_INLINE V FixNonFinite(D d, V x, V y) {
   return hn::IfThenElse(hn::IsNaN(x), x, y);
 }
 
+// g f' from f' = (hi + lo) scale (lo the rounding error of hi, or 0; scale
+// 1 or 2^-64): (g hi + g lo) scale with one rounding before the exact
+// scaling, instead of g times a rounded f' (two roundings: f' at 3 ULP
+// became 4.04 ULP in g f'). hi and lo unscaled keep g lo normal (a
+// subnormal result costs a microcode assist on x86). Lanes where x or the
+// result is not finite (NaN or +-inf in x or g, inf * 0, g hi overflowing
+// for |g| > 2^60) get g times the rounded, patched f', as the array loop's
+// VJP would.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V VjpFromPair(D d, V x, V g, V hi, V lo, V scale) {
+  const V y = hn::Mul(hn::MulAdd(g, hi, hn::Mul(g, lo)), scale);
+  // x + y is finite iff both are (or falsely not, where it overflows).
+  if (HWY_LIKELY(hn::AllTrue(d, hn::IsFinite(hn::Add(x, y))))) return y;
+  const auto ok = hn::And(hn::IsFinite(x), hn::IsFinite(y));
+  const V f1 = FixNonFinite<1>(d, x, hn::Mul(hn::Add(hi, lo), scale));
+  return hn::IfThenElse(ok, y, hn::Mul(g, f1));
+}
+
+// (nh + nl) / den as q + lo, unrounded: DivPairNR without its last
+// rounding (q = nh r, lo = r (nh + nl - q den)), for VjpFromPair.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V DivPairNRSplit(D d, V nh, V nl, V den, V* lo) {
+  V r = hn::ApproximateReciprocal(den);
+#if !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
+  r = hn::MulAdd(r, hn::NegMulAdd(r, den, hn::Set(d, hn::TFromD<D>(1))), r);
+#else
+  (void)d;
+#endif
+  const V q = hn::Mul(nh, r);
+  *lo = hn::Mul(r, hn::Add(hn::NegMulAdd(q, den, nh), nl));
+  return q;
+}
+
 // ErfcxHalf: h(a) = erfcx(a/sqrt2)/2, so that Phi(-a) = e^(-a^2/2) h(a)
 // and erfc(t) = 2 e^(-t^2) h(t sqrt2) (the vectorized erfc of issue 3:
 // the GELU tail needs erfc, not 1 + erf).
@@ -265,12 +300,21 @@ HWY_INLINE V GeluPrimeNearRoot(D d, V x) {
 struct GeluK : NoTail {
   // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
   static constexpr bool kFixup = false;
+  // The VJP from f' = hi + lo (EvalVjp).
+  static constexpr bool kVjpPair = true;
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE V Eval(D d, V x) const {
     return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
   }
-  template <int kOrder, class D, class V = hn::Vec<D>>
-  HWY_INLINE V EvalFinite(D d, V x) const {
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalVjp(D d, V x, V g) const {
+    V lo, scale;
+    const V hi = EvalFinite<1, true>(d, x, &lo, &scale);
+    return VjpFromPair(d, x, g, hi, lo, scale);
+  }
+  // With kWantLo (kOrder 1), f' = (result + *lo) * *scale for VjpFromPair.
+  template <int kOrder, bool kWantLo = false, class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalFinite(D d, V x, V* lo = nullptr, V* scale = nullptr) const {
     static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
     const V one = hn::Set(d, 1.0f);
     const V a = hn::Min(hn::Abs(x), hn::Set(d, 20.0f));
@@ -312,12 +356,23 @@ struct GeluK : NoTail {
         hn::MulAdd(x, hn::Set(d, -1.13351701e-08f),  // k - float(k)
                    hn::MulAdd(x, k, hn::IfThenElse(neg, h, hn::Neg(h))));
     // x >= 0: 1 + E t with one rounding.
-    const V far = hn::IfThenElse(neg, hn::Mul(hn::Mul(es, t), sc),
-                                 hn::MulAdd(hn::Mul(es, sc), t, one));
+    const V et = hn::Mul(es, t);
+    const V e = hn::Mul(es, sc);
+    const V fpos = hn::MulAdd(e, t, one);
+    const V far = hn::IfThenElse(neg, hn::Mul(et, sc), fpos);
     const V near = GeluPrimeNearRoot(d, x);
     // Below -1.42 the expansion itself cancels (G falls to 0.16 at -1.5).
     const auto band =
         hn::And(hn::Ge(x, hn::Set(d, -1.42f)), hn::Le(x, hn::Set(d, 0.5f)));
+    if constexpr (kWantLo) {
+      // x < 0 outside the band: es t = et + lo exactly, scale 2^-64. The
+      // rounding of 1 + E t (x >= 0.5, f' in (1, 1.13]) and of the
+      // expansion are left out.
+      const auto sneg = hn::AndNot(band, neg);
+      *lo = hn::IfThenElseZero(sneg, TwoProdLo(d, es, t, et));
+      *scale = hn::IfThenElse(sneg, sc, one);
+      return hn::IfThenElse(band, near, hn::IfThenElse(neg, et, fpos));
+    }
     return hn::IfThenElse(band, near, far);
   }
 };
@@ -342,9 +397,17 @@ struct GeluK : NoTail {
 struct GeluTanhK : NoTail {
   // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
   static constexpr bool kFixup = false;
+  // The VJP from f' = hi + lo (EvalVjp).
+  static constexpr bool kVjpPair = true;
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE V Eval(D d, V x) const {
     return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalVjp(D d, V x, V g) const {
+    V lo, scale;
+    const V hi = EvalFinite<1, true>(d, x, &lo, &scale);
+    return VjpFromPair(d, x, g, hi, lo, scale);
   }
   // c1 + c * x^2 as a float pair (mh, ml), x^2 = x2 + x2l exactly.
   template <class D, class V = hn::Vec<D>>
@@ -362,8 +425,9 @@ struct GeluTanhK : NoTail {
     *ml = hn::Add(err, hn::Add(pl, hn::Set(d, c1l)));
     return mh;
   }
-  template <int kOrder, class D, class V = hn::Vec<D>>
-  HWY_INLINE V EvalFinite(D d, V x) const {
+  // With kWantLo (kOrder 1), f' = (result + *lo) * *scale for VjpFromPair.
+  template <int kOrder, bool kWantLo = false, class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalFinite(D d, V x, V* lo = nullptr, V* scale = nullptr) const {
     static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
     // c1 = 2 sqrt(2/pi), c3 = 0.044715 c1 as float pairs, d3 = 3 c3.
     constexpr float kC1h = 1.595769167e+00f, kC1l = -4.534068054e-08f;
@@ -411,9 +475,16 @@ struct GeluTanhK : NoTail {
       const V snh = hn::Mul(es, sum);
       const V snl = TwoProdLo(d, es, sum, snh);
       const V sp = hn::MulAdd(e, hn::Add(hn::Add(one, vh), w3), one);
-      const V q = DivPairNR(d, hn::IfThenElse(neg, snh, sp),
-                            hn::IfThenElseZero(neg, snl), OnePlusSquared(d, e));
-      return hn::Mul(q, hn::IfThenElse(neg, sc, one));
+      const V nh = hn::IfThenElse(neg, snh, sp);
+      const V nl = hn::IfThenElseZero(neg, snl);
+      const V den = OnePlusSquared(d, e);
+      const V sfac = hn::IfThenElse(neg, sc, one);
+      if constexpr (kWantLo) {
+        *scale = sfac;
+        return DivPairNRSplit(d, nh, nl, den, lo);
+      }
+      const V q = DivPairNR(d, nh, nl, den);
+      return hn::Mul(q, sfac);
     }
     const V dv = hn::MulAdd(hn::Set(d, kD3h), x2, hn::Set(d, kC1h));  // v'
     // 2 v' + x v'' = 2 v' + 6 c3 x^2.
