@@ -1419,9 +1419,12 @@ class TableBuilder {
         MakeInput({over}, v1::FLOAT32, Encoding::kRaw).Tensor();
     add(absl::StrCat("evaluate/over_max_elements/f32/raw/[", over, "]"),
         "Evaluate", e, 1);
+    // No tensor has a shape whose element count overflows int64: invalid,
+    // not over the limit (validation names input.shape).
     *e.mutable_input() =
         shape_only({int64_t{1} << 40, int64_t{1} << 40}, v1::FLOAT64);
-    add("evaluate/element_count_overflows", "Evaluate", e);
+    AddUnary("evaluate/element_count_overflows", "Evaluate invalid", "Evaluate",
+             e, {Code::INVALID_ARGUMENT}, nullptr, 10);
 
     v1::DerivativeRequest d;
     *d.mutable_spec() = gelu.Spec();
