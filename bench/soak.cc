@@ -42,6 +42,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "actsvc/v1/activation.pb.h"
+#include "client/bench_load.h"
 #include "client/tensor.h"
 #include "core/activation.h"
 #include "core/analyze.h"
@@ -81,6 +82,8 @@ namespace v1 = ::actsvc::v1;
 using ::actsvc::AxisView;
 using ::actsvc::Function;
 using ::actsvc::client::Encoding;
+using ::actsvc::client::bench::Parse;
+using ::actsvc::client::bench::Serialize;
 using Code = ::grpc::StatusCode;
 
 constexpr int kCodes = 17;  // gRPC status codes 0..16
@@ -106,25 +109,9 @@ const char* CodeName(int code) {
   return code >= 0 && code < kCodes ? kNames[code] : "?";
 }
 
-grpc::ByteBuffer Serialize(const google::protobuf::Message& message) {
-  // Once per case: every call of the case shares the slice.
-  grpc::Slice slice(message.SerializeAsString());
-  return grpc::ByteBuffer(&slice, 1);
-}
-
 grpc::ByteBuffer Bytes(absl::string_view bytes) {
   grpc::Slice slice(bytes.data(), bytes.size());
   return grpc::ByteBuffer(&slice, 1);
-}
-
-bool Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* message) {
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return false;
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return message->ParseFromString(bytes);
 }
 
 // Calls fn with a value of the C++ type of `dtype` (float or double).

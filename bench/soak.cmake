@@ -3,7 +3,7 @@
 # from tests/soak; either way it lands in <build>/bench, where soak.sh looks.
 add_executable(actsvc-soak ${PROJECT_SOURCE_DIR}/bench/soak.cc)
 target_link_libraries(actsvc-soak PRIVATE
-    actsvc_client_lib actsvc_core actsvc_proto gRPC::grpc++ absl::flags
+    actsvc_bench_lib actsvc_client_lib actsvc_core actsvc_proto gRPC::grpc++ absl::flags
     absl::flags_parse absl::flags_usage absl::strings absl::time)
 target_compile_options(actsvc-soak PRIVATE -Wall -Wextra)
 set_target_properties(actsvc-soak PROPERTIES

@@ -35,22 +35,6 @@ int64_t NowNs() {
       .count();
 }
 
-grpc::ByteBuffer Serialize(const google::protobuf::Message& message) {
-  // Once per run: one copy into a slice that every call then shares.
-  grpc::Slice slice(message.SerializeAsString());
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-bool Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* message) {
-  std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return false;
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return message->ParseFromString(bytes);
-}
-
 // Values of `dtype` (exactly representable) in [lo, hi).
 std::vector<double> RandomValues(std::mt19937_64& rng, int64_t n, double lo,
                                  double hi, v1::DataType dtype) {
@@ -214,6 +198,22 @@ std::string CompareTensor(const v1::Tensor& tensor, const Workload& w) {
 }
 
 }  // namespace
+
+grpc::ByteBuffer Serialize(const google::protobuf::Message& message) {
+  // Once per run: one copy into a slice that every call then shares.
+  grpc::Slice slice(message.SerializeAsString());
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+bool Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* message) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return false;
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return message->ParseFromString(bytes);
+}
 
 absl::StatusOr<Rpc> RpcFromName(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);

@@ -22,6 +22,11 @@
 
 namespace actsvc::client::bench {
 
+// A message as one slice that every call sending it shares (serialized once).
+grpc::ByteBuffer Serialize(const google::protobuf::Message& message);
+// Parses a (possibly multi-slice) buffer into `message`; false when invalid.
+bool Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* message);
+
 enum class Rpc { kEvaluate, kDerivative, kVjp, kJacobian, kXent, kStream };
 // evaluate, derivative, vjp, jacobian, xent, stream.
 absl::StatusOr<Rpc> RpcFromName(absl::string_view name);
