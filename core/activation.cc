@@ -11,6 +11,7 @@
 
 #include "core/activation-inl.h"
 #include "core/gelu-inl.h"
+#include "core/gelu_f64-inl.h"
 #include "core/reference.h"
 #include "hwy/highway.h"
 
@@ -59,25 +60,26 @@ void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
       return RunKind(EluK{reference::kSeluLambda, sa, EluTailLo<T>(sa)}, kind,
                      x, g, y, n, lim);
     }
-    // float32 lanes with FMA, float64 lanes without (see core/gelu-inl.h).
+    // float32: float32 lanes with FMA, float64 lanes without (see
+    // core/gelu-inl.h); float64: GeluF64K (core/gelu_f64-inl.h) and
+    // GeluTanhK on every target.
     case Function::kGelu:
-      if constexpr (sizeof(T) == 4) {
+      if constexpr (sizeof(T) == 8) {
+        return RunKind(GeluF64K{}, kind, x, g, y, n, lim);
+      } else {
 #if HWY_NATIVE_FMA
         return RunKind(GeluK{}, kind, x, g, y, n, lim);
 #else
         return RunKind(GeluDoubleK{}, kind, x, g, y, n, lim);
 #endif
       }
-      break;
     case Function::kGeluTanh:
+#if !HWY_NATIVE_FMA
       if constexpr (sizeof(T) == 4) {
-#if HWY_NATIVE_FMA
-        return RunKind(GeluTanhK{}, kind, x, g, y, n, lim);
-#else
         return RunKind(GeluTanhDoubleK{}, kind, x, g, y, n, lim);
-#endif
       }
-      break;
+#endif
+      return RunKind(GeluTanhK{}, kind, x, g, y, n, lim);
     default:
       break;
   }
@@ -186,15 +188,11 @@ double DefaultAlpha(Function f) {
 
 namespace {
 
-// Whether a SIMD kernel serves f in T. float64 gelu and gelu_tanh stay on the
-// long-double reference: their tails need erfc and the argument of sigma to
-// more than float64 precision, and no float64 erfcx has been fitted and
-// proven to ~1e-16 yet (see core/gelu-inl.h).
+// Whether a SIMD kernel serves f in T: every elementwise function, float32
+// and float64.
 template <typename T>
 bool HasKernel(Function f) {
-  if (!IsElementwise(f)) return false;
-  if (sizeof(T) == 8) return f != Function::kGelu && f != Function::kGeluTanh;
-  return true;
+  return IsElementwise(f);
 }
 
 template <typename T>

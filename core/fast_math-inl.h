@@ -2,7 +2,9 @@
 // (core/activation-inl.h): e^t and expm1(t) for t <= 0 from one range
 // reduction, and 1/s and a/b without the (slow) vector division where the
 // target has a 14-bit reciprocal estimate. float64 lanes use Highway's Exp,
-// Expm1 and Div unchanged.
+// Expm1 and Div unchanged, except gelu and gelu_tanh, whose tails need
+// e^(hi + lo) of an argument carried as a pair: ExpLo64. Also the exact
+// products (TwoProdLo) and residuals both kernels' pairs are built from.
 //
 // Each helper states its contract as hwy/contrib/math/math-inl.h does: the
 // valid range of the argument and the max error measured (float32, against
@@ -25,6 +27,44 @@ HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+// The rounding error of the product a*b = p (exactly a*b - p for the
+// operands used here: no overflow or underflow). FMA where the target has
+// it; otherwise Dekker's product with Veltkamp's splitting.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V TwoProdLo(D d, V a, V b, V p) {
+#if HWY_NATIVE_FMA
+  (void)d;
+  return hn::MulSub(a, b, p);
+#else
+  using T = hn::TFromD<D>;
+  // 2^12 + 1 (float), 2^27 + 1 (double).
+  const V split = hn::Set(d, T(sizeof(T) == 4 ? 4097.0 : 134217729.0));
+  const V ca = hn::Mul(a, split);
+  const V ah = hn::Sub(ca, hn::Sub(ca, a));
+  const V al = hn::Sub(a, ah);
+  const V cb = hn::Mul(b, split);
+  const V bh = hn::Sub(cb, hn::Sub(cb, b));
+  const V bl = hn::Sub(b, bh);
+  V err = hn::Sub(hn::Mul(ah, bh), p);
+  err = hn::Add(err, hn::Mul(ah, bl));
+  err = hn::Add(err, hn::Mul(al, bh));
+  return hn::Add(err, hn::Mul(al, bl));
+#endif
+}
+
+// num - q den exactly, for q close to num/den (the product's error from
+// TwoProdLo; num - q den rounded is then exact by Sterbenz's lemma).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V Residual(D d, V num, V q, V den) {
+#if HWY_NATIVE_FMA
+  (void)d;
+  return hn::NegMulAdd(q, den, num);
+#else
+  const V p = hn::Mul(q, den);
+  return hn::Sub(hn::Sub(num, p), TwoProdLo(d, q, den, p));
+#endif
+}
 
 // x86's MAXPS/MAXPD return the second operand when either is NaN, so
 // hn::Max(bound, t) passes a NaN t through (the clamp below), and kernels
@@ -161,6 +201,59 @@ HWY_INLINE V Divide(D d, V a, V b) {
 #endif
   (void)d;
   return hn::Div(a, b);
+}
+
+// ExpLo64: e^(hi + lo) * 2^64, float64 lanes, the float64 counterpart of
+// core/gelu-inl.h's ExpLo: the argument's rounding error lo goes into the
+// reduced argument, and the factor 2^64 keeps results down to e^-752 normal
+// (a caller that multiplies e^-|v| by a large factor keeps its digits where
+// e^-|v| alone would be subnormal; it multiplies its final result by
+// kExpLo64Scale, exact unless that result is subnormal).
+// Valid lane types: float64. Valid range: hi <= 0 (0 below -750, where
+// callers' results are below the smallest normal), |lo| <= 2^-40 |hi| or so.
+// Max error: about 0.5 ULP (the fit of E below: 2.8e-18 relative; r and its
+// rounding error rl as a pair, 1 + r as a pair, one final rounding).
+// Form: n = round(hi log2 e) by the 1.5 * 2^52 shifter, whose low bits also
+// carry the bias 1023 + 64, so 2^(n + 64) is the sum's bits shifted left by
+// 52; r = hi - n ln2 + lo with ln2 = 0x1.62E4p-1 + 1.4286068203094173e-6
+// (n times the first part is exact, and so is its subtraction, with or
+// without FMA); e^r = 1 + r + r^2 E(r), E of degree 10 fitted by
+// scripts/fit_gelu_f64.py.
+constexpr double kExpLo64Scale = 0x1p-64;
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpLo64(D d, V hi, V lo) {
+  static_assert(sizeof(hn::TFromD<D>) == 8, "float64 only");
+  const hn::RebindToSigned<D> di;
+  const V lowest = hn::Set(d, -750.0);
+  const V x = hn::Max(lowest, hi);
+  const V magic = hn::Set(d, 0x1.8p52 + 1087);
+  const V t = hn::MulAdd(x, hn::Set(d, 1.4426950408889634), magic);
+  const V s = hn::BitCast(d, hn::ShiftLeft<52>(hn::BitCast(di, t)));
+  const V n = hn::Sub(t, magic);
+  const V r0 = hn::MulAdd(n, hn::Set(d, -0x1.62E4p-1), x);  // exact
+  const V c = hn::MulAdd(n, hn::Set(d, -1.4286068203094173e-06), lo);
+  // r + rl = r0 + c (Fast2Sum; where |c| > |r0|, r is below 3e-3 and rl's
+  // own error is below 2^-62).
+  const V r = hn::Add(r0, c);
+  const V rl = hn::Add(hn::Sub(r0, r), c);
+  V q = hn::Set(d, 2.0885930053864267e-09);
+  q = hn::MulAdd(q, r, hn::Set(d, 2.5105177392475458e-08));
+  q = hn::MulAdd(q, r, hn::Set(d, 2.7557359973942128e-07));
+  q = hn::MulAdd(q, r, hn::Set(d, 2.7557255507250965e-06));
+  q = hn::MulAdd(q, r, hn::Set(d, 2.480158723484882e-05));
+  q = hn::MulAdd(q, r, hn::Set(d, 0.00019841269874724211));
+  q = hn::MulAdd(q, r, hn::Set(d, 0.0013888888888922634));
+  q = hn::MulAdd(q, r, hn::Set(d, 0.0083333333333261671));
+  q = hn::MulAdd(q, r, hn::Set(d, 0.041666666666666609));
+  q = hn::MulAdd(q, r, hn::Set(d, 0.16666666666666671));
+  q = hn::MulAdd(q, r, hn::Set(d, 0.5));
+  // e^(r + rl) = 1 + r + (r^2 E(r) + rl (1 + r)), 1 + r as a pair.
+  q = hn::MulAdd(hn::Mul(r, r), q, hn::MulAdd(rl, r, rl));
+  const V one = hn::Set(d, 1.0);
+  const V s1 = hn::Add(one, r);
+  const V s1l = hn::Add(hn::Sub(one, s1), r);
+  return hn::IfThenZeroElse(hn::Lt(hi, lowest),
+                            hn::Mul(hn::Add(s1, hn::Add(s1l, q)), s));
 }
 
 }  // namespace HWY_NAMESPACE

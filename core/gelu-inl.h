@@ -36,9 +36,11 @@
 // product and Veltkamp's split; erfcx ~ 1/(sqrt(pi) (t + 1/(2t + ...))),
 // the Laplace continued fraction (Abramowitz & Stegun 7.1.14), for the
 // shape of ErfcxHalf. Coefficients: scripts/fit_gelu_coefficients.py.
-//  - float64 gelu and gelu_tanh have no kernel here: activation.cc sends
-//    them to the long-double reference (an erfc to float64 accuracy is
-//    future work).
+//  - float64: gelu_tanh is GeluTanhK below in float64 lanes (float64 pairs,
+//    ExpLo64), on every target; gelu is GeluF64K in core/gelu_f64-inl.h.
+//    Measured max over AVX3/AVX2/SSE4/SSSE3/SCALAR (simd_accuracy_test and
+//    the dense float64 sweep of gelu_simd_test): gelu_tanh f 2.42, f' 2.45,
+//    f'' 7.89, VJP 3.12 ULP.
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_GELU_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -64,61 +66,45 @@ namespace hn = hwy::HWY_NAMESPACE;
 // the highest order down with refits; each constant term is a float pair
 // hi + lo, its lo added inside the polynomial).
 
-// The rounding error of the product a*b = p (exactly a*b - p for the
-// operands used here: no overflow or underflow). FMA where the target has
-// it; otherwise Dekker's product with Veltkamp's splitting.
+// 1/den for the division helpers below. float32: the reciprocal estimate
+// (rcp14 on AVX3, relative error 2^-14; rcpps elsewhere, with one Newton
+// step to ~2^-24), without a division instruction (a 512-bit vdivps
+// occupies the divider for ~10 cycles, as long as the rest of a kernel).
+// float64: a division (0.5 ULP).
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE V TwoProdLo(D d, V a, V b, V p) {
-#if HWY_NATIVE_FMA
-  (void)d;
-  return hn::MulSub(a, b, p);
+HWY_INLINE V RecipNR(D d, V den) {
+  using T = hn::TFromD<D>;
+  if constexpr (sizeof(T) == 8) {
+    return hn::Div(hn::Set(d, T(1)), den);
+  } else {
+    V r = hn::ApproximateReciprocal(den);
+#if !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
+    r = hn::MulAdd(r, hn::NegMulAdd(r, den, hn::Set(d, T(1))), r);
 #else
-  const V split = hn::Set(d, hn::TFromD<D>(4097));  // 2^12 + 1 for float
-  const V ca = hn::Mul(a, split);
-  const V ah = hn::Sub(ca, hn::Sub(ca, a));
-  const V al = hn::Sub(a, ah);
-  const V cb = hn::Mul(b, split);
-  const V bh = hn::Sub(cb, hn::Sub(cb, b));
-  const V bl = hn::Sub(b, bh);
-  V err = hn::Sub(hn::Mul(ah, bh), p);
-  err = hn::Add(err, hn::Mul(ah, bl));
-  err = hn::Add(err, hn::Mul(al, bh));
-  return hn::Add(err, hn::Mul(al, bl));
+    (void)d;
 #endif
+    return r;
+  }
 }
 
-// num / den within about 0.5 ULP without a division instruction (a 512-bit
-// vdivps occupies the divider for ~10 cycles, as long as the rest of a
-// kernel): the reciprocal estimate (rcp14 on AVX3, rcpps elsewhere), one
-// Newton step (relative error ~2^-24), q = num r, then one correction of q
-// by its residual num - q den (exact with FMA). For the denominators here,
-// all in [1, 27].
+// num / den within about 0.5 ULP: q = num RecipNR(den), then one
+// correction of q by its exact residual num - q den (with rcp14, the
+// correction alone leaves ~2^-28). For the denominators here, all in
+// [1, 27].
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V DivNR(D d, V num, V den) {
-  V r = hn::ApproximateReciprocal(den);
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  // rcp14: 2^-14, so that the correction of q alone leaves ~2^-28.
-  (void)d;
-#else
-  const V one = hn::Set(d, hn::TFromD<D>(1));
-  r = hn::MulAdd(r, hn::NegMulAdd(r, den, one), r);
-#endif
+  const V r = RecipNR(d, den);
   const V q = hn::Mul(num, r);
-  return hn::MulAdd(r, hn::NegMulAdd(q, den, num), q);
+  return hn::MulAdd(r, Residual(d, num, q, den), q);
 }
 
 // (nh + nl) / den for a numerator given as a pair: nl enters the residual
 // step, so the numerator's own rounding costs nothing.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V DivPairNR(D d, V nh, V nl, V den) {
-  V r = hn::ApproximateReciprocal(den);
-#if !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
-  r = hn::MulAdd(r, hn::NegMulAdd(r, den, hn::Set(d, hn::TFromD<D>(1))), r);
-#else
-  (void)d;
-#endif
+  const V r = RecipNR(d, den);
   const V q = hn::Mul(nh, r);
-  return hn::MulAdd(r, hn::Add(hn::NegMulAdd(q, den, nh), nl), q);
+  return hn::MulAdd(r, hn::Add(Residual(d, nh, q, den), nl), q);
 }
 
 // ExpLo: e^(hi + lo) * 2^64, float32, for hi <= 0 and |lo| <= ulp(hi)-ish:
@@ -137,7 +123,7 @@ HWY_INLINE V DivPairNR(D d, V nh, V nl, V den) {
 // tests/core/simd_accuracy_test.cc.
 constexpr float kExpLoScale = 5.42101086242752217e-20f;  // 2^-64
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE V ExpLo(D d, V hi, V lo) {
+HWY_INLINE V ExpLo32(D d, V hi, V lo) {
   static_assert(sizeof(hn::TFromD<D>) == 4, "float32 only");
   const hn::RebindToSigned<D> di;
   // n = round(hi / ln 2) by the 1.5 * 2^23 shifter: its low mantissa bits
@@ -161,6 +147,17 @@ HWY_INLINE V ExpLo(D d, V hi, V lo) {
       hn::Sub(hn::BitCast(di, t), hn::Set(di, 0x4B400000 - 127 - 64));
   const V s = hn::BitCast(d, hn::ShiftLeft<23>(hn::Max(biased, hn::Zero(di))));
   return hn::MulAdd(em1, s, s);
+}
+
+// float32 lanes: ExpLo32 above; float64 lanes: ExpLo64
+// (core/fast_math-inl.h), the same contract with e^-752 for e^-131.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpLo(D d, V hi, V lo) {
+  if constexpr (sizeof(hn::TFromD<D>) == 8) {
+    return ExpLo64(d, hi, lo);
+  } else {
+    return ExpLo32(d, hi, lo);
+  }
 }
 
 // The limits of gelu and gelu_tanh at +-inf (f -> x or 0, f' -> 1 or 0,
@@ -200,14 +197,9 @@ HWY_INLINE V VjpFromPair(D d, V x, V g, V hi, V lo, V scale) {
 // rounding (q = nh r, lo = r (nh + nl - q den)), for VjpFromPair.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V DivPairNRSplit(D d, V nh, V nl, V den, V* lo) {
-  V r = hn::ApproximateReciprocal(den);
-#if !(HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3)
-  r = hn::MulAdd(r, hn::NegMulAdd(r, den, hn::Set(d, hn::TFromD<D>(1))), r);
-#else
-  (void)d;
-#endif
+  const V r = RecipNR(d, den);
   const V q = hn::Mul(nh, r);
-  *lo = hn::Mul(r, hn::Add(hn::NegMulAdd(q, den, nh), nl));
+  *lo = hn::Mul(r, hn::Add(Residual(d, nh, q, den), nl));
   return q;
 }
 
@@ -377,7 +369,9 @@ struct GeluK : NoTail {
   }
 };
 
-// gelu_tanh, float32 lanes: x sigma(v), v = 2u = c1 x + c3 x^3,
+// gelu_tanh, float32 lanes (targets with FMA) and float64 lanes (every
+// target; pairs of doubles, TwoProdLo by Dekker's product without FMA,
+// divisions as RecipNR describes): x sigma(v), v = 2u = c1 x + c3 x^3,
 // c1 = 2 sqrt(2/pi), c3 = 0.044715 c1. sigma(v) for v << 0 is e^v, whose
 // relative error is |v| (up to 87) times that of v: v is formed as a float
 // pair vh + vl (x^2 exact by TwoProdLo, the products and the sum c1 + c3
@@ -394,6 +388,8 @@ struct GeluK : NoTail {
 // x is clamped to [-20, 20] inside v: sigma(v) is 0 or 1 in float32 there.
 // x sigma(v) is normal down to x = -10.1, e^v only to v = -87.3 (x = -9.9),
 // and f', f'' out to |x| = 11: ExpLo's 2^64 scale keeps e's digits there.
+// float64: the clamp is 22.5; x sigma(v) is normal down to x = -21.5, e^v
+// only to v = -708 (x = -20.9), f'' to x = -21.9.
 struct GeluTanhK : NoTail {
   // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
   static constexpr bool kFixup = false;
@@ -409,10 +405,15 @@ struct GeluTanhK : NoTail {
     const V hi = EvalFinite<1, true>(d, x, &lo, &scale);
     return VjpFromPair(d, x, g, hi, lo, scale);
   }
-  // c1 + c * x^2 as a float pair (mh, ml), x^2 = x2 + x2l exactly.
-  template <class D, class V = hn::Vec<D>>
-  static HWY_INLINE V Poly2(D d, float c1h, float c1l, float ch, float cl, V x2,
-                            V x2l, V* ml) {
+  // The constants as pairs hi + lo of T: c1 = 2 sqrt(2/pi), c3 = 0.044715
+  // c1, d3 = 3 c3 and 6 c3 (scripts/fit_gelu_f64.py prints the float64
+  // ones); kClamp: |x| beyond which sigma(v) is 0 or 1 and e^v (times
+  // 2^64) 0 or subnormal.
+  template <typename T>
+  struct Consts;
+  // c1 + c * x^2 as a pair (mh, ml), x^2 = x2 + x2l exactly.
+  template <class D, class V = hn::Vec<D>, typename T = hn::TFromD<D>>
+  static HWY_INLINE V Poly2(D d, T c1h, T c1l, T ch, T cl, V x2, V x2l, V* ml) {
     const V vch = hn::Set(d, ch);
     const V ph = hn::Mul(vch, x2);
     V pl = TwoProdLo(d, vch, x2, ph);
@@ -428,36 +429,40 @@ struct GeluTanhK : NoTail {
   // With kWantLo (kOrder 1), f' = (result + *lo) * *scale for VjpFromPair.
   template <int kOrder, bool kWantLo = false, class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalFinite(D d, V x, V* lo = nullptr, V* scale = nullptr) const {
-    static_assert(sizeof(hn::TFromD<D>) == 4, "float32 kernel");
-    // c1 = 2 sqrt(2/pi), c3 = 0.044715 c1 as float pairs, d3 = 3 c3.
-    constexpr float kC1h = 1.595769167e+00f, kC1l = -4.534068054e-08f;
-    constexpr float kC3h = 7.135481387e-02f, kC3l = 2.398832466e-09f;
-    constexpr float kD3h = 2.140644491e-01f;
-    const V one = hn::Set(d, 1.0f);
-    const V xc = hn::Min(hn::Max(x, hn::Set(d, -20.0f)), hn::Set(d, 20.0f));
+    using T = hn::TFromD<D>;
+    using C = Consts<T>;
+    const V one = hn::Set(d, T(1));
+    const V xc =
+        hn::Min(hn::Max(x, hn::Set(d, -C::kClamp)), hn::Set(d, C::kClamp));
     const V x2 = hn::Mul(xc, xc);
     const V x2l = TwoProdLo(d, xc, xc, x2);
     V ml;
-    const V mh = Poly2(d, kC1h, kC1l, kC3h, kC3l, x2, x2l, &ml);
+    const V mh = Poly2(d, C::kC1h, C::kC1l, C::kC3h, C::kC3l, x2, x2l, &ml);
     const V vh = hn::Mul(xc, mh);
     const V vl = hn::MulAdd(xc, ml, TwoProdLo(d, xc, mh, vh));
     const auto neg = hn::Lt(x, hn::Zero(d));
-    const V sc = hn::Set(d, kExpLoScale);  // es * sc = e
+    const V sc = hn::Set(d, T(kExpLoScale));  // es * sc = e
     const V es =
         ExpLo(d, hn::Neg(hn::Abs(vh)), hn::IfThenElse(neg, vl, hn::Neg(vl)));
     const V e = hn::Mul(es, sc);
     const V ope = hn::Add(one, e);
     if constexpr (kOrder == 0) {
-      return DivNR(d, hn::IfThenElse(neg, hn::Mul(hn::Mul(x, es), sc), x), ope);
+      // The clamped xc: x < 0: xc e (x e would be wrong beyond the clamp,
+      // where es, 0 or subnormal, is e^-|v| of the clamped v); x > kClamp:
+      // sigma(v) = 1 exactly, and without FMA the division's residual
+      // (Dekker's product) would overflow for huge x.
+      const V q =
+          DivNR(d, hn::IfThenElse(neg, hn::Mul(hn::Mul(xc, es), sc), xc), ope);
+      return hn::IfThenElse(hn::Gt(x, hn::Set(d, C::kClamp)), x, q);
     }
     if constexpr (kOrder == 1) {
       // x v' = v + 2 c3 x^3, v the pair (vh, vl), 2 c3 x^3 the pair
       // (w3, w3l) (2 c3 x and its product with x^2 + x2l, with their
       // errors; 2 c3's own rounding, 3.4e-8, is left out).
-      const V k2 = hn::Set(d, 2 * kC3h);
+      const V k2 = hn::Set(d, 2 * C::kC3h);
       const V c2x = hn::Mul(k2, xc);
       const V w3 = hn::Mul(c2x, x2);
-      const V w3l = hn::MulAdd(hn::MulSub(k2, xc, c2x), x2,
+      const V w3l = hn::MulAdd(TwoProdLo(d, k2, xc, c2x), x2,
                                hn::MulAdd(c2x, x2l, TwoProdLo(d, c2x, x2, w3)));
       // x < 0: u = vh + w3 and th = 1 + u with their errors (TwoSum), then
       // S = th + (e + the low parts).
@@ -486,13 +491,33 @@ struct GeluTanhK : NoTail {
       const V q = DivPairNR(d, nh, nl, den);
       return hn::Mul(q, sfac);
     }
-    const V dv = hn::MulAdd(hn::Set(d, kD3h), x2, hn::Set(d, kC1h));  // v'
+    const V dv =
+        hn::MulAdd(hn::Set(d, C::kD3h), x2, hn::Set(d, C::kC1h));  // v'
     // 2 v' + x v'' = 2 v' + 6 c3 x^2.
-    const V a = hn::MulAdd(hn::Set(d, 4.281288981e-01f), x2, hn::Add(dv, dv));
+    const V a = hn::MulAdd(hn::Set(d, C::kC6h), x2, hn::Add(dv, dv));
     const V b = hn::Mul(hn::Mul(hn::Abs(xc), hn::Mul(dv, dv)), hn::Sub(one, e));
     const V num = hn::Mul(hn::Mul(es, hn::MulSub(a, ope, b)), sc);
     return DivNR(d, num, hn::Mul(OnePlusSquared(d, e), ope));
   }
+};
+
+template <>
+struct GeluTanhK::Consts<float> {
+  static constexpr float kC1h = 1.595769167e+00f, kC1l = -4.534068054e-08f;
+  static constexpr float kC3h = 7.135481387e-02f, kC3l = 2.398832466e-09f;
+  static constexpr float kD3h = 2.140644491e-01f, kC6h = 4.281288981e-01f;
+  static constexpr float kClamp = 20.0f;
+};
+template <>
+struct GeluTanhK::Consts<double> {
+  static constexpr double kC1h = 1.5957691216057308;
+  static constexpr double kC1l = -9.9693088091109202e-17;
+  static constexpr double kC3h = 0.071354816272600249;
+  static constexpr double kC3l = -6.175149918155315e-19;
+  static constexpr double kD3h = 0.21406444881780073;
+  static constexpr double kC6h = 0.42812889763560147;
+  // v = -752 (e^v 2^64 below the smallest normal) at x = -22.15.
+  static constexpr double kClamp = 22.5;
 };
 
 // ---------------------------------------------------------------------------

@@ -15,6 +15,7 @@
 #include "hwy/targets.h"
 #include "tests/core/accuracy.h"
 #include "tests/core/oracle.h"
+#include "tests/core/test_util.h"
 
 namespace actsvc {
 namespace test {
@@ -160,6 +161,97 @@ TEST(GeluSimdTest, GeluTanhKeepsUlpBudgetOnDenseSweep) {
 TEST(GeluSimdTest, VjpKeepsUlpBudgetOnDenseSweep) {
   Sweep(Function::kGelu, "gelu", true);
   Sweep(Function::kGeluTanh, "gelu_tanh", true);
+}
+
+// float64 (core/gelu_f64-inl.h, and GeluTanhK in float64 lanes): f, f', f''
+// and g f' (g = 0.75, -1.37) on every target over a dense grid of
+// [-40, 8] (step 2^-11, with a random offset per point so that the grid
+// does not sit on short binary fractions), denser still around the switch
+// of GeluF64K at |x| = 3/4, and the bands where E = e^-a^2/2 (gelu, |x| in
+// [37, 39]) or e^-|v| (gelu_tanh, x in [-22.3, -20.5]) are subnormal while
+// the results are not (ExpLo64's 2^64 keeps their digits). Budgets of SPEC.md
+// §4: 4 ULP (16 for f''), the absolute bound within 1/2 of an interior zero,
+// and the smallest normal for subnormal results.
+std::vector<double> Float64SweepInputs(Function fn) {
+  std::vector<double> x;
+  Random rng(11);
+  for (double t = -40; t <= 8; t += 1.0 / 2048) {
+    x.push_back(t + rng.Uniform(0, 1.0 / 2048));
+  }
+  for (double c : {-0.75, 0.75}) {
+    double lo = c, hi = c;
+    for (int i = 0; i < 2048; ++i) {
+      lo = std::nextafter(lo, -1.0);
+      hi = std::nextafter(hi, 1.0);
+      x.push_back(lo);
+      x.push_back(hi);
+    }
+  }
+  const double band_lo = fn == Function::kGelu ? -39.0 : -22.3;
+  const double band_hi = fn == Function::kGelu ? -37.0 : -20.5;
+  for (int i = 0; i < 20000; ++i) x.push_back(rng.Uniform(band_lo, band_hi));
+  if (fn == Function::kGelu) {
+    for (int i = 0; i < 20000; ++i) x.push_back(rng.Uniform(37.0, 39.0));
+  }
+  return x;
+}
+
+void SweepFloat64(Function fn, const char* name) {
+  TargetScope scope;
+  const std::vector<double> x = Float64SweepInputs(fn);
+  std::vector<Jet> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) want[i] = OracleJet(fn, 0, x[i]);
+  const std::vector<double> zeros[3] = {
+      {}, InteriorZeros(fn, 1), InteriorZeros(fn, 2)};
+  const double gs[] = {0.75, -1.37};
+  const char* kNames[] = {"f", "f'", "f''", "vjp"};
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    double max[4] = {0, 0, 0, 0};
+    size_t failures = 0;
+    std::string first;
+    std::vector<double> y(x.size());
+    for (int kind = 0; kind < 5; ++kind) {
+      const int order = kind >= 3 ? 1 : kind;
+      const double g = kind >= 3 ? gs[kind - 3] : 1.0;
+      if (kind == 0) {
+        Evaluate<double>(fn, 0, x, absl::MakeSpan(y));
+      } else if (kind < 3) {
+        Derivative<double>(fn, 0, kind, x, absl::MakeSpan(y));
+      } else {
+        const std::vector<double> gv(x.size(), g);
+        Vjp<double>(fn, 0, x, gv, absl::MakeSpan(y));
+      }
+      const int slot = kind >= 3 ? 3 : kind;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double near =
+            std::fabs(g) * NearZeroBound<double>(zeros[order], order, x[i]);
+        const Verdict v = Judge<double>(y[i], want[i][order] * Quad(g),
+                                        order == 2 ? 16 : 4, near);
+        if (v.rule == Rule::kUlp) max[slot] = std::fmax(max[slot], v.ulp);
+        if (!v.ok && ++failures <= 6) {
+          first += std::string("\n  ") + kNames[slot] +
+                   " x = " + Describe<double>(x[i]) + "  got " +
+                   Describe<double>(y[i]) + "  want " +
+                   Describe(want[i][order]);
+        }
+      }
+    }
+    std::printf(
+        "%-7s %s float64 on [-40, 8]: max f %.3f, f' %.3f, f'' %.3f, "
+        "vjp %.3f ULP, n=%zu\n",
+        hwy::TargetName(target), name, max[0], max[1], max[2], max[3],
+        x.size());
+    EXPECT_EQ(failures, 0u) << hwy::TargetName(target) << " " << name << first;
+  }
+}
+
+TEST(GeluSimdTest, GeluFloat64KeepsBudgetsOnDenseSweep) {
+  SweepFloat64(Function::kGelu, "gelu");
+}
+
+TEST(GeluSimdTest, GeluTanhFloat64KeepsBudgetsOnDenseSweep) {
+  SweepFloat64(Function::kGeluTanh, "gelu_tanh");
 }
 
 }  // namespace
