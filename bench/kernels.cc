@@ -1,7 +1,8 @@
 // Kernel benchmarks: actsvc's dispatched SIMD kernels against the scalar
 // reference loop and oneDNN's eltwise and softmax primitives, on the same
 // arrays, one thread. Names: <impl>/<op>/<function>/<dtype>/<n>, impl in
-// {actsvc, scalar, onednn}, op in {fwd, d1, d2, vjp}; softmax rows have 1000
+// {actsvc, scalar, onednn}, op in {fwd, d1, d2, vjp}, dtype f32 (f64 for the
+// elementwise actsvc and scalar rows too); softmax rows have 1000
 // classes, and their vjp rows take the forward output y and dy as oneDNN's
 // backward does (actsvc's from-logits VJP is op vjp_logits; the scalar vjp
 // rows recompute p from x). Throughput is reported as items_per_second
@@ -30,9 +31,11 @@ namespace {
 constexpr int64_t kSizes[] = {4096, 65536, 16777216};
 constexpr int64_t kClasses = 1000;
 
-// Inputs in [-10, 10] (tails included), upstream gradients in [-1, 1].
-std::vector<float> Inputs(int64_t n, float lo, float hi) {
-  std::vector<float> v(n);
+// Inputs in [-10, 10] (tails included), upstream gradients in [-1, 1]; the
+// same values in float32 and float64 arrays.
+template <typename T = float>
+std::vector<T> Inputs(int64_t n, float lo, float hi) {
+  std::vector<T> v(n);
   uint32_t s = 12345;
   for (auto& x : v) {
     s = s * 1664525u + 1013904223u;
@@ -41,15 +44,18 @@ std::vector<float> Inputs(int64_t n, float lo, float hi) {
   return v;
 }
 
-struct Arrays {
-  std::vector<float> x, g, y;
-  explicit Arrays(int64_t n)
-      : x(Inputs(n, -10, 10)), g(Inputs(n, -1, 1)), y(n) {}
+template <typename T>
+struct ArraysOf {
+  std::vector<T> x, g, y;
+  explicit ArraysOf(int64_t n)
+      : x(Inputs<T>(n, -10, 10)), g(Inputs<T>(n, -1, 1)), y(n) {}
 };
+using Arrays = ArraysOf<float>;
 
+template <typename T = float>
 void Finish(benchmark::State& state, int64_t n) {
   state.SetItemsProcessed(state.iterations() * n);
-  state.SetBytesProcessed(state.iterations() * n * sizeof(float));
+  state.SetBytesProcessed(state.iterations() * n * sizeof(T));
 }
 
 struct Fn {
@@ -72,39 +78,41 @@ const Fn kFunctions[] = {
 };
 const char* const kOps[] = {"fwd", "d1", "d2", "vjp"};
 
+template <typename T>
 void ActsvcElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
-  Arrays a(n);
+  ArraysOf<T> a(n);
   const auto x = absl::MakeConstSpan(a.x);
   const auto y = absl::MakeSpan(a.y);
   for (auto _ : state) {
     if (op == 0) {
-      Evaluate<float>(fn.f, fn.alpha, x, y);
+      Evaluate<T>(fn.f, fn.alpha, x, y);
     } else if (op < 3) {
-      Derivative<float>(fn.f, fn.alpha, op, x, y);
+      Derivative<T>(fn.f, fn.alpha, op, x, y);
     } else {
-      Vjp<float>(fn.f, fn.alpha, x, absl::MakeConstSpan(a.g), y);
+      Vjp<T>(fn.f, fn.alpha, x, absl::MakeConstSpan(a.g), y);
     }
     benchmark::DoNotOptimize(a.y.data());
     benchmark::ClobberMemory();
   }
-  Finish(state, n);
+  Finish<T>(state, n);
 }
 
-// The scalar reference loop (core/reference.h, computed in double); the VJP
-// is g times its f'.
+// The scalar reference loop (core/reference.h, computed in double for
+// float32, long double for float64); the VJP is g times its f'.
+template <typename T>
 void ScalarElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
-  Arrays a(n);
+  ArraysOf<T> a(n);
   const auto x = absl::MakeConstSpan(a.x);
   const auto y = absl::MakeSpan(a.y);
   for (auto _ : state) {
-    ReferenceEvaluate<float>(fn.f, fn.alpha, op == 3 ? 1 : op, x, y);
+    ReferenceEvaluate<T>(fn.f, fn.alpha, op == 3 ? 1 : op, x, y);
     if (op == 3) {
       for (int64_t i = 0; i < n; ++i) a.y[i] *= a.g[i];
     }
     benchmark::DoNotOptimize(a.y.data());
     benchmark::ClobberMemory();
   }
-  Finish(state, n);
+  Finish<T>(state, n);
 }
 
 // fwd: SoftmaxForward from x. vjp: SoftmaxVjpFromOutput, given y = the
@@ -271,8 +279,10 @@ void OnednnSoftmax(benchmark::State& state, bool log, bool backward,
 }
 #endif  // ACTSVC_HAVE_ONEDNN
 
-std::string Name(const char* impl, const char* op, const char* fn, int64_t n) {
-  return std::string(impl) + "/" + op + "/" + fn + "/f32/" + std::to_string(n);
+std::string Name(const char* impl, const char* op, const char* fn, int64_t n,
+                 const char* dtype = "f32") {
+  return std::string(impl) + "/" + op + "/" + fn + "/" + dtype + "/" +
+         std::to_string(n);
 }
 
 void RegisterAll() {
@@ -280,11 +290,17 @@ void RegisterAll() {
     for (const Fn& fn : kFunctions) {
       for (int op = 0; op < 4; ++op) {
         benchmark::RegisterBenchmark(
-            Name("actsvc", kOps[op], fn.name, n).c_str(), ActsvcElementwise, fn,
-            op, n);
+            Name("actsvc", kOps[op], fn.name, n).c_str(),
+            ActsvcElementwise<float>, fn, op, n);
         benchmark::RegisterBenchmark(
-            Name("scalar", kOps[op], fn.name, n).c_str(), ScalarElementwise, fn,
-            op, n);
+            Name("scalar", kOps[op], fn.name, n).c_str(),
+            ScalarElementwise<float>, fn, op, n);
+        benchmark::RegisterBenchmark(
+            Name("actsvc", kOps[op], fn.name, n, "f64").c_str(),
+            ActsvcElementwise<double>, fn, op, n);
+        benchmark::RegisterBenchmark(
+            Name("scalar", kOps[op], fn.name, n, "f64").c_str(),
+            ScalarElementwise<double>, fn, op, n);
       }
     }
     for (bool log : {false, true}) {

@@ -34,7 +34,7 @@ def main(path):
     print("| function | op | n | actsvc | onednn | scalar | actsvc/onednn | actsvc/scalar |")
     print("|---|---|---|---|---|---|---|---|")
     order = {"fwd": 0, "d1": 1, "d2": 2, "vjp": 3, "copy": 4}
-    for (fn, op, dtype, n) in sorted(rows, key=lambda k: (k[0], order.get(k[1], 9), int(k[3]))):
+    for (fn, op, dtype, n) in sorted(rows, key=lambda k: (k[2], k[0], order.get(k[1], 9), int(k[3]))):
         r = rows[(fn, op, dtype, n)]
         a, o, s = r.get("actsvc"), r.get("onednn"), r.get("scalar")
         cell = lambda v: "%.3g" % v if v else "–"
@@ -42,8 +42,9 @@ def main(path):
         if fn == "-":
             print("| memcpy | copy | %s | %s | | | | |" % (n, cell(r.get("memcpy"))))
             continue
+        label = fn if dtype == "f32" else "%s (%s)" % (fn, dtype)
         print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            fn, op, n, cell(a), cell(o), cell(s), ratio(a, o), ratio(a, s)))
+            label, op, n, cell(a), cell(o), cell(s), ratio(a, o), ratio(a, s)))
 
 
 if __name__ == "__main__":
