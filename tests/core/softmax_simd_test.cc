@@ -13,7 +13,12 @@
 //  - special rows (NaN, ±inf, all −inf, a range that overflows) equal bit for
 //    bit to the scalar reference, also when mixed with ordinary rows;
 //  - the same for the VJPs from the forward output (SoftmaxVjpFromOutput),
-//    against the formula at the y given (see CheckFromOutput).
+//    against the formula at the y given (see CheckFromOutput);
+//  - strided rows (inner > 1, run in tiles through the same kernels) equal
+//    bit for bit to the contiguous rows, in place and by outer sub-ranges
+//    (CheckStrided);
+//  - dense Jacobians from the SIMD stats kernel against __float128, strided
+//    and special rows included (CheckJacobian).
 #include <quadmath.h>
 
 #include <algorithm>
@@ -489,6 +494,289 @@ void CheckFromOutput() {
 
 TEST(SoftmaxSimdTest, FromOutputFloat32) { CheckFromOutput<float>(); }
 TEST(SoftmaxSimdTest, FromOutputFloat64) { CheckFromOutput<double>(); }
+
+// ---------------------------------------------------------------------------
+// Strided rows (inner > 1), which run the contiguous kernels on tiles
+// gathered from the tensor: every op on [3, C, K] along axis 1 gives, bit
+// for bit, the contiguous (inner == 1) result of the same rows after
+// transposing, on the same target; special rows included (a +inf, a NaN,
+// all −inf, a range that overflows; for the VJPs from the output NaN and inf
+// in y or g). Also in place (y aliasing x or g; dx aliasing y or g) and for
+// outer sub-ranges, which give the bits of the whole call. K = 70 spans
+// more than one tile (at most 64 columns).
+
+// op: 0 softmax, 1 log_softmax, 2, 3 their VJPs from x, 4, 5 from y.
+constexpr int kAllOps = 6;
+const char* const kAllOpNames[kAllOps] = {
+    "softmax", "log_softmax",        "softmax_vjp",
+    "log_vjp", "softmax_vjp_from_y", "log_vjp_from_y"};
+
+template <typename T>
+void RunView(int op, AxisView v, const T* x, const T* g, T* y,
+             int64_t outer_begin = 0, int64_t outer_end = -1) {
+  const size_t total = static_cast<size_t>(v.elements());
+  const Function f = op % 2 ? Function::kLogSoftmax : Function::kSoftmax;
+  const auto xs = absl::MakeConstSpan(x, total);
+  const auto ys = absl::MakeSpan(y, total);
+  if (op < 2) {
+    SoftmaxForward<T>(f, v, xs, ys, outer_begin, outer_end);
+  } else if (op < 4) {
+    SoftmaxVjp<T>(f, v, xs, absl::MakeConstSpan(g, total), ys, outer_begin,
+                  outer_end);
+  } else {
+    SoftmaxVjpFromOutput<T>(f, v, xs, absl::MakeConstSpan(g, total), ys,
+                            outer_begin, outer_end);
+  }
+}
+
+// [outer, C, K] -> [outer, K, C] and back (the same function both ways with
+// the two inner sizes swapped).
+template <typename T>
+std::vector<T> Transpose(const std::vector<T>& a, int64_t outer, int64_t rows,
+                         int64_t cols) {
+  std::vector<T> t(a.size());
+  for (int64_t o = 0; o < outer; ++o) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (int64_t c = 0; c < cols; ++c) {
+        t[(o * cols + c) * rows + r] = a[(o * rows + r) * cols + c];
+      }
+    }
+  }
+  return t;
+}
+
+template <typename T>
+bool SameBits(T a, T b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0 ||
+         (std::isnan(a) && std::isnan(b));
+}
+
+template <typename T>
+void CheckStrided() {
+  TargetScope scope;
+  using L = std::numeric_limits<T>;
+  const T inf = L::infinity();
+  constexpr int64_t kOuter = 3;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    Random rng(29);
+    size_t checked = 0;
+    for (int64_t c : {1, 2, 7, 1000, 1001}) {
+      for (int64_t k : {2, 5, 17, 33, 70}) {
+        const AxisView strided{kOuter, c, k};
+        const AxisView contiguous{kOuter * k, c, 1};
+        const size_t total = static_cast<size_t>(strided.elements());
+        // Logits (ordinary rows of the MakeRow kinds, and special ones),
+        // upstream gradients, and the forward outputs of the logits.
+        std::vector<T> xt(total), gt(total);  // transposed: [outer, K, C]
+        for (int64_t r = 0; r < kOuter * k; ++r) {
+          const std::vector<T> row =
+              MakeRow<T>(static_cast<int>(r % kRowKinds), c, rng);
+          std::copy(row.begin(), row.end(), xt.begin() + r * c);
+        }
+        for (T& v : gt) v = static_cast<T>(rng.Uniform(-2, 2));
+        // Row 1: one +inf; row 2: all −inf; row 3: a NaN; row k + 1: max and
+        // lowest (x − m overflows).
+        xt[1 * c + c / 2] = inf;
+        for (int64_t i = 0; i < c; ++i) xt[2 * c + i] = -inf;
+        xt[3 * c + c - 1] = L::quiet_NaN();
+        xt[(k + 1) * c] = L::max();
+        xt[(k + 1) * c + c - 1] = c > 1 ? L::lowest() : L::max();
+        for (int op = 0; op < kAllOps; ++op) {
+          std::vector<T> in_t = xt, g_t = gt;
+          if (op >= 4) {  // the VJPs from y take a forward output
+            std::vector<T> y_t(total);
+            RunView<T>(op % 2, contiguous, xt.data(), nullptr, y_t.data());
+            in_t = y_t;
+            // y special rows: a NaN in y (row 0), +inf in y (row k), a
+            // NaN in g (row 2k), −inf in g (row 2k + 1).
+            in_t[c / 2] = L::quiet_NaN();
+            in_t[k * c + c - 1] = inf;
+            g_t[2 * k * c] = L::quiet_NaN();
+            g_t[(2 * k + 1) * c + c / 3] = -inf;
+          }
+          std::vector<T> want_t(total, L::quiet_NaN());
+          RunView<T>(op, contiguous, in_t.data(), g_t.data(), want_t.data());
+          const std::vector<T> in = Transpose(in_t, kOuter, k, c);
+          const std::vector<T> g = Transpose(g_t, kOuter, k, c);
+          const std::vector<T> want = Transpose(want_t, kOuter, k, c);
+          // 0: out of place; 1: y aliasing x (or y); 2: y aliasing g;
+          // 3: out of place by outer sub-ranges [0, 1), [1, 3).
+          for (int mode = 0; mode < 4; ++mode) {
+            if (mode == 2 && op < 2) continue;
+            std::vector<T> xb = in, gb = g, yb(total, L::quiet_NaN());
+            T* yp = mode == 1 ? xb.data() : mode == 2 ? gb.data() : yb.data();
+            if (mode == 3) {
+              RunView<T>(op, strided, xb.data(), gb.data(), yp, 0, 1);
+              RunView<T>(op, strided, xb.data(), gb.data(), yp, 1, kOuter);
+            } else {
+              RunView<T>(op, strided, xb.data(), gb.data(), yp);
+            }
+            for (size_t i = 0; i < total; ++i) {
+              ASSERT_TRUE(SameBits(yp[i], want[i]))
+                  << hwy::TargetName(target) << " " << kAllOpNames[op] << " "
+                  << Dtype<T>() << " C=" << c << " K=" << k << " mode=" << mode
+                  << " o=" << i / (c * k) << " c=" << i / k % c
+                  << " i=" << i % k << " got=" << yp[i] << " want=" << want[i];
+            }
+            checked += total;
+          }
+        }
+      }
+    }
+    std::printf("%-8s strided %s: %zu values equal to the contiguous rows\n",
+                hwy::TargetName(target), Dtype<T>(), checked);
+  }
+}
+
+TEST(SoftmaxSimdTest, StridedRowsFloat32) { CheckStrided<float>(); }
+TEST(SoftmaxSimdTest, StridedRowsFloat64) { CheckStrided<double>(); }
+
+// Dense Jacobians (p from the SIMD stats kernel, J formed in Wider<T>)
+// against __float128 from the same logits, on every target: J_ab within
+// 4 ULP beyond 8ε p_a (δ_ab + p_b) (softmax, p_a (δ_ab − p_b)) or 8ε p_b
+// (log_softmax, δ_ab − p_b), what the rounding of p (within 4 ULP) allows;
+// J_kk of the first maximum k within 4 ULP alone: 1 − p_k comes from rest,
+// so it keeps its digits when p_k is close to 1. Rows contiguous and strided
+// ([2, n, 3] axis 1, the same bits); special rows the reference's bits.
+template <typename T>
+void CheckJacobian() {
+  TargetScope scope;
+  using L = std::numeric_limits<T>;
+  using W = reference::Wider<T>;
+  const Q eps = L::epsilon();
+  const std::vector<int64_t> lengths = {1,  2,  3,  4,  5,  7,  8,  9,
+                                        15, 16, 17, 31, 33, 64, 65, 127};
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    Random rng(41);
+    for (bool log : {false, true}) {
+      const Function f = log ? Function::kLogSoftmax : Function::kSoftmax;
+      double max_ulp = 0;
+      size_t failures = 0;
+      std::string first;
+      for (int64_t n : lengths) {
+        for (int kind = 0; kind < kRowKinds; ++kind) {
+          const std::vector<T> x = MakeRow<T>(kind, n, rng);
+          std::vector<T> jac(n * n, L::quiet_NaN());
+          SoftmaxJacobian<T>(f, AxisView{1, n, 1}, absl::MakeConstSpan(x),
+                             absl::MakeSpan(jac));
+          // The oracle: p and 1 − p, that of the first maximum k from rest.
+          int64_t k = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            if (x[i] > x[k]) k = i;
+          }
+          Q rest = 0;
+          for (int64_t i = 0; i < n; ++i) {
+            if (i != k) rest += expq(Q(x[i]) - Q(x[k]));
+          }
+          std::vector<Q> p(n), q(n);
+          for (int64_t i = 0; i < n; ++i) {
+            p[i] = expq(Q(x[i]) - Q(x[k])) / (1 + rest);
+            q[i] = i == k ? rest / (1 + rest) : 1 - p[i];
+          }
+          for (int64_t a = 0; a < n; ++a) {
+            for (int64_t b = 0; b < n; ++b) {
+              const Q e = a == b ? q[a] : -p[b];
+              const Q want = log ? e : p[a] * e;
+              // J_kk from rest alone: within 4 ULP, nothing more.
+              const Q scale = a == k && b == k ? 0
+                              : log            ? p[b]
+                                    : p[a] * ((a == b ? 1 : 0) + p[b]);
+              const double u = UlpError(jac[a * n + b], want, 8 * eps * scale);
+              max_ulp = std::max(max_ulp, u);
+              if (u > 4 && failures++ == 0) {
+                char buf[200];
+                std::snprintf(buf, sizeof(buf),
+                              " first: n=%lld kind=%d J[%lld][%lld] got=%.17g "
+                              "want=%.17g (%.3g ulp)",
+                              static_cast<long long>(n), kind,
+                              static_cast<long long>(a),
+                              static_cast<long long>(b),
+                              static_cast<double>(jac[a * n + b]),
+                              static_cast<double>(want), u);
+                first = buf;
+              }
+            }
+          }
+          // The same rows strided: [2, n, 3] along axis 1, row (1, 2) = x.
+          std::vector<T> xs(2 * n * 3);
+          for (T& v : xs) v = static_cast<T>(rng.Uniform(-4, 4));
+          for (int64_t i = 0; i < n; ++i) xs[(n + i) * 3 + 2] = x[i];
+          std::vector<T> jac_s(6 * n * n, L::quiet_NaN());
+          SoftmaxJacobian<T>(f, AxisView{2, n, 3}, absl::MakeConstSpan(xs),
+                             absl::MakeSpan(jac_s));
+          for (int64_t i = 0; i < n * n; ++i) {
+            ASSERT_TRUE(SameBits(jac_s[5 * n * n + i], jac[i]))
+                << hwy::TargetName(target) << " " << Dtype<T>() << " n=" << n
+                << " kind=" << kind << " strided J entry " << i;
+          }
+        }
+      }
+      std::printf("%-8s %-20s %s max %.3f ULP (budget 4)\n",
+                  hwy::TargetName(target),
+                  log ? "log_softmax_jacobian" : "softmax_jacobian", Dtype<T>(),
+                  max_ulp);
+      EXPECT_EQ(failures, 0u)
+          << hwy::TargetName(target) << " " << Dtype<T>() << first;
+
+      // Special rows, contiguous and strided (chunked by outer index): the
+      // reference's p and the formula in W, bit for bit.
+      for (int64_t n : {1, 2, 5, 17, 33}) {
+        constexpr int64_t kRows = 6;
+        std::vector<T> x(kRows * n);
+        for (T& v : x) v = static_cast<T>(rng.Uniform(-8, 8));
+        // Row 1: one +inf; 2: all −inf; 3: a NaN; 4: max and lowest;
+        // 0, 5 ordinary.
+        x[1 * n + n / 2] = L::infinity();
+        for (int64_t i = 0; i < n; ++i) x[2 * n + i] = -L::infinity();
+        x[3 * n + n - 1] = L::quiet_NaN();
+        x[4 * n] = L::max();
+        x[4 * n + n - 1] = n > 1 ? L::lowest() : L::max();
+        std::vector<T> want(kRows * n * n);
+        std::vector<W> p, log_p;
+        for (int64_t r = 1; r <= 4; ++r) {
+          reference::SoftmaxRowProbabilities(x.data() + r * n, n, 1, p, log_p);
+          for (int64_t a = 0; a < n; ++a) {
+            for (int64_t b = 0; b < n; ++b) {
+              const W delta = a == b ? W(1) : W(0);
+              want[(r * n + a) * n + b] =
+                  static_cast<T>(log ? delta - p[b] : p[a] * (delta - p[b]));
+            }
+          }
+        }
+        for (int64_t r : {int64_t{0}, kRows - 1}) {
+          SoftmaxJacobian<T>(f, AxisView{1, n, 1},
+                             absl::MakeConstSpan(x.data() + r * n, n),
+                             absl::MakeSpan(want.data() + r * n * n, n * n));
+        }
+        std::vector<T> jac(want.size(), L::quiet_NaN());
+        SoftmaxJacobian<T>(f, AxisView{kRows, n, 1}, absl::MakeConstSpan(x),
+                           absl::MakeSpan(jac));
+        // Strided: [2, n, 3] with row (o, i) = x row 3o + i, in two chunks.
+        std::vector<T> xs = Transpose(x, 2, 3, n);
+        std::vector<T> jac_s(want.size(), L::quiet_NaN());
+        SoftmaxJacobian<T>(f, AxisView{2, n, 3}, absl::MakeConstSpan(xs),
+                           absl::MakeSpan(jac_s), 0, 1);
+        SoftmaxJacobian<T>(f, AxisView{2, n, 3}, absl::MakeConstSpan(xs),
+                           absl::MakeSpan(jac_s), 1, 2);
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_TRUE(SameBits(jac[i], want[i]))
+              << hwy::TargetName(target) << " " << Dtype<T>() << " n=" << n
+              << " row=" << i / (n * n) << " entry " << i % (n * n)
+              << " got=" << jac[i] << " want=" << want[i];
+          ASSERT_TRUE(SameBits(jac_s[i], want[i]))
+              << hwy::TargetName(target) << " " << Dtype<T>()
+              << " strided n=" << n << " row=" << i / (n * n) << " entry "
+              << i % (n * n) << " got=" << jac_s[i] << " want=" << want[i];
+        }
+      }
+    }
+  }
+}
+
+TEST(SoftmaxSimdTest, JacobianFloat32) { CheckJacobian<float>(); }
+TEST(SoftmaxSimdTest, JacobianFloat64) { CheckJacobian<double>(); }
 
 }  // namespace
 }  // namespace test
