@@ -29,8 +29,9 @@ namespace hn = hwy::HWY_NAMESPACE;
 // pair hh + hl, for a in [3/4, 40].
 // Valid lane types: float64. Valid range: a in [3/4, 40] (the fit's).
 // Max error: the fit, 2.8e-19 relative, plus the Horner roundings of N and D
-// damped by g/(a + g) (< 0.44, and < 1/a^2 for large a): below 0.5 float64
-// ULP before the pair is rounded.
+// damped by g/(a + g) (< 0.44, and < 1/a^2 for large a); not measured alone:
+// through gelu f = -a E h (x < -3/4), 1.78 ULP at most with E's and the
+// products' roundings (tests/core/simd_accuracy_test.cc, gelu_simd_test.cc).
 // Form: h = k / (a + g(a)), k = 1/sqrt(2 pi), g = N/D (after the continued
 // fraction of erfcx, as ErfcxHalf of core/gelu-inl.h), y = a - 3/4, N and D
 // of degrees 9 and 10 with positive coefficients; then h = k D / (a D + N)
