@@ -1,8 +1,11 @@
-// Softmax along an axis. Contiguous rows (the last axis, inner == 1) run the
-// per-target SIMD kernels of core/softmax-inl.h, compiled once per
+// Softmax along an axis. Rows of at most kSoftmaxColumnMaxClasses values run
+// the column kernel of core/softmax-inl.h (ColumnRows): strided rows
+// directly on the tensor, contiguous rows in transposed tiles of 64 rows.
+// Longer contiguous rows (the last axis, inner == 1) run the
+// per-target SIMD row kernels of core/softmax-inl.h, compiled once per
 // instruction set here (hwy/foreach_target.h) and chosen at run time, as are
 // the cross-entropy rows with class-index labels and no smoothing.
-// Strided rows (inner > 1) run the same kernels in tiles, without a
+// Longer strided rows (inner > 1) run the same kernels in tiles, without a
 // transposed copy of the tensor: for each outer index and each tile of up to
 // 64 inner columns (fewer when the tile would exceed about 512 KiB), the
 // tile's rows are gathered into a contiguous thread-local scratch [b][size]
@@ -37,6 +40,21 @@ void SoftmaxRowsF64(int op, const double* x, const double* g, double* y,
                     SoftmaxSpecialRowFn special, void* context) {
   SoftmaxRows<double>(static_cast<SoftmaxOp>(op), x, g, y, n, rows, scratch,
                       stream, special, context);
+}
+
+void SoftmaxColumnsF32(int op, const float* x, const float* g, float* y,
+                       size_t classes, size_t stride, size_t count,
+                       size_t blocks, size_t block_stride,
+                       SoftmaxSpecialRowFn special, void* context) {
+  SoftmaxColumns<float>(static_cast<SoftmaxOp>(op), x, g, y, classes, stride,
+                        count, blocks, block_stride, special, context);
+}
+void SoftmaxColumnsF64(int op, const double* x, const double* g, double* y,
+                       size_t classes, size_t stride, size_t count,
+                       size_t blocks, size_t block_stride,
+                       SoftmaxSpecialRowFn special, void* context) {
+  SoftmaxColumns<double>(static_cast<SoftmaxOp>(op), x, g, y, classes, stride,
+                         count, blocks, block_stride, special, context);
 }
 
 bool SoftmaxStatsF32(const float* x, size_t n, float* p, float* max,
@@ -128,6 +146,8 @@ namespace actsvc {
 
 HWY_EXPORT(SoftmaxRowsF32);
 HWY_EXPORT(SoftmaxRowsF64);
+HWY_EXPORT(SoftmaxColumnsF32);
+HWY_EXPORT(SoftmaxColumnsF64);
 HWY_EXPORT(SoftmaxStatsF32);
 HWY_EXPORT(SoftmaxStatsF64);
 HWY_EXPORT(TransposeF32);
@@ -354,6 +374,103 @@ void TiledRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
   });
 }
 
+// Rows of v.size <= kColumnMaxClasses on the column kernel. The special
+// rows' context: row r of the kernel call is the row at
+// (r / count) * block_stride + r % count of x, g and y, with stride v.inner.
+template <typename T>
+struct ColumnContext {
+  int op;
+  AxisView v;
+  const T *x, *g;
+  T* y;
+  size_t count, block_stride;
+};
+
+template <typename T>
+void ColumnSpecialRow(void* p, size_t row) {
+  const ColumnContext<T>& c = *static_cast<const ColumnContext<T>*>(p);
+  const int64_t off =
+      static_cast<int64_t>(row / c.count * c.block_stride + row % c.count);
+  if (c.op < 2) {
+    ReferenceForwardRow<T>(c.op == 1, c.v, c.x, c.y, off);
+  } else if (c.op >= 4) {
+    ReferenceVjpFromOutputRow<T>(c.op == 5, c.v, c.x, c.g, c.y, off);
+  } else {
+    ReferenceVjpRow<T>(c.op == 3, c.v, c.x, c.g, c.y, off);
+  }
+}
+
+template <typename T>
+void Columns(int op, const T* x, const T* g, T* y, size_t classes,
+             size_t stride, size_t count, size_t blocks, size_t block_stride,
+             ColumnContext<T>* ctx) {
+  if constexpr (sizeof(T) == 4) {
+    HWY_DYNAMIC_DISPATCH(SoftmaxColumnsF32)
+    (op, x, g, y, classes, stride, count, blocks, block_stride,
+     &ColumnSpecialRow<T>, ctx);
+  } else {
+    HWY_DYNAMIC_DISPATCH(SoftmaxColumnsF64)
+    (op, x, g, y, classes, stride, count, blocks, block_stride,
+     &ColumnSpecialRow<T>, ctx);
+  }
+}
+
+// Strided rows (inner > 1): the column kernel directly on the tensor, the
+// inner columns of one outer index contiguous, no copies. Contiguous rows
+// (inner == 1): tiles of up to 64 rows are transposed into a [C][64]
+// scratch (x, and g for the VJPs), the kernel writes over the scratch x
+// (forward) or g (VJPs), special rows take the reference on the scratch,
+// and the tile is transposed back to y. Either way a row sees the same
+// arithmetic, so strided and contiguous rows give the same bits.
+template <typename T>
+void ColumnRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
+                int64_t oe) {
+  if (v.size == 0 || oe <= ob) return;
+  const size_t classes = static_cast<size_t>(v.size);
+  if (v.inner > 1) {
+    const size_t block = classes * static_cast<size_t>(v.inner);
+    const size_t off = static_cast<size_t>(ob) * block;
+    const T* gp = g ? g + off : nullptr;
+    ColumnContext<T> ctx{
+        op, v, x + off, gp, y + off, static_cast<size_t>(v.inner), block};
+    Columns<T>(op, x + off, gp, y + off, classes, v.inner, v.inner,
+               static_cast<size_t>(oe - ob), block, &ctx);
+    return;
+  }
+  constexpr int64_t kTile = 64;
+  const bool vjp = op >= 2;
+  TileScratch<T>& s = Tiles<T>();
+  const size_t need = classes * kTile;
+  if (s.x.size() < need) s.x.resize(need);
+  if (vjp && s.g.size() < need) s.g.resize(need);
+  T* sx = s.x.data();
+  T* sg = vjp ? s.g.data() : nullptr;
+  T* out = vjp ? sg : sx;
+  for (int64_t r0 = ob; r0 < oe; r0 += kTile) {
+    const int64_t b = std::min(kTile, oe - r0);
+    const int64_t off = r0 * v.size;
+    Transpose(x + off, v.size, sx, kTile, b, v.size);
+    if (vjp) Transpose(g + off, v.size, sg, kTile, b, v.size);
+    ColumnContext<T> ctx{op,  AxisView{1, v.size, kTile}, sx, sg,
+                         out, static_cast<size_t>(b),     0};
+    Columns<T>(op, sx, sg, out, classes, kTile, static_cast<size_t>(b), 1, 0,
+               &ctx);
+    Transpose(out, kTile, y + off, v.size, v.size, b);
+  }
+}
+
+// op (as SimdRows) over the rows of outer slices [ob, oe), on the kernel
+// that suits the row length and layout.
+template <typename T>
+void AnyRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
+             int64_t oe) {
+  if (v.size <= static_cast<int64_t>(kColumnMaxClasses)) {
+    return ColumnRows<T>(op, v, x, g, y, ob, oe);
+  }
+  if (v.inner == 1) return SimdRows<T>(op, v, x, g, y, ob, oe);
+  TiledRows<T>(op, v, x, g, y, ob, oe);
+}
+
 // The dense Jacobian of one contiguous row x of n >= 1 values into j[n][n].
 // p, the maximum m and rest = Σ_{i≠k} e^(x_i − m) come from the SIMD stats
 // kernel (p_scratch holds n values); the first maximum k takes
@@ -414,12 +531,8 @@ void SoftmaxForward(Function f, AxisView v, absl::Span<const T> x,
                     absl::Span<T> y, int64_t outer_begin, int64_t outer_end) {
   const bool log = f == Function::kLogSoftmax;
   if (outer_end < 0) outer_end = v.outer;
-  if (v.inner == 1) {
-    return SimdRows<T>(log ? 1 : 0, v, x.data(), nullptr, y.data(), outer_begin,
-                       outer_end);
-  }
-  TiledRows<T>(log ? 1 : 0, v, x.data(), nullptr, y.data(), outer_begin,
-               outer_end);
+  AnyRows<T>(log ? 1 : 0, v, x.data(), nullptr, y.data(), outer_begin,
+             outer_end);
 }
 
 template <typename T>
@@ -428,12 +541,8 @@ void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
                 int64_t outer_end) {
   const bool log = f == Function::kLogSoftmax;
   if (outer_end < 0) outer_end = v.outer;
-  if (v.inner == 1) {
-    return SimdRows<T>(log ? 3 : 2, v, x.data(), g.data(), y.data(),
-                       outer_begin, outer_end);
-  }
-  TiledRows<T>(log ? 3 : 2, v, x.data(), g.data(), y.data(), outer_begin,
-               outer_end);
+  AnyRows<T>(log ? 3 : 2, v, x.data(), g.data(), y.data(), outer_begin,
+             outer_end);
 }
 
 template <typename T>
@@ -442,12 +551,8 @@ void SoftmaxVjpFromOutput(Function f, AxisView v, absl::Span<const T> y,
                           int64_t outer_begin, int64_t outer_end) {
   const bool log = f == Function::kLogSoftmax;
   if (outer_end < 0) outer_end = v.outer;
-  if (v.inner == 1) {
-    return SimdRows<T>(log ? 5 : 4, v, y.data(), g.data(), dx.data(),
-                       outer_begin, outer_end);
-  }
-  TiledRows<T>(log ? 5 : 4, v, y.data(), g.data(), dx.data(), outer_begin,
-               outer_end);
+  AnyRows<T>(log ? 5 : 4, v, y.data(), g.data(), dx.data(), outer_begin,
+             outer_end);
 }
 
 template <typename T>

@@ -24,6 +24,11 @@ struct AxisView {
   int64_t elements() const { return outer * size * inner; }
 };
 
+// Rows of at most this many values (v.size) run the column kernel, which
+// computes a vector of rows at once (core/softmax-inl.h), in both layouts;
+// longer rows run the row kernel. A measured crossover (float32, AVX2).
+inline constexpr int64_t kSoftmaxColumnMaxClasses = 32;
+
 // The view of `shape` around `axis`. Precondition: 0 <= axis < shape.size().
 AxisView MakeAxisView(absl::Span<const int64_t> shape, int axis);
 

@@ -14,9 +14,13 @@
 //    bit to the scalar reference, also when mixed with ordinary rows;
 //  - the same for the VJPs from the forward output (SoftmaxVjpFromOutput),
 //    against the formula at the y given (see CheckFromOutput);
-//  - strided rows (inner > 1, run in tiles through the same kernels) equal
-//    bit for bit to the contiguous rows, in place and by outer sub-ranges
-//    (CheckStrided);
+//  - strided rows (inner > 1, run in tiles through the same kernels, or on
+//    the column kernel for C <= kSoftmaxColumnMaxClasses in both layouts)
+//    equal bit for bit to the contiguous rows, in place and by outer
+//    sub-ranges (CheckStrided);
+//  - the column kernel for every C <= kSoftmaxColumnMaxClasses, contiguous
+//    and strided, against __float128 with the same budgets, special rows
+//    bit for bit (CheckColumns);
 //  - dense Jacobians from the SIMD stats kernel against __float128, strided
 //    and special rows included (CheckJacobian).
 #include <quadmath.h>
@@ -83,13 +87,14 @@ QuadRow Oracle(const T* x, const T* g, size_t n) {
   const Q sum = 1 + rest;
   const Q log_sum = log1pq(rest);
   const Q one_minus_pk = rest / sum;
-  Q dot_rest = 0, abs_dot = 0, gsum_rest = 0, abs_gsum = 0;
+  Q dot_rest = 0, abs_dot = 0, abs_dot_rest = 0, gsum_rest = 0, abs_gsum = 0;
   for (size_t i = 0; i < n; ++i) {
     const Q t = static_cast<Q>(x[i]) - m;
     r.p.push_back(expq(t) / sum);
     r.log_p.push_back(t - log_sum);
     if (i != k) {
       dot_rest += r.p[i] * g[i];
+      abs_dot_rest += r.p[i] * fabsq(g[i]);
       gsum_rest += g[i];
     }
     abs_dot += r.p[i] * fabsq(g[i]);
@@ -105,9 +110,11 @@ QuadRow Oracle(const T* x, const T* g, size_t n) {
                            : r.p[i] * (gi - dot));
     r.log_vjp.push_back(i == k ? gi * q - r.p[k] * gsum_rest
                                : gi - r.p[i] * gsum);
-    // Σ_a |J_ai g_a|: the condition of the result for exact p.
+    // Σ_a |J_ai g_a|: the condition of the result for exact p (for k
+    // without abs_dot − p_k |g_k|, which would lose a rest below 1e-34).
     const Q ag = fabsq(gi);
-    r.vjp_scale.push_back(r.p[i] * (ag * q + abs_dot - r.p[i] * ag));
+    r.vjp_scale.push_back(
+        r.p[i] * (ag * q + (i == k ? abs_dot_rest : abs_dot - r.p[i] * ag)));
     r.log_vjp_scale.push_back(ag * q + r.p[i] * (abs_gsum - ag));
   }
   return r;
@@ -561,7 +568,12 @@ void CheckStrided() {
     hwy::SetSupportedTargetsForTest(target);
     Random rng(29);
     size_t checked = 0;
-    for (int64_t c : {1, 2, 7, 1000, 1001}) {
+    // C up to kSoftmaxColumnMaxClasses runs the column kernel (both layouts
+    // alike), longer rows the row kernel in tiles.
+    for (int64_t c :
+         {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{4}, int64_t{7},
+          int64_t{8}, int64_t{16}, int64_t{31}, kSoftmaxColumnMaxClasses,
+          kSoftmaxColumnMaxClasses + 1, int64_t{1000}, int64_t{1001}}) {
       for (int64_t k : {2, 5, 17, 33, 70}) {
         const AxisView strided{kOuter, c, k};
         const AxisView contiguous{kOuter * k, c, 1};
@@ -631,6 +643,211 @@ void CheckStrided() {
 
 TEST(SoftmaxSimdTest, StridedRowsFloat32) { CheckStrided<float>(); }
 TEST(SoftmaxSimdTest, StridedRowsFloat64) { CheckStrided<double>(); }
+
+// ---------------------------------------------------------------------------
+// The column kernel (rows of C <= kSoftmaxColumnMaxClasses values, a vector
+// of rows at once) on every target, float32 and float64, every C, both
+// layouts: contiguous [75, C] (tiles of 64 rows and a partial one) and
+// strided [2, C, 37] along axis 1 (full vectors and a partial one). Rows of
+// the MakeRow kinds (ties, a dominant logit with rest tiny, large offsets),
+// all equal, a range wide enough that most e^(x − m) underflow, and special
+// rows. Ops 0-3 against the __float128 oracle with the budgets of
+// CheckAccuracy; the VJPs from the output against the formula at the y given
+// with those of CheckFromOutput. Special rows: the formula in Wider<T> on
+// the reference's p, bit for bit. In place (y aliasing x, or g for the VJPs
+// from x) gives the same bits. The maxima are printed per target and layout.
+template <typename T>
+void CheckColumns() {
+  TargetScope scope;
+  using L = std::numeric_limits<T>;
+  using W = reference::Wider<T>;
+  const Q eps = L::epsilon();
+  const T inf = L::infinity();
+  constexpr int kKinds = kRowKinds + 3;
+  const double wide = sizeof(T) == 4 ? 60 : 400;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    Random rng(53);
+    double max_ulp[2][kAllOps] = {};
+    size_t failures[2][kAllOps] = {};
+    std::string first[2][kAllOps];
+    size_t specials = 0;
+    for (int64_t c = 1; c <= kSoftmaxColumnMaxClasses; ++c) {
+      for (int layout = 0; layout < 2; ++layout) {
+        const AxisView v = layout ? AxisView{2, c, 37} : AxisView{75, c, 1};
+        const int64_t rows = v.rows();
+        const size_t total = static_cast<size_t>(v.elements());
+        const auto at = [&](int64_t r, int64_t i) {
+          return static_cast<size_t>((r / v.inner * c + i) * v.inner +
+                                     r % v.inner);
+        };
+        std::vector<T> x(total), g(total);
+        std::vector<bool> special(rows, false);
+        for (int64_t r = 0; r < rows; ++r) {
+          const int kind = static_cast<int>(r % kKinds);
+          std::vector<T> row;
+          if (kind < kRowKinds) {
+            row = MakeRow<T>(kind, c, rng);
+          } else if (kind == kRowKinds) {  // all equal: ties count 1 each
+            row.assign(c, static_cast<T>(rng.Uniform(-3, 3)));
+          } else if (kind == kRowKinds + 1) {  // wide: most e_i underflow
+            row.resize(c);
+            for (T& a : row) a = static_cast<T>(rng.Uniform(-wide, wide));
+            row[rng.Int(0, c - 1)] = static_cast<T>(wide);
+          } else {  // special
+            row = MakeRow<T>(0, c, rng);
+            const int which = static_cast<int>(r / kKinds % 5);
+            if (which == 0) row[c / 2] = inf;
+            if (which == 1) row.assign(c, -inf);
+            if (which == 2) row[c - 1] = L::quiet_NaN();
+            if (which == 3) row[0] = -inf;
+            if (which == 4) {
+              row[0] = L::max();
+              row[c - 1] = c > 1 ? L::lowest() : L::max();
+            }
+            special[r] = which != 4 || c > 1;
+          }
+          for (int64_t i = 0; i < c; ++i) x[at(r, i)] = row[i];
+        }
+        for (T& a : g) a = static_cast<T>(rng.Uniform(-2, 2));
+        // The forward outputs, the y of the VJPs from the output.
+        std::vector<T> fwd[2];
+        for (int op = 0; op < 2; ++op) {
+          fwd[op].assign(total, L::quiet_NaN());
+          RunView<T>(op, v, x.data(), nullptr, fwd[op].data());
+        }
+        for (int op = 0; op < kAllOps; ++op) {
+          const std::vector<T>& in = op < 4 ? x : fwd[op % 2];
+          std::vector<T> y(total, L::quiet_NaN());
+          RunView<T>(op, v, in.data(), g.data(), y.data());
+          // In place: the same bits.
+          std::vector<T> xa = in, ga = g;
+          T* ya = op == 2 || op == 3 ? ga.data() : xa.data();
+          RunView<T>(op, v, xa.data(), ga.data(), ya);
+          for (size_t i = 0; i < total; ++i) {
+            ASSERT_TRUE(SameBits(ya[i], y[i]))
+                << hwy::TargetName(target) << " " << kAllOpNames[op] << " "
+                << Dtype<T>() << " C=" << c << " layout=" << layout
+                << " in place, element " << i;
+          }
+          std::vector<T> xr(c), gr(c), yr(c);
+          for (int64_t r = 0; r < rows; ++r) {
+            for (int64_t i = 0; i < c; ++i) {
+              xr[i] = in[at(r, i)];
+              gr[i] = g[at(r, i)];
+              yr[i] = y[at(r, i)];
+            }
+            std::vector<Q> want(c), scale(c, 0);
+            bool exact = false;  // a special row: the formula in W
+            if (op < 4) {
+              if (special[r]) {
+                exact = true;
+                ++specials;
+              } else {
+                const QuadRow q = Oracle(xr.data(), gr.data(), c);
+                for (int64_t i = 0; i < c; ++i) {
+                  want[i] = op == 0   ? q.p[i]
+                            : op == 1 ? q.log_p[i]
+                            : op == 2 ? q.vjp[i]
+                                      : q.log_vjp[i];
+                  scale[i] = op == 2   ? q.vjp_scale[i]
+                             : op == 3 ? q.log_vjp_scale[i]
+                                       : 0;
+                }
+              }
+            } else {
+              const bool log = op == 5;
+              for (int64_t i = 0; i < c; ++i) {
+                if (std::isnan(xr[i]) || (xr[i] == inf) ||
+                    (!log && xr[i] == -inf)) {
+                  exact = true;
+                }
+              }
+              if (!exact) {
+                Q acc = 0, abs_acc = 0;
+                for (int64_t i = 0; i < c; ++i) {
+                  const Q p = log ? expq(Q(xr[i])) : Q(xr[i]);
+                  acc += log ? Q(gr[i]) : Q(gr[i]) * p;
+                  abs_acc += log ? fabsq(gr[i]) : fabsq(gr[i]) * p;
+                }
+                for (int64_t i = 0; i < c; ++i) {
+                  const Q p = log ? expq(Q(xr[i])) : Q(xr[i]);
+                  want[i] = log ? gr[i] - p * acc : p * (gr[i] - acc);
+                  scale[i] = p * abs_acc;
+                }
+              }
+            }
+            if (exact) {
+              std::vector<W> p(c), log_p(c);
+              if (op < 4) {
+                reference::SoftmaxRowProbabilities(xr.data(), c, 1, p, log_p);
+              } else {
+                for (int64_t i = 0; i < c; ++i) {
+                  p[i] = op == 5 ? std::exp(W(xr[i])) : W(xr[i]);
+                }
+              }
+              W acc = 0;
+              for (int64_t i = 0; i < c; ++i) {
+                acc += op % 2 && op >= 3 ? W(gr[i]) : W(gr[i]) * p[i];
+              }
+              for (int64_t i = 0; i < c; ++i) {
+                const W gi = gr[i];
+                const T w = static_cast<T>(op == 0   ? p[i]
+                                           : op == 1 ? log_p[i]
+                                           : op % 2  ? gi - p[i] * acc
+                                                     : p[i] * (gi - acc));
+                ASSERT_TRUE(SameBits(yr[i], w))
+                    << hwy::TargetName(target) << " " << kAllOpNames[op] << " "
+                    << Dtype<T>() << " C=" << c << " layout=" << layout
+                    << " special row " << r << " i=" << i << " got=" << yr[i]
+                    << " want=" << w;
+              }
+              continue;
+            }
+            for (int64_t i = 0; i < c; ++i) {
+              const double u = UlpError(yr[i], want[i], 8 * eps * scale[i]);
+              max_ulp[layout][op] = std::max(max_ulp[layout][op], u);
+              if (u > 4 && failures[layout][op]++ == 0) {
+                char buf[200];
+                std::snprintf(
+                    buf, sizeof(buf),
+                    " first: C=%lld row=%lld kind=%lld i=%lld "
+                    "x=%.17g got=%.17g want=%.17g (%.3g ulp)",
+                    static_cast<long long>(c), static_cast<long long>(r),
+                    static_cast<long long>(r % kKinds),
+                    static_cast<long long>(i), static_cast<double>(xr[i]),
+                    static_cast<double>(yr[i]), static_cast<double>(want[i]),
+                    u);
+                first[layout][op] = buf;
+                for (int64_t j = 0; j < c; ++j) {
+                  std::snprintf(buf, sizeof(buf), " (x%lld=%a g=%a)",
+                                static_cast<long long>(j),
+                                static_cast<double>(xr[j]),
+                                static_cast<double>(gr[j]));
+                  first[layout][op] += buf;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+    for (int layout = 0; layout < 2; ++layout) {
+      for (int op = 0; op < kAllOps; ++op) {
+        std::printf("%-8s columns %-10s %-18s %s max %.3f ULP (budget 4)\n",
+                    hwy::TargetName(target), layout ? "strided" : "contiguous",
+                    kAllOpNames[op], Dtype<T>(), max_ulp[layout][op]);
+        EXPECT_EQ(failures[layout][op], 0u)
+            << hwy::TargetName(target) << " " << kAllOpNames[op] << " "
+            << Dtype<T>() << " layout " << layout << first[layout][op];
+      }
+    }
+    EXPECT_GT(specials, 0u);
+  }
+}
+
+TEST(SoftmaxSimdTest, ColumnsFloat32) { CheckColumns<float>(); }
+TEST(SoftmaxSimdTest, ColumnsFloat64) { CheckColumns<double>(); }
 
 // Dense Jacobians (p from the SIMD stats kernel, J formed in Wider<T>)
 // against __float128 from the same logits, on every target: J_ab within

@@ -447,8 +447,9 @@ TYPED_TEST(SoftmaxTest, VjpIsJacobianTransposeTimesUpstream) {
   }
 }
 
-// SoftmaxVjpFromOutput on every axis (strided rows take the formula in
-// Wider<T>, the last axis the SIMD kernel), given the forward output: the
+// SoftmaxVjpFromOutput on every axis (rows of up to kSoftmaxColumnMaxClasses
+// values, as here, on the SIMD column kernel in either layout; longer rows
+// on the SIMD row kernel, strided ones in tiles), given the forward output: the
 // same VJP as Jᵀg up to what the rounding of y carries (the tolerance adds
 // y's condition: p_b (|g_b| + Σ_a p_a |g_a|) for softmax,
 // p_b (1 + |log p_b|) Σ_a |g_a| for log_softmax); in place on y and on g
