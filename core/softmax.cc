@@ -71,8 +71,8 @@ bool SoftmaxStatsF64(const double* x, size_t n, double* p, double* max,
 // (float64) blocks are transposed in 128-bit vectors, the edges one value
 // at a time.
 template <typename T>
-HWY_INLINE void TransposeBlock(const T* src, size_t src_stride, T* dst,
-                               size_t dst_stride, size_t rows, size_t cols) {
+HWY_INLINE void TransposeBlocks(const T* src, size_t src_stride, T* dst,
+                                size_t dst_stride, size_t rows, size_t cols) {
   size_t i = 0, j = 0;
 #if HWY_TARGET != HWY_SCALAR && HWY_HAVE_FLOAT64
   constexpr size_t kB = 16 / sizeof(T);
@@ -117,6 +117,60 @@ HWY_INLINE void TransposeBlock(const T* src, size_t src_stride, T* dst,
     for (j = 0; j < cols; ++j)
       dst[j * dst_stride + i] = src[i * src_stride + j];
   }
+}
+
+// The same, with packed rows of 2, 3 or 4 values on either side (the tiles
+// of short contiguous rows for the column kernel) through
+// hn::LoadInterleaved / StoreInterleaved, a vector of rows at a time.
+template <typename T>
+HWY_INLINE void TransposeBlock(const T* src, size_t src_stride, T* dst,
+                               size_t dst_stride, size_t rows, size_t cols) {
+#if HWY_TARGET != HWY_SCALAR
+  const hn::ScalableTag<T> d;
+  using V = hn::Vec<decltype(d)>;
+  const size_t lanes = hn::Lanes(d);
+  if (src_stride == cols && cols >= 2 && cols <= 4 && rows >= lanes) {
+    size_t i = 0;
+    for (; i + lanes <= rows; i += lanes) {
+      const T* s = src + i * cols;
+      T* o = dst + i;
+      V v0, v1, v2, v3;
+      if (cols == 2) {
+        hn::LoadInterleaved2(d, s, v0, v1);
+      } else if (cols == 3) {
+        hn::LoadInterleaved3(d, s, v0, v1, v2);
+      } else {
+        hn::LoadInterleaved4(d, s, v0, v1, v2, v3);
+      }
+      hn::StoreU(v0, d, o);
+      hn::StoreU(v1, d, o + dst_stride);
+      if (cols >= 3) hn::StoreU(v2, d, o + 2 * dst_stride);
+      if (cols == 4) hn::StoreU(v3, d, o + 3 * dst_stride);
+    }
+    return TransposeBlocks(src + i * cols, cols, dst + i, dst_stride, rows - i,
+                           cols);
+  }
+  if (dst_stride == rows && rows >= 2 && rows <= 4 && cols >= lanes) {
+    size_t j = 0;
+    for (; j + lanes <= cols; j += lanes) {
+      const T* s = src + j;
+      T* o = dst + j * rows;
+      const V v0 = hn::LoadU(d, s);
+      const V v1 = hn::LoadU(d, s + src_stride);
+      if (rows == 2) {
+        hn::StoreInterleaved2(v0, v1, d, o);
+      } else if (rows == 3) {
+        hn::StoreInterleaved3(v0, v1, hn::LoadU(d, s + 2 * src_stride), d, o);
+      } else {
+        hn::StoreInterleaved4(v0, v1, hn::LoadU(d, s + 2 * src_stride),
+                              hn::LoadU(d, s + 3 * src_stride), d, o);
+      }
+    }
+    return TransposeBlocks(src + j, src_stride, dst + j * rows, rows, rows,
+                           cols - j);
+  }
+#endif
+  TransposeBlocks(src, src_stride, dst, dst_stride, rows, cols);
 }
 
 void TransposeF32(const float* src, size_t src_stride, float* dst,
@@ -425,7 +479,7 @@ void Columns(int op, const T* x, const T* g, T* y, size_t classes,
 template <typename T>
 void ColumnRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
                 int64_t oe) {
-  if (v.size == 0 || oe <= ob) return;
+  if (v.size == 0 || v.inner == 0 || oe <= ob) return;
   const size_t classes = static_cast<size_t>(v.size);
   if (v.inner > 1) {
     const size_t block = classes * static_cast<size_t>(v.inner);

@@ -846,6 +846,16 @@ void CheckColumns() {
   }
 }
 
+// Tensors without rows ([2, 3, 0] along axis 1; [0, 3] along the last)
+// touch nothing.
+TEST(SoftmaxSimdTest, ColumnsWithoutRows) {
+  for (const AxisView v : {AxisView{2, 3, 0}, AxisView{0, 3, 1}}) {
+    for (int op = 0; op < kAllOps; ++op) {
+      RunView<float>(op, v, nullptr, nullptr, nullptr);
+    }
+  }
+}
+
 TEST(SoftmaxSimdTest, ColumnsFloat32) { CheckColumns<float>(); }
 TEST(SoftmaxSimdTest, ColumnsFloat64) { CheckColumns<double>(); }
 
