@@ -16,6 +16,7 @@
 #include "core/softmax.h"
 #include "gtest/gtest.h"
 #include "tests/core/accuracy.h"
+#include "tests/core/oracle.h"
 #include "tests/core/test_util.h"
 
 namespace actsvc {
@@ -224,6 +225,72 @@ TYPED_TEST(CrossEntropyTest, Probabilities) {
     Labels<T> labels;
     labels.probs = RandomDistributions<T>(rows, classes, 4, total);
     CheckRows<T>("probabilities", classes, logits, labels, {});
+  }
+}
+
+// One logit far above the others (p_k = 1 − O(1e-12) in float32, 1 −
+// O(1e-25) in float64): the loss, about lse = log1p(rest), keeps its
+// relative accuracy (LossTolerance scales with it; folding lse into m + lse
+// lost it), with smoothing (label at the top class or not) and with
+// probability targets equal to p rounded to T. grad_k = p_k Σy − y_k is
+// formed as (Σ_{c≠k} y_c − y_k rest) / (1 + rest) and checked to 4 ULP
+// against __float128 where the labels are class indices; with the rounded-p
+// targets it is a difference of rounding errors (|grad_k| ~ 1e-19 in
+// float32) and is held to CheckRows' tolerance only: rest comes from the
+// SIMD kernel's float32 e^(z − m), not from a wider type.
+TYPED_TEST(CrossEntropyTest, DominantLogitKeepsGradientDigits) {
+  using T = TypeParam;
+  const int64_t classes = 37, rows = 6;
+  const T top = sizeof(T) == 4 ? T(30) : T(60);
+  std::vector<T> logits = RandomLogits<T>(rows * classes, 90, -2, 2);
+  for (int64_t r = 0; r < rows; ++r)
+    logits[r * classes + (5 * r) % classes] = top;
+  auto quad_p = [&](int64_t r, int64_t c) {
+    const T* z = logits.data() + r * classes;
+    const T m = *std::max_element(z, z + classes);
+    Quad sum = 0;
+    for (int64_t i = 0; i < classes; ++i) sum += expq(Quad(z[i]) - Quad(m));
+    return expq(Quad(z[c]) - Quad(m)) / sum;
+  };
+  for (int kind = 0; kind < 3; ++kind) {
+    Labels<T> labels;
+    CrossEntropyOptions options;
+    if (kind < 2) {
+      // kind 0: the label is the top class; kind 1: another class.
+      options.label_smoothing = 0.1;
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t k = (5 * r) % classes;
+        labels.indices.push_back(kind == 0 ? k : (k + 3) % classes);
+      }
+    } else {
+      // Targets: p itself, rounded to T (Σy ≈ 1, y_k ≈ p_k).
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < classes; ++c) {
+          labels.probs.push_back(static_cast<T>(quad_p(r, c)));
+        }
+      }
+    }
+    CheckRows<T>("dominant logit", classes, logits, labels, options);
+    const auto got = Run<T>(classes, logits, labels, options, Reduction::kNone);
+    const Quad eps = options.label_smoothing;
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t k = (5 * r) % classes;
+      Quad sum_y = 0, y_k = 0;
+      for (int64_t c = 0; c < classes; ++c) {
+        const Quad t = labels.probs.empty()
+                           ? Quad(labels.indices[r] == c ? 1 : 0)
+                           : Quad(labels.probs[r * classes + c]);
+        const Quad y = (1 - eps) * t + eps / classes;
+        sum_y += y;
+        if (c == k) y_k = y;
+      }
+      if (kind == 2) continue;
+      const Quad want = quad_p(r, k) * sum_y - y_k;
+      const Verdict v = Judge<T>(got.grad[r * classes + k], want, 4, 0);
+      EXPECT_TRUE(v.ok) << "kind " << kind << " row " << r << ": grad_k "
+                        << Describe<T>(got.grad[r * classes + k]) << " want "
+                        << Describe(want) << " (" << v.ulp << " ULP)";
+    }
   }
 }
 
