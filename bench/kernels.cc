@@ -123,9 +123,9 @@ void ScalarElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
 enum class SoftmaxBench { kForward, kVjpFromOutput, kVjpFromLogits };
 
 void ActsvcSoftmax(benchmark::State& state, Function f, SoftmaxBench op,
-                   int64_t n) {
+                   AxisView v) {
+  const int64_t n = v.elements();
   Arrays a(n);
-  const AxisView v{n / kClasses, kClasses, 1};
   std::vector<float> out(n);
   SoftmaxForward<float>(f, v, a.x, absl::MakeSpan(out));
   for (auto _ : state) {
@@ -242,12 +242,14 @@ void OnednnEltwise(benchmark::State& state, DnnlEltwise e, bool backward,
 // oneDNN softmax_v2 forward (forward_training), and backward from dst (the
 // forward output) and diff_dst.
 void OnednnSoftmax(benchmark::State& state, bool log, bool backward,
-                   int64_t n) {
+                   AxisView v) {
   using namespace dnnl;
+  const int64_t n = v.elements();
   Arrays a(n);
   std::vector<float> p(n);
-  const memory::desc md({n / kClasses, kClasses}, memory::data_type::f32,
-                        memory::format_tag::ab);
+  // [outer, size, inner], softmax along axis 1 (dense, row-major).
+  const memory::desc md({v.outer, v.size, v.inner}, memory::data_type::f32,
+                        memory::format_tag::abc);
   memory src(md, Engine(), a.x.data()), dst(md, Engine(), p.data()),
       diff_dst(md, Engine(), a.g.data()), diff_src(md, Engine(), a.y.data());
   stream s(Engine());
@@ -303,24 +305,25 @@ void RegisterAll() {
             ScalarElementwise<double>, fn, op, n);
       }
     }
+    const AxisView rows{n / kClasses, kClasses, 1};
     for (bool log : {false, true}) {
       const char* name = log ? "log_softmax" : "softmax";
       const Function f = log ? Function::kLogSoftmax : Function::kSoftmax;
       benchmark::RegisterBenchmark(
           Name("actsvc", "vjp_logits", name, n).c_str(), ActsvcSoftmax, f,
-          SoftmaxBench::kVjpFromLogits, n - n % kClasses);
+          SoftmaxBench::kVjpFromLogits, rows);
       for (bool vjp : {false, true}) {
         benchmark::RegisterBenchmark(
             Name("actsvc", vjp ? "vjp" : "fwd", name, n).c_str(), ActsvcSoftmax,
             f, vjp ? SoftmaxBench::kVjpFromOutput : SoftmaxBench::kForward,
-            n - n % kClasses);
+            rows);
         benchmark::RegisterBenchmark(
             Name("scalar", vjp ? "vjp" : "fwd", name, n).c_str(), ScalarSoftmax,
             f, vjp, n - n % kClasses);
 #ifdef ACTSVC_HAVE_ONEDNN
         benchmark::RegisterBenchmark(
             Name("onednn", vjp ? "vjp" : "fwd", name, n).c_str(), OnednnSoftmax,
-            log, vjp, n - n % kClasses);
+            log, vjp, rows);
 #endif
       }
     }
@@ -344,6 +347,34 @@ void RegisterAll() {
                                    OnednnEltwise, e, true, n);
     }
 #endif
+  }
+  // Softmax along other axes and over short rows: [outer, size, inner],
+  // along axis 1 (actsvc: tiles of the row kernel for long strided rows,
+  // the column kernel for rows of up to 32 values; oneDNN: softmax_v2 on
+  // the same dense tensor and axis).
+  struct Shape {
+    const char* name;
+    AxisView v;
+  };
+  const Shape shapes[] = {
+      {"softmax[64x1000x16:1]", {64, 1000, 16}},
+      {"softmax[4x2x65536:1]", {4, 2, 65536}},
+      {"softmax[262144x2]", {262144, 2, 1}},
+      {"softmax[65536x16]", {65536, 16, 1}},
+  };
+  for (const Shape& sh : shapes) {
+    for (bool vjp : {false, true}) {
+      const char* op = vjp ? "vjp" : "fwd";
+      benchmark::RegisterBenchmark(
+          Name("actsvc", op, sh.name, sh.v.elements()).c_str(), ActsvcSoftmax,
+          Function::kSoftmax,
+          vjp ? SoftmaxBench::kVjpFromOutput : SoftmaxBench::kForward, sh.v);
+#ifdef ACTSVC_HAVE_ONEDNN
+      benchmark::RegisterBenchmark(
+          Name("onednn", op, sh.name, sh.v.elements()).c_str(), OnednnSoftmax,
+          false, vjp, sh.v);
+#endif
+    }
   }
   benchmark::RegisterBenchmark("memcpy/copy/-/f32/16777216", Memcpy,
                                int64_t{16777216});
