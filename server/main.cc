@@ -1,18 +1,17 @@
 // actsvc-server: parses flags, serves until SIGTERM or SIGINT, then drains.
+// Every flag's default and range check lives in server/options.h.
 #include <signal.h>
 
-#include <algorithm>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
-#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/activation.h"
+#include "server/options.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
@@ -21,34 +20,39 @@
 #define ACTSVC_VERSION "unknown"
 #endif
 
-ABSL_FLAG(std::string, address, "0.0.0.0:50051",
+namespace {
+const actsvc::server::ServerOptions kDefaults;
+}  // namespace
+
+ABSL_FLAG(std::string, address, kDefaults.address,
           "host:port to listen on; port 0 picks a free port (logged)");
-ABSL_FLAG(int, max_message_mb, 64,
+ABSL_FLAG(int, max_message_mb, kDefaults.max_message_mb,
           "largest request and response in MiB (1..2047); larger requests "
           "and responses fail with RESOURCE_EXHAUSTED");
-ABSL_FLAG(int, shutdown_grace_s, 10,
+ABSL_FLAG(int, shutdown_grace_s, kDefaults.shutdown_grace_s,
           "on SIGTERM/SIGINT, seconds in-flight calls may take to finish");
-ABSL_FLAG(std::string, log_level, "info",
+ABSL_FLAG(std::string, log_level, kDefaults.log_level,
           "trace, debug (one line per request), info, warn or error");
-ABSL_FLAG(int, max_connection_age_s, 0,
+ABSL_FLAG(int, max_connection_age_s, kDefaults.max_connection_age_s,
           "when > 0, close connections older than this (after letting their "
           "calls finish) so clients re-resolve and reach new replicas");
-ABSL_FLAG(int64_t, max_elements, 0,
+ABSL_FLAG(int64_t, max_elements, kDefaults.max_elements,
           "when > 0, requests whose tensor has more elements fail with "
           "RESOURCE_EXHAUSTED (0: only --max_message_mb limits them)");
-ABSL_FLAG(int, max_concurrent_calls, 0,
+ABSL_FLAG(int, max_concurrent_calls, kDefaults.max_concurrent_calls,
           "when > 0, compute calls beyond this many in flight fail at once "
           "with RESOURCE_EXHAUSTED instead of queueing (0: no limit)");
-ABSL_FLAG(int, max_jacobian_mb, 0,
+ABSL_FLAG(int, max_jacobian_mb, kDefaults.max_jacobian_mb,
           "when > 0, dense Jacobians (c*c values per row of c) larger than "
           "this many MiB fail with RESOURCE_EXHAUSTED (0: only "
           "--max_message_mb limits them)");
-ABSL_FLAG(int, keepalive_time_s, 0,
+ABSL_FLAG(int, keepalive_time_s, kDefaults.keepalive_time_s,
           "when > 0, ping idle client connections this often and close "
           "those that do not answer (0: gRPC's default, 2 hours)");
-ABSL_FLAG(int, keepalive_timeout_s, 20,
+ABSL_FLAG(int, keepalive_timeout_s, kDefaults.keepalive_timeout_s,
           "seconds to wait for a keepalive ping's answer");
-ABSL_FLAG(bool, keepalive_permit_without_calls, false,
+ABSL_FLAG(bool, keepalive_permit_without_calls,
+          kDefaults.keepalive_permit_without_calls,
           "let clients send keepalive pings on connections with no call "
           "(otherwise gRPC sends such clients GOAWAY)");
 ABSL_FLAG(std::string, tls_cert, "",
@@ -58,57 +62,29 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
 ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle; when given, clients must present a certificate it "
           "verifies (mutual TLS)");
-ABSL_FLAG(std::string, metrics_address, "",
+ABSL_FLAG(std::string, metrics_address, kDefaults.metrics_address,
           "when set, host:port (or port) of an HTTP endpoint serving "
           "Prometheus metrics at /metrics (off by default)");
-ABSL_FLAG(int, compute_threads,
-          static_cast<int>(std::thread::hardware_concurrency()),
-          "threads computing requests (default: the number of CPUs)");
-ABSL_FLAG(int64_t, parallel_threshold_elements, int64_t{1} << 20,
+ABSL_FLAG(int, http_threads, kDefaults.http_threads,
+          "threads of the HTTP endpoint that read requests and write "
+          "answers (its compute runs on the --compute_threads)");
+ABSL_FLAG(int, compute_threads, kDefaults.compute_threads,
+          "threads computing requests (0: one per CPU)");
+ABSL_FLAG(int64_t, parallel_threshold_elements,
+          kDefaults.parallel_threshold_elements,
           "a request with at least this many elements computes its chunks "
           "on up to --compute_threads threads");
 
 namespace {
+
 actsvc::server::Server* volatile g_exiting_server = nullptr;
-}  // namespace
 
-int main(int argc, char** argv) {
-  absl::FlagsUsageConfig usage_config;
-  usage_config.version_string = [] {
-    return std::string("actsvc-server " ACTSVC_VERSION "\n");
-  };
-  absl::SetFlagsUsageConfig(usage_config);
-  absl::SetProgramUsageMessage(
-      "Serves actsvc.v1.ActivationService (gRPC), with health checking and "
-      "reflection.");
-  absl::ParseCommandLine(argc, argv);
-
-  auto logger = spdlog::stderr_color_mt("actsvc");
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
-  spdlog::set_default_logger(logger);
-  const std::string level_name = absl::GetFlag(FLAGS_log_level);
-  const spdlog::level::level_enum level = spdlog::level::from_str(level_name);
-  // from_str answers "off" for anything it does not know.
-  if (level == spdlog::level::off && level_name != "off") {
-    spdlog::error(
-        "--log_level={} is not one of trace, debug, info, warn, "
-        "error",
-        level_name);
-    return 2;
-  }
-  spdlog::set_level(level);
-
-  // Blocked before any thread starts, so every thread inherits the mask and
-  // the signals wait for sigwait below instead of running a handler.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-
+actsvc::server::ServerOptions OptionsFromFlags() {
   actsvc::server::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_mb = absl::GetFlag(FLAGS_max_message_mb);
+  options.shutdown_grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
+  options.log_level = absl::GetFlag(FLAGS_log_level);
   options.compute_threads = absl::GetFlag(FLAGS_compute_threads);
   options.parallel_threshold_elements =
       absl::GetFlag(FLAGS_parallel_threshold_elements);
@@ -124,21 +100,45 @@ int main(int argc, char** argv) {
   options.tls.key = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
-  if (options.max_connection_age_s < 0 ||
-      options.max_connection_age_s > 2000000) {
-    spdlog::error("--max_connection_age_s={} is outside 0..2000000",
-                  options.max_connection_age_s);
+  options.http_threads = absl::GetFlag(FLAGS_http_threads);
+  return options;
+}
+
+void SetUpLogging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("actsvc");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage_config;
+  usage_config.version_string = [] {
+    return std::string("actsvc-server " ACTSVC_VERSION "\n");
+  };
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::SetProgramUsageMessage(
+      "Serves actsvc.v1.ActivationService (gRPC), with health checking and "
+      "reflection.");
+  absl::ParseCommandLine(argc, argv);
+
+  const actsvc::server::ServerOptions options = OptionsFromFlags();
+  const absl::Status valid = actsvc::server::CheckOptions(options);
+  SetUpLogging(valid.ok() ? options.log_level : "info");
+  if (!valid.ok()) {
+    spdlog::error("{}", std::string(valid.message()));
     return 2;
   }
-  if (options.compute_threads < 1) {
-    options.compute_threads =
-        std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-  }
-  const int grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
-  if (grace_s < 0) {
-    spdlog::error("--shutdown_grace_s={} is negative", grace_s);
-    return 2;
-  }
+
+  // Blocked before any thread starts, so every thread inherits the mask and
+  // the signals wait for sigwait below instead of running a handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<actsvc::server::Server>> server =
       actsvc::server::Server::Start(options);
@@ -154,8 +154,8 @@ int main(int argc, char** argv) {
       !options.tls.enabled()          ? "plaintext"
       : options.tls.client_ca.empty() ? "TLS"
                                       : "mutual TLS",
-      options.max_message_mb, (*server)->service().compute_threads(), grace_s,
-      actsvc::KernelTargetName());
+      options.max_message_mb, (*server)->compute_threads(),
+      options.shutdown_grace_s, actsvc::KernelTargetName());
   if ((*server)->metrics_port() != 0) {
     spdlog::info(
         "Prometheus metrics at /metrics on port {} (--metrics_address={})",
@@ -165,8 +165,9 @@ int main(int argc, char** argv) {
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   spdlog::info("received {}; health NOT_SERVING, draining for up to {} s",
-               signal_number == SIGTERM ? "SIGTERM" : "SIGINT", grace_s);
-  (*server)->Shutdown(absl::Seconds(grace_s));
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+               options.shutdown_grace_s);
+  (*server)->Shutdown(absl::Seconds(options.shutdown_grace_s));
   spdlog::info("shut down cleanly");
   // Every call has ended and the listener is closed. gRPC 1.51's server
   // destructor can then stall for about 10 s on connections a client still

@@ -202,11 +202,14 @@ TEST(OpsServerFlagsTest, MaxElementsAndMetricsEndpoint) {
   }
   ASSERT_GT(port, 0) << (*server)->Log();
   const std::string scrape = ScrapeMetrics(port);
-  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Evaluate\","
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{api=\"actsvc.v1."
+                                "ActivationService\",rpc=\"Evaluate\","
                                 "code=\"RESOURCE_EXHAUSTED\"} 1\n"));
-  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Evaluate\","
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{api=\"actsvc.v1."
+                                "ActivationService\",rpc=\"Evaluate\","
                                 "code=\"OK\"} 1\n"));
-  EXPECT_THAT(scrape, HasSubstr("actsvc_elements_processed_total{rpc="
+  EXPECT_THAT(scrape, HasSubstr("actsvc_elements_processed_total{api=\"actsvc."
+                                "v1.ActivationService\",rpc="
                                 "\"Evaluate\"} 4\n"));
   EXPECT_EQ((*server)->Stop(), 0) << (*server)->Log();
 }

@@ -2,7 +2,7 @@
 #include <set>
 #include <string>
 
-#include "server/handlers.h"
+#include "server/v1/service.h"
 #include "tests/fuzz/fuzz_util.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

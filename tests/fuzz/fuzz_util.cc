@@ -9,8 +9,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/service.h"
-#include "server/tensor_codec.h"
+#include "server/method_table.h"
+#include "server/tensor.h"
+#include "server/v1/service.h"
 
 namespace actsvc::fuzz {
 
@@ -18,6 +19,7 @@ server::ComputeContext FuzzContext() {
   server::ComputeContext context;
   context.max_message_bytes = kMaxMessageBytes;
   context.chunk_elements = kChunkElements;
+  context.max_elements = kMaxElements;
   return context;
 }
 
@@ -82,9 +84,14 @@ absl::Status RunUnary(absl::string_view rpc, const uint8_t* data, size_t size,
   const grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
   int64_t elements = -1;
-  const absl::Status status = server::ActivationServiceImpl::DispatchUnary(
-      absl::StrCat("/actsvc.v1.ActivationService/", rpc), request,
-      FuzzContext(), kMaxElements, &elements, &response);
+  static const server::MethodTable* const kMethods = [] {
+    auto* table = new server::MethodTable();
+    server::RegisterActivationService(table);
+    return table;
+  }();
+  const absl::Status status =
+      kMethods->CallUnary(absl::StrCat("/actsvc.v1.ActivationService/", rpc),
+                          request, FuzzContext(), &elements, &response);
   Check(status.code() != absl::StatusCode::kUnimplemented,
         absl::StrCat("no RPC named ", rpc));
   if (!status.ok()) return status;

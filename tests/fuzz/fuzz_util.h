@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "actsvc/v1/activation.pb.h"
-#include "server/handlers.h"
+#include "server/compute.h"
 
 namespace actsvc::fuzz {
 
@@ -45,7 +45,7 @@ void CheckSameLayout(const v1::Tensor& output, const v1::Tensor& input,
                      absl::string_view name);
 
 // Runs the unary compute RPC `rpc` ("Evaluate", ...) on the serialized
-// request `data` as the server does (ActivationServiceImpl::DispatchUnary),
+// request `data` as the server does (its MethodTable's unary body),
 // checks the element count it measured and the response's size, and returns
 // the status and the serialized response.
 absl::Status RunUnary(absl::string_view rpc, const uint8_t* data, size_t size,

@@ -1,6 +1,4 @@
 // The RPC bodies without a network: chunked work stops when the call does.
-#include "server/handlers.h"
-
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -8,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/v1/service.h"
 #include "tests/server/test_util.h"
 
 namespace actsvc::server {

@@ -125,7 +125,7 @@ TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
 
   EXPECT_TRUE(Evaluate(*stub, EvaluateOf(1000)).ok());
   ExpectServing(*stub);
-  EXPECT_EQ(server->service().ElementsProcessed(), 1000 + 1000 + 8);
+  EXPECT_EQ(server->calls().ElementsProcessed(), 1000 + 1000 + 8);
 }
 
 TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
@@ -147,10 +147,10 @@ TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
     threads.emplace_back([&] { status = Evaluate(*stub, EvaluateOf(16)); });
   }
   const absl::Time wait_until = absl::Now() + absl::Seconds(10);
-  while (server->service().CallsInFlight() < 2 && absl::Now() < wait_until) {
+  while (server->calls().CallsInFlight() < 2 && absl::Now() < wait_until) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  ASSERT_EQ(server->service().CallsInFlight(), 2);
+  ASSERT_EQ(server->calls().CallsInFlight(), 2);
 
   // Refused at once, not queued behind the held calls.
   const absl::Time start = absl::Now();
@@ -180,9 +180,9 @@ TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
   for (const grpc::Status& s : held) EXPECT_TRUE(s.ok()) << s.error_message();
   // A call counts until the server is done with it, a moment after its
   // client has the status.
-  ASSERT_TRUE(server->service().WaitUntilIdle(absl::Seconds(5)));
+  ASSERT_TRUE(server->calls().WaitUntilIdle(absl::Seconds(5)));
   ExpectServing(*stub);
-  EXPECT_EQ(server->service().FinishedCalls(absl::StatusCode::kOk), 3 + 1);
+  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kOk), 3 + 1);
 }
 
 TEST(LimitsTest, MessageSizeLimitsThenServes) {
@@ -377,7 +377,7 @@ TEST(DeadlineTest, HugeRequestWithTinyDeadlineLeavesTheServerIdle) {
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Stub> stub = StubTo(*server);
   ExpectServing(*stub);  // connected, so the deadline is all upload
-  const int64_t elements_before = server->service().ElementsProcessed();
+  const int64_t elements_before = server->calls().ElementsProcessed();
 
   constexpr int64_t kElements = int64_t{16} << 20;
   const v1::EvaluateRequest huge = EvaluateOf(kElements);
@@ -386,13 +386,13 @@ TEST(DeadlineTest, HugeRequestWithTinyDeadlineLeavesTheServerIdle) {
   EXPECT_EQ(status.error_code(), StatusCode::DEADLINE_EXCEEDED)
       << status.error_message();
 
-  EXPECT_TRUE(server->service().WaitUntilIdle(absl::Milliseconds(100)))
-      << server->service().CallsInFlight() << " calls still in flight";
+  EXPECT_TRUE(server->calls().WaitUntilIdle(absl::Milliseconds(100)))
+      << server->calls().CallsInFlight() << " calls still in flight";
   const grpc::Status small = Evaluate(*stub, EvaluateOf(8));
   EXPECT_TRUE(small.ok()) << small.error_message();
   EXPECT_LT(absl::Now() - returned, absl::Milliseconds(100));
-  EXPECT_EQ(server->service().ElementsProcessed(), elements_before + 8);
-  EXPECT_EQ(server->service().FinishedCalls(absl::StatusCode::kOk), 2);
+  EXPECT_EQ(server->calls().ElementsProcessed(), elements_before + 8);
+  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kOk), 2);
 }
 
 // The deadline passes once the request has arrived: the work stops at the
@@ -413,7 +413,7 @@ TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Stub> stub = StubTo(*server);
   ExpectServing(*stub);
-  const int64_t elements_before = server->service().ElementsProcessed();
+  const int64_t elements_before = server->calls().ElementsProcessed();
 
   constexpr int64_t kElements = int64_t{16} << 20;
   const v1::EvaluateRequest huge = EvaluateOf(kElements);
@@ -432,17 +432,16 @@ TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
   // What matters here is that no work was done after the deadline (the
   // test above bounds the time to idle).
   const absl::Time returned = absl::Now();
-  EXPECT_TRUE(server->service().WaitUntilIdle(absl::Seconds(5)));
+  EXPECT_TRUE(server->calls().WaitUntilIdle(absl::Seconds(5)));
   std::fprintf(stderr, "idle %s after the client's DEADLINE_EXCEEDED\n",
                absl::FormatDuration(absl::Now() - returned).c_str());
   ExpectServing(*stub);
-  EXPECT_EQ(server->service().ElementsProcessed(), elements_before + 8);
+  EXPECT_EQ(server->calls().ElementsProcessed(), elements_before + 8);
   // The server saw the call end on its deadline, not run to completion.
-  EXPECT_EQ(server->service().FinishedCalls(absl::StatusCode::kOk), 2);
-  EXPECT_EQ(
-      server->service().FinishedCalls(absl::StatusCode::kDeadlineExceeded) +
-          server->service().FinishedCalls(absl::StatusCode::kCancelled),
-      1);
+  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kOk), 2);
+  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kDeadlineExceeded) +
+                server->calls().FinishedCalls(absl::StatusCode::kCancelled),
+            1);
 }
 
 }  // namespace

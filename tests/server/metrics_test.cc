@@ -84,29 +84,38 @@ TEST(MetricsTest, ScrapeCountsCallsByStatusLatencyAndElements) {
   }
 
   // A call ends on the server (OnDone) just after the client has its status.
-  ASSERT_TRUE((*server)->service().WaitUntilIdle(absl::Seconds(5)));
+  ASSERT_TRUE((*server)->calls().WaitUntilIdle(absl::Seconds(5)));
   const std::string scrape = HttpGet((*server)->metrics_port(), "/metrics");
   EXPECT_THAT(scrape, HasSubstr("HTTP/1.1 200"));
   EXPECT_THAT(scrape, HasSubstr("text/plain; version=0.0.4"));
   EXPECT_THAT(scrape, HasSubstr("# TYPE actsvc_requests_total counter\n"));
   EXPECT_THAT(
       scrape,
-      HasSubstr("actsvc_requests_total{rpc=\"Evaluate\",code=\"OK\"} 3\n"));
-  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Evaluate\","
+      HasSubstr("actsvc_requests_total{api=\"actsvc.v1.ActivationService\",rpc="
+                "\"Evaluate\",code=\"OK\"} 3\n"));
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{api=\"actsvc.v1."
+                                "ActivationService\",rpc=\"Evaluate\","
                                 "code=\"INVALID_ARGUMENT\"} 1\n"));
-  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{rpc=\"Jacobian\","
+  EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{api=\"actsvc.v1."
+                                "ActivationService\",rpc=\"Jacobian\","
                                 "code=\"OK\"} 0\n"));
   EXPECT_THAT(scrape, Not(HasSubstr("rpc=\"Jacobian\",code=\"INVALID")));
   EXPECT_THAT(scrape,
               HasSubstr("# TYPE actsvc_request_duration_seconds histogram\n"));
   EXPECT_THAT(scrape, HasSubstr("actsvc_request_duration_seconds_bucket{"
-                                "rpc=\"Evaluate\",le=\"+Inf\"} 4\n"));
-  EXPECT_THAT(scrape, HasSubstr("actsvc_request_duration_seconds_count{"
-                                "rpc=\"Evaluate\"} 4\n"));
+                                "api=\"actsvc.v1.ActivationService\",rpc="
+                                "\"Evaluate\",le=\"+Inf\"} 4\n"));
+  EXPECT_THAT(
+      scrape,
+      HasSubstr("actsvc_request_duration_seconds_count{"
+                "api=\"actsvc.v1.ActivationService\",rpc=\"Evaluate\"} 4\n"));
   EXPECT_THAT(scrape, HasSubstr("actsvc_request_duration_seconds_bucket{"
-                                "rpc=\"Evaluate\",le=\"0.0005\"} "));
-  EXPECT_THAT(scrape, HasSubstr("actsvc_elements_processed_total{"
-                                "rpc=\"Evaluate\"} 30\n"));
+                                "api=\"actsvc.v1.ActivationService\",rpc="
+                                "\"Evaluate\",le=\"0.0005\"} "));
+  EXPECT_THAT(
+      scrape,
+      HasSubstr("actsvc_elements_processed_total{"
+                "api=\"actsvc.v1.ActivationService\",rpc=\"Evaluate\"} 30\n"));
   EXPECT_THAT(scrape, HasSubstr("actsvc_calls_in_flight 0\n"));
 
   EXPECT_THAT(HttpGet((*server)->metrics_port(), "/other"),
@@ -138,21 +147,34 @@ TEST(MetricsTest, StartFailsWhenTheMetricsPortIsTaken) {
 }
 
 TEST(MetricsTest, HistogramBucketsAreCumulative) {
-  Metrics metrics;
-  metrics.RecordCall("Analyze", absl::StatusCode::kOk, 0.0001, 5);
-  metrics.RecordCall("Analyze", absl::StatusCode::kOk, 0.003, 5);
-  metrics.RecordCall("Analyze", absl::StatusCode::kCancelled, 100, 0);
-  metrics.RecordCall("NoSuchRpc", absl::StatusCode::kOk, 1, 1);
+  Metrics metrics(std::vector<std::pair<std::string, std::string>>{
+      {"actsvc.v1.ActivationService", "Analyze"}});
+  const int analyze = metrics.IndexOf("actsvc.v1.ActivationService", "Analyze");
+  ASSERT_EQ(analyze, 0);
+  metrics.RecordCall(analyze, absl::StatusCode::kOk, 0.0001, 5);
+  metrics.RecordCall(analyze, absl::StatusCode::kOk, 0.003, 5);
+  metrics.RecordCall(analyze, absl::StatusCode::kCancelled, 100, 0);
+  EXPECT_EQ(metrics.IndexOf("actsvc.v1.ActivationService", "NoSuchRpc"), -1);
+  metrics.RecordCall(
+      metrics.IndexOf("actsvc.v1.ActivationService", "NoSuchRpc"),
+      absl::StatusCode::kOk, 1, 1);
   const std::string text = metrics.Render(2);
-  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"0.0005\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"0.0025\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"0.005\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"10\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("{rpc=\"Analyze\",le=\"+Inf\"} 3\n"));
-  EXPECT_THAT(text, HasSubstr("actsvc_request_duration_seconds_sum{rpc="
+  EXPECT_THAT(text, HasSubstr("{api=\"actsvc.v1.ActivationService\",rpc="
+                              "\"Analyze\",le=\"0.0005\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("{api=\"actsvc.v1.ActivationService\",rpc="
+                              "\"Analyze\",le=\"0.0025\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("{api=\"actsvc.v1.ActivationService\",rpc="
+                              "\"Analyze\",le=\"0.005\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("{api=\"actsvc.v1.ActivationService\",rpc="
+                              "\"Analyze\",le=\"10\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("{api=\"actsvc.v1.ActivationService\",rpc="
+                              "\"Analyze\",le=\"+Inf\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr("actsvc_request_duration_seconds_sum{api="
+                              "\"actsvc.v1.ActivationService\",rpc="
                               "\"Analyze\"} 100.003\n"));
   EXPECT_THAT(text, HasSubstr("code=\"CANCELLED\"} 1\n"));
-  EXPECT_THAT(text, HasSubstr("actsvc_elements_processed_total{rpc="
+  EXPECT_THAT(text, HasSubstr("actsvc_elements_processed_total{api=\"actsvc.v1."
+                              "ActivationService\",rpc="
                               "\"Analyze\"} 10\n"));
   EXPECT_THAT(text, HasSubstr("actsvc_calls_in_flight 2\n"));
   EXPECT_THAT(text, Not(HasSubstr("NoSuchRpc")));

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
-#include "server/handlers.h"
+#include "server/v1/service.h"
 #include "tests/server/test_util.h"
 
 namespace actsvc::server {

@@ -11,7 +11,7 @@
 
 #include "actsvc/v1/activation.pb.h"
 #include "gtest/gtest.h"
-#include "server/tensor_codec.h"
+#include "server/v1/codec.h"
 
 namespace actsvc::server::testing {
 
@@ -20,7 +20,7 @@ v1::Tensor MakeTensor(const std::vector<int64_t>& shape,
                       const std::vector<T>& values, Encoding encoding) {
   v1::Tensor tensor;
   for (int64_t d : shape) tensor.add_shape(d);
-  tensor.set_dtype(kDataTypeOf<T>);
+  tensor.set_dtype(ToProto(kDTypeOf<T>));
   if (encoding == Encoding::kRaw) {
     tensor.set_raw_data(
         std::string(reinterpret_cast<const char*>(values.data()),
@@ -47,7 +47,7 @@ inline std::vector<int64_t> ShapeOf(const v1::Tensor& tensor) {
 // when the dtype is not T's.
 template <typename T>
 std::vector<T> ValuesOf(const v1::Tensor& tensor) {
-  EXPECT_EQ(tensor.dtype(), kDataTypeOf<T>);
+  EXPECT_EQ(tensor.dtype(), ToProto(kDTypeOf<T>));
   if (!tensor.raw_data().empty()) {
     std::vector<T> values(tensor.raw_data().size() / sizeof(T));
     std::memcpy(values.data(), tensor.raw_data().data(),

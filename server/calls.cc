@@ -1,0 +1,322 @@
+#include "server/calls.h"
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "server/status.h"
+#include "spdlog/spdlog.h"
+
+namespace actsvc::server {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+double MillisecondsSince(SteadyClock::time_point start) {
+  return std::chrono::duration<double, std::milli>(SteadyClock::now() - start)
+      .count();
+}
+
+std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
+
+// Any method no API registered.
+class UnimplementedReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit UnimplementedReactor(const std::string& method) {
+    Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                        absl::StrCat("unknown method ", method)));
+  }
+  void OnDone() override { delete this; }
+};
+
+// A unary method: one request message, then one response and the status
+// (or the status alone). Compute methods run on the worker pool; inline
+// ones on the gRPC thread that read the request.
+class UnaryReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  UnaryReactor(const CallEnvironment* env,
+               grpc::GenericCallbackServerContext* context,
+               const Method* method)
+      : env_(env),
+        context_(context),
+        method_(method),
+        index_(env->methods->IndexOf(method)),
+        start_(SteadyClock::now()) {
+    absl::Status accepting;
+    if (method_->kind == MethodKind::kUnaryInline) {
+      accepting = env_->calls->CheckAccepting(method_->name);
+    } else {
+      scope_.emplace(env_->calls);
+      accepting = env_->calls->CheckAdmission(method_->name, *scope_);
+    }
+    if (!accepting.ok()) {
+      End(accepting);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      End(context_->IsCancelled()
+              ? absl::CancelledError("the call was cancelled")
+              : absl::InvalidArgumentError(
+                    "the client closed the call without a request message"));
+      return;
+    }
+    if (method_->kind == MethodKind::kUnaryInline) {
+      Compute();
+      return;
+    }
+    env_->workers->Submit([this] {
+      if (env_->before_compute_for_testing) env_->before_compute_for_testing();
+      Compute();
+    });
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Compute() {
+    int64_t elements = 0;
+    const absl::Status status = method_->unary(
+        request_, env_->ContextFor(context_), &elements, &response_);
+    request_.Clear();  // the input is no longer needed: free it early
+    if (!status.ok()) {
+      End(status);
+      return;
+    }
+    env_->calls->Record(index_, method_->name, context_->peer(), status,
+                        MillisecondsSince(start_), elements);
+    StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
+  }
+
+  void End(const absl::Status& status) {
+    env_->calls->Record(index_, method_->name, context_->peer(), status,
+                        MillisecondsSince(start_));
+    Finish(ToGrpcStatus(status));
+  }
+
+  const CallEnvironment* const env_;
+  grpc::GenericCallbackServerContext* const context_;
+  const Method* const method_;
+  const int index_;
+  std::optional<CallTracker::Scope> scope_;  // compute methods only
+  const SteadyClock::time_point start_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+};
+
+// A stream: read a request, compute it on the pool, write its response, read
+// the next. One step at a time keeps the responses in request order and
+// leaves at most one operation outstanding, so Finish is called exactly
+// once: by whichever step fails or by the read that ends the stream.
+class StreamReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  StreamReactor(const CallEnvironment* env,
+                grpc::GenericCallbackServerContext* context,
+                const Method* method)
+      : env_(env),
+        context_(context),
+        method_(method),
+        index_(env->methods->IndexOf(method)),
+        scope_(env->calls),
+        start_(SteadyClock::now()) {
+    if (absl::Status accepting =
+            env_->calls->CheckAdmission(method_->name, scope_);
+        !accepting.ok()) {
+      End(accepting);
+      return;
+    }
+    StartRead(&request_);
+  }
+
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      // The client closed its side (or the call died): all answered.
+      End(context_->IsCancelled()
+              ? absl::CancelledError("the stream was cancelled")
+              : absl::OkStatus());
+      return;
+    }
+    env_->workers->Submit([this] { Compute(); });
+  }
+
+  void OnWriteDone(bool ok) override {
+    if (!ok) {
+      End(absl::CancelledError("the stream was cancelled while writing"));
+      return;
+    }
+    ++message_;
+    response_.Clear();
+    StartRead(&request_);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  void Compute() {
+    if (env_->before_compute_for_testing) env_->before_compute_for_testing();
+    const SteadyClock::time_point start = SteadyClock::now();
+    int64_t elements = 0;
+    const absl::Status status = method_->stream(
+        request_, message_, env_->ContextFor(context_), &elements, &response_);
+    request_.Clear();
+    if (!status.ok()) {
+      End(status);
+      return;
+    }
+    elements_ += elements;
+    spdlog::debug("{} from {}: request #{} OK in {:.3f} ms",
+                  ToStd(method_->name), context_->peer(), message_,
+                  MillisecondsSince(start));
+    StartWrite(&response_);
+  }
+
+  void End(const absl::Status& status) {
+    env_->calls->Record(index_, method_->name, context_->peer(), status,
+                        MillisecondsSince(start_), elements_);
+    Finish(ToGrpcStatus(status));
+  }
+
+  const CallEnvironment* const env_;
+  grpc::GenericCallbackServerContext* const context_;
+  const Method* const method_;
+  const int index_;
+  const CallTracker::Scope scope_;
+  const SteadyClock::time_point start_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  int64_t message_ = 0;   // index of the request being served, from 0
+  int64_t elements_ = 0;  // of the requests answered
+};
+
+}  // namespace
+
+CallTracker::Scope::Scope(CallTracker* tracker) : tracker_(tracker) {
+  std::lock_guard<std::mutex> lock(tracker_->mu_);
+  in_flight_at_start_ = ++tracker_->in_flight_;
+}
+
+CallTracker::Scope::~Scope() {
+  std::lock_guard<std::mutex> lock(tracker_->mu_);
+  if (--tracker_->in_flight_ == 0) tracker_->idle_.notify_all();
+}
+
+absl::Status CallTracker::CheckAccepting(absl::string_view method) const {
+  if (!draining_.load(std::memory_order_acquire)) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("the server is shutting down; ", method,
+                   " was not started (retry on another server)"));
+}
+
+absl::Status CallTracker::CheckAdmission(absl::string_view method,
+                                         const Scope& scope) const {
+  if (absl::Status accepting = CheckAccepting(method); !accepting.ok()) {
+    return accepting;
+  }
+  const int limit = max_concurrent_calls_;
+  if (limit <= 0 || scope.in_flight_at_start() <= limit) {
+    return absl::OkStatus();
+  }
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "the server is at its limit of ", limit,
+      " concurrent calls (--max_concurrent_calls); ", method,
+      " was not started (retry later with backoff, or on another server)"));
+}
+
+void CallTracker::StartDraining() {
+  draining_.store(true, std::memory_order_release);
+}
+
+bool CallTracker::WaitUntilIdle(absl::Duration timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return idle_.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                        [this] { return in_flight_ == 0; });
+}
+
+int64_t CallTracker::CallsInFlight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
+void CallTracker::Record(int method_index, absl::string_view name,
+                         absl::string_view peer, const absl::Status& status,
+                         double elapsed_ms, int64_t elements) {
+  const int code = static_cast<int>(status.code());
+  if (code >= 0 && code < static_cast<int>(finished_by_code_.size())) {
+    finished_by_code_[code].fetch_add(1, std::memory_order_relaxed);
+  }
+  elements_processed_.fetch_add(elements, std::memory_order_relaxed);
+  metrics_->RecordCall(method_index, status.code(), elapsed_ms / 1000,
+                       elements);
+  if (status.ok()) {
+    spdlog::debug("{} from {}: OK in {:.3f} ms", ToStd(name), ToStd(peer),
+                  elapsed_ms);
+  } else {
+    spdlog::warn("{} from {} failed in {:.3f} ms: {}: {}", ToStd(name),
+                 ToStd(peer), elapsed_ms,
+                 absl::StatusCodeToString(status.code()),
+                 ToStd(status.message()));
+  }
+}
+
+int64_t CallTracker::FinishedCalls(absl::StatusCode code) const {
+  const int index = static_cast<int>(code);
+  if (index < 0 || index >= static_cast<int>(finished_by_code_.size())) {
+    return 0;
+  }
+  return finished_by_code_[index].load(std::memory_order_relaxed);
+}
+
+ComputeContext CallEnvironment::ContextFor(
+    grpc::ServerContextBase* context) const {
+  ComputeContext call = compute;
+  call.deadline = context->deadline();
+  call.is_cancelled = [context] { return context->IsCancelled(); };
+  return call;
+}
+
+grpc::ServerUnaryReactor* GenericService::ServeRawUnary(
+    absl::string_view path, grpc::CallbackServerContext* context,
+    const grpc::ByteBuffer* request, grpc::ByteBuffer* response) {
+  const SteadyClock::time_point start = SteadyClock::now();
+  const Method* method = env_.methods->Find(path);
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (method == nullptr || method->kind != MethodKind::kUnaryInline) {
+    reactor->Finish(
+        grpc::Status(grpc::StatusCode::INTERNAL,
+                     absl::StrCat(path, " is not an inline method")));
+    return reactor;
+  }
+  absl::Status status = env_.calls->CheckAccepting(method->name);
+  int64_t elements = 0;
+  if (status.ok()) {
+    status =
+        method->unary(*request, env_.ContextFor(context), &elements, response);
+  }
+  env_.calls->Record(env_.methods->IndexOf(method), method->name,
+                     context->peer(), status, MillisecondsSince(start),
+                     status.ok() ? elements : 0);
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+grpc::ServerGenericBidiReactor* GenericService::CreateReactor(
+    grpc::GenericCallbackServerContext* context) {
+  const Method* method = env_.methods->Find(context->method());
+  if (method == nullptr) {
+    spdlog::warn("{} from {}: UNIMPLEMENTED", context->method(),
+                 context->peer());
+    return new UnimplementedReactor(context->method());
+  }
+  if (method->kind == MethodKind::kStream) {
+    return new StreamReactor(&env_, context, method);
+  }
+  return new UnaryReactor(&env_, context, method);
+}
+
+}  // namespace actsvc::server

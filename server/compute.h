@@ -1,0 +1,74 @@
+// Runs a validated operation: the response-size limits, chunking, the
+// parallel path, deadline and cancellation checks between chunks, and the
+// core calls, writing into an OutputSink. No protobuf and no gRPC here: the
+// call arrives as a ComputeContext.
+#ifndef ACTSVC_SERVER_COMPUTE_H_
+#define ACTSVC_SERVER_COMPUTE_H_
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/analyze.h"
+#include "server/ops.h"
+#include "server/options.h"
+#include "server/tensor.h"
+
+namespace actsvc::server {
+
+class ChunkPool;
+
+// What a computation needs from its call: limits, and when to stop.
+struct ComputeContext {
+  // No response may exceed this (the server's send limit); larger ones are
+  // refused with RESOURCE_EXHAUSTED before any work is done.
+  int64_t max_message_bytes = int64_t{kDefaultMaxMessageMb} << 20;
+  // When > 0, a dense Jacobian (one matrix per row, so c^2 outputs from c
+  // inputs) over this many bytes of values is refused with
+  // RESOURCE_EXHAUSTED before any work is done. 0: max_message_bytes only.
+  int64_t max_jacobian_bytes = 0;
+  // When > 0, requests whose main tensor declares more elements are refused
+  // (Validate).
+  int64_t max_elements = 0;
+  // Work runs in chunks of about this many output elements; the deadline and
+  // cancellation are checked before each one.
+  int64_t chunk_elements = kDefaultChunkElements;
+  std::chrono::system_clock::time_point deadline =
+      std::chrono::system_clock::time_point::max();
+  std::function<bool()> is_cancelled;  // empty: never cancelled
+  // Work of at least this many elements splits its chunks over the threads
+  // of chunk_pool (when set); is_cancelled may then be called from any of
+  // them, one at a time.
+  ChunkPool* chunk_pool = nullptr;
+  int64_t parallel_threshold_elements = kDefaultParallelThresholdElements;
+
+  // DEADLINE_EXCEEDED or CANCELLED once the call should stop, else OK.
+  absl::Status CheckAlive() const;
+};
+
+// Each writes its outputs through `sink` (and calls sink->Finish() once they
+// are written). RESOURCE_EXHAUSTED when the response would exceed the
+// context's limits, before any work; DEADLINE_EXCEEDED or CANCELLED when the
+// call stops between chunks.
+absl::Status Run(const EvaluateOp& op, const ComputeContext& context,
+                 OutputSink* sink);
+absl::Status Run(const DerivativeOp& op, const ComputeContext& context,
+                 OutputSink* sink);
+absl::Status Run(const VjpOp& op, const ComputeContext& context,
+                 OutputSink* sink);
+// The diagonal (kJacobianDiagonal) for an elementwise function unless dense
+// is set, else the dense matrices (kJacobianDense).
+absl::Status Run(const JacobianOp& op, const ComputeContext& context,
+                 OutputSink* sink);
+// kLoss, kGradLogits, and kProbabilities when asked.
+absl::Status Run(const CrossEntropyOp& op, const ComputeContext& context,
+                 OutputSink* sink);
+// Gradient-flow diagnostics: no tensor output.
+absl::StatusOr<GradientFlowReport> Run(const AnalyzeOp& op,
+                                       const ComputeContext& context);
+
+}  // namespace actsvc::server
+
+#endif  // ACTSVC_SERVER_COMPUTE_H_

@@ -1,0 +1,82 @@
+// Every setting of the server, each default written once: main's flags take
+// their defaults from here, and CheckOptions holds every range check.
+#ifndef ACTSVC_SERVER_OPTIONS_H_
+#define ACTSVC_SERVER_OPTIONS_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "server/tls.h"
+
+namespace actsvc::server {
+
+// Largest request and response: gRPC refuses larger requests, the service
+// larger responses (both with RESOURCE_EXHAUSTED).
+inline constexpr int kDefaultMaxMessageMb = 64;
+// Work runs in chunks of about this many output elements; the deadline and
+// cancellation are checked before each one.
+inline constexpr int64_t kDefaultChunkElements = 65536;
+// Work of at least this many elements splits its chunks over the compute
+// threads (server/parallel.h).
+inline constexpr int64_t kDefaultParallelThresholdElements = int64_t{1} << 20;
+
+struct ServerOptions {
+  std::string address = "0.0.0.0:50051";      // port 0 picks a free port
+  int max_message_mb = kDefaultMaxMessageMb;  // 1..2047
+  // Threads computing requests; 0 (or less) means one per CPU.
+  int compute_threads = 0;
+  int64_t chunk_elements = kDefaultChunkElements;
+  int64_t parallel_threshold_elements = kDefaultParallelThresholdElements;
+  // When > 0, a connection older than this gets a GOAWAY (and this long
+  // again to finish its calls), so that clients re-resolve and spread over
+  // new replicas. 0: connections live as long as the client keeps them.
+  int max_connection_age_s = 0;
+  // When > 0, a request whose main tensor (input, or logits) has more
+  // elements is refused with RESOURCE_EXHAUSTED before any work is done.
+  int64_t max_elements = 0;
+  // When > 0, compute calls (all but ListFunctions; a stream counts once)
+  // beyond this many in flight are refused at once with RESOURCE_EXHAUSTED
+  // instead of waiting in an unbounded queue.
+  int max_concurrent_calls = 0;
+  // When > 0, dense Jacobians over this many MiB of values are refused
+  // with RESOURCE_EXHAUSTED (0: only max_message_mb limits them).
+  int max_jacobian_mb = 0;
+  // When > 0, the server pings an idle connection this often and closes it
+  // when no answer comes within keepalive_timeout_s (0: gRPC's 2 hours).
+  int keepalive_time_s = 0;
+  int keepalive_timeout_s = 20;
+  // Whether clients may send keepalive pings on connections with no call
+  // (and the server pings those too); otherwise gRPC sends GOAWAY to
+  // clients that do.
+  bool keepalive_permit_without_calls = false;
+  TlsFiles tls;  // all empty: plaintext
+  // When set, "host:port" (or "port") of the HTTP endpoint, which serves
+  // Prometheus metrics at /metrics; port 0 picks a free port.
+  std::string metrics_address;
+  // Threads of the HTTP endpoint that read requests and write answers (the
+  // compute of an HTTP call runs on the compute threads).
+  int http_threads = 2;
+  // On SIGTERM/SIGINT, how long in-flight calls may take to finish.
+  int shutdown_grace_s = 10;
+  // trace, debug, info, warn, error or off.
+  std::string log_level = "info";
+  // Runs on the worker before each unary call's (or stream message's)
+  // compute. Tests use it to hold a call in flight.
+  std::function<void()> before_compute_for_testing;
+
+  int64_t max_message_bytes() const { return int64_t{max_message_mb} << 20; }
+  int64_t max_jacobian_bytes() const { return int64_t{max_jacobian_mb} << 20; }
+};
+
+// INVALID_ARGUMENT naming the flag, its value and its range when one is out
+// of range; OK otherwise.
+absl::Status CheckOptions(const ServerOptions& options);
+
+// compute_threads, with 0 resolved to the number of CPUs.
+int ComputeThreads(const ServerOptions& options);
+
+}  // namespace actsvc::server
+
+#endif  // ACTSVC_SERVER_OPTIONS_H_

@@ -1,0 +1,124 @@
+#include "server/tensor.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+#include "absl/base/config.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace actsvc::server {
+
+// Request bytes are little-endian on every wire we speak and used in place.
+#ifndef ABSL_IS_LITTLE_ENDIAN
+#error "tensor decoding assumes a little-endian host"
+#endif
+
+int64_t DTypeSize(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return 4;
+    case DType::kFloat64:
+      return 8;
+  }
+  UnknownDType(dtype);
+}
+
+absl::string_view DTypeName(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return "FLOAT32";
+    case DType::kFloat64:
+      return "FLOAT64";
+  }
+  UnknownDType(dtype);
+}
+
+void UnknownDType(DType dtype) {
+  std::fprintf(stderr, "unknown DType value %d\n", static_cast<int>(dtype));
+  std::abort();
+}
+
+std::string ShapeString(absl::Span<const int64_t> shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
+}
+
+int64_t CheckedProduct(absl::Span<const int64_t> dims) {
+  for (int64_t d : dims) {
+    if (d == 0) return 0;
+  }
+  int64_t product = 1;
+  for (int64_t d : dims) {
+    if (__builtin_mul_overflow(product, d, &product)) return -1;
+  }
+  return product;
+}
+
+int64_t DeclaredElements(absl::Span<const int64_t> shape) {
+  int64_t elements = 1;
+  for (const int64_t dim : shape) {
+    if (dim < 0) return 0;
+  }
+  for (const int64_t dim : shape) {
+    if (__builtin_mul_overflow(elements, dim, &elements)) return 0;
+  }
+  return elements;
+}
+
+int64_t TensorWireBytes(int64_t elements, int64_t element_size, int rank) {
+  int64_t bytes;
+  if (elements < 0 || __builtin_mul_overflow(elements, element_size, &bytes)) {
+    return -1;
+  }
+  // Tags, length prefixes and dtype: a few bytes; each dim a varint of at
+  // most 10 bytes plus its share of the packed length.
+  const int64_t framing = 32 + 11 * static_cast<int64_t>(rank);
+  if (__builtin_add_overflow(bytes, framing, &bytes)) return -1;
+  return bytes;
+}
+
+absl::Status TensorView::CheckShape(absl::string_view name, DType dtype,
+                                    absl::Span<const int64_t> shape,
+                                    int64_t* size) {
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, ".shape[", i, "] = ", shape[i], " is negative (shape ",
+          ShapeString(shape), "); every dim must be >= 0"));
+    }
+  }
+  const int64_t elements = CheckedProduct(shape);
+  int64_t bytes;
+  if (elements < 0 ||
+      __builtin_mul_overflow(elements, DTypeSize(dtype), &bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ".shape ", ShapeString(shape),
+                     " has too many elements: the byte count overflows int64"));
+  }
+  *size = elements;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<TensorView> TensorView::Make(std::string name, DType dtype,
+                                            absl::Span<const int64_t> shape,
+                                            const void* data) {
+  TensorView view;
+  if (absl::Status s = CheckShape(name, dtype, shape, &view.size_); !s.ok()) {
+    return s;
+  }
+  view.name_ = std::move(name);
+  view.dtype_ = dtype;
+  view.shape_ = shape;
+  const int64_t element_size = DTypeSize(dtype);
+  if (reinterpret_cast<uintptr_t>(data) % element_size == 0) {
+    view.data_ = data;
+  } else {
+    const int64_t bytes = view.size_ * element_size;
+    view.aligned_copy_.resize((bytes + sizeof(double) - 1) / sizeof(double));
+    std::memcpy(view.aligned_copy_.data(), data, bytes);
+  }
+  return view;
+}
+
+}  // namespace actsvc::server

@@ -1,0 +1,312 @@
+#include "server/v1/codec.h"
+
+#include <cstring>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace actsvc::server {
+namespace {
+
+std::string DataTypeString(v1::DataType dtype) {
+  const std::string& name = v1::DataType_Name(dtype);
+  return name.empty() ? absl::StrCat(static_cast<int>(dtype)) : name;
+}
+
+std::optional<DType> FromProto(v1::DataType dtype) {
+  switch (dtype) {
+    case v1::FLOAT32:
+      return DType::kFloat32;
+    case v1::FLOAT64:
+      return DType::kFloat64;
+    default:
+      return std::nullopt;
+  }
+}
+
+// The repeated field that holds values of `dtype` in the typed encoding.
+absl::string_view TypedField(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return ".float_data";
+    case DType::kFloat64:
+      return ".double_data";
+  }
+  UnknownDType(dtype);
+}
+
+// Typed values, checked against the dtype and the shape's size.
+absl::StatusOr<const void*> TypedValues(const v1::Tensor& tensor,
+                                        absl::string_view name, DType dtype,
+                                        int64_t size) {
+  const bool has_float = tensor.float_data_size() > 0;
+  if (has_float && dtype != DType::kFloat32) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ".float_data is set but ", name, ".dtype is ", DTypeName(dtype),
+        "; float_data needs FLOAT32 (use double_data or "
+        "raw_data)"));
+  }
+  if (!has_float && dtype != DType::kFloat64) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, ".double_data is set but ", name, ".dtype is ", DTypeName(dtype),
+        "; double_data needs FLOAT64 (use float_data or "
+        "raw_data)"));
+  }
+  const int64_t count =
+      has_float ? tensor.float_data_size() : tensor.double_data_size();
+  if (count != size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, TypedField(dtype), " has ", count, " values, expected ", size,
+        " (shape ", ShapeString(tensor.shape()), ")"));
+  }
+  return has_float ? static_cast<const void*>(tensor.float_data().data())
+                   : static_cast<const void*>(tensor.double_data().data());
+}
+
+// A tensor field of a request: its view, its read error, or absent.
+TensorArg ReadTensor(bool present, const v1::Tensor& tensor, std::string name,
+                     Encoding* encoding = nullptr) {
+  TensorArg arg;
+  arg.declared_elements = DeclaredElements(tensor.shape());
+  if (present) {
+    absl::StatusOr<DecodedTensor> decoded = DecodeTensor(tensor, name);
+    if (decoded.ok()) {
+      arg.view = std::move(decoded->view);
+      if (encoding != nullptr) *encoding = decoded->encoding;
+    } else {
+      arg.error = decoded.status();
+    }
+  }
+  arg.name = std::move(name);
+  return arg;
+}
+
+FunctionRequest ReadSpec(const v1::FunctionSpec& spec) {
+  FunctionRequest function;
+  function.function = spec.function();
+  if (spec.has_alpha()) function.alpha = spec.alpha();
+  if (spec.has_axis()) function.axis = spec.axis();
+  return function;
+}
+
+absl::StatusOr<Reduction> ReadReduction(int reduction) {
+  switch (reduction) {
+    case v1::SoftmaxCrossEntropyRequest::MEAN:
+      return Reduction::kMean;
+    case v1::SoftmaxCrossEntropyRequest::SUM:
+      return Reduction::kSum;
+    case v1::SoftmaxCrossEntropyRequest::NONE:
+      return Reduction::kNone;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          "reduction = ", reduction,
+          " is not a known Reduction; expected MEAN, SUM or NONE"));
+  }
+}
+
+}  // namespace
+
+v1::DataType ToProto(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32:
+      return v1::FLOAT32;
+    case DType::kFloat64:
+      return v1::FLOAT64;
+  }
+  UnknownDType(dtype);
+}
+
+absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
+                                           absl::string_view name) {
+  const std::optional<DType> dtype = FromProto(tensor.dtype());
+  if (!dtype) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ".dtype is ", DataTypeString(tensor.dtype()),
+                     ", expected FLOAT32 or FLOAT64"));
+  }
+  const absl::Span<const int64_t> shape(tensor.shape().data(),
+                                        tensor.shape_size());
+  int64_t size;
+  if (absl::Status s = TensorView::CheckShape(name, *dtype, shape, &size);
+      !s.ok()) {
+    return s;
+  }
+  const bool has_raw = !tensor.raw_data().empty();
+  const bool has_float = tensor.float_data_size() > 0;
+  const bool has_double = tensor.double_data_size() > 0;
+  if (has_raw + has_float + has_double > 1) {
+    std::vector<absl::string_view> fields;
+    if (has_raw) fields.push_back("raw_data");
+    if (has_float) fields.push_back("float_data");
+    if (has_double) fields.push_back("double_data");
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " has data in ", absl::StrJoin(fields, " and "),
+                     "; set exactly one of raw_data, float_data, double_data"));
+  }
+  DecodedTensor decoded;
+  const void* data;
+  if (has_float || has_double) {
+    absl::StatusOr<const void*> values =
+        TypedValues(tensor, name, *dtype, size);
+    if (!values.ok()) return values.status();
+    decoded.encoding = Encoding::kTyped;
+    data = *values;
+  } else {
+    // Raw, or no data at all, which only an empty tensor may have.
+    const int64_t expected_bytes = size * DTypeSize(*dtype);
+    const std::string layout =
+        absl::StrCat("shape ", ShapeString(shape), " x ", DTypeSize(*dtype),
+                     " bytes of ", DTypeName(*dtype));
+    const std::string& raw = tensor.raw_data();
+    if (!has_raw && size > 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " has no data, expected ", expected_bytes,
+                       " bytes in ", name, ".raw_data (", layout, ") or ", size,
+                       " values in ", name, TypedField(*dtype)));
+    }
+    if (static_cast<int64_t>(raw.size()) != expected_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ".raw_data has ", raw.size(), " bytes, expected ",
+                       expected_bytes, " (", layout, ")"));
+    }
+    data = raw.data();
+  }
+  absl::StatusOr<TensorView> view =
+      TensorView::Make(std::string(name), *dtype, shape, data);
+  if (!view.ok()) return view.status();
+  decoded.view = *std::move(view);
+  return decoded;
+}
+
+DecodedEvaluate Decode(const v1::EvaluateRequest& message) {
+  DecodedEvaluate decoded;
+  decoded.request.function = ReadSpec(message.spec());
+  decoded.request.x = ReadTensor(message.has_input(), message.input(), "input",
+                                 &decoded.encoding);
+  return decoded;
+}
+
+DecodedDerivative Decode(const v1::DerivativeRequest& message) {
+  DecodedDerivative decoded;
+  DerivativeRequest& request = decoded.request;
+  request.function = ReadSpec(message.spec());
+  request.order = message.order();
+  request.x = ReadTensor(message.has_input(), message.input(), "input",
+                         &decoded.encoding);
+  request.g = ReadTensor(message.has_upstream_grad(), message.upstream_grad(),
+                         "upstream_grad");
+  return decoded;
+}
+
+DecodedJacobian Decode(const v1::JacobianRequest& message) {
+  DecodedJacobian decoded;
+  decoded.request.function = ReadSpec(message.spec());
+  decoded.request.dense = message.dense();
+  decoded.request.x = ReadTensor(message.has_input(), message.input(), "input",
+                                 &decoded.encoding);
+  return decoded;
+}
+
+DecodedCrossEntropy Decode(const v1::SoftmaxCrossEntropyRequest& message) {
+  DecodedCrossEntropy decoded;
+  CrossEntropyRequest& request = decoded.request;
+  request.logits = ReadTensor(message.has_logits(), message.logits(), "logits",
+                              &decoded.encoding);
+  request.reduction = ReadReduction(message.reduction());
+  request.label_smoothing = message.label_smoothing();
+  if (message.has_ignore_index()) request.ignore_index = message.ignore_index();
+  request.target_probs = ReadTensor(message.has_target_probs(),
+                                    message.target_probs(), "target_probs");
+  request.class_indices = absl::MakeConstSpan(message.class_indices().data(),
+                                              message.class_indices_size());
+  request.return_probabilities = message.return_probabilities();
+  return decoded;
+}
+
+AnalyzeRequest Decode(const v1::AnalyzeRequest& message) {
+  AnalyzeRequest request;
+  request.function = ReadSpec(message.spec());
+  request.epsilon = message.epsilon();
+  if (message.has_layers()) request.layers = message.layers();
+  request.x = ReadTensor(message.has_input(), message.input(), "input");
+  return request;
+}
+
+int64_t ElementsOf(const v1::EvaluateRequest& r) {
+  return DeclaredElements(r.input().shape());
+}
+int64_t ElementsOf(const v1::DerivativeRequest& r) {
+  return DeclaredElements(r.input().shape());
+}
+int64_t ElementsOf(const v1::JacobianRequest& r) {
+  return DeclaredElements(r.input().shape());
+}
+int64_t ElementsOf(const v1::SoftmaxCrossEntropyRequest& r) {
+  return DeclaredElements(r.logits().shape());
+}
+int64_t ElementsOf(const v1::AnalyzeRequest& r) {
+  return DeclaredElements(r.input().shape());
+}
+int64_t ElementsOf(const v1::StreamRequest& r) {
+  switch (r.request_case()) {
+    case v1::StreamRequest::kEvaluate:
+      return ElementsOf(r.evaluate());
+    case v1::StreamRequest::kDerivative:
+      return ElementsOf(r.derivative());
+    case v1::StreamRequest::REQUEST_NOT_SET:
+      break;
+  }
+  return 0;
+}
+
+MessageSink::MessageSink(
+    Encoding encoding,
+    std::initializer_list<std::pair<OutputRole, v1::Tensor*>> targets)
+    : encoding_(encoding) {
+  for (const auto& [role, tensor] : targets) {
+    targets_[static_cast<int>(role)] = tensor;
+  }
+}
+
+void* MessageSink::Allocate(OutputRole role, DType dtype,
+                            absl::Span<const int64_t> shape, int64_t elements) {
+  const int index = static_cast<int>(role);
+  v1::Tensor* out = targets_[index];
+  allocated_[index] = true;
+  out->Clear();
+  out->mutable_shape()->Add(shape.begin(), shape.end());
+  out->set_dtype(ToProto(dtype));
+  const int64_t element_size = DTypeSize(dtype);
+  if (encoding_ == Encoding::kTyped) {
+    switch (dtype) {
+      case DType::kFloat32:
+        out->mutable_float_data()->Resize(static_cast<int>(elements), 0.0f);
+        return out->mutable_float_data()->mutable_data();
+      case DType::kFloat64:
+        out->mutable_double_data()->Resize(static_cast<int>(elements), 0.0);
+        return out->mutable_double_data()->mutable_data();
+    }
+    UnknownDType(dtype);
+  }
+  std::string* raw = out->mutable_raw_data();
+  raw->resize(static_cast<size_t>(elements * element_size));
+  if (reinterpret_cast<uintptr_t>(raw->data()) % element_size == 0) {
+    return raw->data();
+  }
+  std::vector<double> values((raw->size() + sizeof(double) - 1) /
+                             sizeof(double));
+  scratch_.emplace_back(role, std::move(values));
+  return scratch_.back().second.data();
+}
+
+void MessageSink::Finish() {
+  for (auto& [role, values] : scratch_) {
+    std::string* raw = targets_[static_cast<int>(role)]->mutable_raw_data();
+    std::memcpy(raw->data(), values.data(), raw->size());
+  }
+  scratch_.clear();
+}
+
+}  // namespace actsvc::server

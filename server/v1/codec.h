@@ -1,0 +1,104 @@
+// The own API (actsvc.v1) on the one request path: its messages become the
+// protocol-neutral requests of server/ops.h, and its response messages are
+// the OutputSink compute writes into. Tensors travel in one of two
+// encodings; a response uses the encoding of its request's main tensor.
+#ifndef ACTSVC_SERVER_V1_CODEC_H_
+#define ACTSVC_SERVER_V1_CODEC_H_
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "actsvc/v1/activation.pb.h"
+#include "server/ops.h"
+#include "server/tensor.h"
+
+namespace actsvc::server {
+
+// How a tensor's values travel: packed bytes or a repeated field.
+enum class Encoding { kRaw, kTyped };
+
+// The own API's value of a dtype.
+v1::DataType ToProto(DType dtype);
+
+// A v1::Tensor read in place: its view and how its values travelled.
+struct DecodedTensor {
+  TensorView view;
+  Encoding encoding = Encoding::kRaw;
+};
+
+// Validates `tensor` (dtype, dims, exactly one encoding, value count) and
+// returns its view. Errors are INVALID_ARGUMENT and name the field as
+// `name`.field, with the expected and the actual value.
+absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
+                                           absl::string_view name);
+
+// The requests of ops.h as the messages state them, and the encoding of
+// their main tensor (raw when it could not be read).
+struct DecodedEvaluate {
+  EvaluateRequest request;
+  Encoding encoding = Encoding::kRaw;
+};
+DecodedEvaluate Decode(const v1::EvaluateRequest& message);
+struct DecodedDerivative {
+  DerivativeRequest request;
+  Encoding encoding = Encoding::kRaw;
+};
+DecodedDerivative Decode(const v1::DerivativeRequest& message);
+struct DecodedJacobian {
+  JacobianRequest request;
+  Encoding encoding = Encoding::kRaw;
+};
+DecodedJacobian Decode(const v1::JacobianRequest& message);
+struct DecodedCrossEntropy {
+  CrossEntropyRequest request;
+  Encoding encoding = Encoding::kRaw;
+};
+DecodedCrossEntropy Decode(const v1::SoftmaxCrossEntropyRequest& message);
+AnalyzeRequest Decode(const v1::AnalyzeRequest& message);
+
+// The elements of a request's main tensor as declared, the measure of its
+// work (0 for a StreamRequest with neither request).
+int64_t ElementsOf(const v1::EvaluateRequest& r);
+int64_t ElementsOf(const v1::DerivativeRequest& r);
+int64_t ElementsOf(const v1::JacobianRequest& r);
+int64_t ElementsOf(const v1::SoftmaxCrossEntropyRequest& r);
+int64_t ElementsOf(const v1::AnalyzeRequest& r);
+int64_t ElementsOf(const v1::StreamRequest& r);
+
+// Writes outputs into the v1::Tensor fields of a response message, in one
+// encoding: raw_data is sized once and written in place (through a scratch
+// copy only when std::string's buffer is not aligned for the type).
+class MessageSink final : public OutputSink {
+ public:
+  // `targets`: the response tensor of each role the response has.
+  MessageSink(
+      Encoding encoding,
+      std::initializer_list<std::pair<OutputRole, v1::Tensor*>> targets);
+
+  void* Allocate(OutputRole role, DType dtype, absl::Span<const int64_t> shape,
+                 int64_t elements) override;
+  void Finish() override;
+
+  bool allocated(OutputRole role) const {
+    return allocated_[static_cast<int>(role)];
+  }
+
+ private:
+  static constexpr int kRoles =
+      static_cast<int>(OutputRole::kProbabilities) + 1;
+  const Encoding encoding_;
+  std::array<v1::Tensor*, kRoles> targets_{};
+  std::array<bool, kRoles> allocated_{};
+  // Values computed apart from an unaligned raw_data: (role, values).
+  std::vector<std::pair<OutputRole, std::vector<double>>> scratch_;
+};
+
+}  // namespace actsvc::server
+
+#endif  // ACTSVC_SERVER_V1_CODEC_H_

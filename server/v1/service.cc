@@ -1,0 +1,269 @@
+#include "server/v1/service.h"
+
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "core/functions.h"
+#include "server/ops.h"
+#include "server/v1/codec.h"
+
+namespace actsvc::server {
+namespace {
+
+constexpr absl::string_view kService = "actsvc.v1.ActivationService";
+
+template <typename Message>
+bool Parse(const grpc::ByteBuffer& bytes, Message* message) {
+  grpc::ByteBuffer copy = bytes;  // shares the slices; Deserialize consumes it
+  return grpc::SerializationTraits<Message>::Deserialize(&copy, message).ok();
+}
+
+template <typename Message>
+absl::Status Serialize(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  const grpc::Status serialized =
+      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+  if (serialized.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("cannot serialize the response: ",
+                                          serialized.error_message()));
+}
+
+// A unary RPC over serialized messages: parse, count the request's
+// elements, run the handler, serialize.
+template <typename Request, typename Response,
+          absl::Status (*kHandler)(const Request&, const ComputeContext&,
+                                   Response*)>
+absl::Status SerializedBody(const grpc::ByteBuffer& request_bytes,
+                            const ComputeContext& context, int64_t* elements,
+                            grpc::ByteBuffer* response_bytes) {
+  // Parsing a large request takes a while: not for a call already dead.
+  if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
+  Request request;
+  if (!Parse(request_bytes, &request)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the request is not a valid ",
+                     Request::descriptor()->full_name(), " message"));
+  }
+  *elements = ElementsOf(request);
+  Response response;
+  if (absl::Status status = kHandler(request, context, &response);
+      !status.ok()) {
+    return status;
+  }
+  return Serialize(response, response_bytes);
+}
+
+absl::Status ListFunctionsBody(const grpc::ByteBuffer& request_bytes,
+                               const ComputeContext& /*context*/,
+                               int64_t* /*elements*/,
+                               grpc::ByteBuffer* response_bytes) {
+  v1::ListFunctionsRequest request;
+  if (!Parse(request_bytes, &request)) {
+    return absl::InvalidArgumentError(
+        "the request is not a valid actsvc.v1.ListFunctionsRequest message");
+  }
+  v1::ListFunctionsResponse response;
+  HandleListFunctions(&response);
+  return Serialize(response, response_bytes);
+}
+
+absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
+                               int64_t index, const ComputeContext& context,
+                               int64_t* elements,
+                               grpc::ByteBuffer* response_bytes) {
+  v1::StreamRequest request;
+  if (!Parse(request_bytes, &request)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream request #", index,
+                     " is not a valid actsvc.v1.StreamRequest message"));
+  }
+  v1::StreamResponse response;
+  if (absl::Status status = HandleStreamRequest(request, context, &response);
+      !status.ok()) {
+    return absl::Status(status.code(), absl::StrCat("stream request #", index,
+                                                    ": ", status.message()));
+  }
+  *elements = ElementsOf(request);
+  return Serialize(response, response_bytes);
+}
+
+Method MakeMethod(absl::string_view name, MethodKind kind) {
+  Method method;
+  method.path = absl::StrCat("/", kService, "/", name);
+  method.api = std::string(kService);
+  method.name = std::string(name);
+  method.kind = kind;
+  return method;
+}
+
+template <typename Request, typename Response,
+          absl::Status (*kHandler)(const Request&, const ComputeContext&,
+                                   Response*)>
+Method UnaryMethod(absl::string_view name) {
+  Method method = MakeMethod(name, MethodKind::kUnary);
+  method.unary = &SerializedBody<Request, Response, kHandler>;
+  return method;
+}
+
+}  // namespace
+
+absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
+                            const ComputeContext& context,
+                            v1::EvaluateResponse* response) {
+  DecodedEvaluate decoded = Decode(request);
+  absl::StatusOr<EvaluateOp> op =
+      Validate(std::move(decoded.request), context.max_elements);
+  if (!op.ok()) return op.status();
+  MessageSink sink(decoded.encoding,
+                   {{OutputRole::kOutput, response->mutable_output()}});
+  return Run(*op, context, &sink);
+}
+
+absl::Status HandleDerivative(const v1::DerivativeRequest& request,
+                              const ComputeContext& context,
+                              v1::DerivativeResponse* response) {
+  DecodedDerivative decoded = Decode(request);
+  absl::StatusOr<std::variant<DerivativeOp, VjpOp>> op =
+      Validate(std::move(decoded.request), context.max_elements);
+  if (!op.ok()) return op.status();
+  MessageSink sink(decoded.encoding,
+                   {{OutputRole::kOutput, response->mutable_output()}});
+  return std::visit([&](const auto& o) { return Run(o, context, &sink); }, *op);
+}
+
+absl::Status HandleJacobian(const v1::JacobianRequest& request,
+                            const ComputeContext& context,
+                            v1::JacobianResponse* response) {
+  DecodedJacobian decoded = Decode(request);
+  absl::StatusOr<JacobianOp> op =
+      Validate(std::move(decoded.request), context.max_elements);
+  if (!op.ok()) return op.status();
+  v1::Tensor* jacobian = response->mutable_jacobian();
+  MessageSink sink(decoded.encoding, {{OutputRole::kJacobianDiagonal, jacobian},
+                                      {OutputRole::kJacobianDense, jacobian}});
+  const absl::Status status = Run(*op, context, &sink);
+  response->set_diagonal(sink.allocated(OutputRole::kJacobianDiagonal));
+  return status;
+}
+
+absl::Status HandleSoftmaxCrossEntropy(
+    const v1::SoftmaxCrossEntropyRequest& request,
+    const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response) {
+  DecodedCrossEntropy decoded = Decode(request);
+  absl::StatusOr<CrossEntropyOp> op =
+      Validate(std::move(decoded.request), context.max_elements);
+  if (!op.ok()) return op.status();
+  MessageSink sink(
+      decoded.encoding,
+      {{OutputRole::kLoss, response->mutable_loss()},
+       {OutputRole::kGradLogits, response->mutable_grad_logits()},
+       {OutputRole::kProbabilities, response->mutable_probabilities()}});
+  const absl::Status status = Run(*op, context, &sink);
+  // Only a response that asked for them carries probabilities.
+  if (!op->return_probabilities) response->clear_probabilities();
+  return status;
+}
+
+absl::Status HandleAnalyze(const v1::AnalyzeRequest& request,
+                           const ComputeContext& context,
+                           v1::AnalyzeResponse* response) {
+  absl::StatusOr<AnalyzeOp> op =
+      Validate(Decode(request), context.max_elements);
+  if (!op.ok()) return op.status();
+  absl::StatusOr<GradientFlowReport> report = Run(*op, context);
+  if (!report.ok()) return report.status();
+  const GradientFlowReport& r = *report;
+  response->set_units(r.units);
+  response->set_nan_count(r.nan_units);
+  response->set_epsilon(op->epsilon);
+  response->set_zero_outputs(r.zero_outputs);
+  response->set_saturated_units(r.saturated);
+  response->set_dead_units(r.dead);
+  response->set_sparsity(r.sparsity);
+  response->set_saturated_fraction(r.saturated_fraction);
+  response->set_dead_fraction(r.dead_fraction);
+  response->set_min_derivative(r.min_derivative);
+  response->set_max_derivative(r.max_derivative);
+  response->set_mean_derivative(r.mean_derivative);
+  response->set_mean_abs_derivative(r.mean_abs_derivative);
+  response->set_max_abs_derivative(r.max_abs_derivative);
+  if (r.attenuation) response->set_attenuation(*r.attenuation);
+  return absl::OkStatus();
+}
+
+void HandleListFunctions(v1::ListFunctionsResponse* response) {
+  for (const FunctionInfo& info : AllFunctions()) {
+    v1::FunctionInfo* out = response->add_functions();
+    out->set_function(static_cast<v1::Function>(info.function));
+    out->set_name(info.name);
+    for (const std::string& alias : info.aliases) out->add_aliases(alias);
+    out->set_elementwise(info.elementwise);
+    for (const ParameterInfo& parameter : info.parameters) {
+      v1::Parameter* p = out->add_parameters();
+      p->set_name(parameter.name);
+      p->set_default_value(parameter.default_value);
+      p->set_valid_range(parameter.valid_range);
+      p->set_description(parameter.description);
+    }
+    out->set_formula(info.formula);
+    out->set_derivative_formula(info.derivative_formula);
+    out->set_second_derivative_formula(info.second_derivative_formula);
+    out->set_stable_form(info.stable_form);
+    out->set_output_range(info.output_range);
+    out->set_derivative_range(info.derivative_range);
+    out->set_saturates(info.saturates);
+    out->set_notes(info.notes);
+  }
+}
+
+absl::Status HandleStreamRequest(const v1::StreamRequest& request,
+                                 const ComputeContext& context,
+                                 v1::StreamResponse* response) {
+  switch (request.request_case()) {
+    case v1::StreamRequest::kEvaluate:
+      return HandleEvaluate(request.evaluate(), context,
+                            response->mutable_evaluate());
+    case v1::StreamRequest::kDerivative:
+      return HandleDerivative(request.derivative(), context,
+                              response->mutable_derivative());
+    case v1::StreamRequest::REQUEST_NOT_SET:
+      break;
+  }
+  return absl::InvalidArgumentError(
+      "request is empty; set exactly one of evaluate or derivative");
+}
+
+grpc::ServerUnaryReactor* GeneratedActivationService::ListFunctions(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return generic_->ServeRawUnary(absl::StrCat("/", kService, "/ListFunctions"),
+                                 context, request, response);
+}
+
+void RegisterActivationService(MethodTable* table) {
+  table->Add(
+      UnaryMethod<v1::EvaluateRequest, v1::EvaluateResponse, &HandleEvaluate>(
+          "Evaluate"));
+  table->Add(UnaryMethod<v1::DerivativeRequest, v1::DerivativeResponse,
+                         &HandleDerivative>("Derivative"));
+  table->Add(
+      UnaryMethod<v1::JacobianRequest, v1::JacobianResponse, &HandleJacobian>(
+          "Jacobian"));
+  table->Add(
+      UnaryMethod<v1::SoftmaxCrossEntropyRequest,
+                  v1::SoftmaxCrossEntropyResponse, &HandleSoftmaxCrossEntropy>(
+          "SoftmaxCrossEntropy"));
+  table->Add(
+      UnaryMethod<v1::AnalyzeRequest, v1::AnalyzeResponse, &HandleAnalyze>(
+          "Analyze"));
+  Method list = MakeMethod("ListFunctions", MethodKind::kUnaryInline);
+  list.unary = &ListFunctionsBody;
+  table->Add(std::move(list));
+  Method stream = MakeMethod("Stream", MethodKind::kStream);
+  stream.stream = &StreamMessageBody;
+  table->Add(std::move(stream));
+}
+
+}  // namespace actsvc::server

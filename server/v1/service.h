@@ -1,0 +1,75 @@
+// The own API, actsvc.v1.ActivationService, on the one request path: the
+// body of each RPC (decode → Validate → Run into the response message) and
+// their registration in the MethodTable.
+#ifndef ACTSVC_SERVER_V1_SERVICE_H_
+#define ACTSVC_SERVER_V1_SERVICE_H_
+
+#include "absl/status/status.h"
+#include "actsvc/v1/activation.grpc.pb.h"
+#include "actsvc/v1/activation.pb.h"
+#include "server/calls.h"
+#include "server/compute.h"
+#include "server/method_table.h"
+
+namespace actsvc::server {
+
+// The RPC bodies, request in, response or status out; the unary methods
+// and the Stream both call these, so they cannot diverge. No gRPC here: the
+// call's deadline, cancellation and limits arrive as a ComputeContext.
+absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
+                            const ComputeContext& context,
+                            v1::EvaluateResponse* response);
+absl::Status HandleDerivative(const v1::DerivativeRequest& request,
+                              const ComputeContext& context,
+                              v1::DerivativeResponse* response);
+absl::Status HandleJacobian(const v1::JacobianRequest& request,
+                            const ComputeContext& context,
+                            v1::JacobianResponse* response);
+absl::Status HandleSoftmaxCrossEntropy(
+    const v1::SoftmaxCrossEntropyRequest& request,
+    const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response);
+// Gradient-flow diagnostics (see AnalyzeRequest in activation.proto).
+absl::Status HandleAnalyze(const v1::AnalyzeRequest& request,
+                           const ComputeContext& context,
+                           v1::AnalyzeResponse* response);
+void HandleListFunctions(v1::ListFunctionsResponse* response);
+// One message of the Stream RPC: an Evaluate or a Derivative request.
+absl::Status HandleStreamRequest(const v1::StreamRequest& request,
+                                 const ComputeContext& context,
+                                 v1::StreamResponse* response);
+
+// Adds the seven methods of ActivationService to `table`.
+void RegisterActivationService(MethodTable* table);
+
+// The generated service, registered with the server builder so that
+// reflection lists it. Its methods are generic (served by the
+// GenericService from the MethodTable) but one: gRPC lists a service only
+// when a method is not generic, so ListFunctions is a raw callback method
+// that the GenericService serves from the same table.
+using GeneratedActivationServiceBase =
+    v1::ActivationService::WithGenericMethod_Evaluate<
+        v1::ActivationService::WithGenericMethod_Derivative<
+            v1::ActivationService::WithGenericMethod_Jacobian<
+                v1::ActivationService::WithGenericMethod_SoftmaxCrossEntropy<
+                    v1::ActivationService::WithGenericMethod_Analyze<
+                        v1::ActivationService::
+                            WithRawCallbackMethod_ListFunctions<
+                                v1::ActivationService::WithGenericMethod_Stream<
+                                    v1::ActivationService::Service>>>>>>>;
+
+class GeneratedActivationService final : public GeneratedActivationServiceBase {
+ public:
+  // `generic` serves ListFunctions and outlives this service.
+  explicit GeneratedActivationService(GenericService* generic)
+      : generic_(generic) {}
+  grpc::ServerUnaryReactor* ListFunctions(grpc::CallbackServerContext* context,
+                                          const grpc::ByteBuffer* request,
+                                          grpc::ByteBuffer* response) override;
+
+ private:
+  GenericService* const generic_;
+};
+
+}  // namespace actsvc::server
+
+#endif  // ACTSVC_SERVER_V1_SERVICE_H_
