@@ -26,7 +26,6 @@ Each written file is printed with its size in pixels. Needs python3-matplotlib
 
 import argparse
 import json
-import math
 import os
 import re
 import sys
