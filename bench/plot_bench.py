@@ -454,7 +454,7 @@ def main(argv):
         return
     with open(args.table) as f:
         text = f.read()
-    source = "table of " + os.path.basename(args.table)
+    source = "from " + os.path.basename(args.table)
     if args.command == "service":
         plot_service(service_rows(text), args.out, source)
     else:

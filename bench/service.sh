@@ -11,7 +11,10 @@
 #                    [--shapes '1,1024;64,1000'] [--out DIR] [--write]
 #
 # --write replaces the table of "## Service" in BENCHMARKS.md (between its
-# service-table markers; the notes around them stay).
+# service-table markers; the notes around them stay) and renders it as
+# docs/service.png. Every run leaves the per-cell reports and their pictures
+# (bench/plot_bench.py: latency distribution, latency over the run, QPS and
+# p99 against concurrency) in the --out directory, with service.png.
 # The default run (36 cells of 1 s warmup + 5 s) takes about four minutes.
 set -euo pipefail
 
@@ -34,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     --shapes) shapes="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --write) write=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -104,6 +107,19 @@ for shape in shapes.split(";"):
 PY
 cat "$out/table.md"
 
+# Pictures, by the Python that has matplotlib (Debian's python3-matplotlib).
+plot_python="${ACTSVC_PLOT_PYTHON:-/usr/bin/python3}"
+plots=0
+if "$plot_python" -c 'import matplotlib' 2>/dev/null; then
+  plots=1
+  "$plot_python" "$root/bench/plot_bench.py" report "$out"/*.json \
+    --out-dir "$out/plots" >&2
+  "$plot_python" "$root/bench/plot_bench.py" service --table "$out/table.md" \
+    --out "$out/service.png" >&2
+else
+  echo "no matplotlib in $plot_python (apt install python3-matplotlib, or set ACTSVC_PLOT_PYTHON): no pictures" >&2
+fi
+
 if [[ "$write" == 1 ]]; then
   python3 - "$root/BENCHMARKS.md" "$out/table.md" <<'PY'
 import re, sys
@@ -126,4 +142,8 @@ else:
 open(path, "w").write(text[:start] + section + text[end:])
 PY
   echo "wrote the table into $root/BENCHMARKS.md (## Service)" >&2
+  if [[ "$plots" == 1 ]]; then
+    cp "$out/service.png" "$root/docs/service.png"
+    echo "wrote $root/docs/service.png" >&2
+  fi
 fi
