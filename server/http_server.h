@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/options.h"
 #include "server/worker_pool.h"
 
 struct mg_context;
@@ -59,9 +60,9 @@ struct HttpRoute {
 struct HttpServerOptions {
   // "host:port" or "port" (all interfaces); port 0 picks a free one.
   std::string address;
-  int threads = 2;
+  int threads = kDefaultHttpThreads;
   // Larger request bodies get 413 before they are read.
-  int64_t max_body_bytes = int64_t{64} << 20;
+  int64_t max_body_bytes = int64_t{kDefaultMaxMessageMb} << 20;
 };
 
 class HttpServer {

@@ -21,6 +21,8 @@ inline constexpr int64_t kDefaultChunkElements = 65536;
 // Work of at least this many elements splits its chunks over the compute
 // threads (server/parallel.h).
 inline constexpr int64_t kDefaultParallelThresholdElements = int64_t{1} << 20;
+// Threads of the HTTP endpoint that read requests and write answers.
+inline constexpr int kDefaultHttpThreads = 2;
 
 struct ServerOptions {
   std::string address = "0.0.0.0:50051";      // port 0 picks a free port
@@ -57,7 +59,7 @@ struct ServerOptions {
   std::string metrics_address;
   // Threads of the HTTP endpoint that read requests and write answers (the
   // compute of an HTTP call runs on the compute threads).
-  int http_threads = 2;
+  int http_threads = kDefaultHttpThreads;
   // On SIGTERM/SIGINT, how long in-flight calls may take to finish.
   int shutdown_grace_s = 10;
   // trace, debug, info, warn, error or off.

@@ -112,33 +112,37 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->bound_address_ =
       absl::StrCat(HostOf(options.address), ":", server->port_);
 
-  if (!options.metrics_address.empty()) {
-    const CallTracker* calls = server->calls_.get();
-    HttpRoute metrics{"GET", "/metrics", [calls](const HttpRequest&) {
-                        HttpResponse response;
-                        response.content_type =
-                            "text/plain; version=0.0.4; charset=utf-8";
-                        response.body = calls->RenderMetrics();
-                        return response;
-                      }};
-    HttpServerOptions http;
-    http.address = options.metrics_address;
-    http.threads = options.http_threads;
-    http.max_body_bytes = options.max_message_bytes();
-    absl::StatusOr<std::unique_ptr<HttpServer>> started =
-        HttpServer::Start(http, {std::move(metrics)}, server->workers_.get());
-    if (!started.ok()) {
-      return absl::UnavailableError(
-          absl::StrCat("cannot serve metrics: ", started.status().message()));
-    }
-    server->http_ = *std::move(started);
-  }
+  if (absl::Status http = server->StartHttp(options); !http.ok()) return http;
 
   grpc::HealthCheckServiceInterface* health =
       server->server_->GetHealthCheckService();
   health->SetServingStatus("", true);
   health->SetServingStatus(v1::ActivationService::service_full_name(), true);
   return server;
+}
+
+absl::Status Server::StartHttp(const ServerOptions& options) {
+  if (options.metrics_address.empty()) return absl::OkStatus();
+  const CallTracker* calls = calls_.get();
+  HttpRoute metrics{"GET", "/metrics", [calls](const HttpRequest&) {
+                      HttpResponse response;
+                      response.content_type =
+                          "text/plain; version=0.0.4; charset=utf-8";
+                      response.body = calls->RenderMetrics();
+                      return response;
+                    }};
+  HttpServerOptions http;
+  http.address = options.metrics_address;
+  http.threads = options.http_threads;
+  http.max_body_bytes = options.max_message_bytes();
+  absl::StatusOr<std::unique_ptr<HttpServer>> started =
+      HttpServer::Start(http, {std::move(metrics)}, workers_.get());
+  if (!started.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics: ", started.status().message()));
+  }
+  http_ = *std::move(started);
+  return absl::OkStatus();
 }
 
 void Server::Shutdown(absl::Duration grace) {

@@ -60,6 +60,8 @@ class Server {
 
  private:
   Server() = default;
+  // The HTTP endpoint, when options.metrics_address is set.
+  absl::Status StartHttp(const ServerOptions& options);
 
   // Destroyed in reverse order: the HTTP endpoint and the gRPC server go
   // first, then the workers (whose tasks use the services, the tracker and
