@@ -8,8 +8,9 @@
 report: an `actsvc bench --json FILE` report (actsvc.bench.v1.Report) ->
   NAME-latency.png   the latency histogram of each level, p50 / p99 / p99.9
                      marked, and every level's percentiles side by side;
-  NAME-timeline.png  latency and QPS over the run, level after level (the
-                     report holds one summary per level, not per interval);
+  NAME-timeline.png  latency (p50, p99, max) and QPS over the run, per
+                     interval of each level (the report's timeline), level
+                     after level;
   NAME-sweep.png     QPS and p50 / p99 against concurrency (or offered RPS),
                      when the report has more than one level.
   NAME is the report's file name without .json; DIR defaults to its folder.
@@ -164,7 +165,9 @@ def plot_latency(config, rows, path):
 
 
 def plot_timeline(config, rows, path):
-    """Latency percentiles and QPS over the measured time, level by level."""
+    """Latency percentiles and QPS over the measured time, level by level:
+    per interval from each row's timeline (actsvc bench reports have one),
+    else one value per level."""
     fig, (ax, qax) = plt.subplots(2, 1, figsize=TIMELINE_SIZE, sharex=True,
                                   height_ratios=[2, 1], layout="constrained")
     start = 0.0
@@ -172,38 +175,57 @@ def plot_timeline(config, rows, path):
     colors = dict(zip(styles, plt.rcParams["axes.prop_cycle"].by_key()
                       ["color"]))
     seen = set()
+    per_interval = all(row.get("timeline") for row in rows)
+
+    def once(label):
+        if label in seen:
+            return None
+        seen.add(label)
+        return label
+
     for i, row in enumerate(rows):
         end = start + row.get("duration_s", 0.0)
-        lat = row.get("latency", {})
         if i % 2:
             for a in (ax, qax):
                 a.axvspan(start, end, color="0.93", zorder=0)
-        for label, key in PERCENTILES:
-            if label not in styles:
-                continue
-            v = lat.get(key, float("nan"))
-            ax.hlines(v, start, end, color=colors[label],
-                      linestyle=styles[label], linewidth=2,
-                      label=None if label in seen else label)
-            seen.add(label)
+        if per_interval:
+            timeline = row["timeline"]
+            edges = [start + t.get("start_s", 0.0) for t in timeline]
+            edges.append(start + timeline[-1].get("start_s", 0.0) +
+                         timeline[-1].get("duration_s", 0.0))
+            for label, key in (("p50", "p50_ms"), ("p99", "p99_ms"),
+                               ("max", "max_ms")):
+                values = [t.get(key, 0.0) or float("nan") for t in timeline]
+                ax.stairs(values, edges, color=colors[label],
+                          linestyle=styles[label], linewidth=1.8,
+                          baseline=None, label=once(label))
+            qax.stairs([t.get("ok_rps", 0.0) for t in timeline], edges,
+                       color="C0", linewidth=1.8, label=once("OK calls/s"))
+        else:
+            lat = row.get("latency", {})
+            for label, key in PERCENTILES:
+                if label not in styles:
+                    continue
+                ax.hlines(lat.get(key, float("nan")), start, end,
+                          color=colors[label], linestyle=styles[label],
+                          linewidth=2, label=once(label))
+            qax.hlines(row.get("ok_rps", 0.0), start, end, color="C0",
+                       linewidth=2, label=once("OK calls/s"))
         ax.text((start + end) / 2, 1.01, level_label(config, row),
                 transform=ax.get_xaxis_transform(), ha="center",
                 va="bottom", fontsize=9)
-        qax.hlines(row.get("ok_rps", 0.0), start, end, color="C0",
-                   linewidth=2, label=None if i else "OK calls/s")
         errors = int(row.get("errors", 0))
         if errors:
             qax.hlines(errors / max(row.get("duration_s", 1.0), 1e-9), start,
-                       end, color="C3", linewidth=2,
-                       label="errors/s" if "errors" not in seen else None)
-            seen.add("errors")
+                       end, color="C3", linewidth=2, label=once("errors/s"))
         start = end
     log_y(ax, "latency (ms")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left", ncol=5)
-    fig.suptitle("Latency over the run\n" + describe(config) +
-                 "\none value per level (the report has no per-interval "
-                 "samples); warmups left out", fontsize=10)
+    how = ("per interval of each level's window" if per_interval else
+           "one value per level (the report has no per-interval samples)")
+    fig.suptitle("Latency over the run\n" + describe(config) + "\n" + how +
+                 "; warmups left out", fontsize=10)
     qax.set_ylabel("calls/s")
     qax.set_ylim(bottom=0)
     qax.set_xlabel("measured time (s)")

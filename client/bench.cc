@@ -163,6 +163,39 @@ std::vector<bv1::HistogramBucket> Histogram(
   return out;
 }
 
+std::vector<bv1::Interval> Timeline(const Tally& tally, int intervals) {
+  std::vector<bv1::Interval> out;
+  const int64_t window_ns = absl::ToInt64Nanoseconds(tally.window);
+  if (window_ns <= 0 || intervals < 1 || tally.ok_completed_ns.empty() ||
+      tally.ok_completed_ns.size() != tally.ok_latencies_ns.size()) {
+    return out;
+  }
+  std::vector<std::vector<int64_t>> latencies(intervals);
+  for (size_t i = 0; i < tally.ok_completed_ns.size(); ++i) {
+    const int64_t at = tally.ok_completed_ns[i] - tally.window_begin_ns;
+    const int64_t bin =
+        std::clamp<int64_t>(at * intervals / window_ns, 0, intervals - 1);
+    latencies[bin].push_back(tally.ok_latencies_ns[i]);
+  }
+  const double width_s = window_ns / 1e9 / intervals;
+  for (int b = 0; b < intervals; ++b) {
+    std::vector<int64_t>& sample = latencies[b];
+    std::sort(sample.begin(), sample.end());
+    bv1::Interval interval;
+    interval.set_start_s(b * width_s);
+    interval.set_duration_s(width_s);
+    interval.set_ok(static_cast<int64_t>(sample.size()));
+    interval.set_ok_rps(sample.size() / width_s);
+    if (!sample.empty()) {
+      interval.set_p50_ms(Ms(Percentile(sample, 50)));
+      interval.set_p99_ms(Ms(Percentile(sample, 99)));
+      interval.set_max_ms(Ms(sample.back()));
+    }
+    out.push_back(interval);
+  }
+  return out;
+}
+
 void Tally::Add(absl::string_view code, absl::string_view message) {
   Kind& kind = kinds[std::string(code)];
   if (kind.count++ == 0 || (kind.sample_message.empty() && !message.empty())) {
@@ -199,6 +232,9 @@ ProcessCounters ReadProcessCounters(int pid) {
 bv1::Row MakeRow(Tally tally, int64_t elements, int64_t request_bytes,
                  int64_t response_bytes) {
   bv1::Row row;
+  for (bv1::Interval& interval : Timeline(tally)) {
+    *row.add_timeline() = std::move(interval);
+  }
   std::sort(tally.ok_latencies_ns.begin(), tally.ok_latencies_ns.end());
   int64_t ok = 0;
   if (auto it = tally.kinds.find("OK"); it != tally.kinds.end()) {

@@ -62,12 +62,23 @@ std::vector<actsvc::bench::v1::HistogramBucket> Histogram(
     const std::vector<int64_t>& sorted_ns, int buckets = 10);
 
 // What one load level produced, collected by the runner.
+struct Tally;
+
+// The OK calls of `tally` by completion time, in `intervals` equal parts of
+// its window (none when the window is empty or there are no samples).
+std::vector<actsvc::bench::v1::Interval> Timeline(const Tally& tally,
+                                                  int intervals = 20);
+
 struct Tally {
   int64_t requests = 0;  // calls completed in the window
   int64_t wrong_answers = 0;
   int64_t checked = 0;
   int64_t delayed_sends = 0;
   std::vector<int64_t> ok_latencies_ns;  // status OK (right or wrong answer)
+  // When each of ok_latencies_ns completed (same order), and when the
+  // window began, on one clock.
+  std::vector<int64_t> ok_completed_ns;
+  int64_t window_begin_ns = 0;
   struct Kind {
     int64_t count = 0;
     std::string sample_message;

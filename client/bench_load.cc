@@ -536,6 +536,7 @@ void Level::Complete(int64_t seq, bool measured, int64_t scheduled_ns,
     if (checked) ++tally_.checked;
     if (status.ok()) {
       tally_.ok_latencies_ns.push_back(now - scheduled_ns);
+      tally_.ok_completed_ns.push_back(now);
       if (!wrong.empty()) {
         ++tally_.wrong_answers;
         tally_.Add("WRONG_ANSWER", wrong);
@@ -863,6 +864,7 @@ bv1::Row Level::Run() {
   if (window_begin_ns_.has_value()) {
     tally_.window = absl::Nanoseconds(
         std::max<int64_t>(0, window_end_ns_ - *window_begin_ns_));
+    tally_.window_begin_ns = *window_begin_ns_;
   }
   bv1::Row row = MakeRow(std::move(tally_), workload_.elements,
                          workload_.request_bytes, response_bytes_);

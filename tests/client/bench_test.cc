@@ -178,6 +178,38 @@ Tally SampleTally() {
   return tally;
 }
 
+TEST(TimelineTest, IntervalsByCompletionTime) {
+  Tally tally;
+  tally.window = absl::Seconds(2);
+  tally.window_begin_ns = int64_t{5} * 1000000000;
+  // 10 calls of 1 ms in the first second, 2 slow ones (50, 70 ms) in the
+  // second, one exactly at the end of the window.
+  for (int i = 0; i < 10; ++i) {
+    tally.ok_latencies_ns.push_back(1000000);
+    tally.ok_completed_ns.push_back(tally.window_begin_ns + i * 90000000);
+  }
+  for (int64_t ms : {50, 70}) {
+    tally.ok_latencies_ns.push_back(ms * 1000000);
+    tally.ok_completed_ns.push_back(tally.window_begin_ns + 1500000000);
+  }
+  tally.ok_latencies_ns.push_back(2000000);
+  tally.ok_completed_ns.push_back(tally.window_begin_ns + 2000000000);
+  const std::vector<bv1::Interval> timeline = Timeline(tally, 2);
+  ASSERT_EQ(timeline.size(), 2u);
+  EXPECT_DOUBLE_EQ(timeline[0].start_s(), 0);
+  EXPECT_DOUBLE_EQ(timeline[0].duration_s(), 1);
+  EXPECT_EQ(timeline[0].ok(), 10);
+  EXPECT_DOUBLE_EQ(timeline[0].ok_rps(), 10);
+  EXPECT_DOUBLE_EQ(timeline[0].p99_ms(), 1);
+  EXPECT_DOUBLE_EQ(timeline[1].start_s(), 1);
+  EXPECT_EQ(timeline[1].ok(), 3);  // the last call joins the last interval
+  EXPECT_DOUBLE_EQ(timeline[1].max_ms(), 70);
+  EXPECT_DOUBLE_EQ(timeline[1].p50_ms(), 50);
+  // MakeRow carries it; no samples, no timeline.
+  EXPECT_EQ(MakeRow(tally, 1, 1, 1).timeline_size(), 20);
+  EXPECT_TRUE(Timeline(Tally()).empty());
+}
+
 TEST(ReportTest, RowFigures) {
   const bv1::Row row = MakeRow(SampleTally(), 1000, 4000, 4100);
   EXPECT_EQ(row.requests(), 102);
