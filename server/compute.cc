@@ -298,6 +298,19 @@ absl::Status Finished(absl::Status status, OutputSink* sink) {
   return status;
 }
 
+// An operation whose one output has x's shape and dtype: checks the response
+// size, then runs body(T{}) with T x's compute type, then finishes the sink.
+template <typename Body>
+absl::Status RunSameSize(const TensorView& x, absl::string_view what,
+                         const ComputeContext& context, OutputSink* sink,
+                         const Body& body) {
+  if (absl::Status s = CheckSameSizeResponse(context, *sink, x, what);
+      !s.ok()) {
+    return s;
+  }
+  return Finished(VisitDType(x.dtype(), body), sink);
+}
+
 }  // namespace
 
 absl::Status ComputeContext::CheckAlive() const {
@@ -317,68 +330,41 @@ absl::Status ComputeContext::CheckAlive() const {
 
 absl::Status Run(const EvaluateOp& op, const ComputeContext& context,
                  OutputSink* sink) {
-  if (absl::Status s =
-          CheckSameSizeResponse(context, *sink, op.x, "the Evaluate response");
-      !s.ok()) {
-    return s;
-  }
-  return Finished(
-      VisitDType(
-          op.x.dtype(),
-          [&](auto t) { return EvaluateAs<decltype(t)>(op, context, sink); }),
-      sink);
+  return RunSameSize(op.x, "the Evaluate response", context, sink, [&](auto t) {
+    return EvaluateAs<decltype(t)>(op, context, sink);
+  });
 }
 
 absl::Status Run(const DerivativeOp& op, const ComputeContext& context,
                  OutputSink* sink) {
-  if (absl::Status s = CheckSameSizeResponse(context, *sink, op.x,
-                                             "the Derivative response");
-      !s.ok()) {
-    return s;
-  }
-  return Finished(
-      VisitDType(op.x.dtype(),
-                 [&](auto t) {
-                   using T = decltype(t);
-                   return DerivativeInto<T>(
-                       op.function, op.order, op.x.values<T>(), context,
-                       sink->AllocateAs<T>(OutputRole::kOutput, op.x.shape(),
-                                           op.x.size()));
-                 }),
-      sink);
+  return RunSameSize(op.x, "the Derivative response", context, sink,
+                     [&](auto t) {
+                       using T = decltype(t);
+                       return DerivativeInto<T>(
+                           op.function, op.order, op.x.values<T>(), context,
+                           sink->AllocateAs<T>(OutputRole::kOutput,
+                                               op.x.shape(), op.x.size()));
+                     });
 }
 
 absl::Status Run(const VjpOp& op, const ComputeContext& context,
                  OutputSink* sink) {
-  if (absl::Status s = CheckSameSizeResponse(context, *sink, op.x,
-                                             "the Derivative response");
-      !s.ok()) {
-    return s;
-  }
-  return Finished(
-      VisitDType(op.x.dtype(),
-                 [&](auto t) { return VjpAs<decltype(t)>(op, context, sink); }),
-      sink);
+  return RunSameSize(
+      op.x, "the Derivative response", context, sink,
+      [&](auto t) { return VjpAs<decltype(t)>(op, context, sink); });
 }
 
 absl::Status Run(const JacobianOp& op, const ComputeContext& context,
                  OutputSink* sink) {
   if (!op.axis && !op.dense) {
-    if (absl::Status s = CheckSameSizeResponse(context, *sink, op.x,
-                                               "the Jacobian response");
-        !s.ok()) {
-      return s;
-    }
-    return Finished(
-        VisitDType(op.x.dtype(),
-                   [&](auto t) {
-                     using T = decltype(t);
-                     return DerivativeInto<T>(
-                         op.function, 1, op.x.values<T>(), context,
-                         sink->AllocateAs<T>(OutputRole::kJacobianDiagonal,
-                                             op.x.shape(), op.x.size()));
-                   }),
-        sink);
+    return RunSameSize(op.x, "the Jacobian response", context, sink,
+                       [&](auto t) {
+                         using T = decltype(t);
+                         return DerivativeInto<T>(
+                             op.function, 1, op.x.values<T>(), context,
+                             sink->AllocateAs<T>(OutputRole::kJacobianDiagonal,
+                                                 op.x.shape(), op.x.size()));
+                       });
   }
   const DenseLayout layout = DenseJacobianLayout(op);
   if (absl::Status s = CheckDenseJacobianSize(op, layout, context, *sink);

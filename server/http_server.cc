@@ -7,6 +7,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "server/status.h"
 
 namespace actsvc::server {
 namespace {
@@ -69,7 +70,7 @@ const std::string* HttpRequest::Header(absl::string_view name) const {
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
     const HttpServerOptions& options, std::vector<HttpRoute> routes,
-    WorkerPool* workers) {
+    WorkerPool* workers, CallTracker* calls) {
   static const unsigned kInitialized = mg_init_library(0);
   (void)kInitialized;
 
@@ -77,6 +78,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(
   server->routes_ = std::move(routes);
   server->options_ = options;
   server->workers_ = workers;
+  server->calls_ = calls;
   // civetweb reports why it cannot start through this callback only.
   struct StartError {
     static int Log(const ::mg_connection* /*connection*/, const char* message) {
@@ -150,15 +152,27 @@ int HttpServer::HandleRequest(::mg_connection* connection, void* self) {
   } else if (!route->compute) {
     response = route->handler(request);
   } else {
-    absl::Notification done;
-    server.workers_->Submit([&] {
-      response = route->handler(request);
-      done.Notify();
-    });
-    done.WaitForNotification();
+    response = server.RunCompute(*route, request);
   }
   Send(connection, response);
   return response.status;
+}
+
+HttpResponse HttpServer::RunCompute(const HttpRoute& route,
+                                    const HttpRequest& request) const {
+  const CallTracker::Scope scope(calls_);
+  if (absl::Status admitted = calls_->CheckAdmission(route.name, scope);
+      !admitted.ok()) {
+    return Error(ToHttpStatus(admitted.code()), admitted.message());
+  }
+  HttpResponse response;
+  absl::Notification done;
+  workers_->Submit([&] {
+    response = route.handler(request);
+    done.Notify();
+  });
+  done.WaitForNotification();
+  return response;
 }
 
 HttpServer::~HttpServer() {

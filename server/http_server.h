@@ -1,8 +1,10 @@
 // The HTTP endpoint (civetweb): a table of routes, each answered by a
 // handler that takes a whole request and returns a whole response. Handlers
-// of routes marked `compute` run on the server's worker pool, so the
-// compute-thread limit holds for HTTP as for gRPC; civetweb's own threads
-// (--http_threads) only read requests and write answers.
+// of routes marked `compute` are admitted by the same CallTracker as gRPC
+// calls (draining, --max_concurrent_calls, the in-flight count) and run on
+// the server's worker pool, so the compute-thread and concurrency limits
+// hold for HTTP as for gRPC; civetweb's own threads (--http_threads) only
+// read requests and write answers.
 //
 // Why civetweb: it is packaged in Debian 12 (libcivetweb-dev), is a small C
 // library with no dependencies of its own, runs its own few threads apart
@@ -20,6 +22,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "server/calls.h"
 #include "server/options.h"
 #include "server/worker_pool.h"
 
@@ -53,8 +56,11 @@ struct HttpRoute {
   // A path, or a prefix when it ends in '/' ("/v2/models/").
   std::string path;
   HttpHandler handler;
-  // Runs the handler on the worker pool instead of the civetweb thread.
+  // Admits the call through the CallTracker and runs the handler on the
+  // worker pool instead of the civetweb thread.
   bool compute = false;
+  // How admission errors name the call ("ModelInfer").
+  std::string name = "HTTP request";
 };
 
 struct HttpServerOptions {
@@ -67,11 +73,11 @@ struct HttpServerOptions {
 
 class HttpServer {
  public:
-  // UNAVAILABLE when it cannot listen. `workers` runs compute routes and
-  // must outlive the server.
+  // UNAVAILABLE when it cannot listen. `workers` runs compute routes after
+  // `calls` admits them; both must outlive the server.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(
       const HttpServerOptions& options, std::vector<HttpRoute> routes,
-      WorkerPool* workers);
+      WorkerPool* workers, CallTracker* calls);
   ~HttpServer();  // stops serving, waiting for requests in progress
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
@@ -88,7 +94,11 @@ class HttpServer {
 
   std::vector<HttpRoute> routes_;
   HttpServerOptions options_;
+  HttpResponse RunCompute(const HttpRoute& route,
+                          const HttpRequest& request) const;
+
   WorkerPool* workers_ = nullptr;
+  CallTracker* calls_ = nullptr;
   ::mg_context* context_ = nullptr;
   int port_ = 0;
 };

@@ -147,6 +147,18 @@ absl::Status CheckLabels(const CrossEntropyRequest& request,
   return absl::OkStatus();
 }
 
+// The size limit on the main tensor, then the function: the first checks of
+// every request that names a function.
+absl::StatusOr<ResolvedFunction> ResolveWithinLimit(
+    const FunctionRequest& function, const TensorArg& main,
+    int64_t max_elements) {
+  if (absl::Status s = CheckElements(main.declared_elements, max_elements);
+      !s.ok()) {
+    return s;
+  }
+  return Resolve(function);
+}
+
 }  // namespace
 
 absl::Status CheckElements(int64_t elements, int64_t max_elements) {
@@ -160,11 +172,8 @@ absl::Status CheckElements(int64_t elements, int64_t max_elements) {
 
 absl::StatusOr<EvaluateOp> Validate(EvaluateRequest request,
                                     int64_t max_elements) {
-  if (absl::Status s = CheckElements(request.x.declared_elements, max_elements);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<ResolvedFunction> spec = Resolve(request.function);
+  absl::StatusOr<ResolvedFunction> spec =
+      ResolveWithinLimit(request.function, request.x, max_elements);
   if (!spec.ok()) return spec.status();
   absl::StatusOr<TensorView> x = Required(request.x);
   if (!x.ok()) return x.status();
@@ -176,11 +185,8 @@ absl::StatusOr<EvaluateOp> Validate(EvaluateRequest request,
 
 absl::StatusOr<std::variant<DerivativeOp, VjpOp>> Validate(
     DerivativeRequest request, int64_t max_elements) {
-  if (absl::Status s = CheckElements(request.x.declared_elements, max_elements);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<ResolvedFunction> spec = Resolve(request.function);
+  absl::StatusOr<ResolvedFunction> spec =
+      ResolveWithinLimit(request.function, request.x, max_elements);
   if (!spec.ok()) return spec.status();
   const int order = request.order == 0 ? 1 : request.order;
   if (order != 1 && order != 2) {
@@ -217,11 +223,8 @@ absl::StatusOr<std::variant<DerivativeOp, VjpOp>> Validate(
 
 absl::StatusOr<JacobianOp> Validate(JacobianRequest request,
                                     int64_t max_elements) {
-  if (absl::Status s = CheckElements(request.x.declared_elements, max_elements);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<ResolvedFunction> spec = Resolve(request.function);
+  absl::StatusOr<ResolvedFunction> spec =
+      ResolveWithinLimit(request.function, request.x, max_elements);
   if (!spec.ok()) return spec.status();
   absl::StatusOr<TensorView> x = Required(request.x);
   if (!x.ok()) return x.status();
@@ -297,11 +300,8 @@ absl::StatusOr<CrossEntropyOp> Validate(CrossEntropyRequest request,
 
 absl::StatusOr<AnalyzeOp> Validate(AnalyzeRequest request,
                                    int64_t max_elements) {
-  if (absl::Status s = CheckElements(request.x.declared_elements, max_elements);
-      !s.ok()) {
-    return s;
-  }
-  absl::StatusOr<ResolvedFunction> spec = Resolve(request.function);
+  absl::StatusOr<ResolvedFunction> spec =
+      ResolveWithinLimit(request.function, request.x, max_elements);
   if (!spec.ok()) return spec.status();
   if (!IsElementwise(spec->function)) {
     const std::string name = FunctionString(spec->function);

@@ -135,8 +135,8 @@ absl::Status Server::StartHttp(const ServerOptions& options) {
   http.address = options.metrics_address;
   http.threads = options.http_threads;
   http.max_body_bytes = options.max_message_bytes();
-  absl::StatusOr<std::unique_ptr<HttpServer>> started =
-      HttpServer::Start(http, {std::move(metrics)}, workers_.get());
+  absl::StatusOr<std::unique_ptr<HttpServer>> started = HttpServer::Start(
+      http, {std::move(metrics)}, workers_.get(), calls_.get());
   if (!started.ok()) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics: ", started.status().message()));

@@ -85,12 +85,14 @@ class HttpServerTest : public ::testing::Test {
                       },
                       /*compute=*/true});
     absl::StatusOr<std::unique_ptr<HttpServer>> server =
-        HttpServer::Start(options, std::move(routes), &workers_);
+        HttpServer::Start(options, std::move(routes), &workers_, &calls_);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
   }
 
   WorkerPool workers_{1};
+  Metrics metrics_{std::vector<std::pair<std::string, std::string>>{}};
+  CallTracker calls_{/*max_concurrent_calls=*/1, &metrics_};
   std::unique_ptr<HttpServer> server_;
   std::atomic<std::thread::id> hello_thread_{};
   std::atomic<std::thread::id> compute_thread_{};
@@ -128,6 +130,40 @@ TEST_F(HttpServerTest, ComputeRoutesRunOnTheWorkerPool) {
   EXPECT_NE(hello_thread_.load(), pool_thread.load());
 }
 
+TEST_F(HttpServerTest, ComputeRoutesAreAdmittedLikeGrpcCalls) {
+  absl::Notification entered, release;
+  HttpServerOptions options;
+  options.address = "127.0.0.1:0";
+  std::vector<HttpRoute> routes;
+  routes.push_back({"POST", "/slow",
+                    [&](const HttpRequest&) {
+                      entered.Notify();
+                      release.WaitForNotification();
+                      return HttpResponse();
+                    },
+                    /*compute=*/true, "ModelInfer"});
+  absl::StatusOr<std::unique_ptr<HttpServer>> server =
+      HttpServer::Start(options, std::move(routes), &workers_, &calls_);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  std::string first;
+  std::thread holder([&] { first = Post(port, "/slow", "{}"); });
+  entered.WaitForNotification();
+  EXPECT_EQ(calls_.CallsInFlight(), 1);
+  // Over --max_concurrent_calls = 1: refused at once, as over gRPC.
+  const std::string refused = Post(port, "/slow", "{}");
+  EXPECT_THAT(refused, HasSubstr("HTTP/1.1 429"));
+  EXPECT_THAT(refused, HasSubstr("--max_concurrent_calls"));
+  EXPECT_THAT(refused, HasSubstr("ModelInfer was not started"));
+  release.Notify();
+  holder.join();
+  EXPECT_THAT(first, HasSubstr("HTTP/1.1 200"));
+  // Draining: 503, and the in-flight count saw every call end.
+  calls_.StartDraining();
+  EXPECT_THAT(Post(port, "/slow", "{}"), HasSubstr("HTTP/1.1 503"));
+  EXPECT_TRUE(calls_.WaitUntilIdle(absl::Seconds(5)));
+}
+
 TEST_F(HttpServerTest, BodyOverTheLimitIs413) {
   Start(/*max_body_bytes=*/100);
   const std::string response =
@@ -140,14 +176,16 @@ TEST_F(HttpServerTest, BodyOverTheLimitIs413) {
 
 TEST(HttpServerStartTest, BusyPortIsUnavailable) {
   WorkerPool workers(1);
+  Metrics metrics(std::vector<std::pair<std::string, std::string>>{});
+  CallTracker calls(0, &metrics);
   HttpServerOptions options;
   options.address = "127.0.0.1:0";
   absl::StatusOr<std::unique_ptr<HttpServer>> first =
-      HttpServer::Start(options, {}, &workers);
+      HttpServer::Start(options, {}, &workers, &calls);
   ASSERT_TRUE(first.ok());
   options.address = absl::StrCat("127.0.0.1:", (*first)->port());
   absl::StatusOr<std::unique_ptr<HttpServer>> second =
-      HttpServer::Start(options, {}, &workers);
+      HttpServer::Start(options, {}, &workers, &calls);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
 }
 
