@@ -36,6 +36,10 @@ absl::StatusOr<ParsedArgs> ParseArgs(int argc, const char* const* argv) {
       parsed.help = true;
       continue;
     }
+    if (name == "version") {
+      parsed.version = true;
+      continue;
+    }
 
     absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
     bool negated = false;

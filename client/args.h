@@ -16,6 +16,7 @@ struct ParsedArgs {
   std::vector<std::string> positional;  // the command and its operands
   std::set<std::string> specified;      // names of the flags given
   bool help = false;                    // -h, --help, -help or --helpfull
+  bool version = false;                 // --version or -version
 };
 
 // Accepts --name=value, --name value, -name=value; for bool flags also

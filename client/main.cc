@@ -40,6 +40,10 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 
+#ifndef ACTSVC_VERSION
+#define ACTSVC_VERSION "unknown"
+#endif
+
 // Global flags.
 ABSL_FLAG(std::string, target, "localhost:50051", "server address, host:port");
 ABSL_FLAG(double, timeout_s, 30, "deadline of each call, in seconds");
@@ -854,6 +858,7 @@ void PrintUsage() {
   }
   std::printf("\nglobal flags:\n");
   for (absl::string_view f : GlobalFlags()) PrintFlagHelp(f);
+  std::printf("  --%-18s %s\n", "version", "print the version and exit");
   std::printf(
       "\nexamples:\n"
       "  actsvc health --wait_s=10\n"
@@ -900,6 +905,10 @@ int Main(int argc, char** argv) {
   if (!args.ok()) return ReportUsage(args.status());
   Context ctx;
   ctx.args = *std::move(args);
+  if (ctx.args.version) {
+    std::printf("actsvc " ACTSVC_VERSION "\n");
+    return kExitOk;
+  }
   if (ctx.args.positional.empty()) {
     if (ctx.args.help) {
       PrintUsage();

@@ -2,13 +2,21 @@
 // Every flag's default and range check lives in server/options.h.
 #include <signal.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/flags/commandlineflag.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/activation.h"
 #include "server/options.h"
@@ -104,6 +112,45 @@ actsvc::server::ServerOptions OptionsFromFlags() {
   return options;
 }
 
+// -h, --help, -help or --helpshort before any "--".
+bool WantsHelp(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--") return false;
+    if (arg == "-h" || arg == "--help" || arg == "-help" ||
+        arg == "--helpshort" || arg == "-helpshort") {
+      return true;
+    }
+  }
+  return false;
+}
+
+// Abseil's own --help lists only the flags of a file named after the
+// program (actsvc-server.cc), so it printed "No flags matched" and exited
+// 1. This lists the flags of this file, on stdout, for an exit code of 0.
+void PrintHelp() {
+  std::vector<absl::CommandLineFlag*> flags;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    // Abseil keeps __FILE__ without its leading '/'.
+    if (absl::EndsWith(__FILE__, flag->Filename())) flags.push_back(flag);
+  }
+  std::sort(flags.begin(), flags.end(),
+            [](const auto* a, const auto* b) { return a->Name() < b->Name(); });
+  std::printf("%s\n\nusage: actsvc-server [flags]\n\nflags:\n",
+              std::string(absl::ProgramUsageMessage()).c_str());
+  for (const absl::CommandLineFlag* flag : flags) {
+    const std::string default_value = flag->DefaultValue();
+    std::printf("  --%s%s\n      %s\n", std::string(flag->Name()).c_str(),
+                default_value.empty()
+                    ? ""
+                    : absl::StrCat(" (default: ", default_value, ")").c_str(),
+                flag->Help().c_str());
+  }
+  std::printf(
+      "  --version\n      print the version and exit\n"
+      "  -h, --help\n      this message\n");
+}
+
 void SetUpLogging(const std::string& level) {
   auto logger = spdlog::stderr_color_mt("actsvc");
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
@@ -122,6 +169,10 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves actsvc.v1.ActivationService (gRPC), with health checking and "
       "reflection.");
+  if (WantsHelp(argc, argv)) {
+    PrintHelp();
+    return 0;
+  }
   absl::ParseCommandLine(argc, argv);
 
   const actsvc::server::ServerOptions options = OptionsFromFlags();

@@ -275,6 +275,13 @@ TEST(ArgsTest, ParsesFlagFormsAndPositionals) {
   ASSERT_TRUE(args.ok());
   EXPECT_FALSE(absl::GetFlag(FLAGS_test_switch));
   EXPECT_TRUE(args->help);
+  EXPECT_FALSE(args->version);
+
+  const char* version[] = {"actsvc", "--version"};
+  args = ParseArgs(2, version);
+  ASSERT_TRUE(args.ok()) << args.status();
+  EXPECT_TRUE(args->version);
+  EXPECT_TRUE(args->positional.empty());
 }
 
 TEST(ArgsTest, ReportsUsageErrors) {

@@ -342,5 +342,16 @@ TEST_F(CliTest, HelpListsTheCommands) {
   }
 }
 
+TEST_F(CliTest, VersionPrintsTheVersion) {
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"--version"}, {"--version", "health"}}) {
+    args.insert(args.begin(), ACTSVC_CLI_PATH);
+    ProcessResult r = RunProcess(args);
+    EXPECT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_THAT(r.out, MatchesRegex("actsvc [0-9]+\\.[0-9]+\\.[0-9]+\n"));
+    EXPECT_EQ(r.err, "");
+  }
+}
+
 }  // namespace
 }  // namespace actsvc::e2e

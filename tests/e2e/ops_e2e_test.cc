@@ -141,6 +141,29 @@ TEST(TlsServerFlagsTest, ServerRefusesIncompleteTlsFlags) {
   EXPECT_THAT(r.err, HasSubstr("/nonexistent.pem"));
 }
 
+// --help and -h list the server's own flags on stdout and exit 0 (Abseil's
+// --help found none of them: "No flags matched", exit 1).
+TEST(ServerBinaryTest, HelpListsTheFlags) {
+  for (const char* help : {"--help", "-h"}) {
+    ProcessResult r = RunProcess({ACTSVC_SERVER_PATH, help}, absl::Seconds(20));
+    EXPECT_EQ(r.exit_code, 0) << help << "\n" << Describe(r);
+    EXPECT_THAT(r.out, HasSubstr("usage: actsvc-server [flags]"));
+    for (const char* flag :
+         {"--address (default: 0.0.0.0:50051)", "--max_message_mb",
+          "--metrics_address", "--shutdown_grace_s", "--version"}) {
+      EXPECT_THAT(r.out, HasSubstr(flag)) << help;
+    }
+    EXPECT_THAT(r.out, ::testing::Not(HasSubstr("No flags matched")));
+  }
+}
+
+TEST(ServerBinaryTest, VersionExitsZero) {
+  ProcessResult r =
+      RunProcess({ACTSVC_SERVER_PATH, "--version"}, absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 0) << Describe(r);
+  EXPECT_THAT(r.out, StartsWith("actsvc-server "));
+}
+
 // GET /metrics from 127.0.0.1:`port`: the whole HTTP response, or "".
 std::string ScrapeMetrics(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
