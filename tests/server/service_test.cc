@@ -552,6 +552,9 @@ TEST_F(ServiceTest, HealthReportsServing) {
   }
 }
 
+// That reflection resolves every service it lists is
+// e2e.ReflectionE2eTest: this binary links health's descriptor through its
+// Health stub, whatever the server itself does.
 TEST_F(ServiceTest, ReflectionListsTheServices) {
   // The reflection protos are not installed, so the call is made on raw
   // bytes: ServerReflectionRequest{list_services: ""} is field 7, length 0.
