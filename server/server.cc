@@ -2,14 +2,20 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
 
@@ -56,6 +62,46 @@ ComputeContext ComputeDefaults(const ServerOptions& options,
   return compute;
 }
 
+// The port of "host:port" when another socket listens on it (so that our
+// listener cannot bind it), else 0. Binding the way gRPC does (SO_REUSEADDR,
+// no SO_REUSEPORT) and closing at once leaves nothing behind.
+int PortInUse(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  int port = 0;
+  if (colon == std::string::npos ||
+      !absl::SimpleAtoi(address.substr(colon + 1), &port) || port <= 0) {
+    return 0;
+  }
+  absl::string_view host = absl::string_view(address).substr(0, colon);
+  absl::ConsumePrefix(&host, "[");
+  absl::ConsumeSuffix(&host, "]");
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  const std::string host_text(host);
+  if (getaddrinfo(host_text.empty() ? nullptr : host_text.c_str(),
+                  address.c_str() + colon + 1, &hints, &found) != 0) {
+    return 0;
+  }
+  bool in_use = false;
+  for (addrinfo* a = found; a != nullptr && !in_use; a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    in_use = bind(fd, a->ai_addr, a->ai_addrlen) != 0 && errno == EADDRINUSE;
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return in_use ? port : 0;
+}
+
+absl::Status PortInUseError(int port) {
+  return absl::UnavailableError(absl::StrCat(
+      "port ", port, " is in use; pass --address or stop the other server"));
+}
+
 }  // namespace
 
 std::string HostOf(const std::string& address) {
@@ -78,6 +124,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   // Process-wide switches; both must be set before a builder is created.
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  // Before gRPC tries: its own failure is several lines of internal detail.
+  if (const int busy = PortInUse(options.address); busy != 0) {
+    return PortInUseError(busy);
+  }
 
   std::unique_ptr<Server> server(new Server());
   RegisterActivationService(&server->methods_);
@@ -108,6 +159,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   builder.RegisterCallbackGenericService(server->generic_service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
+    // Taken meanwhile?
+    if (const int busy = PortInUse(options.address); busy != 0) {
+      return PortInUseError(busy);
+    }
     return absl::UnavailableError(absl::StrCat(
         "cannot listen on ", options.address,
         options.tls.enabled()

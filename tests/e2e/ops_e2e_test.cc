@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -162,6 +163,25 @@ TEST(ServerBinaryTest, VersionExitsZero) {
       RunProcess({ACTSVC_SERVER_PATH, "--version"}, absl::Seconds(20));
   EXPECT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_THAT(r.out, StartsWith("actsvc-server "));
+}
+
+// A second server on a busy port says so in one line and exits 1, without
+// gRPC's internal error dump.
+TEST(ServerBinaryTest, BusyPortIsOneClearLine) {
+  auto first = ServerProcess::Start(ACTSVC_SERVER_PATH, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string target = (*first)->target();
+  const std::string port = target.substr(target.rfind(':') + 1);
+  ProcessResult r =
+      RunProcess({ACTSVC_SERVER_PATH, absl::StrCat("--address=", target)},
+                 absl::Seconds(20));
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, ::testing::EndsWith(absl::StrCat(
+                         ": port ", port,
+                         " is in use; pass --address or stop the other "
+                         "server\n")));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_EQ((*first)->Stop(), 0) << (*first)->Log();
 }
 
 // GET /metrics from 127.0.0.1:`port`: the whole HTTP response, or "".

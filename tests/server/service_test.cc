@@ -962,6 +962,14 @@ TEST(ServiceLifecycleTest, CannotBindAnAddressInUse) {
   options.address = absl::StrCat("127.0.0.1:", (*first)->port());
   absl::StatusOr<std::unique_ptr<Server>> second = Server::Start(options);
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(second.status().message(),
+            absl::StrCat("port ", (*first)->port(),
+                         " is in use; pass --address or stop the other "
+                         "server"));
+  // On every interface, too (what the default address 0.0.0.0 binds).
+  options.address = absl::StrCat("0.0.0.0:", (*first)->port());
+  EXPECT_THAT(Server::Start(options).status().message(),
+              HasSubstr(" is in use; "));
 }
 
 }  // namespace
