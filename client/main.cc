@@ -160,6 +160,12 @@ absl::Status UsageError(absl::string_view message) {
   return absl::InvalidArgumentError(message);
 }
 
+// A local file named by --<flag> cannot be used: the user's to fix (exit
+// 2), in words of its own rather than a status code like a server's.
+absl::Status FileFlagError(absl::string_view flag, const absl::Status& status) {
+  return UsageError(absl::StrCat("--", flag, ": ", status.message()));
+}
+
 int ReportUsage(const absl::Status& status) {
   std::fprintf(stderr, "usage error: %s\nrun 'actsvc help' for usage\n",
                std::string(status.message()).c_str());
@@ -275,7 +281,7 @@ absl::StatusOr<v1::Tensor> InputTensor(const Context& ctx,
 
   if (from_file) {
     absl::StatusOr<NpyArray> array = ReadNpyFile(absl::GetFlag(FLAGS_x_npy));
-    if (!array.ok()) return array.status();
+    if (!array.ok()) return FileFlagError("x_npy", array.status());
     // --shape reshapes; a count that does not fit is the server's to report.
     if (!shape.has_value()) shape = array->shape;
     const v1::DataType to = ctx.Has("dtype") ? *dtype : array->dtype;
@@ -311,7 +317,7 @@ absl::StatusOr<std::optional<v1::Tensor>> CompanionTensor(
   if (!inline_values && !from_file) return std::nullopt;
   if (from_file) {
     absl::StatusOr<NpyArray> array = ReadNpyFile(npy_path);
-    if (!array.ok()) return array.status();
+    if (!array.ok()) return FileFlagError(npy_flag, array.status());
     return MakeTensorFromBytes(array->shape, array->dtype, array->data,
                                like.dtype(), ctx.encoding);
   }
@@ -344,7 +350,9 @@ absl::Status SaveNpy(const Context& ctx, const v1::Tensor& tensor) {
   array.shape.assign(tensor.shape().begin(), tensor.shape().end());
   array.dtype = tensor.dtype();
   array.data = *std::move(bytes);
-  return WriteNpyFile(absl::GetFlag(FLAGS_out_npy), array);
+  absl::Status written = WriteNpyFile(absl::GetFlag(FLAGS_out_npy), array);
+  if (!written.ok()) return FileFlagError("out_npy", written);
+  return absl::OkStatus();
 }
 
 // Prints `tensors` (name, tensor) or the whole response as JSON, then saves
@@ -955,6 +963,11 @@ int Main(int argc, char** argv) {
   }
   if (!(absl::GetFlag(FLAGS_timeout_s) > 0)) {
     return ReportUsage(UsageError("--timeout_s must be positive"));
+  }
+  // Before the call, so that no work is lost to a path we cannot write.
+  if (ctx.Has("out_npy")) {
+    absl::Status writable = CheckNpyWritable(absl::GetFlag(FLAGS_out_npy));
+    if (!writable.ok()) return ReportUsage(FileFlagError("out_npy", writable));
   }
   ctx.encoding = *encoding;
   ctx.json = absl::GetFlag(FLAGS_json);

@@ -1,7 +1,12 @@
 #include "client/npy.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 #include "absl/status/status.h"
 #include "absl/strings/ascii.h"
@@ -96,6 +101,24 @@ absl::StatusOr<std::vector<int64_t>> ParseNpyShape(absl::string_view header) {
     shape.push_back(d);
   }
   return shape;
+}
+
+// "<what> <path>: <strerror>", with the code errno suggests.
+absl::Status FileError(absl::string_view what, const std::string& path) {
+  const int error = errno;
+  const std::string message =
+      absl::StrCat(what, " ", path, ": ", std::strerror(error));
+  switch (error) {
+    case ENOENT:
+    case ENOTDIR:
+      return absl::NotFoundError(message);
+    case EACCES:
+    case EPERM:
+    case EROFS:
+      return absl::PermissionDeniedError(message);
+    default:
+      return absl::UnknownError(message);
+  }
 }
 
 }  // namespace
@@ -201,16 +224,19 @@ absl::StatusOr<std::string> EncodeNpy(const NpyArray& array) {
 }
 
 absl::StatusOr<NpyArray> ReadNpyFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  struct stat info;
+  if (stat(path.c_str(), &info) != 0) return FileError("cannot open", path);
+  if (S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is a directory, not a .npy file"));
   }
-  in.seekg(0, std::ios::end);
-  std::string contents(static_cast<size_t>(in.tellg()), '\0');
-  in.seekg(0, std::ios::beg);
-  in.read(contents.data(), static_cast<std::streamsize>(contents.size()));
-  if (!in) return absl::DataLossError(absl::StrCat("cannot read ", path));
-  absl::StatusOr<NpyArray> array = ParseNpy(contents);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return FileError("cannot open", path);
+  // Read to the end rather than trusting the size: pipes have none.
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) return FileError("cannot read", path);
+  absl::StatusOr<NpyArray> array = ParseNpy(contents.str());
   if (!array.ok()) {
     return absl::Status(array.status().code(),
                         absl::StrCat(path, ": ", array.status().message()));
@@ -218,13 +244,41 @@ absl::StatusOr<NpyArray> ReadNpyFile(const std::string& path) {
   return array;
 }
 
+absl::Status CheckNpyWritable(const std::string& path) {
+  struct stat info;
+  if (stat(path.c_str(), &info) == 0) {
+    if (S_ISDIR(info.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, " is a directory; give a file name, e.g. ", path, "/out.npy"));
+    }
+    if (access(path.c_str(), W_OK) != 0) return FileError("cannot write", path);
+    return absl::OkStatus();
+  }
+  const size_t slash = path.rfind('/');
+  const std::string dir = slash == std::string::npos ? "."
+                          : slash == 0               ? "/"
+                                                     : path.substr(0, slash);
+  if (stat(dir.c_str(), &info) != 0 || !S_ISDIR(info.st_mode)) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot write ", path, ": no directory ", dir));
+  }
+  if (access(dir.c_str(), W_OK | X_OK) != 0) {
+    return FileError("cannot write", path);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WriteNpyFile(const std::string& path, const NpyArray& array) {
   absl::StatusOr<std::string> bytes = EncodeNpy(array);
   if (!bytes.ok()) return bytes.status();
+  if (absl::Status writable = CheckNpyWritable(path); !writable.ok()) {
+    return writable;
+  }
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) return FileError("cannot write", path);
   out.write(bytes->data(), static_cast<std::streamsize>(bytes->size()));
   out.close();
-  if (!out) return absl::UnavailableError(absl::StrCat("cannot write ", path));
+  if (!out) return FileError("cannot write", path);
   return absl::OkStatus();
 }
 

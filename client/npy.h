@@ -28,7 +28,16 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view contents);
 // header padded to 64 bytes as np.save does.
 absl::StatusOr<std::string> EncodeNpy(const NpyArray& array);
 
+// Errors name the path and the cause: NOT_FOUND (no such file or
+// directory), PERMISSION_DENIED, INVALID_ARGUMENT (a directory, or contents
+// ParseNpy rejects); never a crash.
 absl::StatusOr<NpyArray> ReadNpyFile(const std::string& path);
+
+// OK when `path` could be written as a file: not a directory, and in an
+// existing directory we may write. Lets a caller refuse before doing work.
+absl::Status CheckNpyWritable(const std::string& path);
+
+// Checks as CheckNpyWritable, then writes (replacing any file at `path`).
 absl::Status WriteNpyFile(const std::string& path, const NpyArray& array);
 
 }  // namespace actsvc::client

@@ -125,6 +125,25 @@ TEST(NpyTest, RejectsWhatItCannotRead) {
 
   EXPECT_EQ(ReadNpyFile("/nonexistent/x.npy").status().code(),
             absl::StatusCode::kNotFound);
+  EXPECT_THAT(ReadNpyFile("/nonexistent/x.npy").status().message(),
+              HasSubstr("No such file or directory"));
+}
+
+// A directory used to be read as a file of size -1 (std::length_error).
+TEST(NpyTest, DirectoriesAreNotFiles) {
+  const std::string dir = ::testing::TempDir();
+  absl::StatusOr<NpyArray> read = ReadNpyFile(dir);
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(read.status().message(), HasSubstr("is a directory"));
+
+  EXPECT_THAT(CheckNpyWritable(dir).message(), HasSubstr("is a directory"));
+  EXPECT_THAT(CheckNpyWritable("/nonexistent/out.npy").message(),
+              HasSubstr("no directory /nonexistent"));
+  EXPECT_TRUE(CheckNpyWritable(absl::StrCat(dir, "/new.npy")).ok());
+  NpyArray array;
+  array.shape = {1};
+  array.data = std::string(4, '\0');
+  EXPECT_FALSE(WriteNpyFile(dir, array).ok());
 }
 
 TEST(ValuesTest, ParsesNumbersAndSpecials) {

@@ -331,6 +331,47 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
   }
 }
 
+// Local files the CLI cannot use are usage errors in words of their own:
+// no status code like a server's, no crash, and no call made.
+TEST_F(CliTest, FileProblemsAreUsageErrors) {
+  const std::string dir = ::testing::TempDir();
+  const std::string garbage = absl::StrCat(dir, "cli_e2e_garbage.npy");
+  std::ofstream(garbage) << "this is not a .npy file\n";
+  const std::string missing = absl::StrCat(dir, "cli_e2e_missing.npy");
+  struct Case {
+    std::vector<std::string> args;
+    std::string message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {{"evaluate", "--function=relu", "--x_npy=" + dir},
+            "--x_npy: " + dir + " is a directory, not a .npy file"},
+           {{"evaluate", "--function=relu", "--x_npy=" + garbage},
+            "--x_npy: " + garbage + ": not a .npy file"},
+           {{"evaluate", "--function=relu", "--x_npy=" + missing},
+            "--x_npy: cannot open " + missing + ": No such file or directory"},
+           {{"derivative", "--function=relu", "--x=1", "--grad_npy=" + dir},
+            "--grad_npy: " + dir + " is a directory"},
+           {{"stream", "--function=relu", "--x=1", "--grad_npy=" + missing},
+            "--grad_npy: cannot open " + missing},
+           {{"xent", "--x=1,2", "--target_probs_npy=" + garbage},
+            "--target_probs_npy: " + garbage + ": not a .npy file"},
+           {{"evaluate", "--function=relu", "--x=1", "--out_npy=" + dir},
+            "--out_npy: " + dir + " is a directory"},
+           {{"evaluate", "--function=relu", "--x=1",
+             "--out_npy=/nonexistent/out.npy"},
+            "--out_npy: cannot write /nonexistent/out.npy: no directory "
+            "/nonexistent"},
+       }) {
+    ProcessResult r = Cli(c.args);
+    EXPECT_EQ(r.exit_code, 2) << absl::StrJoin(c.args, " ") << "\n"
+                              << Describe(r);
+    EXPECT_THAT(r.err, StartsWith("usage error: " + c.message))
+        << absl::StrJoin(c.args, " ");
+    EXPECT_EQ(r.out, "") << absl::StrJoin(c.args, " ");
+  }
+  std::remove(garbage.c_str());
+}
+
 TEST_F(CliTest, HelpListsTheCommands) {
   for (const char* help : {"help", "--help"}) {
     ProcessResult r = RunProcess({ACTSVC_CLI_PATH, help});

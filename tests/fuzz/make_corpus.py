@@ -372,6 +372,58 @@ def list_functions_corpus():
             "unknown_fields": b"\x08\x01\x12\x03abc\x19" + b"\0" * 8}
 
 
+def npy_file(header, data=b""):
+    """A version 1.0 .npy file of the header dictionary `header`, padded as
+    np.save pads it, followed by `data`."""
+    text = header.encode("latin1")
+    total = (10 + len(text) + 1 + 63) // 64 * 64
+    text += b" " * (total - 10 - len(text) - 1) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + data
+
+
+def npy_corpus():
+    # The CLI's .npy reader (client/npy.cc): files as np.save writes them
+    # (versions 1.0 and 2.0) and ones it must refuse.
+    def f4(*v):
+        return struct.pack("<%df" % len(v), *v)
+
+    def f8(*v):
+        return struct.pack("<%dd" % len(v), *v)
+
+    def dict_text(descr, shape, fortran=False):
+        return "{'descr': '%s', 'fortran_order': %s, 'shape': %s, }" % (
+            descr, fortran, shape)
+
+    vector = npy_file(dict_text("<f4", "(4,)"), f4(-1.5, 0, 2, math.inf))
+    version2_text = dict_text("<f8", "(3,)").encode("latin1")
+    total = (12 + len(version2_text) + 1 + 63) // 64 * 64
+    version2_text += b" " * (total - 12 - len(version2_text) - 1) + b"\n"
+    return {
+        "f4_vector": vector,
+        "f8_matrix": npy_file(dict_text("<f8", "(2, 3)"), f8(0, 1, 2, 3, 4, 5)),
+        "f4_scalar": npy_file(dict_text("<f4", "()"), f4(3)),
+        "f4_empty": npy_file(dict_text("<f4", "(0, 3)")),
+        "f8_native_order": npy_file(dict_text("=f8", "(1,)"), f8(7)),
+        "f4_fortran_column": npy_file(dict_text("<f4", "(3, 1)", True),
+                                      f4(1, 2, 3)),
+        "f8_version2": b"\x93NUMPY\x02\x00" +
+        struct.pack("<I", len(version2_text)) + version2_text + f8(1, 2, 3),
+        "f4_python2_long": npy_file(dict_text("<f4", "(2L,)"), f4(1, 2)),
+        "bad_fortran_matrix": npy_file(dict_text("<f4", "(2, 2)", True),
+                                       f4(1, 2, 3, 4)),
+        "bad_big_endian": npy_file(dict_text(">f4", "(1,)"), b"\0" * 4),
+        "bad_int32": npy_file(dict_text("<i4", "(1,)"), b"\0" * 4),
+        "bad_huge_shape": npy_file(dict_text("<f8", "(4294967296, 4294967296)")),
+        "bad_negative_dim": npy_file(dict_text("<f4", "(-1,)")),
+        "bad_no_shape": npy_file("{'descr': '<f4', 'fortran_order': False, }"),
+        "bad_truncated_data": vector[:-1],
+        "bad_truncated_header": vector[:20],
+        "bad_magic": b"\x93NUMPZ" + vector[6:],
+        "bad_version_9": vector[:6] + b"\x09\x00" + vector[8:],
+        "bad_header_length_past_end": vector[:8] + b"\xff\xff" + vector[10:],
+    }
+
+
 def main():
     corpora = {
         "fuzz_evaluate": evaluate_corpus(),
@@ -381,6 +433,7 @@ def main():
         "fuzz_analyze": analyze_corpus(),
         "fuzz_stream": stream_corpus(),
         "fuzz_list_functions": list_functions_corpus(),
+        "fuzz_npy": npy_corpus(),
     }
     # Not protobuf at all, or truncated: every target gets these too.
     garbage = {"garbage_truncated_varint": b"\x0a\xff",
