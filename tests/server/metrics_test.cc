@@ -9,6 +9,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "actsvc/v1/activation.grpc.pb.h"
 #include "gmock/gmock.h"
@@ -122,6 +123,39 @@ TEST(MetricsTest, ScrapeCountsCallsByStatusLatencyAndElements) {
               HasSubstr("HTTP/1.1 404"));
   (*server)->Shutdown(absl::ZeroDuration());
   EXPECT_EQ(HttpGet((*server)->metrics_port(), "/metrics"), "");
+}
+
+// ListFunctions is served inline on gRPC's thread, apart from the compute
+// methods; its duration used to be recorded as 0.
+TEST(MetricsTest, ListFunctionsDurationIsMeasured) {
+  ServerOptions options;
+  options.address = "127.0.0.1:0";
+  options.metrics_address = "127.0.0.1:0";
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = v1::ActivationService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                          grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::ListFunctionsResponse response;
+  ASSERT_TRUE(
+      stub->ListFunctions(&context, v1::ListFunctionsRequest(), &response)
+          .ok());
+
+  const std::string scrape = HttpGet((*server)->metrics_port(), "/metrics");
+  const std::string sum =
+      "actsvc_request_duration_seconds_sum{api=\"actsvc.v1."
+      "ActivationService\",rpc=\"ListFunctions\"} ";
+  const size_t at = scrape.find(sum);
+  ASSERT_NE(at, std::string::npos) << scrape;
+  const size_t begin = at + sum.size();
+  double seconds = 0;
+  ASSERT_TRUE(absl::SimpleAtod(
+      scrape.substr(begin, scrape.find('\n', begin) - begin), &seconds));
+  EXPECT_GT(seconds, 0);
+  EXPECT_THAT(scrape, HasSubstr("actsvc_request_duration_seconds_count{api=\""
+                                "actsvc.v1.ActivationService\",rpc=\""
+                                "ListFunctions\"} 1\n"));
 }
 
 TEST(MetricsTest, OffByDefault) {
