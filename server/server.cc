@@ -26,6 +26,9 @@ namespace {
 constexpr int kGoawayMs = 500;
 // How long a server refuses new calls (and says NOT_SERVING) before closing.
 constexpr int kLameDuckMs = 300;
+// How far over --max_message_mb gRPC still reads a request (2047 MiB, the
+// largest limit, plus this still fits an int).
+constexpr int kRequestHeadroomBytes = 64 << 10;
 
 void AddChannelArguments(const ServerOptions& options,
                          grpc::ServerBuilder* builder) {
@@ -45,8 +48,11 @@ void AddChannelArguments(const ServerOptions& options,
                               options.keepalive_timeout_s * 1000);
   builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS,
                               options.keepalive_permit_without_calls ? 1 : 0);
+  // gRPC refuses requests over its limit in its own words; a little
+  // headroom lets those just over ours reach the calls, which refuse them
+  // naming --max_message_mb (calls.cc). Responses keep the exact limit.
   const int max_bytes = static_cast<int>(options.max_message_bytes());
-  builder->SetMaxReceiveMessageSize(max_bytes);
+  builder->SetMaxReceiveMessageSize(max_bytes + kRequestHeadroomBytes);
   builder->SetMaxSendMessageSize(max_bytes);
 }
 

@@ -601,14 +601,39 @@ TEST_F(ServiceTest, OversizedRequest) {
   *request.mutable_input() =
       MakeTensor<float>({n}, std::vector<float>(n, 1.0f), Encoding::kRaw);
   v1::EvaluateResponse response;
+  // Our words, not gRPC's "Received message larger than max".
   ExpectStatus(Evaluate(request, &response), StatusCode::RESOURCE_EXHAUSTED,
-               {});
+               {absl::StrCat("over the message size limit of ",
+                             kMaxMessageBytes, " bytes (--max_message_mb)")});
   // And the server keeps serving.
   EXPECT_TRUE(Evaluate(GoodEvaluate(), &response).ok());
 }
 
 // ---------------------------------------------------------------------------
 // Stream.
+
+TEST_F(ServiceTest, OversizedStreamMessageEndsTheStream) {
+  const int64_t n = kMaxMessageBytes / 4 + 1000;
+  v1::StreamRequest big;
+  *big.mutable_evaluate()->mutable_spec() = Spec(v1::RELU);
+  *big.mutable_evaluate()->mutable_input() =
+      MakeTensor<float>({n}, std::vector<float>(n, 1.0f), Encoding::kRaw);
+  v1::StreamRequest small = big;
+  *small.mutable_evaluate()->mutable_input() =
+      MakeTensor<float>({2}, {-1.0f, 1.0f}, Encoding::kRaw);
+  grpc::ClientContext context;
+  auto stream = stub_->Stream(&context);
+  stream->Write(small);
+  stream->Write(big);  // may fail once the server has ended the call
+  stream->WritesDone();
+  v1::StreamResponse response;
+  ASSERT_TRUE(stream->Read(&response));
+  EXPECT_EQ(ValuesOf<float>(response.evaluate().output()),
+            (std::vector<float>{0.0f, 1.0f}));
+  EXPECT_FALSE(stream->Read(&response));
+  ExpectStatus(stream->Finish(), StatusCode::RESOURCE_EXHAUSTED,
+               {"--max_message_mb"});
+}
 
 v1::StreamRequest StreamEvaluate(v1::Function f, const std::vector<float>& x) {
   v1::StreamRequest request;
