@@ -665,6 +665,7 @@ int RunStream(const Context& ctx) {
   if (repeat < 1) return ReportUsage(UsageError("--repeat must be >= 1"));
 
   std::vector<v1::StreamRequest> sequence;
+  std::vector<std::string> labels;  // of each response, by --ops
   for (absl::string_view op :
        absl::StrSplit(absl::GetFlag(FLAGS_ops), ',', absl::SkipWhitespace())) {
     v1::StreamRequest request;
@@ -682,6 +683,8 @@ int RunStream(const Context& ctx) {
           absl::StrCat("--ops: '", op,
                        "' is not one of evaluate, derivative, derivative2")));
     }
+    labels.push_back(op == "derivative2" ? "derivative2 (f'')"
+                                         : std::string(op));
     sequence.push_back(std::move(request));
   }
   if (sequence.empty()) return ReportUsage(UsageError("--ops is empty"));
@@ -712,8 +715,7 @@ int RunStream(const Context& ctx) {
                              ? response.mutable_evaluate()->mutable_output()
                              : response.mutable_derivative()->mutable_output();
     const std::string name = absl::StrCat(
-        "[", index, "] ", response.has_evaluate() ? "evaluate" : "derivative",
-        " output");
+        "[", index, "] ", labels[index % labels.size()], " output");
     ++index;
     if (ctx.json) {
       if (absl::Status s = ConvertToTyped(tensor); !s.ok()) {

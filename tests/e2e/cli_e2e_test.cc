@@ -288,7 +288,8 @@ TEST_F(CliTest, StreamAnswersInOrder) {
   ASSERT_EQ(r.exit_code, 0) << Describe(r);
   EXPECT_THAT(r.out, StartsWith("[0] evaluate output: float32 [1]\n[0.5]\n"
                                 "[1] derivative output: float32 [1]\n[0.25]\n"
-                                "[2] derivative output: float32 [1]\n"));
+                                "[2] derivative2 (f'') output: float32 "
+                                "[1]\n"));
   // σ''(0) = 0, possibly printed as -0.
   EXPECT_THAT(r.out, ::testing::EndsWith("0]\n"));
 }
