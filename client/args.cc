@@ -6,6 +6,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/time/time.h"
 
 namespace actsvc::client {
 
@@ -70,6 +71,10 @@ absl::StatusOr<ParsedArgs> ParseArgs(int argc, const char* const* argv) {
     }
     std::string error;
     if (!flag->ParseFrom(text, &error)) {
+      // Abseil's own words for a duration without a unit are nearly empty.
+      if (flag->IsOfType<absl::Duration>()) {
+        error = "a duration is a number with a unit, e.g. 10s, 500ms or 2m";
+      }
       return absl::InvalidArgumentError(absl::StrCat(
           "bad value '", text, "' for --", flag->Name(), ": ", error));
     }

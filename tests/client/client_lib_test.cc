@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/time.h"
 #include "client/args.h"
 #include "client/format.h"
 #include "client/npy.h"
@@ -24,6 +25,8 @@
 ABSL_FLAG(std::string, test_text, "", "a string flag for the parser tests");
 ABSL_FLAG(bool, test_switch, false, "a bool flag for the parser tests");
 ABSL_FLAG(int, test_count, 0, "an int flag for the parser tests");
+ABSL_FLAG(absl::Duration, test_wait, absl::Seconds(1),
+          "a duration flag for the parser tests");
 
 namespace actsvc::client {
 namespace {
@@ -313,6 +316,12 @@ TEST(ArgsTest, ReportsUsageErrors) {
   const char* missing[] = {"actsvc", "--test_text"};
   EXPECT_THAT(ParseArgs(2, missing).status().message(),
               HasSubstr("needs a value"));
+  const char* no_unit[] = {"actsvc", "--test_wait=1"};
+  EXPECT_THAT(ParseArgs(2, no_unit).status().message(),
+              HasSubstr("--test_wait: a duration is a number with a unit"));
+  const char* with_unit[] = {"actsvc", "--test_wait=250ms"};
+  ASSERT_TRUE(ParseArgs(2, with_unit).ok());
+  EXPECT_EQ(absl::GetFlag(FLAGS_test_wait), absl::Milliseconds(250));
 }
 
 }  // namespace

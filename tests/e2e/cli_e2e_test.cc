@@ -373,6 +373,13 @@ TEST_F(CliTest, FileProblemsAreUsageErrors) {
   std::remove(garbage.c_str());
 }
 
+TEST_F(CliTest, DurationWithoutAUnitSaysWhichUnit) {
+  ProcessResult r = Cli({"bench", "--function=relu", "--duration=1"});
+  EXPECT_EQ(r.exit_code, 2) << Describe(r);
+  EXPECT_THAT(r.err, HasSubstr("--duration: a duration is a number with a "
+                               "unit, e.g. 10s, 500ms or 2m"));
+}
+
 TEST_F(CliTest, HelpListsTheCommands) {
   for (const char* help : {"help", "--help"}) {
     ProcessResult r = RunProcess({ACTSVC_CLI_PATH, help});
