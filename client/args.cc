@@ -83,4 +83,16 @@ absl::StatusOr<ParsedArgs> ParseArgs(int argc, const char* const* argv) {
   return parsed;
 }
 
+std::string TargetWithPort(const std::string& target, int default_port) {
+  // Schemes (dns:, unix:, ipv4:, ...) and bare IPv6 addresses are gRPC's.
+  if (target.empty() || target.find('/') != std::string::npos) return target;
+  if (target[0] == '[') {
+    return target.find("]:") != std::string::npos || target.back() != ']'
+               ? target
+               : absl::StrCat(target, ":", default_port);
+  }
+  if (target.find(':') != std::string::npos) return target;
+  return absl::StrCat(target, ":", default_port);
+}
+
 }  // namespace actsvc::client

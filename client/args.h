@@ -24,6 +24,11 @@ struct ParsedArgs {
 // registry. Unknown flags and unparsable values are INVALID_ARGUMENT.
 absl::StatusOr<ParsedArgs> ParseArgs(int argc, const char* const* argv);
 
+// "host" and "[v6]" without a port get `default_port` (gRPC would use 443,
+// the HTTPS port); "host:port", schemes such as unix:/path or dns:///x and
+// bare IPv6 addresses are returned as they are.
+std::string TargetWithPort(const std::string& target, int default_port);
+
 }  // namespace actsvc::client
 
 #endif  // ACTSVC_CLIENT_ARGS_H_

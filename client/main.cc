@@ -121,6 +121,8 @@ using ::grpc::health::v1::HealthCheckResponse;
 constexpr int kExitOk = 0;
 constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
+// The server's default port, for a --target without one.
+constexpr int kDefaultPort = 50051;
 
 const std::vector<absl::string_view>& GlobalFlags() {
   static const auto* flags = new std::vector<absl::string_view>{
@@ -973,6 +975,14 @@ int Main(int argc, char** argv) {
   }
   ctx.encoding = *encoding;
   ctx.json = absl::GetFlag(FLAGS_json);
+  // gRPC would take a target without a port to mean 443.
+  const std::string target = absl::GetFlag(FLAGS_target);
+  if (std::string with_port = TargetWithPort(target, kDefaultPort);
+      with_port != target) {
+    std::fprintf(stderr, "note: --target=%s has no port; using %s\n",
+                 target.c_str(), with_port.c_str());
+    absl::SetFlag(&FLAGS_target, with_port);
+  }
   absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
       MakeChannel(absl::GetFlag(FLAGS_target), TlsFlags());
   if (!channel.ok()) return ReportUsage(channel.status());

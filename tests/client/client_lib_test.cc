@@ -324,5 +324,15 @@ TEST(ArgsTest, ReportsUsageErrors) {
   EXPECT_EQ(absl::GetFlag(FLAGS_test_wait), absl::Milliseconds(250));
 }
 
+TEST(ArgsTest, TargetWithoutAPortGetsTheDefault) {
+  EXPECT_EQ(TargetWithPort("localhost", 50051), "localhost:50051");
+  EXPECT_EQ(TargetWithPort("[::1]", 50051), "[::1]:50051");
+  for (const char* kept :
+       {"localhost:7", "[::1]:7", "::1", "unix:/tmp/s",
+        "dns:///svc.cluster.local:50051", "ipv4:1.2.3.4:5"}) {
+    EXPECT_EQ(TargetWithPort(kept, 50051), kept);
+  }
+}
+
 }  // namespace
 }  // namespace actsvc::client

@@ -23,6 +23,7 @@ namespace {
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 class CliTest : public ::testing::Test {
@@ -371,6 +372,17 @@ TEST_F(CliTest, FileProblemsAreUsageErrors) {
     EXPECT_EQ(r.out, "") << absl::StrJoin(c.args, " ");
   }
   std::remove(garbage.c_str());
+}
+
+// gRPC takes a target without a port to mean 443; the CLI means 50051.
+TEST_F(CliTest, TargetWithoutAPortMeansTheDefaultPort) {
+  // A name that never resolves: the call goes nowhere, whatever listens.
+  ProcessResult r = RunProcess(
+      {ACTSVC_CLI_PATH, "--target=actsvc.invalid", "--timeout_s=2", "health"});
+  EXPECT_EQ(r.exit_code, 1) << Describe(r);
+  EXPECT_THAT(r.err, StartsWith("note: --target=actsvc.invalid has no port; "
+                                "using actsvc.invalid:50051\n"));
+  EXPECT_THAT(r.err, Not(HasSubstr(":443")));
 }
 
 TEST_F(CliTest, DurationWithoutAUnitSaysWhichUnit) {
