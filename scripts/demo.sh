@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The README's first command: installs what is missing, builds, starts the
-# server on ${ACTSVC_PORT:-50051} and calls every RPC with the CLI. The server
-# keeps running afterwards (its pid is in build/actsvc-server.pid); a re-run
-# replaces it.
+# The README's first command: installs what is missing, builds, installs
+# actsvc and actsvc-server in /usr/local/bin (cmake --install; sudo when not
+# root), starts a server on ${ACTSVC_PORT:-50051}, calls every RPC with the CLI,
+# and stops the server again, so that the port is free afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
@@ -11,7 +11,13 @@ BUILD_DIR=${BUILD_DIR:-build}
 PORT=${ACTSVC_PORT:-50051}
 PIDFILE="$BUILD_DIR/actsvc-server.pid"
 LOG="$BUILD_DIR/actsvc-server.log"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+$SUDO cmake --install "$BUILD_DIR" >/dev/null
+prefix=$(sed -n 's/^CMAKE_INSTALL_PREFIX:PATH=//p' "$BUILD_DIR/CMakeCache.txt")
+echo "demo: installed actsvc and actsvc-server in $prefix/bin"
 
+# Earlier versions of this script left their server running.
 if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
   echo "demo: stopping the previous demo server (pid $(cat "$PIDFILE"))"
   kill -TERM "$(cat "$PIDFILE")"
@@ -19,7 +25,14 @@ if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
 fi
 
 "$BUILD_DIR/server/actsvc-server" --address="127.0.0.1:$PORT" >"$LOG" 2>&1 &
-echo $! >"$PIDFILE"
+server_pid=$!
+echo $server_pid >"$PIDFILE"
+stop_server() {
+  kill -TERM "$server_pid" 2>/dev/null || return 0
+  wait "$server_pid" 2>/dev/null || true
+  rm -f "$PIDFILE"
+}
+trap stop_server EXIT
 cli() {
   echo
   echo "\$ actsvc $*"
@@ -40,5 +53,5 @@ cli xent --shape=2,3 --x=2,0.5,-1,0,0,0 --labels=0,2 --probs
 cli stream --function=silu --x=-1,0,1
 cli evaluate --function=sigmoid --shape=2,2 --x=1,2,3 || true
 echo
-echo "demo: actsvc-server is running on 127.0.0.1:$PORT (pid $(cat "$PIDFILE"), log $LOG)."
-echo "demo: stop it with: kill $(cat "$PIDFILE")"
+echo "demo: done; stopping the server (its log: $LOG). For the README's examples, run"
+echo "demo:   actsvc-server --address=127.0.0.1:50051"
