@@ -230,6 +230,11 @@ absl::StatusOr<NpyArray> ReadNpyFile(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat(path, " is a directory, not a .npy file"));
   }
+  // Files and pipes end; devices such as /dev/zero need not.
+  if (!S_ISREG(info.st_mode) && !S_ISFIFO(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " is not a regular file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return FileError("cannot open", path);
   // Read to the end rather than trusting the size: pipes have none.
@@ -245,6 +250,7 @@ absl::StatusOr<NpyArray> ReadNpyFile(const std::string& path) {
 }
 
 absl::Status CheckNpyWritable(const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("no file name given");
   struct stat info;
   if (stat(path.c_str(), &info) == 0) {
     if (S_ISDIR(info.st_mode)) {

@@ -139,7 +139,12 @@ TEST(NpyTest, DirectoriesAreNotFiles) {
   EXPECT_EQ(read.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(read.status().message(), HasSubstr("is a directory"));
 
+  // A device need not end (/dev/zero); /dev/null stands in for it.
+  EXPECT_THAT(ReadNpyFile("/dev/null").status().message(),
+              HasSubstr("/dev/null is not a regular file"));
+
   EXPECT_THAT(CheckNpyWritable(dir).message(), HasSubstr("is a directory"));
+  EXPECT_THAT(CheckNpyWritable("").message(), HasSubstr("no file name"));
   EXPECT_THAT(CheckNpyWritable("/nonexistent/out.npy").message(),
               HasSubstr("no directory /nonexistent"));
   EXPECT_TRUE(CheckNpyWritable(absl::StrCat(dir, "/new.npy")).ok());
