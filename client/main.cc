@@ -32,6 +32,7 @@
 #include "client/bench_cli.h"
 #include "client/format.h"
 #include "client/npy.h"
+#include "client/report.h"
 #include "client/tensor.h"
 #include "client/tls.h"
 #include "client/values.h"
@@ -427,55 +428,6 @@ int RunHealth(const Context& ctx) {
   }
 }
 
-// Display width of UTF-8 text: one column per code point.
-size_t Width(absl::string_view text) {
-  return std::count_if(text.begin(), text.end(), [](char c) {
-    return (static_cast<unsigned char>(c) & 0xc0) != 0x80;
-  });
-}
-
-std::string Pad(absl::string_view text, size_t width) {
-  std::string out(text);
-  out.append(width > Width(text) ? width - Width(text) : 0, ' ');
-  return out;
-}
-
-std::string ParametersText(const v1::FunctionInfo& info) {
-  std::vector<std::string> parts;
-  for (const v1::Parameter& p : info.parameters()) {
-    parts.push_back(absl::StrCat(p.name(), "=", p.default_value()));
-  }
-  return parts.empty() ? "-" : absl::StrJoin(parts, " ");
-}
-
-void PrintFunctionDetails(const v1::FunctionInfo& info) {
-  std::printf("%s%s\n", info.name().c_str(),
-              info.aliases().empty()
-                  ? ""
-                  : absl::StrCat(" (", absl::StrJoin(info.aliases(), ", "), ")")
-                        .c_str());
-  auto line = [](absl::string_view label, absl::string_view text) {
-    if (!text.empty()) {
-      std::printf("  %-18s %s\n", std::string(label).c_str(),
-                  std::string(text).c_str());
-    }
-  };
-  line("kind", info.elementwise() ? "elementwise" : "vector (along an axis)");
-  for (const v1::Parameter& p : info.parameters()) {
-    line("parameter",
-         absl::StrCat(p.name(), " = ", p.default_value(), "  ", p.valid_range(),
-                      p.description().empty() ? "" : "  ", p.description()));
-  }
-  line("f(x)", info.formula());
-  line("f'(x)", info.derivative_formula());
-  line("f''(x)", info.second_derivative_formula());
-  line("stable form", info.stable_form());
-  line("output range", info.output_range());
-  line("f' range", info.derivative_range());
-  line("saturates", info.saturates() ? "yes" : "no");
-  line("notes", info.notes());
-}
-
 int RunList(const Context& ctx) {
   auto stub = v1::ActivationService::NewStub(ctx.channel);
   auto context = ctx.CallContext();
@@ -495,7 +447,7 @@ int RunList(const Context& ctx) {
       if (ctx.json) {
         PrintJson(info);
       } else {
-        PrintFunctionDetails(info);
+        std::fputs(FormatFunctionDetails(info).c_str(), stdout);
       }
       return kExitOk;
     }
@@ -507,31 +459,7 @@ int RunList(const Context& ctx) {
     return kExitOk;
   }
 
-  std::vector<std::vector<std::string>> rows = {
-      {"NAME", "PARAMS", "SATURATES", "f'(x)", "f' RANGE"}};
-  for (const v1::FunctionInfo& info : response.functions()) {
-    std::string name = info.name();
-    if (!info.aliases().empty()) {
-      absl::StrAppend(&name, " (", absl::StrJoin(info.aliases(), ", "), ")");
-    }
-    rows.push_back({name, ParametersText(info), info.saturates() ? "yes" : "no",
-                    info.derivative_formula(), info.derivative_range()});
-  }
-  std::vector<size_t> widths(rows[0].size(), 0);
-  for (const auto& row : rows) {
-    for (size_t c = 0; c + 1 < row.size(); ++c) {
-      widths[c] = std::max(widths[c], Width(row[c]));
-    }
-  }
-  for (const auto& row : rows) {
-    std::string line;
-    for (size_t c = 0; c + 1 < row.size(); ++c) {
-      absl::StrAppend(&line, Pad(row[c], widths[c]), "  ");
-    }
-    absl::StrAppend(&line, row.back());
-    std::printf("%s\n", line.c_str());
-  }
-  std::printf("\n'actsvc list --function=NAME' shows one function in full.\n");
+  std::fputs(FormatFunctionTable(response).c_str(), stdout);
   return kExitOk;
 }
 
@@ -732,18 +660,6 @@ int RunStream(const Context& ctx) {
   return kExitOk;
 }
 
-// Nine significant digits: enough for any float32 statistic.
-std::string FormatStat(double v) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof(buffer), "%.9g", v);
-  return buffer;
-}
-
-// A count with its fraction of the analyzed units, e.g. "3 (0.6)".
-std::string CountAndFraction(int64_t count, double fraction) {
-  return absl::StrCat(count, " (", FormatStat(fraction), ")");
-}
-
 int RunAnalyze(const Context& ctx) {
   v1::AnalyzeRequest request;
   absl::StatusOr<v1::FunctionSpec> spec = SpecFromFlags(ctx);
@@ -765,31 +681,7 @@ int RunAnalyze(const Context& ctx) {
     PrintJson(response);
     return kExitOk;
   }
-  std::vector<std::pair<std::string, std::string>> rows = {
-      {"units", absl::StrCat(response.units())},
-      {"nan_count", absl::StrCat(response.nan_count())},
-      {"epsilon", FormatStat(response.epsilon())},
-      {"sparsity (f(x) = 0)",
-       CountAndFraction(response.zero_outputs(), response.sparsity())},
-      {"saturated (|f'(x)| < eps)",
-       CountAndFraction(response.saturated_units(),
-                        response.saturated_fraction())},
-      {"dead (f'(x) = 0)",
-       CountAndFraction(response.dead_units(), response.dead_fraction())},
-      {"min f'", FormatStat(response.min_derivative())},
-      {"max f'", FormatStat(response.max_derivative())},
-      {"mean f'", FormatStat(response.mean_derivative())},
-      {"mean |f'|", FormatStat(response.mean_abs_derivative())},
-      {"max |f'| (gate, eq. 3.2.27)",
-       FormatStat(response.max_abs_derivative())},
-  };
-  if (response.has_attenuation()) {
-    rows.push_back({absl::StrCat("attenuation (mean |f'|)^", request.layers()),
-                    FormatStat(response.attenuation())});
-  }
-  for (const auto& [name, value] : rows) {
-    std::printf("%-30s %s\n", name.c_str(), value.c_str());
-  }
+  std::fputs(FormatAnalysis(response, request.layers()).c_str(), stdout);
   return kExitOk;
 }
 

@@ -17,6 +17,7 @@
 #include "client/args.h"
 #include "client/format.h"
 #include "client/npy.h"
+#include "client/report.h"
 #include "client/tensor.h"
 #include "client/values.h"
 #include "gmock/gmock.h"
@@ -337,6 +338,67 @@ TEST(ArgsTest, TargetWithoutAPortGetsTheDefault) {
         "dns:///svc.cluster.local:50051", "ipv4:1.2.3.4:5"}) {
     EXPECT_EQ(TargetWithPort(kept, 50051), kept);
   }
+}
+
+// Display columns of UTF-8 text up to byte `end`.
+size_t Columns(absl::string_view text, size_t end) {
+  size_t columns = 0;
+  for (size_t i = 0; i < end; ++i) {
+    columns += (static_cast<unsigned char>(text[i]) & 0xc0) != 0x80;
+  }
+  return columns;
+}
+
+TEST(ReportTest, FunctionTableAlignsByDisplayWidth) {
+  actsvc::v1::ListFunctionsResponse list;
+  actsvc::v1::FunctionInfo* sigmoid = list.add_functions();
+  sigmoid->set_name("sigmoid");
+  sigmoid->add_aliases("logistic");
+  sigmoid->set_saturates(true);
+  sigmoid->set_derivative_formula("σ(x) σ(−x)");  // multi-byte characters
+  sigmoid->set_derivative_range("(0, 0.25]");
+  actsvc::v1::FunctionInfo* elu = list.add_functions();
+  elu->set_name("elu");
+  actsvc::v1::Parameter* alpha = elu->add_parameters();
+  alpha->set_name("alpha");
+  alpha->set_default_value(1);
+  elu->set_derivative_formula("1 if x > 0 else alpha e^x");
+  elu->set_derivative_range("(0, max(1, alpha)]");
+
+  const std::string table = FormatFunctionTable(list);
+  std::vector<std::string> lines = absl::StrSplit(table, '\n');
+  ASSERT_GE(lines.size(), 3u) << table;
+  EXPECT_THAT(lines[1], ::testing::StartsWith("sigmoid (logistic)  -  "));
+  EXPECT_THAT(lines[2], ::testing::StartsWith("elu  "));
+  EXPECT_THAT(lines[2], HasSubstr("alpha=1"));
+  // The last column starts at the same display column on every row.
+  const size_t header = Columns(lines[0], lines[0].find("f' RANGE"));
+  EXPECT_EQ(Columns(lines[1], lines[1].find("(0, 0.25]")), header) << table;
+  EXPECT_EQ(Columns(lines[2], lines[2].find("(0, max")), header) << table;
+  EXPECT_THAT(table, ::testing::EndsWith(
+                         "'actsvc list --function=NAME' shows one function "
+                         "in full.\n"));
+
+  const std::string details = FormatFunctionDetails(*elu);
+  EXPECT_THAT(details, ::testing::StartsWith("elu\n  kind "));
+  EXPECT_THAT(details, HasSubstr("  f' range           (0, max(1, alpha)]\n"));
+  EXPECT_THAT(details, ::testing::Not(HasSubstr("notes")));  // empty: left out
+}
+
+TEST(ReportTest, AnalysisNamesTheLayersOfTheAttenuation) {
+  actsvc::v1::AnalyzeResponse response;
+  response.set_units(5);
+  response.set_zero_outputs(3);
+  response.set_sparsity(0.6);
+  response.set_max_abs_derivative(0.25);
+  std::string text = FormatAnalysis(response, 0);
+  EXPECT_THAT(text, HasSubstr("sparsity (f(x) = 0)            3 (0.6)\n"));
+  EXPECT_THAT(text, HasSubstr("max |f'| (gate, eq. 3.2.27)    0.25\n"));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("attenuation")));
+  response.set_attenuation(std::pow(0.25, 10));
+  text = FormatAnalysis(response, 10);
+  EXPECT_THAT(text,
+              HasSubstr("attenuation (mean |f'|)^10     9.53674316e-07\n"));
 }
 
 }  // namespace
