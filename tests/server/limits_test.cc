@@ -192,8 +192,15 @@ TEST(LimitsTest, MessageSizeLimitsThenServes) {
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Stub> stub = StubTo(*server);
 
-  // A request over --max_message_mb: gRPC refuses it.
-  grpc::Status status = Evaluate(*stub, EvaluateOf(300000));
+  // A request just over --max_message_mb reaches the service, which
+  // refuses it naming the flag; one more than 64 KiB over is refused by
+  // gRPC itself, in its own words.
+  grpc::Status status = Evaluate(*stub, EvaluateOf(262144 + 1000));
+  EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED)
+      << status.error_message();
+  EXPECT_THAT(status.error_message(), HasSubstr("(--max_message_mb)"));
+  ExpectServing(*stub);
+  status = Evaluate(*stub, EvaluateOf(300000));
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED)
       << status.error_message();
   ExpectServing(*stub);
