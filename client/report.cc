@@ -118,8 +118,7 @@ std::string FormatAnalysis(const v1::AnalyzeResponse& response,
       {"max f'", FormatStat(response.max_derivative())},
       {"mean f'", FormatStat(response.mean_derivative())},
       {"mean |f'|", FormatStat(response.mean_abs_derivative())},
-      {"max |f'| (gate, eq. 3.2.27)",
-       FormatStat(response.max_abs_derivative())},
+      {"max |f'| (gradient gate)", FormatStat(response.max_abs_derivative())},
   };
   if (response.has_attenuation()) {
     rows.push_back({absl::StrCat("attenuation (mean |f'|)^", layers),

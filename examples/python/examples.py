@@ -69,7 +69,7 @@ def run_examples(client):
              ("derivative", "silu", x, {"order": 2}),
          ])))
 
-    # The seed's numbers: sigma' < 0.0025 for |x| >= 6; (1/4)^L at best.
+    # The textbook's numbers: sigma' < 0.0025 for |x| >= 6; (1/4)^L at best.
     show("Analyze sigmoid, epsilon 0.0025, 10 layers",
          client.analyze("sigmoid", np.linspace(-8, 8, 17), epsilon=0.0025,
                         layers=10))

@@ -8,11 +8,11 @@ starts the build's actsvc-server on a free port (or --server BINARY, or uses
 --target HOST:PORT), computes the curves through the service (a Stream call
 per function: f, f', f''; an Analyze call for the saturated fraction), and
 writes the PNG (--out, default docs/activations.png). --data FILE.npz also
-saves the plotted arrays. This is the figure the seed cites as
+saves the plotted arrays. This is the figure the textbook section (docs/accuracy.md) cites as
 fig_activation_functions.png.
 
 Panels: the 11 elementwise functions, and softmax in its 2-class case: p_1 as
-a function of z_1 - z_2 (which is sigmoid, seed §3.2.4), with f' the Jacobian
+a function of z_1 - z_2 (which is sigmoid, the textbook's §3.2.4), with f' the Jacobian
 entry dp_1/dz_1 = p_1 (1 - p_1). The service serves no second derivative of a
 vector function, so that panel has no f''. log_softmax is left out (its
 2-class case is log sigmoid, with nothing new to see).
@@ -151,7 +151,7 @@ def main(argv=None):
     parser.add_argument("--data", help="also save the plotted arrays (.npz)")
     parser.add_argument("--epsilon", type=float, default=0.01,
                         help="saturation threshold for the shading (the "
-                        "seed: tanh' < 0.01 from |x| >= 3)")
+                        "textbook: tanh' < 0.01 from |x| >= 3)")
     parser.add_argument("--half-width", type=float, default=8.0)
     parser.add_argument("--points", type=int, default=1601)
     args = parser.parse_args(argv)

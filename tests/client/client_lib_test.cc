@@ -393,7 +393,7 @@ TEST(ReportTest, AnalysisNamesTheLayersOfTheAttenuation) {
   response.set_max_abs_derivative(0.25);
   std::string text = FormatAnalysis(response, 0);
   EXPECT_THAT(text, HasSubstr("sparsity (f(x) = 0)            3 (0.6)\n"));
-  EXPECT_THAT(text, HasSubstr("max |f'| (gate, eq. 3.2.27)    0.25\n"));
+  EXPECT_THAT(text, HasSubstr("max |f'| (gradient gate)       0.25\n"));
   EXPECT_THAT(text, ::testing::Not(HasSubstr("attenuation")));
   response.set_attenuation(std::pow(0.25, 10));
   text = FormatAnalysis(response, 10);

@@ -298,7 +298,7 @@ class CliAnalyzeTest(unittest.TestCase):
                          "--epsilon=0.0025")
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertRegex(p.stdout, r"saturated .*2 \(0\.666666667\)")
-        self.assertRegex(p.stdout, r"max \|f'\| \(gate.*0\.25")
+        self.assertRegex(p.stdout, r"max \|f'\| \(gradient gate.*0\.25")
         p = self.run_cli("analyze", "--function=softmax", "--x=1,2")
         self.assertEqual(p.returncode, 1)
         self.assertIn("INVALID_ARGUMENT", p.stderr)
