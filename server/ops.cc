@@ -309,8 +309,8 @@ absl::StatusOr<AnalyzeOp> Validate(AnalyzeRequest request,
         request.function.function_field, " is ", name,
         ", but Analyze needs an elementwise function: the Jacobian of ", name,
         " is a full matrix per row, with no per-unit f'(x) to gate the "
-        "gradient (docs/accuracy.md, " The gradient gate
-        "); call Jacobian for the matrices"));
+        "gradient (docs/accuracy.md, section 'The gradient gate'); call "
+        "Jacobian for the matrices"));
   }
   AnalyzeOp op;
   op.function = *spec;
