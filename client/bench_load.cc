@@ -1,3 +1,9 @@
+// The load generator of `actsvc bench`: the closed- and open-loop drivers,
+// unary and stream, that share one Runner's tally.
+//
+// Over 800 lines on purpose for now: the drivers share the Runner's state,
+// and bench/soak.cc has its own copy of them; both move into one load
+// library under client/ (issue 21), which is where this file splits.
 #include "client/bench_load.h"
 
 #include <unistd.h>

@@ -180,16 +180,16 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
   return decoded;
 }
 
-DecodedEvaluate Decode(const v1::EvaluateRequest& message) {
-  DecodedEvaluate decoded;
+Decoded<EvaluateRequest> Decode(const v1::EvaluateRequest& message) {
+  Decoded<EvaluateRequest> decoded;
   decoded.request.function = ReadSpec(message.spec());
   decoded.request.x = ReadTensor(message.has_input(), message.input(), "input",
                                  &decoded.encoding);
   return decoded;
 }
 
-DecodedDerivative Decode(const v1::DerivativeRequest& message) {
-  DecodedDerivative decoded;
+Decoded<DerivativeRequest> Decode(const v1::DerivativeRequest& message) {
+  Decoded<DerivativeRequest> decoded;
   DerivativeRequest& request = decoded.request;
   request.function = ReadSpec(message.spec());
   request.order = message.order();
@@ -200,8 +200,8 @@ DecodedDerivative Decode(const v1::DerivativeRequest& message) {
   return decoded;
 }
 
-DecodedJacobian Decode(const v1::JacobianRequest& message) {
-  DecodedJacobian decoded;
+Decoded<JacobianRequest> Decode(const v1::JacobianRequest& message) {
+  Decoded<JacobianRequest> decoded;
   decoded.request.function = ReadSpec(message.spec());
   decoded.request.dense = message.dense();
   decoded.request.x = ReadTensor(message.has_input(), message.input(), "input",
@@ -209,8 +209,9 @@ DecodedJacobian Decode(const v1::JacobianRequest& message) {
   return decoded;
 }
 
-DecodedCrossEntropy Decode(const v1::SoftmaxCrossEntropyRequest& message) {
-  DecodedCrossEntropy decoded;
+Decoded<CrossEntropyRequest> Decode(
+    const v1::SoftmaxCrossEntropyRequest& message) {
+  Decoded<CrossEntropyRequest> decoded;
   CrossEntropyRequest& request = decoded.request;
   request.logits = ReadTensor(message.has_logits(), message.logits(), "logits",
                               &decoded.encoding);

@@ -40,26 +40,16 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
 
 // The requests of ops.h as the messages state them, and the encoding of
 // their main tensor (raw when it could not be read).
-struct DecodedEvaluate {
-  EvaluateRequest request;
+template <typename Request>
+struct Decoded {
+  Request request;
   Encoding encoding = Encoding::kRaw;
 };
-DecodedEvaluate Decode(const v1::EvaluateRequest& message);
-struct DecodedDerivative {
-  DerivativeRequest request;
-  Encoding encoding = Encoding::kRaw;
-};
-DecodedDerivative Decode(const v1::DerivativeRequest& message);
-struct DecodedJacobian {
-  JacobianRequest request;
-  Encoding encoding = Encoding::kRaw;
-};
-DecodedJacobian Decode(const v1::JacobianRequest& message);
-struct DecodedCrossEntropy {
-  CrossEntropyRequest request;
-  Encoding encoding = Encoding::kRaw;
-};
-DecodedCrossEntropy Decode(const v1::SoftmaxCrossEntropyRequest& message);
+Decoded<EvaluateRequest> Decode(const v1::EvaluateRequest& message);
+Decoded<DerivativeRequest> Decode(const v1::DerivativeRequest& message);
+Decoded<JacobianRequest> Decode(const v1::JacobianRequest& message);
+Decoded<CrossEntropyRequest> Decode(
+    const v1::SoftmaxCrossEntropyRequest& message);
 AnalyzeRequest Decode(const v1::AnalyzeRequest& message);
 
 // The elements of a request's main tensor as declared, the measure of its

@@ -112,7 +112,7 @@ Method UnaryMethod(absl::string_view name) {
 absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
                             const ComputeContext& context,
                             v1::EvaluateResponse* response) {
-  DecodedEvaluate decoded = Decode(request);
+  Decoded<EvaluateRequest> decoded = Decode(request);
   absl::StatusOr<EvaluateOp> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();
@@ -124,7 +124,7 @@ absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
 absl::Status HandleDerivative(const v1::DerivativeRequest& request,
                               const ComputeContext& context,
                               v1::DerivativeResponse* response) {
-  DecodedDerivative decoded = Decode(request);
+  Decoded<DerivativeRequest> decoded = Decode(request);
   absl::StatusOr<std::variant<DerivativeOp, VjpOp>> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();
@@ -136,7 +136,7 @@ absl::Status HandleDerivative(const v1::DerivativeRequest& request,
 absl::Status HandleJacobian(const v1::JacobianRequest& request,
                             const ComputeContext& context,
                             v1::JacobianResponse* response) {
-  DecodedJacobian decoded = Decode(request);
+  Decoded<JacobianRequest> decoded = Decode(request);
   absl::StatusOr<JacobianOp> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();
@@ -151,7 +151,7 @@ absl::Status HandleJacobian(const v1::JacobianRequest& request,
 absl::Status HandleSoftmaxCrossEntropy(
     const v1::SoftmaxCrossEntropyRequest& request,
     const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response) {
-  DecodedCrossEntropy decoded = Decode(request);
+  Decoded<CrossEntropyRequest> decoded = Decode(request);
   absl::StatusOr<CrossEntropyOp> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();

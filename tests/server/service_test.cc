@@ -23,6 +23,7 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/server/server_test_util.h"
 #include "tests/server/test_util.h"
 
 namespace actsvc::server {
@@ -35,29 +36,7 @@ using testing::MakeTensor;
 using testing::Ramp;
 using testing::ShapeOf;
 using testing::ValuesOf;
-using Stub = v1::ActivationService::Stub;
-
-constexpr int kMaxMessageMb = 1;
-constexpr int64_t kMaxMessageBytes = int64_t{kMaxMessageMb} << 20;
-
-std::shared_ptr<grpc::Channel> ChannelTo(int port) {
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(-1);
-  return grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
-                                   grpc::InsecureChannelCredentials(), args);
-}
-
-absl::StatusOr<std::unique_ptr<Server>> StartServer(
-    int max_message_mb, std::function<void()> before_compute = nullptr) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.max_message_mb = max_message_mb;
-  options.compute_threads = 2;
-  // Small chunks, so that multi-chunk paths run on small tensors.
-  options.chunk_elements = 1024;
-  options.before_compute_for_testing = std::move(before_compute);
-  return Server::Start(options);
-}
+using namespace testing;  // NOLINT: the helpers of server_test_util.h
 
 // One server for the whole binary; tests that need their own make one.
 class SharedServer : public ::testing::Environment {
@@ -79,17 +58,6 @@ std::unique_ptr<Server> SharedServer::server_;
 std::shared_ptr<grpc::Channel> SharedServer::channel_;
 ::testing::Environment* const kSharedServer =
     ::testing::AddGlobalTestEnvironment(new SharedServer);
-
-template <typename Request, typename Response>
-grpc::Status Call(Stub& stub,
-                  grpc::Status (Stub::*method)(grpc::ClientContext*,
-                                               const Request&, Response*),
-                  const Request& request, Response* response) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(10));
-  return (stub.*method)(&context, request, response);
-}
 
 class ServiceTest : public ::testing::Test {
  protected:
@@ -124,12 +92,6 @@ int64_t Elements(const std::vector<int64_t>& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
-}
-
-v1::FunctionSpec Spec(v1::Function f) {
-  v1::FunctionSpec spec;
-  spec.set_function(f);
-  return spec;
 }
 
 Function CoreFunction(v1::Function f) { return static_cast<Function>(f); }
@@ -587,14 +549,6 @@ TEST_F(ServiceTest, ReflectionListsTheServices) {
 // SPEC §3 over the wire: what only a server can show (the catalogue of bad
 // fields is in v1_codec_test.cc, against the RPC bodies).
 
-v1::EvaluateRequest GoodEvaluate(v1::Function f = v1::SIGMOID) {
-  v1::EvaluateRequest request;
-  *request.mutable_spec() = Spec(f);
-  *request.mutable_input() =
-      MakeTensor<float>({2, 2}, {1, 2, 3, 4}, Encoding::kRaw);
-  return request;
-}
-
 TEST_F(ServiceTest, OversizedRequest) {
   v1::EvaluateRequest request = GoodEvaluate();
   const int64_t n = kMaxMessageBytes / 4 + 1000;
@@ -872,174 +826,6 @@ TEST_F(ServiceTest, GoodCallsAreAnsweredWhileBadOnesArrive) {
   bad.join();
   EXPECT_EQ(good_ok, 40);
   EXPECT_EQ(bad_rejected, 40);
-}
-
-// ---------------------------------------------------------------------------
-// Deadlines, cancellation and shutdown, on servers of their own whose
-// before-compute hook holds calls in flight.
-
-// Waits up to 5 s for `done`.
-bool Eventually(const std::function<bool()>& done) {
-  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > until) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
-}
-
-v1::EvaluateRequest LargeEvaluate() {
-  v1::EvaluateRequest request = GoodEvaluate(v1::GELU);
-  *request.mutable_input() =
-      MakeTensor<float>({500000}, Ramp<float>(500000), Encoding::kRaw);
-  return request;
-}
-
-TEST(ServiceLifecycleTest, DeadlinePassedOnALargeRequest) {
-  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(
-      4, [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::ActivationService::NewStub(ChannelTo((*server)->port()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(150));
-  v1::EvaluateResponse response;
-  EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
-            StatusCode::DEADLINE_EXCEEDED);
-  // The server noticed too, and skipped the work rather than finishing it.
-  CallTracker& service = (*server)->calls();
-  EXPECT_TRUE(Eventually([&] {
-    return service.FinishedCalls(absl::StatusCode::kDeadlineExceeded) == 1;
-  }));
-  EXPECT_EQ(service.FinishedCalls(absl::StatusCode::kOk), 0);
-}
-
-TEST(ServiceLifecycleTest, CancelledCallStops) {
-  std::atomic<bool> entered{false};
-  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(4, [&] {
-    entered = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  });
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::ActivationService::NewStub(ChannelTo((*server)->port()));
-  grpc::ClientContext context;
-  std::thread canceller([&] {
-    Eventually([&] { return entered.load(); });
-    context.TryCancel();
-  });
-  v1::EvaluateResponse response;
-  EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
-            StatusCode::CANCELLED);
-  canceller.join();
-  CallTracker& service = (*server)->calls();
-  EXPECT_TRUE(Eventually([&] {
-    return service.FinishedCalls(absl::StatusCode::kCancelled) == 1;
-  }));
-  EXPECT_EQ(service.FinishedCalls(absl::StatusCode::kOk), 0);
-}
-
-TEST(ServiceLifecycleTest, ShutdownDrainsInFlightCalls) {
-  std::atomic<bool> entered{false};
-  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(4, [&] {
-    entered = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  });
-  ASSERT_TRUE(server.ok()) << server.status();
-  const int port = (*server)->port();
-  const v1::EvaluateRequest request = GoodEvaluate(v1::TANH);
-  std::vector<float> expected(4);
-  actsvc::Evaluate<float>(Function::kTanh, 0, std::vector<float>{1, 2, 3, 4},
-                          absl::MakeSpan(expected));
-
-  grpc::Status in_flight_status;
-  v1::EvaluateResponse in_flight_response;
-  std::thread in_flight([&] {
-    auto stub = v1::ActivationService::NewStub(ChannelTo(port));
-    in_flight_status =
-        Call(*stub, &Stub::Evaluate, request, &in_flight_response);
-  });
-  ASSERT_TRUE(Eventually([&] { return entered.load(); }));
-
-  std::atomic<bool> shut_down{false};
-  std::thread shutdown([&] {
-    (*server)->Shutdown(absl::Seconds(5));
-    shut_down = true;
-  });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  EXPECT_FALSE(shut_down);  // still draining the call above
-  {
-    // A new call during the drain is refused.
-    auto stub = v1::ActivationService::NewStub(ChannelTo(port));
-    v1::EvaluateResponse response;
-    EXPECT_EQ(Call(*stub, &Stub::Evaluate, request, &response).error_code(),
-              StatusCode::UNAVAILABLE);
-  }
-  in_flight.join();
-  shutdown.join();
-  ASSERT_TRUE(in_flight_status.ok()) << in_flight_status.error_message();
-  EXPECT_EQ(ValuesOf<float>(in_flight_response.output()), expected);
-}
-
-TEST(ServiceLifecycleTest, CannotBindAnAddressInUse) {
-  absl::StatusOr<std::unique_ptr<Server>> first = StartServer(1);
-  ASSERT_TRUE(first.ok());
-  ServerOptions options;
-  options.address = absl::StrCat("127.0.0.1:", (*first)->port());
-  absl::StatusOr<std::unique_ptr<Server>> second = Server::Start(options);
-  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
-  EXPECT_EQ(second.status().message(),
-            absl::StrCat("port ", (*first)->port(),
-                         " is in use; pass --address or stop the other "
-                         "server"));
-  // On every interface, too (what the default address 0.0.0.0 binds).
-  options.address = absl::StrCat("0.0.0.0:", (*first)->port());
-  EXPECT_THAT(Server::Start(options).status().message(),
-              HasSubstr(" is in use; "));
-}
-
-}  // namespace
-}  // namespace actsvc::server
-
-namespace actsvc::server {
-namespace {
-
-// --max_connection_age_s: the server closes an old connection (after its
-// calls), the channel notices and connects again for the next call.
-TEST(ServiceLifecycleTest, MaxConnectionAgeRecyclesConnections) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.max_connection_age_s = 1;
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
-  ASSERT_TRUE(server.ok()) << server.status();
-  std::shared_ptr<grpc::Channel> channel = ChannelTo((*server)->port());
-  auto stub = v1::ActivationService::NewStub(channel);
-  auto list = [&stub] {
-    grpc::ClientContext context;
-    v1::ListFunctionsResponse response;
-    return stub->ListFunctions(&context, v1::ListFunctionsRequest(), &response)
-        .ok();
-  };
-  ASSERT_TRUE(list());
-  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
-  // Age 1 s (gRPC adds up to 10% jitter), no calls to wait for.
-  EXPECT_TRUE(Eventually(
-      [&] { return channel->GetState(false) != GRPC_CHANNEL_READY; }));
-  EXPECT_TRUE(list());  // a new connection serves the next call
-}
-
-// Without the flag a connection stays up.
-TEST(ServiceLifecycleTest, ConnectionsLiveWithoutMaxAge) {
-  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(kMaxMessageMb);
-  ASSERT_TRUE(server.ok()) << server.status();
-  std::shared_ptr<grpc::Channel> channel = ChannelTo((*server)->port());
-  auto stub = v1::ActivationService::NewStub(channel);
-  grpc::ClientContext context;
-  v1::ListFunctionsResponse response;
-  ASSERT_TRUE(
-      stub->ListFunctions(&context, v1::ListFunctionsRequest(), &response)
-          .ok());
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
-  EXPECT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
 }
 
 // ---------------------------------------------------------------------------
