@@ -1,5 +1,11 @@
 // ActivationService in-process on a loopback port, called through the
 // generated stub; every result is compared with core called directly.
+//
+// Over 800 lines (about 950): every test here shares one server (the
+// SharedServer environment and the ServiceTest fixture); the lifecycle tests,
+// which need servers of their own, are in service_lifecycle_test.cc. The
+// rest splits by RPC group once the fixture moves into server_test_util.h
+// with issue 21's shared test tables.
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
