@@ -82,6 +82,10 @@ ABSL_FLAG(std::string, csv, "", "write the report as CSV to this file");
 ABSL_FLAG(int32_t, server_pid, 0,
           "a server on this machine: report its minor page faults and CPU "
           "time per call, from /proc/PID/stat");
+ABSL_FLAG(std::string, method, "",
+          "send the request to this gRPC method instead of the RPC's own, "
+          "e.g. /actsvc.bench.v1.Echo/Echo of bench/echo_server.cc; each "
+          "checked response must then be the request's own bytes");
 ABSL_FLAG(bool, progress, true,
           "a progress line on stderr, when stderr is a terminal");
 
@@ -122,7 +126,7 @@ const std::vector<absl::string_view>& BenchFlagNames() {
       "dense",       "shape",    "concurrency", "rps",         "arrival",
       "duration",    "requests", "warmup",      "connections", "lb",
       "check_every", "seed",     "bench_json",  "csv",         "server_pid",
-      "progress"};
+      "method",      "progress"};
   return *flags;
 }
 
@@ -337,6 +341,20 @@ int RunBench(const std::set<std::string>& specified) {
     std::fprintf(stderr, "error: %s\n", workload.status().ToString().c_str());
     return kExitFailure;
   }
+  if (const std::string method = absl::GetFlag(FLAGS_method); !method.empty()) {
+    if (ws.rpc == bench::Rpc::kStream) {
+      return Usage(
+          "--method sends unary calls; it does not go with --rpc=stream");
+    }
+    if (method.size() < 4 || method[0] != '/' ||
+        method.find('/', 1) == std::string::npos) {
+      return Usage(absl::StrCat("--method=", method,
+                                " is not a gRPC method path like "
+                                "/package.Service/Method"));
+    }
+    workload->method = method;
+    workload->echo = true;
+  }
 
   bv1::Report report;
   bv1::Config* config = report.mutable_config();
@@ -344,6 +362,7 @@ int RunBench(const std::set<std::string>& specified) {
   config->set_load_balancing(options.lb);
   config->set_connections(options.connections);
   config->set_rpc(std::string(bench::RpcName(ws.rpc)));
+  config->set_method(workload->echo ? workload->method : "");
   config->set_function(function_name);
   config->mutable_shape()->Add(ws.shape.begin(), ws.shape.end());
   config->set_dtype(std::string(DtypeName(ws.dtype)));

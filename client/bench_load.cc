@@ -337,6 +337,21 @@ absl::StatusOr<Workload> BuildWorkload(const WorkloadSpec& ws) {
 }
 
 std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
+  if (w.echo) {
+    grpc::Slice got;
+    grpc::Slice sent;
+    if (!response.DumpToSingleSlice(&got).ok() ||
+        !w.request.DumpToSingleSlice(&sent).ok() ||
+        absl::string_view(reinterpret_cast<const char*>(got.begin()),
+                          got.size()) !=
+            absl::string_view(reinterpret_cast<const char*>(sent.begin()),
+                              sent.size())) {
+      return absl::StrCat("the echo method answered ", response.Length(),
+                          " bytes that are not the request's ",
+                          w.request.Length());
+    }
+    return "";
+  }
   switch (w.rpc) {
     case Rpc::kEvaluate: {
       v1::EvaluateResponse r;

@@ -48,7 +48,10 @@ struct WorkloadSpec {
 // [-1, 1), labels uniform over the classes) from the seed.
 struct Workload {
   Rpc rpc = Rpc::kEvaluate;
-  std::string method;        // "/actsvc.v1.ActivationService/Evaluate"
+  std::string method;  // "/actsvc.v1.ActivationService/Evaluate"
+  // The request goes to an echo method (--method): a right response is the
+  // request's own bytes.
+  bool echo = false;
   grpc::ByteBuffer request;  // a StreamRequest for Rpc::kStream
   int64_t request_bytes = 0;
   int64_t elements = 0;  // of the input

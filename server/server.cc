@@ -30,6 +30,8 @@ constexpr int kLameDuckMs = 300;
 // largest limit, plus this still fits an int).
 constexpr int kRequestHeadroomBytes = 64 << 10;
 
+}  // namespace
+
 void AddChannelArguments(const ServerOptions& options,
                          grpc::ServerBuilder* builder) {
   // gRPC sets SO_REUSEPORT by default: a second server on a busy port would
@@ -55,6 +57,8 @@ void AddChannelArguments(const ServerOptions& options,
   builder->SetMaxReceiveMessageSize(max_bytes + kRequestHeadroomBytes);
   builder->SetMaxSendMessageSize(max_bytes);
 }
+
+namespace {
 
 ComputeContext ComputeDefaults(const ServerOptions& options,
                                ChunkPool* chunk_pool) {

@@ -32,6 +32,12 @@
 
 namespace actsvc::server {
 
+// The gRPC channel arguments of `options` (connection age, keepalive,
+// message limits, no SO_REUSEPORT), as actsvc-server sets them; the echo
+// baseline of bench/ sets the same.
+void AddChannelArguments(const ServerOptions& options,
+                         grpc::ServerBuilder* builder);
+
 class Server {
  public:
   // Checks the options, binds and starts serving; health reports SERVING

@@ -334,6 +334,30 @@ TEST(WorkloadTest, ChecksResponsesAgainstTheCore) {
               HasSubstr("shape [6], expected [2,3]"));
 }
 
+TEST(WorkloadTest, AnEchoMethodMustAnswerTheRequestItself) {
+  WorkloadSpec spec;
+  spec.spec.set_function(v1::IDENTITY);
+  spec.shape = {2, 3};
+  absl::StatusOr<Workload> w = BuildWorkload(spec);
+  ASSERT_TRUE(w.ok()) << w.status();
+  w->echo = true;
+  // The request's own bytes, in other slices: right.
+  grpc::Slice whole;
+  ASSERT_TRUE(w->request.DumpToSingleSlice(&whole).ok());
+  const std::string bytes(reinterpret_cast<const char*>(whole.begin()),
+                          whole.size());
+  grpc::Slice halves[] = {grpc::Slice(bytes.substr(0, 5)),
+                          grpc::Slice(bytes.substr(5))};
+  EXPECT_EQ(CheckResponse(*w, grpc::ByteBuffer(halves, 2)), "");
+  // A right EvaluateResponse is not what an echo answers.
+  v1::EvaluateResponse evaluated;
+  *evaluated.mutable_output() =
+      MakeTensor(w->expected_shape, v1::FLOAT32, w->expected, Encoding::kRaw);
+  grpc::Slice evaluated_slice(evaluated.SerializeAsString());
+  EXPECT_THAT(CheckResponse(*w, grpc::ByteBuffer(&evaluated_slice, 1)),
+              HasSubstr("not the request's"));
+}
+
 TEST(WorkloadTest, SameSeedSameRequest) {
   WorkloadSpec spec;
   spec.rpc = Rpc::kVjp;
