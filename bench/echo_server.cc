@@ -1,6 +1,7 @@
 // The transport baseline of bench/service.sh: a gRPC server that answers
 // every unary method with its request's bytes, built with actsvc-server's
-// gRPC options (server/server.h's AddChannelArguments) and allocator. What
+// gRPC options (server/server.h's AddChannelArguments) and allocator
+// settings (server/memory.h, at actsvc-server's default cache). What
 // actsvc-server adds to a call beyond moving its bytes is the service
 // table's "x echo" column.
 //
@@ -19,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "server/memory.h"
 #include "server/options.h"
 #include "server/server.h"
 
@@ -116,6 +118,9 @@ int main(int argc, char** argv) {
     return 2;
   }
   EchoService echo;
+  actsvc::server::ConfigureAllocator(options.memory_cache_bytes());
+  const actsvc::server::MemoryKeeper memory(options.memory_cache_bytes(),
+                                            absl::Seconds(1));
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(options.address, grpc::InsecureServerCredentials(),

@@ -19,6 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "core/activation.h"
+#include "server/memory.h"
 #include "server/options.h"
 #include "server/server.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
@@ -37,6 +38,10 @@ ABSL_FLAG(std::string, address, kDefaults.address,
 ABSL_FLAG(int, max_message_mb, kDefaults.max_message_mb,
           "largest request and response in MiB (1..2047); larger requests "
           "and responses fail with RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, memory_cache_mb, kDefaults.memory_cache_mb,
+          "MiB of free memory kept for the next calls' tensors and messages "
+          "(0..1048576); beyond it, free memory goes back to the system "
+          "within a second");
 ABSL_FLAG(int, shutdown_grace_s, kDefaults.shutdown_grace_s,
           "on SIGTERM/SIGINT, seconds in-flight calls may take to finish");
 ABSL_FLAG(std::string, log_level, kDefaults.log_level,
@@ -91,6 +96,7 @@ actsvc::server::ServerOptions OptionsFromFlags() {
   actsvc::server::ServerOptions options;
   options.address = absl::GetFlag(FLAGS_address);
   options.max_message_mb = absl::GetFlag(FLAGS_max_message_mb);
+  options.memory_cache_mb = absl::GetFlag(FLAGS_memory_cache_mb);
   options.shutdown_grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
   options.log_level = absl::GetFlag(FLAGS_log_level);
   options.compute_threads = absl::GetFlag(FLAGS_compute_threads);
@@ -183,6 +189,8 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  actsvc::server::ConfigureAllocator(options.memory_cache_bytes());
+
   // Blocked before any thread starts, so every thread inherits the mask and
   // the signals wait for sigwait below instead of running a handler.
   sigset_t signals;
@@ -207,6 +215,8 @@ int main(int argc, char** argv) {
                                       : "mutual TLS",
       options.max_message_mb, (*server)->compute_threads(),
       options.shutdown_grace_s, actsvc::KernelTargetName());
+  const actsvc::server::MemoryKeeper memory(options.memory_cache_bytes(),
+                                            absl::Seconds(1));
   if ((*server)->metrics_port() != 0) {
     spdlog::info(
         "Prometheus metrics at /metrics on port {} (--metrics_address={})",

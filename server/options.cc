@@ -25,6 +25,11 @@ absl::Status CheckOptions(const ServerOptions& o) {
         absl::StrCat("max_message_mb = ", o.max_message_mb,
                      " is outside 1..2047 (gRPC limits are int bytes)"));
   }
+  if (o.memory_cache_mb < 0 || o.memory_cache_mb > (1 << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("memory_cache_mb = ", o.memory_cache_mb,
+                     " is out of range; expected 0..1048576 (MiB)"));
+  }
   if (o.max_elements < 0 || o.max_concurrent_calls < 0 ||
       o.max_jacobian_mb < 0) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -23,10 +23,15 @@ inline constexpr int64_t kDefaultChunkElements = 65536;
 inline constexpr int64_t kDefaultParallelThresholdElements = int64_t{1} << 20;
 // Threads of the HTTP endpoint that read requests and write answers.
 inline constexpr int kDefaultHttpThreads = 2;
+// Free memory kept for the next calls (server/memory.h).
+inline constexpr int kDefaultMemoryCacheMb = 256;
 
 struct ServerOptions {
   std::string address = "0.0.0.0:50051";      // port 0 picks a free port
   int max_message_mb = kDefaultMaxMessageMb;  // 1..2047
+  // Free memory the process keeps for the next calls' tensors and messages
+  // (server/memory.h); beyond it, free memory goes back to the system.
+  int memory_cache_mb = kDefaultMemoryCacheMb;  // 0..1048576
   // Threads computing requests; 0 (or less) means one per CPU.
   int compute_threads = 0;
   int64_t chunk_elements = kDefaultChunkElements;
@@ -69,6 +74,7 @@ struct ServerOptions {
   std::function<void()> before_compute_for_testing;
 
   int64_t max_message_bytes() const { return int64_t{max_message_mb} << 20; }
+  int64_t memory_cache_bytes() const { return int64_t{memory_cache_mb} << 20; }
   int64_t max_jacobian_bytes() const { return int64_t{max_jacobian_mb} << 20; }
 };
 
