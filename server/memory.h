@@ -22,9 +22,10 @@ namespace actsvc::server {
 // for M_MMAP_THRESHOLD on 64-bit): larger ones are still mapped per call.
 inline constexpr int64_t kLargestReusedBlock = int64_t{32} << 20;
 
-// Process-wide, once at start-up before the server's threads: blocks below
-// kLargestReusedBlock come from the heap and are reused, and free memory at
-// a heap's top goes back to the kernel only beyond `cache_bytes`. Has no
+// Process-wide, once at start-up before the server's threads: one heap (no
+// per-thread arenas), blocks below kLargestReusedBlock come from it and are
+// reused, and free memory at its top goes back to the kernel only beyond
+// `cache_bytes`. Has no
 // effect under a sanitizer's allocator.
 void ConfigureAllocator(int64_t cache_bytes);
 

@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/v1/wire.h"
 
 namespace actsvc::server {
 namespace {
@@ -37,11 +38,13 @@ absl::string_view TypedField(DType dtype) {
   UnknownDType(dtype);
 }
 
-// Typed values, checked against the dtype and the shape's size.
+// Typed values (their bytes), checked against the dtype and the shape's
+// size.
 absl::StatusOr<const void*> TypedValues(const v1::Tensor& tensor,
                                         absl::string_view name, DType dtype,
-                                        int64_t size) {
-  const bool has_float = tensor.float_data_size() > 0;
+                                        int64_t size, absl::string_view floats,
+                                        absl::string_view doubles) {
+  const bool has_float = !floats.empty();
   if (has_float && dtype != DType::kFloat32) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, ".float_data is set but ", name, ".dtype is ", DTypeName(dtype),
@@ -55,23 +58,23 @@ absl::StatusOr<const void*> TypedValues(const v1::Tensor& tensor,
         "raw_data)"));
   }
   const int64_t count =
-      has_float ? tensor.float_data_size() : tensor.double_data_size();
+      has_float ? static_cast<int64_t>(floats.size() / sizeof(float))
+                : static_cast<int64_t>(doubles.size() / sizeof(double));
   if (count != size) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, TypedField(dtype), " has ", count, " values, expected ", size,
         " (shape ", ShapeString(tensor.shape()), ")"));
   }
-  return has_float ? static_cast<const void*>(tensor.float_data().data())
-                   : static_cast<const void*>(tensor.double_data().data());
+  return static_cast<const void*>(has_float ? floats.data() : doubles.data());
 }
 
 // A tensor field of a request: its view, its read error, or absent.
 TensorArg ReadTensor(bool present, const v1::Tensor& tensor, std::string name,
-                     Encoding* encoding = nullptr) {
+                     const TensorData& data, Encoding* encoding = nullptr) {
   TensorArg arg;
   arg.declared_elements = DeclaredElements(tensor.shape());
   if (present) {
-    absl::StatusOr<DecodedTensor> decoded = DecodeTensor(tensor, name);
+    absl::StatusOr<DecodedTensor> decoded = DecodeTensor(tensor, name, data);
     if (decoded.ok()) {
       arg.view = std::move(decoded->view);
       if (encoding != nullptr) *encoding = decoded->encoding;
@@ -118,8 +121,25 @@ v1::DataType ToProto(DType dtype) {
   UnknownDType(dtype);
 }
 
+absl::string_view TensorData::Bytes(const v1::Tensor& tensor, int field,
+                                    int /*alignment*/) const {
+  switch (field) {
+    case v1::Tensor::kRawDataFieldNumber:
+      return tensor.raw_data();
+    case v1::Tensor::kFloatDataFieldNumber:
+      return {reinterpret_cast<const char*>(tensor.float_data().data()),
+              tensor.float_data_size() * sizeof(float)};
+    case v1::Tensor::kDoubleDataFieldNumber:
+      return {reinterpret_cast<const char*>(tensor.double_data().data()),
+              tensor.double_data_size() * sizeof(double)};
+    default:
+      return {};
+  }
+}
+
 absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
-                                           absl::string_view name) {
+                                           absl::string_view name,
+                                           const TensorData& data) {
   const std::optional<DType> dtype = FromProto(tensor.dtype());
   if (!dtype) {
     return absl::InvalidArgumentError(
@@ -133,9 +153,15 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
       !s.ok()) {
     return s;
   }
-  const bool has_raw = !tensor.raw_data().empty();
-  const bool has_float = tensor.float_data_size() > 0;
-  const bool has_double = tensor.double_data_size() > 0;
+  const absl::string_view raw =
+      data.Bytes(tensor, v1::Tensor::kRawDataFieldNumber, DTypeSize(*dtype));
+  const absl::string_view floats =
+      data.Bytes(tensor, v1::Tensor::kFloatDataFieldNumber, sizeof(float));
+  const absl::string_view doubles =
+      data.Bytes(tensor, v1::Tensor::kDoubleDataFieldNumber, sizeof(double));
+  const bool has_raw = !raw.empty();
+  const bool has_float = !floats.empty();
+  const bool has_double = !doubles.empty();
   if (has_raw + has_float + has_double > 1) {
     std::vector<absl::string_view> fields;
     if (has_raw) fields.push_back("raw_data");
@@ -146,20 +172,19 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
                      "; set exactly one of raw_data, float_data, double_data"));
   }
   DecodedTensor decoded;
-  const void* data;
+  const void* values_at;
   if (has_float || has_double) {
     absl::StatusOr<const void*> values =
-        TypedValues(tensor, name, *dtype, size);
+        TypedValues(tensor, name, *dtype, size, floats, doubles);
     if (!values.ok()) return values.status();
     decoded.encoding = Encoding::kTyped;
-    data = *values;
+    values_at = *values;
   } else {
     // Raw, or no data at all, which only an empty tensor may have.
     const int64_t expected_bytes = size * DTypeSize(*dtype);
     const std::string layout =
         absl::StrCat("shape ", ShapeString(shape), " x ", DTypeSize(*dtype),
                      " bytes of ", DTypeName(*dtype));
-    const std::string& raw = tensor.raw_data();
     if (!has_raw && size > 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, " has no data, expected ", expected_bytes,
@@ -171,67 +196,71 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
           absl::StrCat(name, ".raw_data has ", raw.size(), " bytes, expected ",
                        expected_bytes, " (", layout, ")"));
     }
-    data = raw.data();
+    values_at = raw.data();
   }
   absl::StatusOr<TensorView> view =
-      TensorView::Make(std::string(name), *dtype, shape, data);
+      TensorView::Make(std::string(name), *dtype, shape, values_at);
   if (!view.ok()) return view.status();
   decoded.view = *std::move(view);
   return decoded;
 }
 
-Decoded<EvaluateRequest> Decode(const v1::EvaluateRequest& message) {
+Decoded<EvaluateRequest> Decode(const v1::EvaluateRequest& message,
+                                const TensorData& data) {
   Decoded<EvaluateRequest> decoded;
   decoded.request.function = ReadSpec(message.spec());
   decoded.request.x = ReadTensor(message.has_input(), message.input(), "input",
-                                 &decoded.encoding);
+                                 data, &decoded.encoding);
   return decoded;
 }
 
-Decoded<DerivativeRequest> Decode(const v1::DerivativeRequest& message) {
+Decoded<DerivativeRequest> Decode(const v1::DerivativeRequest& message,
+                                  const TensorData& data) {
   Decoded<DerivativeRequest> decoded;
   DerivativeRequest& request = decoded.request;
   request.function = ReadSpec(message.spec());
   request.order = message.order();
-  request.x = ReadTensor(message.has_input(), message.input(), "input",
+  request.x = ReadTensor(message.has_input(), message.input(), "input", data,
                          &decoded.encoding);
   request.g = ReadTensor(message.has_upstream_grad(), message.upstream_grad(),
-                         "upstream_grad");
+                         "upstream_grad", data);
   return decoded;
 }
 
-Decoded<JacobianRequest> Decode(const v1::JacobianRequest& message) {
+Decoded<JacobianRequest> Decode(const v1::JacobianRequest& message,
+                                const TensorData& data) {
   Decoded<JacobianRequest> decoded;
   decoded.request.function = ReadSpec(message.spec());
   decoded.request.dense = message.dense();
   decoded.request.x = ReadTensor(message.has_input(), message.input(), "input",
-                                 &decoded.encoding);
+                                 data, &decoded.encoding);
   return decoded;
 }
 
 Decoded<CrossEntropyRequest> Decode(
-    const v1::SoftmaxCrossEntropyRequest& message) {
+    const v1::SoftmaxCrossEntropyRequest& message, const TensorData& data) {
   Decoded<CrossEntropyRequest> decoded;
   CrossEntropyRequest& request = decoded.request;
   request.logits = ReadTensor(message.has_logits(), message.logits(), "logits",
-                              &decoded.encoding);
+                              data, &decoded.encoding);
   request.reduction = ReadReduction(message.reduction());
   request.label_smoothing = message.label_smoothing();
   if (message.has_ignore_index()) request.ignore_index = message.ignore_index();
-  request.target_probs = ReadTensor(message.has_target_probs(),
-                                    message.target_probs(), "target_probs");
+  request.target_probs = ReadTensor(
+      message.has_target_probs(), message.target_probs(), "target_probs", data);
   request.class_indices = absl::MakeConstSpan(message.class_indices().data(),
                                               message.class_indices_size());
   request.return_probabilities = message.return_probabilities();
   return decoded;
 }
 
-AnalyzeRequest Decode(const v1::AnalyzeRequest& message) {
+AnalyzeRequest Decode(const v1::AnalyzeRequest& message,
+                      const TensorData& data) {
   AnalyzeRequest request;
   request.function = ReadSpec(message.spec());
   request.epsilon = message.epsilon();
   if (message.has_layers()) request.layers = message.layers();
-  request.x = ReadTensor(message.has_input(), message.input(), "input");
+  request.x = ReadTensor(message.has_input(), message.input(), "input", data);
   return request;
 }
 
@@ -264,8 +293,9 @@ int64_t ElementsOf(const v1::StreamRequest& r) {
 
 MessageSink::MessageSink(
     Encoding encoding,
-    std::initializer_list<std::pair<OutputRole, v1::Tensor*>> targets)
-    : encoding_(encoding) {
+    std::initializer_list<std::pair<OutputRole, v1::Tensor*>> targets,
+    WireResponse* wire)
+    : encoding_(encoding), wire_(wire) {
   for (const auto& [role, tensor] : targets) {
     targets_[static_cast<int>(role)] = tensor;
   }
@@ -280,6 +310,13 @@ void* MessageSink::Allocate(OutputRole role, DType dtype,
   out->mutable_shape()->Add(shape.begin(), shape.end());
   out->set_dtype(ToProto(dtype));
   const int64_t element_size = DTypeSize(dtype);
+  if (wire_ != nullptr) {
+    const int field =
+        encoding_ == Encoding::kRaw ? v1::Tensor::kRawDataFieldNumber
+        : dtype == DType::kFloat64  ? v1::Tensor::kDoubleDataFieldNumber
+                                    : v1::Tensor::kFloatDataFieldNumber;
+    return wire_->Allocate(out, field, elements * element_size);
+  }
   if (encoding_ == Encoding::kTyped) {
     switch (dtype) {
       case DType::kFloat32:

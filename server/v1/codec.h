@@ -26,6 +26,18 @@ enum class Encoding { kRaw, kTyped };
 // The own API's value of a dtype.
 v1::DataType ToProto(DType dtype);
 
+// Where the values of a request's Tensors are. By default in the message
+// itself; wire.h's WireRequest reads them in place from the received bytes.
+class TensorData {
+ public:
+  virtual ~TensorData() = default;
+  // The bytes of data field `field` of `tensor` (Tensor::kRawDataFieldNumber,
+  // kFloatDataFieldNumber or kDoubleDataFieldNumber; typed values as their
+  // little-endian bytes), aligned to `alignment` where the memory allows.
+  virtual absl::string_view Bytes(const v1::Tensor& tensor, int field,
+                                  int alignment) const;
+};
+
 // A v1::Tensor read in place: its view and how its values travelled.
 struct DecodedTensor {
   TensorView view;
@@ -36,7 +48,8 @@ struct DecodedTensor {
 // returns its view. Errors are INVALID_ARGUMENT and name the field as
 // `name`.field, with the expected and the actual value.
 absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
-                                           absl::string_view name);
+                                           absl::string_view name,
+                                           const TensorData& data = {});
 
 // The requests of ops.h as the messages state them, and the encoding of
 // their main tensor (raw when it could not be read).
@@ -45,12 +58,17 @@ struct Decoded {
   Request request;
   Encoding encoding = Encoding::kRaw;
 };
-Decoded<EvaluateRequest> Decode(const v1::EvaluateRequest& message);
-Decoded<DerivativeRequest> Decode(const v1::DerivativeRequest& message);
-Decoded<JacobianRequest> Decode(const v1::JacobianRequest& message);
+// `data`: where the values of the message's Tensors are.
+Decoded<EvaluateRequest> Decode(const v1::EvaluateRequest& message,
+                                const TensorData& data = {});
+Decoded<DerivativeRequest> Decode(const v1::DerivativeRequest& message,
+                                  const TensorData& data = {});
+Decoded<JacobianRequest> Decode(const v1::JacobianRequest& message,
+                                const TensorData& data = {});
 Decoded<CrossEntropyRequest> Decode(
-    const v1::SoftmaxCrossEntropyRequest& message);
-AnalyzeRequest Decode(const v1::AnalyzeRequest& message);
+    const v1::SoftmaxCrossEntropyRequest& message, const TensorData& data = {});
+AnalyzeRequest Decode(const v1::AnalyzeRequest& message,
+                      const TensorData& data = {});
 
 // The elements of a request's main tensor as declared, the measure of its
 // work (0 for a StreamRequest with neither request).
@@ -61,15 +79,19 @@ int64_t ElementsOf(const v1::SoftmaxCrossEntropyRequest& r);
 int64_t ElementsOf(const v1::AnalyzeRequest& r);
 int64_t ElementsOf(const v1::StreamRequest& r);
 
+class WireResponse;
+
 // Writes outputs into the v1::Tensor fields of a response message, in one
-// encoding: raw_data is sized once and written in place (through a scratch
-// copy only when std::string's buffer is not aligned for the type).
+// encoding. With a WireResponse, the values go into its buffers, which
+// become the data fields as it serializes the response (wire.h); without,
+// into the message: raw_data is sized once and written in place (through a
+// scratch copy only when std::string's buffer is not aligned for the type).
 class MessageSink final : public OutputSink {
  public:
   // `targets`: the response tensor of each role the response has.
-  MessageSink(
-      Encoding encoding,
-      std::initializer_list<std::pair<OutputRole, v1::Tensor*>> targets);
+  MessageSink(Encoding encoding,
+              std::initializer_list<std::pair<OutputRole, v1::Tensor*>> targets,
+              WireResponse* wire = nullptr);
 
   void* Allocate(OutputRole role, DType dtype, absl::Span<const int64_t> shape,
                  int64_t elements) override;
@@ -83,6 +105,7 @@ class MessageSink final : public OutputSink {
   static constexpr int kRoles =
       static_cast<int>(OutputRole::kProbabilities) + 1;
   const Encoding encoding_;
+  WireResponse* const wire_;
   std::array<v1::Tensor*, kRoles> targets_{};
   std::array<bool, kRoles> allocated_{};
   // Values computed apart from an unaligned raw_data: (role, values).

@@ -30,29 +30,39 @@ absl::Status Serialize(const Message& message, grpc::ByteBuffer* out) {
                                           serialized.error_message()));
 }
 
-// A unary RPC over serialized messages: parse, count the request's
-// elements, run the handler, serialize.
+const TensorData kInMessage;
+
+// The TensorData the body's decode reads: the request's bytes when the
+// wire reader kept its data apart, else the message.
+const TensorData& In(const TensorIo& io) {
+  return io.in != nullptr ? *io.in : kInMessage;
+}
+
+// A unary RPC on the wire (wire.h): the request's tensors read in place,
+// the response's computed into buffers that become its slices.
 template <typename Request, typename Response,
           absl::Status (*kHandler)(const Request&, const ComputeContext&,
-                                   Response*)>
-absl::Status SerializedBody(const grpc::ByteBuffer& request_bytes,
-                            const ComputeContext& context, int64_t* elements,
-                            grpc::ByteBuffer* response_bytes) {
+                                   Response*, TensorIo)>
+absl::Status WireBody(const grpc::ByteBuffer& request_bytes,
+                      const ComputeContext& context, int64_t* elements,
+                      grpc::ByteBuffer* response_bytes) {
   // Parsing a large request takes a while: not for a call already dead.
   if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
   Request request;
-  if (!Parse(request_bytes, &request)) {
+  WireRequest in;
+  if (!in.Parse(request_bytes, &request)) {
     return absl::InvalidArgumentError(
         absl::StrCat("the request is not a valid ",
                      Request::descriptor()->full_name(), " message"));
   }
   *elements = ElementsOf(request);
   Response response;
-  if (absl::Status status = kHandler(request, context, &response);
+  WireResponse out;
+  if (absl::Status status = kHandler(request, context, &response, {&in, &out});
       !status.ok()) {
     return status;
   }
-  return Serialize(response, response_bytes);
+  return out.Serialize(response, response_bytes);
 }
 
 absl::Status ListFunctionsBody(const grpc::ByteBuffer& request_bytes,
@@ -74,19 +84,22 @@ absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
                                int64_t* elements,
                                grpc::ByteBuffer* response_bytes) {
   v1::StreamRequest request;
-  if (!Parse(request_bytes, &request)) {
+  WireRequest in;
+  if (!in.Parse(request_bytes, &request)) {
     return absl::InvalidArgumentError(
         absl::StrCat("stream request #", index,
                      " is not a valid actsvc.v1.StreamRequest message"));
   }
   v1::StreamResponse response;
-  if (absl::Status status = HandleStreamRequest(request, context, &response);
+  WireResponse out;
+  if (absl::Status status =
+          HandleStreamRequest(request, context, &response, {&in, &out});
       !status.ok()) {
     return absl::Status(status.code(), absl::StrCat("stream request #", index,
                                                     ": ", status.message()));
   }
   *elements = ElementsOf(request);
-  return Serialize(response, response_bytes);
+  return out.Serialize(response, response_bytes);
 }
 
 Method MakeMethod(absl::string_view name, MethodKind kind) {
@@ -100,10 +113,10 @@ Method MakeMethod(absl::string_view name, MethodKind kind) {
 
 template <typename Request, typename Response,
           absl::Status (*kHandler)(const Request&, const ComputeContext&,
-                                   Response*)>
+                                   Response*, TensorIo)>
 Method UnaryMethod(absl::string_view name) {
   Method method = MakeMethod(name, MethodKind::kUnary);
-  method.unary = &SerializedBody<Request, Response, kHandler>;
+  method.unary = &WireBody<Request, Response, kHandler>;
   return method;
 }
 
@@ -111,38 +124,40 @@ Method UnaryMethod(absl::string_view name) {
 
 absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
                             const ComputeContext& context,
-                            v1::EvaluateResponse* response) {
-  Decoded<EvaluateRequest> decoded = Decode(request);
+                            v1::EvaluateResponse* response, TensorIo io) {
+  Decoded<EvaluateRequest> decoded = Decode(request, In(io));
   absl::StatusOr<EvaluateOp> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();
   MessageSink sink(decoded.encoding,
-                   {{OutputRole::kOutput, response->mutable_output()}});
+                   {{OutputRole::kOutput, response->mutable_output()}}, io.out);
   return Run(*op, context, &sink);
 }
 
 absl::Status HandleDerivative(const v1::DerivativeRequest& request,
                               const ComputeContext& context,
-                              v1::DerivativeResponse* response) {
-  Decoded<DerivativeRequest> decoded = Decode(request);
+                              v1::DerivativeResponse* response, TensorIo io) {
+  Decoded<DerivativeRequest> decoded = Decode(request, In(io));
   absl::StatusOr<std::variant<DerivativeOp, VjpOp>> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();
   MessageSink sink(decoded.encoding,
-                   {{OutputRole::kOutput, response->mutable_output()}});
+                   {{OutputRole::kOutput, response->mutable_output()}}, io.out);
   return std::visit([&](const auto& o) { return Run(o, context, &sink); }, *op);
 }
 
 absl::Status HandleJacobian(const v1::JacobianRequest& request,
                             const ComputeContext& context,
-                            v1::JacobianResponse* response) {
-  Decoded<JacobianRequest> decoded = Decode(request);
+                            v1::JacobianResponse* response, TensorIo io) {
+  Decoded<JacobianRequest> decoded = Decode(request, In(io));
   absl::StatusOr<JacobianOp> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();
   v1::Tensor* jacobian = response->mutable_jacobian();
-  MessageSink sink(decoded.encoding, {{OutputRole::kJacobianDiagonal, jacobian},
-                                      {OutputRole::kJacobianDense, jacobian}});
+  MessageSink sink(decoded.encoding,
+                   {{OutputRole::kJacobianDiagonal, jacobian},
+                    {OutputRole::kJacobianDense, jacobian}},
+                   io.out);
   const absl::Status status = Run(*op, context, &sink);
   response->set_diagonal(sink.allocated(OutputRole::kJacobianDiagonal));
   return status;
@@ -150,8 +165,9 @@ absl::Status HandleJacobian(const v1::JacobianRequest& request,
 
 absl::Status HandleSoftmaxCrossEntropy(
     const v1::SoftmaxCrossEntropyRequest& request,
-    const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response) {
-  Decoded<CrossEntropyRequest> decoded = Decode(request);
+    const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response,
+    TensorIo io) {
+  Decoded<CrossEntropyRequest> decoded = Decode(request, In(io));
   absl::StatusOr<CrossEntropyOp> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return op.status();
@@ -159,7 +175,8 @@ absl::Status HandleSoftmaxCrossEntropy(
       decoded.encoding,
       {{OutputRole::kLoss, response->mutable_loss()},
        {OutputRole::kGradLogits, response->mutable_grad_logits()},
-       {OutputRole::kProbabilities, response->mutable_probabilities()}});
+       {OutputRole::kProbabilities, response->mutable_probabilities()}},
+      io.out);
   const absl::Status status = Run(*op, context, &sink);
   // Only a response that asked for them carries probabilities.
   if (!op->return_probabilities) response->clear_probabilities();
@@ -168,9 +185,9 @@ absl::Status HandleSoftmaxCrossEntropy(
 
 absl::Status HandleAnalyze(const v1::AnalyzeRequest& request,
                            const ComputeContext& context,
-                           v1::AnalyzeResponse* response) {
+                           v1::AnalyzeResponse* response, TensorIo io) {
   absl::StatusOr<AnalyzeOp> op =
-      Validate(Decode(request), context.max_elements);
+      Validate(Decode(request, In(io)), context.max_elements);
   if (!op.ok()) return op.status();
   absl::StatusOr<GradientFlowReport> report = Run(*op, context);
   if (!report.ok()) return report.status();
@@ -220,14 +237,14 @@ void HandleListFunctions(v1::ListFunctionsResponse* response) {
 
 absl::Status HandleStreamRequest(const v1::StreamRequest& request,
                                  const ComputeContext& context,
-                                 v1::StreamResponse* response) {
+                                 v1::StreamResponse* response, TensorIo io) {
   switch (request.request_case()) {
     case v1::StreamRequest::kEvaluate:
       return HandleEvaluate(request.evaluate(), context,
-                            response->mutable_evaluate());
+                            response->mutable_evaluate(), io);
     case v1::StreamRequest::kDerivative:
       return HandleDerivative(request.derivative(), context,
-                              response->mutable_derivative());
+                              response->mutable_derivative(), io);
     case v1::StreamRequest::REQUEST_NOT_SET:
       break;
   }

@@ -10,33 +10,46 @@
 #include "server/calls.h"
 #include "server/compute.h"
 #include "server/method_table.h"
+#include "server/v1/codec.h"
+#include "server/v1/wire.h"
 
 namespace actsvc::server {
+
+// Where an RPC body reads its request's tensor values and writes its
+// response's: by default the messages themselves; the methods the server
+// runs read and write them on the wire (wire.h).
+struct TensorIo {
+  const TensorData* in = nullptr;  // nullptr: in the request message
+  WireResponse* out = nullptr;     // nullptr: into the response message
+};
 
 // The RPC bodies, request in, response or status out; the unary methods
 // and the Stream both call these, so they cannot diverge. No gRPC here: the
 // call's deadline, cancellation and limits arrive as a ComputeContext.
 absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
                             const ComputeContext& context,
-                            v1::EvaluateResponse* response);
+                            v1::EvaluateResponse* response, TensorIo io = {});
 absl::Status HandleDerivative(const v1::DerivativeRequest& request,
                               const ComputeContext& context,
-                              v1::DerivativeResponse* response);
+                              v1::DerivativeResponse* response,
+                              TensorIo io = {});
 absl::Status HandleJacobian(const v1::JacobianRequest& request,
                             const ComputeContext& context,
-                            v1::JacobianResponse* response);
+                            v1::JacobianResponse* response, TensorIo io = {});
 absl::Status HandleSoftmaxCrossEntropy(
     const v1::SoftmaxCrossEntropyRequest& request,
-    const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response);
+    const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response,
+    TensorIo io = {});
 // Gradient-flow diagnostics (see AnalyzeRequest in activation.proto).
 absl::Status HandleAnalyze(const v1::AnalyzeRequest& request,
                            const ComputeContext& context,
-                           v1::AnalyzeResponse* response);
+                           v1::AnalyzeResponse* response, TensorIo io = {});
 void HandleListFunctions(v1::ListFunctionsResponse* response);
 // One message of the Stream RPC: an Evaluate or a Derivative request.
 absl::Status HandleStreamRequest(const v1::StreamRequest& request,
                                  const ComputeContext& context,
-                                 v1::StreamResponse* response);
+                                 v1::StreamResponse* response,
+                                 TensorIo io = {});
 
 // Adds the seven methods of ActivationService to `table`.
 void RegisterActivationService(MethodTable* table);

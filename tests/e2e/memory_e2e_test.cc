@@ -70,7 +70,7 @@ TEST_F(MemoryE2eTest, LargeCallsReuseTheirPages) {
   const ProcessResult run =
       Bench((*server)->target(),
             {"--function=sigmoid", "--shape=4,1048576", "--concurrency=1",
-             "--requests=10", "--warmup=3", "--check_every=5", "--json", json,
+             "--requests=20", "--warmup=40", "--check_every=5", "--json", json,
              absl::StrCat("--server_pid=", (*server)->pid())});
   ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
   std::ifstream file(json);
@@ -80,7 +80,7 @@ TEST_F(MemoryE2eTest, LargeCallsReuseTheirPages) {
   ASSERT_TRUE(
       google::protobuf::util::JsonStringToMessage(text.str(), &report).ok());
   ASSERT_EQ(report.rows_size(), 1);
-  EXPECT_EQ(report.rows(0).ok(), 10);
+  EXPECT_EQ(report.rows(0).ok(), 20);
   // Each of the request, the input, the output and the response is 4096
   // pages: with malloc's defaults a call faulted about 12,000 of them.
   EXPECT_LT(report.rows(0).server_minor_faults_per_call(), 1000);
