@@ -1,30 +1,40 @@
 #!/usr/bin/env bash
 # The service benchmark of BENCHMARKS.md ("## Service"): starts actsvc-server
-# on a free loopback port, runs `actsvc bench` closed loop at concurrency 1, 8
-# and 64 for {identity, sigmoid, gelu, softmax} x {[1,1024], [64,1000],
-# [4,1048576]} float32 raw, and prints the service table (QPS, p50, p99,
-# request MB/s, the ratio to identity at the same shape and concurrency, and
-# the server's minor page faults and CPU time per call).
+# and the echo baseline (bench/echo_server.cc: gRPC alone, answering each
+# call with its request) on free loopback ports, runs `actsvc bench` closed
+# loop at concurrency 1, 8 and 64 for {echo, identity, sigmoid, gelu,
+# softmax} x {[1,1024], [64,1000], [4,1048576]}, float32 raw, and prints the
+# service table: QPS, p50, p99, request MB/s, the ratios to echo and to
+# identity at the same shape, dtype, encoding and concurrency, and the
+# server's minor page faults and CPU time per call. Every figure is the
+# median of --reps repetitions; within a repetition the echo and actsvc
+# cells of a shape run one after the other (interleaved), so both see the
+# same machine.
 #
-#   bench/service.sh [--build DIR] [--duration 5s] [--warmup 1s]
+#   bench/service.sh [--build DIR] [--duration 5s] [--warmup 1s] [--reps 3]
 #                    [--concurrency 1,8,64] [--functions identity,gelu]
-#                    [--shapes '1,1024;64,1000'] [--out DIR] [--write]
+#                    [--shapes '1,1024;64,1000'] [--variants VARIANTS]
+#                    [--out DIR] [--write]
 #
-# --write replaces the table of "## Service" in BENCHMARKS.md (between its
-# service-table markers; the notes around them stay) and renders it as
-# docs/service.png. Every run leaves the per-cell reports and their pictures
-# (bench/plot_bench.py: latency distribution, latency over the run, QPS and
-# p99 against concurrency) in the --out directory, with service.png.
-# The default run (36 cells of 1 s warmup + 5 s) takes about four minutes.
+# --variants: dtype/encoding pairs, e.g. 'float32/raw;float64/raw;
+# float32/typed' (default float32/raw); the float32 raw cells make the main
+# table, the others a second one. --write replaces the tables of
+# "## Service" in BENCHMARKS.md (between its service-table markers; the
+# notes around them stay) and renders the main one as docs/service.png.
+# Every run leaves the per-cell reports and their pictures
+# (bench/plot_bench.py) in the --out directory, with service.png.
+# The default run (3 x 45 cells of 1 s warmup + 5 s) takes about 14 minutes.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build"
 duration=5s
 warmup=1s
+reps=3
 concurrency=1,8,64
 functions=identity,sigmoid,gelu,softmax
 shapes='1,1024;64,1000;4,1048576'
+variants='float32/raw'
 out=""
 write=0
 while [[ $# -gt 0 ]]; do
@@ -32,78 +42,140 @@ while [[ $# -gt 0 ]]; do
     --build) build="$2"; shift 2 ;;
     --duration) duration="$2"; shift 2 ;;
     --warmup) warmup="$2"; shift 2 ;;
+    --reps) reps="$2"; shift 2 ;;
     --concurrency) concurrency="$2"; shift 2 ;;
     --functions) functions="$2"; shift 2 ;;
     --shapes) shapes="$2"; shift 2 ;;
+    --variants) variants="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
     --write) write=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 [[ "$build" = /* ]] || build="$PWD/$build"
+[[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "--reps must be a positive integer" >&2; exit 2; }
 
 cli="$build/client/actsvc"
 server_bin="$build/server/actsvc-server"
-for bin in "$cli" "$server_bin"; do
-  [[ -x "$bin" ]] || { echo "missing $bin: build the actsvc and actsvc-server targets (or pass --build DIR)" >&2; exit 2; }
+echo_bin="$build/bench/actsvc-echo-server"
+for bin in "$cli" "$server_bin" "$echo_bin"; do
+  [[ -x "$bin" ]] || { echo "missing $bin: build the actsvc, actsvc-server and actsvc-echo-server targets (or pass --build DIR)" >&2; exit 2; }
 done
 if [[ -z "$out" ]]; then out="$(mktemp -d /tmp/actsvc-service-bench.XXXXXX)"; fi
 mkdir -p "$out"
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-target="127.0.0.1:$port"
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+target="127.0.0.1:$(free_port)"
+echo_target="127.0.0.1:$(free_port)"
 "$server_bin" --address="$target" >"$out/server.log" 2>&1 &
 server_pid=$!
-trap 'kill -TERM $server_pid 2>/dev/null; wait $server_pid 2>/dev/null || true' EXIT
+"$echo_bin" --address="$echo_target" >"$out/echo.log" 2>&1 &
+echo_pid=$!
+trap 'kill -TERM $server_pid $echo_pid 2>/dev/null; wait $server_pid $echo_pid 2>/dev/null || true' EXIT
 "$cli" --target="$target" health --wait_s=15 >/dev/null
+"$cli" --target="$echo_target" health --wait_s=15 >/dev/null
 
-echo "actsvc-server pid $server_pid on $target; results in $out" >&2
+echo "actsvc-server pid $server_pid on $target, echo pid $echo_pid on $echo_target; results in $out" >&2
 IFS=';' read -r -a shape_list <<<"$shapes"
 IFS=',' read -r -a function_list <<<"$functions"
-for shape in "${shape_list[@]}"; do
-  for function in "${function_list[@]}"; do
-    name="${function}_${shape//,/x}"
-    echo "== $function [$shape] concurrency $concurrency" >&2
-    "$cli" --target="$target" bench --function="$function" --shape="$shape" \
-      --dtype=float32 --encoding=raw --concurrency="$concurrency" \
-      --duration="$duration" --warmup="$warmup" --server_pid="$server_pid" \
-      --json "$out/$name.json" --csv "$out/$name.csv" >"$out/$name.txt"
+IFS=';' read -r -a variant_list <<<"$variants"
+for rep in $(seq 1 "$reps"); do
+  for shape in "${shape_list[@]}"; do
+    for variant in "${variant_list[@]}"; do
+      dtype="${variant%/*}"
+      encoding="${variant#*/}"
+      for function in echo "${function_list[@]}"; do
+        name="${function}__${shape//,/x}__${dtype}__${encoding}__r${rep}"
+        echo "== rep $rep: $function [$shape] $dtype $encoding concurrency $concurrency" >&2
+        if [[ "$function" == echo ]]; then
+          # The identity request, answered by gRPC alone.
+          flags=(--target="$echo_target" bench --function=identity
+                 --method=/actsvc.bench.v1.Echo/Echo --server_pid="$echo_pid")
+        else
+          flags=(--target="$target" bench --function="$function"
+                 --server_pid="$server_pid")
+        fi
+        "$cli" "${flags[@]}" --shape="$shape" --dtype="$dtype" \
+          --encoding="$encoding" --concurrency="$concurrency" \
+          --duration="$duration" --warmup="$warmup" \
+          --json "$out/$name.json" --csv "$out/$name.csv" >"$out/$name.txt"
+      done
+    done
   done
 done
 
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 python3 - "$out" "$shapes" "$functions" "$duration" "$warmup" "$concurrency" \
-    "$(nproc)" "$cpu" >"$out/table.md" <<'PY'
-import csv, glob, os, sys
-out, shapes, functions, duration, warmup, conc, ncpu, cpu = sys.argv[1:]
-rows = {}
-for path in glob.glob(os.path.join(out, "*.csv")):
+    "$(nproc)" "$cpu" "$reps" "$variants" >"$out/table.md" <<'PY'
+import csv, glob, os, statistics, sys
+out, shapes, functions, duration, warmup, conc, ncpu, cpu, reps, variants = sys.argv[1:]
+cells = {}  # (function, shape, dtype, encoding, concurrency) -> [csv rows]
+for path in glob.glob(os.path.join(out, "*__r*.csv")):
+    function, shape, dtype, encoding, _ = os.path.basename(path)[:-4].split("__")
+    shape = "[" + shape.replace("x", ",") + "]"
     for r in csv.DictReader(open(path)):
-        rows[(r["function"], r["shape"], int(r["concurrency"]))] = r
-print(f"`bench/service.sh --duration {duration} --warmup {warmup}`: actsvc-server and "
-      f"`actsvc bench` on the same {ncpu} vCPU ({cpu}), loopback, float32 raw, closed loop, "
-      f"{duration} per cell after a {warmup} warmup. MB/s counts request bytes (the response "
-      "is the same size); × identity is the QPS ratio to identity at the same shape and "
-      "concurrency; faults and CPU are the server's, per call, from /proc/PID/stat.")
-print()
-print("| function | shape | conc. | QPS | p50 ms | p99 ms | MB/s | × identity | faults/call | server CPU ms/call | errors |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        cells.setdefault((function, shape, dtype, encoding, int(r["concurrency"])), []).append(r)
+
+def median(rows, key):
+    return statistics.median(float(r[key]) for r in rows)
+
+def ratio(rows, base):
+    if not base or median(base, "ok_rps") <= 0:
+        return "-"
+    return f"{median(rows, 'ok_rps') / median(base, 'ok_rps'):.2f}"
+
 levels = [int(c) for c in conc.split(",")]
-for shape in shapes.split(";"):
-    key_shape = "[" + shape + "]"
-    for c in levels:
-        for f in functions.split(","):
-            r = rows.get((f, key_shape, c))
-            if r is None:
-                continue
-            base = rows.get(("identity", key_shape, c))
-            qps = float(r["ok_rps"])
-            ratio = f"{qps / float(base['ok_rps']):.2f}" if base and float(base["ok_rps"]) > 0 else "-"
-            print(f"| {f} | {key_shape} | {c} | {qps:,.0f} | {float(r['p50_ms']):.3f} | "
-                  f"{float(r['p99_ms']):.3f} | {float(r['request_mb_per_s']):,.0f} | {ratio} | "
-                  f"{float(r['server_minor_faults_per_call']):,.0f} | "
-                  f"{float(r['server_cpu_ms_per_call']):.3f} | {r['errors']} |")
+names = ["echo"] + functions.split(",")
+variant_list = [tuple(v.split("/")) for v in variants.split(";")]
+print(f"`bench/service.sh --duration {duration} --warmup {warmup} --reps {reps}`: "
+      f"actsvc-server, the echo baseline (bench/echo_server.cc) and `actsvc bench` on the "
+      f"same {ncpu} vCPU ({cpu}), loopback, closed loop, {duration} per cell after a "
+      f"{warmup} warmup; each figure the median of {reps} repetitions, echo and actsvc "
+      "cells interleaved. MB/s counts request bytes (the response is the same size); "
+      "× echo and × identity are QPS ratios to the echo baseline and to identity at the "
+      "same shape, dtype, encoding and concurrency; faults and CPU are the server's, per "
+      "call, from /proc/PID/stat.")
+
+def table(variants_here, with_variant):
+    head = "| function | shape | conc. | QPS | p50 ms | p99 ms | MB/s | × echo | × identity | faults/call | server CPU ms/call | errors |"
+    if with_variant:
+        head += " dtype | enc. |"
+    print()
+    print(head)
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|" + ("---|---|" if with_variant else ""))
+    for dtype, encoding in variants_here:
+        for shape in shapes.split(";"):
+            key_shape = "[" + shape + "]"
+            for c in levels:
+                for f in names:
+                    rows = cells.get((f, key_shape, dtype, encoding, c))
+                    if not rows:
+                        continue
+                    echo = cells.get(("echo", key_shape, dtype, encoding, c))
+                    identity = cells.get(("identity", key_shape, dtype, encoding, c))
+                    line = (f"| {f} | {key_shape} | {c} | {median(rows, 'ok_rps'):,.0f} | "
+                            f"{median(rows, 'p50_ms'):.3f} | {median(rows, 'p99_ms'):.3f} | "
+                            f"{median(rows, 'request_mb_per_s'):,.0f} | "
+                            f"{ratio(rows, echo) if f != 'echo' else '1.00'} | "
+                            f"{ratio(rows, identity) if f != 'echo' else '-'} | "
+                            f"{median(rows, 'server_minor_faults_per_call'):,.0f} | "
+                            f"{median(rows, 'server_cpu_ms_per_call'):.3f} | "
+                            f"{sum(int(r['errors']) for r in rows)} |")
+                    if with_variant:
+                        line += f" {dtype} | {encoding} |"
+                    print(line)
+
+main = [v for v in variant_list if v == ("float32", "raw")]
+others = [v for v in variant_list if v != ("float32", "raw")]
+if main:
+    table(main, False)
+if others:
+    print()
+    print("Other dtypes and encodings, same run:")
+    table(others, True)
 PY
 cat "$out/table.md"
 
