@@ -26,8 +26,9 @@ struct AxisView {
 };
 
 // Rows of at most this many values (v.size) run the column kernel, which
-// computes a vector of rows at once (core/softmax-inl.h), in both layouts;
-// longer rows run the row kernel. A measured crossover (float32, AVX3).
+// computes a vector of rows at once (core/softmax_column-inl.h), in both
+// layouts; longer rows run the row kernel. A measured crossover (float32,
+// AVX3).
 inline constexpr int64_t kSoftmaxColumnMaxClasses = 32;
 
 // The view of `shape` around `axis`. Precondition: 0 <= axis < shape.size().
