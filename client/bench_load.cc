@@ -26,6 +26,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/activation.h"
+#include "core/half.h"
 #include "core/softmax.h"
 #include "grpcpp/generic/generic_stub.h"
 
@@ -47,10 +48,24 @@ std::vector<double> RandomValues(std::mt19937_64& rng, int64_t n, double lo,
   std::uniform_real_distribution<double> dist(lo, hi);
   std::vector<double> values(n);
   for (double& v : values) {
-    v = dist(rng);
-    if (dtype == v1::FLOAT32) v = static_cast<float>(v);
+    v = RoundToDtype(dist(rng), dtype);
   }
   return values;
+}
+
+// Values (already of T's dtype) as T: the half types are not arithmetic.
+template <typename T>
+std::vector<T> AsType(const std::vector<double>& v) {
+  std::vector<T> out;
+  out.reserve(v.size());
+  for (double d : v) {
+    if constexpr (kIsHalf<T>) {
+      out.push_back(HalfFromDouble<T>(d));
+    } else {
+      out.push_back(static_cast<T>(d));
+    }
+  }
+  return out;
 }
 
 // The client's own answer, computed in T like the server.
@@ -59,8 +74,8 @@ absl::Status ComputeExpected(const WorkloadSpec& ws,
                              const std::vector<double>& x64,
                              const std::vector<double>& g64,
                              const std::vector<int64_t>& labels, Workload* w) {
-  const std::vector<T> x(x64.begin(), x64.end());
-  const std::vector<T> g(g64.begin(), g64.end());
+  const std::vector<T> x = AsType<T>(x64);
+  const std::vector<T> g = AsType<T>(g64);
   const int64_t n = static_cast<int64_t>(x.size());
   std::vector<T> y;
   const int rank = static_cast<int>(ws.shape.size());
@@ -149,14 +164,15 @@ absl::Status ComputeExpected(const WorkloadSpec& ws,
       CrossEntropyPartial partial = CrossEntropyRows<T>(
           c, x, labels, {}, CrossEntropyOptions(), absl::MakeSpan(row_loss),
           absl::MakeSpan(y), {}, 0, rows);
-      T loss[1] = {0};
+      T loss[1] = {};
       ReduceCrossEntropy<T>(Reduction::kMean, partial, absl::MakeSpan(y),
                             absl::MakeSpan(loss, 1));
-      w->expected_loss = loss[0];
+      w->expected_loss = ToDouble(loss[0]);
       break;
     }
   }
-  w->expected.assign(y.begin(), y.end());
+  w->expected.clear();
+  for (const T& v : y) w->expected.push_back(ToDouble(v));
   return absl::OkStatus();
 }
 
@@ -164,10 +180,12 @@ bool Close(double got, double want, v1::DataType dtype) {
   if (std::isnan(want)) return std::isnan(got);
   if (std::isinf(want)) return got == want;
   // Server and client may run different cores (scalar, vectorized): allow
-  // a few hundred ulps, far below any real mistake.
-  const bool f32 = dtype == v1::FLOAT32;
-  const double atol = f32 ? 1e-5 : 1e-12;
-  const double rtol = f32 ? 1e-4 : 1e-10;
+  // a few hundred ulps, far below any real mistake (the half types: 2 ulps
+  // of their own).
+  double atol = 1e-5, rtol = 1e-4;
+  if (dtype == v1::FLOAT64) atol = 1e-12, rtol = 1e-10;
+  if (dtype == v1::FLOAT16) atol = 1e-7, rtol = 0x1p-9;
+  if (dtype == v1::BFLOAT16) atol = 1e-7, rtol = 0x1p-6;
   return std::fabs(got - want) <= atol + rtol * std::fabs(want);
 }
 
@@ -276,9 +294,21 @@ absl::StatusOr<Workload> BuildWorkload(const WorkloadSpec& ws) {
     for (int64_t& l : labels) l = dist(rng);
   }
 
-  absl::Status computed = ws.dtype == v1::FLOAT64
-                              ? ComputeExpected<double>(ws, x, g, labels, &w)
-                              : ComputeExpected<float>(ws, x, g, labels, &w);
+  absl::Status computed;
+  switch (ws.dtype) {
+    case v1::FLOAT64:
+      computed = ComputeExpected<double>(ws, x, g, labels, &w);
+      break;
+    case v1::FLOAT16:
+      computed = ComputeExpected<Float16>(ws, x, g, labels, &w);
+      break;
+    case v1::BFLOAT16:
+      computed = ComputeExpected<BFloat16>(ws, x, g, labels, &w);
+      break;
+    default:
+      computed = ComputeExpected<float>(ws, x, g, labels, &w);
+      break;
+  }
   if (!computed.ok()) return computed;
 
   const v1::Tensor input = MakeTensor(ws.shape, ws.dtype, x, ws.encoding);

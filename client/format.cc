@@ -109,8 +109,12 @@ std::string FormatValue(double value, actsvc::v1::DataType dtype) {
   if (std::isnan(value)) return "nan";
   if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
   char buffer[32];
-  std::snprintf(buffer, sizeof(buffer),
-                dtype == actsvc::v1::FLOAT64 ? "%.17g" : "%.9g", value);
+  // Enough digits to read the value back exactly (max_digits10).
+  const char* format = "%.9g";
+  if (dtype == actsvc::v1::FLOAT64) format = "%.17g";
+  if (dtype == actsvc::v1::FLOAT16) format = "%.5g";
+  if (dtype == actsvc::v1::BFLOAT16) format = "%.4g";
+  std::snprintf(buffer, sizeof(buffer), format, value);
   return buffer;
 }
 

@@ -65,7 +65,9 @@ ABSL_FLAG(bool, json, false,
           "print the response as JSON (protobuf's mapping; tensors as "
           "floatData/doubleData)");
 ABSL_FLAG(std::string, dtype, "float32",
-          "float32 or float64 (default for --x_npy: the file's dtype)");
+          "float32, float64, float16 or bfloat16 (default for --x_npy: the "
+          "file's dtype; a '<u2' .npy holds bfloat16 bit patterns, and any "
+          "float .npy is rounded to --dtype by the client)");
 ABSL_FLAG(
     std::string, encoding, "raw",
     "raw (packed bytes, the fast path) or typed (float_data/double_data)");

@@ -41,6 +41,20 @@ absl::StatusOr<absl::string_view> HeaderValue(absl::string_view header,
       absl::StrCat("npy header has no '", key, "' entry: ", header));
 }
 
+// The descr np.save writes for `dtype` (bfloat16: its bit patterns).
+absl::string_view Descr(actsvc::v1::DataType dtype) {
+  switch (dtype) {
+    case actsvc::v1::FLOAT64:
+      return "<f8";
+    case actsvc::v1::FLOAT16:
+      return "<f2";
+    case actsvc::v1::BFLOAT16:
+      return "<u2";
+    default:
+      return "<f4";
+  }
+}
+
 absl::StatusOr<actsvc::v1::DataType> ParseDescr(absl::string_view header) {
   absl::StatusOr<absl::string_view> value = HeaderValue(header, "descr");
   if (!value.ok()) return value.status();
@@ -58,14 +72,20 @@ absl::StatusOr<actsvc::v1::DataType> ParseDescr(absl::string_view header) {
   // '=' is native order, which is little-endian on every host we build for.
   if (descr == "<f4" || descr == "=f4") return actsvc::v1::FLOAT32;
   if (descr == "<f8" || descr == "=f8") return actsvc::v1::FLOAT64;
-  if (descr == ">f4" || descr == ">f8") {
+  if (descr == "<f2" || descr == "=f2") return actsvc::v1::FLOAT16;
+  // numpy has no bfloat16: its bit patterns travel as uint16 ('<u2'), the
+  // way ml_dtypes and PyTorch's .view(torch.int16) exchange them.
+  if (descr == "<u2" || descr == "=u2") return actsvc::v1::BFLOAT16;
+  if (descr == ">f4" || descr == ">f8" || descr == ">f2" || descr == ">u2") {
     return absl::InvalidArgumentError(
         absl::StrCat("npy dtype '", descr,
                      "' is big-endian; convert with "
                      "arr.astype(arr.dtype.newbyteorder('<'))"));
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "npy dtype '", descr, "' is not supported; expected '<f4' or '<f8'"));
+      "npy dtype '", descr,
+      "' is not supported; expected '<f4', '<f8', '<f2' (float16) or '<u2' "
+      "(bfloat16 bit patterns)"));
 }
 
 absl::StatusOr<bool> ParseFortranOrder(absl::string_view header) {
@@ -192,10 +212,10 @@ absl::StatusOr<std::string> EncodeNpy(const NpyArray& array) {
         "npy: ", array.data.size(), " bytes do not fill shape [",
         absl::StrJoin(array.shape, ", "), "] of ", DtypeName(array.dtype)));
   }
-  std::string dict = absl::StrCat(
-      "{'descr': '", array.dtype == actsvc::v1::FLOAT64 ? "<f8" : "<f4",
-      "', 'fortran_order': False, 'shape': (", absl::StrJoin(array.shape, ", "),
-      array.shape.size() == 1 ? ",), }" : "), }");
+  std::string dict = absl::StrCat("{'descr': '", Descr(array.dtype),
+                                  "', 'fortran_order': False, 'shape': (",
+                                  absl::StrJoin(array.shape, ", "),
+                                  array.shape.size() == 1 ? ",), }" : "), }");
   // magic(6) + version(2) + length(2 or 4) + dict + padding + '\n'.
   size_t prefix = 10;
   uint8_t major = 1;

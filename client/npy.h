@@ -1,6 +1,9 @@
 // Reading and writing NumPy .npy files (format versions 1.0, 2.0 and 3.0):
-// little-endian float32 ('<f4') and float64 ('<f8') arrays in C order, which
-// is what np.save writes for those dtypes on every common host.
+// little-endian float32 ('<f4'), float64 ('<f8') and float16 ('<f2') arrays
+// in C order, which is what np.save writes for those dtypes on every common
+// host. numpy has no bfloat16: a bfloat16 array is its bit patterns as
+// uint16 ('<u2'), as arr.view(np.uint16) of an ml_dtypes.bfloat16 array or
+// the Python client's to_bfloat16_bits write them.
 #ifndef ACTSVC_CLIENT_NPY_H_
 #define ACTSVC_CLIENT_NPY_H_
 

@@ -7,22 +7,63 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/half.h"
 
 namespace actsvc::client {
 namespace {
 
 using actsvc::v1::DataType;
 
-template <typename From, typename To>
-void ConvertBytes(absl::string_view bytes, std::string* out) {
-  const size_t n = bytes.size() / sizeof(From);
-  out->resize(n * sizeof(To));
-  for (size_t i = 0; i < n; ++i) {
-    From v;
-    std::memcpy(&v, bytes.data() + i * sizeof(From), sizeof(From));
-    const To w = static_cast<To>(v);
-    std::memcpy(out->data() + i * sizeof(To), &w, sizeof(To));
+bool IsHalf(DataType dtype) {
+  return dtype == actsvc::v1::FLOAT16 || dtype == actsvc::v1::BFLOAT16;
+}
+
+// The value of element i of packed little-endian `bytes` of `dtype`.
+double ReadValue(absl::string_view bytes, size_t i, DataType dtype) {
+  const char* p = bytes.data() + i * DtypeSize(dtype);
+  switch (dtype) {
+    case actsvc::v1::FLOAT64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    case actsvc::v1::FLOAT16:
+    case actsvc::v1::BFLOAT16: {
+      uint16_t bits;
+      std::memcpy(&bits, p, 2);
+      return dtype == actsvc::v1::FLOAT16 ? Float16BitsToFloat(bits)
+                                          : BFloat16BitsToFloat(bits);
+    }
+    default: {
+      float v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
   }
+}
+
+// Appends v to `out` as `dtype`, rounded once.
+void AppendValue(double v, DataType dtype, std::string* out) {
+  char buf[8];
+  switch (dtype) {
+    case actsvc::v1::FLOAT64:
+      std::memcpy(buf, &v, 8);
+      break;
+    case actsvc::v1::FLOAT16:
+    case actsvc::v1::BFLOAT16: {
+      const uint16_t bits = dtype == actsvc::v1::FLOAT16
+                                ? Float16BitsFromDouble(v)
+                                : BFloat16BitsFromDouble(v);
+      std::memcpy(buf, &bits, 2);
+      break;
+    }
+    default: {
+      const float f = static_cast<float>(v);
+      std::memcpy(buf, &f, 4);
+      break;
+    }
+  }
+  out->append(buf, DtypeSize(dtype));
 }
 
 }  // namespace
@@ -43,8 +84,13 @@ absl::StatusOr<DataType> DtypeFromName(absl::string_view name) {
   if (lower == "float64" || lower == "f8" || lower == "double") {
     return actsvc::v1::FLOAT64;
   }
+  if (lower == "float16" || lower == "f2" || lower == "half") {
+    return actsvc::v1::FLOAT16;
+  }
+  if (lower == "bfloat16" || lower == "bf16") return actsvc::v1::BFLOAT16;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown dtype '", name, "'; expected float32 or float64"));
+      absl::StrCat("unknown dtype '", name,
+                   "'; expected float32, float64, float16 or bfloat16"));
 }
 
 absl::string_view DtypeName(DataType dtype) {
@@ -53,13 +99,38 @@ absl::string_view DtypeName(DataType dtype) {
       return "float32";
     case actsvc::v1::FLOAT64:
       return "float64";
+    case actsvc::v1::FLOAT16:
+      return "float16";
+    case actsvc::v1::BFLOAT16:
+      return "bfloat16";
     default:
       return "unspecified";
   }
 }
 
 size_t DtypeSize(DataType dtype) {
-  return dtype == actsvc::v1::FLOAT64 ? sizeof(double) : sizeof(float);
+  switch (dtype) {
+    case actsvc::v1::FLOAT64:
+      return 8;
+    case actsvc::v1::FLOAT16:
+    case actsvc::v1::BFLOAT16:
+      return 2;
+    default:
+      return 4;
+  }
+}
+
+double RoundToDtype(double v, DataType dtype) {
+  switch (dtype) {
+    case actsvc::v1::FLOAT64:
+      return v;
+    case actsvc::v1::FLOAT16:
+      return Float16BitsToFloat(Float16BitsFromDouble(v));
+    case actsvc::v1::BFLOAT16:
+      return BFloat16BitsToFloat(BFloat16BitsFromDouble(v));
+    default:
+      return static_cast<float>(v);
+  }
 }
 
 absl::StatusOr<int64_t> ElementCount(absl::Span<const int64_t> shape) {
@@ -89,18 +160,15 @@ actsvc::v1::Tensor MakeTensor(absl::Span<const int64_t> shape, DataType dtype,
       tensor.mutable_double_data()->Add(values.begin(), values.end());
     } else {
       tensor.mutable_float_data()->Reserve(static_cast<int>(values.size()));
-      for (double v : values) tensor.add_float_data(static_cast<float>(v));
+      for (double v : values) {
+        tensor.add_float_data(static_cast<float>(RoundToDtype(v, dtype)));
+      }
     }
     return tensor;
   }
-  absl::string_view as_bytes(reinterpret_cast<const char*>(values.data()),
-                             values.size() * sizeof(double));
   std::string* raw = tensor.mutable_raw_data();
-  if (dtype == actsvc::v1::FLOAT64) {
-    raw->assign(as_bytes.data(), as_bytes.size());
-  } else {
-    ConvertBytes<double, float>(as_bytes, raw);
-  }
+  raw->reserve(values.size() * DtypeSize(dtype));
+  for (double v : values) AppendValue(v, dtype, raw);
   return tensor;
 }
 
@@ -114,10 +182,12 @@ actsvc::v1::Tensor MakeTensorFromBytes(absl::Span<const int64_t> shape,
   std::string* raw = tensor.mutable_raw_data();
   if (from_dtype == to_dtype) {
     raw->assign(bytes.data(), bytes.size());
-  } else if (from_dtype == actsvc::v1::FLOAT64) {
-    ConvertBytes<double, float>(bytes, raw);
   } else {
-    ConvertBytes<float, double>(bytes, raw);
+    const size_t n = bytes.size() / DtypeSize(from_dtype);
+    raw->reserve(n * DtypeSize(to_dtype));
+    for (size_t i = 0; i < n; ++i) {
+      AppendValue(ReadValue(bytes, i, from_dtype), to_dtype, raw);
+    }
   }
   if (encoding == Encoding::kTyped) {
     // Cannot fail: the bytes were sized from a validated array.
@@ -128,7 +198,8 @@ actsvc::v1::Tensor MakeTensorFromBytes(absl::Span<const int64_t> shape,
 
 absl::StatusOr<std::string> TensorBytes(const actsvc::v1::Tensor& tensor) {
   const DataType dtype = tensor.dtype();
-  if (dtype != actsvc::v1::FLOAT32 && dtype != actsvc::v1::FLOAT64) {
+  if (dtype != actsvc::v1::FLOAT32 && dtype != actsvc::v1::FLOAT64 &&
+      !IsHalf(dtype)) {
     return absl::InvalidArgumentError(
         absl::StrCat("tensor has unsupported dtype ", dtype));
   }
@@ -144,6 +215,9 @@ absl::StatusOr<std::string> TensorBytes(const actsvc::v1::Tensor& tensor) {
   } else if (dtype == actsvc::v1::FLOAT64 && tensor.double_data_size() > 0) {
     bytes.assign(reinterpret_cast<const char*>(tensor.double_data().data()),
                  tensor.double_data_size() * sizeof(double));
+  } else if (IsHalf(dtype)) {
+    // float_data of a half tensor: values the server widened exactly.
+    for (float f : tensor.float_data()) AppendValue(f, dtype, &bytes);
   }
   if (bytes.size() != n * DtypeSize(dtype)) {
     return absl::DataLossError(
@@ -158,17 +232,9 @@ absl::StatusOr<std::vector<double>> TensorValues(
     const actsvc::v1::Tensor& tensor) {
   absl::StatusOr<std::string> bytes = TensorBytes(tensor);
   if (!bytes.ok()) return bytes.status();
-  std::vector<double> values;
-  if (tensor.dtype() == actsvc::v1::FLOAT64) {
-    values.resize(bytes->size() / sizeof(double));
-    std::memcpy(values.data(), bytes->data(), bytes->size());
-  } else {
-    values.resize(bytes->size() / sizeof(float));
-    for (size_t i = 0; i < values.size(); ++i) {
-      float v;
-      std::memcpy(&v, bytes->data() + i * sizeof(float), sizeof(float));
-      values[i] = v;
-    }
+  std::vector<double> values(bytes->size() / DtypeSize(tensor.dtype()));
+  for (size_t i = 0; i < values.size(); ++i) {
+    values[i] = ReadValue(*bytes, i, tensor.dtype());
   }
   return values;
 }
@@ -183,6 +249,12 @@ absl::Status ConvertToTyped(actsvc::v1::Tensor* tensor) {
     tensor->mutable_double_data()->Resize(static_cast<int>(n), 0.0);
     std::memcpy(tensor->mutable_double_data()->mutable_data(), bytes->data(),
                 bytes->size());
+  } else if (IsHalf(tensor->dtype())) {
+    const size_t n = bytes->size() / 2;
+    for (size_t i = 0; i < n; ++i) {
+      tensor->add_float_data(
+          static_cast<float>(ReadValue(*bytes, i, tensor->dtype())));
+    }
   } else {
     const size_t n = bytes->size() / sizeof(float);
     tensor->mutable_float_data()->Resize(static_cast<int>(n), 0.0f);

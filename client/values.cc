@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/tensor.h"
 
 namespace actsvc::client {
 namespace {
@@ -104,11 +105,18 @@ absl::StatusOr<std::vector<double>> ParseValues(absl::string_view text,
       values.push_back(*special);
       continue;
     }
-    absl::StatusOr<double> v = dtype == actsvc::v1::FLOAT64
-                                   ? ParseNumber<double>(item)
-                                   : ParseNumber<float>(item);
+    absl::StatusOr<double> v = dtype == actsvc::v1::FLOAT32
+                                   ? ParseNumber<float>(item)
+                                   : ParseNumber<double>(item);
     if (!v.ok()) return v.status();
-    values.push_back(*v);
+    // float16 and bfloat16: rounded once from the decimal's double.
+    const double rounded = RoundToDtype(*v, dtype);
+    if (std::isinf(rounded) && !std::isinf(*v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("'", item, "' overflows ", DtypeName(dtype),
+                       "; write inf if that is what you mean"));
+    }
+    values.push_back(rounded);
   }
   return values;
 }

@@ -110,6 +110,8 @@ HWY_AFTER_NAMESPACE();
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_replace.h"
+#include "core/activation_half.h"
+#include "core/half.h"
 #include "core/reference.h"
 
 namespace actsvc {
@@ -195,47 +197,69 @@ bool HasKernel(Function f) {
   return IsElementwise(f);
 }
 
+// Half types: the float64 reference, rounded once.
 template <typename T>
 void ReferenceMap(Function f, double alpha, int order, absl::Span<const T> x,
                   absl::Span<T> y) {
-  reference::VisitElementwise(f, [&](auto op) {
-    using Op = decltype(op);
+  if constexpr (kIsHalf<T>) {
     for (size_t i = 0; i < x.size(); ++i) {
-      y[i] = reference::EvalAt<Op>(order, alpha, x[i]);
+      y[i] = HalfFromDouble<T>(
+          reference::Elementwise<double>(f, alpha, order, ToDouble(x[i])));
     }
-  });
+  } else {
+    reference::VisitElementwise(f, [&](auto op) {
+      using Op = decltype(op);
+      for (size_t i = 0; i < x.size(); ++i) {
+        y[i] = reference::EvalAt<Op>(order, alpha, x[i]);
+      }
+    });
+  }
 }
 
 template <typename T>
 void ReferenceVjp(Function f, double alpha, absl::Span<const T> x,
                   absl::Span<const T> g, absl::Span<T> y) {
-  reference::VisitElementwise(f, [&](auto op) {
-    using Op = decltype(op);
-    using W = reference::Wider<T>;
+  if constexpr (kIsHalf<T>) {
     for (size_t i = 0; i < x.size(); ++i) {
-      const T xi = x[i];
-      // One rounding: the product is formed in W from the unrounded f'.
-      const W d = std::isnan(xi)
-                      ? static_cast<W>(xi)
-                      : Op::Eval(1, static_cast<W>(alpha), static_cast<W>(xi));
-      y[i] = static_cast<T>(static_cast<W>(g[i]) * d);
+      y[i] =
+          HalfFromDouble<T>(ToDouble(g[i]) * reference::Elementwise<double>(
+                                                 f, alpha, 1, ToDouble(x[i])));
     }
-  });
+  } else {
+    reference::VisitElementwise(f, [&](auto op) {
+      using Op = decltype(op);
+      using W = reference::Wider<T>;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const T xi = x[i];
+        // One rounding: the product is formed in W from the unrounded f'.
+        const W d = std::isnan(xi) ? static_cast<W>(xi)
+                                   : Op::Eval(1, static_cast<W>(alpha),
+                                              static_cast<W>(xi));
+        y[i] = static_cast<T>(static_cast<W>(g[i]) * d);
+      }
+    });
+  }
 }
 
 // kind: 0, 1, 2 = f, f', f''; 3 = VJP with g.
 template <typename T>
 void Dispatch(Function f, int kind, double alpha, const T* x, const T* g, T* y,
               size_t n) {
-  if (n == 0) return;
-  const int order = kind == 3 ? 1 : kind;
-  constexpr T kInf = std::numeric_limits<T>::infinity();
-  const T pos = reference::Elementwise<T>(f, alpha, order, kInf);
-  const T neg = reference::Elementwise<T>(f, alpha, order, -kInf);
-  if constexpr (sizeof(T) == 4) {
-    HWY_DYNAMIC_DISPATCH(ElementwiseF32)(f, kind, alpha, x, g, y, n, pos, neg);
+  if constexpr (kIsHalf<T>) {
+    internal::ElementwiseHalf(f, kind, alpha, x, g, y, n);
   } else {
-    HWY_DYNAMIC_DISPATCH(ElementwiseF64)(f, kind, alpha, x, g, y, n, pos, neg);
+    if (n == 0) return;
+    const int order = kind == 3 ? 1 : kind;
+    constexpr T kInf = std::numeric_limits<T>::infinity();
+    const T pos = reference::Elementwise<T>(f, alpha, order, kInf);
+    const T neg = reference::Elementwise<T>(f, alpha, order, -kInf);
+    if constexpr (sizeof(T) == 4) {
+      HWY_DYNAMIC_DISPATCH(ElementwiseF32)
+      (f, kind, alpha, x, g, y, n, pos, neg);
+    } else {
+      HWY_DYNAMIC_DISPATCH(ElementwiseF64)
+      (f, kind, alpha, x, g, y, n, pos, neg);
+    }
   }
 }
 
@@ -276,7 +300,7 @@ void ReferenceEvaluate(Function f, double alpha, int order,
 
 template <typename T>
 void DiagonalToDense(absl::Span<const T> diag, int64_t c, absl::Span<T> dense) {
-  std::fill(dense.begin(), dense.end(), T(0));
+  std::fill(dense.begin(), dense.end(), T{});  // +0 in every dtype
   if (c == 0) return;
   const int64_t rows = static_cast<int64_t>(diag.size()) / c;
   for (int64_t r = 0; r < rows; ++r) {
@@ -298,6 +322,8 @@ void DiagonalToDense(absl::Span<const T> diag, int64_t c, absl::Span<T> dense) {
   template void DiagonalToDense<T>(absl::Span<const T>, int64_t, absl::Span<T>);
 ACTSVC_INSTANTIATE(float)
 ACTSVC_INSTANTIATE(double)
+ACTSVC_INSTANTIATE(Float16)
+ACTSVC_INSTANTIATE(BFloat16)
 #undef ACTSVC_INSTANTIATE
 
 }  // namespace actsvc

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "core/half.h"
+
 namespace actsvc {
 namespace {
 
@@ -43,15 +45,16 @@ void AccumulateGradientFlow(Function f, double alpha, double epsilon,
     Evaluate<T>(f, alpha, xs, absl::MakeSpan(y.data(), n));
     Derivative<T>(f, alpha, 1, xs, absl::MakeSpan(d.data(), n));
     for (size_t i = 0; i < n; ++i) {
-      if (std::isnan(xs[i]) || std::isnan(y[i]) || std::isnan(d[i])) {
+      if (std::isnan(ToDouble(xs[i])) || std::isnan(ToDouble(y[i])) ||
+          std::isnan(ToDouble(d[i]))) {
         ++c.nan_units;
         continue;
       }
-      // float -> double is exact, so the comparisons are those of T.
-      const double derivative = d[i];
+      // T -> double is exact, so the comparisons are those of T.
+      const double derivative = ToDouble(d[i]);
       const double magnitude = std::fabs(derivative);
       ++c.units;
-      c.zero_outputs += y[i] == 0;
+      c.zero_outputs += ToDouble(y[i]) == 0;
       c.saturated += magnitude < epsilon;
       c.dead += derivative == 0;
       c.min_derivative = std::min(c.min_derivative, derivative);
@@ -100,5 +103,11 @@ template void AccumulateGradientFlow<float>(Function, double, double,
 template void AccumulateGradientFlow<double>(Function, double, double,
                                              absl::Span<const double>,
                                              GradientFlowCounts*);
+template void AccumulateGradientFlow<Float16>(Function, double, double,
+                                              absl::Span<const Float16>,
+                                              GradientFlowCounts*);
+template void AccumulateGradientFlow<BFloat16>(Function, double, double,
+                                               absl::Span<const BFloat16>,
+                                               GradientFlowCounts*);
 
 }  // namespace actsvc

@@ -9,6 +9,7 @@
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "core/half.h"
 
 namespace actsvc {
 
@@ -25,8 +26,9 @@ struct AxisView {
 };
 
 // Rows of at most this many values (v.size) run the column kernel, which
-// computes a vector of rows at once (core/softmax-inl.h), in both layouts;
-// longer rows run the row kernel. A measured crossover (float32, AVX3).
+// computes a vector of rows at once (core/softmax_column-inl.h), in both
+// layouts; longer rows run the row kernel. A measured crossover (float32,
+// AVX3).
 inline constexpr int64_t kSoftmaxColumnMaxClasses = 32;
 
 // The view of `shape` around `axis`. Precondition: 0 <= axis < shape.size().
@@ -118,6 +120,39 @@ enum class Reduction { kMean, kSum, kNone };
 template <typename T>
 void ReduceCrossEntropy(Reduction reduction, const CrossEntropyPartial& total,
                         absl::Span<T> grad, absl::Span<T> loss);
+
+// Float16 and BFloat16 (core/softmax_half.cc): each range of rows is
+// widened to float32, run through the float32 kernels and rounded once to
+// the half type. Sums are carried in float32 lanes or wider (the float32
+// kernels' compensated sums; long double for the cross-entropy loss), so
+// that a row of 100,000 classes keeps its digits. Bound (docs/accuracy.md,
+// tests/core/softmax_half_test.cc): within 1 ULP of the half type of the
+// true value, or one subnormal step below the smallest normal.
+#define ACTSVC_DECLARE_HALF(H)                                              \
+  template <>                                                               \
+  void SoftmaxForward<H>(Function, AxisView, absl::Span<const H>,           \
+                         absl::Span<H>, int64_t, int64_t);                  \
+  template <>                                                               \
+  void SoftmaxVjp<H>(Function, AxisView, absl::Span<const H>,               \
+                     absl::Span<const H>, absl::Span<H>, int64_t, int64_t); \
+  template <>                                                               \
+  void SoftmaxVjpFromOutput<H>(Function, AxisView, absl::Span<const H>,     \
+                               absl::Span<const H>, absl::Span<H>, int64_t, \
+                               int64_t);                                    \
+  template <>                                                               \
+  void SoftmaxJacobian<H>(Function, AxisView, absl::Span<const H>,          \
+                          absl::Span<H>, int64_t, int64_t);                 \
+  template <>                                                               \
+  CrossEntropyPartial CrossEntropyRows<H>(                                  \
+      int64_t, absl::Span<const H>, absl::Span<const int64_t>,              \
+      absl::Span<const H>, const CrossEntropyOptions&, absl::Span<H>,       \
+      absl::Span<H>, absl::Span<H>, int64_t, int64_t);                      \
+  template <>                                                               \
+  void ReduceCrossEntropy<H>(Reduction, const CrossEntropyPartial&,         \
+                             absl::Span<H>, absl::Span<H>);
+ACTSVC_DECLARE_HALF(Float16)
+ACTSVC_DECLARE_HALF(BFloat16)
+#undef ACTSVC_DECLARE_HALF
 
 }  // namespace actsvc
 

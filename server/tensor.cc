@@ -21,6 +21,9 @@ int64_t DTypeSize(DType dtype) {
       return 4;
     case DType::kFloat64:
       return 8;
+    case DType::kFloat16:
+    case DType::kBFloat16:
+      return 2;
   }
   UnknownDType(dtype);
 }
@@ -31,6 +34,10 @@ absl::string_view DTypeName(DType dtype) {
       return "FLOAT32";
     case DType::kFloat64:
       return "FLOAT64";
+    case DType::kFloat16:
+      return "FLOAT16";
+    case DType::kBFloat16:
+      return "BFLOAT16";
   }
   UnknownDType(dtype);
 }
@@ -119,6 +126,37 @@ absl::StatusOr<TensorView> TensorView::Make(std::string name, DType dtype,
     std::memcpy(view.aligned_copy_.data(), data, bytes);
   }
   return view;
+}
+
+absl::StatusOr<TensorView> TensorView::MakeRounded(
+    std::string name, DType dtype, absl::Span<const int64_t> shape,
+    absl::Span<const float> values) {
+  TensorView view;
+  if (absl::Status s = CheckShape(name, dtype, shape, &view.size_); !s.ok()) {
+    return s;
+  }
+  view.name_ = std::move(name);
+  view.dtype_ = dtype;
+  view.shape_ = shape;
+  view.aligned_copy_.resize(
+      (view.size_ * DTypeSize(dtype) + sizeof(double) - 1) / sizeof(double));
+  void* data = view.aligned_copy_.data();
+  switch (dtype) {
+    case DType::kFloat16:
+      NarrowToHalf(values,
+                   absl::MakeSpan(static_cast<Float16*>(data), view.size_));
+      return view;
+    case DType::kBFloat16:
+      NarrowToHalf(values,
+                   absl::MakeSpan(static_cast<BFloat16*>(data), view.size_));
+      return view;
+    case DType::kFloat32:
+    case DType::kFloat64:
+      std::fprintf(stderr, "MakeRounded: %s is not a half dtype\n",
+                   DTypeName(dtype).data());
+      std::abort();  // a bug in the caller
+  }
+  UnknownDType(dtype);
 }
 
 }  // namespace actsvc::server

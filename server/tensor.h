@@ -12,13 +12,15 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "core/half.h"
 
 namespace actsvc::server {
 
 // The element types of request and response tensors. Adding one means
 // adding it to every switch in tensor.cc and to VisitDType; each of them
-// fails loudly on a value it does not know.
-enum class DType : uint8_t { kFloat32, kFloat64 };
+// fails loudly on a value it does not know. kFloat16 is IEEE binary16,
+// kBFloat16 bfloat16: 2 bytes each, computed in float32 by the core.
+enum class DType : uint8_t { kFloat32, kFloat64, kFloat16, kBFloat16 };
 
 // Bytes per element.
 int64_t DTypeSize(DType dtype);
@@ -27,7 +29,11 @@ absl::string_view DTypeName(DType dtype);
 // Aborts the process: a DType value outside the enum is a bug, not input.
 [[noreturn]] void UnknownDType(DType dtype);
 
-// Calls fn(T{}) with T the C++ type values of `dtype` are computed in.
+// Calls fn(T{}) with T the C++ type values of `dtype` are stored as, in
+// requests, responses and the core's array API: float, double, Float16 or
+// BFloat16 (core/half.h). The storage type is not always the compute type:
+// the core computes the half types in float32 lanes and rounds once, so
+// code here never does arithmetic on T (ToDouble reads a value).
 template <typename Fn>
 decltype(auto) VisitDType(DType dtype, Fn&& fn) {
   switch (dtype) {
@@ -35,11 +41,15 @@ decltype(auto) VisitDType(DType dtype, Fn&& fn) {
       return fn(float{});
     case DType::kFloat64:
       return fn(double{});
+    case DType::kFloat16:
+      return fn(Float16{});
+    case DType::kBFloat16:
+      return fn(BFloat16{});
   }
   UnknownDType(dtype);
 }
 
-// The DType whose values are computed in T (defined for those types only).
+// The DType whose values are stored as T (defined for those types only).
 template <typename T>
 struct DTypeOf;
 template <>
@@ -49,6 +59,14 @@ struct DTypeOf<float> {
 template <>
 struct DTypeOf<double> {
   static constexpr DType value = DType::kFloat64;
+};
+template <>
+struct DTypeOf<Float16> {
+  static constexpr DType value = DType::kFloat16;
+};
+template <>
+struct DTypeOf<BFloat16> {
+  static constexpr DType value = DType::kBFloat16;
 };
 template <typename T>
 inline constexpr DType kDTypeOf = DTypeOf<T>::value;
@@ -81,6 +99,13 @@ class TensorView {
   static absl::StatusOr<TensorView> Make(std::string name, DType dtype,
                                          absl::Span<const int64_t> shape,
                                          const void* data);
+  // The same for float32 values of a half dtype (a typed request's
+  // float_data): the view owns them, each rounded to `dtype` once (nearest,
+  // ties to even). Precondition: dtype is kFloat16 or kBFloat16 and
+  // `values` holds shape's product of values.
+  static absl::StatusOr<TensorView> MakeRounded(std::string name, DType dtype,
+                                                absl::Span<const int64_t> shape,
+                                                absl::Span<const float> values);
   // Checks `shape` as Make does; stores the product in *size.
   static absl::Status CheckShape(absl::string_view name, DType dtype,
                                  absl::Span<const int64_t> shape,
@@ -107,8 +132,9 @@ class TensorView {
   absl::Span<const int64_t> shape_;
   int64_t size_ = 0;
   const void* data_ = nullptr;
-  // Holds the values when they were not aligned for the element type (then
-  // data_ is unused); double elements suit every dtype.
+  // Holds the values when they were not aligned for the element type, or
+  // were rounded from float32 (then data_ is unused); double elements suit
+  // every dtype.
   std::vector<double> aligned_copy_;
 };
 

@@ -9,9 +9,16 @@
         report = client.analyze("tanh", x, epsilon=0.01, layers=10)
 
 Arrays go both ways as raw little-endian bytes (the service's fast path) and
-keep their dtype (float32 or float64) and shape; other numeric arrays are sent
-as float64 (float16 as float32). Errors are grpc.RpcError, with the server's
+keep their dtype (float32, float64 or float16) and shape; other numeric
+arrays are sent as float64. Errors are grpc.RpcError, with the server's
 status code and message.
+
+bfloat16, which numpy lacks, travels as its bit patterns in uint16 arrays:
+pass dtype="bfloat16" to an RPC, with x either such bits or any float array
+(rounded to bfloat16 by the client, to nearest even), and a bfloat16 result
+comes back as uint16 bits. to_bfloat16_bits() and from_bfloat16_bits()
+convert to and from float32 (ml_dtypes users: arr.view(np.uint16) and back).
+dtype="float16" likewise rounds a float array to float16 before sending.
 
 The generated stubs (actsvc/v1/activation_pb2*.py) live in the build tree,
 <build>/python. This module finds them, in order: the `stubs` argument of
@@ -33,7 +40,8 @@ import time
 
 import numpy as np
 
-__all__ = ["Client", "CrossEntropy", "LocalServer", "load_stubs"]
+__all__ = ["Client", "CrossEntropy", "LocalServer", "from_bfloat16_bits",
+           "load_stubs", "to_bfloat16_bits"]
 
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
     __file__))))
@@ -85,45 +93,97 @@ def load_stubs(stubs=None):
 # ---------------------------------------------------------------------------
 # Tensors.
 
-def _as_wire_array(x):
-    """x as a float32 or float64 array (what the service computes in)."""
+def to_bfloat16_bits(x):
+    """x (any float array) rounded to bfloat16, to nearest even, as uint16
+    bit patterns; NaN stays NaN, beyond the range gives +-inf."""
+    bits = np.ascontiguousarray(x, dtype=np.float32).view(np.uint32)
+    rounded = (bits + np.uint32(0x7FFF) + ((bits >> 16) & np.uint32(1))) >> 16
+    nan = np.isnan(np.asarray(x, dtype=np.float32))
+    quiet = (bits >> 16) | np.uint32(0x40)
+    return np.where(nan, quiet, rounded).astype(np.uint16)
+
+
+def from_bfloat16_bits(bits):
+    """uint16 bfloat16 bit patterns as float32 values (exact)."""
+    bits = np.ascontiguousarray(bits, dtype=np.uint16)
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def _wire_dtype(dtype):
+    """None, "float16" or "bfloat16" (numpy dtypes accepted) -> a name."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, str) and dtype.lower() in ("bfloat16", "bf16"):
+        return "bfloat16"
+    if np.dtype(dtype) == np.float16:
+        return "float16"
+    if np.dtype(dtype) in (np.float32, np.float64):
+        return np.dtype(dtype).name
+    raise TypeError("dtype must be float16, bfloat16, float32 or float64; "
+                    "got %r" % (dtype,))
+
+
+def _as_wire_array(x, dtype=None):
+    """(x as an array of a dtype the service takes, its wire dtype name).
+    dtype None keeps float32, float64 and float16 and sends other numbers as
+    float64; "bfloat16" takes uint16 bits or rounds floats to them."""
     x = np.asarray(x)
-    if x.dtype == np.float32 or x.dtype == np.float64:
-        return x
-    if x.dtype == np.float16:
-        return x.astype(np.float32)
+    dtype = _wire_dtype(dtype)
+    if dtype == "bfloat16":
+        if x.dtype == np.uint16:
+            return x, dtype
+        return to_bfloat16_bits(x), dtype
+    if dtype is not None:
+        return x.astype(dtype, copy=False), dtype
+    if x.dtype in (np.float32, np.float64, np.float16):
+        return x, x.dtype.name
     if x.dtype.kind in "biuf":
-        return x.astype(np.float64)
-    raise TypeError("actsvc computes float32 and float64 tensors; got dtype "
-                    "%s" % x.dtype)
+        return x.astype(np.float64), "float64"
+    raise TypeError("actsvc computes float32, float64, float16 and bfloat16 "
+                    "tensors; got dtype %s" % x.dtype)
 
 
-def to_tensor(x, typed=False):
-    """A Tensor message holding x: raw bytes, or float_data/double_data."""
-    x = _as_wire_array(x)
+# name: (DataType, little-endian raw layout)
+_WIRE = {"float32": ("FLOAT32", "<f4"), "float64": ("FLOAT64", "<f8"),
+         "float16": ("FLOAT16", "<f2"), "bfloat16": ("BFLOAT16", "<u2")}
+
+
+def to_tensor(x, typed=False, dtype=None):
+    """A Tensor message holding x: raw bytes, or float_data/double_data
+    (float16 and bfloat16: their values in float_data)."""
+    x, name = _as_wire_array(x, dtype)
     t = pb.Tensor(shape=list(x.shape))
-    little = "<f4" if x.dtype == np.float32 else "<f8"
-    t.dtype = pb.FLOAT32 if x.dtype == np.float32 else pb.FLOAT64
+    enum, little = _WIRE[name]
+    t.dtype = pb.DataType.Value(enum)
     if typed:
-        values = x.ravel().tolist()
-        (t.float_data if x.dtype == np.float32 else t.double_data).extend(
-            values)
+        if name == "float64":
+            t.double_data.extend(x.ravel().tolist())
+        else:
+            values = from_bfloat16_bits(x) if name == "bfloat16" else x
+            t.float_data.extend(values.astype(np.float32).ravel().tolist())
     else:
         t.raw_data = np.ascontiguousarray(x, dtype=little).tobytes()
     return t
 
 
 def from_tensor(t):
-    """The values of a Tensor message, as a writable array of its shape."""
-    if t.dtype == pb.FLOAT32:
-        dtype, typed = np.dtype("<f4"), t.float_data
-    elif t.dtype == pb.FLOAT64:
-        dtype, typed = np.dtype("<f8"), t.double_data
-    else:
+    """The values of a Tensor message, as a writable array of its shape
+    (bfloat16: uint16 bit patterns)."""
+    names = {pb.FLOAT32: "float32", pb.FLOAT64: "float64",
+             pb.FLOAT16: "float16", pb.BFLOAT16: "bfloat16"}
+    if t.dtype not in names:
         raise ValueError("unsupported dtype %d in the response" % t.dtype)
+    name = names[t.dtype]
+    dtype = np.dtype(_WIRE[name][1])
     native = dtype.newbyteorder("=")
+    typed = t.double_data if name == "float64" else t.float_data
     if len(typed) > 0:
-        values = np.array(typed, dtype=native)
+        values = np.array(typed, dtype=np.float64 if name == "float64"
+                          else np.float32)
+        if name == "bfloat16":
+            values = to_bfloat16_bits(values)  # exact: half values widened
+        else:
+            values = values.astype(native)
     else:  # astype copies: the result is writable and native-endian
         values = np.frombuffer(t.raw_data, dtype=dtype).astype(native)
     return values.reshape(tuple(t.shape))
@@ -194,63 +254,73 @@ class Client:
             s.axis = int(axis)
         return s
 
-    def _tensor(self, x):
-        return to_tensor(x, typed=self.typed)
+    def _tensor(self, x, dtype=None):
+        return to_tensor(x, typed=self.typed, dtype=dtype)
 
-    def evaluate_request(self, function, x, alpha=None, axis=None):
+    def evaluate_request(self, function, x, alpha=None, axis=None,
+                         dtype=None):
         return pb.EvaluateRequest(spec=self.spec(function, alpha, axis),
-                                  input=self._tensor(x))
+                                  input=self._tensor(x, dtype))
 
     def derivative_request(self, function, x, order=1, upstream_grad=None,
-                           alpha=None, axis=None):
+                           alpha=None, axis=None, dtype=None):
+        x, name = _as_wire_array(x, dtype)
         r = pb.DerivativeRequest(spec=self.spec(function, alpha, axis),
-                                 input=self._tensor(x), order=order)
+                                 input=self._tensor(x, name), order=order)
         if upstream_grad is not None:
-            g = _as_wire_array(upstream_grad).astype(
-                _as_wire_array(x).dtype, copy=False)
-            r.upstream_grad.CopyFrom(self._tensor(g))
+            # The upstream gradient in x's dtype (a float array of bfloat16
+            # values is rounded, uint16 taken as bits).
+            r.upstream_grad.CopyFrom(self._tensor(upstream_grad, name))
         return r
 
     # -- the RPCs -----------------------------------------------------------
 
-    def evaluate(self, function, x, alpha=None, axis=None):
+    # Every RPC below takes dtype=None, "float16" or "bfloat16" (see the
+    # module docstring): the dtype x is sent in, and the results come in.
+
+    def evaluate(self, function, x, alpha=None, axis=None, dtype=None):
         """f(x), same shape and dtype as x (softmax/log_softmax along axis)."""
-        r = self.stub.Evaluate(self.evaluate_request(function, x, alpha, axis),
-                               timeout=self.timeout)
+        r = self.stub.Evaluate(
+            self.evaluate_request(function, x, alpha, axis, dtype),
+            timeout=self.timeout)
         return from_tensor(r.output)
 
     def derivative(self, function, x, order=1, upstream_grad=None, alpha=None,
-                   axis=None):
+                   axis=None, dtype=None):
         """f'(x) (order 1) or f''(x) (order 2); with upstream_grad g, the VJP
         g * f'(x) (the only form softmax/log_softmax accept)."""
         r = self.stub.Derivative(
             self.derivative_request(function, x, order, upstream_grad, alpha,
-                                    axis), timeout=self.timeout)
+                                    axis, dtype), timeout=self.timeout)
         return from_tensor(r.output)
 
-    def vjp(self, function, x, upstream_grad, alpha=None, axis=None):
+    def vjp(self, function, x, upstream_grad, alpha=None, axis=None,
+            dtype=None):
         """The vector-Jacobian product g^T J(x), shape of x."""
-        return self.derivative(function, x, 1, upstream_grad, alpha, axis)
+        return self.derivative(function, x, 1, upstream_grad, alpha, axis,
+                               dtype)
 
-    def jacobian(self, function, x, dense=False, alpha=None, axis=None):
+    def jacobian(self, function, x, dense=False, alpha=None, axis=None,
+                 dtype=None):
         """softmax/log_softmax: J[..., i, j] = dy_i/dx_j along the axis (the
         other axes first). Elementwise: the diagonal f'(x) (shape of x), or
         with dense=True one [C, C] matrix per last-axis row."""
         r = self.stub.Jacobian(pb.JacobianRequest(
-            spec=self.spec(function, alpha, axis), input=self._tensor(x),
-            dense=dense), timeout=self.timeout)
+            spec=self.spec(function, alpha, axis),
+            input=self._tensor(x, dtype), dense=dense), timeout=self.timeout)
         return from_tensor(r.jacobian)
 
     def softmax_cross_entropy(self, logits, labels=None, target_probs=None,
                               reduction="mean", label_smoothing=0.0,
-                              ignore_index=None, return_probabilities=False):
+                              ignore_index=None, return_probabilities=False,
+                              dtype=None):
         """Loss and gradient of softmax cross-entropy over logits [..., C].
         labels: integer class indices of shape [...]; or target_probs of the
         shape of logits. reduction: "mean", "sum" or "none". Returns
         CrossEntropy(loss, grad, probs); probs is None unless asked for."""
-        logits = _as_wire_array(logits)
+        logits, name = _as_wire_array(logits, dtype)
         r = pb.SoftmaxCrossEntropyRequest(
-            logits=self._tensor(logits),
+            logits=self._tensor(logits, name),
             reduction=pb.SoftmaxCrossEntropyRequest.Reduction.Value(
                 reduction.upper()),
             label_smoothing=label_smoothing,
@@ -264,8 +334,7 @@ class Client:
                                 "target_probs for probabilities")
             r.class_indices.extend(labels.ravel().tolist())
         else:
-            r.target_probs.CopyFrom(self._tensor(
-                _as_wire_array(target_probs).astype(logits.dtype, copy=False)))
+            r.target_probs.CopyFrom(self._tensor(target_probs, name))
         if ignore_index is not None:
             r.ignore_index = int(ignore_index)
         out = self.stub.SoftmaxCrossEntropy(r, timeout=self.timeout)
@@ -288,7 +357,7 @@ class Client:
     def stream(self, calls):
         """One Stream call. calls: an iterable of (op, function, x) or
         (op, function, x, kwargs), op "evaluate" or "derivative" (kwargs as
-        derivative()'s: order, upstream_grad, alpha, axis). Yields one array
+        derivative()'s: order, upstream_grad, alpha, axis, dtype). Yields one array
         per call, in order; a bad call ends the stream with grpc.RpcError."""
         def requests():
             for call in calls:
@@ -307,7 +376,8 @@ class Client:
             yield from_tensor(r.evaluate.output if r.HasField("evaluate")
                               else r.derivative.output)
 
-    def analyze(self, function, x, epsilon=None, layers=None, alpha=None):
+    def analyze(self, function, x, epsilon=None, layers=None, alpha=None,
+                dtype=None):
         """Gradient-flow diagnostics of an elementwise f over x (see
         AnalyzeResponse in activation.proto): a dict with units, nan_count,
         epsilon, zero_outputs, saturated_units, dead_units, sparsity,
@@ -315,7 +385,7 @@ class Client:
         mean_abs_derivative, max_abs_derivative and, when layers is given,
         attenuation = mean_abs_derivative ** layers."""
         r = pb.AnalyzeRequest(spec=self.spec(function, alpha),
-                              input=self._tensor(x))
+                              input=self._tensor(x, dtype))
         if epsilon is not None:
             r.epsilon = float(epsilon)
         if layers is not None:

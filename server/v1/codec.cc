@@ -22,6 +22,10 @@ std::optional<DType> FromProto(v1::DataType dtype) {
       return DType::kFloat32;
     case v1::FLOAT64:
       return DType::kFloat64;
+    case v1::FLOAT16:
+      return DType::kFloat16;
+    case v1::BFLOAT16:
+      return DType::kBFloat16;
     default:
       return std::nullopt;
   }
@@ -31,11 +35,17 @@ std::optional<DType> FromProto(v1::DataType dtype) {
 absl::string_view TypedField(DType dtype) {
   switch (dtype) {
     case DType::kFloat32:
+    case DType::kFloat16:
+    case DType::kBFloat16:
       return ".float_data";
     case DType::kFloat64:
       return ".double_data";
   }
   UnknownDType(dtype);
+}
+
+bool IsHalf(DType dtype) {
+  return dtype == DType::kFloat16 || dtype == DType::kBFloat16;
 }
 
 // Typed values (their bytes), checked against the dtype and the shape's
@@ -45,10 +55,10 @@ absl::StatusOr<const void*> TypedValues(const v1::Tensor& tensor,
                                         int64_t size, absl::string_view floats,
                                         absl::string_view doubles) {
   const bool has_float = !floats.empty();
-  if (has_float && dtype != DType::kFloat32) {
+  if (has_float && dtype == DType::kFloat64) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, ".float_data is set but ", name, ".dtype is ", DTypeName(dtype),
-        "; float_data needs FLOAT32 (use double_data or "
+        "; float_data needs FLOAT32, FLOAT16 or BFLOAT16 (use double_data or "
         "raw_data)"));
   }
   if (!has_float && dtype != DType::kFloat64) {
@@ -117,6 +127,10 @@ v1::DataType ToProto(DType dtype) {
       return v1::FLOAT32;
     case DType::kFloat64:
       return v1::FLOAT64;
+    case DType::kFloat16:
+      return v1::FLOAT16;
+    case DType::kBFloat16:
+      return v1::BFLOAT16;
   }
   UnknownDType(dtype);
 }
@@ -144,7 +158,7 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
   if (!dtype) {
     return absl::InvalidArgumentError(
         absl::StrCat(name, ".dtype is ", DataTypeString(tensor.dtype()),
-                     ", expected FLOAT32 or FLOAT64"));
+                     ", expected FLOAT32, FLOAT64, FLOAT16 or BFLOAT16"));
   }
   const absl::Span<const int64_t> shape(tensor.shape().data(),
                                         tensor.shape_size());
@@ -178,6 +192,15 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
         TypedValues(tensor, name, *dtype, size, floats, doubles);
     if (!values.ok()) return values.status();
     decoded.encoding = Encoding::kTyped;
+    if (IsHalf(*dtype)) {
+      // float_data of a half dtype: each value rounded to it once.
+      absl::StatusOr<TensorView> view = TensorView::MakeRounded(
+          std::string(name), *dtype, shape,
+          absl::MakeConstSpan(static_cast<const float*>(*values), size));
+      if (!view.ok()) return view.status();
+      decoded.view = *std::move(view);
+      return decoded;
+    }
     values_at = *values;
   } else {
     // Raw, or no data at all, which only an empty tensor may have.
@@ -310,7 +333,9 @@ void* MessageSink::Allocate(OutputRole role, DType dtype,
   out->mutable_shape()->Add(shape.begin(), shape.end());
   out->set_dtype(ToProto(dtype));
   const int64_t element_size = DTypeSize(dtype);
-  if (wire_ != nullptr) {
+  // Typed half values are computed apart and widened into float_data by
+  // Finish, into the message or a wire buffer.
+  if (wire_ != nullptr && !(encoding_ == Encoding::kTyped && IsHalf(dtype))) {
     const int field =
         encoding_ == Encoding::kRaw ? v1::Tensor::kRawDataFieldNumber
         : dtype == DType::kFloat64  ? v1::Tensor::kDoubleDataFieldNumber
@@ -325,6 +350,14 @@ void* MessageSink::Allocate(OutputRole role, DType dtype,
       case DType::kFloat64:
         out->mutable_double_data()->Resize(static_cast<int>(elements), 0.0);
         return out->mutable_double_data()->mutable_data();
+      case DType::kFloat16:
+      case DType::kBFloat16: {
+        // Computed as half values, widened into float_data by Finish.
+        std::vector<double> values(
+            (elements * element_size + sizeof(double) - 1) / sizeof(double));
+        typed_halves_.push_back({role, dtype, elements, std::move(values)});
+        return typed_halves_.back().values.data();
+      }
     }
     UnknownDType(dtype);
   }
@@ -339,12 +372,44 @@ void* MessageSink::Allocate(OutputRole role, DType dtype,
   return scratch_.back().second.data();
 }
 
+int64_t MessageSink::WireBytes(DType dtype, int rank, int64_t elements) const {
+  // A typed half tensor travels as float_data: 4 bytes a value.
+  const int64_t size =
+      encoding_ == Encoding::kTyped && IsHalf(dtype) ? 4 : DTypeSize(dtype);
+  return TensorWireBytes(elements, size, rank);
+}
+
 void MessageSink::Finish() {
   for (auto& [role, values] : scratch_) {
     std::string* raw = targets_[static_cast<int>(role)]->mutable_raw_data();
     std::memcpy(raw->data(), values.data(), raw->size());
   }
   scratch_.clear();
+  for (TypedHalf& t : typed_halves_) {
+    v1::Tensor* tensor = targets_[static_cast<int>(t.role)];
+    float* to;
+    if (wire_ != nullptr) {
+      to = static_cast<float*>(
+          wire_->Allocate(tensor, v1::Tensor::kFloatDataFieldNumber,
+                          t.elements * static_cast<int64_t>(sizeof(float))));
+    } else {
+      tensor->mutable_float_data()->Resize(static_cast<int>(t.elements), 0.0f);
+      to = tensor->mutable_float_data()->mutable_data();
+    }
+    const absl::Span<float> wide(to, t.elements);
+    if (t.dtype == DType::kFloat16) {
+      WidenHalf(
+          absl::MakeConstSpan(reinterpret_cast<const Float16*>(t.values.data()),
+                              t.elements),
+          wide);
+    } else {
+      WidenHalf(
+          absl::MakeConstSpan(
+              reinterpret_cast<const BFloat16*>(t.values.data()), t.elements),
+          wide);
+    }
+  }
+  typed_halves_.clear();
 }
 
 }  // namespace actsvc::server

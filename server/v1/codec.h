@@ -93,6 +93,7 @@ class MessageSink final : public OutputSink {
               std::initializer_list<std::pair<OutputRole, v1::Tensor*>> targets,
               WireResponse* wire = nullptr);
 
+  int64_t WireBytes(DType dtype, int rank, int64_t elements) const override;
   void* Allocate(OutputRole role, DType dtype, absl::Span<const int64_t> shape,
                  int64_t elements) override;
   void Finish() override;
@@ -110,6 +111,14 @@ class MessageSink final : public OutputSink {
   std::array<bool, kRoles> allocated_{};
   // Values computed apart from an unaligned raw_data: (role, values).
   std::vector<std::pair<OutputRole, std::vector<double>>> scratch_;
+  // Half values of a typed response, widened into float_data by Finish.
+  struct TypedHalf {
+    OutputRole role;
+    DType dtype;
+    int64_t elements;
+    std::vector<double> values;
+  };
+  std::vector<TypedHalf> typed_halves_;
 };
 
 }  // namespace actsvc::server

@@ -256,6 +256,87 @@ TEST(FormatTest, FullPrecisionPerDtype) {
   EXPECT_EQ(FormatValue(std::nan(""), actsvc::v1::FLOAT64), "nan");
 }
 
+// ---------------------------------------------------------------------------
+// float16 and bfloat16 (issue 14).
+
+TEST(HalfTest, DtypeNamesAndSizes) {
+  EXPECT_EQ(*DtypeFromName("float16"), actsvc::v1::FLOAT16);
+  EXPECT_EQ(*DtypeFromName("half"), actsvc::v1::FLOAT16);
+  EXPECT_EQ(*DtypeFromName("BFloat16"), actsvc::v1::BFLOAT16);
+  EXPECT_EQ(*DtypeFromName("bf16"), actsvc::v1::BFLOAT16);
+  EXPECT_THAT(DtypeFromName("int8").status().message(),
+              HasSubstr("float32, float64, float16 or bfloat16"));
+  EXPECT_EQ(DtypeSize(actsvc::v1::FLOAT16), 2u);
+  EXPECT_EQ(DtypeSize(actsvc::v1::BFLOAT16), 2u);
+  EXPECT_EQ(DtypeName(actsvc::v1::BFLOAT16), "bfloat16");
+}
+
+TEST(HalfTest, ValuesAreRoundedOnceAndOverflowIsAnError) {
+  // 0.1 in float16 is 0.0999755859375; in bfloat16 0.10009765625.
+  EXPECT_THAT(*ParseValues("0.1,-inf", actsvc::v1::FLOAT16),
+              ElementsAre(0.0999755859375, -kInf));
+  EXPECT_THAT(*ParseValues("0.1", actsvc::v1::BFLOAT16),
+              ElementsAre(0.10009765625));
+  // 65519 rounds to 65504; 65520 is the midpoint to 2^16 and overflows.
+  EXPECT_THAT(*ParseValues("65519", actsvc::v1::FLOAT16), ElementsAre(65504));
+  EXPECT_THAT(ParseValues("65520", actsvc::v1::FLOAT16).status().message(),
+              HasSubstr("overflows float16"));
+  EXPECT_TRUE(ParseValues("1e38", actsvc::v1::BFLOAT16).ok());
+}
+
+TEST(HalfTest, RawIsTwoBytesAndTypedIsFloatData) {
+  const std::vector<double> values = {1.5, -kInf, 0.25, 6.103515625e-05};
+  for (auto dtype : {actsvc::v1::FLOAT16, actsvc::v1::BFLOAT16}) {
+    actsvc::v1::Tensor raw = MakeTensor({4}, dtype, values, Encoding::kRaw);
+    EXPECT_EQ(raw.raw_data().size(), 8u);
+    actsvc::v1::Tensor typed = MakeTensor({4}, dtype, values, Encoding::kTyped);
+    EXPECT_THAT(typed.float_data(),
+                ElementsAre(1.5f, -INFINITY, 0.25f, 6.103515625e-05f));
+    for (actsvc::v1::Tensor* t : {&raw, &typed}) {
+      EXPECT_EQ(*TensorValues(*t), values) << DtypeName(dtype);
+      EXPECT_EQ(*TensorBytes(*t), raw.raw_data());
+    }
+    ASSERT_TRUE(ConvertToTyped(&raw).ok());
+    EXPECT_EQ(*TensorValues(raw), values);
+  }
+  // float16 1.0 is 0x3c00, little-endian.
+  EXPECT_EQ(
+      MakeTensor({1}, actsvc::v1::FLOAT16, {1.0}, Encoding::kRaw).raw_data(),
+      std::string("\x00\x3c", 2));
+}
+
+TEST(HalfTest, Float32BytesAreRoundedToBFloat16) {
+  const float x[] = {1.00390625f, 1.01171875f};  // 1 + 2^-8 ties to 1
+  actsvc::v1::Tensor t = MakeTensorFromBytes(
+      {2}, actsvc::v1::FLOAT32,
+      absl::string_view(reinterpret_cast<const char*>(x), sizeof(x)),
+      actsvc::v1::BFLOAT16, Encoding::kRaw);
+  EXPECT_THAT(*TensorValues(t), ElementsAre(1.0, 1.015625));
+}
+
+TEST(HalfTest, NpyFloat16AndBFloat16BitPatterns) {
+  for (auto dtype : {actsvc::v1::FLOAT16, actsvc::v1::BFLOAT16}) {
+    NpyArray array;
+    array.shape = {2};
+    array.dtype = dtype;
+    array.data = std::string("\x00\x3c\x80\x3f", 4);
+    absl::StatusOr<std::string> file = EncodeNpy(array);
+    ASSERT_TRUE(file.ok()) << file.status();
+    EXPECT_THAT(*file,
+                HasSubstr(dtype == actsvc::v1::FLOAT16 ? "'descr': '<f2'"
+                                                       : "'descr': '<u2'"));
+    absl::StatusOr<NpyArray> back = ParseNpy(*file);
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(back->dtype, dtype);
+    EXPECT_EQ(back->data, array.data);
+  }
+}
+
+TEST(HalfTest, FormatsWithTheDigitsOfTheType) {
+  EXPECT_EQ(FormatValue(0.0999755859375, actsvc::v1::FLOAT16), "0.099976");
+  EXPECT_EQ(FormatValue(0.10009765625, actsvc::v1::BFLOAT16), "0.1001");
+}
+
 TEST(FormatTest, NestedBrackets) {
   EXPECT_EQ(FormatValues({}, {7}, actsvc::v1::FLOAT32), "7");
   EXPECT_EQ(FormatValues({0}, {}, actsvc::v1::FLOAT32), "[]");

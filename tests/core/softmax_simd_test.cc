@@ -1,4 +1,4 @@
-// The SIMD softmax kernels (core/softmax-inl.h, contiguous rows) on every
+// The SIMD softmax kernels (core/softmax_row-inl.h, contiguous rows) on every
 // instruction set compiled in and supported here
 // (hwy::SetSupportedTargetsForTest):
 //  - accuracy against a __float128 computation from the same inputs: p and

@@ -283,6 +283,58 @@ TEST_F(CliTest, NpyInAndOut) {
   std::remove(out_path.c_str());
 }
 
+// float16 and bfloat16 (issue 14): values rounded by the client, results
+// printed with the type's digits; float16 .npy in and out, bfloat16 .npy as
+// '<u2' bit patterns, a float32 .npy rounded to --dtype.
+TEST_F(CliTest, HalfDtypes) {
+  ProcessResult r =
+      Cli({"--dtype=float16", "evaluate", "--function=sigmoid", "--x=0.1,-20"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  // σ(0.0999755859375) = 0.52497... -> float16 0.5249; σ(-20) = 2.06e-09 is
+  // below float16's smallest subnormal (5.96e-08): 0.
+  EXPECT_EQ(r.out, "output: float16 [2]\n[0.5249, 0]\n");
+  r = Cli({"--dtype=bfloat16", "--encoding=typed", "derivative",
+           "--function=tanh", "--x=40"});
+  ASSERT_EQ(r.exit_code, 0) << Describe(r);
+  // sech²(40) = 4e^-80 = 7.22e-35: a normal bfloat16 (float32's exponent
+  // range), 0 in float16.
+  EXPECT_THAT(r.out, StartsWith("output: bfloat16 [1]\n[7.2"));
+
+  const std::string dir = ::testing::TempDir();
+  const std::string in_path = absl::StrCat(dir, "/cli_e2e_half_in.npy");
+  const std::string out_path = absl::StrCat(dir, "/cli_e2e_half_out.npy");
+  client::NpyArray in;
+  in.shape = {3};
+  in.dtype = actsvc::v1::FLOAT32;
+  const float x[] = {-1, 2.00390625f, 3};  // 2 + 2^-8 rounds to bfloat16 2
+  in.data.assign(reinterpret_cast<const char*>(x), sizeof(x));
+  ASSERT_TRUE(client::WriteNpyFile(in_path, in).ok());
+  for (const char* dtype : {"float16", "bfloat16"}) {
+    r = Cli({absl::StrCat("--dtype=", dtype), "evaluate", "--function=relu",
+             absl::StrCat("--x_npy=", in_path),
+             absl::StrCat("--out_npy=", out_path)});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    absl::StatusOr<client::NpyArray> out = client::ReadNpyFile(out_path);
+    ASSERT_TRUE(out.ok()) << out.status();
+    const bool f16 = std::string(dtype) == "float16";
+    EXPECT_EQ(out->dtype, f16 ? actsvc::v1::FLOAT16 : actsvc::v1::BFLOAT16);
+    // float16: 0, 2.00390625 (exact: 2 + 2^-8), 3; bfloat16: 0, 2, 3.
+    const uint16_t want16[] = {0x0000, 0x4002, 0x4200};
+    const uint16_t wantbf[] = {0x0000, 0x4000, 0x4040};
+    EXPECT_EQ(
+        out->data,
+        std::string(reinterpret_cast<const char*>(f16 ? want16 : wantbf), 6))
+        << dtype;
+    // The half file reads back as its own dtype.
+    r = Cli({"evaluate", "--function=identity",
+             absl::StrCat("--x_npy=", out_path)});
+    ASSERT_EQ(r.exit_code, 0) << Describe(r);
+    EXPECT_THAT(r.out, StartsWith(absl::StrCat("output: ", dtype, " [3]\n")));
+  }
+  std::remove(in_path.c_str());
+  std::remove(out_path.c_str());
+}
+
 TEST_F(CliTest, StreamAnswersInOrder) {
   ProcessResult r = Cli({"stream", "--function=sigmoid", "--x=0",
                          "--ops=evaluate,derivative,derivative2"});
@@ -323,7 +375,8 @@ TEST_F(CliTest, UsageErrorsExitTwo) {
            {"evaluate", "--function=relu", "--x=1", "--labels=0"},
            {"frobnicate"},
            {"health", "--no_such_flag"},
-           {"--dtype=float16", "evaluate", "--function=relu", "--x=1"},
+           {"--dtype=int8", "evaluate", "--function=relu", "--x=1"},
+           {"--dtype=float16", "evaluate", "--function=relu", "--x=1e5"},
            {"xent", "--x=1,2"},  // no labels
        }) {
     ProcessResult r = Cli(args);

@@ -3,12 +3,14 @@
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/half.h"
 #include "server/method_table.h"
 #include "server/tensor.h"
 #include "server/v1/service.h"
@@ -43,14 +45,18 @@ void CheckFailure(const absl::Status& status) {
 }
 
 void CheckTensor(const v1::Tensor& tensor, absl::string_view name) {
-  Check(tensor.dtype() == v1::FLOAT32 || tensor.dtype() == v1::FLOAT64,
-        absl::StrCat(name, ": dtype ", tensor.dtype()));
+  const v1::DataType dtype = tensor.dtype();
+  const bool half = dtype == v1::FLOAT16 || dtype == v1::BFLOAT16;
+  Check(dtype == v1::FLOAT32 || dtype == v1::FLOAT64 || half,
+        absl::StrCat(name, ": dtype ", dtype));
   for (const int64_t dim : tensor.shape()) {
     Check(dim >= 0, absl::StrCat(name, ": a negative dim"));
   }
   const int64_t size = Elements(tensor);
   Check(size >= 0, absl::StrCat(name, ": the shape overflows"));
-  const int64_t element_size = tensor.dtype() == v1::FLOAT32 ? 4 : 8;
+  const int64_t element_size = dtype == v1::FLOAT64   ? 8
+                               : dtype == v1::FLOAT32 ? 4
+                                                      : 2;
   const int encodings = !tensor.raw_data().empty() +
                         (tensor.float_data_size() > 0) +
                         (tensor.double_data_size() > 0);
@@ -62,10 +68,22 @@ void CheckTensor(const v1::Tensor& tensor, absl::string_view name) {
         absl::StrCat(name, ": raw_data is not a whole number of values"));
   Check(values == size,
         absl::StrCat(name, ": ", values, " values for ", size, " elements"));
-  Check(tensor.float_data_size() == 0 || tensor.dtype() == v1::FLOAT32,
+  Check(tensor.float_data_size() == 0 || dtype != v1::FLOAT64,
         absl::StrCat(name, ": float_data in a FLOAT64 tensor"));
-  Check(tensor.double_data_size() == 0 || tensor.dtype() == v1::FLOAT64,
-        absl::StrCat(name, ": double_data in a FLOAT32 tensor"));
+  Check(tensor.double_data_size() == 0 || dtype == v1::FLOAT64,
+        absl::StrCat(name, ": double_data in a ", v1::DataType_Name(dtype),
+                     " tensor"));
+  if (half) {
+    // A typed half response holds half values widened: each float is one.
+    const bool f16 = dtype == v1::FLOAT16;
+    for (const float f : tensor.float_data()) {
+      const double back = f16 ? HalfToFloat(HalfFromDouble<Float16>(f))
+                              : HalfToFloat(HalfFromDouble<BFloat16>(f));
+      Check(std::isnan(f) || back == f,
+            absl::StrCat(name, ": float_data ", f, " is not a ",
+                         v1::DataType_Name(dtype), " value"));
+    }
+  }
 }
 
 void CheckSameLayout(const v1::Tensor& output, const v1::Tensor& input,

@@ -56,13 +56,33 @@ def tensor(shape, vals=None, dtype="FLOAT32", encoding="raw"):
     if vals is None:
         vals = values(math.prod(shape))
     if encoding == "raw":
-        fmt = "<%d%s" % (len(vals), "f" if dtype == "FLOAT32" else "d")
-        t.raw_data = struct.pack(fmt, *vals)
-    elif dtype == "FLOAT32":
-        t.float_data.extend(vals)
-    else:
+        if dtype == "FLOAT16":
+            t.raw_data = b"".join(f16_bytes(v) for v in vals)
+        elif dtype == "BFLOAT16":
+            t.raw_data = b"".join(bf16_bytes(v) for v in vals)
+        else:
+            fmt = "<%d%s" % (len(vals), "f" if dtype == "FLOAT32" else "d")
+            t.raw_data = struct.pack(fmt, *vals)
+    elif dtype == "FLOAT64":
         t.double_data.extend(vals)
+    else:  # FLOAT32, and float_data rounded by the server for the halves
+        t.float_data.extend(vals)
     return t
+
+
+def f16_bytes(v):
+    """v as IEEE binary16, little-endian, rounded to nearest even."""
+    if math.isfinite(v) and abs(v) >= 65520:
+        v = math.copysign(math.inf, v)
+    return struct.pack("<e", v)
+
+
+def bf16_bytes(v):
+    """v as bfloat16, little-endian: float32 rounded to nearest even."""
+    bits = struct.unpack("<I", struct.pack("<f", v))[0]
+    if math.isnan(v):
+        return struct.pack("<H", (bits >> 16) | 0x40)
+    return struct.pack("<H", (bits + 0x7FFF + ((bits >> 16) & 1)) >> 16)
 
 
 def spec(function, alpha=None, axis=None):
@@ -81,8 +101,15 @@ def variants():
             ("FLOAT64", "typed")]
 
 
+def half_variants():
+    """(dtype, encoding) pairs of the half types (issue 14), all four."""
+    return [("FLOAT16", "raw"), ("BFLOAT16", "raw"), ("FLOAT16", "typed"),
+            ("BFLOAT16", "typed")]
+
+
 def short(dtype, encoding):
-    return ("f32" if dtype == "FLOAT32" else "f64") + "_" + encoding
+    return {"FLOAT32": "f32", "FLOAT64": "f64", "FLOAT16": "f16",
+            "BFLOAT16": "bf16"}[dtype] + "_" + encoding
 
 
 # Invalid input tensors shared by every RPC that takes one.
@@ -107,6 +134,13 @@ def bad_tensors():
     bad["shape_overflows"] = pb.Tensor(shape=[1 << 62, 4], dtype=pb.FLOAT64,
                                        raw_data=b"\0" * 8)
     bad["over_max_elements"] = pb.Tensor(shape=[1 << 17], dtype=pb.FLOAT32)
+    t = tensor([3], None, "FLOAT16"); t.raw_data = t.raw_data[:-1]
+    bad["f16_raw_odd_bytes"] = t
+    t = tensor([3], None, "BFLOAT16"); t.raw_data = tensor([3]).raw_data
+    bad["bf16_raw_float32_sized"] = t
+    t = pb.Tensor(shape=[2], dtype=pb.FLOAT16); t.double_data.extend([1.0, 2.0])
+    bad["double_data_in_float16"] = t
+    bad["f16_typed_count_mismatch"] = tensor([5], values(4), "FLOAT16", "typed")
     return bad
 
 
@@ -118,6 +152,15 @@ def evaluate_corpus():
         for dtype, enc in (variants()[i % 4], variants()[3 - i % 4]):
             out["%s_%s" % (f.lower(), short(dtype, enc))] = pb.EvaluateRequest(
                 spec=spec(f), input=tensor([2, 8], None, dtype, enc))
+    for i, f in enumerate(FUNCTIONS):
+        dtype, enc = half_variants()[i % 4]
+        out["%s_%s" % (f.lower(), short(dtype, enc))] = pb.EvaluateRequest(
+            spec=spec(f), input=tensor([2, 8], None, dtype, enc))
+    out["sigmoid_specials_f16"] = pb.EvaluateRequest(
+        spec=spec("SIGMOID"), input=tensor([8], SPECIALS, "FLOAT16"))
+    out["softmax_specials_bf16_typed"] = pb.EvaluateRequest(
+        spec=spec("SOFTMAX"), input=tensor([2, 4], SPECIALS, "BFLOAT16",
+                                           "typed"))
     out["leaky_relu_alpha"] = pb.EvaluateRequest(
         spec=spec("LEAKY_RELU", alpha=0.2), input=tensor([8]))
     out["elu_alpha_negative"] = pb.EvaluateRequest(
@@ -177,6 +220,18 @@ def derivative_corpus():
         g = tensor([2, 6], values(12)[::-1], dtype, "raw")
         out["%s_vjp_%s" % (f.lower(), short(dtype, enc))] = \
             pb.DerivativeRequest(spec=spec(f), input=x, upstream_grad=g)
+    for i, f in enumerate(FUNCTIONS):
+        dtype, enc = half_variants()[i % 4]
+        x = tensor([2, 6], None, dtype, enc)
+        g = tensor([2, 6], values(12)[::-1], dtype, enc)
+        out["%s_vjp_%s" % (f.lower(), short(dtype, enc))] = \
+            pb.DerivativeRequest(spec=spec(f), input=x, upstream_grad=g)
+        if f not in AXIS_FUNCTIONS:
+            out["%s_order2_%s" % (f.lower(), short(dtype, enc))] = \
+                pb.DerivativeRequest(spec=spec(f), input=x, order=2)
+    out["bad_vjp_half_dtype_mismatch"] = pb.DerivativeRequest(
+        spec=spec("SILU"), input=tensor([2], None, "FLOAT16"),
+        upstream_grad=tensor([2], None, "BFLOAT16"))
     out["softmax_vjp_axis0"] = pb.DerivativeRequest(
         spec=spec("SOFTMAX", axis=0), input=tensor([3, 2, 2]),
         upstream_grad=tensor([3, 2, 2], encoding="typed"))
@@ -222,6 +277,12 @@ def jacobian_corpus():
                               short(dtype, enc))] = pb.JacobianRequest(
                 spec=spec(f), input=tensor([2, 4], None, dtype, enc),
                 dense=dense)
+    for i, f in enumerate(FUNCTIONS):
+        dtype, enc = half_variants()[i % 4]
+        out["%s_dense_%s" % (f.lower(), short(dtype, enc))] = \
+            pb.JacobianRequest(spec=spec(f),
+                               input=tensor([2, 4], None, dtype, enc),
+                               dense=True)
     out["softmax_axis0_rank3"] = pb.JacobianRequest(
         spec=spec("SOFTMAX", axis=0), input=tensor([3, 2, 2], None, "FLOAT64"))
     out["log_softmax_specials"] = pb.JacobianRequest(
@@ -259,7 +320,7 @@ def cross_entropy_corpus():
     Req = pb.SoftmaxCrossEntropyRequest
     out = {}
     reductions = [Req.MEAN, Req.SUM, Req.NONE]
-    for i, (dtype, enc) in enumerate(variants()):
+    for i, (dtype, enc) in enumerate(variants() + half_variants()):
         for r in reductions:
             name = "indices_%s_%s" % (Req.Reduction.Name(r).lower(),
                                       short(dtype, enc))
@@ -309,6 +370,9 @@ def cross_entropy_corpus():
     out["bad_probs_dtype"] = Req(logits=tensor([1, 2]),
                                  target_probs=tensor([1, 2], [0.5, 0.5],
                                                      "FLOAT64"))
+    out["bad_probs_half_dtype"] = Req(
+        logits=tensor([1, 2], None, "FLOAT16"),
+        target_probs=tensor([1, 2], [0.5, 0.5], "BFLOAT16"))
     out["bad_too_large"] = Req(logits=pb.Tensor(shape=[1 << 40, 1 << 20],
                                                 dtype=pb.FLOAT32))
     for name, t in bad_tensors().items():
@@ -327,6 +391,10 @@ def analyze_corpus():
         if i % 2 == 0:
             r.epsilon = 10.0 ** -(1 + i % 5)
         out["%s_%s" % (f.lower(), short(dtype, enc))] = r
+    for i, f in enumerate(ELEMENTWISE):
+        dtype, enc = half_variants()[i % 4]
+        out["%s_%s" % (f.lower(), short(dtype, enc))] = pb.AnalyzeRequest(
+            spec=spec(f), input=tensor([4, 5], None, dtype, enc))
     out["specials"] = pb.AnalyzeRequest(spec=spec("SIGMOID"),
                                         input=tensor([8], SPECIALS), layers=3)
     out["only_nan"] = pb.AnalyzeRequest(spec=spec("TANH"),

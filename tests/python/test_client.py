@@ -60,6 +60,91 @@ def rng():
     return np.random.default_rng(7)
 
 
+class HalfTest(unittest.TestCase):
+    """float16 (numpy's own) and bfloat16 (uint16 bit patterns) in and out,
+    raw and typed: results correctly rounded from a float64 reference."""
+
+    def clients(self):
+        return [CLIENT, actsvc_client.Client(SERVER.target, typed=True)]
+
+    def test_float16_in_and_out(self):
+        x = np.linspace(-8, 8, 1001).astype(np.float16)
+        want = special.expit(x.astype(np.float64)).astype(np.float16)
+        for client in self.clients():
+            y = client.evaluate("sigmoid", x)
+            self.assertEqual(y.dtype, np.float16)
+            np.testing.assert_array_equal(y, want)
+            g = np.float16(0.5) * np.ones_like(x)
+            d = client.vjp("sigmoid", x, g)
+            self.assertEqual(d.dtype, np.float16)
+            s = special.expit(x.astype(np.float64))
+            np.testing.assert_array_equal(d, (0.5 * s * (1 - s)).astype(
+                np.float16))
+        # dtype="float16" rounds a float array on the client.
+        self.assertEqual(CLIENT.evaluate("identity", [1 + 2.0 ** -11],
+                                         dtype="float16")[0], 1.0)
+
+    def test_bfloat16_helpers(self):
+        x = np.float32([1.0, 1.00390625, 1.01171875, -3e38, np.inf, 1e-40])
+        bits = actsvc_client.to_bfloat16_bits(x)
+        self.assertEqual(bits.dtype, np.uint16)
+        np.testing.assert_array_equal(
+            bits, [0x3F80, 0x3F80, 0x3F82, 0xFF62, 0x7F80, 0x0001])
+        back = actsvc_client.from_bfloat16_bits(bits)
+        self.assertEqual(back.dtype, np.float32)
+        np.testing.assert_array_equal(actsvc_client.to_bfloat16_bits(back),
+                                      bits)
+        self.assertTrue(np.isnan(actsvc_client.from_bfloat16_bits(
+            actsvc_client.to_bfloat16_bits(np.float32([np.nan])))[0]))
+
+    def test_bfloat16_every_rpc(self):
+        bf = actsvc_client.to_bfloat16_bits
+        wide = actsvc_client.from_bfloat16_bits
+        x = bf(np.linspace(-6, 6, 240, dtype=np.float32)).reshape(4, 60)
+        xd = wide(x).astype(np.float64)
+        for client in self.clients():
+            y = client.evaluate("tanh", x, dtype="bfloat16")
+            self.assertEqual(y.dtype, np.uint16)
+            self.assertEqual(y.shape, (4, 60))
+            # Within 1 bfloat16 ULP (2^-7 relative) of tanh; all but a rare
+            # near-midpoint value correctly rounded from float32 tanh.
+            err = np.abs(wide(y) - np.tanh(xd))
+            self.assertTrue(np.all(err <= 2.0 ** -7 * np.abs(np.tanh(xd))))
+            p = client.evaluate("softmax", x, dtype="bfloat16")
+            np.testing.assert_allclose(wide(p), softmax_ref(xd, -1),
+                                       rtol=2.0 ** -7, atol=1e-30)
+            g = bf(np.ones((4, 60), dtype=np.float32))
+            d = client.vjp("silu", x, g, dtype="bfloat16")
+            self.assertEqual(d.dtype, np.uint16)
+            np.testing.assert_allclose(wide(d), ref_derivative("silu", xd, None),
+                                       rtol=2.0 ** -7, atol=1e-30)
+            j = client.jacobian("softmax", x[:1, :5], dtype="bfloat16")
+            self.assertEqual((j.dtype, j.shape), (np.uint16, (1, 5, 5)))
+            ce = client.softmax_cross_entropy(x, labels=[0, 5, 59, 30],
+                                              dtype="bfloat16")
+            lse = logsumexp_ref(xd, -1)
+            want = np.mean(lse - xd[np.arange(4), [0, 5, 59, 30]])
+            self.assertEqual(ce.grad.dtype, np.uint16)
+            self.assertLessEqual(abs(wide(np.uint16([ce.loss]))[0] - want),
+                                 2.0 ** -7 * want)
+            report = client.analyze("relu", x, dtype="bfloat16")
+            self.assertEqual(report["dead_fraction"], 0.5)
+            out = list(client.stream([("evaluate", "relu", x,
+                                       {"dtype": "bfloat16"})]))
+            np.testing.assert_array_equal(out[0], np.where(xd > 0, x, 0))
+
+    def test_half_companions_of_another_dtype_are_invalid(self):
+        x = np.float16([1, 2])
+        with self.assertRaises(grpc.RpcError) as e:
+            CLIENT.stub.Derivative(actsvc_client.pb.DerivativeRequest(
+                spec=CLIENT.spec("sigmoid"),
+                input=actsvc_client.to_tensor(x),
+                upstream_grad=actsvc_client.to_tensor(x, dtype="bfloat16")))
+        self.assertEqual(e.exception.code(), grpc.StatusCode.INVALID_ARGUMENT)
+        self.assertIn("upstream_grad.dtype is BFLOAT16, expected FLOAT16",
+                      e.exception.details())
+
+
 class TensorsTest(unittest.TestCase):
     def test_dtype_and_shape_round_trip(self):
         for dtype in (np.float32, np.float64):
@@ -76,7 +161,7 @@ class TensorsTest(unittest.TestCase):
     def test_other_dtypes_are_converted(self):
         self.assertEqual(CLIENT.evaluate("relu", [1, -2]).dtype, np.float64)
         self.assertEqual(
-            CLIENT.evaluate("relu", np.float16([1, -2])).dtype, np.float32)
+            CLIENT.evaluate("relu", np.int16([1, -2])).dtype, np.float64)
         big_endian = np.array([1.5, -2.5], dtype=">f8")
         np.testing.assert_array_equal(CLIENT.evaluate("relu", big_endian),
                                       [1.5, 0.0])

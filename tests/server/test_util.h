@@ -3,6 +3,7 @@
 #ifndef ACTSVC_TESTS_SERVER_TEST_UTIL_H_
 #define ACTSVC_TESTS_SERVER_TEST_UTIL_H_
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "actsvc/v1/activation.pb.h"
+#include "core/half.h"
 #include "gtest/gtest.h"
 #include "server/v1/codec.h"
 
@@ -27,6 +29,8 @@ v1::Tensor MakeTensor(const std::vector<int64_t>& shape,
                     values.size() * sizeof(T)));
   } else if constexpr (std::is_same_v<T, float>) {
     tensor.mutable_float_data()->Add(values.begin(), values.end());
+  } else if constexpr (kIsHalf<T>) {
+    for (T v : values) tensor.add_float_data(HalfToFloat(v));  // exact
   } else {
     tensor.mutable_double_data()->Add(values.begin(), values.end());
   }
@@ -56,6 +60,14 @@ std::vector<T> ValuesOf(const v1::Tensor& tensor) {
   }
   if constexpr (std::is_same_v<T, float>) {
     return {tensor.float_data().begin(), tensor.float_data().end()};
+  } else if constexpr (kIsHalf<T>) {
+    // The half values widened: each must narrow back exactly.
+    std::vector<T> values;
+    for (float f : tensor.float_data()) {
+      values.push_back(HalfFromDouble<T>(f));
+      EXPECT_TRUE(std::isnan(f) || HalfToFloat(values.back()) == f) << f;
+    }
+    return values;
   } else {
     return {tensor.double_data().begin(), tensor.double_data().end()};
   }

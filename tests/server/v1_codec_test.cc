@@ -81,8 +81,8 @@ TEST(DecodeTensorTest, DtypeUnspecified) {
   t.set_dtype(v1::DATA_TYPE_UNSPECIFIED);
   EXPECT_THAT(DecodeTensor(t, "input"),
               IsInvalidArgumentWith(
-                  "input.dtype is DATA_TYPE_UNSPECIFIED, expected FLOAT32 or "
-                  "FLOAT64"));
+                  "input.dtype is DATA_TYPE_UNSPECIFIED, expected FLOAT32, "
+                  "FLOAT64, FLOAT16 or BFLOAT16"));
 }
 
 TEST(DecodeTensorTest, UnknownDtypeNumber) {

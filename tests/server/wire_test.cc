@@ -116,23 +116,41 @@ class WireTest : public ::testing::Test {
   MethodTable methods_;
 };
 
+template <typename H>
+std::vector<H> HalfRamp(int64_t n, double lo, double hi) {
+  std::vector<H> values;
+  for (double v : Ramp<double>(n, lo, hi)) {
+    values.push_back(HalfFromDouble<H>(v));
+  }
+  return values;
+}
+
 v1::Tensor Input(const std::vector<int64_t>& shape, v1::DataType dtype,
                  Encoding encoding, double lo = -6, double hi = 6) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
-  return dtype == v1::FLOAT32
-             ? MakeTensor<float>(shape, Ramp<float>(n, lo, hi), encoding)
-             : MakeTensor<double>(shape, Ramp<double>(n, lo, hi), encoding);
+  switch (dtype) {
+    case v1::FLOAT16:
+      return MakeTensor<Float16>(shape, HalfRamp<Float16>(n, lo, hi), encoding);
+    case v1::BFLOAT16:
+      return MakeTensor<BFloat16>(shape, HalfRamp<BFloat16>(n, lo, hi),
+                                  encoding);
+    case v1::FLOAT64:
+      return MakeTensor<double>(shape, Ramp<double>(n, lo, hi), encoding);
+    default:
+      return MakeTensor<float>(shape, Ramp<float>(n, lo, hi), encoding);
+  }
 }
 
 struct Layout {
   v1::DataType dtype;
   Encoding encoding;
 };
-const Layout kLayouts[] = {{v1::FLOAT32, Encoding::kRaw},
-                           {v1::FLOAT32, Encoding::kTyped},
-                           {v1::FLOAT64, Encoding::kRaw},
-                           {v1::FLOAT64, Encoding::kTyped}};
+const Layout kLayouts[] = {
+    {v1::FLOAT32, Encoding::kRaw},  {v1::FLOAT32, Encoding::kTyped},
+    {v1::FLOAT64, Encoding::kRaw},  {v1::FLOAT64, Encoding::kTyped},
+    {v1::FLOAT16, Encoding::kRaw},  {v1::FLOAT16, Encoding::kTyped},
+    {v1::BFLOAT16, Encoding::kRaw}, {v1::BFLOAT16, Encoding::kTyped}};
 
 TEST_F(WireTest, EvaluateAnswersAsProtobufWould) {
   for (const Layout& l : kLayouts) {

@@ -1,0 +1,204 @@
+// Per-target conversions between half storage (core/half.h) and float32
+// lanes, and the test that finds the float32 results whose rounding to a
+// half type cannot be trusted. Included by the .cc files that compile
+// kernels once per instruction set (hwy/foreach_target.h).
+//
+// Why not hn::PromoteTo/DemoteTo everywhere: in Highway 1.0.3 (Debian 12)
+// DemoteTo to bfloat16 truncates on every target, and float16 DemoteTo and
+// PromoteTo without F16C (SSE4, SSSE3, EMU128, SCALAR) truncate, do not
+// overflow to inf and turn inf and NaN into finite numbers. The hardware
+// conversions (F16C: vcvtps2ph with round-to-nearest-even, vcvtph2ps) are
+// used where Highway emits them; elsewhere the integer forms below round to
+// nearest even (F. Giesen's float_to_half_fast3_rtne and half_to_float).
+//
+// Per-target include guard (the skeleton.cc pattern).
+#if defined(ACTSVC_CORE_HALF_CONVERT_INL_H_) == defined(HWY_TARGET_TOGGLE)
+#ifdef ACTSVC_CORE_HALF_CONVERT_INL_H_
+#undef ACTSVC_CORE_HALF_CONVERT_INL_H_
+#else
+#define ACTSVC_CORE_HALF_CONVERT_INL_H_
+#endif
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cstring>
+#include <type_traits>
+
+#include "core/half.h"
+#include "hwy/highway.h"
+
+HWY_BEFORE_NAMESPACE();
+namespace actsvc {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Whether this target's hn::PromoteTo/DemoteTo for float16 are the F16C
+// instructions (correctly rounded, IEEE specials).
+#undef ACTSVC_F16C
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2 && !defined(HWY_DISABLE_F16C)
+#define ACTSVC_F16C 1
+#else
+#define ACTSVC_F16C 0
+#endif
+
+// 16-bit patterns in 32-bit lanes, and back.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> LoadHalfBits(D /*df*/,
+                                                         const void* p) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<uint16_t, D> du16;
+  return hn::PromoteTo(du, hn::LoadU(du16, static_cast<const uint16_t*>(p)));
+}
+template <class D>
+HWY_INLINE void StoreHalfBits(D /*df*/, hn::Vec<hn::RebindToUnsigned<D>> bits,
+                              void* p) {
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<uint16_t, D> du16;
+  hn::StoreU(hn::DemoteTo(du16, hn::BitCast(di, bits)), du16,
+             static_cast<uint16_t*>(p));
+}
+
+// float16 pattern -> float32, exact (half_to_float).
+template <class D>
+HWY_INLINE hn::Vec<D> Float16BitsToF32(D df,
+                                       hn::Vec<hn::RebindToUnsigned<D>> h) {
+  const hn::RebindToUnsigned<D> du;
+  using VU = hn::Vec<decltype(du)>;
+  const VU shifted_exp = hn::Set(du, 0x7C00u << 13);
+  VU o = hn::ShiftLeft<13>(hn::And(h, hn::Set(du, 0x7FFFu)));
+  const VU exp = hn::And(o, shifted_exp);
+  o = hn::Add(o, hn::Set(du, (127u - 15u) << 23));
+  // inf and NaN: the exponent all ones.
+  o = hn::IfThenElse(hn::Eq(exp, shifted_exp),
+                     hn::Add(o, hn::Set(du, (128u - 16u) << 23)), o);
+  // Zero and subnormals: renormalize through a float subtraction (exact).
+  const hn::Vec<D> renorm =
+      hn::Sub(hn::BitCast(df, hn::Add(o, hn::Set(du, 1u << 23))),
+              hn::BitCast(df, hn::Set(du, 113u << 23)));
+  o = hn::IfThenElse(hn::Eq(exp, hn::Zero(du)), hn::BitCast(du, renorm), o);
+  return hn::BitCast(
+      df, hn::Or(o, hn::ShiftLeft<16>(hn::And(h, hn::Set(du, 0x8000u)))));
+}
+
+// float32 -> float16 pattern, round to nearest even; NaN -> quiet NaN, at
+// or above 65520 -> inf (float_to_half_fast3_rtne).
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> F32ToFloat16Bits(D df,
+                                                             hn::Vec<D> v) {
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  using VU = hn::Vec<decltype(du)>;
+  const VU b = hn::BitCast(du, v);
+  const VU sign = hn::And(b, hn::Set(du, 0x80000000u));
+  const VU a = hn::Xor(b, sign);
+  const auto ai = hn::BitCast(di, a);  // a <= 0x7FFFFFFF: signed compares
+  // Subnormal or zero results: adding 0.5f aligns the 10 bits at the bottom
+  // and rounds to nearest even in the FPU.
+  const VU sub =
+      hn::Sub(hn::BitCast(du, hn::Add(hn::BitCast(df, a), hn::Set(df, 0.5f))),
+              hn::Set(du, 126u << 23));
+  const VU odd = hn::And(hn::ShiftRight<13>(a), hn::Set(du, 1));
+  const VU normal = hn::ShiftRight<13>(hn::Add(
+      hn::Add(a, hn::Set(du, (uint32_t(15 - 127) << 23) + 0xFFFu)), odd));
+  VU r = hn::IfThenElse(hn::RebindMask(du, hn::Lt(ai, hn::Set(di, 113 << 23))),
+                        sub, normal);
+  const VU special =
+      hn::IfThenElse(hn::RebindMask(du, hn::Gt(ai, hn::Set(di, 0x7F800000))),
+                     hn::Set(du, 0x7E00u), hn::Set(du, 0x7C00u));
+  r = hn::IfThenElse(
+      hn::RebindMask(du, hn::Gt(ai, hn::Set(di, ((127 + 16) << 23) - 1))),
+      special, r);
+  return hn::Or(r, hn::ShiftRight<16>(sign));
+}
+
+// float32 -> bfloat16 pattern, round to nearest even; NaN stays NaN
+// (quieted), overflow carries into the inf pattern.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> F32ToBFloat16Bits(D /*df*/,
+                                                              hn::Vec<D> v) {
+  const hn::RebindToUnsigned<D> du;
+  using VU = hn::Vec<decltype(du)>;
+  const VU b = hn::BitCast(du, v);
+  const VU odd = hn::And(hn::ShiftRight<16>(b), hn::Set(du, 1));
+  const VU rounded =
+      hn::ShiftRight<16>(hn::Add(hn::Add(b, hn::Set(du, 0x7FFFu)), odd));
+  const VU quiet = hn::Or(hn::ShiftRight<16>(b), hn::Set(du, 0x40u));
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), quiet, rounded);
+}
+
+// Lanes(df) half values at p, widened exactly.
+template <typename H, class D>
+HWY_INLINE hn::Vec<D> LoadWiden(D df, const H* p) {
+  if constexpr (std::is_same_v<H, Float16>) {
+#if ACTSVC_F16C
+    const hn::Rebind<hwy::float16_t, D> df16;
+    return hn::PromoteTo(df, hn::LoadU(df16, p));
+#else
+    return Float16BitsToF32(df, LoadHalfBits(df, p));
+#endif
+  } else {
+    return hn::BitCast(df, hn::ShiftLeft<16>(LoadHalfBits(df, p)));
+  }
+}
+
+// v rounded to H (nearest even), Lanes(df) values stored at p.
+template <typename H, class D>
+HWY_INLINE void NarrowStore(D df, hn::Vec<D> v, H* p) {
+  if constexpr (std::is_same_v<H, Float16>) {
+#if ACTSVC_F16C
+    const hn::Rebind<hwy::float16_t, D> df16;
+    hn::StoreU(hn::DemoteTo(df16, v), df16, p);
+#else
+    StoreHalfBits(df, F32ToFloat16Bits(df, v), p);
+#endif
+  } else {
+    StoreHalfBits(df, F32ToBFloat16Bits(df, v), p);
+  }
+}
+
+// The lanes of y (a float32 result within tol of the true value) whose
+// rounding to H might differ from the true value's: y lies within tol of a
+// midpoint between two neighbours in H (or of the overflow threshold).
+// bfloat16 also flags every nonzero result below float32's smallest normal,
+// where the float32 kernels only promise an absolute error of that size.
+// NaN and inf never get flagged.
+template <typename H, class D>
+HWY_INLINE hn::Mask<D> NearMidpoint(D df, hn::Vec<D> y, hn::Vec<D> tol) {
+  using V = hn::Vec<D>;
+  const hn::RebindToUnsigned<D> du;
+  const hn::RebindToSigned<D> di;
+  const V a = hn::Abs(y);
+  const auto ai = hn::BitCast(di, a);
+  constexpr bool kF16 = std::is_same_v<H, Float16>;
+  // The dropped bits of a normal result, and its midpoint: a's bits with
+  // those set to 1000...0.
+  constexpr uint32_t kDropped = kF16 ? 0x1FFFu : 0xFFFFu;
+  const V mid_normal = hn::Min(
+      hn::BitCast(df,
+                  hn::Or(hn::And(hn::BitCast(du, a), hn::Set(du, ~kDropped)),
+                         hn::Set(du, (kDropped + 1) / 2))),
+      hn::BitCast(df, hn::Set(du, kF16 ? 0x477FF000u      // 65520
+                                       : 0x7F7F8000u)));  // bf16 max + ulp/2
+  const auto normal = hn::RebindMask(
+      df, hn::Gt(ai, hn::Set(di, (kF16 ? 113 << 23 : 1 << 23) - 1)));
+  if constexpr (kF16) {
+    // Subnormal float16 results: the grid is 2^-24 wide.
+    const V t = hn::Mul(a, hn::Set(df, 16777216.0f));
+    const V mid_sub = hn::Mul(hn::Add(hn::Floor(t), hn::Set(df, 0.5f)),
+                              hn::Set(df, 1.0f / 16777216.0f));
+    const V mid = hn::IfThenElse(normal, mid_normal, mid_sub);
+    return hn::Le(hn::Abs(hn::Sub(a, mid)), tol);
+  } else {
+    const auto near = hn::Le(hn::Abs(hn::Sub(a, mid_normal)), tol);
+    const auto tiny =
+        hn::AndNot(normal, hn::RebindMask(df, hn::Ne(ai, hn::Zero(di))));
+    return hn::Or(hn::And(normal, near), tiny);
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace actsvc
+HWY_AFTER_NAMESPACE();
+
+#endif  // per-target include guard

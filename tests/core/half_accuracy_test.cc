@@ -1,0 +1,337 @@
+// The float16 and bfloat16 paths of the elementwise functions, exhaustively:
+// all 65,536 bit patterns of each type through f, f', f'' and the VJP of
+// every function, on every instruction set compiled in and supported here
+// (hwy::SetSupportedTargetsForTest, as simd_accuracy_test), against the
+// quad oracle. The contract (SPEC.md §1, docs/accuracy.md):
+//  - NaN in gives NaN out; a true result at or beyond the overflow
+//    threshold (max + ulp/2) gives that infinity; a true 0 gives ±0;
+//  - a subnormal result within one subnormal step of the true value;
+//  - every other result within 1 ULP of the half type (of the true value's
+//    binade);
+//  - the correctly rounded value for >= 99.99% of the inputs whose true
+//    result is normal, zero or overflows.
+// One input out of bound fails the test; the output prints, per (target,
+// function, kind, type), how many were not correctly rounded and the
+// largest error in ULPs.
+// Also: array handling at chunk boundaries and misalignments, in place.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "absl/types/span.h"
+#include "core/activation.h"
+#include "core/half.h"
+#include "gtest/gtest.h"
+#include "hwy/targets.h"
+#include "tests/core/oracle.h"
+
+namespace actsvc {
+namespace test {
+namespace {
+
+struct Case {
+  Function function;
+  double alpha;
+  const char* label;
+};
+
+const Case kCases[] = {
+    {Function::kIdentity, 0, "identity"},
+    {Function::kSigmoid, 0, "sigmoid"},
+    {Function::kTanh, 0, "tanh"},
+    {Function::kRelu, 0, "relu"},
+    {Function::kLeakyRelu, 0.01, "leaky_relu"},
+    {Function::kLeakyRelu, 0.2, "leaky_relu_alpha_0_2"},
+    {Function::kGelu, 0, "gelu"},
+    {Function::kGeluTanh, 0, "gelu_tanh"},
+    {Function::kSilu, 0, "silu"},
+    {Function::kSoftplus, 0, "softplus"},
+    {Function::kElu, 1.0, "elu"},
+    {Function::kElu, 0.5, "elu_alpha_0_5"},
+    {Function::kSelu, 0, "selu"},
+};
+
+struct TargetScope {
+  ~TargetScope() { hwy::SetSupportedTargetsForTest(0); }
+};
+
+constexpr int kKinds = 4;
+const char* const kKindNames[kKinds] = {"f  ", "f' ", "f''", "vjp"};
+
+template <typename H>
+std::vector<H> AllPatterns() {
+  std::vector<H> x(65536);
+  for (uint32_t i = 0; i < 65536; ++i) x[i] = HalfFromBits<H>(uint16_t(i));
+  return x;
+}
+
+// Upstream gradients, exact in both types: magnitudes around 1, and (every
+// third block of 11) scaled far up or down, so that the VJP's products
+// reach the subnormal and overflow ranges too.
+template <typename H>
+std::vector<H> Upstream(size_t n) {
+  const int far = HalfFormat<H>::kMaxExponent / 2 + 4;  // 2^11 or 2^67
+  std::vector<H> g(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double base = 0.375 * (int(i % 11) - 5) + 0.25;
+    const int scale = (i / 11) % 3 == 0 ? 0 : (i / 11) % 3 == 1 ? far : -far;
+    g[i] = HalfFromDouble<H>(std::ldexp(base, scale));
+  }
+  return g;
+}
+
+template <typename H>
+void Run(const Case& c, int kind, absl::Span<const H> x, absl::Span<const H> g,
+         absl::Span<H> y) {
+  if (kind == 0) {
+    Evaluate<H>(c.function, c.alpha, x, y);
+  } else if (kind < 3) {
+    Derivative<H>(c.function, c.alpha, kind, x, y);
+  } else {
+    Vjp<H>(c.function, c.alpha, x, g, y);
+  }
+}
+
+// The half format's numbers, in quad.
+template <typename H>
+struct Grid {
+  static constexpr int kDigits = HalfFormat<H>::kDigits;
+  static constexpr int kMinExp = HalfFormat<H>::kMinExponent;
+  static Quad MinNormal() { return ldexpq(1, kMinExp); }
+  static Quad SubnormalStep() { return ldexpq(1, kMinExp - (kDigits - 1)); }
+  static Quad Ulp(Quad v) {  // spacing in v's binade (normal v)
+    return ldexpq(1, ilogbq(v) - (kDigits - 1));
+  }
+  static Quad Max() {
+    return ldexpq(2 - ldexpq(1, -(kDigits - 1)), HalfFormat<H>::kMaxExponent);
+  }
+  static Quad OverflowThreshold() { return Max() + Ulp(Max()) / 2; }
+  // v rounded to nearest even in H (quad's rintq rounds to nearest even).
+  static Quad Round(Quad v) {
+    if (isnanq(v)) return v;
+    const Quad a = fabsq(v);
+    if (a >= OverflowThreshold()) return v > 0 ? HUGE_VALQ : -HUGE_VALQ;
+    const int e = a < MinNormal() ? kMinExp : ilogbq(a);
+    const Quad q = ldexpq(1, e - (kDigits - 1));
+    const Quad r = rintq(a / q) * q;
+    return v < 0 ? -r : r;
+  }
+};
+
+struct Tally {
+  size_t failures = 0;
+  size_t counted = 0;     // true result normal, zero or overflowing
+  size_t misrounded = 0;  // of those, not the correctly rounded value
+  double max_ulp = 0;
+  std::string first;
+};
+
+template <typename H>
+std::string Describe(H v) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "0x%04x (%.9g)", HalfBits(v),
+                static_cast<double>(HalfToFloat(v)));
+  return buf;
+}
+
+template <typename H>
+void Judge(H got_h, Quad want, H x, Tally& t) {
+  using G = Grid<H>;
+  const double got_d = HalfToFloat(got_h);
+  const Quad got = got_d;
+  bool ok;
+  bool counted = true;
+  if (isnanq(want)) {
+    ok = std::isnan(got_d);
+    counted = false;
+  } else if (fabsq(want) >= G::OverflowThreshold()) {
+    ok = std::isinf(got_d) && (got_d > 0) == (want > 0);
+  } else if (std::isnan(got_d) || std::isinf(got_d)) {
+    ok = false;
+  } else if (want == 0) {
+    ok = got == 0;
+  } else if (fabsq(want) < G::MinNormal()) {
+    ok = fabsq(got - want) <= G::SubnormalStep();
+    counted = false;
+  } else {
+    const double ulp = static_cast<double>(fabsq(got - want) / G::Ulp(want));
+    t.max_ulp = std::max(t.max_ulp, ulp);
+    ok = ulp <= 1;
+  }
+  if (counted) {
+    ++t.counted;
+    const Quad cr = G::Round(want);
+    if (!(cr == got)) ++t.misrounded;
+  }
+  if (!ok && ++t.failures <= 6) {
+    t.first += "\n  x = " + Describe(x) + "  got " + Describe(got_h) +
+               "  want " + QuadToString(want);
+  }
+}
+
+template <typename H>
+void Exhaustive(const Case& c) {
+  TargetScope scope;
+  const std::vector<H> x = AllPatterns<H>();
+  const std::vector<H> g = Upstream<H>(x.size());
+  std::vector<Jet> want(x.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    want[i] = OracleJet(c.function, c.alpha, Quad(HalfToFloat(x[i])));
+  }
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    ASSERT_STREQ(KernelTargetName(), hwy::TargetName(target));
+    for (int kind = 0; kind < kKinds; ++kind) {
+      const int order = kind == 3 ? 1 : kind;
+      std::vector<H> y(x.size(), HalfFromBits<H>(0x7E00));
+      Run<H>(c, kind, x, g, absl::MakeSpan(y));
+      Tally t;
+      for (size_t i = 0; i < x.size(); ++i) {
+        Quad w = want[i][order];
+        if (kind == 3) w = w * Quad(HalfToFloat(g[i]));
+        Judge<H>(y[i], w, x[i], t);
+      }
+      std::printf(
+          "%-7s %-22s %s %-8s  not correctly rounded %zu of %zu, max %.3f "
+          "ULP\n",
+          hwy::TargetName(target), c.label, kKindNames[kind],
+          HalfFormat<H>::kName, t.misrounded, t.counted, t.max_ulp);
+      const std::string where = std::string(hwy::TargetName(target)) + " " +
+                                c.label + " " + kKindNames[kind] + " " +
+                                HalfFormat<H>::kName;
+      EXPECT_EQ(t.failures, 0u)
+          << where << ": " << t.failures << " inputs out of bound" << t.first;
+      // >= 99.99% correctly rounded.
+      EXPECT_LE(t.misrounded * 10000, t.counted) << where;
+    }
+  }
+}
+
+class HalfAccuracyTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(HalfAccuracyTest, Float16AllInputs) { Exhaustive<Float16>(GetParam()); }
+TEST_P(HalfAccuracyTest, BFloat16AllInputs) {
+  Exhaustive<BFloat16>(GetParam());
+}
+
+// Lengths around the vector and chunk sizes, at offsets 0..3, in place and
+// out of place: each element equals, bit for bit, the result for its input
+// in one long array, and nothing outside the output is written.
+template <typename H>
+void CheckArrays(const Case& c) {
+  TargetScope scope;
+  const std::vector<H> all = AllPatterns<H>();
+  std::vector<H> pool(3000);
+  for (size_t i = 0; i < pool.size(); ++i) {
+    pool[i] = all[(i * 7919) % all.size()];
+  }
+  const std::vector<H> gpool = Upstream<H>(pool.size());
+  const H canary = HalfFromBits<H>(0x7E01);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    for (int kind = 0; kind < kKinds; ++kind) {
+      std::vector<H> expected(pool.size());
+      Run<H>(c, kind, pool, gpool, absl::MakeSpan(expected));
+      for (size_t len :
+           {0, 1, 7, 15, 16, 17, 33, 1023, 1024, 1025, 2047, 2990}) {
+        for (size_t offset = 0; offset < 4; ++offset) {
+          const auto x = absl::MakeConstSpan(pool).subspan(offset, len);
+          const auto g = absl::MakeConstSpan(gpool).subspan(offset, len);
+          for (bool in_place : {false, true}) {
+            std::vector<H> buf(len + 8, canary);
+            const absl::Span<H> y = absl::MakeSpan(buf).subspan(offset, len);
+            if (in_place) std::copy(x.begin(), x.end(), y.begin());
+            Run<H>(c, kind, in_place ? absl::Span<const H>(y) : x, g, y);
+            for (size_t i = 0; i < len; ++i) {
+              ASSERT_EQ(HalfBits(y[i]), HalfBits(expected[offset + i]))
+                  << hwy::TargetName(target) << " " << c.label << " kind "
+                  << kind << " len " << len << " offset " << offset
+                  << (in_place ? " in place" : "") << " index " << i;
+            }
+            for (size_t i = 0; i < buf.size(); ++i) {
+              if (i >= offset && i < offset + len) continue;
+              ASSERT_EQ(HalfBits(buf[i]), HalfBits(canary))
+                  << "wrote outside at " << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(HalfAccuracyTest, ArraysFloat16) { CheckArrays<Float16>(GetParam()); }
+TEST_P(HalfAccuracyTest, ArraysBFloat16) { CheckArrays<BFloat16>(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(AllElementwise, HalfAccuracyTest,
+                         ::testing::ValuesIn(kCases),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.label);
+                         });
+
+// The scalar and array conversions against each other and against exact
+// arithmetic: every pattern widens to its value and narrows back to itself
+// (NaN to a NaN); values between neighbours round to nearest even.
+template <typename H>
+void CheckConversions() {
+  TargetScope scope;
+  const std::vector<H> all = AllPatterns<H>();
+  std::vector<float> wide(all.size());
+  std::vector<double> mids;
+  std::vector<float> probes;
+  for (uint32_t i = 0; i < 65536; ++i) {
+    const float v = HalfToFloat(all[i]);
+    const uint16_t back = HalfBits(HalfFromDouble<H>(v));
+    if (std::isnan(v)) {
+      EXPECT_TRUE(std::isnan(HalfToFloat(HalfFromBits<H>(back)))) << i;
+    } else {
+      EXPECT_EQ(back, i) << "pattern " << i;
+    }
+  }
+  // Midpoints between consecutive positive finite values (ties to even),
+  // and points a quarter of the way (to the nearer one).
+  const uint16_t inf_bits = HalfBits(HalfFromDouble<H>(INFINITY));
+  for (uint32_t i = 0; i + 1 < inf_bits; ++i) {
+    const double lo = HalfToFloat(HalfFromBits<H>(uint16_t(i)));
+    const double hi = HalfToFloat(HalfFromBits<H>(uint16_t(i + 1)));
+    const uint16_t even = (i % 2 == 0) ? uint16_t(i) : uint16_t(i + 1);
+    ASSERT_EQ(HalfBits(HalfFromDouble<H>((lo + hi) / 2)), even) << i;
+    ASSERT_EQ(HalfBits(HalfFromDouble<H>(lo + (hi - lo) / 4)), i) << i;
+    ASSERT_EQ(HalfBits(HalfFromDouble<H>(-(lo + (hi - lo) * 0.75))),
+              0x8000 | (i + 1))
+        << i;
+    probes.push_back(static_cast<float>((lo + hi) / 2));
+    probes.push_back(static_cast<float>(lo + (hi - lo) / 4));
+    probes.push_back(-static_cast<float>(lo + (hi - lo) * 0.75));
+  }
+  probes.push_back(1e30f);
+  probes.push_back(-std::numeric_limits<float>::max());
+  probes.push_back(INFINITY);
+  probes.push_back(std::numeric_limits<float>::denorm_min());
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    WidenHalf(absl::MakeConstSpan(all), absl::MakeSpan(wide));
+    for (size_t i = 0; i < all.size(); ++i) {
+      const float want = HalfToFloat(all[i]);
+      ASSERT_TRUE(std::memcmp(&wide[i], &want, 4) == 0 ||
+                  (std::isnan(want) && std::isnan(wide[i])))
+          << hwy::TargetName(target) << " widen " << i;
+    }
+    std::vector<H> narrow(probes.size());
+    NarrowToHalf(absl::MakeConstSpan(probes), absl::MakeSpan(narrow));
+    for (size_t i = 0; i < probes.size(); ++i) {
+      ASSERT_EQ(HalfBits(narrow[i]), HalfBits(HalfFromDouble<H>(probes[i])))
+          << hwy::TargetName(target) << " narrow " << probes[i];
+    }
+  }
+}
+
+TEST(HalfConversionTest, Float16) { CheckConversions<Float16>(); }
+TEST(HalfConversionTest, BFloat16) { CheckConversions<BFloat16>(); }
+
+}  // namespace
+}  // namespace test
+}  // namespace actsvc
