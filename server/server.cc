@@ -138,6 +138,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
   std::unique_ptr<Server> server(new Server());
   RegisterActivationService(&server->methods_);
+  server->kserve_ = std::make_unique<kserve::InferenceService>();
+  server->kserve_->Register(&server->methods_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const Method& method : server->methods_.methods()) {
     names.emplace_back(method.api, method.name);
@@ -162,6 +164,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->activation_service_ = std::make_unique<GeneratedActivationService>(
       server->generic_service_.get());
   builder.RegisterService(server->activation_service_.get());
+  server->inference_service_ =
+      std::make_unique<kserve::GeneratedInferenceService>(
+          server->generic_service_.get());
+  builder.RegisterService(server->inference_service_.get());
   builder.RegisterCallbackGenericService(server->generic_service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -185,6 +191,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       server->server_->GetHealthCheckService();
   health->SetServingStatus("", true);
   health->SetServingStatus(v1::ActivationService::service_full_name(), true);
+  health->SetServingStatus(inference::GRPCInferenceService::service_full_name(),
+                           true);
   return server;
 }
 

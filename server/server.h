@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "server/calls.h"
 #include "server/http_server.h"
+#include "server/kserve/service.h"
 #include "server/method_table.h"
 #include "server/metrics.h"
 #include "server/options.h"
@@ -67,11 +68,13 @@ class Server {
   // first, then the workers (whose tasks use the services, the tracker and
   // the chunk pool), then what the calls used.
   MethodTable methods_;
+  std::unique_ptr<kserve::InferenceService> kserve_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<CallTracker> calls_;
   std::unique_ptr<ChunkPool> chunk_pool_;
   std::unique_ptr<GenericService> generic_service_;
   std::unique_ptr<GeneratedActivationService> activation_service_;
+  std::unique_ptr<kserve::GeneratedInferenceService> inference_service_;
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> http_;
