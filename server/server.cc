@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/kserve/rest.h"
 
 namespace actsvc::server {
 namespace {
@@ -186,6 +187,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       absl::StrCat(HostOf(options.address), ":", server->port_);
 
   if (absl::Status http = server->StartHttp(options); !http.ok()) return http;
+  if (absl::Status rest = server->StartRest(options); !rest.ok()) return rest;
 
   grpc::HealthCheckServiceInterface* health =
       server->server_->GetHealthCheckService();
@@ -220,6 +222,25 @@ absl::Status Server::StartHttp(const ServerOptions& options) {
   return absl::OkStatus();
 }
 
+absl::Status Server::StartRest(const ServerOptions& options) {
+  if (options.http_address.empty()) return absl::OkStatus();
+  HttpServerOptions http;
+  http.address = options.http_address;
+  http.threads = options.http_threads;
+  http.max_body_bytes = options.max_message_bytes();
+  absl::StatusOr<std::unique_ptr<HttpServer>> started = HttpServer::Start(
+      http,
+      kserve::RestRoutes(kserve_.get(),
+                         ComputeDefaults(options, chunk_pool_.get())),
+      workers_.get(), calls_.get());
+  if (!started.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot serve KServe v2 REST: ",
+                                               started.status().message()));
+  }
+  rest_ = *std::move(started);
+  return absl::OkStatus();
+}
+
 void Server::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
@@ -249,6 +270,7 @@ void Server::Shutdown(absl::Duration grace) {
   // Scrapes could watch the drain until here. civetweb takes up to its poll
   // quantum (2 s) to stop.
   http_.reset();
+  rest_.reset();
 }
 
 Server::~Server() {
