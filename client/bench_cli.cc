@@ -19,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/bench.h"
+#include "client/bench_kserve.h"
 #include "client/bench_load.h"
 #include "client/tensor.h"
 #include "client/values.h"
@@ -46,6 +47,10 @@ ABSL_FLAG(std::string, rpc, "evaluate",
           "with a random upstream gradient), jacobian (--dense), xent "
           "(softmax cross-entropy, random labels), stream (evaluate requests "
           "on long-lived Stream calls)");
+ABSL_FLAG(std::string, protocol, "actsvc",
+          "actsvc (the own API) or kserve (the same computation as ModelInfer "
+          "of the Open Inference Protocol, on the model that computes it: "
+          "gelu, gelu.d1, gelu.vjp, gelu.jacobian, softmax_cross_entropy)");
 ABSL_FLAG(std::string, concurrency, "1",
           "closed loop: calls outstanding; a list (1,8,64) sweeps, one report "
           "row each. With --rps: the cap on calls in flight (default 10000). "
@@ -122,7 +127,7 @@ const std::vector<absl::string_view>& BenchFlagNames() {
       "dense",       "shape",    "concurrency", "rps",         "arrival",
       "duration",    "requests", "warmup",      "connections", "lb",
       "check_every", "seed",     "bench_json",  "csv",         "server_pid",
-      "progress"};
+      "progress",    "protocol"};
   return *flags;
 }
 
@@ -337,6 +342,15 @@ int RunBench(const std::set<std::string>& specified) {
     std::fprintf(stderr, "error: %s\n", workload.status().ToString().c_str());
     return kExitFailure;
   }
+  const std::string protocol = absl::GetFlag(FLAGS_protocol);
+  if (protocol == "kserve") {
+    if (absl::Status s = bench::UseKServe(ws, &*workload); !s.ok()) {
+      return Usage(s.message());
+    }
+  } else if (protocol != "actsvc") {
+    return Usage(
+        absl::StrCat("--protocol=", protocol, " is not actsvc or kserve"));
+  }
 
   bv1::Report report;
   bv1::Config* config = report.mutable_config();
@@ -344,6 +358,7 @@ int RunBench(const std::set<std::string>& specified) {
   config->set_load_balancing(options.lb);
   config->set_connections(options.connections);
   config->set_rpc(std::string(bench::RpcName(ws.rpc)));
+  config->set_protocol(protocol);
   config->set_function(function_name);
   config->mutable_shape()->Add(ws.shape.begin(), ws.shape.end());
   config->set_dtype(std::string(DtypeName(ws.dtype)));

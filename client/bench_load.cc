@@ -336,7 +336,10 @@ absl::StatusOr<Workload> BuildWorkload(const WorkloadSpec& ws) {
   return w;
 }
 
-std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
+namespace {
+
+std::string CheckOwnResponse(const Workload& w,
+                             const grpc::ByteBuffer& response) {
   switch (w.rpc) {
     case Rpc::kEvaluate: {
       v1::EvaluateResponse r;
@@ -375,6 +378,15 @@ std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
     }
   }
   return "unknown rpc";
+}
+
+}  // namespace
+
+std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
+  if (!w.to_own_response) return CheckOwnResponse(w, response);
+  grpc::ByteBuffer own;
+  const std::string wrong = w.to_own_response(response, &own);
+  return wrong.empty() ? CheckOwnResponse(w, own) : wrong;
 }
 
 std::string ServiceConfigJson(absl::string_view lb) {
