@@ -352,13 +352,10 @@ absl::Status ReadParameters(const Parameters& parameters, const Model& model,
                   name) != std::end(kIgnoredParameters)) {
       continue;
     }
-    return Invalid(
-        model, absl::StrCat(
-                   "unexpected parameter '", name, "'; the model ",
-                   model.parameters.empty()
-                       ? std::string("takes none")
-                       : absl::StrCat("takes ",
-                                      absl::StrJoin(model.parameters, ", "))));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unexpected parameter '", name, "'", ForModel(model), "; it takes ",
+        model.parameters.empty() ? std::string("none")
+                                 : absl::StrJoin(model.parameters, ", ")));
   }
   return absl::OkStatus();
 }
