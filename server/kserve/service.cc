@@ -122,11 +122,14 @@ absl::Status InferenceService::Infer(
                                                      : context.queued_at;
   InferTiming timing;
   timing.queue_ns = Nanoseconds(arrived, start);
-  const Model* model = nullptr;
+  // Known before decoding, so that every failure of a request that names a
+  // model counts in that model's statistics.
+  absl::StatusOr<const Model*> named =
+      FindModel(request.model_name(), request.model_version());
+  const Model* model = named.ok() ? *named : nullptr;
   absl::Status status = [&]() -> absl::Status {
     absl::StatusOr<DecodedInfer> decoded = Decode(request);
     if (!decoded.ok()) return decoded.status();
-    model = decoded->model;
     *elements = decoded->elements;
     if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
     response->set_model_name(model->name);

@@ -294,6 +294,10 @@ TEST_F(KServeErrorsTest, StatisticsCountSuccessesFailuresAndPhases) {
   inference::ModelInferRequest bad = good;
   bad.mutable_inputs(0)->set_shape(0, 4);
   EXPECT_FALSE(Infer(bad).ok());
+  // A request that fails before Validate counts too.
+  bad = good;
+  bad.mutable_inputs(0)->set_name("y");
+  EXPECT_FALSE(Infer(bad).ok());
   const inference::ModelStatistics after = Stats("selu");
   EXPECT_EQ(after.name(), "selu");
   EXPECT_EQ(after.version(), "1");
@@ -302,7 +306,7 @@ TEST_F(KServeErrorsTest, StatisticsCountSuccessesFailuresAndPhases) {
   const auto& a = after.inference_stats();
   const auto& b = before.inference_stats();
   EXPECT_EQ(a.success().count() - b.success().count(), 3u);
-  EXPECT_EQ(a.fail().count() - b.fail().count(), 1u);
+  EXPECT_EQ(a.fail().count() - b.fail().count(), 2u);
   // perf_analyzer stops unless these three counts agree.
   for (const auto& [phase, was] :
        {std::pair(&a.queue(), &b.queue()),
