@@ -71,7 +71,7 @@ for cell in "1,1024 8" "4,1048576 1"; do
     [[ $mode == json ]] && flags+=(--http_json)
     "$cli" --target=127.0.0.1:$port bench "${flags[@]}" --function=gelu \
       --shape="$1" --concurrency="$2" --duration="$duration" --warmup=1s \
-      --server_pid=$server_pid --json "$json" >/dev/null
+      --server_pid=$server_pid --json "$json" >/dev/null || true
     python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["rows"][0]; print("REST %s gelu [%s] c=%s: %.1f QPS (%.3f server CPU ms/call), %d errors" % (sys.argv[2], sys.argv[3], sys.argv[4], r.get("ok_rps", 0), r.get("server_cpu_ms_per_call", 0), int(r.get("errors", 0))))' "$json" "$mode" "$1" "$2"
   done
 done

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -51,7 +53,16 @@ void WriteData(const std::string& datatype, absl::string_view bytes,
     if (datatype == "FP32") {
       float v;
       std::memcpy(&v, bytes.data() + i, 4);
-      writer->Double(v);
+      if (std::isfinite(v)) {
+        // The shortest text that reads back as the same float (a double's
+        // would make a [4,1048576] body larger than the server takes).
+        char text[32];
+        const std::to_chars_result r =
+            std::to_chars(text, text + sizeof(text), v);
+        writer->RawValue(text, r.ptr - text, rapidjson::kNumberType);
+      } else {
+        writer->Double(v);
+      }
     } else if (datatype == "FP64") {
       double v;
       std::memcpy(&v, bytes.data() + i, 8);
