@@ -1,9 +1,10 @@
 // actsvc-soak: the driver of bench/soak.sh. Keeps --concurrency calls
 // outstanding (a closed loop over gRPC's callback API) against a running
 // actsvc-server for --duration; each call is a case drawn at random (seeded)
-// from a fixed table that covers every RPC of actsvc.v1.ActivationService and
-// grpc.health.v1.Health/Check: valid requests (float32 and float64, raw and
-// typed encodings, shapes from scalars to empty tensors) whose answers are
+// from a fixed table that covers every RPC of actsvc.v1.ActivationService,
+// grpc.health.v1.Health/Check and KServe v2's ModelInfer and
+// ModelStreamInfer (soak_kserve.h): valid requests (float32 and float64, raw
+// and typed encodings, shapes from scalars to empty tensors) whose answers are
 // checked against the client's core, and invalid ones, each with the status
 // SPEC.md §3 gives it. Prints the calls per case, class and status; exits 1
 // on any unexpected status or wrong answer, showing the first few.
@@ -42,6 +43,7 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "actsvc/v1/activation.pb.h"
+#include "bench/soak_kserve.h"
 #include "client/bench_load.h"
 #include "client/tensor.h"
 #include "core/activation.h"
@@ -434,7 +436,24 @@ class TableBuilder {
     AddInvalid();
     AddLimits();
     AddDeadlinesAndCancels();
+    AddKServe();
     return std::move(cases_);
+  }
+
+  // KServe v2 (bench/soak_kserve.h): ModelInfer and ModelStreamInfer.
+  void AddKServe() {
+    for (actsvc::soak::KServeCall& call :
+         actsvc::soak::KServeCalls(rng_(), limits_.max_elements)) {
+      Case c;
+      c.name = std::move(call.name);
+      c.group = std::move(call.group);
+      c.stream = call.stream;
+      c.method = std::move(call.method);
+      c.messages = std::move(call.messages);
+      c.checks = std::move(call.checks);
+      c.expected = {call.expected};
+      cases_.push_back(std::move(c));
+    }
   }
 
  private:

@@ -1,7 +1,8 @@
 # actsvc-soak, the driver of bench/soak.sh (see there). It needs no Google
 # Benchmark, so a build without bench/ (the sanitized CI build) also makes it,
 # from tests/soak; either way it lands in <build>/bench, where soak.sh looks.
-add_executable(actsvc-soak ${PROJECT_SOURCE_DIR}/bench/soak.cc)
+add_executable(actsvc-soak ${PROJECT_SOURCE_DIR}/bench/soak.cc
+    ${PROJECT_SOURCE_DIR}/bench/soak_kserve.cc)
 target_link_libraries(actsvc-soak PRIVATE
     actsvc_bench_lib actsvc_client_lib actsvc_core actsvc_proto gRPC::grpc++ absl::flags
     absl::flags_parse absl::flags_usage absl::strings absl::time)

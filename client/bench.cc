@@ -323,8 +323,12 @@ std::string Bar(int64_t count, int64_t largest, int width) {
 std::string FormatText(const bv1::Report& report) {
   const bv1::Config& c = report.config();
   std::string out = absl::StrFormat(
-      "actsvc bench: %s %s%s %s %s %s -> %s (%d connection%s, %s)\n", c.rpc(),
-      c.function(),
+      "actsvc bench: %s%s %s%s %s %s %s -> %s (%d connection%s, %s)\n",
+      c.protocol() == "kserve"      ? "kserve ModelInfer, "
+      : c.protocol() == "http"      ? "KServe REST (binary), "
+      : c.protocol() == "http-json" ? "KServe REST (JSON), "
+                                    : "",
+      c.rpc(), c.function(),
       c.rpc() == "derivative" ? absl::StrCat(" order ", c.order()) : "",
       ShapeText(c), c.dtype(), c.encoding(), c.target(), c.connections(),
       c.connections() == 1 ? "" : "s", c.load_balancing());

@@ -19,6 +19,8 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "client/bench.h"
+#include "client/bench_http.h"
+#include "client/bench_kserve.h"
 #include "client/bench_load.h"
 #include "client/tensor.h"
 #include "client/values.h"
@@ -46,6 +48,17 @@ ABSL_FLAG(std::string, rpc, "evaluate",
           "with a random upstream gradient), jacobian (--dense), xent "
           "(softmax cross-entropy, random labels), stream (evaluate requests "
           "on long-lived Stream calls)");
+ABSL_FLAG(std::string, protocol, "actsvc",
+          "actsvc (the own API), kserve (the same computation as ModelInfer "
+          "of the Open Inference Protocol, on the model that computes it: "
+          "gelu, gelu.d1, gelu.vjp, gelu.jacobian, softmax_cross_entropy) or "
+          "http (the same over KServe v2 REST at --http_target, binary tensor "
+          "data; closed loop only)");
+ABSL_FLAG(std::string, http_target, "",
+          "--protocol=http: host:port of the server's --http_address");
+ABSL_FLAG(bool, http_json, false,
+          "--protocol=http: JSON bodies (data as numbers) instead of binary "
+          "tensor data");
 ABSL_FLAG(std::string, concurrency, "1",
           "closed loop: calls outstanding; a list (1,8,64) sweeps, one report "
           "row each. With --rps: the cap on calls in flight (default 10000). "
@@ -126,7 +139,7 @@ const std::vector<absl::string_view>& BenchFlagNames() {
       "dense",       "shape",    "concurrency", "rps",         "arrival",
       "duration",    "requests", "warmup",      "connections", "lb",
       "check_every", "seed",     "bench_json",  "csv",         "server_pid",
-      "method",      "progress"};
+      "method",      "progress", "protocol",    "http_target", "http_json"};
   return *flags;
 }
 
@@ -220,6 +233,8 @@ std::vector<std::string> RewriteBenchArgs(int argc, const char* const* argv) {
   }
   return rewritten;
 }
+
+int WriteReport(const bv1::Report& report);
 
 int RunBench(const std::set<std::string>& specified) {
   auto given = [&](absl::string_view flag) {
@@ -341,10 +356,33 @@ int RunBench(const std::set<std::string>& specified) {
     std::fprintf(stderr, "error: %s\n", workload.status().ToString().c_str());
     return kExitFailure;
   }
+  std::string protocol = absl::GetFlag(FLAGS_protocol);
+  std::optional<bench::HttpWorkload> http;
+  if (protocol == "kserve" || protocol == "http") {
+    if (absl::Status s = bench::UseKServe(ws, &*workload); !s.ok()) {
+      return Usage(s.message());
+    }
+  } else if (protocol != "actsvc") {
+    return Usage(absl::StrCat("--protocol=", protocol,
+                              " is not actsvc, kserve or http"));
+  }
+  if (protocol == "http") {
+    if (options.open_loop) {
+      return Usage("--protocol=http runs a closed loop only (no --rps)");
+    }
+    absl::StatusOr<bench::HttpWorkload> made =
+        bench::MakeHttpWorkload(*workload, absl::GetFlag(FLAGS_http_target),
+                                absl::GetFlag(FLAGS_http_json));
+    if (!made.ok()) return Usage(made.status().message());
+    http = *std::move(made);
+    if (absl::GetFlag(FLAGS_http_json)) protocol = "http-json";
+  }
   if (const std::string method = absl::GetFlag(FLAGS_method); !method.empty()) {
-    if (ws.rpc == bench::Rpc::kStream) {
+    if (ws.rpc == bench::Rpc::kStream || protocol == "http" ||
+        protocol == "http-json") {
       return Usage(
-          "--method sends unary calls; it does not go with --rpc=stream");
+          "--method sends unary gRPC calls; it does not go with --rpc=stream "
+          "or --protocol=http");
     }
     if (method.size() < 4 || method[0] != '/' ||
         method.find('/', 1) == std::string::npos) {
@@ -363,6 +401,7 @@ int RunBench(const std::set<std::string>& specified) {
   config->set_connections(options.connections);
   config->set_rpc(std::string(bench::RpcName(ws.rpc)));
   config->set_method(workload->echo ? workload->method : "");
+  config->set_protocol(protocol);
   config->set_function(function_name);
   config->mutable_shape()->Add(ws.shape.begin(), ws.shape.end());
   config->set_dtype(std::string(DtypeName(ws.dtype)));
@@ -385,6 +424,14 @@ int RunBench(const std::set<std::string>& specified) {
   config->set_started_at(
       absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
 
+  if (http) {
+    config->set_target(absl::GetFlag(FLAGS_http_target));
+    config->set_request_bytes(http->body_bytes);
+    for (bv1::Row& row : bench::RunHttpLoad(options, *http, *workload)) {
+      *report.add_rows() = std::move(row);
+    }
+    return WriteReport(report);
+  }
   absl::StatusOr<std::vector<std::shared_ptr<grpc::Channel>>> channels =
       bench::ConnectChannels(options,
                              std::min(options.timeout, absl::Seconds(10)));
@@ -397,7 +444,11 @@ int RunBench(const std::set<std::string>& specified) {
   for (bv1::Row& row : bench::RunLoad(options, *workload, *channels)) {
     *report.add_rows() = std::move(row);
   }
+  return WriteReport(report);
+}
 
+// Prints the report and writes its files; the exit code.
+int WriteReport(const bv1::Report& report) {
   if (absl::GetFlag(FLAGS_json)) {
     std::printf("%s\n", bench::FormatJson(report).c_str());
   } else {

@@ -366,22 +366,10 @@ absl::StatusOr<Workload> BuildWorkload(const WorkloadSpec& ws) {
   return w;
 }
 
-std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
-  if (w.echo) {
-    grpc::Slice got;
-    grpc::Slice sent;
-    if (!response.DumpToSingleSlice(&got).ok() ||
-        !w.request.DumpToSingleSlice(&sent).ok() ||
-        absl::string_view(reinterpret_cast<const char*>(got.begin()),
-                          got.size()) !=
-            absl::string_view(reinterpret_cast<const char*>(sent.begin()),
-                              sent.size())) {
-      return absl::StrCat("the echo method answered ", response.Length(),
-                          " bytes that are not the request's ",
-                          w.request.Length());
-    }
-    return "";
-  }
+namespace {
+
+std::string CheckOwnResponse(const Workload& w,
+                             const grpc::ByteBuffer& response) {
   switch (w.rpc) {
     case Rpc::kEvaluate: {
       v1::EvaluateResponse r;
@@ -420,6 +408,30 @@ std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
     }
   }
   return "unknown rpc";
+}
+
+}  // namespace
+
+std::string CheckResponse(const Workload& w, const grpc::ByteBuffer& response) {
+  if (w.echo) {
+    grpc::Slice got;
+    grpc::Slice sent;
+    if (!response.DumpToSingleSlice(&got).ok() ||
+        !w.request.DumpToSingleSlice(&sent).ok() ||
+        absl::string_view(reinterpret_cast<const char*>(got.begin()),
+                          got.size()) !=
+            absl::string_view(reinterpret_cast<const char*>(sent.begin()),
+                              sent.size())) {
+      return absl::StrCat("the echo method answered ", response.Length(),
+                          " bytes that are not the request's ",
+                          w.request.Length());
+    }
+    return "";
+  }
+  if (!w.to_own_response) return CheckOwnResponse(w, response);
+  grpc::ByteBuffer own;
+  const std::string wrong = w.to_own_response(response, &own);
+  return wrong.empty() ? CheckOwnResponse(w, own) : wrong;
 }
 
 std::string ServiceConfigJson(absl::string_view lb) {

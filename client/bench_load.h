@@ -60,6 +60,10 @@ struct Workload {
   std::vector<int64_t> expected_shape;
   std::vector<double> expected;
   double expected_loss = 0;  // xent (mean reduction)
+  // When set, answers arrive in another protocol (bench_kserve.h): this
+  // turns one into the own API's response to check, or says what is wrong.
+  std::function<std::string(const grpc::ByteBuffer&, grpc::ByteBuffer*)>
+      to_own_response;
 };
 
 // INVALID_ARGUMENT for combinations the service rejects (e.g. the derivative

@@ -19,3 +19,6 @@ target_include_directories(actsvc_civetweb SYSTEM INTERFACE
     ${ACTSVC_CIVETWEB_INCLUDE_DIR})
 target_link_libraries(actsvc_civetweb INTERFACE
     ${ACTSVC_CIVETWEB_LIBRARY} Threads::Threads ${CMAKE_DL_LIBS})
+# rapidjson (header-only, Debian's rapidjson-dev) writes and reads the KServe
+# v2 REST bodies.
+find_path(ACTSVC_RAPIDJSON_INCLUDE_DIR rapidjson/document.h REQUIRED)

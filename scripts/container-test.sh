@@ -185,9 +185,10 @@ say "ok: docker stop during a 32 MiB request: request completed, exit code 0"
 # bridge here): ports are dropped and the server listens on a free loopback
 # port, which the healthcheck and the bench service are pointed at.
 export ACTSVC_PORT=$(free_port)
-/usr/bin/python3 - "$ROOT" "$ACTSVC_PORT" "$WORK/compose.yaml" <<'PY'
+HTTP_PORT=$(free_port)
+/usr/bin/python3 - "$ROOT" "$ACTSVC_PORT" "$WORK/compose.yaml" "$HTTP_PORT" <<'PY'
 import sys, yaml
-root, port, out = sys.argv[1], sys.argv[2], sys.argv[3]
+root, port, out, http_port = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 spec = yaml.safe_load(open(f"{root}/docker/compose.yaml"))
 target = f"127.0.0.1:{port}"
 for name, service in spec["services"].items():
@@ -197,8 +198,11 @@ for name, service in spec["services"].items():
         service["build"]["context"] = root
     env = service.setdefault("environment", {})
     if name == "actsvc":
-        service["command"] = [f"--address={target}" if a.startswith("--address=") else a
-                              for a in service["command"]]
+        service["command"] = [
+        f"--address={target}" if a.startswith("--address=")
+        else f"--http_address=127.0.0.1:{http_port}" if a.startswith("--http_address=")
+        else a
+        for a in service["command"]]
         env["ACTSVC_HEALTH_TARGET"] = target
         service["healthcheck"]["test"] = [
             f"--target={target}" if a.startswith("--target=") else a
@@ -210,6 +214,7 @@ PY
 compose() { docker-compose -p actsvctest -f "$WORK/compose.yaml" "$@"; }
 compose up -d --no-build actsvc >"$WORK/compose.log" 2>&1 || { cat "$WORK/compose.log"; fail "compose up"; }
 wait_healthy "$(compose ps -q actsvc)"
+expect "compose: KServe v2 REST" '"ready":true' curl -sf "http://127.0.0.1:$HTTP_PORT/v2/health/ready"
 compose --profile bench run --rm bench >"$WORK/compose-bench.log" 2>&1 \
   || { cat "$WORK/compose-bench.log"; fail "compose bench"; }
 tail -4 "$WORK/compose-bench.log"
@@ -232,17 +237,21 @@ docker save "$IMAGE" -o "$WORK/image.tar"
 podman_ load -q -i "$WORK/image.tar" >/dev/null
 rm -f "$WORK/image.tar"
 KPORT=$(free_port)
+KHTTP=$(free_port)
 # The Deployment as written, in the host's network namespace: the listening
 # address moves to a free loopback port, and container ports (mappings, which
 # host networking cannot have) are dropped.
-/usr/bin/python3 - "$ROOT/docker/k8s/deployment.yaml" "$KPORT" "$WORK/kube.yaml" <<'PY'
+/usr/bin/python3 - "$ROOT/docker/k8s/deployment.yaml" "$KPORT" "$WORK/kube.yaml" "$KHTTP" <<'PY'
 import sys, yaml
-src, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+src, port, out, http_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
 spec = yaml.safe_load(open(src))
 for c in spec["spec"]["template"]["spec"]["containers"]:
     c.pop("ports", None)
-    c["args"] = [f"--address=127.0.0.1:{port}" if a.startswith("--address=") else a
-                 for a in c["args"]]
+    c["args"] = [
+        f"--address=127.0.0.1:{port}" if a.startswith("--address=")
+        else f"--http_address=127.0.0.1:{http_port}" if a.startswith("--http_address=")
+        else a
+        for a in c["args"]]
     for probe in ("readinessProbe", "livenessProbe"):
         if probe in c:
             c[probe]["grpc"]["port"] = port
@@ -251,6 +260,7 @@ PY
 podman_ kube play --network host "$WORK/kube.yaml" >"$WORK/kube.log" 2>&1 \
   || { cat "$WORK/kube.log"; fail "podman kube play"; }
 call_every_rpc "127.0.0.1:$KPORT"
+expect "kube: KServe v2 REST" '"name":"gelu"' curl -sf "http://127.0.0.1:$KHTTP/v2/models/gelu"
 podman_ kube down "$WORK/kube.yaml" >>"$WORK/kube.log" 2>&1 || fail "podman kube down"
 say "ok: podman kube play docker/k8s/deployment.yaml"
 say "all container checks passed"

@@ -29,8 +29,9 @@ BUILD_DIR=build-fuzz
 # Target and its weight in the budget: ListFunctions has almost no input to
 # explore.
 targets=(fuzz_evaluate fuzz_derivative fuzz_jacobian fuzz_softmax_cross_entropy
-         fuzz_analyze fuzz_stream fuzz_list_functions fuzz_npy fuzz_wire)
-weights=(4 4 4 4 4 4 1 2 4)
+         fuzz_analyze fuzz_stream fuzz_list_functions fuzz_npy fuzz_wire
+         fuzz_model_infer fuzz_rest_infer)
+weights=(4 4 4 4 4 4 1 2 4 4 4)
 
 CC=clang-14 CXX=clang++-14 cmake -S . -B "$BUILD_DIR" \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo -DACTSVC_FUZZ=ON \

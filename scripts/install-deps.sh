@@ -8,7 +8,8 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libabsl-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libhwy-dev
-  libcivetweb-dev  # the Prometheus endpoint (--metrics_address)
+  libcivetweb-dev  # the Prometheus endpoint (--metrics_address), KServe REST
+  rapidjson-dev    # KServe v2 REST bodies (server/kserve/json.h)
   openssl          # the TLS tests make their certificates at test time
   libdnnl-dev  # bench-only: oneDNN rows of bench/kernels_bench (skipped if absent)
   python3 python3-grpcio python3-protobuf python3-numpy python3-scipy

@@ -91,19 +91,21 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       Compute();
       return;
     }
-    env_->workers->Submit([this] {
+    env_->workers->Submit([this, queued_at = SteadyClock::now()] {
       if (env_->before_compute_for_testing) env_->before_compute_for_testing();
-      Compute();
+      Compute(queued_at);
     });
   }
 
   void OnDone() override { delete this; }
 
  private:
-  void Compute() {
+  void Compute(SteadyClock::time_point queued_at = SteadyClock::now()) {
     int64_t elements = 0;
-    const absl::Status status = method_->unary(
-        request_, env_->ContextFor(context_), &elements, &response_);
+    ComputeContext context = env_->ContextFor(context_);
+    context.queued_at = queued_at;
+    const absl::Status status =
+        method_->unary(request_, context, &elements, &response_);
     request_.Clear();  // the input is no longer needed: free it early
     if (!status.ok()) {
       End(status);
@@ -169,7 +171,8 @@ class StreamReactor final : public grpc::ServerGenericBidiReactor {
       End(size);
       return;
     }
-    env_->workers->Submit([this] { Compute(); });
+    env_->workers->Submit(
+        [this, queued_at = SteadyClock::now()] { Compute(queued_at); });
   }
 
   void OnWriteDone(bool ok) override {
@@ -185,12 +188,14 @@ class StreamReactor final : public grpc::ServerGenericBidiReactor {
   void OnDone() override { delete this; }
 
  private:
-  void Compute() {
+  void Compute(SteadyClock::time_point queued_at) {
     if (env_->before_compute_for_testing) env_->before_compute_for_testing();
     const SteadyClock::time_point start = SteadyClock::now();
     int64_t elements = 0;
-    const absl::Status status = method_->stream(
-        request_, message_, env_->ContextFor(context_), &elements, &response_);
+    ComputeContext context = env_->ContextFor(context_);
+    context.queued_at = queued_at;
+    const absl::Status status =
+        method_->stream(request_, message_, context, &elements, &response_);
     request_.Clear();
     if (!status.ok()) {
       End(status);

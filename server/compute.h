@@ -38,6 +38,9 @@ struct ComputeContext {
   std::chrono::system_clock::time_point deadline =
       std::chrono::system_clock::time_point::max();
   std::function<bool()> is_cancelled;  // empty: never cancelled
+  // When the call (or stream message) was handed to the compute threads;
+  // the clock's epoch when not known. KServe's statistics report the wait.
+  std::chrono::steady_clock::time_point queued_at{};
   // Work of at least this many elements splits its chunks over the threads
   // of chunk_pool (when set); is_cancelled may then be called from any of
   // them, one at a time.

@@ -12,10 +12,25 @@
 namespace actsvc::server {
 namespace {
 
+// {"error": message}, the form the Open Inference Protocol's clients read
+// (and a plain reader too).
 HttpResponse Error(int status, absl::string_view message) {
   HttpResponse response;
   response.status = status;
-  response.body = absl::StrCat(message, "\n");
+  response.content_type = "application/json";
+  response.body = "{\"error\":\"";
+  for (const char c : message) {
+    if (c == '"' || c == '\\') {
+      response.body += '\\';
+      response.body += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      absl::StrAppend(&response.body, "\\u00",
+                      absl::Hex(static_cast<unsigned>(c), absl::kZeroPad2));
+    } else {
+      response.body += c;
+    }
+  }
+  response.body += "\"}\n";
   return response;
 }
 
@@ -141,6 +156,7 @@ int HttpServer::HandleRequest(::mg_connection* connection, void* self) {
                                  " bytes (--max_message_mb)")));
     return 413;
   }
+  request.received = std::chrono::steady_clock::now();
   int status;
   const HttpRoute* route = server.Match(request.method, request.path, &status);
   HttpResponse response;

@@ -14,6 +14,7 @@
 #ifndef ACTSVC_SERVER_HTTP_SERVER_H_
 #define ACTSVC_SERVER_HTTP_SERVER_H_
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -37,6 +38,8 @@ struct HttpRequest {
   std::string query;   // after '?', or empty
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // When the request was read, before admission and the compute queue.
+  std::chrono::steady_clock::time_point received;
 
   // The value of header `name` (case-insensitive), or nullptr.
   const std::string* Header(absl::string_view name) const;

@@ -78,6 +78,10 @@ ABSL_FLAG(std::string, tls_client_ca, "",
 ABSL_FLAG(std::string, metrics_address, kDefaults.metrics_address,
           "when set, host:port (or port) of an HTTP endpoint serving "
           "Prometheus metrics at /metrics (off by default)");
+ABSL_FLAG(std::string, http_address, kDefaults.http_address,
+          "when set, host:port (or port) of the KServe v2 REST endpoint "
+          "(/v2/...; off by default; the gRPC port always serves KServe v2 "
+          "as inference.GRPCInferenceService)");
 ABSL_FLAG(int, http_threads, kDefaults.http_threads,
           "threads of the HTTP endpoint that read requests and write "
           "answers (its compute runs on the --compute_threads)");
@@ -114,6 +118,7 @@ actsvc::server::ServerOptions OptionsFromFlags() {
   options.tls.key = absl::GetFlag(FLAGS_tls_key);
   options.tls.client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   options.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  options.http_address = absl::GetFlag(FLAGS_http_address);
   options.http_threads = absl::GetFlag(FLAGS_http_threads);
   return options;
 }
@@ -221,6 +226,11 @@ int main(int argc, char** argv) {
     spdlog::info(
         "Prometheus metrics at /metrics on port {} (--metrics_address={})",
         (*server)->metrics_port(), options.metrics_address);
+  }
+
+  if ((*server)->http_port() != 0) {
+    spdlog::info("KServe v2 REST at /v2 on port {} (--http_address={})",
+                 (*server)->http_port(), options.http_address);
   }
 
   int signal_number = 0;

@@ -62,7 +62,10 @@ struct ServerOptions {
   // When set, "host:port" (or "port") of the HTTP endpoint, which serves
   // Prometheus metrics at /metrics; port 0 picks a free port.
   std::string metrics_address;
-  // Threads of the HTTP endpoint that read requests and write answers (the
+  // When set, "host:port" (or "port") of the Open Inference Protocol's
+  // REST endpoint (KServe v2: /v2/...); port 0 picks a free port.
+  std::string http_address;
+  // Threads of each HTTP endpoint that read requests and write answers (the
   // compute of an HTTP call runs on the compute threads).
   int http_threads = kDefaultHttpThreads;
   // On SIGTERM/SIGINT, how long in-flight calls may take to finish.

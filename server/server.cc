@@ -18,6 +18,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
 #include "grpc/health/v1/health.pb.h"
+#include "server/kserve/rest.h"
 
 namespace actsvc::server {
 namespace {
@@ -142,6 +143,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
 
   std::unique_ptr<Server> server(new Server());
   RegisterActivationService(&server->methods_);
+  server->kserve_ = std::make_unique<kserve::InferenceService>();
+  server->kserve_->Register(&server->methods_);
   std::vector<std::pair<std::string, std::string>> names;
   for (const Method& method : server->methods_.methods()) {
     names.emplace_back(method.api, method.name);
@@ -166,6 +169,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   server->activation_service_ = std::make_unique<GeneratedActivationService>(
       server->generic_service_.get());
   builder.RegisterService(server->activation_service_.get());
+  server->inference_service_ =
+      std::make_unique<kserve::GeneratedInferenceService>(
+          server->generic_service_.get());
+  builder.RegisterService(server->inference_service_.get());
   builder.RegisterCallbackGenericService(server->generic_service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->port_ == 0) {
@@ -184,11 +191,14 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
       absl::StrCat(HostOf(options.address), ":", server->port_);
 
   if (absl::Status http = server->StartHttp(options); !http.ok()) return http;
+  if (absl::Status rest = server->StartRest(options); !rest.ok()) return rest;
 
   grpc::HealthCheckServiceInterface* health =
       server->server_->GetHealthCheckService();
   health->SetServingStatus("", true);
   health->SetServingStatus(v1::ActivationService::service_full_name(), true);
+  health->SetServingStatus(inference::GRPCInferenceService::service_full_name(),
+                           true);
   return server;
 }
 
@@ -213,6 +223,25 @@ absl::Status Server::StartHttp(const ServerOptions& options) {
         absl::StrCat("cannot serve metrics: ", started.status().message()));
   }
   http_ = *std::move(started);
+  return absl::OkStatus();
+}
+
+absl::Status Server::StartRest(const ServerOptions& options) {
+  if (options.http_address.empty()) return absl::OkStatus();
+  HttpServerOptions http;
+  http.address = options.http_address;
+  http.threads = options.http_threads;
+  http.max_body_bytes = options.max_message_bytes();
+  absl::StatusOr<std::unique_ptr<HttpServer>> started = HttpServer::Start(
+      http,
+      kserve::RestRoutes(kserve_.get(),
+                         ComputeDefaults(options, chunk_pool_.get())),
+      workers_.get(), calls_.get());
+  if (!started.ok()) {
+    return absl::UnavailableError(absl::StrCat("cannot serve KServe v2 REST: ",
+                                               started.status().message()));
+  }
+  rest_ = *std::move(started);
   return absl::OkStatus();
 }
 
@@ -245,6 +274,7 @@ void Server::Shutdown(absl::Duration grace) {
   // Scrapes could watch the drain until here. civetweb takes up to its poll
   // quantum (2 s) to stop.
   http_.reset();
+  rest_.reset();
 }
 
 Server::~Server() {

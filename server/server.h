@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "server/calls.h"
 #include "server/http_server.h"
+#include "server/kserve/service.h"
 #include "server/method_table.h"
 #include "server/metrics.h"
 #include "server/options.h"
@@ -58,6 +59,8 @@ class Server {
   int compute_threads() const { return workers_->size(); }
   // The bound port of the HTTP endpoint; 0 when it is off.
   int metrics_port() const { return http_ == nullptr ? 0 : http_->port(); }
+  // The bound port of the KServe v2 REST endpoint; 0 when it is off.
+  int http_port() const { return rest_ == nullptr ? 0 : rest_->port(); }
 
   // Health turns NOT_SERVING and new calls are refused (UNAVAILABLE); calls
   // in flight may finish within `grace`, after which they are cancelled.
@@ -68,19 +71,24 @@ class Server {
   Server() = default;
   // The HTTP endpoint, when options.metrics_address is set.
   absl::Status StartHttp(const ServerOptions& options);
+  // The KServe v2 REST endpoint, when options.http_address is set.
+  absl::Status StartRest(const ServerOptions& options);
 
   // Destroyed in reverse order: the HTTP endpoint and the gRPC server go
   // first, then the workers (whose tasks use the services, the tracker and
   // the chunk pool), then what the calls used.
   MethodTable methods_;
+  std::unique_ptr<kserve::InferenceService> kserve_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<CallTracker> calls_;
   std::unique_ptr<ChunkPool> chunk_pool_;
   std::unique_ptr<GenericService> generic_service_;
   std::unique_ptr<GeneratedActivationService> activation_service_;
+  std::unique_ptr<kserve::GeneratedInferenceService> inference_service_;
   std::unique_ptr<WorkerPool> workers_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<HttpServer> rest_;
   int port_ = 0;
   std::string bound_address_;
   bool shut_down_ = false;

@@ -140,10 +140,11 @@ class TableFiguresTest(unittest.TestCase):
 
     def test_service_table_values(self):
         rows = plot_bench.service_rows(self.text)
-        self.assertEqual(len(rows), 36)  # 4 functions x 3 shapes x 3 levels
+        # echo and 4 functions x 3 shapes x 3 levels
+        self.assertEqual(len(rows), 45)
         first = rows[0]
         self.assertEqual((first["function"], first["shape"],
-                          first["concurrency"]), ("identity", "[1,1024]", 1))
+                          first["concurrency"]), ("echo", "[1,1024]", 1))
         for r in rows:
             self.assertGreater(r["qps"], 0)
             self.assertLessEqual(r["p50_ms"], r["p99_ms"])

@@ -110,7 +110,8 @@ TEST(ReflectionE2eTest, EveryListedServiceResolves) {
   EXPECT_THAT(services,
               ::testing::IsSupersetOf(
                   {"actsvc.v1.ActivationService", "grpc.health.v1.Health",
-                   "grpc.reflection.v1alpha.ServerReflection"}));
+                   "grpc.reflection.v1alpha.ServerReflection",
+                   "inference.GRPCInferenceService"}));
 
   for (const std::string& service : services) {
     const std::string answer = stream.Ask(kFileContainingSymbol, service);

@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/half.h"
+#include "server/kserve/service.h"
 #include "server/method_table.h"
 #include "server/tensor.h"
 #include "server/v1/service.h"
@@ -96,22 +97,31 @@ void CheckSameLayout(const v1::Tensor& output, const v1::Tensor& input,
         absl::StrCat(name, ": not the shape of the input"));
 }
 
-absl::Status RunUnary(absl::string_view rpc, const uint8_t* data, size_t size,
-                      std::string* response_bytes) {
+namespace {
+
+// Every API's methods, as the server registers them.
+const server::MethodTable& Methods() {
+  static const server::MethodTable* const kMethods = [] {
+    auto* table = new server::MethodTable();
+    server::RegisterActivationService(table);
+    static server::kserve::InferenceService* const kKServe =
+        new server::kserve::InferenceService();
+    kKServe->Register(table);
+    return table;
+  }();
+  return *kMethods;
+}
+
+absl::Status RunPath(const std::string& path, const uint8_t* data, size_t size,
+                     std::string* response_bytes) {
   grpc::Slice slice(data, size);
   const grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
   int64_t elements = -1;
-  static const server::MethodTable* const kMethods = [] {
-    auto* table = new server::MethodTable();
-    server::RegisterActivationService(table);
-    return table;
-  }();
   const absl::Status status =
-      kMethods->CallUnary(absl::StrCat("/actsvc.v1.ActivationService/", rpc),
-                          request, FuzzContext(), &elements, &response);
+      Methods().CallUnary(path, request, FuzzContext(), &elements, &response);
   Check(status.code() != absl::StatusCode::kUnimplemented,
-        absl::StrCat("no RPC named ", rpc));
+        absl::StrCat("no RPC at ", path));
   if (!status.ok()) return status;
   Check(elements >= 0 && elements <= kMaxElements,
         absl::StrCat("answered a request of ", elements, " elements"));
@@ -126,6 +136,20 @@ absl::Status RunUnary(absl::string_view rpc, const uint8_t* data, size_t size,
         absl::StrCat("a response of ", response_bytes->size(),
                      " bytes, over the limit of ", kMaxMessageBytes));
   return status;
+}
+
+}  // namespace
+
+absl::Status RunUnary(absl::string_view rpc, const uint8_t* data, size_t size,
+                      std::string* response_bytes) {
+  return RunPath(absl::StrCat("/actsvc.v1.ActivationService/", rpc), data, size,
+                 response_bytes);
+}
+
+absl::Status RunKServeInfer(const uint8_t* data, size_t size,
+                            std::string* response_bytes) {
+  return RunPath("/inference.GRPCInferenceService/ModelInfer", data, size,
+                 response_bytes);
 }
 
 }  // namespace actsvc::fuzz

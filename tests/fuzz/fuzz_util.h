@@ -51,6 +51,11 @@ void CheckSameLayout(const v1::Tensor& output, const v1::Tensor& input,
 absl::Status RunUnary(absl::string_view rpc, const uint8_t* data, size_t size,
                       std::string* response_bytes);
 
+// As RunUnary, for KServe v2's ModelInfer
+// (/inference.GRPCInferenceService/ModelInfer).
+absl::Status RunKServeInfer(const uint8_t* data, size_t size,
+                            std::string* response_bytes);
+
 template <typename Request, typename Response>
 using ResponseCheck = void (*)(const Request&, const Response&);
 

@@ -26,14 +26,17 @@ CORPUS = os.path.join(HERE, "corpus")
 def load_pb2():
     out = tempfile.mkdtemp(prefix="actsvc-corpus-")
     subprocess.run(["protoc", "--proto_path=" + os.path.join(ROOT, "proto"),
-                    "--python_out=" + out, "actsvc/v1/activation.proto"],
+                    "--python_out=" + out, "actsvc/v1/activation.proto",
+                    "inference/model_config.proto",
+                    "inference/grpc_service.proto"],
                    check=True)
     sys.path.insert(0, out)
     from actsvc.v1 import activation_pb2  # noqa: E402
-    return activation_pb2
+    from inference import grpc_service_pb2  # noqa: E402
+    return activation_pb2, grpc_service_pb2
 
 
-pb = load_pb2()
+pb, kpb = load_pb2()
 
 ELEMENTWISE = ["IDENTITY", "SIGMOID", "TANH", "RELU", "LEAKY_RELU", "GELU",
                "GELU_TANH", "SILU", "SOFTPLUS", "ELU", "SELU"]
@@ -492,6 +495,134 @@ def npy_corpus():
     }
 
 
+def infer_request(model, inputs, raw=True, parameters=None, outputs=(),
+                  request_id="seed"):
+    """A KServe v2 ModelInferRequest; inputs: (name, datatype, shape, vals)."""
+    r = kpb.ModelInferRequest(model_name=model, id=request_id)
+    fmt = {"FP32": "f", "FP64": "d", "INT64": "q", "INT32": "i"}
+    for name, datatype, shape, vals in inputs:
+        t = r.inputs.add(name=name, datatype=datatype, shape=shape)
+        if raw:
+            r.raw_input_contents.append(
+                struct.pack("<%d%s" % (len(vals), fmt[datatype]), *vals))
+        elif datatype == "FP32":
+            t.contents.fp32_contents.extend(vals)
+        elif datatype == "FP64":
+            t.contents.fp64_contents.extend(vals)
+        elif datatype == "INT64":
+            t.contents.int64_contents.extend(vals)
+        else:
+            t.contents.int_contents.extend(vals)
+    for key, value in (parameters or {}).items():
+        p = r.parameters[key]
+        if isinstance(value, bool):
+            p.bool_param = value
+        elif isinstance(value, int):
+            p.int64_param = value
+        elif isinstance(value, float):
+            p.double_param = value
+        else:
+            p.string_param = value
+    for name in outputs:
+        r.outputs.add(name=name)
+    return r
+
+
+def kserve_requests():
+    """name -> ModelInferRequest: every model kind, both encodings and
+    float datatypes, each parameter type, and the errors."""
+    x = values(6)
+    g = values(6, SPECIALS)
+    c = {}
+    for dtype in ("FP32", "FP64"):
+        for raw in (True, False):
+            k = "%s_%s" % (dtype.lower(), "raw" if raw else "typed")
+            for model in ("gelu", "sigmoid.d1", "tanh.d2", "identity"):
+                c["%s_%s" % (model, k)] = infer_request(
+                    model, [("x", dtype, [2, 3], x)], raw)
+            c["silu_vjp_" + k] = infer_request(
+                "silu.vjp", [("x", dtype, [2, 3], x), ("grad", dtype, [2, 3], g)],
+                raw)
+            c["softmax_jacobian_" + k] = infer_request(
+                "softmax.jacobian", [("x", dtype, [2, 3], x)], raw)
+            c["elu_jacobian_" + k] = infer_request(
+                "elu.jacobian", [("x", dtype, [2, 3], x)], raw)
+            c["cross_entropy_" + k] = infer_request(
+                "softmax_cross_entropy",
+                [("logits", dtype, [2, 3], x), ("labels", "INT64", [2], [0, 2])],
+                raw, {"reduction": "none", "label_smoothing": 0.1})
+            c["cross_entropy_probs_" + k] = infer_request(
+                "softmax_cross_entropy.probs",
+                [("logits", dtype, [2, 3], x),
+                 ("target_probs", dtype, [2, 3], values(6, [0.5, 0.25, 0.25]))],
+                raw, outputs=["loss"])
+    c["cross_entropy_int32_labels"] = infer_request(
+        "softmax_cross_entropy",
+        [("logits", "FP32", [2, 3], x), ("labels", "INT32", [2], [1, -100])],
+        parameters={"ignore_index": "-100", "reduction": "sum"})
+    c["leaky_relu_alpha_double"] = infer_request(
+        "leaky_relu", [("x", "FP32", [6], x)], parameters={"alpha": 0.2})
+    c["leaky_relu_alpha_string"] = infer_request(
+        "leaky_relu", [("x", "FP32", [6], x)], parameters={"alpha": "0.2"})
+    c["log_softmax_axis_int"] = infer_request(
+        "log_softmax", [("x", "FP32", [2, 3], x)], parameters={"axis": 0})
+    c["specials"] = infer_request("softplus", [("x", "FP32", [8], SPECIALS)])
+    c["empty"] = infer_request("relu", [("x", "FP32", [0, 3], [])])
+    c["bad_model"] = infer_request("gleu", [("x", "FP32", [6], x)])
+    c["bad_version"] = infer_request("gelu", [("x", "FP32", [6], x)])
+    c["bad_version"].model_version = "2"
+    c["bad_input_name"] = infer_request("gelu", [("z", "FP32", [6], x)])
+    c["bad_missing_grad"] = infer_request("gelu.vjp", [("x", "FP32", [6], x)])
+    c["bad_datatype"] = infer_request("gelu", [("x", "INT64", [6], [1] * 6)])
+    c["bad_byte_count"] = infer_request("gelu", [("x", "FP32", [7], x)])
+    c["bad_huge_shape"] = infer_request("gelu", [("x", "FP32", [1 << 40, 1 << 30], [])])
+    c["bad_negative_dim"] = infer_request("gelu", [("x", "FP32", [-1], [])])
+    c["bad_alpha_bool"] = infer_request(
+        "elu", [("x", "FP32", [6], x)], parameters={"alpha": True})
+    c["bad_axis"] = infer_request(
+        "softmax", [("x", "FP32", [2, 3], x)], parameters={"axis": 5})
+    c["bad_label"] = infer_request(
+        "softmax_cross_entropy",
+        [("logits", "FP32", [2, 3], x), ("labels", "INT64", [2], [0, 3])])
+    c["bad_output"] = infer_request("gelu", [("x", "FP32", [6], x)],
+                                    outputs=["dy"])
+    both = infer_request("gelu", [("x", "FP32", [6], x)])
+    both.inputs[0].contents.fp32_contents.extend(x)
+    c["bad_raw_and_typed"] = both
+    return c
+
+
+def rest_bodies():
+    """name -> fuzz_rest_infer input: model byte, header length (int32 LE,
+    -1: none), body."""
+    def entry(model_index, body, binary=b""):
+        header = len(body) if binary else -1
+        return bytes([model_index]) + struct.pack("<i", header) + body + binary
+    # Model indices in server/kserve/models.cc's order (five per elementwise
+    # function): 0 identity, 5 sigmoid, 20 leaky_relu, 25 gelu.
+    x = b'{"name":"x","datatype":"FP32","shape":[2,3]'
+    c = {
+        "json_flat": entry(0, b'{"id":"a","inputs":[' + x +
+                           b',"data":[1,-2,3.5,NaN,Infinity,-0.0]}]}'),
+        "json_nested": entry(5, b'{"inputs":[' + x +
+                             b',"data":[[1,2,3],[4,5,6]]}],'
+                             b'"outputs":[{"name":"y"}]}'),
+        "json_fp64_params": entry(20, b'{"inputs":[{"name":"x","datatype":'
+                                  b'"FP64","shape":[3],"data":[1e300,-1,0]}],'
+                                  b'"parameters":{"alpha":0.5,"priority":1}}'),
+        "binary": entry(25, b'{"inputs":[' + x +
+                        b',"parameters":{"binary_data_size":24}}],'
+                        b'"parameters":{"binary_data_output":true}}',
+                        struct.pack("<6f", *values(6))),
+        "bad_json": entry(0, b'{"inputs":[1,'),
+        "bad_no_inputs": entry(0, b'{"id":"a"}'),
+        "bad_data_type": entry(0, b'{"inputs":[' + x + b',"data":["a"]}]}'),
+        "bad_deep": entry(0, b'{"inputs":[' + x + b',"data":' + b"[" * 100 +
+                          b"]" * 100 + b"}]}"),
+    }
+    return c
+
+
 def main():
     corpora = {
         "fuzz_evaluate": evaluate_corpus(),
@@ -502,6 +633,8 @@ def main():
         "fuzz_stream": stream_corpus(),
         "fuzz_list_functions": list_functions_corpus(),
         "fuzz_npy": npy_corpus(),
+        "fuzz_model_infer": kserve_requests(),
+        "fuzz_rest_infer": rest_bodies(),
     }
     # Not protobuf at all, or truncated: every target gets these too.
     garbage = {"garbage_truncated_varint": b"\x0a\xff",

@@ -1,0 +1,608 @@
+#include "server/kserve/codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <optional>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace actsvc::server::kserve {
+namespace {
+
+using InputTensor = inference::ModelInferRequest::InferInputTensor;
+using Parameters =
+    google::protobuf::Map<std::string, inference::InferParameter>;
+
+// Parameters Triton's clients may send that say nothing to actsvc.
+constexpr absl::string_view kIgnoredParameters[] = {
+    "sequence_id", "sequence_start", "sequence_end",
+    "priority",    "timeout",        "binary_data_output"};
+
+std::string ForModel(const Model& model) {
+  return absl::StrCat(" for model '", model.name, "'");
+}
+
+std::string InputFor(absl::string_view name, const Model& model) {
+  return absl::StrCat("input '", name, "'", ForModel(model));
+}
+
+absl::Status Invalid(const Model& model, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(message, ForModel(model)));
+}
+
+std::optional<DType> FloatDType(absl::string_view datatype) {
+  if (datatype == "FP32") return DType::kFloat32;
+  if (datatype == "FP64") return DType::kFloat64;
+  if (datatype == "FP16") return DType::kFloat16;
+  if (datatype == "BF16") return DType::kBFloat16;
+  return std::nullopt;
+}
+
+// The contents fields set in `contents`, by name.
+std::vector<absl::string_view> ContentFields(
+    const inference::InferTensorContents& c) {
+  std::vector<absl::string_view> fields;
+  if (c.bool_contents_size() > 0) fields.push_back("bool_contents");
+  if (c.int_contents_size() > 0) fields.push_back("int_contents");
+  if (c.int64_contents_size() > 0) fields.push_back("int64_contents");
+  if (c.uint_contents_size() > 0) fields.push_back("uint_contents");
+  if (c.uint64_contents_size() > 0) fields.push_back("uint64_contents");
+  if (c.fp32_contents_size() > 0) fields.push_back("fp32_contents");
+  if (c.fp64_contents_size() > 0) fields.push_back("fp64_contents");
+  if (c.bytes_contents_size() > 0) fields.push_back("bytes_contents");
+  return fields;
+}
+
+// Where the values of an input are: raw bytes, or typed contents.
+struct Values {
+  const std::string* raw = nullptr;  // nullptr: typed contents
+  const InputTensor* input = nullptr;
+};
+
+// The typed values of `input` from the one field `field` of its contents,
+// checked against `size`. *count: how many there are.
+absl::Status CheckTyped(const Values& values, absl::string_view field,
+                        int64_t count, int64_t size, const Model& model) {
+  const std::vector<absl::string_view> fields =
+      ContentFields(values.input->contents());
+  if (size > 0 && fields.empty()) {
+    return Invalid(model, absl::StrCat("input '", values.input->name(),
+                                       "' has no data: expected its values in "
+                                       "raw_input_contents or in contents.",
+                                       field));
+  }
+  if (fields.size() > 1 || (fields.size() == 1 && fields[0] != field)) {
+    return Invalid(
+        model, absl::StrCat("input '", values.input->name(), "' has datatype ",
+                            values.input->datatype(), " but its values are in ",
+                            "contents.", absl::StrJoin(fields, " and "),
+                            "; expected contents.", field));
+  }
+  if (count != size) {
+    return Invalid(
+        model,
+        absl::StrCat("unexpected number of values in "
+                     "contents.",
+                     field, " for input '", values.input->name(),
+                     "'. Expected ", size, " (shape ",
+                     ShapeString(values.input->shape()), "), got ", count));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRawBytes(const Values& values, int64_t expected,
+                           const Model& model) {
+  const int64_t got = static_cast<int64_t>(values.raw->size());
+  if (got == expected) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "input byte size mismatch for input '", values.input->name(), "'",
+      ForModel(model), ". Expected ", expected, ", got ", got));
+}
+
+// A float input (FP32, FP64, FP16 or BF16) as a TensorArg: its view or its
+// error.
+TensorArg ReadFloat(const Values& values, const Model& model) {
+  const InputTensor& input = *values.input;
+  TensorArg arg;
+  arg.name = input.name();
+  arg.declared_elements = DeclaredElements(input.shape());
+  const std::optional<DType> dtype = FloatDType(input.datatype());
+  if (!dtype) {
+    arg.error = absl::InvalidArgumentError(absl::StrCat(
+        "unexpected datatype ",
+        input.datatype().empty() ? "''" : input.datatype(), " for ",
+        InputFor(input.name(), model), "; expected FP32, FP64, FP16 or BF16"));
+    return arg;
+  }
+  const absl::Span<const int64_t> shape(input.shape().data(),
+                                        input.shape_size());
+  int64_t size = 0;
+  if (absl::Status s =
+          TensorView::CheckShape(input.name(), *dtype, shape, &size);
+      !s.ok()) {
+    arg.error = WithModel(s, model);
+    return arg;
+  }
+  const void* data = nullptr;
+  absl::Status status;
+  if (values.raw != nullptr) {
+    status = CheckRawBytes(values, size * DTypeSize(*dtype), model);
+    data = values.raw->data();
+  } else if (*dtype == DType::kFloat16 || *dtype == DType::kBFloat16) {
+    // The protocol has no typed contents for the half types.
+    status = absl::InvalidArgumentError(absl::StrCat(
+        InputFor(input.name(), model), " is ", input.datatype(),
+        ", which travels only in raw_input_contents (the protocol has no "
+        "typed contents for it)"));
+  } else if (*dtype == DType::kFloat32) {
+    const auto& c = input.contents().fp32_contents();
+    status = CheckTyped(values, "fp32_contents", c.size(), size, model);
+    data = c.data();
+  } else {
+    const auto& c = input.contents().fp64_contents();
+    status = CheckTyped(values, "fp64_contents", c.size(), size, model);
+    data = c.data();
+  }
+  if (!status.ok()) {
+    arg.error = status;
+    return arg;
+  }
+  absl::StatusOr<TensorView> view =
+      TensorView::Make(input.name(), *dtype, shape, data);
+  if (view.ok()) {
+    arg.view = *std::move(view);
+  } else {
+    arg.error = WithModel(view.status(), model);
+  }
+  return arg;
+}
+
+// Class indices (INT64 or INT32) of shape logits.shape without its last
+// axis, as int64 in *labels.
+absl::Status ReadLabels(const Values& values, const TensorArg& logits,
+                        const Model& model, std::vector<int64_t>* labels) {
+  const InputTensor& input = *values.input;
+  const bool is64 = input.datatype() == "INT64";
+  if (!is64 && input.datatype() != "INT32") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected datatype ",
+                     input.datatype().empty() ? "''" : input.datatype(),
+                     " for ", InputFor(input.name(), model),
+                     "; expected INT64 or INT32 class indices"));
+  }
+  const absl::Span<const int64_t> shape(input.shape().data(),
+                                        input.shape_size());
+  int64_t size = 0;
+  // CheckShape takes a dtype only for its size: FLOAT64 has INT64's.
+  if (absl::Status s = TensorView::CheckShape(
+          input.name(), is64 ? DType::kFloat64 : DType::kFloat32, shape, &size);
+      !s.ok()) {
+    return WithModel(s, model);
+  }
+  if (logits.view) {
+    const absl::Span<const int64_t> leading =
+        logits.view->shape().subspan(0, logits.view->rank() - 1);
+    if (logits.view->rank() >= 1 && shape != leading) {
+      return Invalid(model, absl::StrCat("labels.shape ", ShapeString(shape),
+                                         " does not match logits.shape ",
+                                         ShapeString(logits.view->shape()),
+                                         " without its last axis (",
+                                         ShapeString(leading), ")"));
+    }
+  }
+  if (values.raw != nullptr) {
+    if (absl::Status s = CheckRawBytes(values, size * (is64 ? 8 : 4), model);
+        !s.ok()) {
+      return s;
+    }
+    labels->resize(size);
+    if (is64) {
+      std::memcpy(labels->data(), values.raw->data(), size * 8);
+    } else {
+      for (int64_t i = 0; i < size; ++i) {
+        int32_t label;
+        std::memcpy(&label, values.raw->data() + 4 * i, 4);
+        (*labels)[i] = label;
+      }
+    }
+    return absl::OkStatus();
+  }
+  const auto& c = input.contents();
+  if (is64) {
+    if (absl::Status s = CheckTyped(values, "int64_contents",
+                                    c.int64_contents_size(), size, model);
+        !s.ok()) {
+      return s;
+    }
+    labels->assign(c.int64_contents().begin(), c.int64_contents().end());
+  } else {
+    if (absl::Status s = CheckTyped(values, "int_contents",
+                                    c.int_contents_size(), size, model);
+        !s.ok()) {
+      return s;
+    }
+    labels->assign(c.int_contents().begin(), c.int_contents().end());
+  }
+  return absl::OkStatus();
+}
+
+std::string ParameterName(absl::string_view name) {
+  return absl::StrCat("parameters.", name);
+}
+
+// A number given as double, int64, uint64 or string.
+absl::StatusOr<double> Number(absl::string_view name,
+                              const inference::InferParameter& p,
+                              const Model& model) {
+  switch (p.parameter_choice_case()) {
+    case inference::InferParameter::kDoubleParam:
+      return p.double_param();
+    case inference::InferParameter::kInt64Param:
+      return static_cast<double>(p.int64_param());
+    case inference::InferParameter::kUint64Param:
+      return static_cast<double>(p.uint64_param());
+    case inference::InferParameter::kStringParam: {
+      double value;
+      if (absl::SimpleAtod(p.string_param(), &value)) return value;
+      return Invalid(
+          model, absl::StrCat(ParameterName(name), " = \"", p.string_param(),
+                              "\" is not a number"));
+    }
+    case inference::InferParameter::kBoolParam:
+    case inference::InferParameter::PARAMETER_CHOICE_NOT_SET:
+      break;
+  }
+  return Invalid(model, absl::StrCat(ParameterName(name),
+                                     " is not a number; expected a double, "
+                                     "int64 or string parameter"));
+}
+
+// An integer given as int64, uint64, an integral double, or a string.
+absl::StatusOr<int64_t> Integer(absl::string_view name,
+                                const inference::InferParameter& p,
+                                const Model& model) {
+  if (p.parameter_choice_case() == inference::InferParameter::kInt64Param) {
+    return p.int64_param();
+  }
+  if (p.parameter_choice_case() == inference::InferParameter::kStringParam) {
+    int64_t value;
+    if (absl::SimpleAtoi(p.string_param(), &value)) return value;
+  }
+  if (p.parameter_choice_case() == inference::InferParameter::kUint64Param &&
+      p.uint64_param() <= uint64_t{std::numeric_limits<int64_t>::max()}) {
+    return static_cast<int64_t>(p.uint64_param());
+  }
+  absl::StatusOr<double> number = Number(name, p, model);
+  if (!number.ok()) return number.status();
+  // 2^63 is the first double past int64.
+  if (std::trunc(*number) != *number || !(std::fabs(*number) < 0x1p63)) {
+    return Invalid(model, absl::StrCat(ParameterName(name), " = ", *number,
+                                       " is not an integer"));
+  }
+  return static_cast<int64_t>(*number);
+}
+
+// The function's parameters (alpha, axis) into `function`.
+absl::Status ReadFunctionParameter(absl::string_view name,
+                                   const inference::InferParameter& p,
+                                   const Model& model,
+                                   FunctionRequest* function) {
+  if (name == "alpha") {
+    absl::StatusOr<double> alpha = Number(name, p, model);
+    if (!alpha.ok()) return alpha.status();
+    function->alpha = *alpha;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> axis = Integer(name, p, model);
+  if (!axis.ok()) return axis.status();
+  if (*axis < std::numeric_limits<int>::min() ||
+      *axis > std::numeric_limits<int>::max()) {
+    return Invalid(model, absl::StrCat(ParameterName(name), " = ", *axis,
+                                       " is out of range"));
+  }
+  function->axis = static_cast<int>(*axis);
+  return absl::OkStatus();
+}
+
+absl::Status ReadCrossEntropyParameter(absl::string_view name,
+                                       const inference::InferParameter& p,
+                                       const Model& model,
+                                       CrossEntropyRequest* request) {
+  if (name == "reduction") {
+    const std::string& value = p.string_param();
+    if (p.parameter_choice_case() != inference::InferParameter::kStringParam ||
+        (value != "mean" && value != "sum" && value != "none")) {
+      request->reduction = Invalid(
+          model, absl::StrCat(ParameterName(name),
+                              " must be the string \"mean\", \"sum\" or "
+                              "\"none\"",
+                              p.parameter_choice_case() ==
+                                      inference::InferParameter::kStringParam
+                                  ? absl::StrCat(", got \"", value, "\"")
+                                  : ""));
+    } else {
+      request->reduction = value == "mean"  ? Reduction::kMean
+                           : value == "sum" ? Reduction::kSum
+                                            : Reduction::kNone;
+    }
+    return absl::OkStatus();
+  }
+  if (name == "label_smoothing") {
+    absl::StatusOr<double> smoothing = Number(name, p, model);
+    if (!smoothing.ok()) return smoothing.status();
+    request->label_smoothing = *smoothing;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<int64_t> ignore = Integer(name, p, model);
+  if (!ignore.ok()) return ignore.status();
+  request->ignore_index = *ignore;
+  return absl::OkStatus();
+}
+
+// Calls read(name, parameter) for each parameter the model takes; any
+// other is INVALID_ARGUMENT unless Triton's clients send it on their own.
+template <typename Read>
+absl::Status ReadParameters(const Parameters& parameters, const Model& model,
+                            Read read) {
+  for (const auto& [name, value] : parameters) {
+    const bool known =
+        std::find(model.parameters.begin(), model.parameters.end(), name) !=
+        model.parameters.end();
+    if (known) {
+      if (absl::Status s = read(name, value); !s.ok()) return s;
+      continue;
+    }
+    if (std::find(std::begin(kIgnoredParameters), std::end(kIgnoredParameters),
+                  name) != std::end(kIgnoredParameters)) {
+      continue;
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unexpected parameter '", name, "'", ForModel(model), "; it takes ",
+        model.parameters.empty() ? std::string("none")
+                                 : absl::StrJoin(model.parameters, ", ")));
+  }
+  return absl::OkStatus();
+}
+
+// The outputs to answer, in the request's order (all when none is listed).
+absl::StatusOr<std::vector<const OutputSpec*>> SelectOutputs(
+    const inference::ModelInferRequest& message, const Model& model) {
+  std::vector<const OutputSpec*> selected;
+  if (message.outputs_size() == 0) {
+    for (const OutputSpec& output : model.outputs) selected.push_back(&output);
+    return selected;
+  }
+  for (const auto& requested : message.outputs()) {
+    const OutputSpec* found = nullptr;
+    for (const OutputSpec& output : model.outputs) {
+      if (output.tensor.name == requested.name()) found = &output;
+    }
+    if (found == nullptr) {
+      std::vector<absl::string_view> names;
+      for (const OutputSpec& output : model.outputs) {
+        names.push_back(output.tensor.name);
+      }
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected inference output '", requested.name(), "'",
+          ForModel(model), "; its outputs are ", absl::StrJoin(names, ", ")));
+    }
+    if (std::find(selected.begin(), selected.end(), found) != selected.end()) {
+      return Invalid(model, absl::StrCat("output '", requested.name(),
+                                         "' is requested twice"));
+    }
+    for (const auto& [name, value] : requested.parameters()) {
+      if (name == "classification" ||
+          absl::StartsWith(name, "shared_memory_")) {
+        return Invalid(model, absl::StrCat("output parameter '", name,
+                                           "' is not supported"));
+      }
+    }
+    selected.push_back(found);
+  }
+  return selected;
+}
+
+}  // namespace
+
+absl::Status WithModel(absl::Status status, const Model& model) {
+  if (status.code() != absl::StatusCode::kInvalidArgument ||
+      absl::StrContains(status.message(), "for model '")) {
+    return status;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(status.message(), ForModel(model)));
+}
+
+absl::StatusOr<DecodedInfer> Decode(
+    const inference::ModelInferRequest& message) {
+  absl::StatusOr<const Model*> found =
+      FindModel(message.model_name(), message.model_version());
+  if (!found.ok()) return found.status();
+  const Model& model = **found;
+  DecodedInfer decoded;
+  decoded.model = &model;
+
+  const bool raw = message.raw_input_contents_size() > 0;
+  if (raw && message.raw_input_contents_size() != message.inputs_size()) {
+    return Invalid(model, absl::StrCat("expected ", message.inputs_size(),
+                                       " raw_input_contents (one per input, "
+                                       "in the order of inputs), got ",
+                                       message.raw_input_contents_size()));
+  }
+  // The request's input for each of the model's inputs.
+  std::vector<Values> inputs(model.inputs.size());
+  for (int i = 0; i < message.inputs_size(); ++i) {
+    const InputTensor& input = message.inputs(i);
+    size_t k = 0;
+    while (k < model.inputs.size() && model.inputs[k].name != input.name()) ++k;
+    if (k == model.inputs.size()) {
+      std::vector<absl::string_view> names;
+      for (const TensorSpec& spec : model.inputs) names.push_back(spec.name);
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unexpected inference input '", input.name(), "'", ForModel(model),
+          "; its inputs are ", absl::StrJoin(names, ", ")));
+    }
+    if (inputs[k].input != nullptr) {
+      return Invalid(model,
+                     absl::StrCat("input '", input.name(), "' is given twice"));
+    }
+    if (raw && !ContentFields(input.contents()).empty()) {
+      return Invalid(model, absl::StrCat("contents field must not be "
+                                         "specified when using "
+                                         "raw_input_contents for '",
+                                         input.name(), "'"));
+    }
+    for (const auto& [name, value] : input.parameters()) {
+      if (absl::StartsWith(name, "shared_memory_")) {
+        return Invalid(model, absl::StrCat("input '", input.name(),
+                                           "' uses shared memory ('", name,
+                                           "'), which is not supported; send "
+                                           "the values in the request"));
+      }
+    }
+    inputs[k].input = &input;
+    if (raw) inputs[k].raw = &message.raw_input_contents(i);
+  }
+  for (size_t k = 0; k < model.inputs.size(); ++k) {
+    if (inputs[k].input == nullptr) {
+      return Invalid(model, absl::StrCat("expected ", model.inputs.size(),
+                                         " inputs but got ",
+                                         message.inputs_size(), ": input '",
+                                         model.inputs[k].name, "' is missing"));
+    }
+  }
+  absl::StatusOr<std::vector<const OutputSpec*>> outputs =
+      SelectOutputs(message, model);
+  if (!outputs.ok()) return outputs.status();
+  decoded.outputs = *std::move(outputs);
+  decoded.elements = DeclaredElements(inputs[0].input->shape());
+
+  if (model.kind == ModelKind::kCrossEntropyLabels ||
+      model.kind == ModelKind::kCrossEntropyProbs) {
+    CrossEntropyRequest request;
+    request.logits = ReadFloat(inputs[0], model);
+    if (model.kind == ModelKind::kCrossEntropyProbs) {
+      request.target_probs = ReadFloat(inputs[1], model);
+    } else if (absl::Status s = ReadLabels(inputs[1], request.logits, model,
+                                           &decoded.labels);
+               !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = ReadParameters(
+            message.parameters(), model,
+            [&](absl::string_view name, const inference::InferParameter& p) {
+              return ReadCrossEntropyParameter(name, p, model, &request);
+            });
+        !s.ok()) {
+      return s;
+    }
+    request.class_indices = decoded.labels;
+    request.return_probabilities = false;
+    for (const OutputSpec* output : decoded.outputs) {
+      if (output->role == OutputRole::kProbabilities) {
+        request.return_probabilities = true;
+      }
+    }
+    decoded.request = std::move(request);
+    return decoded;
+  }
+
+  FunctionRequest function;
+  function.function = static_cast<int>(model.function);
+  function.alpha_field = "parameters.alpha";
+  function.axis_field = "parameters.axis";
+  if (absl::Status s = ReadParameters(
+          message.parameters(), model,
+          [&](absl::string_view name, const inference::InferParameter& p) {
+            return ReadFunctionParameter(name, p, model, &function);
+          });
+      !s.ok()) {
+    return s;
+  }
+  TensorArg x = ReadFloat(inputs[0], model);
+  switch (model.kind) {
+    case ModelKind::kForward:
+      decoded.request = EvaluateRequest{function, std::move(x)};
+      break;
+    case ModelKind::kDerivative1:
+    case ModelKind::kDerivative2: {
+      DerivativeRequest request;
+      request.function = function;
+      request.order = model.kind == ModelKind::kDerivative1 ? 1 : 2;
+      request.x = std::move(x);
+      decoded.request = std::move(request);
+      break;
+    }
+    case ModelKind::kVjp: {
+      DerivativeRequest request;
+      request.function = function;
+      request.order = 1;
+      request.x = std::move(x);
+      request.g = ReadFloat(inputs[1], model);
+      decoded.request = std::move(request);
+      break;
+    }
+    case ModelKind::kJacobian: {
+      JacobianRequest request;
+      request.function = function;
+      request.dense = true;
+      request.x = std::move(x);
+      decoded.request = std::move(request);
+      break;
+    }
+    case ModelKind::kCrossEntropyLabels:
+    case ModelKind::kCrossEntropyProbs:
+      break;  // above
+  }
+  return decoded;
+}
+
+InferResponseSink::InferResponseSink(
+    const std::vector<const OutputSpec*>& outputs,
+    inference::ModelInferResponse* response)
+    : response_(response) {
+  position_.fill(-1);
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    position_[static_cast<int>(outputs[i]->role)] = static_cast<int>(i);
+    response->add_outputs()->set_name(outputs[i]->tensor.name);
+    response->add_raw_output_contents();
+  }
+}
+
+void* InferResponseSink::Allocate(OutputRole role, DType dtype,
+                                  absl::Span<const int64_t> shape,
+                                  int64_t elements) {
+  const int position = position_[static_cast<int>(role)];
+  const int64_t bytes = elements * DTypeSize(dtype);
+  const size_t words = (bytes + sizeof(double) - 1) / sizeof(double);
+  if (position < 0) {
+    scratch_.emplace_back(-1, std::vector<double>(words));
+    return scratch_.back().second.data();
+  }
+  auto* output = response_->mutable_outputs(position);
+  output->set_datatype(std::string(DatatypeName(dtype)));
+  output->mutable_shape()->Assign(shape.begin(), shape.end());
+  std::string* raw = response_->mutable_raw_output_contents(position);
+  raw->resize(static_cast<size_t>(bytes));
+  if (reinterpret_cast<uintptr_t>(raw->data()) % DTypeSize(dtype) == 0) {
+    return raw->data();
+  }
+  scratch_.emplace_back(position, std::vector<double>(words));
+  return scratch_.back().second.data();
+}
+
+void InferResponseSink::Finish() {
+  for (auto& [position, values] : scratch_) {
+    if (position < 0) continue;
+    std::string* raw = response_->mutable_raw_output_contents(position);
+    std::memcpy(raw->data(), values.data(), raw->size());
+  }
+  scratch_.clear();
+}
+
+}  // namespace actsvc::server::kserve

@@ -1,0 +1,82 @@
+// The Open Inference Protocol's ModelInferRequest on the one request path:
+// decoded into a request of server/ops.h for the model it names (tensors
+// read in place from raw_input_contents or typed contents, parameters as
+// double, int64 or string), and answered through an OutputSink that writes
+// each output into the response's raw_output_contents. Errors are Triton's
+// in style: they name the model and the input.
+#ifndef ACTSVC_SERVER_KSERVE_CODEC_H_
+#define ACTSVC_SERVER_KSERVE_CODEC_H_
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "inference/grpc_service.pb.h"
+#include "server/kserve/models.h"
+#include "server/ops.h"
+#include "server/tensor.h"
+
+namespace actsvc::server::kserve {
+
+using InferRequest = std::variant<EvaluateRequest, DerivativeRequest,
+                                  JacobianRequest, CrossEntropyRequest>;
+
+// A ModelInferRequest as its model's request of ops.h. It points into the
+// message it was decoded from, which must outlive it.
+struct DecodedInfer {
+  const Model* model = nullptr;
+  InferRequest request;
+  // The outputs to answer, in the response's order: those the request
+  // lists, or every output of the model when it lists none.
+  std::vector<const OutputSpec*> outputs;
+  // The labels of cross-entropy as int64 (the span in the request points
+  // here).
+  std::vector<int64_t> labels;
+  // The declared elements of the model's first input, the measure of the
+  // request's work.
+  int64_t elements = 0;
+};
+
+// NOT_FOUND for an unknown model or version; INVALID_ARGUMENT for an
+// unknown, repeated or missing input, an unknown output, a parameter of the
+// wrong type or name, raw_input_contents beside typed contents or not one
+// per input, and (in the request's TensorArgs, for Validate to report in
+// its order) a datatype, shape or byte count that does not fit.
+absl::StatusOr<DecodedInfer> Decode(
+    const inference::ModelInferRequest& message);
+
+// `status` naming `model` when it is INVALID_ARGUMENT and does not yet.
+absl::Status WithModel(absl::Status status, const Model& model);
+
+// Writes the selected outputs of a model into a ModelInferResponse: each an
+// InferOutputTensor (name, datatype, shape) and its raw_output_contents,
+// sized once and written in place (through a scratch copy only when the
+// string's buffer is not aligned for the type). Outputs compute writes but
+// the request did not ask for go to scratch memory and are dropped.
+class InferResponseSink final : public OutputSink {
+ public:
+  InferResponseSink(const std::vector<const OutputSpec*>& outputs,
+                    inference::ModelInferResponse* response);
+
+  void* Allocate(OutputRole role, DType dtype, absl::Span<const int64_t> shape,
+                 int64_t elements) override;
+  void Finish() override;
+
+ private:
+  static constexpr int kRoles =
+      static_cast<int>(OutputRole::kProbabilities) + 1;
+  inference::ModelInferResponse* const response_;
+  // The response position of each role, or -1 when it is not answered.
+  std::array<int, kRoles> position_{};
+  // Values computed apart from the response: (position or -1, values).
+  std::vector<std::pair<int, std::vector<double>>> scratch_;
+};
+
+}  // namespace actsvc::server::kserve
+
+#endif  // ACTSVC_SERVER_KSERVE_CODEC_H_

@@ -1,0 +1,367 @@
+#include "server/kserve/service.h"
+
+#include <chrono>
+#include <utility>
+#include <variant>
+
+#include "absl/strings/str_cat.h"
+#include "server/kserve/codec.h"
+#include "server/kserve/models.h"
+#include "server/ops.h"
+
+namespace actsvc::server::kserve {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr absl::string_view kService = "inference.GRPCInferenceService";
+
+// What ServerMetadata reports.
+constexpr absl::string_view kServerName = "actsvc";
+#ifdef ACTSVC_VERSION
+constexpr absl::string_view kServerVersion = ACTSVC_VERSION;
+#else
+constexpr absl::string_view kServerVersion = "unknown";
+#endif
+
+// Triton's RPCs that actsvc does not serve: its models are built in, and it
+// has no shared memory, tracing or log settings to change.
+constexpr absl::string_view kUnimplemented[] = {"RepositoryModelLoad",
+                                                "RepositoryModelUnload",
+                                                "SystemSharedMemoryStatus",
+                                                "SystemSharedMemoryRegister",
+                                                "SystemSharedMemoryUnregister",
+                                                "CudaSharedMemoryStatus",
+                                                "CudaSharedMemoryRegister",
+                                                "CudaSharedMemoryUnregister",
+                                                "TraceSetting",
+                                                "LogSettings"};
+
+int64_t Nanoseconds(SteadyClock::time_point from, SteadyClock::time_point to) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(to - from)
+      .count();
+}
+
+template <typename Message>
+bool Parse(const grpc::ByteBuffer& bytes, Message* message) {
+  grpc::ByteBuffer copy = bytes;  // shares the slices; Deserialize consumes it
+  return grpc::SerializationTraits<Message>::Deserialize(&copy, message).ok();
+}
+
+template <typename Message>
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* message) {
+  if (Parse(bytes, message)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the request is not a valid ",
+                   Message::descriptor()->full_name(), " message"));
+}
+
+template <typename Message>
+absl::Status Serialize(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  const grpc::Status serialized =
+      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+  if (serialized.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("cannot serialize the response: ",
+                                          serialized.error_message()));
+}
+
+template <typename Op>
+absl::Status RunOp(const Op& op, const ComputeContext& context,
+                   OutputSink* sink) {
+  return Run(op, context, sink);
+}
+
+absl::Status RunOp(const std::variant<DerivativeOp, VjpOp>& op,
+                   const ComputeContext& context, OutputSink* sink) {
+  return std::visit([&](const auto& o) { return Run(o, context, sink); }, op);
+}
+
+inference::DataType ConfigType(const TensorSpec& tensor) {
+  if (tensor.datatype == "INT64") return inference::TYPE_INT64;
+  return inference::TYPE_FP32;
+}
+
+Method MakeMethod(absl::string_view name, MethodKind kind) {
+  Method method;
+  method.path = absl::StrCat("/", kService, "/", name);
+  method.api = std::string(kService);
+  method.name = std::string(name);
+  method.kind = kind;
+  return method;
+}
+
+// A cheap method: parse Request, answer with `answer`.
+template <typename Request, typename Response, typename Answer>
+Method InlineMethod(absl::string_view name, Answer answer) {
+  Method method = MakeMethod(name, MethodKind::kUnaryInline);
+  method.unary = [answer](const grpc::ByteBuffer& request_bytes,
+                          const ComputeContext& /*context*/,
+                          int64_t* /*elements*/,
+                          grpc::ByteBuffer* response_bytes) -> absl::Status {
+    Request request;
+    if (absl::Status s = ParseRequest(request_bytes, &request); !s.ok()) {
+      return s;
+    }
+    Response response;
+    if (absl::Status s = answer(request, &response); !s.ok()) return s;
+    return Serialize(response, response_bytes);
+  };
+  return method;
+}
+
+}  // namespace
+
+absl::Status InferenceService::Infer(
+    const inference::ModelInferRequest& request, const ComputeContext& context,
+    int64_t* elements, inference::ModelInferResponse* response,
+    const std::function<absl::Status()>& encode) {
+  const SteadyClock::time_point start = SteadyClock::now();
+  const SteadyClock::time_point arrived =
+      context.queued_at == SteadyClock::time_point{} ? start
+                                                     : context.queued_at;
+  InferTiming timing;
+  timing.queue_ns = Nanoseconds(arrived, start);
+  // Known before decoding, so that every failure of a request that names a
+  // model counts in that model's statistics.
+  absl::StatusOr<const Model*> named =
+      FindModel(request.model_name(), request.model_version());
+  const Model* model = named.ok() ? *named : nullptr;
+  absl::Status status = [&]() -> absl::Status {
+    absl::StatusOr<DecodedInfer> decoded = Decode(request);
+    if (!decoded.ok()) return decoded.status();
+    *elements = decoded->elements;
+    if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
+    response->set_model_name(model->name);
+    response->set_model_version(std::string(kModelVersion));
+    response->set_id(request.id());
+    InferResponseSink sink(decoded->outputs, response);
+    return std::visit(
+        [&](auto& neutral) -> absl::Status {
+          auto op = Validate(std::move(neutral), context.max_elements);
+          if (!op.ok()) return WithModel(op.status(), *model);
+          const SteadyClock::time_point validated = SteadyClock::now();
+          timing.input_ns = Nanoseconds(start, validated);
+          absl::Status run = RunOp(*op, context, &sink);
+          timing.infer_ns = Nanoseconds(validated, SteadyClock::now());
+          return run;
+        },
+        decoded->request);
+  }();
+  if (status.ok()) {
+    const SteadyClock::time_point computed = SteadyClock::now();
+    status = encode();
+    timing.output_ns = Nanoseconds(computed, SteadyClock::now());
+  }
+  if (model != nullptr) {
+    if (status.ok()) {
+      stats_.RecordSuccess(ModelIndex(*model), timing);
+    } else {
+      stats_.RecordFailure(ModelIndex(*model),
+                           Nanoseconds(arrived, SteadyClock::now()));
+    }
+  }
+  return status;
+}
+
+void InferenceService::ServerMetadata(
+    inference::ServerMetadataResponse* response) const {
+  response->set_name(std::string(kServerName));
+  response->set_version(std::string(kServerVersion));
+  response->add_extensions("statistics");
+}
+
+bool InferenceService::ModelReady(
+    const inference::ModelReadyRequest& request) const {
+  return FindModel(request.name(), request.version()).ok();
+}
+
+absl::Status InferenceService::ModelMetadata(
+    const inference::ModelMetadataRequest& request,
+    inference::ModelMetadataResponse* response) const {
+  absl::StatusOr<const Model*> model =
+      FindModel(request.name(), request.version());
+  if (!model.ok()) return model.status();
+  response->set_name((*model)->name);
+  response->add_versions(std::string(kModelVersion));
+  response->set_platform(std::string(kPlatform));
+  for (const TensorSpec& input : (*model)->inputs) {
+    auto* out = response->add_inputs();
+    out->set_name(input.name);
+    out->set_datatype(input.datatype);
+    out->mutable_shape()->Assign(input.dims.begin(), input.dims.end());
+  }
+  for (const OutputSpec& output : (*model)->outputs) {
+    auto* out = response->add_outputs();
+    out->set_name(output.tensor.name);
+    out->set_datatype(output.tensor.datatype);
+    out->mutable_shape()->Assign(output.tensor.dims.begin(),
+                                 output.tensor.dims.end());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InferenceService::ModelConfig(
+    const inference::ModelConfigRequest& request,
+    inference::ModelConfigResponse* response) const {
+  absl::StatusOr<const Model*> model =
+      FindModel(request.name(), request.version());
+  if (!model.ok()) return model.status();
+  inference::ModelConfig* config = response->mutable_config();
+  config->set_name((*model)->name);
+  config->set_platform(std::string(kPlatform));
+  config->set_backend(std::string(kPlatform));
+  config->set_max_batch_size(0);
+  for (const TensorSpec& input : (*model)->inputs) {
+    auto* out = config->add_input();
+    out->set_name(input.name);
+    out->set_data_type(ConfigType(input));
+    out->mutable_dims()->Assign(input.dims.begin(), input.dims.end());
+  }
+  for (const OutputSpec& output : (*model)->outputs) {
+    auto* out = config->add_output();
+    out->set_name(output.tensor.name);
+    out->set_data_type(ConfigType(output.tensor));
+    out->mutable_dims()->Assign(output.tensor.dims.begin(),
+                                output.tensor.dims.end());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status InferenceService::ModelStatistics(
+    const inference::ModelStatisticsRequest& request,
+    inference::ModelStatisticsResponse* response) const {
+  if (request.name().empty()) {
+    for (size_t i = 0; i < AllModels().size(); ++i) {
+      *response->add_model_stats() = stats_.Snapshot(static_cast<int>(i));
+    }
+    return absl::OkStatus();
+  }
+  absl::StatusOr<const Model*> model =
+      FindModel(request.name(), request.version());
+  if (!model.ok()) return model.status();
+  *response->add_model_stats() = stats_.Snapshot(ModelIndex(**model));
+  return absl::OkStatus();
+}
+
+void InferenceService::RepositoryIndex(
+    inference::RepositoryIndexResponse* response) const {
+  for (const Model& model : AllModels()) {
+    auto* entry = response->add_models();
+    entry->set_name(model.name);
+    entry->set_version(std::string(kModelVersion));
+    entry->set_state("READY");
+  }
+}
+
+void InferenceService::Register(MethodTable* table) {
+  using namespace inference;  // NOLINT: the protocol's message names
+  table->Add(InlineMethod<ServerLiveRequest, ServerLiveResponse>(
+      "ServerLive", [](const ServerLiveRequest&, ServerLiveResponse* r) {
+        r->set_live(true);
+        return absl::OkStatus();
+      }));
+  table->Add(InlineMethod<ServerReadyRequest, ServerReadyResponse>(
+      "ServerReady", [](const ServerReadyRequest&, ServerReadyResponse* r) {
+        r->set_ready(true);
+        return absl::OkStatus();
+      }));
+  table->Add(InlineMethod<ModelReadyRequest, ModelReadyResponse>(
+      "ModelReady", [this](const ModelReadyRequest& q, ModelReadyResponse* r) {
+        r->set_ready(ModelReady(q));
+        return absl::OkStatus();
+      }));
+  table->Add(InlineMethod<ServerMetadataRequest, ServerMetadataResponse>(
+      "ServerMetadata",
+      [this](const ServerMetadataRequest&, ServerMetadataResponse* r) {
+        ServerMetadata(r);
+        return absl::OkStatus();
+      }));
+  table->Add(InlineMethod<ModelMetadataRequest, ModelMetadataResponse>(
+      "ModelMetadata",
+      [this](const ModelMetadataRequest& q, ModelMetadataResponse* r) {
+        return ModelMetadata(q, r);
+      }));
+  table->Add(InlineMethod<ModelConfigRequest, ModelConfigResponse>(
+      "ModelConfig",
+      [this](const ModelConfigRequest& q, ModelConfigResponse* r) {
+        return ModelConfig(q, r);
+      }));
+  table->Add(InlineMethod<ModelStatisticsRequest, ModelStatisticsResponse>(
+      "ModelStatistics",
+      [this](const ModelStatisticsRequest& q, ModelStatisticsResponse* r) {
+        return ModelStatistics(q, r);
+      }));
+  table->Add(InlineMethod<RepositoryIndexRequest, RepositoryIndexResponse>(
+      "RepositoryIndex",
+      [this](const RepositoryIndexRequest&, RepositoryIndexResponse* r) {
+        RepositoryIndex(r);
+        return absl::OkStatus();
+      }));
+
+  Method infer = MakeMethod("ModelInfer", MethodKind::kUnary);
+  infer.unary = [this](const grpc::ByteBuffer& request_bytes,
+                       const ComputeContext& context, int64_t* elements,
+                       grpc::ByteBuffer* response_bytes) -> absl::Status {
+    // Parsing a large request takes a while: not for a call already dead.
+    if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
+    ModelInferRequest request;
+    if (absl::Status s = ParseRequest(request_bytes, &request); !s.ok()) {
+      return s;
+    }
+    ModelInferResponse response;
+    return Infer(request, context, elements, &response,
+                 [&] { return Serialize(response, response_bytes); });
+  };
+  table->Add(std::move(infer));
+
+  // Each message is answered, in order; a failed one with its error_message
+  // and id, and the stream goes on.
+  Method stream = MakeMethod("ModelStreamInfer", MethodKind::kStream);
+  stream.stream = [this](const grpc::ByteBuffer& request_bytes, int64_t index,
+                         const ComputeContext& context, int64_t* elements,
+                         grpc::ByteBuffer* response_bytes) -> absl::Status {
+    ModelInferRequest request;
+    ModelStreamInferResponse response;
+    absl::Status status = ParseRequest(request_bytes, &request);
+    if (status.ok()) {
+      status =
+          Infer(request, context, elements, response.mutable_infer_response(),
+                [&] { return Serialize(response, response_bytes); });
+    }
+    if (status.ok()) return absl::OkStatus();
+    *elements = 0;
+    response.Clear();
+    response.set_error_message(absl::StrCat(
+        "stream request #", index, ": ",
+        absl::StatusCodeToString(status.code()), ": ", status.message()));
+    ModelInferResponse* failed = response.mutable_infer_response();
+    failed->set_id(request.id());
+    failed->set_model_name(request.model_name());
+    failed->set_model_version(request.model_version());
+    return Serialize(response, response_bytes);
+  };
+  table->Add(std::move(stream));
+
+  for (absl::string_view name : kUnimplemented) {
+    Method method = MakeMethod(name, MethodKind::kUnaryInline);
+    method.unary = [name](const grpc::ByteBuffer&, const ComputeContext&,
+                          int64_t*, grpc::ByteBuffer*) {
+      return absl::UnimplementedError(absl::StrCat(
+          kService, "/", name,
+          " is not implemented by actsvc: its models are built in (see "
+          "RepositoryIndex), and it has no shared memory, trace or log "
+          "settings"));
+    };
+    table->Add(std::move(method));
+  }
+}
+
+grpc::ServerUnaryReactor* GeneratedInferenceService::ServerLive(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return generic_->ServeRawUnary(absl::StrCat("/", kService, "/ServerLive"),
+                                 context, request, response);
+}
+
+}  // namespace actsvc::server::kserve
