@@ -2,7 +2,8 @@
 // reference loop and oneDNN's eltwise and softmax primitives, on the same
 // arrays, one thread. Names: <impl>/<op>/<function>/<dtype>/<n>, impl in
 // {actsvc, scalar, onednn}, op in {fwd, d1, d2, vjp}, dtype f32 (f64 for the
-// elementwise actsvc and scalar rows too); softmax rows have 1000
+// elementwise actsvc and scalar rows too; f16 and bf16 for the elementwise
+// actsvc rows, the same values rounded once); softmax rows have 1000
 // classes, and their vjp rows take the forward output y and dy as oneDNN's
 // backward does (actsvc's from-logits VJP is op vjp_logits; the scalar vjp
 // rows recompute p from x). Throughput is reported as items_per_second
@@ -18,6 +19,7 @@
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "core/half.h"
 #include "core/reference.h"
 #include "core/softmax.h"
 
@@ -32,14 +34,19 @@ constexpr int64_t kSizes[] = {4096, 65536, 16777216};
 constexpr int64_t kClasses = 1000;
 
 // Inputs in [-10, 10] (tails included), upstream gradients in [-1, 1]; the
-// same values in float32 and float64 arrays.
+// same values in float32 and float64 arrays (rounded once in the half ones).
 template <typename T = float>
 std::vector<T> Inputs(int64_t n, float lo, float hi) {
   std::vector<T> v(n);
   uint32_t s = 12345;
   for (auto& x : v) {
     s = s * 1664525u + 1013904223u;
-    x = lo + (hi - lo) * static_cast<float>(s >> 8) / 16777216.0f;
+    const float f = lo + (hi - lo) * static_cast<float>(s >> 8) / 16777216.0f;
+    if constexpr (kIsHalf<T>) {
+      x = HalfFromDouble<T>(f);
+    } else {
+      x = f;
+    }
   }
   return v;
 }
@@ -303,6 +310,12 @@ void RegisterAll() {
         benchmark::RegisterBenchmark(
             Name("scalar", kOps[op], fn.name, n, "f64").c_str(),
             ScalarElementwise<double>, fn, op, n);
+        benchmark::RegisterBenchmark(
+            Name("actsvc", kOps[op], fn.name, n, "f16").c_str(),
+            ActsvcElementwise<Float16>, fn, op, n);
+        benchmark::RegisterBenchmark(
+            Name("actsvc", kOps[op], fn.name, n, "bf16").c_str(),
+            ActsvcElementwise<BFloat16>, fn, op, n);
       }
     }
     const AxisView rows{n / kClasses, kClasses, 1};

@@ -5,12 +5,33 @@ throughput (elements/ns; the median when run with repetitions) and the
 ratios actsvc/onednn and actsvc/scalar.
 
   kernels_table.py results.json > table.md
+  kernels_table.py --half results.json > table.md
+
+--half: the actsvc rows of float32, float16 and bfloat16 side by side,
+function x op x n, with the ratios float16/float32 and bfloat16/float32.
 """
 import json
 import sys
 
 
-def main(path):
+def half_table(rows):
+    print("| function | op | n | float32 | float16 | bfloat16 | f16/f32 | bf16/f32 |")
+    print("|---|---|---|---|---|---|---|---|")
+    order = {"fwd": 0, "d1": 1, "d2": 2, "vjp": 3}
+    keys = sorted({(fn, op, n) for (fn, op, dtype, n) in rows
+                   if dtype in ("f16", "bf16")},
+                  key=lambda k: (k[0], order.get(k[1], 9), int(k[2])))
+    for (fn, op, n) in keys:
+        v = {d: rows.get((fn, op, d, n), {}).get("actsvc")
+             for d in ("f32", "f16", "bf16")}
+        cell = lambda x: "%.3g" % x if x else "–"
+        ratio = lambda p, q: "%.2f×" % (p / q) if p and q else "–"
+        print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            fn, op, n, cell(v["f32"]), cell(v["f16"]), cell(v["bf16"]),
+            ratio(v["f16"], v["f32"]), ratio(v["bf16"], v["f32"])))
+
+
+def main(path, half=False):
     with open(path) as f:
         runs = json.load(f)["benchmarks"]
     rate = {}
@@ -31,6 +52,8 @@ def main(path):
     for name, v in rate.items():
         impl, op, fn, dtype, n = name.split("/")
         rows.setdefault((fn, op, dtype, n), {})[impl] = v["median"]
+    if half:
+        return half_table(rows)
     print("| function | op | n | actsvc | onednn | scalar | actsvc/onednn | actsvc/scalar |")
     print("|---|---|---|---|---|---|---|---|")
     order = {"fwd": 0, "d1": 1, "d2": 2, "vjp": 3, "copy": 4}
@@ -48,4 +71,7 @@ def main(path):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    if sys.argv[1] == "--half":
+        main(sys.argv[2], half=True)
+    else:
+        main(sys.argv[1])

@@ -6,6 +6,7 @@
 #define ACTSVC_CORE_ACTIVATION_HALF_H_
 
 #include <cstddef>
+#include <cstdint>
 
 #include "core/activation.h"
 #include "core/half.h"
@@ -17,9 +18,10 @@ struct HalfParams {
   Function f;
   int kind;  // 0, 1, 2 = f, f', f''; 3 = VJP
   double alpha;
-  float pos_inf, neg_inf;  // the float32 limits at +-inf, for the kernel
-  float rel_tol;           // K * 2^-23: the float32 result's error bound
-  bool exact_zero_f1;      // f'(x) = 0 is exact (identity, relu, leaky_relu)
+  float pos_inf, neg_inf;       // the float32 limits at +-inf, for the kernel
+  double pos_inf64, neg_inf64;  // the float64 ones, for the recomputation
+  int32_t ulp_budget;           // K: the float32 result's error bound in ULPs
+  bool exact_zero_f1;  // f'(x) = 0 is exact (identity, relu, leaky_relu)
   // bfloat16: a zero result at |x| >= zero_tail_x may be a float32
   // underflow of a true value bfloat16 can hold (inf: zeros are structural;
   // zero_tail_negative_only: only x <= -zero_tail_x, for elu and selu).
