@@ -2,7 +2,6 @@
 
 #include <charconv>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -31,9 +30,10 @@ constexpr unsigned kParseFlags = rapidjson::kParseNumbersAsStringsFlag |
                                  rapidjson::kParseIterativeFlag;
 
 // Builds a Document from the reader's events, reading each number from its
-// text with strtod (correctly rounded) rather than with rapidjson's
-// full-precision path, which in 1.1.0 is undefined for a zero significand
-// with an exponent ("0e300": clz of 0; found by fuzz_rest_infer).
+// text with absl::SimpleAtod (correctly rounded, and faster than strtod)
+// rather than with rapidjson's full-precision path, which in 1.1.0 is
+// undefined for a zero significand with an exponent ("0e300": clz of 0;
+// found by fuzz_rest_infer).
 class ExactNumbers {
  public:
   explicit ExactNumbers(rapidjson::Document* doc) : doc_(*doc) {}
@@ -59,7 +59,6 @@ class ExactNumbers {
   bool EndArray(rapidjson::SizeType elements) {
     return doc_.EndArray(elements);
   }
-  // `text` is NUL-terminated (the reader copies numbers when not in situ).
   bool RawNumber(const char* text, rapidjson::SizeType length, bool) {
     const absl::string_view number(text, length);
     if (number.find_first_of(".eEIN") == absl::string_view::npos) {
@@ -68,7 +67,10 @@ class ExactNumbers {
       uint64_t u;
       if (absl::SimpleAtoi(number, &u)) return doc_.Uint64(u);
     }
-    return doc_.Double(std::strtod(text, nullptr));
+    // The reader has checked the grammar: digits, or NaN and Infinity.
+    double d;
+    if (!absl::SimpleAtod(number, &d)) return false;
+    return doc_.Double(d);
   }
 
  private:
