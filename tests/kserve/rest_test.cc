@@ -7,6 +7,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -323,6 +324,41 @@ TEST_F(KServeRestTest, NanAndInfinityTravelAsJsonNumbers) {
            "\"data\":[NaN,Infinity,-Infinity]}]}");
   ASSERT_EQ(answer.status, 200) << answer.body;
   EXPECT_THAT(answer.body, HasSubstr("\"data\":[NaN,1,0]"));
+}
+
+// Numbers are read exactly (correctly rounded), whatever their spelling:
+// identity answers each FP64 value with its own bits.
+TEST_F(KServeRestTest, JsonNumbersAreReadExactly) {
+  const HttpAnswer answer =
+      Post("/v2/models/identity/infer",
+           "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[8],"
+           "\"data\":[0e300,0.1,-0.0,5e-324,Infinity,9007199254740993,"
+           "18446744073709551616,2.2250738585072011e-308]}]}");
+  ASSERT_EQ(answer.status, 200) << answer.body;
+  const rapidjson::Document doc = Parse(answer.body);
+  const auto& data = doc["outputs"][0]["data"];
+  ASSERT_EQ(data.Size(), 8u);
+  const std::vector<double> want = {0.0,
+                                    0.1,
+                                    -0.0,
+                                    5e-324,
+                                    std::numeric_limits<double>::infinity(),
+                                    9007199254740992.0,
+                                    18446744073709551616.0,
+                                    2.2250738585072011e-308};
+  for (size_t i = 0; i < want.size(); ++i) {
+    const double got = data[static_cast<rapidjson::SizeType>(i)].GetDouble();
+    EXPECT_EQ(std::memcmp(&got, &want[i], sizeof(double)), 0)
+        << i << ": " << got << " vs " << want[i];
+  }
+  // A literal beyond double's range is refused by the JSON reader (clients
+  // write Infinity).
+  const HttpAnswer too_big =
+      Post("/v2/models/identity/infer",
+           "{\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP64\",\"shape\":[1],"
+           "\"data\":[1e400]}]}");
+  EXPECT_EQ(too_big.status, 400);
+  EXPECT_THAT(too_big.body, HasSubstr("Number too big"));
 }
 
 TEST_F(KServeRestTest, HealthServerAndModelMetadata) {
