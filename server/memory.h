@@ -29,6 +29,17 @@ inline constexpr int64_t kLargestReusedBlock = int64_t{32} << 20;
 // effect under a sanitizer's allocator.
 void ConfigureAllocator(int64_t cache_bytes);
 
+// Memory for tensor values that travel through the server (wire.h's
+// buffers), 64-byte aligned. Blocks under kLargestReusedBlock come from
+// malloc; larger ones, which glibc would map and unmap on every call, are
+// kept for reuse here, up to the cache ConfigureAllocator was given (0
+// without it: then they are unmapped when freed). `bytes` of FreeBuffer is
+// that of the AllocateBuffer that returned `block`.
+void* AllocateBuffer(int64_t bytes);
+void FreeBuffer(void* block, int64_t bytes);
+// Unmaps the large blocks kept for reuse; returns their bytes.
+int64_t ReleaseCachedBuffers();
+
 // Free memory the process holds for reuse, estimated as its resident bytes
 // beyond what it had at `baseline` that malloc does not count as allocated.
 struct MemoryUse {
@@ -38,9 +49,9 @@ struct MemoryUse {
 MemoryUse ReadMemoryUse();
 
 // Every `period`, returns the free memory the allocator holds beyond
-// `cache_bytes` to the kernel (malloc_trim), so that after a burst of large
-// calls the process shrinks back to what it had at start, what is in use
-// and at most `cache_bytes` more.
+// `cache_bytes` to the kernel (the cached large buffers and malloc_trim), so
+// that after a burst of large calls the process shrinks back to what it had at
+// start, what is in use and at most `cache_bytes` more.
 class MemoryKeeper {
  public:
   MemoryKeeper(int64_t cache_bytes, absl::Duration period);

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/descriptor.h"
+#include "server/memory.h"
 
 namespace actsvc::server {
 namespace {
@@ -264,10 +265,8 @@ void FindPaths(const Message& message, std::vector<int>* path,
   }
 }
 
-void* AlignedAlloc(int64_t bytes) {
-  const size_t rounded =
-      static_cast<size_t>((std::max<int64_t>(bytes, 1) + 63) & ~int64_t{63});
-  return std::aligned_alloc(64, rounded);
+void FreeSliceBuffer(void* block, size_t bytes) {
+  FreeBuffer(block, static_cast<int64_t>(bytes));
 }
 
 // The bytes of a response: the skeleton's copied, the data buffers'
@@ -307,6 +306,20 @@ class Pieces {
 };
 
 }  // namespace
+
+OwnedBuffer::OwnedBuffer(int64_t bytes)
+    : data_(static_cast<char*>(AllocateBuffer(bytes))), size_(bytes) {}
+
+OwnedBuffer::~OwnedBuffer() { FreeBuffer(data_, size_); }
+
+OwnedBuffer& OwnedBuffer::operator=(OwnedBuffer&& other) noexcept {
+  if (this != &other) {
+    FreeBuffer(data_, size_);
+    data_ = std::exchange(other.data_, nullptr);
+    size_ = other.size_;
+  }
+  return *this;
+}
 
 bool WireRequest::Parse(const grpc::ByteBuffer& bytes, Message* message) {
   slices_.clear();
@@ -356,8 +369,8 @@ absl::string_view WireRequest::Bytes(const v1::Tensor& tensor, int number,
         reinterpret_cast<uintptr_t>(field.pieces[0].data) % alignment == 0) {
       return {field.pieces[0].data, static_cast<size_t>(field.size)};
     }
-    if (field.gathered == nullptr) {
-      field.gathered = {static_cast<char*>(AlignedAlloc(field.size)), &free};
+    if (field.gathered.empty()) {
+      field.gathered = OwnedBuffer(field.size);
       char* to = field.gathered.get();
       for (const Piece& p : field.pieces) {
         std::memcpy(to, p.data, static_cast<size_t>(p.size));
@@ -375,7 +388,7 @@ void* WireResponse::Allocate(const v1::Tensor* tensor, int number,
   buffer.tensor = tensor;
   buffer.number = number;
   buffer.size = bytes;
-  buffer.data = {static_cast<char*>(AlignedAlloc(bytes)), &free};
+  buffer.data = OwnedBuffer(bytes);
   buffers_.push_back(std::move(buffer));
   return buffers_.back().data.get();
 }
@@ -474,7 +487,8 @@ absl::Status WireResponse::Serialize(const Message& response,
       if (b.tensor != tensor || b.size == 0) continue;
       char* data = b.data.release();
       at[tensor_path].emplace_back(
-          b.number, grpc::Slice(data, static_cast<size_t>(b.size), &free));
+          b.number,
+          grpc::Slice(data, static_cast<size_t>(b.size), &FreeSliceBuffer));
     }
   }
   buffers_.clear();  // buffers of no tensor in the response are freed

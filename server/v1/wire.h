@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -31,6 +32,26 @@
 #include "server/v1/codec.h"
 
 namespace actsvc::server {
+
+// A block of server/memory.h's AllocateBuffer, freed with it.
+class OwnedBuffer {
+ public:
+  OwnedBuffer() = default;
+  explicit OwnedBuffer(int64_t bytes);
+  ~OwnedBuffer();
+  OwnedBuffer(OwnedBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(other.size_) {}
+  OwnedBuffer& operator=(OwnedBuffer&& other) noexcept;
+
+  char* get() const { return data_; }
+  bool empty() const { return data_ == nullptr; }
+  // Hands the block over: FreeBuffer(block, size) is the new owner's.
+  char* release() { return std::exchange(data_, nullptr); }
+
+ private:
+  char* data_ = nullptr;
+  int64_t size_ = 0;
+};
 
 // A request's Tensor data fields as they lie in its received bytes.
 class WireRequest final : public TensorData {
@@ -63,7 +84,7 @@ class WireRequest final : public TensorData {
     std::vector<Piece> pieces;  // in order; empty for a zero-length field
     int64_t size = 0;
     // The pieces gathered, when one piece at the asked alignment is not.
-    mutable std::unique_ptr<char, void (*)(void*)> gathered{nullptr, nullptr};
+    mutable OwnedBuffer gathered;
   };
 
   std::vector<grpc::Slice> slices_;
@@ -91,7 +112,7 @@ class WireResponse {
   struct Buffer {
     const v1::Tensor* tensor;
     int number;
-    std::unique_ptr<char, void (*)(void*)> data{nullptr, nullptr};
+    OwnedBuffer data;
     int64_t size = 0;
   };
   std::vector<Buffer> buffers_;
