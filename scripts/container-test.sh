@@ -134,6 +134,10 @@ wait_healthy() {  # $1 = container
   docker logs "$1" | tail -20
   fail "$1 never became healthy"
 }
+http_get() {  # $1 = URL; the body on stdout (curl is not in every install)
+  /usr/bin/python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' "$1"
+}
 expect() {  # $1 = what, $2 = text that must appear, rest = command
   local what=$1 want=$2; shift 2
   local out
@@ -214,7 +218,7 @@ PY
 compose() { docker-compose -p actsvctest -f "$WORK/compose.yaml" "$@"; }
 compose up -d --no-build actsvc >"$WORK/compose.log" 2>&1 || { cat "$WORK/compose.log"; fail "compose up"; }
 wait_healthy "$(compose ps -q actsvc)"
-expect "compose: KServe v2 REST" '"ready":true' curl -sf "http://127.0.0.1:$HTTP_PORT/v2/health/ready"
+expect "compose: KServe v2 REST" '"ready":true' http_get "http://127.0.0.1:$HTTP_PORT/v2/health/ready"
 compose --profile bench run --rm bench >"$WORK/compose-bench.log" 2>&1 \
   || { cat "$WORK/compose-bench.log"; fail "compose bench"; }
 tail -4 "$WORK/compose-bench.log"
@@ -260,7 +264,7 @@ PY
 podman_ kube play --network host "$WORK/kube.yaml" >"$WORK/kube.log" 2>&1 \
   || { cat "$WORK/kube.log"; fail "podman kube play"; }
 call_every_rpc "127.0.0.1:$KPORT"
-expect "kube: KServe v2 REST" '"name":"gelu"' curl -sf "http://127.0.0.1:$KHTTP/v2/models/gelu"
+expect "kube: KServe v2 REST" '"name":"gelu"' http_get "http://127.0.0.1:$KHTTP/v2/models/gelu"
 podman_ kube down "$WORK/kube.yaml" >>"$WORK/kube.log" 2>&1 || fail "podman kube down"
 say "ok: podman kube play docker/k8s/deployment.yaml"
 say "all container checks passed"
