@@ -13,6 +13,7 @@ namespace {
 int64_t DatatypeSize(const std::string& datatype) {
   if (datatype == "FP32") return 4;
   if (datatype == "FP64") return 8;
+  if (datatype == "FP16" || datatype == "BF16") return 2;
   return -1;
 }
 

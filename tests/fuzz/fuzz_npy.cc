@@ -33,8 +33,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
           "a rejected file is not INVALID_ARGUMENT");
     return 0;
   }
-  Check(array->dtype == v1::FLOAT32 || array->dtype == v1::FLOAT64,
-        "a dtype other than float32 or float64");
+  Check(array->dtype == v1::FLOAT32 || array->dtype == v1::FLOAT64 ||
+            array->dtype == v1::FLOAT16 || array->dtype == v1::BFLOAT16,
+        "a dtype other than float32, float64, float16 or bfloat16");
   absl::StatusOr<int64_t> count = client::ElementCount(array->shape);
   Check(count.ok(), "an accepted shape has no element count");
   Check(array->data.size() ==
