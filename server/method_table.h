@@ -6,6 +6,8 @@
 #define ACTSVC_SERVER_METHOD_TABLE_H_
 
 #include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/proto_buffer_reader.h>
+#include <grpcpp/support/proto_buffer_writer.h>
 
 #include <cstdint>
 #include <functional>
@@ -13,6 +15,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "server/compute.h"
 
@@ -50,6 +53,23 @@ struct Method {
   UnaryBody unary;    // kUnary, kUnaryInline
   StreamBody stream;  // kStream
 };
+
+// A method body's protobuf message from the request's bytes (false when it
+// is not a valid one), and its response into bytes.
+template <typename Message>
+bool ParseMessage(const grpc::ByteBuffer& bytes, Message* message) {
+  grpc::ByteBuffer copy = bytes;  // shares the slices; Deserialize consumes it
+  return grpc::SerializationTraits<Message>::Deserialize(&copy, message).ok();
+}
+template <typename Message>
+absl::Status SerializeMessage(const Message& message, grpc::ByteBuffer* out) {
+  bool own_buffer = false;
+  const grpc::Status serialized =
+      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
+  if (serialized.ok()) return absl::OkStatus();
+  return absl::InternalError(absl::StrCat("cannot serialize the response: ",
+                                          serialized.error_message()));
+}
 
 class MethodTable {
  public:

@@ -1,3 +1,5 @@
+// About 600 lines, one concern: ModelInferRequest to the neutral requests
+// (tensors, parameters, the Triton-worded errors) and the response sink.
 #include "server/kserve/codec.h"
 
 #include <algorithm>

@@ -1,3 +1,5 @@
+// About 600 lines, one concern: KServe v2 REST bodies to and from the
+// protocol's messages (JSON data flat or nested, the binary extension).
 #include "server/kserve/json.h"
 
 #include <charconv>

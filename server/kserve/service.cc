@@ -43,27 +43,11 @@ int64_t Nanoseconds(SteadyClock::time_point from, SteadyClock::time_point to) {
 }
 
 template <typename Message>
-bool Parse(const grpc::ByteBuffer& bytes, Message* message) {
-  grpc::ByteBuffer copy = bytes;  // shares the slices; Deserialize consumes it
-  return grpc::SerializationTraits<Message>::Deserialize(&copy, message).ok();
-}
-
-template <typename Message>
 absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* message) {
-  if (Parse(bytes, message)) return absl::OkStatus();
+  if (ParseMessage(bytes, message)) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("the request is not a valid ",
                    Message::descriptor()->full_name(), " message"));
-}
-
-template <typename Message>
-absl::Status Serialize(const Message& message, grpc::ByteBuffer* out) {
-  bool own_buffer = false;
-  const grpc::Status serialized =
-      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
-  if (serialized.ok()) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("cannot serialize the response: ",
-                                          serialized.error_message()));
 }
 
 template <typename Op>
@@ -105,7 +89,7 @@ Method InlineMethod(absl::string_view name, Answer answer) {
     }
     Response response;
     if (absl::Status s = answer(request, &response); !s.ok()) return s;
-    return Serialize(response, response_bytes);
+    return SerializeMessage(response, response_bytes);
   };
   return method;
 }
@@ -311,7 +295,7 @@ void InferenceService::Register(MethodTable* table) {
     }
     ModelInferResponse response;
     return Infer(request, context, elements, &response,
-                 [&] { return Serialize(response, response_bytes); });
+                 [&] { return SerializeMessage(response, response_bytes); });
   };
   table->Add(std::move(infer));
 
@@ -327,7 +311,7 @@ void InferenceService::Register(MethodTable* table) {
     if (status.ok()) {
       status =
           Infer(request, context, elements, response.mutable_infer_response(),
-                [&] { return Serialize(response, response_bytes); });
+                [&] { return SerializeMessage(response, response_bytes); });
     }
     if (status.ok()) return absl::OkStatus();
     *elements = 0;
@@ -339,7 +323,7 @@ void InferenceService::Register(MethodTable* table) {
     failed->set_id(request.id());
     failed->set_model_name(request.model_name());
     failed->set_model_version(request.model_version());
-    return Serialize(response, response_bytes);
+    return SerializeMessage(response, response_bytes);
   };
   table->Add(std::move(stream));
 

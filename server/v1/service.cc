@@ -14,22 +14,6 @@ namespace {
 
 constexpr absl::string_view kService = "actsvc.v1.ActivationService";
 
-template <typename Message>
-bool Parse(const grpc::ByteBuffer& bytes, Message* message) {
-  grpc::ByteBuffer copy = bytes;  // shares the slices; Deserialize consumes it
-  return grpc::SerializationTraits<Message>::Deserialize(&copy, message).ok();
-}
-
-template <typename Message>
-absl::Status Serialize(const Message& message, grpc::ByteBuffer* out) {
-  bool own_buffer = false;
-  const grpc::Status serialized =
-      grpc::SerializationTraits<Message>::Serialize(message, out, &own_buffer);
-  if (serialized.ok()) return absl::OkStatus();
-  return absl::InternalError(absl::StrCat("cannot serialize the response: ",
-                                          serialized.error_message()));
-}
-
 const TensorData kInMessage;
 
 // The TensorData the body's decode reads: the request's bytes when the
@@ -70,13 +54,13 @@ absl::Status ListFunctionsBody(const grpc::ByteBuffer& request_bytes,
                                int64_t* /*elements*/,
                                grpc::ByteBuffer* response_bytes) {
   v1::ListFunctionsRequest request;
-  if (!Parse(request_bytes, &request)) {
+  if (!ParseMessage(request_bytes, &request)) {
     return absl::InvalidArgumentError(
         "the request is not a valid actsvc.v1.ListFunctionsRequest message");
   }
   v1::ListFunctionsResponse response;
   HandleListFunctions(&response);
-  return Serialize(response, response_bytes);
+  return SerializeMessage(response, response_bytes);
 }
 
 absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,

@@ -1,3 +1,6 @@
+// One idea both ways (about 500 lines): the request reader (Strip) and the
+// response writer (Insert) share the Cursor and the walk over the Tensor-
+// carrying fields of a descriptor, so they stay in one file.
 #include "server/v1/wire.h"
 
 #include <algorithm>

@@ -1,3 +1,7 @@
+// Over 800 lines (about 1,000): one fixture over every SIMD target for the
+// row kernel's accuracy, specials and layouts; it splits with issue 21's
+// shared test tables (tests by concern: rows, columns, VJPs).
+//
 // The SIMD softmax kernels (core/softmax_row-inl.h, contiguous rows) on every
 // instruction set compiled in and supported here
 // (hwy::SetSupportedTargetsForTest):
