@@ -61,9 +61,43 @@ std::vector<absl::string_view> ContentFields(
 }
 
 // Where the values of an input are: raw bytes, or typed contents.
+// Where a request's raw_input_contents are: in the message, or read apart
+// by a WireRequest.
+class RawInputs {
+ public:
+  RawInputs(const inference::ModelInferRequest& message,
+            const WireRequest* wire)
+      : message_(message), wire_(wire) {}
+
+  int size() const {
+    return wire_ != nullptr ? wire_->Count(message_, kRawInputs)
+                            : message_.raw_input_contents_size();
+  }
+  // The i-th, aligned to `alignment` where the memory allows.
+  absl::string_view Get(int i, int alignment) const {
+    if (wire_ != nullptr) {
+      if (std::optional<absl::string_view> read =
+              wire_->Find(message_, kRawInputs, i, alignment)) {
+        return *read;
+      }
+    }
+    return message_.raw_input_contents(i);
+  }
+
+ private:
+  static constexpr int kRawInputs =
+      inference::ModelInferRequest::kRawInputContentsFieldNumber;
+  const inference::ModelInferRequest& message_;
+  const WireRequest* wire_;
+};
+
 struct Values {
-  const std::string* raw = nullptr;  // nullptr: typed contents
   const InputTensor* input = nullptr;
+  const RawInputs* raw = nullptr;  // nullptr: typed contents
+  int index = 0;                   // in raw
+  absl::string_view Raw(int alignment) const {
+    return raw->Get(index, alignment);
+  }
 };
 
 // The typed values of `input` from the one field `field` of its contents,
@@ -99,7 +133,7 @@ absl::Status CheckTyped(const Values& values, absl::string_view field,
 
 absl::Status CheckRawBytes(const Values& values, int64_t expected,
                            const Model& model) {
-  const int64_t got = static_cast<int64_t>(values.raw->size());
+  const int64_t got = static_cast<int64_t>(values.Raw(1).size());
   if (got == expected) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "input byte size mismatch for input '", values.input->name(), "'",
@@ -134,7 +168,7 @@ TensorArg ReadFloat(const Values& values, const Model& model) {
   absl::Status status;
   if (values.raw != nullptr) {
     status = CheckRawBytes(values, size * DTypeSize(*dtype), model);
-    data = values.raw->data();
+    data = values.Raw(DTypeSize(*dtype)).data();
   } else if (*dtype == DType::kFloat16 || *dtype == DType::kBFloat16) {
     // The protocol has no typed contents for the half types.
     status = absl::InvalidArgumentError(absl::StrCat(
@@ -203,12 +237,13 @@ absl::Status ReadLabels(const Values& values, const TensorArg& logits,
       return s;
     }
     labels->resize(size);
+    const char* raw = values.Raw(1).data();
     if (is64) {
-      std::memcpy(labels->data(), values.raw->data(), size * 8);
+      std::memcpy(labels->data(), raw, size * 8);
     } else {
       for (int64_t i = 0; i < size; ++i) {
         int32_t label;
-        std::memcpy(&label, values.raw->data() + 4 * i, 4);
+        std::memcpy(&label, raw + 4 * i, 4);
         (*labels)[i] = label;
       }
     }
@@ -420,8 +455,18 @@ absl::Status WithModel(absl::Status status, const Model& model) {
       absl::StrCat(status.message(), ForModel(model)));
 }
 
-absl::StatusOr<DecodedInfer> Decode(
-    const inference::ModelInferRequest& message) {
+absl::Span<const WireField> InferWireFields() {
+  static const WireField kFields[] = {
+      {inference::ModelInferRequest::descriptor(),
+       inference::ModelInferRequest::kRawInputContentsFieldNumber, 1},
+      {inference::ModelInferResponse::descriptor(),
+       inference::ModelInferResponse::kRawOutputContentsFieldNumber, 1},
+  };
+  return kFields;
+}
+
+absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
+                                    const WireRequest* wire) {
   absl::StatusOr<const Model*> found =
       FindModel(message.model_name(), message.model_version());
   if (!found.ok()) return found.status();
@@ -429,12 +474,13 @@ absl::StatusOr<DecodedInfer> Decode(
   DecodedInfer decoded;
   decoded.model = &model;
 
-  const bool raw = message.raw_input_contents_size() > 0;
-  if (raw && message.raw_input_contents_size() != message.inputs_size()) {
+  const RawInputs raw_inputs(message, wire);
+  const bool raw = raw_inputs.size() > 0;
+  if (raw && raw_inputs.size() != message.inputs_size()) {
     return Invalid(model, absl::StrCat("expected ", message.inputs_size(),
                                        " raw_input_contents (one per input, "
                                        "in the order of inputs), got ",
-                                       message.raw_input_contents_size()));
+                                       raw_inputs.size()));
   }
   // The request's input for each of the model's inputs.
   std::vector<Values> inputs(model.inputs.size());
@@ -468,7 +514,10 @@ absl::StatusOr<DecodedInfer> Decode(
       }
     }
     inputs[k].input = &input;
-    if (raw) inputs[k].raw = &message.raw_input_contents(i);
+    if (raw) {
+      inputs[k].raw = &raw_inputs;
+      inputs[k].index = i;
+    }
   }
   for (size_t k = 0; k < model.inputs.size(); ++k) {
     if (inputs[k].input == nullptr) {
@@ -566,13 +615,16 @@ absl::StatusOr<DecodedInfer> Decode(
 
 InferResponseSink::InferResponseSink(
     const std::vector<const OutputSpec*>& outputs,
-    inference::ModelInferResponse* response)
-    : response_(response) {
+    inference::ModelInferResponse* response, WireResponse* wire)
+    : response_(response),
+      wire_(wire),
+      answered_(static_cast<int>(outputs.size())),
+      allocated_(outputs.size()) {
   position_.fill(-1);
   for (size_t i = 0; i < outputs.size(); ++i) {
     position_[static_cast<int>(outputs[i]->role)] = static_cast<int>(i);
     response->add_outputs()->set_name(outputs[i]->tensor.name);
-    response->add_raw_output_contents();
+    if (wire_ == nullptr) response->add_raw_output_contents();
   }
 }
 
@@ -589,6 +641,10 @@ void* InferResponseSink::Allocate(OutputRole role, DType dtype,
   auto* output = response_->mutable_outputs(position);
   output->set_datatype(std::string(DatatypeName(dtype)));
   output->mutable_shape()->Assign(shape.begin(), shape.end());
+  allocated_[position] = true;
+  if (wire_ != nullptr) {
+    return wire_->Allocate(response_, kRawOutputs, position, bytes);
+  }
   std::string* raw = response_->mutable_raw_output_contents(position);
   raw->resize(static_cast<size_t>(bytes));
   if (reinterpret_cast<uintptr_t>(raw->data()) % DTypeSize(dtype) == 0) {
@@ -605,6 +661,15 @@ void InferResponseSink::Finish() {
     std::memcpy(raw->data(), values.data(), raw->size());
   }
   scratch_.clear();
+  // One raw_output_contents per output, in order, computed or not.
+  if (wire_ != nullptr) {
+    for (int position = 0; position < answered_; ++position) {
+      if (!allocated_[position]) {
+        wire_->Allocate(response_, kRawOutputs, position, 0);
+        allocated_[position] = true;
+      }
+    }
+  }
 }
 
 }  // namespace actsvc::server::kserve

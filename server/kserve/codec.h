@@ -16,10 +16,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "inference/grpc_service.pb.h"
 #include "server/kserve/models.h"
 #include "server/ops.h"
 #include "server/tensor.h"
+#include "server/wire.h"
 
 namespace actsvc::server::kserve {
 
@@ -42,35 +44,50 @@ struct DecodedInfer {
   int64_t elements = 0;
 };
 
+// KServe v2's data fields on the wire (wire.h): a ModelInferRequest's
+// raw_input_contents and a ModelInferResponse's raw_output_contents.
+absl::Span<const WireField> InferWireFields();
+
 // NOT_FOUND for an unknown model or version; INVALID_ARGUMENT for an
 // unknown, repeated or missing input, an unknown output, a parameter of the
 // wrong type or name, raw_input_contents beside typed contents or not one
 // per input, and (in the request's TensorArgs, for Validate to report in
 // its order) a datatype, shape or byte count that does not fit.
-absl::StatusOr<DecodedInfer> Decode(
-    const inference::ModelInferRequest& message);
+// `wire`: the WireRequest (with InferWireFields) that parsed `message` and
+// holds its raw_input_contents, or nullptr when they are in the message.
+absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
+                                    const WireRequest* wire = nullptr);
 
 // `status` naming `model` when it is INVALID_ARGUMENT and does not yet.
 absl::Status WithModel(absl::Status status, const Model& model);
 
 // Writes the selected outputs of a model into a ModelInferResponse: each an
-// InferOutputTensor (name, datatype, shape) and its raw_output_contents,
-// sized once and written in place (through a scratch copy only when the
-// string's buffer is not aligned for the type). Outputs compute writes but
-// the request did not ask for go to scratch memory and are dropped.
+// InferOutputTensor (name, datatype, shape) and its raw_output_contents.
+// With a WireResponse (with InferWireFields) the values go into its
+// buffers, which become raw_output_contents as it serializes the response;
+// without, into the message, sized once and written in place (through a
+// scratch copy only when the string's buffer is not aligned for the type).
+// Outputs compute writes but the request did not ask for go to scratch
+// memory and are dropped.
 class InferResponseSink final : public OutputSink {
  public:
   InferResponseSink(const std::vector<const OutputSpec*>& outputs,
-                    inference::ModelInferResponse* response);
+                    inference::ModelInferResponse* response,
+                    WireResponse* wire = nullptr);
 
   void* Allocate(OutputRole role, DType dtype, absl::Span<const int64_t> shape,
                  int64_t elements) override;
   void Finish() override;
 
  private:
+  static constexpr int kRawOutputs =
+      inference::ModelInferResponse::kRawOutputContentsFieldNumber;
   static constexpr int kRoles =
       static_cast<int>(OutputRole::kProbabilities) + 1;
   inference::ModelInferResponse* const response_;
+  WireResponse* const wire_;
+  int answered_ = 0;             // outputs in the response
+  std::vector<bool> allocated_;  // by position
   // The response position of each role, or -1 when it is not answered.
   std::array<int, kRoles> position_{};
   // Values computed apart from the response: (position or -1, values).

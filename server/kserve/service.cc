@@ -42,12 +42,23 @@ int64_t Nanoseconds(SteadyClock::time_point from, SteadyClock::time_point to) {
       .count();
 }
 
+absl::Status NotValid(const google::protobuf::Message& message) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("the request is not a valid ",
+                   message.GetDescriptor()->full_name(), " message"));
+}
+
 template <typename Message>
 absl::Status ParseRequest(const grpc::ByteBuffer& bytes, Message* message) {
   if (ParseMessage(bytes, message)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("the request is not a valid ",
-                   Message::descriptor()->full_name(), " message"));
+  return NotValid(*message);
+}
+
+// A ModelInferRequest, its raw_input_contents read in place by `wire`.
+absl::Status ParseRequest(const grpc::ByteBuffer& bytes, WireRequest* wire,
+                          inference::ModelInferRequest* message) {
+  if (wire->Parse(bytes, message)) return absl::OkStatus();
+  return NotValid(*message);
 }
 
 template <typename Op>
@@ -99,7 +110,7 @@ Method InlineMethod(absl::string_view name, Answer answer) {
 absl::Status InferenceService::Infer(
     const inference::ModelInferRequest& request, const ComputeContext& context,
     int64_t* elements, inference::ModelInferResponse* response,
-    const std::function<absl::Status()>& encode) {
+    const std::function<absl::Status()>& encode, InferWire wire) {
   const SteadyClock::time_point start = SteadyClock::now();
   const SteadyClock::time_point arrived =
       context.queued_at == SteadyClock::time_point{} ? start
@@ -112,14 +123,14 @@ absl::Status InferenceService::Infer(
       FindModel(request.model_name(), request.model_version());
   const Model* model = named.ok() ? *named : nullptr;
   absl::Status status = [&]() -> absl::Status {
-    absl::StatusOr<DecodedInfer> decoded = Decode(request);
+    absl::StatusOr<DecodedInfer> decoded = Decode(request, wire.in);
     if (!decoded.ok()) return decoded.status();
     *elements = decoded->elements;
     if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
     response->set_model_name(model->name);
     response->set_model_version(std::string(kModelVersion));
     response->set_id(request.id());
-    InferResponseSink sink(decoded->outputs, response);
+    InferResponseSink sink(decoded->outputs, response, wire.out);
     return std::visit(
         [&](auto& neutral) -> absl::Status {
           auto op = Validate(std::move(neutral), context.max_elements);
@@ -290,12 +301,15 @@ void InferenceService::Register(MethodTable* table) {
     // Parsing a large request takes a while: not for a call already dead.
     if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
     ModelInferRequest request;
-    if (absl::Status s = ParseRequest(request_bytes, &request); !s.ok()) {
+    WireRequest in(InferWireFields());
+    if (absl::Status s = ParseRequest(request_bytes, &in, &request); !s.ok()) {
       return s;
     }
     ModelInferResponse response;
+    WireResponse out(InferWireFields());
     return Infer(request, context, elements, &response,
-                 [&] { return SerializeMessage(response, response_bytes); });
+                 [&] { return out.Serialize(response, response_bytes); },
+                 {&in, &out});
   };
   table->Add(std::move(infer));
 
@@ -306,12 +320,14 @@ void InferenceService::Register(MethodTable* table) {
                          const ComputeContext& context, int64_t* elements,
                          grpc::ByteBuffer* response_bytes) -> absl::Status {
     ModelInferRequest request;
+    WireRequest in(InferWireFields());
     ModelStreamInferResponse response;
-    absl::Status status = ParseRequest(request_bytes, &request);
+    WireResponse out(InferWireFields());
+    absl::Status status = ParseRequest(request_bytes, &in, &request);
     if (status.ok()) {
-      status =
-          Infer(request, context, elements, response.mutable_infer_response(),
-                [&] { return SerializeMessage(response, response_bytes); });
+      status = Infer(
+          request, context, elements, response.mutable_infer_response(),
+          [&] { return out.Serialize(response, response_bytes); }, {&in, &out});
     }
     if (status.ok()) return absl::OkStatus();
     *elements = 0;

@@ -16,8 +16,18 @@
 #include "server/compute.h"
 #include "server/kserve/stats.h"
 #include "server/method_table.h"
+#include "server/wire.h"
 
 namespace actsvc::server::kserve {
+
+// Where an inference's tensors travel: in the messages (the REST endpoint
+// builds them), or on the wire (wire.h, with InferWireFields): `in` parsed
+// the request, and `out` holds the response's raw_output_contents until
+// `encode` serializes it.
+struct InferWire {
+  const WireRequest* in = nullptr;
+  WireResponse* out = nullptr;
+};
 
 // The protocol's service and its statistics; one per server, outliving the
 // gRPC server and the HTTP endpoint that call it.
@@ -31,7 +41,8 @@ class InferenceService {
   absl::Status Infer(const inference::ModelInferRequest& request,
                      const ComputeContext& context, int64_t* elements,
                      inference::ModelInferResponse* response,
-                     const std::function<absl::Status()>& encode);
+                     const std::function<absl::Status()>& encode,
+                     InferWire wire = {});
 
   // The other RPCs; NOT_FOUND for an unknown model or version.
   void ServerMetadata(inference::ServerMetadataResponse* response) const;

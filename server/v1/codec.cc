@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "server/v1/wire.h"
+#include "server/wire.h"
 
 namespace actsvc::server {
 namespace {
@@ -135,8 +135,25 @@ v1::DataType ToProto(DType dtype) {
   UnknownDType(dtype);
 }
 
+absl::Span<const WireField> TensorWireFields() {
+  static const WireField kFields[] = {
+      {v1::Tensor::descriptor(), v1::Tensor::kRawDataFieldNumber, 1},
+      {v1::Tensor::descriptor(), v1::Tensor::kFloatDataFieldNumber,
+       sizeof(float)},
+      {v1::Tensor::descriptor(), v1::Tensor::kDoubleDataFieldNumber,
+       sizeof(double)},
+  };
+  return kFields;
+}
+
 absl::string_view TensorData::Bytes(const v1::Tensor& tensor, int field,
-                                    int /*alignment*/) const {
+                                    int alignment) const {
+  if (wire_ != nullptr) {
+    if (std::optional<absl::string_view> read =
+            wire_->Find(tensor, field, 0, alignment)) {
+      return *read;
+    }
+  }
   switch (field) {
     case v1::Tensor::kRawDataFieldNumber:
       return tensor.raw_data();

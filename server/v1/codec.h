@@ -17,6 +17,7 @@
 #include "actsvc/v1/activation.pb.h"
 #include "server/ops.h"
 #include "server/tensor.h"
+#include "server/wire.h"
 
 namespace actsvc::server {
 
@@ -26,16 +27,25 @@ enum class Encoding { kRaw, kTyped };
 // The own API's value of a dtype.
 v1::DataType ToProto(DType dtype);
 
-// Where the values of a request's Tensors are. By default in the message
-// itself; wire.h's WireRequest reads them in place from the received bytes.
+// The own API's data fields on the wire (wire.h): a Tensor's raw_data,
+// float_data and double_data.
+absl::Span<const WireField> TensorWireFields();
+
+// Where the values of a request's Tensors are: in the message itself, or
+// where a WireRequest (wire.h, with TensorWireFields) read them in place
+// from the received bytes.
 class TensorData {
  public:
-  virtual ~TensorData() = default;
+  TensorData() = default;
+  explicit TensorData(const WireRequest* wire) : wire_(wire) {}
   // The bytes of data field `field` of `tensor` (Tensor::kRawDataFieldNumber,
   // kFloatDataFieldNumber or kDoubleDataFieldNumber; typed values as their
   // little-endian bytes), aligned to `alignment` where the memory allows.
-  virtual absl::string_view Bytes(const v1::Tensor& tensor, int field,
-                                  int alignment) const;
+  absl::string_view Bytes(const v1::Tensor& tensor, int field,
+                          int alignment) const;
+
+ private:
+  const WireRequest* wire_ = nullptr;
 };
 
 // A v1::Tensor read in place: its view and how its values travelled.
@@ -78,8 +88,6 @@ int64_t ElementsOf(const v1::JacobianRequest& r);
 int64_t ElementsOf(const v1::SoftmaxCrossEntropyRequest& r);
 int64_t ElementsOf(const v1::AnalyzeRequest& r);
 int64_t ElementsOf(const v1::StreamRequest& r);
-
-class WireResponse;
 
 // Writes outputs into the v1::Tensor fields of a response message, in one
 // encoding. With a WireResponse, the values go into its buffers, which

@@ -33,7 +33,7 @@ absl::Status WireBody(const grpc::ByteBuffer& request_bytes,
   // Parsing a large request takes a while: not for a call already dead.
   if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
   Request request;
-  WireRequest in;
+  WireRequest in(TensorWireFields());
   if (!in.Parse(request_bytes, &request)) {
     return absl::InvalidArgumentError(
         absl::StrCat("the request is not a valid ",
@@ -41,8 +41,10 @@ absl::Status WireBody(const grpc::ByteBuffer& request_bytes,
   }
   *elements = ElementsOf(request);
   Response response;
-  WireResponse out;
-  if (absl::Status status = kHandler(request, context, &response, {&in, &out});
+  WireResponse out(TensorWireFields());
+  const TensorData data(&in);
+  if (absl::Status status =
+          kHandler(request, context, &response, {&data, &out});
       !status.ok()) {
     return status;
   }
@@ -68,16 +70,17 @@ absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
                                int64_t* elements,
                                grpc::ByteBuffer* response_bytes) {
   v1::StreamRequest request;
-  WireRequest in;
+  WireRequest in(TensorWireFields());
   if (!in.Parse(request_bytes, &request)) {
     return absl::InvalidArgumentError(
         absl::StrCat("stream request #", index,
                      " is not a valid actsvc.v1.StreamRequest message"));
   }
   v1::StreamResponse response;
-  WireResponse out;
+  WireResponse out(TensorWireFields());
+  const TensorData data(&in);
   if (absl::Status status =
-          HandleStreamRequest(request, context, &response, {&in, &out});
+          HandleStreamRequest(request, context, &response, {&data, &out});
       !status.ok()) {
     return absl::Status(status.code(), absl::StrCat("stream request #", index,
                                                     ": ", status.message()));

@@ -11,7 +11,7 @@
 #include "server/compute.h"
 #include "server/method_table.h"
 #include "server/v1/codec.h"
-#include "server/v1/wire.h"
+#include "server/wire.h"
 
 namespace actsvc::server {
 

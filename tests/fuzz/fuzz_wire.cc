@@ -1,9 +1,10 @@
-// The wire path (server/v1/wire.h) against protobuf, both ways. The first
-// byte picks the request message type, the second how its bytes are cut
-// into slices; the rest is the message. Reading: the wire reader accepts
-// exactly what protobuf parses, and reads the same fields (its data fields
-// put back). Writing: the message with its data fields moved into
-// WireResponse buffers serializes to exactly protobuf's bytes.
+// The wire path (server/wire.h) against protobuf, both ways, with the own
+// API's data fields and with KServe v2's. The first byte picks the message
+// type, the second how its bytes are cut into slices; the rest is the
+// message. Reading: the wire reader accepts exactly what protobuf parses,
+// and reads the same fields (its data fields put back). Writing: the message
+// with its data fields moved into WireResponse buffers serializes to exactly
+// protobuf's bytes.
 #include <grpcpp/grpcpp.h>
 
 #include <cstring>
@@ -13,7 +14,10 @@
 
 #include "actsvc/v1/activation.pb.h"
 #include "google/protobuf/descriptor.h"
-#include "server/v1/wire.h"
+#include "inference/grpc_service.pb.h"
+#include "server/kserve/codec.h"
+#include "server/v1/codec.h"
+#include "server/wire.h"
 #include "tests/fuzz/fuzz_util.h"
 
 namespace actsvc::fuzz {
@@ -21,21 +25,35 @@ namespace {
 
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
+using server::WireField;
 
-const Message& Prototype(uint8_t kind) {
-  switch (kind % 6) {
+struct Kind {
+  const Message* prototype;
+  absl::Span<const WireField> fields;
+};
+
+Kind Pick(uint8_t kind) {
+  const absl::Span<const WireField> own = server::TensorWireFields();
+  const absl::Span<const WireField> kserve = server::kserve::InferWireFields();
+  switch (kind % 9) {
     case 0:
-      return v1::EvaluateRequest::default_instance();
+      return {&v1::EvaluateRequest::default_instance(), own};
     case 1:
-      return v1::DerivativeRequest::default_instance();
+      return {&v1::DerivativeRequest::default_instance(), own};
     case 2:
-      return v1::JacobianRequest::default_instance();
+      return {&v1::JacobianRequest::default_instance(), own};
     case 3:
-      return v1::SoftmaxCrossEntropyRequest::default_instance();
+      return {&v1::SoftmaxCrossEntropyRequest::default_instance(), own};
     case 4:
-      return v1::AnalyzeRequest::default_instance();
+      return {&v1::AnalyzeRequest::default_instance(), own};
+    case 5:
+      return {&v1::StreamRequest::default_instance(), own};
+    case 6:
+      return {&inference::ModelInferRequest::default_instance(), kserve};
+    case 7:
+      return {&inference::ModelInferResponse::default_instance(), kserve};
     default:
-      return v1::StreamRequest::default_instance();
+      return {&inference::ModelStreamInferResponse::default_instance(), kserve};
   }
 }
 
@@ -49,68 +67,113 @@ grpc::ByteBuffer Sliced(const uint8_t* data, size_t size, uint8_t cut) {
   return grpc::ByteBuffer(slices.data(), slices.size());
 }
 
-// Calls fn on every Tensor set in `message`, at any depth.
+// Calls fn(message, data field) for every data field of `fields` that
+// messages set in `message` (at any depth, through singular message
+// fields) have.
 template <typename Fn>
-void ForEachTensor(Message* message, Fn&& fn) {
-  if (message->GetDescriptor() == v1::Tensor::descriptor()) {
-    fn(static_cast<v1::Tensor*>(message));
-    return;
+void ForEachDataField(Message* message, absl::Span<const WireField> fields,
+                      Fn&& fn) {
+  for (const WireField& f : fields) {
+    if (f.holder == message->GetDescriptor()) {
+      fn(message, message->GetDescriptor()->FindFieldByNumber(f.number));
+    }
   }
   const auto* reflection = message->GetReflection();
-  std::vector<const FieldDescriptor*> fields;
-  reflection->ListFields(*message, &fields);
-  for (const FieldDescriptor* field : fields) {
+  std::vector<const FieldDescriptor*> set;
+  reflection->ListFields(*message, &set);
+  for (const FieldDescriptor* field : set) {
     if (field->type() == FieldDescriptor::TYPE_MESSAGE &&
         !field->is_repeated()) {
-      ForEachTensor(reflection->MutableMessage(message, field), fn);
+      ForEachDataField(reflection->MutableMessage(message, field), fields, fn);
     }
   }
 }
 
-void PutBack(const server::WireRequest& wire, v1::Tensor* t) {
-  const std::string raw(wire.Bytes(*t, v1::Tensor::kRawDataFieldNumber, 1));
-  const std::string floats(
-      wire.Bytes(*t, v1::Tensor::kFloatDataFieldNumber, 4));
-  const std::string doubles(
-      wire.Bytes(*t, v1::Tensor::kDoubleDataFieldNumber, 8));
-  Check(floats.size() % 4 == 0 && doubles.size() % 8 == 0,
-        "typed data that is not whole values");
-  t->set_raw_data(raw);
-  t->mutable_float_data()->Resize(static_cast<int>(floats.size() / 4), 0);
-  if (!floats.empty()) {
-    std::memcpy(t->mutable_float_data()->mutable_data(), floats.data(),
-                floats.size());
+// The field's values as its bytes on the wire (one string a value of a
+// repeated bytes field; one string of packed values otherwise).
+std::vector<std::string> Values(const Message& m, const FieldDescriptor* f) {
+  const auto* r = m.GetReflection();
+  std::vector<std::string> values;
+  if (f->type() == FieldDescriptor::TYPE_BYTES) {
+    if (!f->is_repeated()) {
+      if (!r->GetString(m, f).empty()) values.push_back(r->GetString(m, f));
+      return values;
+    }
+    for (int i = 0; i < r->FieldSize(m, f); ++i) {
+      values.push_back(r->GetRepeatedString(m, f, i));
+    }
+    return values;
   }
-  t->mutable_double_data()->Resize(static_cast<int>(doubles.size() / 8), 0);
-  if (!doubles.empty()) {
-    std::memcpy(t->mutable_double_data()->mutable_data(), doubles.data(),
-                doubles.size());
+  std::string packed;
+  for (int i = 0; i < r->FieldSize(m, f); ++i) {
+    if (f->type() == FieldDescriptor::TYPE_FLOAT) {
+      const float v = r->GetRepeatedFloat(m, f, i);
+      packed.append(reinterpret_cast<const char*>(&v), sizeof v);
+    } else {
+      const double v = r->GetRepeatedDouble(m, f, i);
+      packed.append(reinterpret_cast<const char*>(&v), sizeof v);
+    }
+  }
+  if (!packed.empty()) values.push_back(packed);
+  return values;
+}
+
+// Sets the field from `values` (as Values returns them).
+void SetValues(Message* m, const FieldDescriptor* f,
+               const std::vector<std::string>& values) {
+  const auto* r = m->GetReflection();
+  r->ClearField(m, f);
+  for (const std::string& v : values) {
+    if (f->type() == FieldDescriptor::TYPE_BYTES) {
+      if (f->is_repeated()) {
+        r->AddString(m, f, v);
+      } else {
+        r->SetString(m, f, v);
+      }
+    } else if (f->type() == FieldDescriptor::TYPE_FLOAT) {
+      Check(v.size() % 4 == 0, "typed data that is not whole values");
+      for (size_t at = 0; at < v.size(); at += 4) {
+        float x;
+        std::memcpy(&x, v.data() + at, 4);
+        r->AddFloat(m, f, x);
+      }
+    } else {
+      Check(v.size() % 8 == 0, "typed data that is not whole values");
+      for (size_t at = 0; at < v.size(); at += 8) {
+        double x;
+        std::memcpy(&x, v.data() + at, 8);
+        r->AddDouble(m, f, x);
+      }
+    }
   }
 }
 
-// Moves the first non-empty data field of `t` into `wire`.
-void MoveOut(v1::Tensor* t, server::WireResponse* wire) {
-  std::string bytes;
-  int field = 0;
-  if (!t->raw_data().empty()) {
-    field = v1::Tensor::kRawDataFieldNumber;
-    bytes = t->raw_data();
-    t->clear_raw_data();
-  } else if (t->float_data_size() > 0) {
-    field = v1::Tensor::kFloatDataFieldNumber;
-    bytes.assign(reinterpret_cast<const char*>(t->float_data().data()),
-                 t->float_data_size() * sizeof(float));
-    t->clear_float_data();
-  } else if (t->double_data_size() > 0) {
-    field = v1::Tensor::kDoubleDataFieldNumber;
-    bytes.assign(reinterpret_cast<const char*>(t->double_data().data()),
-                 t->double_data_size() * sizeof(double));
-    t->clear_double_data();
-  } else {
-    return;
+// Puts the values the wire reader read apart back into the message.
+void PutBack(const server::WireRequest& wire, Message* m,
+             const FieldDescriptor* f) {
+  Check(Values(*m, f).empty(), "a data field left in the skeleton");
+  std::vector<std::string> values;
+  const int count = wire.Count(*m, f->number());
+  for (int i = 0; i < count; ++i) {
+    const std::optional<absl::string_view> read =
+        wire.Find(*m, f->number(), i, 8);
+    Check(read.has_value(), "a counted value that cannot be found");
+    Check(reinterpret_cast<uintptr_t>(read->data()) % 8 == 0 || read->empty(),
+          "a value not aligned as asked");
+    if (!read->empty() || f->is_repeated()) values.emplace_back(*read);
   }
-  void* to = wire->Allocate(t, field, static_cast<int64_t>(bytes.size()));
-  std::memcpy(to, bytes.data(), bytes.size());
+  SetValues(m, f, values);
+}
+
+// Moves the field's values into `wire`.
+void MoveOut(Message* m, const FieldDescriptor* f, server::WireResponse* wire) {
+  const std::vector<std::string> values = Values(*m, f);
+  m->GetReflection()->ClearField(m, f);
+  for (size_t i = 0; i < values.size(); ++i) {
+    void* to = wire->Allocate(m, f->number(), static_cast<int>(i),
+                              static_cast<int64_t>(values[i].size()));
+    if (!values[i].empty()) std::memcpy(to, values[i].data(), values[i].size());
+  }
 }
 
 std::string Flatten(const grpc::ByteBuffer& buffer) {
@@ -129,20 +192,23 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace actsvc::fuzz;  // NOLINT: one entry point
   if (size < 2) return 0;
-  const google::protobuf::Message& prototype = Prototype(data[0]);
+  const Kind kind = Pick(data[0]);
   const uint8_t cut = data[1];
   data += 2;
   size -= 2;
 
-  std::unique_ptr<google::protobuf::Message> expected(prototype.New());
+  std::unique_ptr<google::protobuf::Message> expected(kind.prototype->New());
   const bool valid = expected->ParseFromArray(data, static_cast<int>(size));
-  std::unique_ptr<google::protobuf::Message> got(prototype.New());
-  actsvc::server::WireRequest wire;
+  std::unique_ptr<google::protobuf::Message> got(kind.prototype->New());
+  actsvc::server::WireRequest wire(kind.fields);
   Check(wire.Parse(Sliced(data, size, cut), got.get()) == valid,
         valid ? "the wire reader refused a message protobuf parses"
               : "the wire reader accepted a message protobuf refuses");
   if (!valid) return 0;
-  ForEachTensor(got.get(), [&](actsvc::v1::Tensor* t) { PutBack(wire, t); });
+  ForEachDataField(
+      got.get(), kind.fields,
+      [&](google::protobuf::Message* m,
+          const google::protobuf::FieldDescriptor* f) { PutBack(wire, m, f); });
   // Bytes, not MessageDifferencer: NaN values must match too.
   Check(got->SerializeAsString() == expected->SerializeAsString(),
         "the wire reader read other fields than protobuf");
@@ -150,9 +216,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Responses carry no unknown fields (protobuf writes those last).
   expected->DiscardUnknownFields();
   const std::string reference = expected->SerializeAsString();
-  actsvc::server::WireResponse out;
-  ForEachTensor(expected.get(),
-                [&](actsvc::v1::Tensor* t) { MoveOut(t, &out); });
+  actsvc::server::WireResponse out(kind.fields);
+  ForEachDataField(
+      expected.get(), kind.fields,
+      [&](google::protobuf::Message* m,
+          const google::protobuf::FieldDescriptor* f) { MoveOut(m, f, &out); });
   grpc::ByteBuffer written;
   Check(out.Serialize(*expected, &written).ok(), "Serialize failed");
   Check(Flatten(written) == reference,

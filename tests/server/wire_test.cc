@@ -1,9 +1,9 @@
-// The wire path (server/v1/wire.h) against protobuf's: for every RPC and
+// The wire path (server/wire.h) against protobuf's: for every RPC and
 // both encodings, the method the server runs answers with exactly the bytes
 // of the protobuf-serialized response of the same RPC body, however the
 // request's bytes are cut into slices; bad requests get the same status;
 // malformed bytes are refused as protobuf refuses them.
-#include "server/v1/wire.h"
+#include "server/wire.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -270,7 +270,8 @@ void ExpectSameParse(const std::string& bytes) {
   const bool valid =
       expected.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()));
   for (const std::vector<size_t>& cuts : Cuts(bytes.size())) {
-    WireRequest wire;
+    WireRequest wire(TensorWireFields());
+    const TensorData data(&wire);
     v1::DerivativeRequest got;
     ASSERT_EQ(wire.Parse(Sliced(bytes, cuts), &got), valid);
     if (!valid) continue;
@@ -278,11 +279,11 @@ void ExpectSameParse(const std::string& bytes) {
          {got.has_input() ? got.mutable_input() : nullptr,
           got.has_upstream_grad() ? got.mutable_upstream_grad() : nullptr}) {
       if (t == nullptr) continue;
-      const std::string raw(wire.Bytes(*t, v1::Tensor::kRawDataFieldNumber, 1));
+      const std::string raw(data.Bytes(*t, v1::Tensor::kRawDataFieldNumber, 1));
       const std::string floats(
-          wire.Bytes(*t, v1::Tensor::kFloatDataFieldNumber, 4));
+          data.Bytes(*t, v1::Tensor::kFloatDataFieldNumber, 4));
       const std::string doubles(
-          wire.Bytes(*t, v1::Tensor::kDoubleDataFieldNumber, 8));
+          data.Bytes(*t, v1::Tensor::kDoubleDataFieldNumber, 8));
       t->set_raw_data(raw);
       t->mutable_float_data()->Resize(floats.size() / 4, 0);
       if (!floats.empty()) {
@@ -354,13 +355,13 @@ TEST(WireRequestTest, ReadsRawDataInPlaceWhenItCan) {
   std::vector<grpc::Slice> slices;
   ASSERT_TRUE(buffer.Dump(&slices).ok());
   ASSERT_EQ(slices.size(), 2u);  // the values are the last field
-  WireRequest wire;
+  WireRequest wire(TensorWireFields());
   v1::EvaluateRequest parsed;
   ASSERT_TRUE(wire.Parse(buffer, &parsed));
   EXPECT_EQ(wire.external_fields(), 1);
   EXPECT_TRUE(parsed.input().raw_data().empty());
-  const absl::string_view in_place =
-      wire.Bytes(parsed.input(), v1::Tensor::kRawDataFieldNumber, 4);
+  const absl::string_view in_place = TensorData(&wire).Bytes(
+      parsed.input(), v1::Tensor::kRawDataFieldNumber, 4);
   if (reinterpret_cast<uintptr_t>(slices[1].begin()) % 4 == 0) {
     EXPECT_EQ(in_place.data(),
               reinterpret_cast<const char*>(slices[1].begin()));
@@ -368,15 +369,17 @@ TEST(WireRequestTest, ReadsRawDataInPlaceWhenItCan) {
   EXPECT_EQ(in_place, request.input().raw_data());
   // Spread over slices at odd offsets: gathered once, aligned.
   const grpc::ByteBuffer spread = Sliced(bytes, {at + 1, at + 2001, at + 3});
-  WireRequest gathered;
+  WireRequest gathered(TensorWireFields());
   ASSERT_TRUE(gathered.Parse(spread, &parsed));
+  const TensorData in_gathered(&gathered);
   const absl::string_view copy =
-      gathered.Bytes(parsed.input(), v1::Tensor::kRawDataFieldNumber, 8);
+      in_gathered.Bytes(parsed.input(), v1::Tensor::kRawDataFieldNumber, 8);
   EXPECT_EQ(reinterpret_cast<uintptr_t>(copy.data()) % 8, 0u);
   EXPECT_EQ(copy, request.input().raw_data());
-  EXPECT_EQ(copy.data(),
-            gathered.Bytes(parsed.input(), v1::Tensor::kRawDataFieldNumber, 8)
-                .data());
+  EXPECT_EQ(
+      copy.data(),
+      in_gathered.Bytes(parsed.input(), v1::Tensor::kRawDataFieldNumber, 8)
+          .data());
 }
 
 TEST(WireResponseTest, DataBuffersBecomeSlicesOfTheirOwn) {
@@ -384,7 +387,7 @@ TEST(WireResponseTest, DataBuffersBecomeSlicesOfTheirOwn) {
   response.mutable_loss()->set_dtype(v1::FLOAT32);
   response.mutable_grad_logits()->set_dtype(v1::FLOAT32);
   response.mutable_grad_logits()->add_shape(1 << 16);
-  WireResponse wire;
+  WireResponse wire(TensorWireFields());
   void* loss =
       wire.Allocate(&response.loss(), v1::Tensor::kRawDataFieldNumber, 4);
   void* grad = wire.Allocate(&response.grad_logits(),

@@ -1,7 +1,7 @@
-// One idea both ways (about 500 lines): the request reader (Strip) and the
-// response writer (Insert) share the Cursor and the walk over the Tensor-
-// carrying fields of a descriptor, so they stay in one file.
-#include "server/v1/wire.h"
+// One idea both ways (about 550 lines): the request reader (Strip) and the
+// response writer (Insert) share the Cursor and the walk over the fields of
+// a descriptor that lead to data fields, so they stay in one file.
+#include "server/wire.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -30,47 +30,62 @@ constexpr int kFixed32 = 5;
 // Nesting deeper than this is left to protobuf (our messages nest 3 deep).
 constexpr int kMaxDepth = 16;
 
-bool IsTensor(const Descriptor* type) {
-  return type == v1::Tensor::descriptor();
-}
+using Table = absl::Span<const WireField>;
 
-// The Tensor fields whose bytes travel apart, and their element sizes (0:
-// bytes). A data field given unpacked is left to protobuf.
-int DataFieldElementSize(int number) {
-  switch (number) {
-    case v1::Tensor::kRawDataFieldNumber:
-      return 1;
-    case v1::Tensor::kFloatDataFieldNumber:
-      return 4;
-    case v1::Tensor::kDoubleDataFieldNumber:
-      return 8;
-    default:
-      return 0;
+// The data field `number` of messages of `type`, or nullptr.
+const WireField* DataField(Table table, const Descriptor* type,
+                           uint64_t number) {
+  for (const WireField& f : table) {
+    if (f.holder == type && static_cast<uint64_t>(f.number) == number) {
+      return &f;
+    }
   }
+  return nullptr;
 }
 
-// Whether messages of `type` hold a Tensor in a singular message field, at
-// any depth (a Tensor counts).
-bool CarriesTensors(const Descriptor* type, int depth = 0) {
-  if (IsTensor(type)) return true;
+// Whether each occurrence of the field is a value of its own (a repeated
+// bytes field), rather than one value that a second occurrence replaces or
+// extends (left to protobuf).
+bool IsElements(const WireField& f) {
+  const FieldDescriptor* field = f.holder->FindFieldByNumber(f.number);
+  return field != nullptr && field->is_repeated() &&
+         field->type() == FieldDescriptor::TYPE_BYTES;
+}
+
+bool HoldsData(Table table, const Descriptor* type) {
+  for (const WireField& f : table) {
+    if (f.holder == type) return true;
+  }
+  return false;
+}
+
+// Whether messages of `type` hold data fields themselves or in a singular
+// message field, at any depth.
+bool CarriesData(Table table, const Descriptor* type, int depth = 0) {
+  if (HoldsData(table, type)) return true;
   if (depth >= kMaxDepth) return false;
   for (int i = 0; i < type->field_count(); ++i) {
     const FieldDescriptor* field = type->field(i);
     if (field->type() == FieldDescriptor::TYPE_MESSAGE &&
         !field->is_repeated() &&
-        CarriesTensors(field->message_type(), depth + 1)) {
+        CarriesData(table, field->message_type(), depth + 1)) {
       return true;
     }
   }
   return false;
 }
 
-// The field that leads to Tensors, or nullptr.
-const FieldDescriptor* TensorCarrier(const Descriptor* type, uint32_t number) {
-  const FieldDescriptor* field = type->FindFieldByNumber(number);
+// The field that leads to data fields, or nullptr.
+const FieldDescriptor* DataCarrier(Table table, const Descriptor* type,
+                                   uint64_t number) {
+  if (number > static_cast<uint64_t>(FieldDescriptor::kMaxNumber)) {
+    return nullptr;
+  }
+  const FieldDescriptor* field =
+      type->FindFieldByNumber(static_cast<int>(number));
   if (field == nullptr || field->is_repeated() ||
       field->type() != FieldDescriptor::TYPE_MESSAGE ||
-      !CarriesTensors(field->message_type())) {
+      !CarriesData(table, field->message_type())) {
     return nullptr;
   }
   return field;
@@ -150,20 +165,30 @@ class Cursor {
 };
 
 // A data field found in a request: the path of field numbers from the
-// message to its Tensor, its number and its bytes.
+// message to the message that holds it, its type, the field's number, which
+// value of the field it is, and its bytes.
 struct FoundField {
   std::vector<int> path;
+  const Descriptor* holder = nullptr;
   int number = 0;
+  int index = 0;
   std::vector<absl::string_view> pieces;
   int64_t size = 0;
 };
 
-// Copies the message in [cursor, end) of `type` into *skeleton, except the
-// data fields of its Tensors, which go to *found. False when it cannot
-// (malformed, a field it reads given twice, groups): protobuf decides then.
+// How a request is taken apart: the protocol's data fields, what was found,
+// and how often each path of field numbers was seen so far.
+struct Stripping {
+  Table table;
+  std::vector<FoundField> found;
+  std::map<std::vector<int>, int> seen;
+};
+
+// Copies the message in [cursor, end) of `type` into *skeleton, except its
+// data fields, which go to st->found. False when it cannot (malformed, a
+// field it reads given twice, groups): protobuf decides then.
 bool Strip(Cursor* c, int64_t end, const Descriptor* type,
-           std::vector<int>* path, std::string* skeleton,
-           std::vector<FoundField>* found, std::set<std::vector<int>>* seen) {
+           std::vector<int>* path, std::string* skeleton, Stripping* st) {
   if (path->size() > kMaxDepth) return false;
   while (c->position() < end) {
     std::string tag_bytes;
@@ -172,8 +197,8 @@ bool Strip(Cursor* c, int64_t end, const Descriptor* type,
     const uint64_t number = tag >> 3;
     const int wire_type = static_cast<int>(tag & 7);
     if (number == 0 || number > (uint64_t{1} << 29)) return false;
-    if (IsTensor(type) && DataFieldElementSize(static_cast<int>(number)) > 0 &&
-        wire_type != kLengthDelimited) {
+    const WireField* data = DataField(st->table, type, number);
+    if (data != nullptr && wire_type != kLengthDelimited) {
       return false;  // unpacked values: protobuf merges them
     }
     skeleton->append(tag_bytes);
@@ -198,21 +223,27 @@ bool Strip(Cursor* c, int64_t end, const Descriptor* type,
         }
         const int n = static_cast<int>(number);
         path->push_back(n);
-        const bool first = seen->insert(*path).second;
-        if (IsTensor(type) && DataFieldElementSize(n) > 0) {
-          if (!first || length % DataFieldElementSize(n) != 0) return false;
+        const int occurrence = st->seen[*path]++;
+        if (data != nullptr) {
+          if ((occurrence > 0 && !IsElements(*data)) ||
+              length % static_cast<uint64_t>(data->element_size) != 0) {
+            return false;
+          }
           skeleton->resize(skeleton->size() - tag_bytes.size());
           FoundField field;
           field.path.assign(path->begin(), path->end() - 1);
+          field.holder = type;
           field.number = n;
+          field.index = occurrence;
           field.size = static_cast<int64_t>(length);
           if (!c->Take(field.size, nullptr, &field.pieces)) return false;
-          found->push_back(std::move(field));
-        } else if (const FieldDescriptor* carrier = TensorCarrier(type, n)) {
-          if (!first) return false;  // protobuf would merge the two
+          st->found.push_back(std::move(field));
+        } else if (const FieldDescriptor* carrier =
+                       DataCarrier(st->table, type, number)) {
+          if (occurrence > 0) return false;  // protobuf would merge the two
           std::string inner;
           if (!Strip(c, c->position() + static_cast<int64_t>(length),
-                     carrier->message_type(), path, &inner, found, seen)) {
+                     carrier->message_type(), path, &inner, st)) {
             return false;
           }
           AppendVarint(inner.size(), skeleton);
@@ -249,8 +280,8 @@ const Message* Follow(const Message& root, const std::vector<int>& path) {
   return message;
 }
 
-// The path of every Tensor in `targets` below `message`.
-void FindPaths(const Message& message, std::vector<int>* path,
+// The path of every message in `targets` below `message`.
+void FindPaths(Table table, const Message& message, std::vector<int>* path,
                const std::set<const Message*>& targets,
                std::map<std::vector<int>, const Message*>* paths) {
   if (targets.count(&message) > 0) (*paths)[*path] = &message;
@@ -258,12 +289,13 @@ void FindPaths(const Message& message, std::vector<int>* path,
   const Reflection* reflection = message.GetReflection();
   for (int i = 0; i < type->field_count(); ++i) {
     const FieldDescriptor* field = type->field(i);
-    if (TensorCarrier(type, field->number()) == nullptr ||
+    if (DataCarrier(table, type, field->number()) == nullptr ||
         !reflection->HasField(message, field)) {
       continue;
     }
     path->push_back(field->number());
-    FindPaths(reflection->GetMessage(message, field), path, targets, paths);
+    FindPaths(table, reflection->GetMessage(message, field), path, targets,
+              paths);
     path->pop_back();
   }
 }
@@ -335,25 +367,24 @@ bool WireRequest::Parse(const grpc::ByteBuffer& bytes, Message* message) {
   }
   Cursor cursor(std::move(spans));
   std::string skeleton;
-  std::vector<FoundField> found;
+  Stripping st{table_, {}, {}};
   std::vector<int> path;
-  std::set<std::vector<int>> seen;
   if (!Strip(&cursor, cursor.size(), message->GetDescriptor(), &path, &skeleton,
-             &found, &seen)) {
+             &st)) {
     // protobuf reads it whole, and says whether it is valid.
-    found.clear();
     grpc::Slice whole;
     if (!bytes.DumpToSingleSlice(&whole).ok()) return false;
     return message->ParseFromArray(whole.begin(),
                                    static_cast<int>(whole.size()));
   }
   if (!message->ParseFromString(skeleton)) return false;
-  for (FoundField& f : found) {
-    const Message* tensor = Follow(*message, f.path);
-    if (tensor == nullptr || !IsTensor(tensor->GetDescriptor())) continue;
+  for (FoundField& f : st.found) {
+    const Message* holder = Follow(*message, f.path);
+    if (holder == nullptr || holder->GetDescriptor() != f.holder) continue;
     Field field;
-    field.tensor = static_cast<const v1::Tensor*>(tensor);
+    field.holder = holder;
     field.number = f.number;
+    field.index = f.index;
     field.size = f.size;
     for (absl::string_view p : f.pieces) {
       field.pieces.push_back({p.data(), static_cast<int64_t>(p.size())});
@@ -363,14 +394,19 @@ bool WireRequest::Parse(const grpc::ByteBuffer& bytes, Message* message) {
   return true;
 }
 
-absl::string_view WireRequest::Bytes(const v1::Tensor& tensor, int number,
-                                     int alignment) const {
+std::optional<absl::string_view> WireRequest::Find(const Message& holder,
+                                                   int number, int index,
+                                                   int alignment) const {
   for (const Field& field : fields_) {
-    if (field.tensor != &tensor || field.number != number) continue;
-    if (field.size == 0) return {};
+    if (field.holder != &holder || field.number != number ||
+        field.index != index) {
+      continue;
+    }
+    if (field.size == 0) return absl::string_view();
     if (field.pieces.size() == 1 &&
         reinterpret_cast<uintptr_t>(field.pieces[0].data) % alignment == 0) {
-      return {field.pieces[0].data, static_cast<size_t>(field.size)};
+      return absl::string_view(field.pieces[0].data,
+                               static_cast<size_t>(field.size));
     }
     if (field.gathered.empty()) {
       field.gathered = OwnedBuffer(field.size);
@@ -380,16 +416,26 @@ absl::string_view WireRequest::Bytes(const v1::Tensor& tensor, int number,
         to += p.size;
       }
     }
-    return {field.gathered.get(), static_cast<size_t>(field.size)};
+    return absl::string_view(field.gathered.get(),
+                             static_cast<size_t>(field.size));
   }
-  return TensorData::Bytes(tensor, number, alignment);
+  return std::nullopt;
 }
 
-void* WireResponse::Allocate(const v1::Tensor* tensor, int number,
+int WireRequest::Count(const Message& holder, int number) const {
+  int count = 0;
+  for (const Field& field : fields_) {
+    count += field.holder == &holder && field.number == number;
+  }
+  return count;
+}
+
+void* WireResponse::Allocate(const Message* holder, int number, int index,
                              int64_t bytes) {
   Buffer buffer;
-  buffer.tensor = tensor;
+  buffer.holder = holder;
   buffer.number = number;
+  buffer.index = index;
   buffer.size = bytes;
   buffer.data = OwnedBuffer(bytes);
   buffers_.push_back(std::move(buffer));
@@ -398,31 +444,43 @@ void* WireResponse::Allocate(const v1::Tensor* tensor, int number,
 
 namespace {
 
-// Copies the message in [cursor, end) of `type` into *out, inserting each
-// buffer of `at` (by path) into its Tensor in field-number order, as
-// protobuf would have written it.
-void Insert(
-    Cursor* c, int64_t end, const Descriptor* type, std::vector<int>* path,
-    std::map<std::vector<int>, std::vector<std::pair<int, grpc::Slice>>>* at,
-    Pieces* out) {
-  std::vector<std::pair<int, grpc::Slice>> pending;
-  if (IsTensor(type)) {
+// A data field's value on its way out: its field number, which value of the
+// field it is, and its bytes (none for an empty one).
+struct Outgoing {
+  int number;
+  int index;
+  std::optional<grpc::Slice> slice;
+  int64_t size;
+};
+using OutgoingAt = std::map<std::vector<int>, std::vector<Outgoing>>;
+
+// Copies the message in [cursor, end) of `type` into *out, inserting the
+// data values of `at` (by path) into their messages in field-number order,
+// as protobuf would have written them.
+void Insert(Table table, Cursor* c, int64_t end, const Descriptor* type,
+            std::vector<int>* path, OutgoingAt* at, Pieces* out) {
+  std::vector<Outgoing> pending;
+  if (HoldsData(table, type)) {
     auto it = at->find(*path);
     if (it != at->end()) pending = std::move(it->second);
     std::sort(pending.begin(), pending.end(),
-              [](const auto& a, const auto& b) { return a.first < b.first; });
+              [](const Outgoing& a, const Outgoing& b) {
+                return std::make_pair(a.number, a.index) <
+                       std::make_pair(b.number, b.index);
+              });
   }
   size_t next = 0;
   auto emit_through = [&](uint64_t number) {
     for (; next < pending.size() &&
-           static_cast<uint64_t>(pending[next].first) <= number;
+           static_cast<uint64_t>(pending[next].number) <= number;
          ++next) {
       std::string header;
-      AppendVarint((uint64_t(pending[next].first) << 3) | kLengthDelimited,
+      AppendVarint((uint64_t(pending[next].number) << 3) | kLengthDelimited,
                    &header);
-      AppendVarint(pending[next].second.size(), &header);
+      AppendVarint(static_cast<uint64_t>(pending[next].size), &header);
       out->AppendBytes(header);
-      out->AppendSlice(std::move(pending[next].second));
+      if (pending[next].slice)
+        out->AppendSlice(std::move(*pending[next].slice));
     }
   };
   // The skeleton is protobuf's own output: well formed.
@@ -451,8 +509,7 @@ void Insert(
         std::string length_bytes;
         uint64_t length = 0;
         c->ReadVarint(&length, &length_bytes);
-        const FieldDescriptor* carrier =
-            TensorCarrier(type, static_cast<int>(number));
+        const FieldDescriptor* carrier = DataCarrier(table, type, number);
         if (carrier == nullptr) {
           bytes.append(length_bytes);
           c->Take(static_cast<int64_t>(length), &bytes, nullptr);
@@ -461,7 +518,7 @@ void Insert(
         }
         path->push_back(static_cast<int>(number));
         Pieces inner;
-        Insert(c, c->position() + static_cast<int64_t>(length),
+        Insert(table, c, c->position() + static_cast<int64_t>(length),
                carrier->message_type(), path, at, &inner);
         path->pop_back();
         AppendVarint(static_cast<uint64_t>(inner.size()), &bytes);
@@ -479,22 +536,33 @@ void Insert(
 absl::Status WireResponse::Serialize(const Message& response,
                                      grpc::ByteBuffer* out) {
   std::set<const Message*> targets;
-  for (const Buffer& b : buffers_) targets.insert(b.tensor);
+  for (const Buffer& b : buffers_) targets.insert(b.holder);
   std::map<std::vector<int>, const Message*> paths;
   std::vector<int> path;
-  FindPaths(response, &path, targets, &paths);
-  std::map<std::vector<int>, std::vector<std::pair<int, grpc::Slice>>> at;
-  for (const auto& [tensor_path, tensor] : paths) {
+  FindPaths(table_, response, &path, targets, &paths);
+  OutgoingAt at;
+  for (const auto& [holder_path, holder] : paths) {
     for (Buffer& b : buffers_) {
-      // protobuf writes no empty field.
-      if (b.tensor != tensor || b.size == 0) continue;
+      if (b.holder != holder) continue;
+      const WireField* field =
+          DataField(table_, holder->GetDescriptor(), b.number);
+      if (field == nullptr) continue;
+      if (b.size == 0) {
+        // protobuf writes an empty value of a repeated bytes field, and no
+        // empty singular or packed one.
+        if (IsElements(*field)) {
+          at[holder_path].push_back({b.number, b.index, std::nullopt, 0});
+        }
+        continue;
+      }
       char* data = b.data.release();
-      at[tensor_path].emplace_back(
-          b.number,
-          grpc::Slice(data, static_cast<size_t>(b.size), &FreeSliceBuffer));
+      at[holder_path].push_back(
+          {b.number, b.index,
+           grpc::Slice(data, static_cast<size_t>(b.size), &FreeSliceBuffer),
+           b.size});
     }
   }
-  buffers_.clear();  // buffers of no tensor in the response are freed
+  buffers_.clear();  // buffers of no message in the response are freed
   std::string skeleton;
   if (!response.SerializeToString(&skeleton)) {
     return absl::InternalError(absl::StrCat(
@@ -502,7 +570,8 @@ absl::Status WireResponse::Serialize(const Message& response,
   }
   Cursor cursor({skeleton});
   Pieces pieces;
-  Insert(&cursor, cursor.size(), response.GetDescriptor(), &path, &at, &pieces);
+  Insert(table_, &cursor, cursor.size(), response.GetDescriptor(), &path, &at,
+         &pieces);
   std::vector<grpc::Slice> slices = pieces.Take();
   *out = grpc::ByteBuffer(slices.data(), slices.size());
   return absl::OkStatus();

@@ -1,0 +1,156 @@
+// Messages on the wire without copying their tensors.
+//
+// protobuf would copy a request's tensor bytes out of gRPC's slices into a
+// string, and a response's into one more buffer as it serializes. Here a
+// message travels as a skeleton, which protobuf parses or writes (the
+// message with its data fields left empty), plus those data fields: the
+// fields a protocol names in a WireField table (the own API's Tensor
+// raw_data, float_data and double_data; KServe v2's raw_input_contents and
+// raw_output_contents), bytes fields or packed fixed-width values, whose
+// bytes are the little-endian values:
+//  - a request's data is read in place from the received slices (gathered
+//    once into one aligned buffer when it spans slices or is misaligned);
+//  - a response's data is computed into buffers of its own, which go out as
+//    slices of their own around the skeleton's bytes.
+// The bytes are those protobuf reads and writes: a request that the
+// skeleton reader cannot take apart (a singular data field or a message on
+// the way to one given twice, groups, anything malformed) is parsed by
+// protobuf whole instead, and a response is byte-identical to the
+// protobuf-serialized message.
+#ifndef ACTSVC_SERVER_WIRE_H_
+#define ACTSVC_SERVER_WIRE_H_
+
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/slice.h>
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "google/protobuf/descriptor.h"
+#include "google/protobuf/message.h"
+
+namespace actsvc::server {
+
+// A block of server/memory.h's AllocateBuffer, freed with it.
+class OwnedBuffer {
+ public:
+  OwnedBuffer() = default;
+  explicit OwnedBuffer(int64_t bytes);
+  ~OwnedBuffer();
+  OwnedBuffer(OwnedBuffer&& other) noexcept
+      : data_(std::exchange(other.data_, nullptr)), size_(other.size_) {}
+  OwnedBuffer& operator=(OwnedBuffer&& other) noexcept;
+
+  char* get() const { return data_; }
+  bool empty() const { return data_ == nullptr; }
+  // Hands the block over: FreeBuffer(block, size) is the new owner's.
+  char* release() { return std::exchange(data_, nullptr); }
+
+ private:
+  char* data_ = nullptr;
+  int64_t size_ = 0;
+};
+
+// A data field of a protocol: field `number` of messages of type `holder`,
+// a bytes field (singular or repeated) or a packed repeated fixed-width
+// field whose byte count is a multiple of `element_size`.
+struct WireField {
+  const google::protobuf::Descriptor* holder;
+  int number;
+  int element_size;
+};
+
+// A request's data fields as they lie in its received bytes.
+class WireRequest {
+ public:
+  // `fields`: the protocol's data fields; the table must outlive this.
+  explicit WireRequest(absl::Span<const WireField> fields) : table_(fields) {}
+  WireRequest(WireRequest&&) = default;
+  WireRequest& operator=(WireRequest&&) = default;
+
+  // Parses `bytes` into `message`, its data fields read in place (and left
+  // empty in `message`). False when the bytes are not a valid message of
+  // that type. `bytes` is not modified; the slices it holds are kept until
+  // this is destroyed.
+  bool Parse(const grpc::ByteBuffer& bytes, google::protobuf::Message* message);
+
+  // The index-th value (0 for a field that is not a repeated bytes field)
+  // of data field `number` of `holder` (a message inside the one last
+  // parsed), aligned to `alignment` (a power of two up to 64); nullopt when
+  // it was not read apart (it is in the message then, when it is set).
+  std::optional<absl::string_view> Find(const google::protobuf::Message& holder,
+                                        int number, int index,
+                                        int alignment) const;
+  // How many values of data field `number` of `holder` were read apart.
+  int Count(const google::protobuf::Message& holder, int number) const;
+
+  // Data fields read in place (or gathered) rather than parsed, for tests.
+  int external_fields() const { return static_cast<int>(fields_.size()); }
+
+ private:
+  struct Piece {
+    const char* data;
+    int64_t size;
+  };
+  struct Field {
+    const google::protobuf::Message* holder;
+    int number;
+    int index;
+    std::vector<Piece> pieces;  // in order; empty for a zero-length field
+    int64_t size = 0;
+    // The pieces gathered, when one piece at the asked alignment is not.
+    mutable OwnedBuffer gathered;
+  };
+
+  absl::Span<const WireField> table_;
+  std::vector<grpc::Slice> slices_;
+  std::vector<Field> fields_;
+};
+
+// A response's data fields, computed into buffers of their own.
+class WireResponse {
+ public:
+  // `fields`: the protocol's data fields; the table must outlive this.
+  explicit WireResponse(absl::Span<const WireField> fields) : table_(fields) {}
+  WireResponse(WireResponse&&) = default;
+  WireResponse& operator=(WireResponse&&) = default;
+
+  // `bytes` bytes, 64-byte aligned, that become the index-th value (0 for a
+  // field that is not a repeated bytes field) of data field `number` of
+  // `holder` (a message inside the response this will serialize, set by the
+  // time Serialize is called). A repeated bytes field needs every index from
+  // 0 up to its last; a singular one at most one buffer.
+  void* Allocate(const google::protobuf::Message* holder, int number, int index,
+                 int64_t bytes);
+  void* Allocate(const google::protobuf::Message* holder, int number,
+                 int64_t bytes) {
+    return Allocate(holder, number, 0, bytes);
+  }
+
+  // `response` with the allocated fields in their places, as slices: the
+  // skeleton's bytes copied, each data buffer handed to gRPC as it is.
+  absl::Status Serialize(const google::protobuf::Message& response,
+                         grpc::ByteBuffer* out);
+
+ private:
+  struct Buffer {
+    const google::protobuf::Message* holder;
+    int number;
+    int index;
+    OwnedBuffer data;
+    int64_t size = 0;
+  };
+  absl::Span<const WireField> table_;
+  std::vector<Buffer> buffers_;
+};
+
+}  // namespace actsvc::server
+
+#endif  // ACTSVC_SERVER_WIRE_H_

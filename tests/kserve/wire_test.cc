@@ -1,0 +1,303 @@
+// KServe v2 on the wire path (server/wire.h with InferWireFields): the
+// ModelInfer and ModelStreamInfer methods the server runs read
+// raw_input_contents in place and write raw_output_contents as slices of
+// their own, and answer with exactly the bytes of the protobuf-serialized
+// response that the same inference gives on protobuf's messages, however
+// the request's bytes are cut into slices; bad requests get the same status.
+#include "server/wire.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+#include "inference/grpc_service.pb.h"
+#include "server/kserve/codec.h"
+#include "server/kserve/service.h"
+#include "server/method_table.h"
+
+namespace actsvc::server::kserve {
+namespace {
+
+using inference::ModelInferRequest;
+using inference::ModelInferResponse;
+using inference::ModelStreamInferResponse;
+
+constexpr absl::string_view kInfer =
+    "/inference.GRPCInferenceService/ModelInfer";
+constexpr absl::string_view kStream =
+    "/inference.GRPCInferenceService/ModelStreamInfer";
+
+// `bytes` cut at `cuts` (offsets, ascending) into slices of their own.
+grpc::ByteBuffer Sliced(const std::string& bytes, std::vector<size_t> cuts) {
+  std::vector<grpc::Slice> slices;
+  size_t from = 0;
+  cuts.push_back(bytes.size());
+  for (size_t cut : cuts) {
+    if (cut <= from || cut > bytes.size()) continue;
+    slices.emplace_back(bytes.data() + from, cut - from);
+    from = cut;
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
+std::string Flatten(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  EXPECT_TRUE(buffer.Dump(&slices).ok());
+  std::string bytes;
+  for (const grpc::Slice& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return bytes;
+}
+
+// Whole; in two at every 5th byte; in slices of 1 to 13 bytes (so values
+// straddle slices and sit misaligned).
+std::vector<std::vector<size_t>> Cuts(size_t size) {
+  std::vector<std::vector<size_t>> ways = {{}};
+  for (size_t at = 1; at < size; at += 5) ways.push_back({at});
+  std::mt19937 random(static_cast<uint32_t>(size));
+  std::vector<size_t> small;
+  for (size_t at = 1 + random() % 13; at < size; at += 1 + random() % 13) {
+    small.push_back(at);
+  }
+  ways.push_back(small);
+  return ways;
+}
+
+size_t DatatypeSize(absl::string_view datatype) {
+  if (datatype == "FP64" || datatype == "INT64") return 8;
+  if (datatype == "FP16" || datatype == "BF16") return 2;
+  return 4;
+}
+
+// An input of random bytes (NaN, ±inf and huge values among them, as
+// perf_analyzer sends), or of `labels` when they are given.
+void AddInput(ModelInferRequest* request, const std::string& name,
+              const std::string& datatype, const std::vector<int64_t>& shape,
+              std::mt19937* random, const std::vector<int64_t>& labels = {}) {
+  auto* input = request->add_inputs();
+  input->set_name(name);
+  input->set_datatype(datatype);
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    input->add_shape(d);
+    n *= d;
+  }
+  std::string bytes(static_cast<size_t>(n) * DatatypeSize(datatype), '\0');
+  if (!labels.empty()) {
+    for (int64_t i = 0; i < n; ++i) {
+      if (datatype == "INT64") {
+        std::memcpy(&bytes[8 * i], &labels[i % labels.size()], 8);
+      } else {
+        const auto label = static_cast<int32_t>(labels[i % labels.size()]);
+        std::memcpy(&bytes[4 * i], &label, 4);
+      }
+    }
+  } else {
+    for (char& c : bytes) c = static_cast<char>((*random)() & 0xff);
+  }
+  request->add_raw_input_contents(std::move(bytes));
+}
+
+ModelInferRequest Request(const std::string& model) {
+  ModelInferRequest request;
+  request.set_model_name(model);
+  request.set_id(absl::StrCat("id-", model));
+  return request;
+}
+
+// The requests the wire path must answer as the message path does: every
+// kind of model, each float datatype, outputs listed or not, empty tensors,
+// and requests that fail.
+std::vector<ModelInferRequest> Requests() {
+  std::mt19937 random(7);
+  std::vector<ModelInferRequest> requests;
+  for (const char* datatype : {"FP32", "FP64", "FP16", "BF16"}) {
+    const std::string dt = datatype;
+    ModelInferRequest forward = Request("gelu");
+    AddInput(&forward, "x", dt, {3, 37}, &random);
+    requests.push_back(forward);
+
+    ModelInferRequest d1 = Request("tanh.d1");
+    AddInput(&d1, "x", dt, {2, 50}, &random);
+    requests.push_back(d1);
+
+    ModelInferRequest vjp = Request("softmax.vjp");
+    AddInput(&vjp, "x", dt, {4, 10}, &random);
+    AddInput(&vjp, "grad", dt, {4, 10}, &random);
+    requests.push_back(vjp);
+
+    ModelInferRequest jacobian = Request("log_softmax.jacobian");
+    AddInput(&jacobian, "x", dt, {2, 6}, &random);
+    requests.push_back(jacobian);
+
+    for (const char* labels : {"INT64", "INT32"}) {
+      ModelInferRequest ce = Request("softmax_cross_entropy");
+      AddInput(&ce, "logits", dt, {5, 9}, &random);
+      AddInput(&ce, "labels", labels, {5}, &random, {0, 8, 3, 1, 7});
+      requests.push_back(ce);
+      // Only the loss, and a subset out of the model's order.
+      ModelInferRequest some = ce;
+      some.add_outputs()->set_name("probabilities");
+      some.add_outputs()->set_name("loss");
+      requests.push_back(some);
+    }
+    ModelInferRequest probs = Request("softmax_cross_entropy.probs");
+    AddInput(&probs, "logits", dt, {3, 8}, &random);
+    AddInput(&probs, "target_probs", dt, {3, 8}, &random);
+    requests.push_back(probs);
+
+    // Empty tensors: an empty raw_input_contents and raw_output_contents.
+    ModelInferRequest empty = Request("relu");
+    AddInput(&empty, "x", dt, {0, 5}, &random);
+    requests.push_back(empty);
+  }
+  // Failures: a byte count that does not fit, raw beside typed contents,
+  // too few raw_input_contents.
+  ModelInferRequest short_bytes = requests[0];
+  short_bytes.mutable_raw_input_contents(0)->pop_back();
+  requests.push_back(short_bytes);
+  ModelInferRequest both = requests[0];
+  both.mutable_inputs(0)->mutable_contents()->add_fp32_contents(1);
+  requests.push_back(both);
+  ModelInferRequest missing = requests[2];  // softmax.vjp, FP32
+  missing.mutable_raw_input_contents()->RemoveLast();
+  requests.push_back(missing);
+  return requests;
+}
+
+class KServeWireTest : public ::testing::Test {
+ protected:
+  void SetUp() override { service_.Register(&methods_); }
+
+  static ComputeContext Context() {
+    ComputeContext context;
+    context.max_message_bytes = int64_t{64} << 20;
+    return context;
+  }
+
+  InferenceService service_;
+  MethodTable methods_;
+};
+
+TEST_F(KServeWireTest, ModelInferAnswersWithProtobufsBytesHoweverCut) {
+  int answered = 0;
+  int refused = 0;
+  for (const ModelInferRequest& request : Requests()) {
+    SCOPED_TRACE(request.model_name());
+    ModelInferResponse response;
+    int64_t elements = 0;
+    const absl::Status expected_status =
+        service_.Infer(request, Context(), &elements, &response,
+                       [] { return absl::OkStatus(); });
+    const std::string expected =
+        expected_status.ok() ? response.SerializeAsString() : "";
+    ++(expected_status.ok() ? answered : refused);
+    const std::string bytes = request.SerializeAsString();
+    for (const std::vector<size_t>& cuts : Cuts(bytes.size())) {
+      SCOPED_TRACE(absl::StrCat("cut in ", cuts.size() + 1));
+      grpc::ByteBuffer out;
+      const absl::Status status = methods_.CallUnary(
+          kInfer, Sliced(bytes, cuts), Context(), &elements, &out);
+      ASSERT_EQ(status, expected_status);
+      if (!status.ok()) continue;
+      EXPECT_TRUE(Flatten(out) == expected)
+          << Flatten(out).size() << " bytes, expected " << expected.size();
+      // The values went out as slices of their own.
+      std::vector<grpc::Slice> slices;
+      ASSERT_TRUE(out.Dump(&slices).ok());
+      if (!response.raw_output_contents(0).empty()) {
+        EXPECT_GE(slices.size(), 2u);
+      }
+    }
+  }
+  EXPECT_EQ(answered, 40);
+  EXPECT_EQ(refused, 3);
+}
+
+TEST_F(KServeWireTest, StreamAnswersWithProtobufsBytes) {
+  const Method* stream = methods_.Find(kStream);
+  ASSERT_NE(stream, nullptr);
+  int answered = 0;
+  for (const ModelInferRequest& request : Requests()) {
+    SCOPED_TRACE(request.model_name());
+    ModelStreamInferResponse expected;
+    int64_t elements = 0;
+    const absl::Status status = service_.Infer(
+        request, Context(), &elements, expected.mutable_infer_response(),
+        [] { return absl::OkStatus(); });
+    if (!status.ok()) continue;  // failures: grpc_errors_test's stream test
+    const std::string bytes = request.SerializeAsString();
+    grpc::ByteBuffer out;
+    ASSERT_TRUE(stream
+                    ->stream(Sliced(bytes, {bytes.size() / 3}), 4, Context(),
+                             &elements, &out)
+                    .ok());
+    EXPECT_TRUE(Flatten(out) == expected.SerializeAsString());
+    ++answered;
+  }
+  EXPECT_EQ(answered, 40);
+}
+
+TEST(KServeWireRequestTest, ReadsRawInputsInPlace) {
+  std::mt19937 random(3);
+  ModelInferRequest request = Request("gelu.vjp");
+  AddInput(&request, "x", "FP32", {1, 1024}, &random);
+  AddInput(&request, "grad", "FP32", {1, 1024}, &random);
+  const std::string bytes = request.SerializeAsString();
+  const size_t x = bytes.find(request.raw_input_contents(0));
+  const size_t grad = bytes.find(request.raw_input_contents(1));
+  ASSERT_NE(x, std::string::npos);
+  ASSERT_NE(grad, std::string::npos);
+  // Each value in a slice of its own, aligned as grpc::Slice allocates.
+  const grpc::ByteBuffer buffer =
+      Sliced(bytes, {x, x + 4096, grad, grad + 4096});
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(buffer.Dump(&slices).ok());
+  WireRequest wire(InferWireFields());
+  ModelInferRequest parsed;
+  ASSERT_TRUE(wire.Parse(buffer, &parsed));
+  EXPECT_EQ(parsed.raw_input_contents_size(), 0);
+  EXPECT_EQ(wire.Count(parsed, 7), 2);
+  const std::optional<absl::string_view> first = wire.Find(parsed, 7, 0, 4);
+  const std::optional<absl::string_view> second = wire.Find(parsed, 7, 1, 4);
+  ASSERT_TRUE(first && second);
+  EXPECT_EQ(*first, request.raw_input_contents(0));
+  EXPECT_EQ(*second, request.raw_input_contents(1));
+  if (reinterpret_cast<uintptr_t>(slices[1].begin()) % 4 == 0) {
+    EXPECT_EQ(first->data(), reinterpret_cast<const char*>(slices[1].begin()));
+  }
+  EXPECT_FALSE(wire.Find(parsed, 7, 2, 4).has_value());
+}
+
+TEST(KServeWireResponseTest, RawOutputsBecomeSlicesOfTheirOwn) {
+  ModelInferResponse response;
+  response.set_model_name("gelu");
+  response.add_outputs()->set_name("y");
+  response.add_outputs()->set_name("dy");
+  WireResponse wire(InferWireFields());
+  // Allocated out of order; the second empty.
+  void* y = wire.Allocate(&response, 6, 0, 4 << 16);
+  wire.Allocate(&response, 6, 1, 0);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(y) % 64, 0u);
+  std::memset(y, 3, 4 << 16);
+  grpc::ByteBuffer out;
+  ASSERT_TRUE(wire.Serialize(response, &out).ok());
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(out.Dump(&slices).ok());
+  bool in_place = false;
+  for (const grpc::Slice& s : slices) in_place |= s.begin() == y;
+  EXPECT_TRUE(in_place) << "y was copied";
+  response.add_raw_output_contents(std::string(4 << 16, '\3'));
+  response.add_raw_output_contents("");
+  EXPECT_TRUE(Flatten(out) == response.SerializeAsString());
+}
+
+}  // namespace
+}  // namespace actsvc::server::kserve
