@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "core/half.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "rapidjson/document.h"
@@ -115,6 +116,11 @@ std::string Bytes(const Input& input) {
       raw.append(reinterpret_cast<const char*>(&f), 4);
     } else if (input.datatype == "FP64") {
       raw.append(reinterpret_cast<const char*>(&v), 8);
+    } else if (input.datatype == "FP16" || input.datatype == "BF16") {
+      const uint16_t bits = input.datatype == "FP16"
+                                ? Float16BitsFromDouble(v)
+                                : BFloat16BitsFromDouble(v);
+      raw.append(reinterpret_cast<const char*>(&bits), 2);
     } else {
       const int64_t i = static_cast<int64_t>(v);
       raw.append(reinterpret_cast<const char*>(&i), 8);
@@ -235,7 +241,13 @@ void ExpectSame(const HttpAnswer& answer,
     }
     std::string got;
     for (const auto& v : out["data"].GetArray()) {
-      if (want.datatype() == "FP32") {
+      if (want.datatype() == "FP16" || want.datatype() == "BF16") {
+        // Widened exactly: the number reads back to the same bits.
+        const uint16_t bits = want.datatype() == "FP16"
+                                  ? Float16BitsFromDouble(v.GetDouble())
+                                  : BFloat16BitsFromDouble(v.GetDouble());
+        got.append(reinterpret_cast<const char*>(&bits), 2);
+      } else if (want.datatype() == "FP32") {
         const float f = static_cast<float>(v.GetDouble());
         got.append(reinterpret_cast<const char*>(&f), 4);
       } else {
@@ -282,6 +294,29 @@ TEST_F(KServeRestTest, EveryModelBinaryFp32) {
 }
 TEST_F(KServeRestTest, EveryModelBinaryFp64) {
   CheckEveryModel(*stub_, server_->http_port(), "FP64", true);
+}
+// The half types travel in binary only (JSON has no half numbers to send),
+// and come back in binary, or as JSON numbers widened exactly.
+TEST_F(KServeRestTest, EveryModelBinaryFp16) {
+  CheckEveryModel(*stub_, server_->http_port(), "FP16", true);
+}
+TEST_F(KServeRestTest, EveryModelBinaryBf16) {
+  CheckEveryModel(*stub_, server_->http_port(), "BF16", true);
+}
+TEST_F(KServeRestTest, HalfOutputsAsJsonNumbers) {
+  for (const char* datatype : {"FP16", "BF16"}) {
+    const Model& model = **FindModel("gelu.vjp", "");
+    SCOPED_TRACE(datatype);
+    const std::vector<Input> inputs = InputsFor(model, datatype);
+    int64_t header_length;
+    const std::string body = Body(inputs, /*binary=*/true, /*nested=*/false,
+                                  /*extra=*/"", &header_length);
+    const HttpAnswer answer = HttpExchange(
+        server_->http_port(), "POST", "/v2/models/gelu.vjp/infer", body,
+        {{"Inference-Header-Content-Length", absl::StrCat(header_length)}});
+    ExpectSame(answer, OverGrpc(*stub_, model, inputs),
+               /*binary_outputs=*/false);
+  }
 }
 
 // One input binary, one JSON; one output binary, the other JSON.
