@@ -20,6 +20,7 @@
 #include "server/kserve/codec.h"
 #include "server/kserve/service.h"
 #include "server/method_table.h"
+#include "tests/server/byte_buffers.h"
 
 namespace actsvc::server::kserve {
 namespace {
@@ -27,48 +28,14 @@ namespace {
 using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 using inference::ModelStreamInferResponse;
+using testing::Cuts;
+using testing::Flatten;
+using testing::Sliced;
 
 constexpr absl::string_view kInfer =
     "/inference.GRPCInferenceService/ModelInfer";
 constexpr absl::string_view kStream =
     "/inference.GRPCInferenceService/ModelStreamInfer";
-
-// `bytes` cut at `cuts` (offsets, ascending) into slices of their own.
-grpc::ByteBuffer Sliced(const std::string& bytes, std::vector<size_t> cuts) {
-  std::vector<grpc::Slice> slices;
-  size_t from = 0;
-  cuts.push_back(bytes.size());
-  for (size_t cut : cuts) {
-    if (cut <= from || cut > bytes.size()) continue;
-    slices.emplace_back(bytes.data() + from, cut - from);
-    from = cut;
-  }
-  return grpc::ByteBuffer(slices.data(), slices.size());
-}
-
-std::string Flatten(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return bytes;
-}
-
-// Whole; in two at every 5th byte; in slices of 1 to 13 bytes (so values
-// straddle slices and sit misaligned).
-std::vector<std::vector<size_t>> Cuts(size_t size) {
-  std::vector<std::vector<size_t>> ways = {{}};
-  for (size_t at = 1; at < size; at += 5) ways.push_back({at});
-  std::mt19937 random(static_cast<uint32_t>(size));
-  std::vector<size_t> small;
-  for (size_t at = 1 + random() % 13; at < size; at += 1 + random() % 13) {
-    small.push_back(at);
-  }
-  ways.push_back(small);
-  return ways;
-}
 
 size_t DatatypeSize(absl::string_view datatype) {
   if (datatype == "FP64" || datatype == "INT64") return 8;
@@ -200,7 +167,7 @@ TEST_F(KServeWireTest, ModelInferAnswersWithProtobufsBytesHoweverCut) {
         expected_status.ok() ? response.SerializeAsString() : "";
     ++(expected_status.ok() ? answered : refused);
     const std::string bytes = request.SerializeAsString();
-    for (const std::vector<size_t>& cuts : Cuts(bytes.size())) {
+    for (const std::vector<size_t>& cuts : Cuts(bytes.size(), 5)) {
       SCOPED_TRACE(absl::StrCat("cut in ", cuts.size() + 1));
       grpc::ByteBuffer out;
       const absl::Status status = methods_.CallUnary(

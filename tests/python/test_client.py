@@ -25,10 +25,10 @@ EXAMPLES = os.path.join(REPO, "examples", "python")
 sys.path.insert(0, EXAMPLES)
 sys.path.insert(0, HERE)
 import actsvc_client  # noqa: E402
-# The float64 references of the service test (numpy/scipy only).
-from test_service import (ELEMENTWISE, DEFAULT_ALPHA, ref_forward,  # noqa: E402
-                          ref_derivative, ref_second, softmax_ref,
-                          logsumexp_ref)
+# The float64 references (numpy/scipy only).
+from references import (ELEMENTWISE, DEFAULT_ALPHA, ref_forward,  # noqa: E402
+                        ref_derivative, ref_second, softmax_ref,
+                        logsumexp_ref)
 
 SERVER_BINARY = None
 CLI_BINARY = None

@@ -13,109 +13,33 @@ Needs python3-grpcio, python3-numpy and python3-scipy (Debian 12): use
 import argparse
 import math
 import os
-import socket
-import subprocess
 import sys
-import tempfile
-import time
 import unittest
 
 import numpy as np
 from scipy import special
 
-SQRT2 = math.sqrt(2.0)
-SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-GELU_TANH_K = 0.044715
-SELU_LAMBDA = 1.0507009873554805
-SELU_ALPHA = 1.6732632423543772
-INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(HERE)),
+                                "examples", "python"))
+sys.path.insert(0, HERE)
+import actsvc_client  # noqa: E402 (its LocalServer runs the server)
+from references import *  # noqa: E402,F401,F403 (references and checks)
+
 
 # Set by main() before the tests import the stubs.
 pb = None
 pb_grpc = None
 grpc = None
 SERVER_BINARY = None
-SERVER = None  # the running _ServerProcess
+SERVER = None  # the running actsvc_client.LocalServer
 STUB = None
-
-
-# ---------------------------------------------------------------------------
-# The server process.
-
-def _free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class _ServerProcess:
-    """actsvc-server on a free loopback port; stop() always ends it."""
-
-    def __init__(self, binary, extra_flags=()):
-        self.log = tempfile.NamedTemporaryFile(
-            prefix="actsvc-python-server-", suffix=".log", delete=False)
-        last_error = None
-        for _ in range(3):  # another process may take the port meanwhile
-            self.target = "127.0.0.1:%d" % _free_port()
-            self.proc = subprocess.Popen(
-                [binary, "--address=" + self.target] + list(extra_flags),
-                stdout=self.log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL)
-            try:
-                self._wait_serving(15.0)
-                return
-            except RuntimeError as e:
-                last_error = e
-                if self.proc.poll() is None:
-                    break  # running but not serving: do not retry
-        self.stop()
-        raise RuntimeError("%s\nserver log:\n%s" % (last_error, self.read_log()))
-
-    def _wait_serving(self, timeout_s):
-        # grpc.health.v1 has no generated Python stubs here; its messages
-        # are tiny: an empty HealthCheckRequest, and status = 1 (SERVING) is
-        # the bytes 08 01.
-        channel = grpc.insecure_channel(self.target)
-        check = channel.unary_unary(
-            "/grpc.health.v1.Health/Check",
-            request_serializer=lambda m: m,
-            response_deserializer=lambda b: b)
-        deadline = time.monotonic() + timeout_s
-        try:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        "actsvc-server exited with %d during startup"
-                        % self.proc.returncode)
-                try:
-                    if check(b"", timeout=0.5, wait_for_ready=True) == b"\x08\x01":
-                        return
-                except grpc.RpcError:
-                    pass
-                time.sleep(0.05)
-        finally:
-            channel.close()
-        raise RuntimeError("actsvc-server not SERVING after %.0f s" % timeout_s)
-
-    def stop(self, grace_s=10.0):
-        """SIGTERM, then SIGKILL after grace_s; returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(grace_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
-
-    def read_log(self):
-        with open(self.log.name, "r", errors="replace") as f:
-            return f.read()
 
 
 def setUpModule():
     global SERVER, STUB
-    SERVER = _ServerProcess(SERVER_BINARY, ["--shutdown_grace_s=5"])
+    SERVER = actsvc_client.LocalServer(SERVER_BINARY,
+                                       ["--shutdown_grace_s=5"]).start()
     channel = grpc.insecure_channel(
         SERVER.target,
         options=[("grpc.max_receive_message_length", -1),
@@ -180,208 +104,8 @@ def spec(function, alpha=None, axis=None):
     return s
 
 
-# ---------------------------------------------------------------------------
-# float64 references, from forms that keep relative accuracy (SPEC §1).
-
-def _sech2(x):
-    e = np.exp(-2.0 * np.abs(x))
-    return 4.0 * e / (1.0 + e) ** 2
-
-
-def _dsigmoid(x):
-    e = np.exp(-np.abs(x))
-    return e / (1.0 + e) ** 2
-
-
-def _phi(x):
-    return INV_SQRT_2PI * np.exp(-0.5 * x * x)
-
-
-def _Phi(x):
-    return 0.5 * special.erfc(-x / SQRT2)
-
-
-def _gelu_tanh_parts(x):
-    u = SQRT_2_OVER_PI * (x + GELU_TANH_K * x ** 3)
-    du = SQRT_2_OVER_PI * (1.0 + 3.0 * GELU_TANH_K * x * x)
-    d2u = SQRT_2_OVER_PI * 6.0 * GELU_TANH_K * x
-    s = special.expit(2.0 * u)  # (1 + tanh u) / 2 without cancellation
-    s1 = special.expit(-2.0 * u)  # 1 - s
-    return u, du, d2u, s, s1
-
-
-def ref_forward(name, x, alpha):
-    if name == "identity":
-        return x
-    if name == "sigmoid":
-        return special.expit(x)
-    if name == "tanh":
-        return np.tanh(x)
-    if name == "relu":
-        return np.where(x > 0, x, 0.0)
-    if name == "leaky_relu":
-        return np.where(x > 0, x, alpha * x)
-    if name == "gelu":
-        return x * _Phi(x)
-    if name == "gelu_tanh":
-        _, _, _, s, _ = _gelu_tanh_parts(x)
-        return x * s
-    if name == "silu":
-        return x * special.expit(x)
-    if name == "softplus":
-        return np.maximum(x, 0.0) + np.log1p(np.exp(-np.abs(x)))
-    if name == "elu":
-        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
-    if name == "selu":
-        return SELU_LAMBDA * np.where(
-            x > 0, x, SELU_ALPHA * np.expm1(np.minimum(x, 0)))
-    raise KeyError(name)
-
-
-def ref_derivative(name, x, alpha):
-    if name == "identity":
-        return np.ones_like(x)
-    if name == "sigmoid":
-        return _dsigmoid(x)
-    if name == "tanh":
-        return _sech2(x)
-    if name == "relu":
-        return np.where(x > 0, 1.0, 0.0)
-    if name == "leaky_relu":
-        return np.where(x > 0, 1.0, alpha)
-    if name == "gelu":
-        return _Phi(x) + x * _phi(x)
-    if name == "gelu_tanh":
-        _, du, _, s, s1 = _gelu_tanh_parts(x)
-        return s + 2.0 * x * du * s * s1
-    if name == "silu":
-        return special.expit(x) * (1.0 + x * special.expit(-x))
-    if name == "softplus":
-        return special.expit(x)
-    if name == "elu":
-        return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0)))
-    if name == "selu":
-        return SELU_LAMBDA * np.where(
-            x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0)))
-    raise KeyError(name)
-
-
-def ref_second(name, x, alpha):
-    if name in ("identity", "relu", "leaky_relu"):
-        return np.zeros_like(x)
-    if name == "sigmoid":
-        return -_dsigmoid(x) * np.tanh(0.5 * x)
-    if name == "tanh":
-        return -2.0 * np.tanh(x) * _sech2(x)
-    if name == "gelu":
-        return _phi(x) * (2.0 - x * x)
-    if name == "gelu_tanh":
-        u, du, d2u, s, s1 = _gelu_tanh_parts(x)
-        # d/dx [s + 2x u' s(1-s)], with d s/dx = 2u' s(1-s), 1-2s = -tanh u.
-        return s * s1 * (4.0 * du + 2.0 * x * d2u
-                         - 4.0 * x * du * du * np.tanh(u))
-    if name == "silu":
-        return _dsigmoid(x) * (2.0 - x * np.tanh(0.5 * x))
-    if name == "softplus":
-        return _dsigmoid(x)
-    if name == "elu":
-        return np.where(x > 0, 0.0, alpha * np.exp(np.minimum(x, 0)))
-    if name == "selu":
-        return SELU_LAMBDA * np.where(
-            x > 0, 0.0, SELU_ALPHA * np.exp(np.minimum(x, 0)))
-    raise KeyError(name)
-
-
-def softmax_ref(z, axis=-1):
-    z = np.asarray(z, dtype=np.float64)
-    e = np.exp(z - np.max(z, axis=axis, keepdims=True))
-    return e / np.sum(e, axis=axis, keepdims=True)
-
-
-def logsumexp_ref(z, axis=-1):
-    return special.logsumexp(np.asarray(z, dtype=np.float64), axis=axis)
-
-
-# ---------------------------------------------------------------------------
-# Accuracy in units in the last place (SPEC §4).
-
-F32_MIN_NORMAL = 2.0 ** -126
-
-
-def ulp32(truth):
-    """The float32 ULP at |truth|, floored at the subnormal spacing."""
-    a = np.abs(np.asarray(truth, dtype=np.float64))
-    e = np.floor(np.log2(np.maximum(a, F32_MIN_NORMAL)))
-    return np.exp2(e - 23)
-
-
-def float32_ulp_errors(got, truth):
-    got = np.asarray(got, dtype=np.float64)
-    truth = np.asarray(truth, dtype=np.float64)
-    return np.abs(got - truth) / ulp32(truth)
-
-
-class AccuracyMixin:
-    def assert_float32_close(self, x, got, truth, max_ulp, zeros=(),
-                             abs_bound=4 * 2.0 ** -23, what=""):
-        """Within max_ulp of truth; within abs_bound inside +-0.5 of an
-        interior zero in `zeros`; a subnormal result within the smallest
-        normal float; NaN where truth is NaN."""
-        x = np.asarray(x, dtype=np.float64).ravel()
-        got = np.asarray(got, dtype=np.float64).ravel()
-        truth = np.asarray(truth, dtype=np.float64).ravel()
-        nan = np.isnan(truth)
-        np.testing.assert_array_equal(np.isnan(got), nan, err_msg=what)
-        got, truth, x = got[~nan], truth[~nan], x[~nan]
-        err = np.abs(got - truth)
-        near_zero = np.zeros(x.shape, dtype=bool)
-        for z in zeros:
-            near_zero |= np.abs(x - z) <= 0.5
-        subnormal = np.abs(truth) < F32_MIN_NORMAL
-        ok = np.where(near_zero, err <= abs_bound,
-                      np.where(subnormal, err <= F32_MIN_NORMAL,
-                               err <= max_ulp * ulp32(truth)))
-        ok |= got == truth  # infinities
-        if not ok.all():
-            i = np.argmax(~ok)
-            self.fail("%s: %d of %d values out of bound; first at x=%r: got "
-                      "%r, want %r (%.1f ulp)" % (
-                          what, np.count_nonzero(~ok), ok.size, x[i], got[i],
-                          truth[i], float32_ulp_errors(got[i], truth[i])))
-
-    def assert_float64_close(self, got, truth, rtol=1e-12, atol=1e-300,
-                             what=""):
-        np.testing.assert_allclose(np.asarray(got, dtype=np.float64), truth,
-                                   rtol=rtol, atol=atol, err_msg=what)
-
-
-# Names and enum values of the elementwise functions, with their interior
-# zeros of f' and f'' (where SPEC §4 allows an absolute bound).
-ELEMENTWISE = {
-    "identity": ((), ()),
-    "sigmoid": ((), ()),
-    "tanh": ((), ()),
-    "relu": ((), ()),
-    "leaky_relu": ((), ()),
-    "gelu": ((-0.7517915,), (-SQRT2, SQRT2)),
-    "gelu_tanh": ((-0.7524614,), (-1.4185040, 1.4185040)),
-    "silu": ((-1.2784645,), (-2.3993572, 2.3993572)),
-    "softplus": ((), ()),
-    "elu": ((), ()),
-    "selu": ((), ()),
-}
-DEFAULT_ALPHA = {"leaky_relu": 0.01, "elu": 1.0}
-
-
 def enum(name):
     return pb.Function.Value(name.upper())
-
-
-def grid32():
-    """Dense over [-20, 20] plus the points around the breakpoints."""
-    x = np.concatenate([np.linspace(-20, 20, 4001), [-1e-3, -1e-30, 0.0, 1e-30,
-                                                     1e-3, -0.0]])
-    return x.astype(np.float32)
 
 
 # ---------------------------------------------------------------------------
@@ -516,7 +240,7 @@ class GeluAcceptanceTest(AccuracyMixin, unittest.TestCase):
         xf = xd[finite]
         # Φ(x) = ½ erfc(−x/√2) keeps relative accuracy for x ≪ 0, where
         # 1 + erf cancels; x φ(x) underflows cleanly to 0.
-        truth[finite] = 0.5 * special.erfc(-xf / SQRT2) + xf * _phi(xf)
+        truth[finite] = 0.5 * special.erfc(-xf / SQRT2) + xf * phi(xf)
         truth[xd == np.inf] = 1.0
         truth[xd == -np.inf] = 0.0
         truth[np.isnan(xd)] = np.nan
@@ -659,7 +383,7 @@ class JacobianTest(AccuracyMixin, unittest.TestCase):
                                              input=to_tensor(x)))
         self.assertTrue(r.diagonal)
         self.assertEqual(list(r.jacobian.shape), [2, 3])
-        truth = _sech2(x.astype(np.float64))
+        truth = sech2(x.astype(np.float64))
         self.assert_float32_close(x, from_tensor(r.jacobian), truth, 4)
         r = STUB.Jacobian(pb.JacobianRequest(spec=spec(pb.TANH),
                                              input=to_tensor(x), dense=True))
@@ -818,7 +542,7 @@ class StreamTest(AccuracyMixin, unittest.TestCase):
         got = [from_tensor(r.evaluate.output if r.HasField("evaluate")
                            else r.derivative.output) for r in responses]
         self.assert_float64_close(got[0], special.expit(x), rtol=1e-15)
-        self.assert_float64_close(got[1], _dsigmoid(x), rtol=1e-14)
+        self.assert_float64_close(got[1], dsigmoid(x), rtol=1e-14)
         self.assert_float64_close(got[2], ref_second("tanh", x, None),
                                   rtol=1e-13, atol=1e-300)
         p = softmax_ref(x)
@@ -893,11 +617,8 @@ def main():
     if not args.server or not args.stubs:
         parser.error("--server and --stubs are required")
     SERVER_BINARY = args.server
-    # The generated grpc module imports actsvc.v1.activation_pb2.
-    sys.path.insert(0, args.stubs)
-    import grpc as grpc_module
-    from actsvc.v1 import activation_pb2, activation_pb2_grpc
-    grpc, pb, pb_grpc = grpc_module, activation_pb2, activation_pb2_grpc
+    pb, pb_grpc = actsvc_client.load_stubs(args.stubs)
+    grpc = actsvc_client.grpc
     np.seterr(over="ignore", under="ignore", invalid="ignore", divide="ignore")
     unittest.main(argv=[sys.argv[0]] + unittest_args, verbosity=2)
 

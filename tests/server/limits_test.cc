@@ -23,6 +23,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/server/metrics_reader.h"
 #include "tests/server/test_util.h"
 
 namespace actsvc::server {
@@ -30,6 +31,8 @@ namespace {
 
 using ::grpc::StatusCode;
 using ::testing::AllOf;
+using testing::CallsEnded;
+using testing::ElementsAnswered;
 using ::testing::HasSubstr;
 using testing::MakeTensor;
 using testing::Ramp;
@@ -125,7 +128,7 @@ TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
 
   EXPECT_TRUE(Evaluate(*stub, EvaluateOf(1000)).ok());
   ExpectServing(*stub);
-  EXPECT_EQ(server->calls().ElementsProcessed(), 1000 + 1000 + 8);
+  EXPECT_EQ(ElementsAnswered(*server), 1000 + 1000 + 8);
 }
 
 TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
@@ -182,7 +185,7 @@ TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
   // client has the status.
   ASSERT_TRUE(server->calls().WaitUntilIdle(absl::Seconds(5)));
   ExpectServing(*stub);
-  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kOk), 3 + 1);
+  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kOk), 3 + 1);
 }
 
 TEST(LimitsTest, MessageSizeLimitsThenServes) {
@@ -384,7 +387,7 @@ TEST(DeadlineTest, HugeRequestWithTinyDeadlineLeavesTheServerIdle) {
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Stub> stub = StubTo(*server);
   ExpectServing(*stub);  // connected, so the deadline is all upload
-  const int64_t elements_before = server->calls().ElementsProcessed();
+  const int64_t elements_before = ElementsAnswered(*server);
 
   constexpr int64_t kElements = int64_t{16} << 20;
   const v1::EvaluateRequest huge = EvaluateOf(kElements);
@@ -398,8 +401,8 @@ TEST(DeadlineTest, HugeRequestWithTinyDeadlineLeavesTheServerIdle) {
   const grpc::Status small = Evaluate(*stub, EvaluateOf(8));
   EXPECT_TRUE(small.ok()) << small.error_message();
   EXPECT_LT(absl::Now() - returned, absl::Milliseconds(100));
-  EXPECT_EQ(server->calls().ElementsProcessed(), elements_before + 8);
-  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kOk), 2);
+  EXPECT_EQ(ElementsAnswered(*server), elements_before + 8);
+  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kOk), 2);
 }
 
 // The deadline passes once the request has arrived: the work stops at the
@@ -420,7 +423,7 @@ TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
   ASSERT_NE(server, nullptr);
   std::unique_ptr<Stub> stub = StubTo(*server);
   ExpectServing(*stub);
-  const int64_t elements_before = server->calls().ElementsProcessed();
+  const int64_t elements_before = ElementsAnswered(*server);
 
   constexpr int64_t kElements = int64_t{16} << 20;
   const v1::EvaluateRequest huge = EvaluateOf(kElements);
@@ -443,11 +446,11 @@ TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
   std::fprintf(stderr, "idle %s after the client's DEADLINE_EXCEEDED\n",
                absl::FormatDuration(absl::Now() - returned).c_str());
   ExpectServing(*stub);
-  EXPECT_EQ(server->calls().ElementsProcessed(), elements_before + 8);
+  EXPECT_EQ(ElementsAnswered(*server), elements_before + 8);
   // The server saw the call end on its deadline, not run to completion.
-  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kOk), 2);
-  EXPECT_EQ(server->calls().FinishedCalls(absl::StatusCode::kDeadlineExceeded) +
-                server->calls().FinishedCalls(absl::StatusCode::kCancelled),
+  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kOk), 2);
+  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kDeadlineExceeded) +
+                CallsEnded(*server, absl::StatusCode::kCancelled),
             1);
 }
 

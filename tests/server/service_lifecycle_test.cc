@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/server/metrics_reader.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_util.h"
 
@@ -58,11 +59,10 @@ TEST(ServiceLifecycleTest, DeadlinePassedOnALargeRequest) {
   EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
             StatusCode::DEADLINE_EXCEEDED);
   // The server noticed too, and skipped the work rather than finishing it.
-  CallTracker& service = (*server)->calls();
   EXPECT_TRUE(Eventually([&] {
-    return service.FinishedCalls(absl::StatusCode::kDeadlineExceeded) == 1;
+    return CallsEnded(**server, absl::StatusCode::kDeadlineExceeded) == 1;
   }));
-  EXPECT_EQ(service.FinishedCalls(absl::StatusCode::kOk), 0);
+  EXPECT_EQ(CallsEnded(**server, absl::StatusCode::kOk), 0);
 }
 
 TEST(ServiceLifecycleTest, CancelledCallStops) {
@@ -82,11 +82,9 @@ TEST(ServiceLifecycleTest, CancelledCallStops) {
   EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
             StatusCode::CANCELLED);
   canceller.join();
-  CallTracker& service = (*server)->calls();
-  EXPECT_TRUE(Eventually([&] {
-    return service.FinishedCalls(absl::StatusCode::kCancelled) == 1;
-  }));
-  EXPECT_EQ(service.FinishedCalls(absl::StatusCode::kOk), 0);
+  EXPECT_TRUE(Eventually(
+      [&] { return CallsEnded(**server, absl::StatusCode::kCancelled) == 1; }));
+  EXPECT_EQ(CallsEnded(**server, absl::StatusCode::kOk), 0);
 }
 
 TEST(ServiceLifecycleTest, ShutdownDrainsInFlightCalls) {

@@ -19,51 +19,18 @@
 #include "gtest/gtest.h"
 #include "server/method_table.h"
 #include "server/v1/service.h"
+#include "tests/server/byte_buffers.h"
 #include "tests/server/test_util.h"
 
 namespace actsvc::server {
 namespace {
 
+using testing::Cuts;
+using testing::Flatten;
 using ::testing::HasSubstr;
 using testing::MakeTensor;
 using testing::Ramp;
-
-// `bytes` cut at `cuts` (offsets, ascending) into slices of their own.
-grpc::ByteBuffer Sliced(const std::string& bytes, std::vector<size_t> cuts) {
-  std::vector<grpc::Slice> slices;
-  size_t from = 0;
-  cuts.push_back(bytes.size());
-  for (size_t cut : cuts) {
-    if (cut <= from || cut > bytes.size()) continue;
-    slices.emplace_back(bytes.data() + from, cut - from);
-    from = cut;
-  }
-  return grpc::ByteBuffer(slices.data(), slices.size());
-}
-
-std::string Flatten(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(buffer.Dump(&slices).ok());
-  std::string bytes;
-  for (const grpc::Slice& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  return bytes;
-}
-
-// Ways to cut a message: whole; in two at every 7th byte; in slices of 1 to
-// 13 bytes (odd sizes, so values straddle slices and sit misaligned).
-std::vector<std::vector<size_t>> Cuts(size_t size) {
-  std::vector<std::vector<size_t>> ways = {{}};
-  for (size_t at = 1; at < size; at += 7) ways.push_back({at});
-  std::mt19937 random(size);
-  std::vector<size_t> small;
-  for (size_t at = 1 + random() % 13; at < size; at += 1 + random() % 13) {
-    small.push_back(at);
-  }
-  ways.push_back(small);
-  return ways;
-}
+using testing::Sliced;
 
 // What a method of the server answers, and what the same RPC body answers
 // on protobuf's messages.
