@@ -278,11 +278,6 @@ int64_t CallTracker::CallsInFlight() const {
 void CallTracker::Record(int method_index, absl::string_view name,
                          absl::string_view peer, const absl::Status& status,
                          double elapsed_ms, int64_t elements) {
-  const int code = static_cast<int>(status.code());
-  if (code >= 0 && code < static_cast<int>(finished_by_code_.size())) {
-    finished_by_code_[code].fetch_add(1, std::memory_order_relaxed);
-  }
-  elements_processed_.fetch_add(elements, std::memory_order_relaxed);
   metrics_->RecordCall(method_index, status.code(), elapsed_ms / 1000,
                        elements);
   if (status.ok()) {
@@ -294,14 +289,6 @@ void CallTracker::Record(int method_index, absl::string_view name,
                  absl::StatusCodeToString(status.code()),
                  ToStd(status.message()));
   }
-}
-
-int64_t CallTracker::FinishedCalls(absl::StatusCode code) const {
-  const int index = static_cast<int>(code);
-  if (index < 0 || index >= static_cast<int>(finished_by_code_.size())) {
-    return 0;
-  }
-  return finished_by_code_[index].load(std::memory_order_relaxed);
 }
 
 ComputeContext CallEnvironment::ContextFor(

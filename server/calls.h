@@ -9,7 +9,6 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
-#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -74,13 +73,6 @@ class CallTracker {
               const absl::Status& status, double elapsed_ms,
               int64_t elements = 0);
 
-  // Calls (a stream counts once) that ended with `code`, as the server saw
-  // them: a client may see DEADLINE_EXCEEDED that the server never reached.
-  int64_t FinishedCalls(absl::StatusCode code) const;
-  // Elements of the requests answered successfully.
-  int64_t ElementsProcessed() const {
-    return elements_processed_.load(std::memory_order_relaxed);
-  }
   // The Prometheus text of every call so far.
   std::string RenderMetrics() const {
     return metrics_->Render(CallsInFlight());
@@ -89,8 +81,6 @@ class CallTracker {
  private:
   const int max_concurrent_calls_;
   Metrics* const metrics_;
-  std::array<std::atomic<int64_t>, 17> finished_by_code_{};
-  std::atomic<int64_t> elements_processed_{0};
   std::atomic<bool> draining_{false};
   mutable std::mutex mu_;
   std::condition_variable idle_;

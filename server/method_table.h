@@ -54,6 +54,18 @@ struct Method {
   StreamBody stream;  // kStream
 };
 
+// A method of `api` ("actsvc.v1.ActivationService") named `name`, at the
+// path gRPC gives it; its body is the caller's to set.
+inline Method MakeMethod(absl::string_view api, absl::string_view name,
+                         MethodKind kind) {
+  Method method;
+  method.path = absl::StrCat("/", api, "/", name);
+  method.api = std::string(api);
+  method.name = std::string(name);
+  method.kind = kind;
+  return method;
+}
+
 // A method body's protobuf message from the request's bytes (false when it
 // is not a valid one), and its response into bytes.
 template <typename Message>

@@ -77,19 +77,10 @@ inference::DataType ConfigType(const TensorSpec& tensor) {
   return inference::TYPE_FP32;
 }
 
-Method MakeMethod(absl::string_view name, MethodKind kind) {
-  Method method;
-  method.path = absl::StrCat("/", kService, "/", name);
-  method.api = std::string(kService);
-  method.name = std::string(name);
-  method.kind = kind;
-  return method;
-}
-
 // A cheap method: parse Request, answer with `answer`.
 template <typename Request, typename Response, typename Answer>
 Method InlineMethod(absl::string_view name, Answer answer) {
-  Method method = MakeMethod(name, MethodKind::kUnaryInline);
+  Method method = MakeMethod(kService, name, MethodKind::kUnaryInline);
   method.unary = [answer](const grpc::ByteBuffer& request_bytes,
                           const ComputeContext& /*context*/,
                           int64_t* /*elements*/,
@@ -294,7 +285,7 @@ void InferenceService::Register(MethodTable* table) {
         return absl::OkStatus();
       }));
 
-  Method infer = MakeMethod("ModelInfer", MethodKind::kUnary);
+  Method infer = MakeMethod(kService, "ModelInfer", MethodKind::kUnary);
   infer.unary = [this](const grpc::ByteBuffer& request_bytes,
                        const ComputeContext& context, int64_t* elements,
                        grpc::ByteBuffer* response_bytes) -> absl::Status {
@@ -315,7 +306,7 @@ void InferenceService::Register(MethodTable* table) {
 
   // Each message is answered, in order; a failed one with its error_message
   // and id, and the stream goes on.
-  Method stream = MakeMethod("ModelStreamInfer", MethodKind::kStream);
+  Method stream = MakeMethod(kService, "ModelStreamInfer", MethodKind::kStream);
   stream.stream = [this](const grpc::ByteBuffer& request_bytes, int64_t index,
                          const ComputeContext& context, int64_t* elements,
                          grpc::ByteBuffer* response_bytes) -> absl::Status {
@@ -344,7 +335,7 @@ void InferenceService::Register(MethodTable* table) {
   table->Add(std::move(stream));
 
   for (absl::string_view name : kUnimplemented) {
-    Method method = MakeMethod(name, MethodKind::kUnaryInline);
+    Method method = MakeMethod(kService, name, MethodKind::kUnaryInline);
     method.unary = [name](const grpc::ByteBuffer&, const ComputeContext&,
                           int64_t*, grpc::ByteBuffer*) {
       return absl::UnimplementedError(absl::StrCat(

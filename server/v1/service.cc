@@ -89,20 +89,11 @@ absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
   return out.Serialize(response, response_bytes);
 }
 
-Method MakeMethod(absl::string_view name, MethodKind kind) {
-  Method method;
-  method.path = absl::StrCat("/", kService, "/", name);
-  method.api = std::string(kService);
-  method.name = std::string(name);
-  method.kind = kind;
-  return method;
-}
-
 template <typename Request, typename Response,
           absl::Status (*kHandler)(const Request&, const ComputeContext&,
                                    Response*, TensorIo)>
 Method UnaryMethod(absl::string_view name) {
-  Method method = MakeMethod(name, MethodKind::kUnary);
+  Method method = MakeMethod(kService, name, MethodKind::kUnary);
   method.unary = &WireBody<Request, Response, kHandler>;
   return method;
 }
@@ -262,10 +253,10 @@ void RegisterActivationService(MethodTable* table) {
   table->Add(
       UnaryMethod<v1::AnalyzeRequest, v1::AnalyzeResponse, &HandleAnalyze>(
           "Analyze"));
-  Method list = MakeMethod("ListFunctions", MethodKind::kUnaryInline);
+  Method list = MakeMethod(kService, "ListFunctions", MethodKind::kUnaryInline);
   list.unary = &ListFunctionsBody;
   table->Add(std::move(list));
-  Method stream = MakeMethod("Stream", MethodKind::kStream);
+  Method stream = MakeMethod(kService, "Stream", MethodKind::kStream);
   stream.stream = &StreamMessageBody;
   table->Add(std::move(stream));
 }
