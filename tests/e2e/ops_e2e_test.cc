@@ -2,9 +2,6 @@
 // --tls_* flags against a mutual-TLS server (in-process, so that this test
 // controls its certificates), the server binary's checks of its --tls_*
 // flags, and its limit and metrics flags.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -18,11 +15,13 @@
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "tests/e2e/processes.h"
+#include "tests/server/http_client.h"
 #include "tests/server/tls_test_util.h"
 
 namespace actsvc::e2e {
 namespace {
 
+using server::testing::HttpGet;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
@@ -184,31 +183,6 @@ TEST(ServerBinaryTest, BusyPortIsOneClearLine) {
   EXPECT_EQ((*first)->Stop(), 0) << (*first)->Log();
 }
 
-// GET /metrics from 127.0.0.1:`port`: the whole HTTP response, or "".
-std::string ScrapeMetrics(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  const std::string request =
-      "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
-          0 &&
-      write(fd, request.data(), request.size()) ==
-          static_cast<ssize_t>(request.size())) {
-    char buffer[4096];
-    ssize_t n;
-    while ((n = read(fd, buffer, sizeof(buffer))) > 0) {
-      response.append(buffer, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  return response;
-}
-
 // The server binary maps its limit and metrics flags: a request over
 // --max_elements is refused, and the refusal shows in the metrics it serves
 // on the port it logs.
@@ -244,7 +218,7 @@ TEST(OpsServerFlagsTest, MaxElementsAndMetricsEndpoint) {
     }
   }
   ASSERT_GT(port, 0) << (*server)->Log();
-  const std::string scrape = ScrapeMetrics(port);
+  const std::string scrape = HttpGet(port, "/metrics");
   EXPECT_THAT(scrape, HasSubstr("actsvc_requests_total{api=\"actsvc.v1."
                                 "ActivationService\",rpc=\"Evaluate\","
                                 "code=\"RESOURCE_EXHAUSTED\"} 1\n"));

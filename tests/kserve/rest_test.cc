@@ -22,8 +22,8 @@
 #include "rapidjson/document.h"
 #include "server/kserve/models.h"
 #include "server/server.h"
-#include "tests/kserve/http_client.h"
 #include "tests/kserve/kserve_test_util.h"
+#include "tests/server/http_client.h"
 #include "tests/server/test_util.h"
 
 namespace actsvc::server::kserve {
@@ -31,6 +31,8 @@ namespace {
 
 using ::testing::HasSubstr;
 using namespace testing;  // NOLINT: the helpers of kserve_test_util.h
+using server::testing::HttpAnswer;
+using server::testing::HttpExchange;
 
 constexpr int kMaxMessageMb = 1;
 

@@ -2,9 +2,6 @@
 // pool, and the HTTP status map beside the gRPC one.
 #include "server/http_server.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,44 +14,25 @@
 #include "gtest/gtest.h"
 #include "server/options.h"
 #include "server/status.h"
+#include "tests/server/http_client.h"
 
 namespace actsvc::server {
 namespace {
 
 using ::testing::HasSubstr;
-
-std::string Exchange(int port, const std::string& request) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return "";
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string response;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
-          0 &&
-      write(fd, request.data(), request.size()) ==
-          static_cast<ssize_t>(request.size())) {
-    char buffer[4096];
-    for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) {
-      response.append(buffer, static_cast<size_t>(n));
-    }
-  }
-  close(fd);
-  return response;
-}
+using testing::HttpRaw;
 
 std::string Post(int port, const std::string& path, const std::string& body) {
-  return Exchange(port, absl::StrCat("POST ", path,
-                                     " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                     "Connection: close\r\nContent-Length: ",
-                                     body.size(), "\r\n\r\n", body));
+  return HttpRaw(port, absl::StrCat("POST ", path,
+                                    " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                    "Connection: close\r\nContent-Length: ",
+                                    body.size(), "\r\n\r\n", body));
 }
 
 std::string Get(int port, const std::string& path) {
-  return Exchange(port, absl::StrCat("GET ", path,
-                                     " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                     "Connection: close\r\n\r\n"));
+  return HttpRaw(port, absl::StrCat("GET ", path,
+                                    " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                    "Connection: close\r\n\r\n"));
 }
 
 class HttpServerTest : public ::testing::Test {

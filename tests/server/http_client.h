@@ -1,7 +1,8 @@
-// A minimal HTTP/1.1 client for the REST tests: one request per
-// connection, the whole answer read until the server closes.
-#ifndef ACTSVC_TESTS_KSERVE_HTTP_CLIENT_H_
-#define ACTSVC_TESTS_KSERVE_HTTP_CLIENT_H_
+// A minimal HTTP/1.1 client for the tests of the server's HTTP endpoint
+// (metrics, KServe v2 REST): one request per connection, the whole answer
+// read until the server closes.
+#ifndef ACTSVC_TESTS_SERVER_HTTP_CLIENT_H_
+#define ACTSVC_TESTS_SERVER_HTTP_CLIENT_H_
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -19,7 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
-namespace actsvc::server::kserve::testing {
+namespace actsvc::server::testing {
 
 struct HttpAnswer {
   int status = 0;
@@ -35,23 +36,11 @@ struct HttpAnswer {
   }
 };
 
-inline HttpAnswer HttpExchange(
-    int port, const std::string& method, const std::string& path,
-    const std::string& body = "",
-    const std::vector<std::pair<std::string, std::string>>& headers = {}) {
-  std::string request = absl::StrCat(method, " ", path,
-                                     " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                     "Connection: close\r\n");
-  for (const auto& [name, value] : headers) {
-    absl::StrAppend(&request, name, ": ", value, "\r\n");
-  }
-  if (method == "POST") {
-    absl::StrAppend(&request, "Content-Length: ", body.size(), "\r\n");
-  }
-  absl::StrAppend(&request, "\r\n", body);
-  HttpAnswer answer;
+// Sends `request` as it is to 127.0.0.1:`port`; the whole answer as it
+// came, or "" when the connection fails.
+inline std::string HttpRaw(int port, const std::string& request) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return answer;
+  if (fd < 0) return "";
   sockaddr_in address{};
   address.sin_family = AF_INET;
   address.sin_port = htons(static_cast<uint16_t>(port));
@@ -71,6 +60,33 @@ inline HttpAnswer HttpExchange(
     }
   }
   close(fd);
+  return raw;
+}
+
+// GET `path`: the whole answer as it came (status line, headers, body).
+inline std::string HttpGet(int port, const std::string& path) {
+  return HttpRaw(port, absl::StrCat("GET ", path,
+                                    " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                    "Connection: close\r\n\r\n"));
+}
+
+// `method` `path` with `body` and `headers`, the answer taken apart.
+inline HttpAnswer HttpExchange(
+    int port, const std::string& method, const std::string& path,
+    const std::string& body = "",
+    const std::vector<std::pair<std::string, std::string>>& headers = {}) {
+  std::string request = absl::StrCat(method, " ", path,
+                                     " HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                     "Connection: close\r\n");
+  for (const auto& [name, value] : headers) {
+    absl::StrAppend(&request, name, ": ", value, "\r\n");
+  }
+  if (method == "POST") {
+    absl::StrAppend(&request, "Content-Length: ", body.size(), "\r\n");
+  }
+  absl::StrAppend(&request, "\r\n", body);
+  HttpAnswer answer;
+  const std::string raw = HttpRaw(port, request);
   const size_t end = raw.find("\r\n\r\n");
   if (end == std::string::npos) return answer;
   const std::vector<std::string> lines =
@@ -91,6 +107,6 @@ inline HttpAnswer HttpExchange(
   return answer;
 }
 
-}  // namespace actsvc::server::kserve::testing
+}  // namespace actsvc::server::testing
 
-#endif  // ACTSVC_TESTS_KSERVE_HTTP_CLIENT_H_
+#endif  // ACTSVC_TESTS_SERVER_HTTP_CLIENT_H_
