@@ -28,28 +28,15 @@ using ::grpc::StatusCode;
 using ::testing::HasSubstr;
 using namespace testing;  // NOLINT: the helpers of kserve_test_util.h
 
-class KServeErrorsTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
+class KServeErrorsTest : public KServeSuite<KServeErrorsTest> {
+ public:
+  static ServerOptions Options() {
     ServerOptions options;
     options.max_elements = 1000;
-    absl::StatusOr<std::unique_ptr<Server>> server = StartKServeServer(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server).release();
-    stub_ = StubTo(server_->port()).release();
-  }
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete server_;
+    return options;
   }
 
-  grpc::Status Infer(const inference::ModelInferRequest& request,
-                     inference::ModelInferResponse* response = nullptr) {
-    inference::ModelInferResponse ignored;
-    return Call(*stub_, &Stub::ModelInfer, request,
-                response == nullptr ? &ignored : response);
-  }
-
+ protected:
   // Expects `request` to fail with `code` and a message holding each part.
   void ExpectError(const inference::ModelInferRequest& request, StatusCode code,
                    std::initializer_list<std::string> parts) {
@@ -69,12 +56,7 @@ class KServeErrorsTest : public ::testing::Test {
     return response.model_stats_size() == 1 ? response.model_stats(0)
                                             : inference::ModelStatistics();
   }
-
-  static Server* server_;
-  static Stub* stub_;
 };
-Server* KServeErrorsTest::server_ = nullptr;
-Stub* KServeErrorsTest::stub_ = nullptr;
 
 inference::ModelInferRequest Gelu(std::vector<float> x = {1, 2, 3, 4}) {
   inference::ModelInferRequest request = Request("gelu", "g");

@@ -31,27 +31,7 @@ using server::testing::ShapeOf;
 using server::testing::ValuesOf;
 using namespace testing;  // NOLINT: the helpers of kserve_test_util.h
 
-class KServeModelsTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
-    absl::StatusOr<std::unique_ptr<Server>> server = StartKServeServer();
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server).release();
-    stub_ = StubTo(server_->port()).release();
-  }
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete server_;
-  }
-  grpc::Status Infer(const inference::ModelInferRequest& request,
-                     inference::ModelInferResponse* response) {
-    return Call(*stub_, &Stub::ModelInfer, request, response);
-  }
-  static Server* server_;
-  static Stub* stub_;
-};
-Server* KServeModelsTest::server_ = nullptr;
-Stub* KServeModelsTest::stub_ = nullptr;
+class KServeModelsTest : public KServeSuite<KServeModelsTest> {};
 
 // The tensors the own API answered for the same computation, by the KServe
 // output name.

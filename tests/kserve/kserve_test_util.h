@@ -42,6 +42,32 @@ inline std::unique_ptr<Stub> StubTo(int port) {
                                 grpc::InsecureChannelCredentials(), args));
 }
 
+// A suite's server, shared by its tests, and a stub to it. `Suite` may say
+// how the server runs with a static `ServerOptions Options()`.
+template <typename Suite>
+class KServeSuite : public ::testing::Test {
+ protected:
+  static ServerOptions Options() { return {}; }
+  static void SetUpTestSuite() {
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        StartKServeServer(Suite::Options());
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server).release();
+    stub_ = StubTo(server_->port()).release();
+  }
+  static void TearDownTestSuite() {
+    delete stub_;
+    delete server_;
+  }
+  // ModelInfer on the suite's server (its response dropped when `response`
+  // is nullptr).
+  static grpc::Status Infer(const inference::ModelInferRequest& request,
+                            inference::ModelInferResponse* response = nullptr);
+
+  inline static Server* server_ = nullptr;
+  inline static Stub* stub_ = nullptr;
+};
+
 inline void SetDeadline(grpc::ClientContext* context) {
   context->set_deadline(std::chrono::system_clock::now() +
                         std::chrono::seconds(10));
@@ -55,6 +81,15 @@ grpc::Status Call(Stub& stub,
   grpc::ClientContext context;
   SetDeadline(&context);
   return (stub.*method)(&context, request, response);
+}
+
+template <typename Suite>
+grpc::Status KServeSuite<Suite>::Infer(
+    const inference::ModelInferRequest& request,
+    inference::ModelInferResponse* response) {
+  inference::ModelInferResponse ignored;
+  return Call(*stub_, &Stub::ModelInfer, request,
+              response == nullptr ? &ignored : response);
 }
 
 template <typename T>

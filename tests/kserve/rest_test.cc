@@ -36,22 +36,16 @@ using server::testing::HttpExchange;
 
 constexpr int kMaxMessageMb = 1;
 
-class KServeRestTest : public ::testing::Test {
- protected:
-  static void SetUpTestSuite() {
+class KServeRestTest : public KServeSuite<KServeRestTest> {
+ public:
+  static ServerOptions Options() {
     ServerOptions options;
     options.http_address = "127.0.0.1:0";
     options.max_message_mb = kMaxMessageMb;
-    absl::StatusOr<std::unique_ptr<Server>> server = StartKServeServer(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = std::move(*server).release();
-    stub_ = StubTo(server_->port()).release();
-    ASSERT_NE(server_->http_port(), 0);
+    return options;
   }
-  static void TearDownTestSuite() {
-    delete stub_;
-    delete server_;
-  }
+
+ protected:
   static HttpAnswer Get(const std::string& path) {
     return HttpExchange(server_->http_port(), "GET", path);
   }
@@ -60,11 +54,7 @@ class KServeRestTest : public ::testing::Test {
       const std::vector<std::pair<std::string, std::string>>& headers = {}) {
     return HttpExchange(server_->http_port(), "POST", path, body, headers);
   }
-  static Server* server_;
-  static Stub* stub_;
 };
-Server* KServeRestTest::server_ = nullptr;
-Stub* KServeRestTest::stub_ = nullptr;
 
 rapidjson::Document Parse(const std::string& text) {
   rapidjson::Document doc;
