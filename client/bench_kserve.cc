@@ -12,9 +12,59 @@ namespace {
 
 namespace v1 = ::actsvc::v1;
 
-// Adds `tensor` as input `name` of `request`, in the encoding it has.
-void AddInput(const v1::Tensor& tensor, const std::string& name,
-              inference::ModelInferRequest* request) {
+// The own API's response to the workload's RPC, from a ModelInferResponse.
+std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
+                          grpc::ByteBuffer* own) {
+  inference::ModelInferResponse response;
+  if (!Parse(kserve, &response)) return "unparsable ModelInferResponse";
+  switch (rpc) {
+    case Rpc::kEvaluate: {
+      v1::EvaluateResponse r;
+      if (!KServeOutputTensor(response, "y", r.mutable_output()))
+        return "no output y";
+      *own = Serialize(r);
+      return "";
+    }
+    case Rpc::kDerivative:
+    case Rpc::kVjp: {
+      v1::DerivativeResponse r;
+      const std::string name = response.outputs_size() == 1
+                                   ? response.outputs(0).name()
+                                   : std::string("dy");
+      if (!KServeOutputTensor(response, name, r.mutable_output())) {
+        return "no output dy, d2y or x_grad";
+      }
+      *own = Serialize(r);
+      return "";
+    }
+    case Rpc::kJacobian: {
+      v1::JacobianResponse r;
+      if (!KServeOutputTensor(response, "jacobian", r.mutable_jacobian())) {
+        return "no output jacobian";
+      }
+      *own = Serialize(r);
+      return "";
+    }
+    case Rpc::kXent: {
+      v1::SoftmaxCrossEntropyResponse r;
+      if (!KServeOutputTensor(response, "loss", r.mutable_loss()) ||
+          !KServeOutputTensor(response, "grad_logits",
+                              r.mutable_grad_logits())) {
+        return "no output loss or grad_logits";
+      }
+      *own = Serialize(r);
+      return "";
+    }
+    case Rpc::kStream:
+      break;
+  }
+  return "no KServe model for this RPC";
+}
+
+}  // namespace
+
+void AddKServeInput(const v1::Tensor& tensor, const std::string& name,
+                    inference::ModelInferRequest* request) {
   auto* input = request->add_inputs();
   input->set_name(name);
   input->set_datatype(tensor.dtype() == v1::FLOAT64 ? "FP64" : "FP32");
@@ -29,9 +79,8 @@ void AddInput(const v1::Tensor& tensor, const std::string& name,
   }
 }
 
-// An output of a ModelInferResponse as the own API's tensor.
-bool OwnTensor(const inference::ModelInferResponse& response,
-               const std::string& name, v1::Tensor* tensor) {
+bool KServeOutputTensor(const inference::ModelInferResponse& response,
+                        const std::string& name, v1::Tensor* tensor) {
   for (int i = 0; i < response.outputs_size(); ++i) {
     const auto& output = response.outputs(i);
     if (output.name() != name || i >= response.raw_output_contents_size()) {
@@ -44,55 +93,6 @@ bool OwnTensor(const inference::ModelInferResponse& response,
   }
   return false;
 }
-
-// The own API's response to the workload's RPC, from a ModelInferResponse.
-std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
-                          grpc::ByteBuffer* own) {
-  inference::ModelInferResponse response;
-  if (!Parse(kserve, &response)) return "unparsable ModelInferResponse";
-  switch (rpc) {
-    case Rpc::kEvaluate: {
-      v1::EvaluateResponse r;
-      if (!OwnTensor(response, "y", r.mutable_output())) return "no output y";
-      *own = Serialize(r);
-      return "";
-    }
-    case Rpc::kDerivative:
-    case Rpc::kVjp: {
-      v1::DerivativeResponse r;
-      const std::string name = response.outputs_size() == 1
-                                   ? response.outputs(0).name()
-                                   : std::string("dy");
-      if (!OwnTensor(response, name, r.mutable_output())) {
-        return "no output dy, d2y or x_grad";
-      }
-      *own = Serialize(r);
-      return "";
-    }
-    case Rpc::kJacobian: {
-      v1::JacobianResponse r;
-      if (!OwnTensor(response, "jacobian", r.mutable_jacobian())) {
-        return "no output jacobian";
-      }
-      *own = Serialize(r);
-      return "";
-    }
-    case Rpc::kXent: {
-      v1::SoftmaxCrossEntropyResponse r;
-      if (!OwnTensor(response, "loss", r.mutable_loss()) ||
-          !OwnTensor(response, "grad_logits", r.mutable_grad_logits())) {
-        return "no output loss or grad_logits";
-      }
-      *own = Serialize(r);
-      return "";
-    }
-    case Rpc::kStream:
-      break;
-  }
-  return "no KServe model for this RPC";
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> KServeModel(const WorkloadSpec& spec) {
   if (spec.rpc == Rpc::kXent) return std::string("softmax_cross_entropy");
@@ -138,27 +138,28 @@ absl::Status UseKServe(const WorkloadSpec& spec, Workload* workload) {
     case Rpc::kEvaluate: {
       v1::EvaluateRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.input(), "x", &request);
+      AddKServeInput(r.input(), "x", &request);
       break;
     }
     case Rpc::kDerivative:
     case Rpc::kVjp: {
       v1::DerivativeRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.input(), "x", &request);
-      if (spec.rpc == Rpc::kVjp) AddInput(r.upstream_grad(), "grad", &request);
+      AddKServeInput(r.input(), "x", &request);
+      if (spec.rpc == Rpc::kVjp)
+        AddKServeInput(r.upstream_grad(), "grad", &request);
       break;
     }
     case Rpc::kJacobian: {
       v1::JacobianRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.input(), "x", &request);
+      AddKServeInput(r.input(), "x", &request);
       break;
     }
     case Rpc::kXent: {
       v1::SoftmaxCrossEntropyRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.logits(), "logits", &request);
+      AddKServeInput(r.logits(), "logits", &request);
       auto* labels = request.add_inputs();
       labels->set_name("labels");
       labels->set_datatype("INT64");
