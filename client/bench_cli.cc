@@ -22,26 +22,10 @@
 #include "client/bench_http.h"
 #include "client/bench_kserve.h"
 #include "client/bench_load.h"
+#include "client/cli_flags.h"
 #include "client/tensor.h"
 #include "client/values.h"
 #include "core/activation.h"
-
-// Shared with the other commands (main.cc).
-ABSL_DECLARE_FLAG(std::string, target);
-ABSL_DECLARE_FLAG(double, timeout_s);
-ABSL_DECLARE_FLAG(std::string, tls_ca);
-ABSL_DECLARE_FLAG(std::string, tls_cert);
-ABSL_DECLARE_FLAG(std::string, tls_key);
-ABSL_DECLARE_FLAG(std::string, tls_server_name);
-ABSL_DECLARE_FLAG(bool, json);
-ABSL_DECLARE_FLAG(std::string, dtype);
-ABSL_DECLARE_FLAG(std::string, encoding);
-ABSL_DECLARE_FLAG(std::string, function);
-ABSL_DECLARE_FLAG(double, alpha);
-ABSL_DECLARE_FLAG(int32_t, axis);
-ABSL_DECLARE_FLAG(int32_t, order);
-ABSL_DECLARE_FLAG(std::string, shape);
-ABSL_DECLARE_FLAG(bool, dense);
 
 ABSL_FLAG(std::string, rpc, "evaluate",
           "the call: evaluate, derivative (--order 1 or 2), vjp (derivative "
