@@ -43,16 +43,9 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 }
 
 absl::string_view DtypeTag(v1::DataType dtype) {
-  switch (dtype) {
-    case v1::FLOAT64:
-      return "f64";
-    case v1::FLOAT16:
-      return "f16";
-    case v1::BFLOAT16:
-      return "bf16";
-    default:
-      return "f32";
-  }
+  if (dtype == v1::FLOAT64) return "f64";
+  if (dtype == v1::FLOAT16) return "f16";
+  return dtype == v1::BFLOAT16 ? "bf16" : "f32";
 }
 
 absl::string_view EncodingTag(Encoding e) {
@@ -311,6 +304,15 @@ Fn TableBuilder::FnFor(Function f, size_t turn, std::vector<int64_t>* shape) {
     fn.axis = axis;
   }
   return fn;
+}
+
+Input TableBuilder::TurnInput(Function f, size_t turn, size_t variant,
+                              bool specials, Fn* fn,
+                              std::optional<std::vector<int64_t>> shape) {
+  std::vector<int64_t> turn_shape;
+  *fn = FnFor(f, turn, &turn_shape);
+  const auto [dtype, encoding] = Variant(variant);
+  return MakeInput(shape.value_or(turn_shape), dtype, encoding, specials);
 }
 
 }  // namespace actsvc::soak

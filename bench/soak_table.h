@@ -72,7 +72,7 @@ absl::string_view EncodingTag(Encoding e);
 
 // The function a FunctionSpec names.
 struct Fn {
-  Function f;
+  Function f = Function::kIdentity;
   std::optional<double> alpha;  // set in the request when given
   std::optional<int> axis;      // softmax/log_softmax
 
@@ -226,6 +226,11 @@ class TableBuilder {
   // A function spec for the turn: leaky_relu and elu sometimes with an
   // explicit alpha, softmax with an axis (and its shape).
   Fn FnFor(Function f, size_t turn, std::vector<int64_t>* shape);
+  // The turn's function (FnFor) into `fn`, and an input of its shape (or
+  // `shape`) in the (dtype, encoding) pair Variant(variant).
+  Input TurnInput(Function f, size_t turn, size_t variant, bool specials,
+                  Fn* fn,
+                  std::optional<std::vector<int64_t>> shape = std::nullopt);
 
   const Limits limits_;
   std::mt19937_64 rng_;

@@ -14,10 +14,8 @@ namespace v1 = ::actsvc::v1;
 void TableBuilder::AddEvaluate() {
   for (Function f : AllFunctions()) {
     for (size_t v = 0; v < 4; ++v) {
-      std::vector<int64_t> shape;
-      const Fn fn = FnFor(f, v, &shape);
-      const auto [dtype, encoding] = Variant(v + static_cast<size_t>(f));
-      const Input in = MakeInput(shape, dtype, encoding, v == 0);
+      Fn fn;
+      const Input in = TurnInput(f, v, v + static_cast<size_t>(f), v == 0, &fn);
       v1::EvaluateRequest r;
       *r.mutable_spec() = fn.Spec();
       *r.mutable_input() = in.Tensor();
@@ -33,10 +31,8 @@ void TableBuilder::AddDerivative() {
     // f' and f'' (order 0 means 1), then the VJP.
     for (int order : {1, 2, 0}) {
       ++turn;
-      std::vector<int64_t> shape;
-      const Fn fn = FnFor(f, turn, &shape);
-      const auto [dtype, encoding] = Variant(turn);
-      const Input in = MakeInput(shape, dtype, encoding, turn % 3 == 0);
+      Fn fn;
+      const Input in = TurnInput(f, turn, turn, turn % 3 == 0, &fn);
       v1::DerivativeRequest r;
       *r.mutable_spec() = fn.Spec();
       *r.mutable_input() = in.Tensor();
@@ -56,15 +52,13 @@ void TableBuilder::AddVjp(size_t* turn) {
     const int times = actsvc::IsElementwise(f) ? 1 : 4;
     for (int i = 0; i < times; ++i) {
       const size_t t = ++*turn;
-      std::vector<int64_t> shape;
-      const Fn fn = FnFor(f, t, &shape);
-      const auto [dtype, encoding] = Variant(t);
-      const Input in = MakeInput(shape, dtype, encoding, t % 5 == 0);
+      Fn fn;
+      const Input in = TurnInput(f, t, t, t % 5 == 0, &fn);
       // The upstream gradient's encoding is free: sometimes the other one.
       const Encoding other =
-          encoding == Encoding::kRaw ? Encoding::kTyped : Encoding::kRaw;
-      const Input g{in.shape, dtype, t % 3 == 0 ? other : encoding,
-                    Values(in.values.size(), dtype, false, -1, 1)};
+          in.encoding == Encoding::kRaw ? Encoding::kTyped : Encoding::kRaw;
+      const Input g{in.shape, in.dtype, t % 3 == 0 ? other : in.encoding,
+                    Values(in.values.size(), in.dtype, false, -1, 1)};
       v1::DerivativeRequest r;
       *r.mutable_spec() = fn.Spec();
       *r.mutable_input() = in.Tensor();
@@ -82,10 +76,8 @@ void TableBuilder::AddJacobian() {
   size_t turn = 0;
   for (Function f : Elementwise()) {
     ++turn;
-    std::vector<int64_t> shape;
-    const Fn fn = FnFor(f, turn, &shape);
-    const auto [dtype, encoding] = Variant(turn);
-    const Input in = MakeInput(shape, dtype, encoding, turn % 4 == 0);
+    Fn fn;
+    const Input in = TurnInput(f, turn, turn, turn % 4 == 0, &fn);
     v1::JacobianRequest r;
     *r.mutable_spec() = fn.Spec();
     *r.mutable_input() = in.Tensor();
@@ -316,11 +308,11 @@ void TableBuilder::AddAnalyze() {
   size_t turn = 0;
   for (Function f : Elementwise()) {
     ++turn;
-    std::vector<int64_t> shape;
-    const Fn fn = FnFor(f, turn, &shape);
-    if (turn % 4 == 1) shape = {1000};
-    const auto [dtype, encoding] = Variant(turn);
-    const Input in = MakeInput(shape, dtype, encoding, turn % 3 == 0);
+    Fn fn;
+    const Input in =
+        TurnInput(f, turn, turn, turn % 3 == 0, &fn,
+                  turn % 4 == 1 ? std::optional(std::vector<int64_t>{1000})
+                                : std::nullopt);
     const double epsilon = turn % 2 == 0 ? 0.01 * turn : 0;
     const std::optional<int> layers =
         turn % 3 == 1 ? std::nullopt : std::optional<int>(turn % 5 * 2);

@@ -59,10 +59,13 @@ double AlphaOf(const v1::FunctionSpec& spec) {
   return spec.has_alpha() ? spec.alpha() : DefaultAlpha(FunctionOf(spec));
 }
 
-// The view along the spec's axis (default -1) of x's shape.
+// The view along the spec's axis (default -1) of x's shape for softmax and
+// log_softmax; an empty view, which elementwise functions do not use,
+// otherwise.
 absl::StatusOr<AxisView> ViewOf(const v1::FunctionSpec& spec,
                                 const std::vector<int64_t>& shape,
                                 int* axis_out = nullptr) {
+  if (IsElementwise(FunctionOf(spec))) return AxisView();
   const int rank = static_cast<int>(shape.size());
   if (rank == 0) {
     return absl::InvalidArgumentError(
@@ -109,26 +112,40 @@ void PutSpecialValues(v1::DataType dtype, std::vector<double>* values) {
   }
 }
 
-absl::StatusOr<Answer> ExpectedEvaluate(const v1::FunctionSpec& spec,
-                                        const InputValues& x) {
+namespace {
+
+// f(x), or with an upstream gradient `g` the VJP.
+absl::StatusOr<Answer> ForwardOrVjp(const v1::FunctionSpec& spec,
+                                    const InputValues& x,
+                                    std::optional<absl::Span<const double>> g) {
   const Function f = FunctionOf(spec);
-  AxisView view;
-  if (!IsElementwise(f)) {
-    absl::StatusOr<AxisView> v = ViewOf(spec, x.shape);
-    if (!v.ok()) return v.status();
-    view = *v;
-  }
+  const absl::StatusOr<AxisView> view = ViewOf(spec, x.shape);
+  if (!view.ok()) return view.status();
   return VisitDtype(x.dtype, [&](auto tag) {
     using T = decltype(tag);
     const std::vector<T> in = AsType<T>(x.values);
     std::vector<T> y(in.size());
-    if (IsElementwise(f)) {
+    if (g.has_value()) {
+      const std::vector<T> gs = AsType<T>(*g);
+      if (IsElementwise(f)) {
+        Vjp<T>(f, AlphaOf(spec), in, gs, absl::MakeSpan(y));
+      } else {
+        SoftmaxVjp<T>(f, *view, in, gs, absl::MakeSpan(y));
+      }
+    } else if (IsElementwise(f)) {
       Evaluate<T>(f, AlphaOf(spec), in, absl::MakeSpan(y));
     } else {
-      SoftmaxForward<T>(f, view, in, absl::MakeSpan(y));
+      SoftmaxForward<T>(f, *view, in, absl::MakeSpan(y));
     }
     return Answer{x.shape, Widen<T>(y)};
   });
+}
+
+}  // namespace
+
+absl::StatusOr<Answer> ExpectedEvaluate(const v1::FunctionSpec& spec,
+                                        const InputValues& x) {
+  return ForwardOrVjp(spec, x, std::nullopt);
 }
 
 absl::StatusOr<Answer> ExpectedDerivative(const v1::FunctionSpec& spec,
@@ -154,25 +171,7 @@ absl::StatusOr<Answer> ExpectedDerivative(const v1::FunctionSpec& spec,
 absl::StatusOr<Answer> ExpectedVjp(const v1::FunctionSpec& spec,
                                    const InputValues& x,
                                    absl::Span<const double> g) {
-  const Function f = FunctionOf(spec);
-  AxisView view;
-  if (!IsElementwise(f)) {
-    absl::StatusOr<AxisView> v = ViewOf(spec, x.shape);
-    if (!v.ok()) return v.status();
-    view = *v;
-  }
-  return VisitDtype(x.dtype, [&](auto tag) {
-    using T = decltype(tag);
-    const std::vector<T> in = AsType<T>(x.values);
-    const std::vector<T> gs = AsType<T>(g);
-    std::vector<T> y(in.size());
-    if (IsElementwise(f)) {
-      Vjp<T>(f, AlphaOf(spec), in, gs, absl::MakeSpan(y));
-    } else {
-      SoftmaxVjp<T>(f, view, in, gs, absl::MakeSpan(y));
-    }
-    return Answer{x.shape, Widen<T>(y)};
-  });
+  return ForwardOrVjp(spec, x, g);
 }
 
 absl::StatusOr<Answer> ExpectedJacobian(const v1::FunctionSpec& spec,

@@ -203,6 +203,18 @@ void Tally::Add(absl::string_view code, absl::string_view message) {
   }
 }
 
+void Tally::AddOk(int64_t latency_ns, int64_t completed_ns,
+                  absl::string_view wrong) {
+  ok_latencies_ns.push_back(latency_ns);
+  ok_completed_ns.push_back(completed_ns);
+  if (!wrong.empty()) {
+    ++wrong_answers;
+    Add("WRONG_ANSWER", wrong);
+  } else {
+    Add("OK", "");
+  }
+}
+
 ProcessCounters ReadProcessCounters(int pid) {
   ProcessCounters counters;
   std::ifstream file(pid == 0 ? std::string("/proc/self/stat")

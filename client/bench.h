@@ -88,6 +88,9 @@ struct Tally {
 
   // Records one call: `code` is a gRPC code name.
   void Add(absl::string_view code, absl::string_view message);
+  // Records a call that succeeded: its latency and completion time, and OK
+  // or, when `wrong` says what is wrong with the answer, WRONG_ANSWER.
+  void AddOk(int64_t latency_ns, int64_t completed_ns, absl::string_view wrong);
 };
 
 // Process counters from /proc/PID/stat; nullopt-like zeros when unreadable.

@@ -359,14 +359,7 @@ std::vector<bv1::Row> RunHttpLoad(const LoadOptions& options,
           if (check) ++tally.checked;
           if (answer.status == 200) {
             response_bytes = static_cast<int64_t>(answer.body.size());
-            tally.ok_latencies_ns.push_back(t1 - t0);
-            tally.ok_completed_ns.push_back(t1);
-            if (!wrong.empty()) {
-              ++tally.wrong_answers;
-              tally.Add("WRONG_ANSWER", wrong);
-            } else {
-              tally.Add("OK", "");
-            }
+            tally.AddOk(t1 - t0, t1, wrong);
           } else if (!answer.error.empty()) {
             tally.Add("UNAVAILABLE", answer.error);
           } else {

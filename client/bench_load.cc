@@ -201,14 +201,7 @@ void Level::Complete(int64_t seq, bool measured, int64_t scheduled_ns,
     window_end_ns_ = std::max(window_end_ns_, now);
     if (checked) ++tally_.checked;
     if (status.ok()) {
-      tally_.ok_latencies_ns.push_back(now - scheduled_ns);
-      tally_.ok_completed_ns.push_back(now);
-      if (!wrong.empty()) {
-        ++tally_.wrong_answers;
-        tally_.Add("WRONG_ANSWER", wrong);
-      } else {
-        tally_.Add("OK", "");
-      }
+      tally_.AddOk(now - scheduled_ns, now, wrong);
     } else {
       tally_.Add(absl::StatusCodeToString(
                      static_cast<absl::StatusCode>(status.error_code())),

@@ -31,28 +31,50 @@ using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using Stub = v1::ActivationService::Stub;
 
-// The one call of a command: `rpc` of the ActivationService (a Stub
-// method) with the --timeout_s deadline.
-template <typename Request, typename Response>
-grpc::Status Call(const Context& ctx,
-                  grpc::Status (Stub::*rpc)(grpc::ClientContext*,
-                                            const Request&, Response*),
-                  const Request& request, Response* response) {
+// The one call pattern of the commands: `build` fills the request from the
+// flags (its error ends the command first: INVALID_ARGUMENT is a usage
+// error), then one call of `rpc` (a Stub method) with the --timeout_s
+// deadline, then `print` shows the response and gives the exit code.
+template <typename Request, typename Response, typename Build, typename Print>
+int CallCommand(const Context& ctx,
+                grpc::Status (Stub::*rpc)(grpc::ClientContext*, const Request&,
+                                          Response*),
+                Build build, Print print) {
+  Request request;
+  if (absl::Status s = build(&request); !s.ok()) return ReportLocalError(s);
   Stub stub(ctx.channel);
   std::unique_ptr<grpc::ClientContext> context = ctx.CallContext();
-  return (stub.*rpc)(context.get(), request, response);
+  Response response;
+  if (grpc::Status s = (stub.*rpc)(context.get(), request, &response);
+      !s.ok()) {
+    return ReportRpcError(s);
+  }
+  return print(request, &response);
 }
 
 // The --function spec and the main input, which most commands send.
-absl::Status SpecAndInput(const Context& ctx, v1::FunctionSpec* spec,
-                          v1::Tensor* input) {
-  absl::StatusOr<v1::FunctionSpec> s = SpecFromFlags(ctx);
-  if (!s.ok()) return s.status();
-  absl::StatusOr<v1::Tensor> in = InputTensor(ctx, "input");
-  if (!in.ok()) return in.status();
-  *spec = *std::move(s);
-  *input = *std::move(in);
+template <typename Request>
+absl::Status SpecAndInput(const Context& ctx, Request* request) {
+  absl::StatusOr<v1::FunctionSpec> spec = SpecFromFlags(ctx);
+  if (!spec.ok()) return spec.status();
+  absl::StatusOr<v1::Tensor> input = InputTensor(ctx, "input");
+  if (!input.ok()) return input.status();
+  *request->mutable_spec() = *std::move(spec);
+  *request->mutable_input() = *std::move(input);
   return absl::OkStatus();
+}
+
+// A `build` of CallCommand: the spec and the input only.
+auto BuildSpecAndInput(const Context& ctx) {
+  return [&ctx](auto* request) { return SpecAndInput(ctx, request); };
+}
+
+// A `print` of CallCommand: the response's one tensor, `output`.
+auto PrintOutput(const Context& ctx) {
+  return [&ctx](const auto& /*request*/, auto* response) {
+    return Finish(ctx, response, {{"output", response->mutable_output()}},
+                  response->output());
+  };
 }
 
 // The requests of `actsvc stream`, one per --ops item, and their labels.
@@ -108,6 +130,77 @@ int PrintStreamResponses(const Context& ctx,
   return kExitOk;
 }
 
+// The cross-entropy request: logits from --x, labels from --labels or
+// --target_probs, --reduction and the options.
+absl::Status XentRequest(const Context& ctx,
+                         v1::SoftmaxCrossEntropyRequest* request) {
+  absl::StatusOr<v1::Tensor> logits = InputTensor(ctx, "logits");
+  if (!logits.ok()) return logits.status();
+  absl::StatusOr<std::optional<v1::Tensor>> targets =
+      CompanionTensor(ctx, "target_probs", absl::GetFlag(FLAGS_target_probs),
+                      absl::GetFlag(FLAGS_target_probs_npy), *logits);
+  if (!targets.ok()) return targets.status();
+  if (ctx.Has("labels") == targets->has_value()) {
+    return UsageError(
+        "give the labels as exactly one of --labels=0,2 (class indices) or "
+        "--target_probs / --target_probs_npy");
+  }
+  if (ctx.Has("labels")) {
+    absl::StatusOr<std::vector<int64_t>> labels =
+        ParseIntegers(absl::GetFlag(FLAGS_labels));
+    if (!labels.ok()) {
+      return UsageError(absl::StrCat("--labels: ", labels.status().message()));
+    }
+    request->mutable_class_indices()->Add(labels->begin(), labels->end());
+  } else {
+    *request->mutable_target_probs() = **std::move(targets);
+  }
+  const std::string reduction =
+      absl::AsciiStrToLower(absl::GetFlag(FLAGS_reduction));
+  v1::SoftmaxCrossEntropyRequest::Reduction r;
+  if (!v1::SoftmaxCrossEntropyRequest::Reduction_Parse(
+          absl::AsciiStrToUpper(reduction), &r)) {
+    return UsageError(absl::StrCat("--reduction=", reduction,
+                                   " is not one of mean, sum, none"));
+  }
+  *request->mutable_logits() = *std::move(logits);
+  request->set_reduction(r);
+  request->set_label_smoothing(absl::GetFlag(FLAGS_label_smoothing));
+  if (ctx.Has("ignore_index")) {
+    request->set_ignore_index(absl::GetFlag(FLAGS_ignore_index));
+  }
+  request->set_return_probabilities(absl::GetFlag(FLAGS_probs));
+  return absl::OkStatus();
+}
+
+// The function table, or with --function that function's details.
+int PrintList(const Context& ctx, const v1::ListFunctionsResponse& response) {
+  if (ctx.Has("function")) {
+    std::optional<Function> f = FunctionFromName(absl::GetFlag(FLAGS_function));
+    if (!f.has_value()) {
+      return ReportUsage(UsageError(absl::StrCat(
+          "unknown function '", absl::GetFlag(FLAGS_function), "'")));
+    }
+    for (const v1::FunctionInfo& info : response.functions()) {
+      if (static_cast<int>(info.function()) != static_cast<int>(*f)) continue;
+      if (ctx.json) {
+        PrintJson(info);
+      } else {
+        std::fputs(FormatFunctionDetails(info).c_str(), stdout);
+      }
+      return kExitOk;
+    }
+    return ReportError(static_cast<int>(absl::StatusCode::kNotFound),
+                       "the server does not list that function");
+  }
+  if (ctx.json) {
+    PrintJson(response);
+  } else {
+    std::fputs(FormatFunctionTable(response).c_str(), stdout);
+  }
+  return kExitOk;
+}
+
 }  // namespace
 
 int RunHealth(const Context& ctx) {
@@ -152,159 +245,82 @@ int RunHealth(const Context& ctx) {
 }
 
 int RunList(const Context& ctx) {
-  v1::ListFunctionsResponse response;
-  if (grpc::Status s = Call(ctx, &Stub::ListFunctions,
-                            v1::ListFunctionsRequest(), &response);
-      !s.ok()) {
-    return ReportRpcError(s);
-  }
-
-  if (ctx.Has("function")) {
-    std::optional<Function> f = FunctionFromName(absl::GetFlag(FLAGS_function));
-    if (!f.has_value()) {
-      return ReportUsage(UsageError(absl::StrCat(
-          "unknown function '", absl::GetFlag(FLAGS_function), "'")));
-    }
-    for (const v1::FunctionInfo& info : response.functions()) {
-      if (static_cast<int>(info.function()) != static_cast<int>(*f)) continue;
-      if (ctx.json) {
-        PrintJson(info);
-      } else {
-        std::fputs(FormatFunctionDetails(info).c_str(), stdout);
-      }
-      return kExitOk;
-    }
-    return ReportError(static_cast<int>(absl::StatusCode::kNotFound),
-                       "the server does not list that function");
-  }
-  if (ctx.json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-
-  std::fputs(FormatFunctionTable(response).c_str(), stdout);
-  return kExitOk;
+  return CallCommand(
+      ctx, &Stub::ListFunctions,
+      [](v1::ListFunctionsRequest*) { return absl::OkStatus(); },
+      [&ctx](const v1::ListFunctionsRequest&,
+             v1::ListFunctionsResponse* response) {
+        return PrintList(ctx, *response);
+      });
 }
 
 int RunEvaluate(const Context& ctx) {
-  v1::EvaluateRequest request;
-  if (absl::Status s =
-          SpecAndInput(ctx, request.mutable_spec(), request.mutable_input());
-      !s.ok()) {
-    return ReportLocalError(s);
-  }
-  v1::EvaluateResponse response;
-  if (grpc::Status s = Call(ctx, &Stub::Evaluate, request, &response);
-      !s.ok()) {
-    return ReportRpcError(s);
-  }
-  return Finish(ctx, &response, {{"output", response.mutable_output()}},
-                response.output());
+  return CallCommand(ctx, &Stub::Evaluate, BuildSpecAndInput(ctx),
+                     PrintOutput(ctx));
 }
 
 int RunDerivative(const Context& ctx) {
-  v1::DerivativeRequest request;
-  if (absl::Status s =
-          SpecAndInput(ctx, request.mutable_spec(), request.mutable_input());
-      !s.ok()) {
-    return ReportLocalError(s);
-  }
-  absl::StatusOr<std::optional<v1::Tensor>> grad =
-      CompanionTensor(ctx, "grad", absl::GetFlag(FLAGS_grad),
-                      absl::GetFlag(FLAGS_grad_npy), request.input());
-  if (!grad.ok()) return ReportLocalError(grad.status());
-  // The server validates the order, so that its message is the one shown.
-  if (ctx.Has("order")) request.set_order(absl::GetFlag(FLAGS_order));
-  if (grad->has_value()) *request.mutable_upstream_grad() = **std::move(grad);
-  v1::DerivativeResponse response;
-  if (grpc::Status s = Call(ctx, &Stub::Derivative, request, &response);
-      !s.ok()) {
-    return ReportRpcError(s);
-  }
-  return Finish(ctx, &response, {{"output", response.mutable_output()}},
-                response.output());
+  return CallCommand(
+      ctx, &Stub::Derivative,
+      [&ctx](v1::DerivativeRequest* request) {
+        if (absl::Status s = SpecAndInput(ctx, request); !s.ok()) return s;
+        absl::StatusOr<std::optional<v1::Tensor>> grad =
+            CompanionTensor(ctx, "grad", absl::GetFlag(FLAGS_grad),
+                            absl::GetFlag(FLAGS_grad_npy), request->input());
+        if (!grad.ok()) return grad.status();
+        // The server validates the order, so that its message is shown.
+        if (ctx.Has("order")) request->set_order(absl::GetFlag(FLAGS_order));
+        if (grad->has_value()) {
+          *request->mutable_upstream_grad() = **std::move(grad);
+        }
+        return absl::OkStatus();
+      },
+      PrintOutput(ctx));
 }
 
 int RunJacobian(const Context& ctx) {
-  v1::JacobianRequest request;
-  if (absl::Status s =
-          SpecAndInput(ctx, request.mutable_spec(), request.mutable_input());
-      !s.ok()) {
-    return ReportLocalError(s);
-  }
-  request.set_dense(absl::GetFlag(FLAGS_dense));
-  v1::JacobianResponse response;
-  if (grpc::Status s = Call(ctx, &Stub::Jacobian, request, &response);
-      !s.ok()) {
-    return ReportRpcError(s);
-  }
-  return Finish(ctx, &response,
-                {{response.diagonal() ? "jacobian (diagonal)" : "jacobian",
-                  response.mutable_jacobian()}},
-                response.jacobian());
+  return CallCommand(
+      ctx, &Stub::Jacobian,
+      [&ctx](v1::JacobianRequest* request) {
+        request->set_dense(absl::GetFlag(FLAGS_dense));
+        return SpecAndInput(ctx, request);
+      },
+      [&ctx](const v1::JacobianRequest&, v1::JacobianResponse* response) {
+        return Finish(
+            ctx, response,
+            {{response->diagonal() ? "jacobian (diagonal)" : "jacobian",
+              response->mutable_jacobian()}},
+            response->jacobian());
+      });
 }
 
 int RunXent(const Context& ctx) {
-  v1::SoftmaxCrossEntropyRequest request;
-  absl::StatusOr<v1::Tensor> logits = InputTensor(ctx, "logits");
-  if (!logits.ok()) return ReportLocalError(logits.status());
-  absl::StatusOr<std::optional<v1::Tensor>> targets =
-      CompanionTensor(ctx, "target_probs", absl::GetFlag(FLAGS_target_probs),
-                      absl::GetFlag(FLAGS_target_probs_npy), *logits);
-  if (!targets.ok()) return ReportLocalError(targets.status());
-  if (ctx.Has("labels") == targets->has_value()) {
-    return ReportUsage(UsageError(
-        "give the labels as exactly one of --labels=0,2 (class indices) or "
-        "--target_probs / --target_probs_npy"));
-  }
-  if (ctx.Has("labels")) {
-    absl::StatusOr<std::vector<int64_t>> labels =
-        ParseIntegers(absl::GetFlag(FLAGS_labels));
-    if (!labels.ok()) {
-      return ReportUsage(
-          UsageError(absl::StrCat("--labels: ", labels.status().message())));
-    }
-    request.mutable_class_indices()->Add(labels->begin(), labels->end());
-  } else {
-    *request.mutable_target_probs() = **std::move(targets);
-  }
-  const std::string reduction =
-      absl::AsciiStrToLower(absl::GetFlag(FLAGS_reduction));
-  v1::SoftmaxCrossEntropyRequest::Reduction r;
-  if (!v1::SoftmaxCrossEntropyRequest::Reduction_Parse(
-          absl::AsciiStrToUpper(reduction), &r)) {
-    return ReportUsage(UsageError(absl::StrCat(
-        "--reduction=", reduction, " is not one of mean, sum, none")));
-  }
-  *request.mutable_logits() = *std::move(logits);
-  request.set_reduction(r);
-  request.set_label_smoothing(absl::GetFlag(FLAGS_label_smoothing));
-  if (ctx.Has("ignore_index")) {
-    request.set_ignore_index(absl::GetFlag(FLAGS_ignore_index));
-  }
-  request.set_return_probabilities(absl::GetFlag(FLAGS_probs));
-
-  v1::SoftmaxCrossEntropyResponse response;
-  if (grpc::Status s =
-          Call(ctx, &Stub::SoftmaxCrossEntropy, request, &response);
-      !s.ok()) {
-    return ReportRpcError(s);
-  }
-  std::vector<std::pair<absl::string_view, v1::Tensor*>> tensors = {
-      {"loss", response.mutable_loss()},
-      {"grad_logits", response.mutable_grad_logits()}};
-  if (response.has_probabilities()) {
-    tensors.push_back({"probabilities", response.mutable_probabilities()});
-  }
-  return Finish(ctx, &response, tensors, response.grad_logits());
+  return CallCommand(
+      ctx, &Stub::SoftmaxCrossEntropy,
+      [&ctx](v1::SoftmaxCrossEntropyRequest* request) {
+        return XentRequest(ctx, request);
+      },
+      [&ctx](const v1::SoftmaxCrossEntropyRequest&,
+             v1::SoftmaxCrossEntropyResponse* response) {
+        std::vector<std::pair<absl::string_view, v1::Tensor*>> tensors = {
+            {"loss", response->mutable_loss()},
+            {"grad_logits", response->mutable_grad_logits()}};
+        if (response->has_probabilities()) {
+          tensors.push_back(
+              {"probabilities", response->mutable_probabilities()});
+        }
+        return Finish(ctx, response, tensors, response->grad_logits());
+      });
 }
 
 int RunStream(const Context& ctx) {
-  v1::FunctionSpec spec;
-  v1::Tensor input;
-  if (absl::Status s = SpecAndInput(ctx, &spec, &input); !s.ok()) {
+  // The parts every request of the stream shares.
+  v1::EvaluateRequest parts;
+  if (absl::Status s = SpecAndInput(ctx, &parts); !s.ok()) {
     return ReportLocalError(s);
   }
+  const v1::FunctionSpec& spec = parts.spec();
+  const v1::Tensor& input = parts.input();
   absl::StatusOr<std::optional<v1::Tensor>> grad =
       CompanionTensor(ctx, "grad", absl::GetFlag(FLAGS_grad),
                       absl::GetFlag(FLAGS_grad_npy), input);
@@ -349,26 +365,25 @@ int RunStream(const Context& ctx) {
 }
 
 int RunAnalyze(const Context& ctx) {
-  v1::AnalyzeRequest request;
-  if (absl::Status s =
-          SpecAndInput(ctx, request.mutable_spec(), request.mutable_input());
-      !s.ok()) {
-    return ReportLocalError(s);
-  }
-  // The server validates both, so that its message is the one shown.
-  if (ctx.Has("epsilon")) request.set_epsilon(absl::GetFlag(FLAGS_epsilon));
-  if (ctx.Has("layers")) request.set_layers(absl::GetFlag(FLAGS_layers));
-
-  v1::AnalyzeResponse response;
-  if (grpc::Status s = Call(ctx, &Stub::Analyze, request, &response); !s.ok()) {
-    return ReportRpcError(s);
-  }
-  if (ctx.json) {
-    PrintJson(response);
-    return kExitOk;
-  }
-  std::fputs(FormatAnalysis(response, request.layers()).c_str(), stdout);
-  return kExitOk;
+  return CallCommand(
+      ctx, &Stub::Analyze,
+      [&ctx](v1::AnalyzeRequest* request) {
+        // The server validates both, so that its message is the one shown.
+        if (ctx.Has("epsilon")) {
+          request->set_epsilon(absl::GetFlag(FLAGS_epsilon));
+        }
+        if (ctx.Has("layers")) request->set_layers(absl::GetFlag(FLAGS_layers));
+        return SpecAndInput(ctx, request);
+      },
+      [&ctx](const v1::AnalyzeRequest& request, v1::AnalyzeResponse* response) {
+        if (ctx.json) {
+          PrintJson(*response);
+        } else {
+          std::fputs(FormatAnalysis(*response, request.layers()).c_str(),
+                     stdout);
+        }
+        return kExitOk;
+      });
 }
 
 }  // namespace actsvc::client

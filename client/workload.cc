@@ -114,14 +114,37 @@ std::string CompareTensor(const v1::Tensor& tensor, const Workload& w) {
                      Want{w.expected_shape, w.dtype, w.expected, std::nullopt});
 }
 
+// A response of type Response whose tensor `output` holds the workload's
+// answer.
+template <typename Response>
+std::string CheckOutput(const grpc::ByteBuffer& bytes, const Workload& w,
+                        const v1::Tensor& (Response::*output)() const) {
+  Response r;
+  if (!Parse(bytes, &r)) {
+    return absl::StrCat("unparsable ", Response::descriptor()->name());
+  }
+  return CompareTensor((r.*output)(), w);
+}
+
+std::string CheckCrossEntropy(const grpc::ByteBuffer& response,
+                              const Workload& w) {
+  v1::SoftmaxCrossEntropyResponse r;
+  if (!Parse(response, &r)) return "unparsable SoftmaxCrossEntropyResponse";
+  absl::StatusOr<std::vector<double>> loss = TensorValues(r.loss());
+  if (!loss.ok() || loss->size() != 1) return "loss is not one value";
+  if (!Close((*loss)[0], w.expected_loss, w.dtype)) {
+    return absl::StrFormat("loss %.9g, expected %.9g", (*loss)[0],
+                           w.expected_loss);
+  }
+  std::string grad = CompareTensor(r.grad_logits(), w);
+  return grad.empty() ? "" : absl::StrCat("grad_logits: ", grad);
+}
+
 std::string CheckOwnResponse(const Workload& w,
                              const grpc::ByteBuffer& response) {
   switch (w.rpc) {
-    case Rpc::kEvaluate: {
-      v1::EvaluateResponse r;
-      if (!Parse(response, &r)) return "unparsable EvaluateResponse";
-      return CompareTensor(r.output(), w);
-    }
+    case Rpc::kEvaluate:
+      return CheckOutput(response, w, &v1::EvaluateResponse::output);
     case Rpc::kStream: {
       v1::StreamResponse r;
       if (!Parse(response, &r) || !r.has_evaluate()) {
@@ -130,28 +153,12 @@ std::string CheckOwnResponse(const Workload& w,
       return CompareTensor(r.evaluate().output(), w);
     }
     case Rpc::kDerivative:
-    case Rpc::kVjp: {
-      v1::DerivativeResponse r;
-      if (!Parse(response, &r)) return "unparsable DerivativeResponse";
-      return CompareTensor(r.output(), w);
-    }
-    case Rpc::kJacobian: {
-      v1::JacobianResponse r;
-      if (!Parse(response, &r)) return "unparsable JacobianResponse";
-      return CompareTensor(r.jacobian(), w);
-    }
-    case Rpc::kXent: {
-      v1::SoftmaxCrossEntropyResponse r;
-      if (!Parse(response, &r)) return "unparsable SoftmaxCrossEntropyResponse";
-      absl::StatusOr<std::vector<double>> loss = TensorValues(r.loss());
-      if (!loss.ok() || loss->size() != 1) return "loss is not one value";
-      if (!Close((*loss)[0], w.expected_loss, w.dtype)) {
-        return absl::StrFormat("loss %.9g, expected %.9g", (*loss)[0],
-                               w.expected_loss);
-      }
-      std::string grad = CompareTensor(r.grad_logits(), w);
-      return grad.empty() ? "" : absl::StrCat("grad_logits: ", grad);
-    }
+    case Rpc::kVjp:
+      return CheckOutput(response, w, &v1::DerivativeResponse::output);
+    case Rpc::kJacobian:
+      return CheckOutput(response, w, &v1::JacobianResponse::jacobian);
+    case Rpc::kXent:
+      return CheckCrossEntropy(response, w);
   }
   return "unknown rpc";
 }
@@ -174,11 +181,19 @@ std::string CheckEcho(const Workload& w, const grpc::ByteBuffer& response) {
 
 }  // namespace
 
+namespace {
+
+constexpr std::pair<Rpc, absl::string_view> kRpcNames[] = {
+    {Rpc::kEvaluate, "evaluate"}, {Rpc::kDerivative, "derivative"},
+    {Rpc::kVjp, "vjp"},           {Rpc::kJacobian, "jacobian"},
+    {Rpc::kXent, "xent"},         {Rpc::kStream, "stream"}};
+
+}  // namespace
+
 absl::StatusOr<Rpc> RpcFromName(absl::string_view name) {
   const std::string lower = absl::AsciiStrToLower(name);
-  for (Rpc rpc : {Rpc::kEvaluate, Rpc::kDerivative, Rpc::kVjp, Rpc::kJacobian,
-                  Rpc::kXent, Rpc::kStream}) {
-    if (RpcName(rpc) == lower) return rpc;
+  for (const auto& [rpc, rpc_name] : kRpcNames) {
+    if (rpc_name == lower) return rpc;
   }
   return absl::InvalidArgumentError(
       absl::StrCat("--rpc=", name,
@@ -187,19 +202,8 @@ absl::StatusOr<Rpc> RpcFromName(absl::string_view name) {
 }
 
 absl::string_view RpcName(Rpc rpc) {
-  switch (rpc) {
-    case Rpc::kEvaluate:
-      return "evaluate";
-    case Rpc::kDerivative:
-      return "derivative";
-    case Rpc::kVjp:
-      return "vjp";
-    case Rpc::kJacobian:
-      return "jacobian";
-    case Rpc::kXent:
-      return "xent";
-    case Rpc::kStream:
-      return "stream";
+  for (const auto& [r, name] : kRpcNames) {
+    if (r == rpc) return name;
   }
   return "?";
 }

@@ -130,6 +130,13 @@ class CliTest : public testing::Test {
     return {code, std::move(out), std::move(err)};
   }
 
+  // Run, expecting exit code 0.
+  Result Ok(std::vector<std::string> args) {
+    Result r = Run(std::move(args));
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r;
+  }
+
   FakeService service_;
   std::unique_ptr<grpc::Server> server_;
   std::string target_;
@@ -137,8 +144,7 @@ class CliTest : public testing::Test {
 
 TEST_F(CliTest, EvaluateSendsTheFlagsAndPrintsTheOutput) {
   const Result r =
-      Run({"evaluate", "--function=swish", "--x=1,2,3,4", "--shape=2,2"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+      Ok({"evaluate", "--function=swish", "--x=1,2,3,4", "--shape=2,2"});
   EXPECT_THAT(r.out, HasSubstr("output: float32 [2, 2]"));
   const v1::EvaluateRequest sent = service_.evaluate();
   EXPECT_EQ(sent.spec().function(), v1::SILU);
@@ -148,10 +154,9 @@ TEST_F(CliTest, EvaluateSendsTheFlagsAndPrintsTheOutput) {
 }
 
 TEST_F(CliTest, DerivativeSendsOrderAndUpstreamGradient) {
-  const Result r = Run({"--dtype=float64", "--encoding=typed", "derivative",
-                        "--function=elu", "--alpha=0.5", "--x=1,2",
-                        "--grad=3,4", "--order=1"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const Result r =
+      Ok({"--dtype=float64", "--encoding=typed", "derivative", "--function=elu",
+          "--alpha=0.5", "--x=1,2", "--grad=3,4", "--order=1"});
   const v1::DerivativeRequest sent = service_.derivative();
   EXPECT_EQ(sent.spec().alpha(), 0.5);
   EXPECT_EQ(sent.order(), 1);
@@ -160,9 +165,8 @@ TEST_F(CliTest, DerivativeSendsOrderAndUpstreamGradient) {
 }
 
 TEST_F(CliTest, CrossEntropyPrintsLossAndGradient) {
-  const Result r = Run({"xent", "--x=1,2,3,4,5,6", "--shape=2,3",
-                        "--labels=2,0", "--reduction=sum"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const Result r = Ok({"xent", "--x=1,2,3,4,5,6", "--shape=2,3", "--labels=2,0",
+                       "--reduction=sum"});
   EXPECT_THAT(r.out, HasSubstr("loss: float32 []"));
   EXPECT_THAT(r.out, HasSubstr("grad_logits: float32 [2, 3]"));
   const v1::SoftmaxCrossEntropyRequest sent = service_.xent();
@@ -172,22 +176,19 @@ TEST_F(CliTest, CrossEntropyPrintsLossAndGradient) {
 }
 
 TEST_F(CliTest, StreamAnswersEachRequestInOrder) {
-  const Result r = Run({"stream", "--function=gelu", "--x=1,2",
-                        "--ops=evaluate,derivative2", "--repeat=2"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const Result r = Ok({"stream", "--function=gelu", "--x=1,2",
+                       "--ops=evaluate,derivative2", "--repeat=2"});
   EXPECT_THAT(r.out, HasSubstr("[0] evaluate output"));
   EXPECT_THAT(r.out, HasSubstr("[3] derivative2 (f'') output"));
 }
 
 TEST_F(CliTest, JsonPrintsTheResponse) {
-  const Result r = Run({"--json", "evaluate", "--function=gelu", "--x=1.5"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const Result r = Ok({"--json", "evaluate", "--function=gelu", "--x=1.5"});
   EXPECT_THAT(r.out, HasSubstr("\"floatData\":[1.5]"));
 }
 
 TEST_F(CliTest, HealthPrintsServing) {
-  const Result r = Run({"health"});
-  EXPECT_EQ(r.exit_code, 0) << r.err;
+  const Result r = Ok({"health"});
   EXPECT_EQ(r.out, "SERVING\n");
 }
 
