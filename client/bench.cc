@@ -332,6 +332,62 @@ std::string Bar(int64_t count, int64_t largest, int width) {
 
 }  // namespace
 
+namespace {
+
+// One level's block of the text report.
+void AppendRow(const bv1::Config& c, const bv1::Row& row, std::string* out) {
+  const bv1::Latency& l = row.latency();
+  absl::StrAppendFormat(out, "\n%s\n", LevelName(c, row));
+  absl::StrAppendFormat(
+      out,
+      "  requests   %d in %.2fs: %.1f/s (OK %.1f/s), %d errors "
+      "(%d wrong answers, %d checked)\n",
+      row.requests(), row.duration_s(), row.rps(), row.ok_rps(), row.errors(),
+      row.wrong_answers(), row.checked());
+  absl::StrAppendFormat(
+      out,
+      "  throughput %.4g elements/s, request %.1f MB/s, response %.1f "
+      "MB/s\n",
+      row.elements_per_s(), row.request_mb_per_s(), row.response_mb_per_s());
+  if (row.delayed_sends() > 0) {
+    absl::StrAppendFormat(out,
+                          "  delayed    %d sends waited for a free slot "
+                          "(latency counts from the schedule)\n",
+                          row.delayed_sends());
+  }
+  if (row.server_cpu_ms_per_call() > 0 ||
+      row.server_minor_faults_per_call() > 0) {
+    absl::StrAppendFormat(
+        out,
+        "  per call   server %.3f ms CPU, %.1f minor faults; client %.3f "
+        "ms CPU, %.1f minor faults\n",
+        row.server_cpu_ms_per_call(), row.server_minor_faults_per_call(),
+        row.client_cpu_ms_per_call(), row.client_minor_faults_per_call());
+  }
+  absl::StrAppendFormat(
+      out,
+      "  latency ms min %.3f  mean %.3f  stddev %.3f  max %.3f\n"
+      "             p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  p99.9 %.3f\n",
+      l.min_ms(), l.mean_ms(), l.stddev_ms(), l.max_ms(), l.p50_ms(),
+      l.p90_ms(), l.p95_ms(), l.p99_ms(), l.p999_ms());
+  int64_t largest = 0;
+  for (const auto& b : row.histogram()) largest = std::max(largest, b.count());
+  if (largest > 0) absl::StrAppend(out, "  histogram (ms, OK calls)\n");
+  for (const auto& b : row.histogram()) {
+    absl::StrAppendFormat(out, "    %10.3f [%8d] %s\n", b.upper_ms(), b.count(),
+                          Bar(b.count(), largest, 40));
+  }
+  absl::StrAppend(out, "  status\n");
+  for (const auto& s : row.statuses()) {
+    absl::StrAppendFormat(out, "    %-20s %10d%s\n", s.code(), s.count(),
+                          s.sample_message().empty()
+                              ? ""
+                              : absl::StrCat("  e.g. ", s.sample_message()));
+  }
+}
+
+}  // namespace
+
 std::string FormatText(const bv1::Report& report) {
   const bv1::Config& c = report.config();
   std::string out = absl::StrFormat(
@@ -354,57 +410,7 @@ std::string FormatText(const bv1::Report& report) {
           ? ""
           : absl::StrCat(" after a warmup of ", c.warmup()),
       c.check_every() > 0 ? absl::StrCat("1 in ", c.check_every()) : "never");
-  for (const bv1::Row& row : report.rows()) {
-    const bv1::Latency& l = row.latency();
-    absl::StrAppendFormat(&out, "\n%s\n", LevelName(c, row));
-    absl::StrAppendFormat(
-        &out,
-        "  requests   %d in %.2fs: %.1f/s (OK %.1f/s), %d errors "
-        "(%d wrong answers, %d checked)\n",
-        row.requests(), row.duration_s(), row.rps(), row.ok_rps(), row.errors(),
-        row.wrong_answers(), row.checked());
-    absl::StrAppendFormat(
-        &out,
-        "  throughput %.4g elements/s, request %.1f MB/s, response %.1f "
-        "MB/s\n",
-        row.elements_per_s(), row.request_mb_per_s(), row.response_mb_per_s());
-    if (row.delayed_sends() > 0) {
-      absl::StrAppendFormat(&out,
-                            "  delayed    %d sends waited for a free slot "
-                            "(latency counts from the schedule)\n",
-                            row.delayed_sends());
-    }
-    if (row.server_cpu_ms_per_call() > 0 ||
-        row.server_minor_faults_per_call() > 0) {
-      absl::StrAppendFormat(
-          &out,
-          "  per call   server %.3f ms CPU, %.1f minor faults; client %.3f "
-          "ms CPU, %.1f minor faults\n",
-          row.server_cpu_ms_per_call(), row.server_minor_faults_per_call(),
-          row.client_cpu_ms_per_call(), row.client_minor_faults_per_call());
-    }
-    absl::StrAppendFormat(
-        &out,
-        "  latency ms min %.3f  mean %.3f  stddev %.3f  max %.3f\n"
-        "             p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  p99.9 %.3f\n",
-        l.min_ms(), l.mean_ms(), l.stddev_ms(), l.max_ms(), l.p50_ms(),
-        l.p90_ms(), l.p95_ms(), l.p99_ms(), l.p999_ms());
-    int64_t largest = 0;
-    for (const auto& b : row.histogram())
-      largest = std::max(largest, b.count());
-    if (largest > 0) absl::StrAppend(&out, "  histogram (ms, OK calls)\n");
-    for (const auto& b : row.histogram()) {
-      absl::StrAppendFormat(&out, "    %10.3f [%8d] %s\n", b.upper_ms(),
-                            b.count(), Bar(b.count(), largest, 40));
-    }
-    absl::StrAppend(&out, "  status\n");
-    for (const auto& s : row.statuses()) {
-      absl::StrAppendFormat(&out, "    %-20s %10d%s\n", s.code(), s.count(),
-                            s.sample_message().empty()
-                                ? ""
-                                : absl::StrCat("  e.g. ", s.sample_message()));
-    }
-  }
+  for (const bv1::Row& row : report.rows()) AppendRow(c, row, &out);
   if (report.rows_size() > 1) {
     absl::StrAppendFormat(&out, "\n%-22s %12s %10s %10s %10s %12s %8s\n",
                           "level", "QPS", "p50 ms", "p99 ms", "max ms",
