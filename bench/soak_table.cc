@@ -38,10 +38,6 @@ std::string Method(absl::string_view rpc) {
   return absl::StrCat("/actsvc.v1.ActivationService/", rpc);
 }
 
-std::string ShapeString(const std::vector<int64_t>& shape) {
-  return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
-}
-
 absl::string_view DtypeTag(v1::DataType dtype) {
   if (dtype == v1::FLOAT64) return "f64";
   if (dtype == v1::FLOAT16) return "f16";
@@ -73,7 +69,7 @@ v1::Tensor Input::Tensor() const {
 
 std::string Input::Tag() const {
   return absl::StrCat(DtypeTag(dtype), "/", EncodingTag(encoding), "/",
-                      ShapeString(shape));
+                      client::CompactShape(shape));
 }
 
 client::Want Input::Like(client::Answer answer) const {

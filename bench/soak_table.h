@@ -24,6 +24,7 @@
 #include "client/answer_check.h"
 #include "client/answers.h"
 #include "client/calls.h"
+#include "client/format.h"
 #include "client/tensor.h"
 #include "core/activation.h"
 #include "google/protobuf/message.h"
@@ -66,7 +67,6 @@ struct Limits {
 
 // "/actsvc.v1.ActivationService/<rpc>".
 std::string Method(absl::string_view rpc);
-std::string ShapeString(const std::vector<int64_t>& shape);
 absl::string_view DtypeTag(actsvc::v1::DataType dtype);
 absl::string_view EncodingTag(Encoding e);
 

@@ -6,7 +6,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
+#include "client/format.h"
 
 namespace actsvc::client {
 
@@ -56,8 +56,8 @@ std::string CheckTensor(const v1::Tensor& got, const Want& want,
   }
   if (!std::equal(got.shape().begin(), got.shape().end(), want.shape.begin(),
                   want.shape.end())) {
-    return absl::StrCat("shape [", absl::StrJoin(got.shape(), ","),
-                        "], expected [", absl::StrJoin(want.shape, ","), "]");
+    return absl::StrCat("shape ", CompactShape(got.shape()), ", expected ",
+                        CompactShape(want.shape));
   }
   if (want.encoding.has_value()) {
     if (std::string wrong = CheckEncoding(got, *want.encoding);

@@ -16,6 +16,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/format.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace actsvc::client::bench {
@@ -319,10 +320,6 @@ std::string LevelName(const bv1::Config& config, const bv1::Row& row) {
   return absl::StrCat("concurrency=", row.concurrency());
 }
 
-std::string ShapeText(const bv1::Config& config) {
-  return absl::StrCat("[", absl::StrJoin(config.shape(), ","), "]");
-}
-
 std::string Bar(int64_t count, int64_t largest, int width) {
   if (largest == 0) return "";
   const int n = static_cast<int>(
@@ -398,8 +395,8 @@ std::string FormatText(const bv1::Report& report) {
                                     : "",
       c.rpc(), c.function(),
       c.rpc() == "derivative" ? absl::StrCat(" order ", c.order()) : "",
-      ShapeText(c), c.dtype(), c.encoding(), c.target(), c.connections(),
-      c.connections() == 1 ? "" : "s", c.load_balancing());
+      CompactShape(c.shape()), c.dtype(), c.encoding(), c.target(),
+      c.connections(), c.connections() == 1 ? "" : "s", c.load_balancing());
   absl::StrAppendFormat(
       &out,
       "  request %d bytes, %d elements; %s per level%s; responses checked %s\n",
@@ -443,7 +440,7 @@ std::string FormatCsv(const bv1::Report& report) {
             std::vector<std::string>{
                 c.rpc(),
                 c.function(),
-                absl::StrCat("\"", ShapeText(c), "\""),
+                absl::StrCat("\"", CompactShape(c.shape()), "\""),
                 c.dtype(),
                 c.encoding(),
                 c.mode(),
