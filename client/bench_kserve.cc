@@ -12,6 +12,12 @@ namespace {
 
 namespace v1 = ::actsvc::v1;
 
+constexpr std::pair<v1::DataType, absl::string_view> kDatatypes[] = {
+    {v1::FLOAT32, "FP32"},
+    {v1::FLOAT64, "FP64"},
+    {v1::FLOAT16, "FP16"},
+    {v1::BFLOAT16, "BF16"}};
+
 // The own API's response to the workload's RPC, from a ModelInferResponse.
 std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
                           grpc::ByteBuffer* own) {
@@ -67,7 +73,7 @@ void AddKServeInput(const v1::Tensor& tensor, const std::string& name,
                     inference::ModelInferRequest* request) {
   auto* input = request->add_inputs();
   input->set_name(name);
-  input->set_datatype(tensor.dtype() == v1::FLOAT64 ? "FP64" : "FP32");
+  input->set_datatype(std::string(KServeDatatype(tensor.dtype())));
   input->mutable_shape()->Add(tensor.shape().begin(), tensor.shape().end());
   if (!tensor.raw_data().empty() ||
       (tensor.float_data_size() == 0 && tensor.double_data_size() == 0)) {
@@ -86,12 +92,26 @@ bool KServeOutputTensor(const inference::ModelInferResponse& response,
     if (output.name() != name || i >= response.raw_output_contents_size()) {
       continue;
     }
-    tensor->set_dtype(output.datatype() == "FP64" ? v1::FLOAT64 : v1::FLOAT32);
+    tensor->set_dtype(DtypeOfKServe(output.datatype()));
     tensor->mutable_shape()->Add(output.shape().begin(), output.shape().end());
     tensor->set_raw_data(response.raw_output_contents(i));
     return true;
   }
   return false;
+}
+
+absl::string_view KServeDatatype(v1::DataType dtype) {
+  for (const auto& [d, name] : kDatatypes) {
+    if (d == dtype) return name;
+  }
+  return "FP32";
+}
+
+v1::DataType DtypeOfKServe(absl::string_view datatype) {
+  for (const auto& [d, name] : kDatatypes) {
+    if (name == datatype) return d;
+  }
+  return v1::DATA_TYPE_UNSPECIFIED;
 }
 
 absl::StatusOr<std::string> KServeModel(const WorkloadSpec& spec) {

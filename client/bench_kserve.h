@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "client/workload.h"
 #include "grpcpp/grpcpp.h"
 #include "inference/grpc_service.pb.h"
@@ -26,6 +27,11 @@ absl::StatusOr<std::string> KServeModel(const WorkloadSpec& spec);
 // Rewrites a workload built by BuildWorkload into a ModelInfer call of the
 // same computation; its answers are checked as the own API's.
 absl::Status UseKServe(const WorkloadSpec& spec, Workload* workload);
+
+// The protocol's name of a float dtype ("FP32", "FP64", "FP16", "BF16"),
+// and back (DATA_TYPE_UNSPECIFIED for any other).
+absl::string_view KServeDatatype(actsvc::v1::DataType dtype);
+actsvc::v1::DataType DtypeOfKServe(absl::string_view datatype);
 
 // Adds `tensor` as input `name` of `request`, in the encoding it has (raw:
 // raw_input_contents; typed: fp32/fp64 contents).

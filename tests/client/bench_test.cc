@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_split.h"
 #include "actsvc/bench/v1/report.pb.h"
+#include "client/bench_kserve.h"
 #include "client/bench_load.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -380,6 +381,29 @@ TEST(WorkloadTest, RejectsWhatTheServiceWould) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(RpcFromName("echo").ok());
   EXPECT_EQ(*RpcFromName("XENT"), Rpc::kXent);
+}
+
+TEST(KServeTest, HalfTypesKeepTheirDatatype) {
+  for (v1::DataType dtype :
+       {v1::FLOAT32, v1::FLOAT64, v1::FLOAT16, v1::BFLOAT16}) {
+    const v1::Tensor x = MakeTensor({2}, dtype, {0.5, -2}, Encoding::kRaw);
+    inference::ModelInferRequest request;
+    AddKServeInput(x, "x", &request);
+    EXPECT_EQ(DtypeOfKServe(request.inputs(0).datatype()), dtype);
+    ASSERT_EQ(request.raw_input_contents_size(), 1);
+    EXPECT_EQ(request.raw_input_contents(0), x.raw_data());
+    // The same bytes as an output come back as the same tensor.
+    inference::ModelInferResponse response;
+    auto* output = response.add_outputs();
+    output->set_name("y");
+    output->set_datatype(request.inputs(0).datatype());
+    output->add_shape(2);
+    response.add_raw_output_contents(x.raw_data());
+    v1::Tensor y;
+    ASSERT_TRUE(KServeOutputTensor(response, "y", &y));
+    EXPECT_EQ(y.SerializeAsString(), x.SerializeAsString());
+  }
+  EXPECT_EQ(DtypeOfKServe("INT64"), v1::DATA_TYPE_UNSPECIFIED);
 }
 
 TEST(ServiceConfigTest, RetriesUnavailableWithTheChosenPolicy) {
