@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -195,6 +196,12 @@ std::vector<bv1::Interval> Timeline(const Tally& tally, int intervals) {
     out.push_back(interval);
   }
   return out;
+}
+
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
 }
 
 void Tally::Add(absl::string_view code, absl::string_view message) {

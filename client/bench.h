@@ -61,6 +61,9 @@ actsvc::bench::v1::Latency Summarize(const std::vector<int64_t>& sorted_ns);
 std::vector<actsvc::bench::v1::HistogramBucket> Histogram(
     const std::vector<int64_t>& sorted_ns, int buckets = 10);
 
+// The steady clock, in nanoseconds: the clock of every time in a Tally.
+int64_t NowNs();
+
 // What one load level produced, collected by the runner.
 struct Tally;
 

@@ -33,12 +33,6 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>,
                                  rapidjson::UTF8<>, rapidjson::CrtAllocator,
                                  rapidjson::kWriteNanAndInfFlag>;
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 int64_t ElementSize(const std::string& datatype) {
   if (datatype == "FP64" || datatype == "INT64") return 8;
   return 4;

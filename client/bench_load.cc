@@ -21,17 +21,7 @@
 #include "grpcpp/generic/generic_stub.h"
 
 namespace actsvc::client::bench {
-namespace {
-
 namespace bv1 = ::actsvc::bench::v1;
-
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-}  // namespace
 
 std::string ServiceConfigJson(absl::string_view lb) {
   return absl::StrCat(
