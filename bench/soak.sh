@@ -3,7 +3,7 @@
 # 20 s): starts actsvc-server on a free loopback port with explicit limits,
 # runs actsvc-soak against it for --duration (a closed loop of 64 calls of
 # every RPC, valid and invalid, each status and answer checked; see
-# bench/soak.cc), samples the server's RSS (VmRSS) every second, and fails on
+# bench/soak_main.cc), samples the server's RSS (VmRSS) every second, and fails on
 #   - an unexpected status or a wrong answer (the driver's verdict),
 #   - the server dying, or not exiting 0 after SIGTERM,
 #   - RSS growth above --max_rss_growth_mb: the median of the last 5 samples

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/format.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace actsvc::client::bench {
@@ -196,10 +198,28 @@ std::vector<bv1::Interval> Timeline(const Tally& tally, int intervals) {
   return out;
 }
 
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 void Tally::Add(absl::string_view code, absl::string_view message) {
   Kind& kind = kinds[std::string(code)];
   if (kind.count++ == 0 || (kind.sample_message.empty() && !message.empty())) {
     kind.sample_message = std::string(message);
+  }
+}
+
+void Tally::AddOk(int64_t latency_ns, int64_t completed_ns,
+                  absl::string_view wrong) {
+  ok_latencies_ns.push_back(latency_ns);
+  ok_completed_ns.push_back(completed_ns);
+  if (!wrong.empty()) {
+    ++wrong_answers;
+    Add("WRONG_ANSWER", wrong);
+  } else {
+    Add("OK", "");
   }
 }
 
@@ -307,15 +327,67 @@ std::string LevelName(const bv1::Config& config, const bv1::Row& row) {
   return absl::StrCat("concurrency=", row.concurrency());
 }
 
-std::string ShapeText(const bv1::Config& config) {
-  return absl::StrCat("[", absl::StrJoin(config.shape(), ","), "]");
-}
-
 std::string Bar(int64_t count, int64_t largest, int width) {
   if (largest == 0) return "";
   const int n = static_cast<int>(
       std::lround(static_cast<double>(count) * width / largest));
   return std::string(n == 0 && count > 0 ? 1 : n, '#');
+}
+
+}  // namespace
+
+namespace {
+
+// One level's block of the text report.
+void AppendRow(const bv1::Config& c, const bv1::Row& row, std::string* out) {
+  const bv1::Latency& l = row.latency();
+  absl::StrAppendFormat(out, "\n%s\n", LevelName(c, row));
+  absl::StrAppendFormat(
+      out,
+      "  requests   %d in %.2fs: %.1f/s (OK %.1f/s), %d errors "
+      "(%d wrong answers, %d checked)\n",
+      row.requests(), row.duration_s(), row.rps(), row.ok_rps(), row.errors(),
+      row.wrong_answers(), row.checked());
+  absl::StrAppendFormat(
+      out,
+      "  throughput %.4g elements/s, request %.1f MB/s, response %.1f "
+      "MB/s\n",
+      row.elements_per_s(), row.request_mb_per_s(), row.response_mb_per_s());
+  if (row.delayed_sends() > 0) {
+    absl::StrAppendFormat(out,
+                          "  delayed    %d sends waited for a free slot "
+                          "(latency counts from the schedule)\n",
+                          row.delayed_sends());
+  }
+  if (row.server_cpu_ms_per_call() > 0 ||
+      row.server_minor_faults_per_call() > 0) {
+    absl::StrAppendFormat(
+        out,
+        "  per call   server %.3f ms CPU, %.1f minor faults; client %.3f "
+        "ms CPU, %.1f minor faults\n",
+        row.server_cpu_ms_per_call(), row.server_minor_faults_per_call(),
+        row.client_cpu_ms_per_call(), row.client_minor_faults_per_call());
+  }
+  absl::StrAppendFormat(
+      out,
+      "  latency ms min %.3f  mean %.3f  stddev %.3f  max %.3f\n"
+      "             p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  p99.9 %.3f\n",
+      l.min_ms(), l.mean_ms(), l.stddev_ms(), l.max_ms(), l.p50_ms(),
+      l.p90_ms(), l.p95_ms(), l.p99_ms(), l.p999_ms());
+  int64_t largest = 0;
+  for (const auto& b : row.histogram()) largest = std::max(largest, b.count());
+  if (largest > 0) absl::StrAppend(out, "  histogram (ms, OK calls)\n");
+  for (const auto& b : row.histogram()) {
+    absl::StrAppendFormat(out, "    %10.3f [%8d] %s\n", b.upper_ms(), b.count(),
+                          Bar(b.count(), largest, 40));
+  }
+  absl::StrAppend(out, "  status\n");
+  for (const auto& s : row.statuses()) {
+    absl::StrAppendFormat(out, "    %-20s %10d%s\n", s.code(), s.count(),
+                          s.sample_message().empty()
+                              ? ""
+                              : absl::StrCat("  e.g. ", s.sample_message()));
+  }
 }
 
 }  // namespace
@@ -330,8 +402,8 @@ std::string FormatText(const bv1::Report& report) {
                                     : "",
       c.rpc(), c.function(),
       c.rpc() == "derivative" ? absl::StrCat(" order ", c.order()) : "",
-      ShapeText(c), c.dtype(), c.encoding(), c.target(), c.connections(),
-      c.connections() == 1 ? "" : "s", c.load_balancing());
+      CompactShape(c.shape()), c.dtype(), c.encoding(), c.target(),
+      c.connections(), c.connections() == 1 ? "" : "s", c.load_balancing());
   absl::StrAppendFormat(
       &out,
       "  request %d bytes, %d elements; %s per level%s; responses checked %s\n",
@@ -342,57 +414,7 @@ std::string FormatText(const bv1::Report& report) {
           ? ""
           : absl::StrCat(" after a warmup of ", c.warmup()),
       c.check_every() > 0 ? absl::StrCat("1 in ", c.check_every()) : "never");
-  for (const bv1::Row& row : report.rows()) {
-    const bv1::Latency& l = row.latency();
-    absl::StrAppendFormat(&out, "\n%s\n", LevelName(c, row));
-    absl::StrAppendFormat(
-        &out,
-        "  requests   %d in %.2fs: %.1f/s (OK %.1f/s), %d errors "
-        "(%d wrong answers, %d checked)\n",
-        row.requests(), row.duration_s(), row.rps(), row.ok_rps(), row.errors(),
-        row.wrong_answers(), row.checked());
-    absl::StrAppendFormat(
-        &out,
-        "  throughput %.4g elements/s, request %.1f MB/s, response %.1f "
-        "MB/s\n",
-        row.elements_per_s(), row.request_mb_per_s(), row.response_mb_per_s());
-    if (row.delayed_sends() > 0) {
-      absl::StrAppendFormat(&out,
-                            "  delayed    %d sends waited for a free slot "
-                            "(latency counts from the schedule)\n",
-                            row.delayed_sends());
-    }
-    if (row.server_cpu_ms_per_call() > 0 ||
-        row.server_minor_faults_per_call() > 0) {
-      absl::StrAppendFormat(
-          &out,
-          "  per call   server %.3f ms CPU, %.1f minor faults; client %.3f "
-          "ms CPU, %.1f minor faults\n",
-          row.server_cpu_ms_per_call(), row.server_minor_faults_per_call(),
-          row.client_cpu_ms_per_call(), row.client_minor_faults_per_call());
-    }
-    absl::StrAppendFormat(
-        &out,
-        "  latency ms min %.3f  mean %.3f  stddev %.3f  max %.3f\n"
-        "             p50 %.3f  p90 %.3f  p95 %.3f  p99 %.3f  p99.9 %.3f\n",
-        l.min_ms(), l.mean_ms(), l.stddev_ms(), l.max_ms(), l.p50_ms(),
-        l.p90_ms(), l.p95_ms(), l.p99_ms(), l.p999_ms());
-    int64_t largest = 0;
-    for (const auto& b : row.histogram())
-      largest = std::max(largest, b.count());
-    if (largest > 0) absl::StrAppend(&out, "  histogram (ms, OK calls)\n");
-    for (const auto& b : row.histogram()) {
-      absl::StrAppendFormat(&out, "    %10.3f [%8d] %s\n", b.upper_ms(),
-                            b.count(), Bar(b.count(), largest, 40));
-    }
-    absl::StrAppend(&out, "  status\n");
-    for (const auto& s : row.statuses()) {
-      absl::StrAppendFormat(&out, "    %-20s %10d%s\n", s.code(), s.count(),
-                            s.sample_message().empty()
-                                ? ""
-                                : absl::StrCat("  e.g. ", s.sample_message()));
-    }
-  }
+  for (const bv1::Row& row : report.rows()) AppendRow(c, row, &out);
   if (report.rows_size() > 1) {
     absl::StrAppendFormat(&out, "\n%-22s %12s %10s %10s %10s %12s %8s\n",
                           "level", "QPS", "p50 ms", "p99 ms", "max ms",
@@ -425,7 +447,7 @@ std::string FormatCsv(const bv1::Report& report) {
             std::vector<std::string>{
                 c.rpc(),
                 c.function(),
-                absl::StrCat("\"", ShapeText(c), "\""),
+                absl::StrCat("\"", CompactShape(c.shape()), "\""),
                 c.dtype(),
                 c.encoding(),
                 c.mode(),

@@ -61,6 +61,9 @@ actsvc::bench::v1::Latency Summarize(const std::vector<int64_t>& sorted_ns);
 std::vector<actsvc::bench::v1::HistogramBucket> Histogram(
     const std::vector<int64_t>& sorted_ns, int buckets = 10);
 
+// The steady clock, in nanoseconds: the clock of every time in a Tally.
+int64_t NowNs();
+
 // What one load level produced, collected by the runner.
 struct Tally;
 
@@ -88,6 +91,9 @@ struct Tally {
 
   // Records one call: `code` is a gRPC code name.
   void Add(absl::string_view code, absl::string_view message);
+  // Records a call that succeeded: its latency and completion time, and OK
+  // or, when `wrong` says what is wrong with the answer, WRONG_ANSWER.
+  void AddOk(int64_t latency_ns, int64_t completed_ns, absl::string_view wrong);
 };
 
 // Process counters from /proc/PID/stat; nullopt-like zeros when unreadable.

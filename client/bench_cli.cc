@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <optional>
 
 #include "absl/flags/commandlineflag.h"
@@ -22,26 +23,11 @@
 #include "client/bench_http.h"
 #include "client/bench_kserve.h"
 #include "client/bench_load.h"
+#include "client/cli_flags.h"
+#include "client/cli_io.h"
 #include "client/tensor.h"
 #include "client/values.h"
 #include "core/activation.h"
-
-// Shared with the other commands (main.cc).
-ABSL_DECLARE_FLAG(std::string, target);
-ABSL_DECLARE_FLAG(double, timeout_s);
-ABSL_DECLARE_FLAG(std::string, tls_ca);
-ABSL_DECLARE_FLAG(std::string, tls_cert);
-ABSL_DECLARE_FLAG(std::string, tls_key);
-ABSL_DECLARE_FLAG(std::string, tls_server_name);
-ABSL_DECLARE_FLAG(bool, json);
-ABSL_DECLARE_FLAG(std::string, dtype);
-ABSL_DECLARE_FLAG(std::string, encoding);
-ABSL_DECLARE_FLAG(std::string, function);
-ABSL_DECLARE_FLAG(double, alpha);
-ABSL_DECLARE_FLAG(int32_t, axis);
-ABSL_DECLARE_FLAG(int32_t, order);
-ABSL_DECLARE_FLAG(std::string, shape);
-ABSL_DECLARE_FLAG(bool, dense);
 
 ABSL_FLAG(std::string, rpc, "evaluate",
           "the call: evaluate, derivative (--order 1 or 2), vjp (derivative "
@@ -108,10 +94,7 @@ namespace {
 namespace v1 = ::actsvc::v1;
 namespace bv1 = ::actsvc::bench::v1;
 
-constexpr int kExitOk = 0;
-constexpr int kExitFailure = 1;
-constexpr int kExitUsage = 2;
-
+// Like ReportUsage, pointing to bench's own help.
 int Usage(absl::string_view message) {
   std::fprintf(stderr, "usage error: %s\nrun 'actsvc help bench' for usage\n",
                std::string(message).c_str());
@@ -236,118 +219,235 @@ std::vector<std::string> RewriteBenchArgs(int argc, const char* const* argv) {
 
 int WriteReport(const bv1::Report& report);
 
-int RunBench(const std::set<std::string>& specified) {
-  auto given = [&](absl::string_view flag) {
-    return specified.count(std::string(flag)) > 0;
-  };
-  bench::WorkloadSpec ws;
-  bench::LoadOptions options;
+using Given = std::function<bool(absl::string_view)>;
 
+// The workload's flags into `ws`; INVALID_ARGUMENT says which is wrong.
+// `function_name` is the function's canonical name (softmax for xent).
+absl::Status WorkloadFromFlags(const Given& given, bench::WorkloadSpec* ws,
+                               std::string* function_name) {
   absl::StatusOr<bench::Rpc> rpc = bench::RpcFromName(absl::GetFlag(FLAGS_rpc));
-  if (!rpc.ok()) return Usage(rpc.status().message());
-  ws.rpc = *rpc;
-  std::string function_name = "softmax";
-  if (ws.rpc != bench::Rpc::kXent) {
-    function_name = absl::GetFlag(FLAGS_function);
-    if (function_name.empty()) {
-      return Usage("--function is required, e.g. --function=gelu");
+  if (!rpc.ok()) return rpc.status();
+  ws->rpc = *rpc;
+  *function_name = "softmax";
+  if (ws->rpc != bench::Rpc::kXent) {
+    *function_name = absl::GetFlag(FLAGS_function);
+    if (function_name->empty()) {
+      return UsageError("--function is required, e.g. --function=gelu");
     }
-    std::optional<Function> f = FunctionFromName(function_name);
+    std::optional<Function> f = FunctionFromName(*function_name);
     if (!f.has_value()) {
-      return Usage(absl::StrCat("unknown function '", function_name,
-                                "'; 'actsvc list' shows the names"));
+      return UsageError(absl::StrCat("unknown function '", *function_name,
+                                     "'; 'actsvc list' shows the names"));
     }
-    function_name = std::string(FunctionName(*f));
-    ws.spec.set_function(static_cast<v1::Function>(static_cast<int>(*f)));
-    if (given("alpha")) ws.spec.set_alpha(absl::GetFlag(FLAGS_alpha));
-    if (given("axis")) ws.spec.set_axis(absl::GetFlag(FLAGS_axis));
+    *function_name = std::string(FunctionName(*f));
+    ws->spec.set_function(static_cast<v1::Function>(static_cast<int>(*f)));
+    if (given("alpha")) ws->spec.set_alpha(absl::GetFlag(FLAGS_alpha));
+    if (given("axis")) ws->spec.set_axis(absl::GetFlag(FLAGS_axis));
   } else if (given("function") || given("alpha") || given("axis")) {
-    return Usage("--rpc=xent takes no --function, --alpha or --axis");
+    return UsageError("--rpc=xent takes no --function, --alpha or --axis");
   }
-  ws.order = absl::GetFlag(FLAGS_order);
-  ws.dense = absl::GetFlag(FLAGS_dense);
+  ws->order = absl::GetFlag(FLAGS_order);
+  ws->dense = absl::GetFlag(FLAGS_dense);
   const std::string shape_text = absl::GetFlag(FLAGS_shape).empty()
                                      ? "1,1024"
                                      : absl::GetFlag(FLAGS_shape);
   absl::StatusOr<std::vector<int64_t>> shape = ParseShape(shape_text);
-  if (!shape.ok())
-    return Usage(absl::StrCat("--shape: ", shape.status().message()));
-  ws.shape = *shape;
+  if (!shape.ok()) {
+    return UsageError(absl::StrCat("--shape: ", shape.status().message()));
+  }
+  ws->shape = *shape;
   absl::StatusOr<v1::DataType> dtype =
       DtypeFromName(absl::GetFlag(FLAGS_dtype));
-  if (!dtype.ok()) return Usage(dtype.status().message());
-  ws.dtype = *dtype;
+  if (!dtype.ok()) return dtype.status();
+  ws->dtype = *dtype;
   absl::StatusOr<Encoding> encoding =
       EncodingFromName(absl::GetFlag(FLAGS_encoding));
-  if (!encoding.ok()) return Usage(encoding.status().message());
-  ws.encoding = *encoding;
-  ws.seed = absl::GetFlag(FLAGS_seed);
+  if (!encoding.ok()) return encoding.status();
+  ws->encoding = *encoding;
+  ws->seed = absl::GetFlag(FLAGS_seed);
+  return absl::OkStatus();
+}
 
-  options.target = absl::GetFlag(FLAGS_target);
-  options.tls.ca = absl::GetFlag(FLAGS_tls_ca);
-  options.tls.cert = absl::GetFlag(FLAGS_tls_cert);
-  options.tls.key = absl::GetFlag(FLAGS_tls_key);
-  options.tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
-  options.lb = absl::GetFlag(FLAGS_lb);
-  if (options.lb != "round_robin" && options.lb != "pick_first") {
-    return Usage(absl::StrCat("--lb=", options.lb,
-                              " is not one of round_robin, pick_first"));
+// The connection flags into `options`.
+absl::Status ConnectionFromFlags(bench::LoadOptions* options) {
+  options->target = absl::GetFlag(FLAGS_target);
+  options->tls.ca = absl::GetFlag(FLAGS_tls_ca);
+  options->tls.cert = absl::GetFlag(FLAGS_tls_cert);
+  options->tls.key = absl::GetFlag(FLAGS_tls_key);
+  options->tls.server_name = absl::GetFlag(FLAGS_tls_server_name);
+  options->lb = absl::GetFlag(FLAGS_lb);
+  if (options->lb != "round_robin" && options->lb != "pick_first") {
+    return UsageError(absl::StrCat("--lb=", options->lb,
+                                   " is not one of round_robin, pick_first"));
   }
-  options.connections = absl::GetFlag(FLAGS_connections);
-  if (options.connections < 1 || options.connections > 1000) {
-    return Usage("--connections must be in [1, 1000]");
+  options->connections = absl::GetFlag(FLAGS_connections);
+  if (options->connections < 1 || options->connections > 1000) {
+    return UsageError("--connections must be in [1, 1000]");
   }
-  options.open_loop = given("rps");
+  return absl::OkStatus();
+}
+
+// The loop's flags (closed or open, levels, arrivals) into `options`.
+absl::Status LoopFromFlags(const Given& given, bench::LoadOptions* options) {
+  options->open_loop = given("rps");
   absl::StatusOr<std::vector<int>> concurrency =
       bench::ParseConcurrencyLevels(absl::GetFlag(FLAGS_concurrency));
   if (!concurrency.ok()) {
-    return Usage(
+    return UsageError(
         absl::StrCat("--concurrency: ", concurrency.status().message()));
   }
-  options.concurrency = *concurrency;
-  if (options.open_loop) {
+  options->concurrency = *concurrency;
+  if (options->open_loop) {
     absl::StatusOr<std::vector<double>> rps =
         bench::ParseRateLevels(absl::GetFlag(FLAGS_rps));
-    if (!rps.ok())
-      return Usage(absl::StrCat("--rps: ", rps.status().message()));
-    options.rps = *rps;
+    if (!rps.ok()) {
+      return UsageError(absl::StrCat("--rps: ", rps.status().message()));
+    }
+    options->rps = *rps;
     if (given("concurrency")) {
       if (concurrency->size() != 1) {
-        return Usage(
+        return UsageError(
             "with --rps, --concurrency is the cap on calls in flight: one "
             "value, not a list (sweep one or the other)");
       }
-      options.max_outstanding = concurrency->front();
+      options->max_outstanding = concurrency->front();
     }
   } else if (given("arrival")) {
-    return Usage("--arrival applies to the open loop: give --rps");
+    return UsageError("--arrival applies to the open loop: give --rps");
   }
   absl::StatusOr<bench::Arrival> arrival =
       bench::ArrivalFromName(absl::GetFlag(FLAGS_arrival));
-  if (!arrival.ok()) return Usage(arrival.status().message());
-  options.arrival = *arrival;
-  options.duration = absl::GetFlag(FLAGS_duration);
-  options.requests = absl::GetFlag(FLAGS_requests);
-  if (options.requests < 0) return Usage("--requests must not be negative");
-  if (options.requests == 0 && !(options.duration > absl::ZeroDuration() &&
-                                 options.duration < absl::Hours(24 * 7))) {
-    return Usage("--duration must be positive (e.g. 10s)");
+  if (!arrival.ok()) return arrival.status();
+  options->arrival = *arrival;
+  return absl::OkStatus();
+}
+
+// How long and how each level runs: duration or requests, warm-up,
+// checks, deadlines, the server's pid, progress.
+absl::Status LevelFromFlags(bench::LoadOptions* options) {
+  options->duration = absl::GetFlag(FLAGS_duration);
+  options->requests = absl::GetFlag(FLAGS_requests);
+  if (options->requests < 0) {
+    return UsageError("--requests must not be negative");
   }
-  if (options.requests > 0) options.duration = absl::ZeroDuration();
+  if (options->requests == 0 && !(options->duration > absl::ZeroDuration() &&
+                                  options->duration < absl::Hours(24 * 7))) {
+    return UsageError("--duration must be positive (e.g. 10s)");
+  }
+  if (options->requests > 0) options->duration = absl::ZeroDuration();
   absl::StatusOr<bench::Warmup> warmup =
       bench::ParseWarmup(absl::GetFlag(FLAGS_warmup));
-  if (!warmup.ok()) return Usage(warmup.status().message());
-  options.warmup = *warmup;
-  options.check_every = absl::GetFlag(FLAGS_check_every);
-  if (options.check_every < 0) return Usage("--check_every must be >= 0");
-  options.timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
-  if (!(options.timeout > absl::ZeroDuration())) {
-    return Usage("--timeout_s must be positive");
+  if (!warmup.ok()) return warmup.status();
+  options->warmup = *warmup;
+  options->check_every = absl::GetFlag(FLAGS_check_every);
+  if (options->check_every < 0) {
+    return UsageError("--check_every must be >= 0");
   }
-  options.seed = ws.seed;
-  options.server_pid = absl::GetFlag(FLAGS_server_pid);
-  options.progress = absl::GetFlag(FLAGS_progress) && isatty(2);
+  options->timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
+  if (!(options->timeout > absl::ZeroDuration())) {
+    return UsageError("--timeout_s must be positive");
+  }
+  options->seed = absl::GetFlag(FLAGS_seed);
+  options->server_pid = absl::GetFlag(FLAGS_server_pid);
+  options->progress = absl::GetFlag(FLAGS_progress) && isatty(2);
+  return absl::OkStatus();
+}
 
+// --protocol and --method applied to the workload: KServe's ModelInfer, its
+// HTTP form (`http`), or an echo method. `protocol` as the report names it.
+absl::Status ProtocolFromFlags(const bench::WorkloadSpec& ws,
+                               const bench::LoadOptions& options,
+                               bench::Workload* workload,
+                               std::optional<bench::HttpWorkload>* http,
+                               std::string* protocol) {
+  *protocol = absl::GetFlag(FLAGS_protocol);
+  if (*protocol == "kserve" || *protocol == "http") {
+    if (absl::Status s = bench::UseKServe(ws, workload); !s.ok()) {
+      return UsageError(s.message());
+    }
+  } else if (*protocol != "actsvc") {
+    return UsageError(absl::StrCat("--protocol=", *protocol,
+                                   " is not actsvc, kserve or http"));
+  }
+  if (*protocol == "http") {
+    if (options.open_loop) {
+      return UsageError("--protocol=http runs a closed loop only (no --rps)");
+    }
+    absl::StatusOr<bench::HttpWorkload> made =
+        bench::MakeHttpWorkload(*workload, absl::GetFlag(FLAGS_http_target),
+                                absl::GetFlag(FLAGS_http_json));
+    if (!made.ok()) return UsageError(made.status().message());
+    *http = *std::move(made);
+    if (absl::GetFlag(FLAGS_http_json)) *protocol = "http-json";
+  }
+  const std::string method = absl::GetFlag(FLAGS_method);
+  if (method.empty()) return absl::OkStatus();
+  if (ws.rpc == bench::Rpc::kStream || http->has_value()) {
+    return UsageError(
+        "--method sends unary gRPC calls; it does not go with --rpc=stream "
+        "or --protocol=http");
+  }
+  if (method.size() < 4 || method[0] != '/' ||
+      method.find('/', 1) == std::string::npos) {
+    return UsageError(absl::StrCat("--method=", method,
+                                   " is not a gRPC method path like "
+                                   "/package.Service/Method"));
+  }
+  workload->method = method;
+  workload->echo = true;
+  return absl::OkStatus();
+}
+
+// The report's record of the run's settings.
+bv1::Config MakeConfig(const bench::WorkloadSpec& ws,
+                       const bench::LoadOptions& options,
+                       const bench::Workload& workload,
+                       const std::string& protocol,
+                       const std::string& function_name) {
+  bv1::Config config;
+  config.set_target(options.target);
+  config.set_load_balancing(options.lb);
+  config.set_connections(options.connections);
+  config.set_rpc(std::string(bench::RpcName(ws.rpc)));
+  config.set_method(workload.echo ? workload.method : "");
+  config.set_protocol(protocol);
+  config.set_function(function_name);
+  config.mutable_shape()->Add(ws.shape.begin(), ws.shape.end());
+  config.set_dtype(std::string(DtypeName(ws.dtype)));
+  config.set_encoding(ws.encoding == Encoding::kRaw ? "raw" : "typed");
+  config.set_order(ws.rpc == bench::Rpc::kDerivative ? ws.order : 0);
+  config.set_seed(ws.seed);
+  config.set_mode(options.open_loop ? "open" : "closed");
+  config.set_arrival(options.open_loop
+                         ? (options.arrival == bench::Arrival::kPoisson
+                                ? "poisson"
+                                : "constant")
+                         : "");
+  config.set_duration_s(absl::ToDoubleSeconds(options.duration));
+  config.set_requests(options.requests);
+  config.set_warmup(absl::GetFlag(FLAGS_warmup));
+  config.set_check_every(options.check_every);
+  config.set_timeout_s(absl::ToDoubleSeconds(options.timeout));
+  config.set_request_bytes(workload.request_bytes);
+  config.set_elements(workload.elements);
+  config.set_started_at(
+      absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
+  return config;
+}
+
+int RunBench(const std::set<std::string>& specified) {
+  const Given given = [&](absl::string_view flag) {
+    return specified.count(std::string(flag)) > 0;
+  };
+  bench::WorkloadSpec ws;
+  bench::LoadOptions options;
+  std::string function_name;
+  for (absl::Status s :
+       {WorkloadFromFlags(given, &ws, &function_name),
+        ConnectionFromFlags(&options), LoopFromFlags(given, &options),
+        LevelFromFlags(&options)}) {
+    if (!s.ok()) return Usage(s.message());
+  }
   absl::StatusOr<bench::Workload> workload = bench::BuildWorkload(ws);
   if (!workload.ok()) {
     if (workload.status().code() == absl::StatusCode::kInvalidArgument) {
@@ -356,77 +456,19 @@ int RunBench(const std::set<std::string>& specified) {
     std::fprintf(stderr, "error: %s\n", workload.status().ToString().c_str());
     return kExitFailure;
   }
-  std::string protocol = absl::GetFlag(FLAGS_protocol);
   std::optional<bench::HttpWorkload> http;
-  if (protocol == "kserve" || protocol == "http") {
-    if (absl::Status s = bench::UseKServe(ws, &*workload); !s.ok()) {
-      return Usage(s.message());
-    }
-  } else if (protocol != "actsvc") {
-    return Usage(absl::StrCat("--protocol=", protocol,
-                              " is not actsvc, kserve or http"));
+  std::string protocol;
+  if (absl::Status s =
+          ProtocolFromFlags(ws, options, &*workload, &http, &protocol);
+      !s.ok()) {
+    return Usage(s.message());
   }
-  if (protocol == "http") {
-    if (options.open_loop) {
-      return Usage("--protocol=http runs a closed loop only (no --rps)");
-    }
-    absl::StatusOr<bench::HttpWorkload> made =
-        bench::MakeHttpWorkload(*workload, absl::GetFlag(FLAGS_http_target),
-                                absl::GetFlag(FLAGS_http_json));
-    if (!made.ok()) return Usage(made.status().message());
-    http = *std::move(made);
-    if (absl::GetFlag(FLAGS_http_json)) protocol = "http-json";
-  }
-  if (const std::string method = absl::GetFlag(FLAGS_method); !method.empty()) {
-    if (ws.rpc == bench::Rpc::kStream || protocol == "http" ||
-        protocol == "http-json") {
-      return Usage(
-          "--method sends unary gRPC calls; it does not go with --rpc=stream "
-          "or --protocol=http");
-    }
-    if (method.size() < 4 || method[0] != '/' ||
-        method.find('/', 1) == std::string::npos) {
-      return Usage(absl::StrCat("--method=", method,
-                                " is not a gRPC method path like "
-                                "/package.Service/Method"));
-    }
-    workload->method = method;
-    workload->echo = true;
-  }
-
   bv1::Report report;
-  bv1::Config* config = report.mutable_config();
-  config->set_target(options.target);
-  config->set_load_balancing(options.lb);
-  config->set_connections(options.connections);
-  config->set_rpc(std::string(bench::RpcName(ws.rpc)));
-  config->set_method(workload->echo ? workload->method : "");
-  config->set_protocol(protocol);
-  config->set_function(function_name);
-  config->mutable_shape()->Add(ws.shape.begin(), ws.shape.end());
-  config->set_dtype(std::string(DtypeName(ws.dtype)));
-  config->set_encoding(ws.encoding == Encoding::kRaw ? "raw" : "typed");
-  config->set_order(ws.rpc == bench::Rpc::kDerivative ? ws.order : 0);
-  config->set_seed(ws.seed);
-  config->set_mode(options.open_loop ? "open" : "closed");
-  config->set_arrival(options.open_loop
-                          ? (options.arrival == bench::Arrival::kPoisson
-                                 ? "poisson"
-                                 : "constant")
-                          : "");
-  config->set_duration_s(absl::ToDoubleSeconds(options.duration));
-  config->set_requests(options.requests);
-  config->set_warmup(absl::GetFlag(FLAGS_warmup));
-  config->set_check_every(options.check_every);
-  config->set_timeout_s(absl::ToDoubleSeconds(options.timeout));
-  config->set_request_bytes(workload->request_bytes);
-  config->set_elements(workload->elements);
-  config->set_started_at(
-      absl::FormatTime(absl::RFC3339_sec, absl::Now(), absl::UTCTimeZone()));
-
+  *report.mutable_config() =
+      MakeConfig(ws, options, *workload, protocol, function_name);
   if (http) {
-    config->set_target(absl::GetFlag(FLAGS_http_target));
-    config->set_request_bytes(http->body_bytes);
+    report.mutable_config()->set_target(absl::GetFlag(FLAGS_http_target));
+    report.mutable_config()->set_request_bytes(http->body_bytes);
     for (bv1::Row& row : bench::RunHttpLoad(options, *http, *workload)) {
       *report.add_rows() = std::move(row);
     }

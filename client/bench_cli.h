@@ -1,6 +1,6 @@
 // `actsvc bench`: the command-line face of the load tester. Its own flags
 // live in bench_cli.cc; the flags it shares with the other commands
-// (--target, --function, --shape, ...) are main.cc's.
+// (--target, --function, --shape, ...) are cli_flags.h's.
 #ifndef ACTSVC_CLIENT_BENCH_CLI_H_
 #define ACTSVC_CLIENT_BENCH_CLI_H_
 

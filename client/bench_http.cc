@@ -33,12 +33,6 @@ using Writer = rapidjson::Writer<rapidjson::StringBuffer, rapidjson::UTF8<>,
                                  rapidjson::UTF8<>, rapidjson::CrtAllocator,
                                  rapidjson::kWriteNanAndInfFlag>;
 
-int64_t NowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 int64_t ElementSize(const std::string& datatype) {
   if (datatype == "FP64" || datatype == "INT64") return 8;
   return 4;
@@ -292,6 +286,108 @@ absl::StatusOr<std::string> InferAnswerAsProto(const std::string& body,
   return response.SerializeAsString();
 }
 
+namespace {
+
+// "" when the answer to a checked call holds the workload's answer.
+std::string CheckAnswer(const Answer& answer, const Workload& kserve) {
+  absl::StatusOr<std::string> proto =
+      InferAnswerAsProto(answer.body, answer.header_length);
+  if (!proto.ok()) return std::string(proto.status().message());
+  grpc::Slice slice(*proto);
+  return CheckResponse(kserve, grpc::ByteBuffer(&slice, 1));
+}
+
+// What the threads of one level record, under one lock.
+struct LevelTally {
+  std::mutex mu;
+  Tally tally;
+  int64_t response_bytes = 0;
+  std::optional<int64_t> first_measured;
+  int64_t last_completed = 0;
+
+  // A measured call sent at t0 and answered at t1.
+  void Record(const Answer& answer, int64_t t0, int64_t t1, bool checked,
+              const std::string& wrong) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!first_measured) first_measured = t0;
+    last_completed = std::max(last_completed, t1);
+    ++tally.requests;
+    if (checked) ++tally.checked;
+    if (answer.status == 200) {
+      response_bytes = static_cast<int64_t>(answer.body.size());
+      tally.AddOk(t1 - t0, t1, wrong);
+    } else if (!answer.error.empty()) {
+      tally.Add("UNAVAILABLE", answer.error);
+    } else {
+      tally.Add(absl::StrCat("HTTP_", answer.status),
+                answer.body.substr(0, 200));
+    }
+  }
+};
+
+// One level of the closed loop: `concurrency` threads, each sending the
+// request again as soon as it is answered, until the level is over.
+// `address` is null when the host did not resolve.
+bv1::Row RunHttpLevel(const LoadOptions& options, const HttpWorkload& http,
+                      const Workload& kserve, const addrinfo* address,
+                      int concurrency) {
+  LevelTally level;
+  std::atomic<int64_t> started{0};
+  std::atomic<int64_t> measured{0};
+  const int64_t begin = NowNs();
+  const int64_t window_begin =
+      begin + absl::ToInt64Nanoseconds(options.warmup.time);
+  const int64_t end = window_begin + absl::ToInt64Nanoseconds(options.duration);
+  level.last_completed = window_begin;
+  const ProcessCounters server_begin =
+      options.server_pid > 0 ? ReadProcessCounters(options.server_pid)
+                             : ProcessCounters();
+  const ProcessCounters client_begin = ReadProcessCounters(0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < concurrency; ++t) {
+    threads.emplace_back([&] {
+      while (true) {
+        const int64_t seq = started.fetch_add(1);
+        const int64_t t0 = NowNs();
+        const bool warmup = seq < options.warmup.count || t0 < window_begin;
+        if (options.requests > 0) {
+          if (!warmup && measured.fetch_add(1) >= options.requests) break;
+        } else if (t0 >= end) {
+          break;
+        }
+        Answer answer;
+        if (address == nullptr) {
+          answer.error = absl::StrCat("cannot resolve ", http.host);
+        } else {
+          answer = Exchange(address, http.request, options.timeout);
+        }
+        const int64_t t1 = NowNs();
+        if (warmup) continue;
+        const bool check = answer.status == 200 && options.check_every > 0 &&
+                           seq % options.check_every == 0;
+        level.Record(answer, t0, t1, check,
+                     check ? CheckAnswer(answer, kserve) : "");
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const ProcessCounters server_end =
+      options.server_pid > 0 ? ReadProcessCounters(options.server_pid)
+                             : ProcessCounters();
+  const ProcessCounters client_end = ReadProcessCounters(0);
+  const int64_t window_start = level.first_measured.value_or(window_begin);
+  level.tally.window_begin_ns = window_start;
+  level.tally.window = absl::Nanoseconds(
+      std::max<int64_t>(0, level.last_completed - window_start));
+  bv1::Row row = MakeRow(std::move(level.tally), http.elements, http.body_bytes,
+                         level.response_bytes);
+  row.set_concurrency(concurrency);
+  AddProcessFigures(server_begin, server_end, client_begin, client_end, &row);
+  return row;
+}
+
+}  // namespace
+
 std::vector<bv1::Row> RunHttpLoad(const LoadOptions& options,
                                   const HttpWorkload& http,
                                   const Workload& kserve) {
@@ -303,93 +399,8 @@ std::vector<bv1::Row> RunHttpLoad(const LoadOptions& options,
       getaddrinfo(http.host.c_str(), port.c_str(), &hints, &address);
   std::vector<bv1::Row> rows;
   for (const int concurrency : options.concurrency) {
-    Tally tally;
-    std::mutex mu;
-    int64_t response_bytes = 0;
-    std::atomic<int64_t> started{0};
-    std::atomic<int64_t> measured{0};
-    const int64_t begin = NowNs();
-    const int64_t window_begin =
-        begin + absl::ToInt64Nanoseconds(options.warmup.time);
-    const int64_t end =
-        window_begin + absl::ToInt64Nanoseconds(options.duration);
-    std::optional<int64_t> first_measured;
-    int64_t last_completed = window_begin;
-    const ProcessCounters server_begin =
-        options.server_pid > 0 ? ReadProcessCounters(options.server_pid)
-                               : ProcessCounters();
-    const ProcessCounters client_begin = ReadProcessCounters(0);
-    std::vector<std::thread> threads;
-    for (int t = 0; t < concurrency; ++t) {
-      threads.emplace_back([&] {
-        while (true) {
-          const int64_t seq = started.fetch_add(1);
-          const int64_t t0 = NowNs();
-          const bool warmup = seq < options.warmup.count || t0 < window_begin;
-          if (options.requests > 0) {
-            if (!warmup && measured.fetch_add(1) >= options.requests) break;
-          } else if (t0 >= end) {
-            break;
-          }
-          Answer answer;
-          if (resolved != 0) {
-            answer.error = absl::StrCat("cannot resolve ", http.host);
-          } else {
-            answer = Exchange(address, http.request, options.timeout);
-          }
-          const int64_t t1 = NowNs();
-          if (warmup) continue;
-          const bool check = answer.status == 200 && options.check_every > 0 &&
-                             seq % options.check_every == 0;
-          std::string wrong;
-          if (check) {
-            absl::StatusOr<std::string> proto =
-                InferAnswerAsProto(answer.body, answer.header_length);
-            if (!proto.ok()) {
-              wrong = std::string(proto.status().message());
-            } else {
-              grpc::Slice slice(*proto);
-              wrong = CheckResponse(kserve, grpc::ByteBuffer(&slice, 1));
-            }
-          }
-          std::lock_guard<std::mutex> lock(mu);
-          if (!first_measured) first_measured = t0;
-          last_completed = std::max(last_completed, t1);
-          ++tally.requests;
-          if (check) ++tally.checked;
-          if (answer.status == 200) {
-            response_bytes = static_cast<int64_t>(answer.body.size());
-            tally.ok_latencies_ns.push_back(t1 - t0);
-            tally.ok_completed_ns.push_back(t1);
-            if (!wrong.empty()) {
-              ++tally.wrong_answers;
-              tally.Add("WRONG_ANSWER", wrong);
-            } else {
-              tally.Add("OK", "");
-            }
-          } else if (!answer.error.empty()) {
-            tally.Add("UNAVAILABLE", answer.error);
-          } else {
-            tally.Add(absl::StrCat("HTTP_", answer.status),
-                      answer.body.substr(0, 200));
-          }
-        }
-      });
-    }
-    for (std::thread& thread : threads) thread.join();
-    const ProcessCounters server_end =
-        options.server_pid > 0 ? ReadProcessCounters(options.server_pid)
-                               : ProcessCounters();
-    const ProcessCounters client_end = ReadProcessCounters(0);
-    const int64_t window_start = first_measured.value_or(window_begin);
-    tally.window_begin_ns = window_start;
-    tally.window =
-        absl::Nanoseconds(std::max<int64_t>(0, last_completed - window_start));
-    bv1::Row row = MakeRow(std::move(tally), http.elements, http.body_bytes,
-                           response_bytes);
-    row.set_concurrency(concurrency);
-    AddProcessFigures(server_begin, server_end, client_begin, client_end, &row);
-    rows.push_back(std::move(row));
+    rows.push_back(RunHttpLevel(
+        options, http, kserve, resolved == 0 ? address : nullptr, concurrency));
   }
   if (address != nullptr) freeaddrinfo(address);
   return rows;

@@ -12,38 +12,11 @@ namespace {
 
 namespace v1 = ::actsvc::v1;
 
-// Adds `tensor` as input `name` of `request`, in the encoding it has.
-void AddInput(const v1::Tensor& tensor, const std::string& name,
-              inference::ModelInferRequest* request) {
-  auto* input = request->add_inputs();
-  input->set_name(name);
-  input->set_datatype(tensor.dtype() == v1::FLOAT64 ? "FP64" : "FP32");
-  input->mutable_shape()->Add(tensor.shape().begin(), tensor.shape().end());
-  if (!tensor.raw_data().empty() ||
-      (tensor.float_data_size() == 0 && tensor.double_data_size() == 0)) {
-    *request->add_raw_input_contents() = tensor.raw_data();
-  } else if (tensor.float_data_size() > 0) {
-    *input->mutable_contents()->mutable_fp32_contents() = tensor.float_data();
-  } else {
-    *input->mutable_contents()->mutable_fp64_contents() = tensor.double_data();
-  }
-}
-
-// An output of a ModelInferResponse as the own API's tensor.
-bool OwnTensor(const inference::ModelInferResponse& response,
-               const std::string& name, v1::Tensor* tensor) {
-  for (int i = 0; i < response.outputs_size(); ++i) {
-    const auto& output = response.outputs(i);
-    if (output.name() != name || i >= response.raw_output_contents_size()) {
-      continue;
-    }
-    tensor->set_dtype(output.datatype() == "FP64" ? v1::FLOAT64 : v1::FLOAT32);
-    tensor->mutable_shape()->Add(output.shape().begin(), output.shape().end());
-    tensor->set_raw_data(response.raw_output_contents(i));
-    return true;
-  }
-  return false;
-}
+constexpr std::pair<v1::DataType, absl::string_view> kDatatypes[] = {
+    {v1::FLOAT32, "FP32"},
+    {v1::FLOAT64, "FP64"},
+    {v1::FLOAT16, "FP16"},
+    {v1::BFLOAT16, "BF16"}};
 
 // The own API's response to the workload's RPC, from a ModelInferResponse.
 std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
@@ -53,7 +26,8 @@ std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
   switch (rpc) {
     case Rpc::kEvaluate: {
       v1::EvaluateResponse r;
-      if (!OwnTensor(response, "y", r.mutable_output())) return "no output y";
+      if (!KServeOutputTensor(response, "y", r.mutable_output()))
+        return "no output y";
       *own = Serialize(r);
       return "";
     }
@@ -63,7 +37,7 @@ std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
       const std::string name = response.outputs_size() == 1
                                    ? response.outputs(0).name()
                                    : std::string("dy");
-      if (!OwnTensor(response, name, r.mutable_output())) {
+      if (!KServeOutputTensor(response, name, r.mutable_output())) {
         return "no output dy, d2y or x_grad";
       }
       *own = Serialize(r);
@@ -71,7 +45,7 @@ std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
     }
     case Rpc::kJacobian: {
       v1::JacobianResponse r;
-      if (!OwnTensor(response, "jacobian", r.mutable_jacobian())) {
+      if (!KServeOutputTensor(response, "jacobian", r.mutable_jacobian())) {
         return "no output jacobian";
       }
       *own = Serialize(r);
@@ -79,8 +53,9 @@ std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
     }
     case Rpc::kXent: {
       v1::SoftmaxCrossEntropyResponse r;
-      if (!OwnTensor(response, "loss", r.mutable_loss()) ||
-          !OwnTensor(response, "grad_logits", r.mutable_grad_logits())) {
+      if (!KServeOutputTensor(response, "loss", r.mutable_loss()) ||
+          !KServeOutputTensor(response, "grad_logits",
+                              r.mutable_grad_logits())) {
         return "no output loss or grad_logits";
       }
       *own = Serialize(r);
@@ -93,6 +68,51 @@ std::string ToOwnResponse(Rpc rpc, const grpc::ByteBuffer& kserve,
 }
 
 }  // namespace
+
+void AddKServeInput(const v1::Tensor& tensor, const std::string& name,
+                    inference::ModelInferRequest* request) {
+  auto* input = request->add_inputs();
+  input->set_name(name);
+  input->set_datatype(std::string(KServeDatatype(tensor.dtype())));
+  input->mutable_shape()->Add(tensor.shape().begin(), tensor.shape().end());
+  if (!tensor.raw_data().empty() ||
+      (tensor.float_data_size() == 0 && tensor.double_data_size() == 0)) {
+    *request->add_raw_input_contents() = tensor.raw_data();
+  } else if (tensor.float_data_size() > 0) {
+    *input->mutable_contents()->mutable_fp32_contents() = tensor.float_data();
+  } else {
+    *input->mutable_contents()->mutable_fp64_contents() = tensor.double_data();
+  }
+}
+
+bool KServeOutputTensor(const inference::ModelInferResponse& response,
+                        const std::string& name, v1::Tensor* tensor) {
+  for (int i = 0; i < response.outputs_size(); ++i) {
+    const auto& output = response.outputs(i);
+    if (output.name() != name || i >= response.raw_output_contents_size()) {
+      continue;
+    }
+    tensor->set_dtype(DtypeOfKServe(output.datatype()));
+    tensor->mutable_shape()->Add(output.shape().begin(), output.shape().end());
+    tensor->set_raw_data(response.raw_output_contents(i));
+    return true;
+  }
+  return false;
+}
+
+absl::string_view KServeDatatype(v1::DataType dtype) {
+  for (const auto& [d, name] : kDatatypes) {
+    if (d == dtype) return name;
+  }
+  return "FP32";
+}
+
+v1::DataType DtypeOfKServe(absl::string_view datatype) {
+  for (const auto& [d, name] : kDatatypes) {
+    if (name == datatype) return d;
+  }
+  return v1::DATA_TYPE_UNSPECIFIED;
+}
 
 absl::StatusOr<std::string> KServeModel(const WorkloadSpec& spec) {
   if (spec.rpc == Rpc::kXent) return std::string("softmax_cross_entropy");
@@ -138,27 +158,28 @@ absl::Status UseKServe(const WorkloadSpec& spec, Workload* workload) {
     case Rpc::kEvaluate: {
       v1::EvaluateRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.input(), "x", &request);
+      AddKServeInput(r.input(), "x", &request);
       break;
     }
     case Rpc::kDerivative:
     case Rpc::kVjp: {
       v1::DerivativeRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.input(), "x", &request);
-      if (spec.rpc == Rpc::kVjp) AddInput(r.upstream_grad(), "grad", &request);
+      AddKServeInput(r.input(), "x", &request);
+      if (spec.rpc == Rpc::kVjp)
+        AddKServeInput(r.upstream_grad(), "grad", &request);
       break;
     }
     case Rpc::kJacobian: {
       v1::JacobianRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.input(), "x", &request);
+      AddKServeInput(r.input(), "x", &request);
       break;
     }
     case Rpc::kXent: {
       v1::SoftmaxCrossEntropyRequest r;
       if (!Parse(own, &r)) return absl::InternalError("unparsable workload");
-      AddInput(r.logits(), "logits", &request);
+      AddKServeInput(r.logits(), "logits", &request);
       auto* labels = request.add_inputs();
       labels->set_name("labels");
       labels->set_datatype("INT64");

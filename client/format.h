@@ -24,6 +24,9 @@ struct FormatOptions {
 
 // "[2, 3]"; "[]" for a scalar.
 std::string FormatShape(absl::Span<const int64_t> shape);
+// "[2,3]": the compact form of the bench report, the soak's case names and
+// the answer checker's messages.
+std::string CompactShape(absl::Span<const int64_t> shape);
 
 // One value, "%.9g" for float32 and "%.17g" for float64; inf, -inf, nan.
 std::string FormatValue(double value, actsvc::v1::DataType dtype);

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "client/format.h"
 #include "client/tensor.h"
 
 namespace actsvc::client {
@@ -194,10 +195,9 @@ absl::StatusOr<NpyArray> ParseNpy(absl::string_view contents) {
   const size_t expected = static_cast<size_t>(*count) * DtypeSize(array.dtype);
   absl::string_view data = contents.substr(header_start + header_len);
   if (data.size() != expected) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("npy data is ", data.size(), " bytes; shape [",
-                     absl::StrJoin(array.shape, ", "), "] of ",
-                     DtypeName(array.dtype), " needs ", expected));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "npy data is ", data.size(), " bytes; shape ", FormatShape(array.shape),
+        " of ", DtypeName(array.dtype), " needs ", expected));
   }
   array.data = std::string(data);
   return array;
@@ -208,9 +208,9 @@ absl::StatusOr<std::string> EncodeNpy(const NpyArray& array) {
   if (!count.ok()) return count.status();
   if (array.data.size() !=
       static_cast<size_t>(*count) * DtypeSize(array.dtype)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "npy: ", array.data.size(), " bytes do not fill shape [",
-        absl::StrJoin(array.shape, ", "), "] of ", DtypeName(array.dtype)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("npy: ", array.data.size(), " bytes do not fill shape ",
+                     FormatShape(array.shape), " of ", DtypeName(array.dtype)));
   }
   std::string dict = absl::StrCat("{'descr': '", Descr(array.dtype),
                                   "', 'fortran_order': False, 'shape': (",

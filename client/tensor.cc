@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "client/format.h"
 #include "core/half.h"
 
 namespace actsvc::client {
@@ -138,11 +139,11 @@ absl::StatusOr<int64_t> ElementCount(absl::Span<const int64_t> shape) {
   for (int64_t d : shape) {
     if (d < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "shape [", absl::StrJoin(shape, ", "), "] has a negative dimension"));
+          "shape ", FormatShape(shape), " has a negative dimension"));
     }
     if (d != 0 && count > std::numeric_limits<int64_t>::max() / 8 / d) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "shape [", absl::StrJoin(shape, ", "), "] is too large"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("shape ", FormatShape(shape), " is too large"));
     }
     count *= d;
   }
@@ -221,8 +222,8 @@ absl::StatusOr<std::string> TensorBytes(const actsvc::v1::Tensor& tensor) {
   }
   if (bytes.size() != n * DtypeSize(dtype)) {
     return absl::DataLossError(
-        absl::StrCat("tensor of shape [", absl::StrJoin(tensor.shape(), ", "),
-                     "] ", DtypeName(dtype), " carries ", bytes.size(),
+        absl::StrCat("tensor of shape ", FormatShape(tensor.shape()), " ",
+                     DtypeName(dtype), " carries ", bytes.size(),
                      " bytes of data; expected ", n * DtypeSize(dtype)));
   }
   return bytes;

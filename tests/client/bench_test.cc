@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_split.h"
 #include "actsvc/bench/v1/report.pb.h"
+#include "client/bench_kserve.h"
 #include "client/bench_load.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/util/json_util.h"
@@ -302,11 +303,16 @@ TEST(ReportTest, TextShowsStatusesWithSamples) {
   EXPECT_THAT(text, HasSubstr("p99.9"));
 }
 
-TEST(WorkloadTest, ChecksResponsesAgainstTheCore) {
+// Evaluate of `f` on [2, 3] (float32, raw).
+absl::StatusOr<Workload> EvaluateWorkload(v1::Function f) {
   WorkloadSpec spec;
-  spec.spec.set_function(v1::SIGMOID);
+  spec.spec.set_function(f);
   spec.shape = {2, 3};
-  absl::StatusOr<Workload> w = BuildWorkload(spec);
+  return BuildWorkload(spec);
+}
+
+TEST(WorkloadTest, ChecksResponsesAgainstTheCore) {
+  absl::StatusOr<Workload> w = EvaluateWorkload(v1::SIGMOID);
   ASSERT_TRUE(w.ok()) << w.status();
   EXPECT_EQ(w->elements, 6);
   EXPECT_EQ(w->method, "/actsvc.v1.ActivationService/Evaluate");
@@ -314,31 +320,25 @@ TEST(WorkloadTest, ChecksResponsesAgainstTheCore) {
   v1::EvaluateResponse right;
   *right.mutable_output() =
       MakeTensor(w->expected_shape, v1::FLOAT32, w->expected, Encoding::kRaw);
-  grpc::Slice slice(right.SerializeAsString());
-  EXPECT_EQ(CheckResponse(*w, grpc::ByteBuffer(&slice, 1)), "");
+  EXPECT_EQ(CheckResponse(*w, Serialize(right)), "");
 
   std::vector<double> perturbed = w->expected;
   perturbed[4] += 0.01;
   v1::EvaluateResponse wrong;
   *wrong.mutable_output() =
       MakeTensor(w->expected_shape, v1::FLOAT32, perturbed, Encoding::kTyped);
-  grpc::Slice wrong_slice(wrong.SerializeAsString());
-  EXPECT_THAT(CheckResponse(*w, grpc::ByteBuffer(&wrong_slice, 1)),
+  EXPECT_THAT(CheckResponse(*w, Serialize(wrong)),
               HasSubstr("1 of 6 values differ; first at [4]"));
 
   v1::EvaluateResponse reshaped = right;
   reshaped.mutable_output()->clear_shape();
   reshaped.mutable_output()->add_shape(6);
-  grpc::Slice reshaped_slice(reshaped.SerializeAsString());
-  EXPECT_THAT(CheckResponse(*w, grpc::ByteBuffer(&reshaped_slice, 1)),
+  EXPECT_THAT(CheckResponse(*w, Serialize(reshaped)),
               HasSubstr("shape [6], expected [2,3]"));
 }
 
 TEST(WorkloadTest, AnEchoMethodMustAnswerTheRequestItself) {
-  WorkloadSpec spec;
-  spec.spec.set_function(v1::IDENTITY);
-  spec.shape = {2, 3};
-  absl::StatusOr<Workload> w = BuildWorkload(spec);
+  absl::StatusOr<Workload> w = EvaluateWorkload(v1::IDENTITY);
   ASSERT_TRUE(w.ok()) << w.status();
   w->echo = true;
   // The request's own bytes, in other slices: right.
@@ -353,8 +353,7 @@ TEST(WorkloadTest, AnEchoMethodMustAnswerTheRequestItself) {
   v1::EvaluateResponse evaluated;
   *evaluated.mutable_output() =
       MakeTensor(w->expected_shape, v1::FLOAT32, w->expected, Encoding::kRaw);
-  grpc::Slice evaluated_slice(evaluated.SerializeAsString());
-  EXPECT_THAT(CheckResponse(*w, grpc::ByteBuffer(&evaluated_slice, 1)),
+  EXPECT_THAT(CheckResponse(*w, Serialize(evaluated)),
               HasSubstr("not the request's"));
 }
 
@@ -382,6 +381,29 @@ TEST(WorkloadTest, RejectsWhatTheServiceWould) {
             absl::StatusCode::kInvalidArgument);
   EXPECT_FALSE(RpcFromName("echo").ok());
   EXPECT_EQ(*RpcFromName("XENT"), Rpc::kXent);
+}
+
+TEST(KServeTest, HalfTypesKeepTheirDatatype) {
+  for (v1::DataType dtype :
+       {v1::FLOAT32, v1::FLOAT64, v1::FLOAT16, v1::BFLOAT16}) {
+    const v1::Tensor x = MakeTensor({2}, dtype, {0.5, -2}, Encoding::kRaw);
+    inference::ModelInferRequest request;
+    AddKServeInput(x, "x", &request);
+    EXPECT_EQ(DtypeOfKServe(request.inputs(0).datatype()), dtype);
+    ASSERT_EQ(request.raw_input_contents_size(), 1);
+    EXPECT_EQ(request.raw_input_contents(0), x.raw_data());
+    // The same bytes as an output come back as the same tensor.
+    inference::ModelInferResponse response;
+    auto* output = response.add_outputs();
+    output->set_name("y");
+    output->set_datatype(request.inputs(0).datatype());
+    output->add_shape(2);
+    response.add_raw_output_contents(x.raw_data());
+    v1::Tensor y;
+    ASSERT_TRUE(KServeOutputTensor(response, "y", &y));
+    EXPECT_EQ(y.SerializeAsString(), x.SerializeAsString());
+  }
+  EXPECT_EQ(DtypeOfKServe("INT64"), v1::DATA_TYPE_UNSPECIFIED);
 }
 
 TEST(ServiceConfigTest, RetriesUnavailableWithTheChosenPolicy) {

@@ -79,8 +79,7 @@ TEST(NpyTest, ParsesVersion2AndScalarAndOneDim) {
     NpyArray array;
     array.shape = shape;
     array.dtype = actsvc::v1::FLOAT64;
-    int64_t n = 1;
-    for (int64_t d : shape) n *= d;
+    const int64_t n = *ElementCount(shape);
     for (int64_t i = 0; i < n; ++i) {
       const double v = 0.5 * static_cast<double>(i);
       array.data.append(reinterpret_cast<const char*>(&v), sizeof(v));
