@@ -15,6 +15,5 @@ target_include_directories(actsvc-soak PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(actsvc-soak PRIVATE
     actsvc_bench_lib actsvc_client_lib actsvc_core actsvc_proto gRPC::grpc++ absl::flags
     absl::flags_parse absl::flags_usage absl::strings absl::time)
-target_compile_options(actsvc-soak PRIVATE -Wall -Wextra)
 set_target_properties(actsvc-soak PROPERTIES
     RUNTIME_OUTPUT_DIRECTORY ${PROJECT_BINARY_DIR}/bench)
