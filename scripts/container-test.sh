@@ -2,7 +2,8 @@
 # Builds and runs the container deployment for real: the image (built with a
 # local dockerd), a container called from outside and stopped mid-request,
 # the compose file with its bench profile, and the Kubernetes manifests under
-# `podman kube play`. Every container shares the host's network namespace and
+# `podman kube play` (the Deployment, and the KServe InferenceService's
+# predictor as the pod KServe makes of it). Every container shares the host's network namespace and
 # listens on 127.0.0.1 only; every daemon started here is stopped by its pid.
 # When the environment cannot do it (Debian's mirror unreachable, no dockerd),
 # it prints why and exits 77, which ctest reports as skipped.
@@ -267,4 +268,51 @@ call_every_rpc "127.0.0.1:$KPORT"
 expect "kube: KServe v2 REST" '"name":"gelu"' http_get "http://127.0.0.1:$KHTTP/v2/models/gelu"
 podman_ kube down "$WORK/kube.yaml" >>"$WORK/kube.log" 2>&1 || fail "podman kube down"
 say "ok: podman kube play docker/k8s/deployment.yaml"
+
+# --- the KServe InferenceService's predictor, as the pod KServe makes of it --
+# KServe runs spec.predictor's containers as a pod; that pod under podman kube
+# play, in the host's network namespace (its two ports moved to free loopback
+# ports, probes with them), answers the Open Inference Protocol on both: the
+# readiness probe's path and an inference over REST, ModelInfer over gRPC.
+IPORT=$(free_port)
+IHTTP=$(free_port)
+/usr/bin/python3 - "$ROOT/docker/k8s/inferenceservice.yaml" "$IPORT" "$WORK/isvc-pod.yaml" "$IHTTP" <<'PY'
+import sys, yaml
+src, port, out, http_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
+isvc = yaml.safe_load(open(src))
+assert isvc["kind"] == "InferenceService", isvc["kind"]
+containers = isvc["spec"]["predictor"]["containers"]
+for c in containers:
+    ports = {p["name"]: p["containerPort"] for p in c.pop("ports")}
+    # KServe's conventional ports for a custom predictor: REST, then gRPC.
+    assert ports == {"http1": 8080, "h2c": 8081}, ports
+    assert "--http_address=0.0.0.0:8080" in c["args"], c["args"]
+    assert "--address=0.0.0.0:8081" in c["args"], c["args"]
+    c["args"] = [
+        f"--address=127.0.0.1:{port}" if a.startswith("--address=")
+        else f"--http_address=127.0.0.1:{http_port}" if a.startswith("--http_address=")
+        else a for a in c["args"]]
+    c["readinessProbe"]["httpGet"]["port"] = http_port
+    c["livenessProbe"]["grpc"]["port"] = port
+pod = {"apiVersion": "v1", "kind": "Pod",
+       "metadata": {"name": isvc["metadata"]["name"] + "-predictor"},
+       "spec": {"containers": containers}}
+yaml.safe_dump(pod, open(out, "w"), sort_keys=False)
+PY
+http_post() {  # $1 = URL, $2 = JSON body; the answer's body on stdout
+  /usr/bin/python3 -c 'import sys, urllib.request
+r = urllib.request.Request(sys.argv[1], data=sys.argv[2].encode(),
+                           headers={"Content-Type": "application/json"})
+print(urllib.request.urlopen(r, timeout=10).read().decode())' "$1" "$2"
+}
+podman_ kube play --network host "$WORK/isvc-pod.yaml" >"$WORK/isvc.log" 2>&1 \
+  || { cat "$WORK/isvc.log"; fail "podman kube play (InferenceService predictor)"; }
+expect "isvc: gRPC health" SERVING "$CLI" --target=127.0.0.1:$IPORT health --wait_s=10
+expect "isvc: readiness probe path" '"ready":true' http_get "http://127.0.0.1:$IHTTP/v2/health/ready"
+expect "isvc: REST infer" '"name":"y"' http_post "http://127.0.0.1:$IHTTP/v2/models/gelu/infer" \
+  '{"inputs":[{"name":"x","datatype":"FP32","shape":[1,2],"data":[0,1]}]}'
+expect "isvc: gRPC ModelInfer" "kserve ModelInfer" "$CLI" --target=127.0.0.1:$IPORT bench \
+  --protocol=kserve --function=gelu --shape=1,1024 --requests=50 --warmup=0 --check_every=1
+podman_ kube down "$WORK/isvc-pod.yaml" >>"$WORK/isvc.log" 2>&1 || fail "podman kube down (InferenceService predictor)"
+say "ok: podman kube play of docker/k8s/inferenceservice.yaml's predictor"
 say "all container checks passed"
