@@ -317,9 +317,6 @@ struct EluK {
 // ---------------------------------------------------------------------------
 // Array loops.
 
-// What the loop computes: f, f', f'' or the VJP g * f'.
-enum class Kind : int { kF = 0, kD1 = 1, kD2 = 2, kVjp = 3 };
-
 // What the loop needs besides the op: the +-inf limits (from the
 // reference, in T) and the function for the scalar tail path.
 template <typename T>
@@ -481,16 +478,16 @@ HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
 }
 
 template <class Op, typename T>
-HWY_INLINE void RunKind(const Op& op, Kind kind, const T* x, const T* g, T* y,
-                        size_t n, Limits<T> lim) {
+HWY_INLINE void RunKind(const Op& op, ElementwiseKind kind, const T* x,
+                        const T* g, T* y, size_t n, Limits<T> lim) {
   switch (kind) {
-    case Kind::kF:
+    case ElementwiseKind::kValue:
       return MapArray<0, false>(op, x, g, y, n, lim);
-    case Kind::kD1:
+    case ElementwiseKind::kDerivative1:
       return MapArray<1, false>(op, x, g, y, n, lim);
-    case Kind::kD2:
+    case ElementwiseKind::kDerivative2:
       return MapArray<2, false>(op, x, g, y, n, lim);
-    case Kind::kVjp:
+    case ElementwiseKind::kVjp:
       return MapArray<1, true>(op, x, g, y, n, lim);
   }
 }

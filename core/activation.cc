@@ -30,9 +30,9 @@ double EluTailLo(double alpha) {
 // kind (f, f', f'' or VJP). Functions without a kernel for T never get here
 // (see HasKernel).
 template <typename T>
-void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
-                       const T* g, T* y, size_t n, T pos_inf, T neg_inf) {
-  const Kind kind = static_cast<Kind>(kind_int);
+void ElementwiseKernel(Function f, ElementwiseKind kind, double alpha,
+                       const T* x, const T* g, T* y, size_t n, T pos_inf,
+                       T neg_inf) {
   const Limits<T> lim{pos_inf, neg_inf, f, alpha};
   switch (f) {
     case Function::kIdentity:
@@ -40,7 +40,8 @@ void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
     case Function::kRelu:
       return RunKind(LeakyReluK{{}, 0.0}, kind, x, g, y, n, lim);
     case Function::kLeakyRelu:
-      if (kind == Kind::kF && T(alpha) > T(0) && T(alpha) <= T(1)) {
+      if (kind == ElementwiseKind::kValue && T(alpha) > T(0) &&
+          T(alpha) <= T(1)) {
         return MapArray<0, false>(LeakyReluUnitK{{{}, alpha}}, x, g, y, n, lim);
       }
       return RunKind(LeakyReluK{{}, alpha}, kind, x, g, y, n, lim);
@@ -86,14 +87,14 @@ void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
   std::abort();  // HasKernel was false: a bug in the caller.
 }
 
-void ElementwiseF32(Function f, int kind, double alpha, const float* x,
-                    const float* g, float* y, size_t n, float pos_inf,
-                    float neg_inf) {
+void ElementwiseF32(Function f, ElementwiseKind kind, double alpha,
+                    const float* x, const float* g, float* y, size_t n,
+                    float pos_inf, float neg_inf) {
   ElementwiseKernel<float>(f, kind, alpha, x, g, y, n, pos_inf, neg_inf);
 }
-void ElementwiseF64(Function f, int kind, double alpha, const double* x,
-                    const double* g, double* y, size_t n, double pos_inf,
-                    double neg_inf) {
+void ElementwiseF64(Function f, ElementwiseKind kind, double alpha,
+                    const double* x, const double* g, double* y, size_t n,
+                    double pos_inf, double neg_inf) {
   ElementwiseKernel<double>(f, kind, alpha, x, g, y, n, pos_inf, neg_inf);
 }
 
@@ -241,15 +242,14 @@ void ReferenceVjp(Function f, double alpha, absl::Span<const T> x,
   }
 }
 
-// kind: 0, 1, 2 = f, f', f''; 3 = VJP with g.
 template <typename T>
-void Dispatch(Function f, int kind, double alpha, const T* x, const T* g, T* y,
-              size_t n) {
+void Dispatch(Function f, ElementwiseKind kind, double alpha, const T* x,
+              const T* g, T* y, size_t n) {
   if constexpr (kIsHalf<T>) {
     internal::ElementwiseHalf(f, kind, alpha, x, g, y, n);
   } else {
     if (n == 0) return;
-    const int order = kind == 3 ? 1 : kind;
+    const int order = OrderOf(kind);
     constexpr T kInf = std::numeric_limits<T>::infinity();
     const T pos = reference::Elementwise<T>(f, alpha, order, kInf);
     const T neg = reference::Elementwise<T>(f, alpha, order, -kInf);
@@ -275,21 +275,24 @@ template <typename T>
 void Evaluate(Function f, double alpha, absl::Span<const T> x,
               absl::Span<T> y) {
   if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, 0, x, y);
-  Dispatch<T>(f, 0, alpha, x.data(), nullptr, y.data(), x.size());
+  Dispatch<T>(f, ElementwiseKind::kValue, alpha, x.data(), nullptr, y.data(),
+              x.size());
 }
 
 template <typename T>
 void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
                 absl::Span<T> y) {
   if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, order, x, y);
-  Dispatch<T>(f, order, alpha, x.data(), nullptr, y.data(), x.size());
+  Dispatch<T>(f, KindOfOrder(order), alpha, x.data(), nullptr, y.data(),
+              x.size());
 }
 
 template <typename T>
 void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
          absl::Span<T> y) {
   if (!HasKernel<T>(f)) return ReferenceVjp(f, alpha, x, g, y);
-  Dispatch<T>(f, 3, alpha, x.data(), g.data(), y.data(), x.size());
+  Dispatch<T>(f, ElementwiseKind::kVjp, alpha, x.data(), g.data(), y.data(),
+              x.size());
 }
 
 template <typename T>

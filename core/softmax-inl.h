@@ -53,18 +53,6 @@ namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// What the kernels compute for one row. The VJPs from logits take x; the
-// VJPs from the forward output take y = softmax(x) or log_softmax(x) in
-// place of x (oneDNN's and PyTorch's backward).
-enum class SoftmaxOp : int {
-  kSoftmax = 0,                  // y = p
-  kLogSoftmax = 1,               // y = log p
-  kSoftmaxVjp = 2,               // y = p ⊙ (g − ⟨g, p⟩)
-  kLogSoftmaxVjp = 3,            // y = g − p Σg
-  kSoftmaxVjpFromOutput = 4,     // dx = y ⊙ (g − ⟨g, y⟩)
-  kLogSoftmaxVjpFromOutput = 5,  // dx = g − e^y Σg
-};
-
 // s + c += v, with the rounding error of every addition kept in c (Knuth's
 // TwoSum: exact for any magnitudes, no branch).
 template <class D, class V = hn::Vec<D>>

@@ -84,8 +84,8 @@ TileScratch<T>& Tiles() {
 // Runs op (as SimdRows) over the strided rows of outer slices [ob, oe)
 // (v.inner > 1), tile by tile. core/softmax_tiles.cc.
 template <typename T>
-void TiledRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
-               int64_t oe);
+void TiledRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
+               int64_t ob, int64_t oe);
 
 }  // namespace actsvc::internal
 
