@@ -8,6 +8,7 @@
 
 // Must come after foreach_target.h.
 #include <cmath>
+#include <cstdlib>
 
 #include "core/activation-inl.h"
 #include "core/gelu-inl.h"
@@ -27,8 +28,8 @@ double EluTailLo(double alpha) {
 }
 
 // One entry per dtype: the function's kernel applied over the array for
-// kind (f, f', f'' or VJP). Functions without a kernel for T never get here
-// (see HasKernel).
+// kind (f, f', f'' or VJP). Every elementwise function has one, in float32
+// and float64.
 template <typename T>
 void ElementwiseKernel(Function f, ElementwiseKind kind, double alpha,
                        const T* x, const T* g, T* y, size_t n, T pos_inf,
@@ -84,7 +85,7 @@ void ElementwiseKernel(Function f, ElementwiseKind kind, double alpha,
     default:
       break;
   }
-  std::abort();  // HasKernel was false: a bug in the caller.
+  std::abort();  // softmax or log_softmax: IsElementwise(f) was false.
 }
 
 void ElementwiseF32(Function f, ElementwiseKind kind, double alpha,
@@ -104,13 +105,10 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <algorithm>
-#include <cctype>
-#include <cstdlib>
 #include <limits>
 #include <string>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_replace.h"
 #include "core/activation_half.h"
 #include "core/half.h"
 #include "core/reference.h"
@@ -191,57 +189,6 @@ double DefaultAlpha(Function f) {
 
 namespace {
 
-// Whether a SIMD kernel serves f in T: every elementwise function, float32
-// and float64.
-template <typename T>
-bool HasKernel(Function f) {
-  return IsElementwise(f);
-}
-
-// Half types: the float64 reference, rounded once.
-template <typename T>
-void ReferenceMap(Function f, double alpha, int order, absl::Span<const T> x,
-                  absl::Span<T> y) {
-  if constexpr (kIsHalf<T>) {
-    for (size_t i = 0; i < x.size(); ++i) {
-      y[i] = HalfFromDouble<T>(
-          reference::Elementwise<double>(f, alpha, order, ToDouble(x[i])));
-    }
-  } else {
-    reference::VisitElementwise(f, [&](auto op) {
-      using Op = decltype(op);
-      for (size_t i = 0; i < x.size(); ++i) {
-        y[i] = reference::EvalAt<Op>(order, alpha, x[i]);
-      }
-    });
-  }
-}
-
-template <typename T>
-void ReferenceVjp(Function f, double alpha, absl::Span<const T> x,
-                  absl::Span<const T> g, absl::Span<T> y) {
-  if constexpr (kIsHalf<T>) {
-    for (size_t i = 0; i < x.size(); ++i) {
-      y[i] =
-          HalfFromDouble<T>(ToDouble(g[i]) * reference::Elementwise<double>(
-                                                 f, alpha, 1, ToDouble(x[i])));
-    }
-  } else {
-    reference::VisitElementwise(f, [&](auto op) {
-      using Op = decltype(op);
-      using W = reference::Wider<T>;
-      for (size_t i = 0; i < x.size(); ++i) {
-        const T xi = x[i];
-        // One rounding: the product is formed in W from the unrounded f'.
-        const W d = std::isnan(xi) ? static_cast<W>(xi)
-                                   : Op::Eval(1, static_cast<W>(alpha),
-                                              static_cast<W>(xi));
-        y[i] = static_cast<T>(static_cast<W>(g[i]) * d);
-      }
-    });
-  }
-}
-
 template <typename T>
 void Dispatch(Function f, ElementwiseKind kind, double alpha, const T* x,
               const T* g, T* y, size_t n) {
@@ -274,7 +221,6 @@ const char* KernelTargetName() {
 template <typename T>
 void Evaluate(Function f, double alpha, absl::Span<const T> x,
               absl::Span<T> y) {
-  if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, 0, x, y);
   Dispatch<T>(f, ElementwiseKind::kValue, alpha, x.data(), nullptr, y.data(),
               x.size());
 }
@@ -282,7 +228,6 @@ void Evaluate(Function f, double alpha, absl::Span<const T> x,
 template <typename T>
 void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
                 absl::Span<T> y) {
-  if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, order, x, y);
   Dispatch<T>(f, KindOfOrder(order), alpha, x.data(), nullptr, y.data(),
               x.size());
 }
@@ -290,15 +235,27 @@ void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
 template <typename T>
 void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
          absl::Span<T> y) {
-  if (!HasKernel<T>(f)) return ReferenceVjp(f, alpha, x, g, y);
   Dispatch<T>(f, ElementwiseKind::kVjp, alpha, x.data(), g.data(), y.data(),
               x.size());
 }
 
+// Half types: the float64 reference, rounded once.
 template <typename T>
 void ReferenceEvaluate(Function f, double alpha, int order,
                        absl::Span<const T> x, absl::Span<T> y) {
-  ReferenceMap(f, alpha, order, x, y);
+  if constexpr (kIsHalf<T>) {
+    for (size_t i = 0; i < x.size(); ++i) {
+      y[i] = HalfFromDouble<T>(
+          reference::Elementwise<double>(f, alpha, order, ToDouble(x[i])));
+    }
+  } else {
+    reference::VisitElementwise(f, [&](auto op) {
+      using Op = decltype(op);
+      for (size_t i = 0; i < x.size(); ++i) {
+        y[i] = reference::EvalAt<Op>(order, alpha, x[i]);
+      }
+    });
+  }
 }
 
 template <typename T>

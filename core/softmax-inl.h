@@ -21,9 +21,6 @@
 namespace actsvc {
 // Called by the row kernels for every special row they skip.
 using SoftmaxSpecialRowFn = void (*)(void* context, size_t row);
-// Rows of at most this many classes run the column kernel (SoftmaxColumns).
-constexpr size_t kColumnMaxClasses =
-    static_cast<size_t>(kSoftmaxColumnMaxClasses);
 }  // namespace actsvc
 #endif  // ACTSVC_CORE_SOFTMAX_INL_COMMON_H_
 

@@ -2,7 +2,7 @@
 // Compiled once per instruction set by core/softmax_columns.cc; shared
 // pieces in core/softmax-inl.h.
 //
-// Column kernel (SoftmaxColumns): rows of C <= kColumnMaxClasses values
+// Column kernel (SoftmaxColumns): rows of C <= kSoftmaxColumnMaxClasses values
 // (softmax.cc sends every such row here, strided or contiguous), a vector of
 // rows at once: lane j holds row j, class c of the vector is one load at
 // x + c·stride + j, so a row costs no horizontal reduction, no masked row
@@ -64,7 +64,7 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // ---------------------------------------------------------------------------
-// The column kernel: rows of C <= kColumnMaxClasses classes, a vector of
+// The column kernel: rows of C <= kSoftmaxColumnMaxClasses classes, a vector of
 // rows at once. Lane j of a vector holds row j; class c of those rows is
 // the vector at x + c * stride + j (see the top of this file).
 
@@ -280,7 +280,7 @@ HWY_INLINE hn::Mask<D> ColumnVector(D d, SoftmaxOp op,
   return special;
 }
 
-// `blocks` blocks of `count` rows of C <= kColumnMaxClasses classes: row
+// `blocks` blocks of `count` rows of C <= kSoftmaxColumnMaxClasses classes: row
 // j of block b has class c at x[b * block_stride + c * stride + j] (g and
 // y likewise; y may be x or g). Special rows are left to
 // special(context, b * count + j), called after the other rows of their
@@ -295,10 +295,10 @@ HWY_NOINLINE void SoftmaxColumns(SoftmaxOp op, const T* x, const T* g, T* y,
   using M = hn::Mask<decltype(d)>;
   constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
   const size_t lanes = hn::Lanes(d);
-  HWY_ALIGN T e[kColumnMaxClasses * kMaxLanes];
-  HWY_ALIGN T xb[kColumnMaxClasses * kMaxLanes];
-  HWY_ALIGN T gb[kColumnMaxClasses * kMaxLanes];
-  HWY_ALIGN T yb[kColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T e[kSoftmaxColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T xb[kSoftmaxColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T gb[kSoftmaxColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T yb[kSoftmaxColumnMaxClasses * kMaxLanes];
   HWY_ALIGN T sp[kMaxLanes];
   const auto report = [&](M sm, size_t row0, size_t n) {
     hn::Store(hn::IfThenElseZero(sm, hn::Set(d, T(1))), d, sp);
