@@ -3,9 +3,9 @@
 // core/activation-inl.h. The float32 kernels are in core/gelu-inl.h, and so
 // is gelu_tanh for both types (GeluTanhK).
 //
-// Accuracy (SPEC.md §4; enforced per target by
-// tests/core/simd_accuracy_test.cc, which prints the measured maxima):
-// see GeluF64K. Coefficients: scripts/fit_gelu_f64.py (mpmath, 40 digits).
+// Max error: as every elementwise kernel (core/activation-inl.h): f, f' and
+// the VJP 4 ULP, f'' 16 ULP, on every target; see GeluF64K. Coefficients:
+// scripts/fit_gelu_f64.py (mpmath, 40 digits).
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_GELU_F64_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -29,9 +29,8 @@ namespace hn = hwy::HWY_NAMESPACE;
 // pair hh + hl, for a in [3/4, 40].
 // Valid lane types: float64. Valid range: a in [3/4, 40] (the fit's).
 // Max error: the fit, 2.8e-19 relative, plus the Horner roundings of N and D
-// damped by g/(a + g) (< 0.44, and < 1/a^2 for large a); not measured alone:
-// through gelu f = -a E h (x < -3/4), 1.78 ULP at most with E's and the
-// products' roundings (tests/core/simd_accuracy_test.cc, gelu_simd_test.cc).
+// damped by g/(a + g) (< 0.44, and < 1/a^2 for large a); tested through
+// gelu f = -a E h (x < -3/4).
 // Form: h = k / (a + g(a)), k = 1/sqrt(2 pi), g = N/D (after the continued
 // fraction of erfcx, as ErfcxHalf of core/gelu-inl.h), y = a - 3/4, N and D
 // of degrees 9 and 10 with positive coefficients; then h = k D / (a D + N)

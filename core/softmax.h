@@ -70,8 +70,8 @@ constexpr SoftmaxOp VjpFromOutputOp(Function f) {
 
 // Rows of at most this many values (v.size) run the column kernel, which
 // computes a vector of rows at once (core/softmax_column-inl.h), in both
-// layouts; longer rows run the row kernel. A measured crossover (float32,
-// AVX3).
+// layouts; longer rows run the row kernel (the crossover: BENCHMARKS.md,
+// "Softmax along other axes, and short rows").
 inline constexpr int64_t kSoftmaxColumnMaxClasses = 32;
 
 // The view of `shape` around `axis`. Precondition: 0 <= axis < shape.size().

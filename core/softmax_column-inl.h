@@ -6,12 +6,9 @@
 // (softmax.cc sends every such row here, strided or contiguous), a vector of
 // rows at once: lane j holds row j, class c of the vector is one load at
 // x + c·stride + j, so a row costs no horizontal reduction, no masked row
-// tail and no per-row log1p or division. The row kernels pay a fixed
-// 65-95 ns per row shorter than a vector. Crossover (float32, AVX3): up to
-// 32 classes the column kernel is faster for every op in both layouts
-// (1.1-2.4x at 32 contiguous); at 48-64 contiguous softmax is 12-15%
-// slower than the row kernel (log_softmax still 1.5-1.8x faster); at 128
-// the row kernel wins every contiguous op, while strided rows still gain.
+// tail and no per-row log1p or division (what the row kernels pay per row
+// shorter than a vector).
+// Max error: as the row kernels (core/softmax_row-inl.h), on every target.
 // Per vector of rows, in T lanes:
 //  - m = max over c; a lane is special when a NaN or ±inf is in its row or
 //    max − min overflows (as RowMax). The vector is computed anyway; the
@@ -29,12 +26,6 @@
 //    takes 1 − p_k = rest · (1/z); ⟨g, p⟩ or Σg as a TwoSum pair in T
 //    lanes subtracted as hi + lo. VJPs from y: ⟨g, y⟩ (products' errors by
 //    FMA) or Σg TwoSum-compensated in T lanes.
-// Measured maxima (tests/core/softmax_simd_test.cc, ColumnsFloat32/64:
-// every C, contiguous and strided rows, all targets): p 1.97 ULP (float32,
-// FMA; 2.49 without) / 2.41 (float64; 2.79 without FMA), log p 1.24 (1.37
-// without FMA) / 2.58; the VJPs from x no excess beyond 8ε Σ_a |J_ai g_a|;
-// the VJPs from y excess 0.81 / 0.50 ULP (float32), 0.92 / 0.50 (float64).
-// Budget 4, as for the row kernels.
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_SOFTMAX_COLUMN_INL_H_) == defined(HWY_TARGET_TOGGLE)
