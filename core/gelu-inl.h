@@ -105,10 +105,10 @@ HWY_INLINE V DivPairNR(D d, V nh, V nl, V den) {
 // final result by kExpLoScale (exact unless that result is subnormal).
 // Below e^-131, 0.
 // Valid lane types: float32. Valid range: hi in [-FLT_MAX, 0].
-// Max error: about 0.75 ULP (Cody-Waite reduction with the split ln 2 of
-// hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo rounded once, e^r =
-// 1 + (r + r^2 Q(r)) with Q of degree 4, fit error 1.5e-8 relative to
-// expm1).
+// Max error: 1 ULP while the result is normal (Cody-Waite reduction with
+// the split ln 2 of hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo
+// rounded once, e^r = 1 + (r + r^2 Q(r)) with Q of degree 4, fit error
+// 1.5e-8 relative to expm1).
 constexpr float kExpLoScale = 5.42101086242752217e-20f;  // 2^-64
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V ExpLo32(D d, V hi, V lo) {
