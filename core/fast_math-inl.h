@@ -27,6 +27,19 @@ namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+// acc x^n + c_1 x^(n-1) + ... + c_n by Horner's rule, one MulAdd per
+// coefficient (highest degree first): Horner(d, x, Set(d, c_0), c_1, ...).
+template <class D, class V>
+HWY_INLINE V Horner(D, V, V acc) {
+  return acc;
+}
+template <class D, class V, typename C, typename... Rest>
+HWY_INLINE V Horner(D d, V x, V acc, C c, Rest... rest) {
+  using T = hn::TFromD<D>;
+  return Horner(d, x, hn::MulAdd(acc, x, hn::Set(d, static_cast<T>(c))),
+                rest...);
+}
+
 // The rounding error of the product a*b = p (exactly a*b - p for the
 // operands used here: no overflow or underflow). FMA where the target has
 // it; otherwise Dekker's product with Veltkamp's splitting.

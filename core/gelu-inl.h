@@ -181,6 +181,30 @@ HWY_INLINE V VjpFromPair(D d, V x, V g, V hi, V lo, V scale) {
   return hn::IfThenElse(ok, y, hn::Mul(g, f1));
 }
 
+// The shape GeluK and GeluTanhK share: Op::EvalFinite<kOrder, kWantLo>(d, x,
+// lo, scale) computes f, f' or f'' of finite lanes (with kWantLo, f' as
+// (result + lo) scale); NaN and +-inf are patched in by Eval
+// (FixNonFinite), not the array loop, and the VJP comes from f' = hi + lo
+// (EvalVjp, VjpFromPair).
+template <class Op>
+struct FromFinite : NoTail {
+  static constexpr bool kFixup = false;
+  static constexpr bool kVjpPair = true;
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    return FixNonFinite<kOrder>(d, x, op().template EvalFinite<kOrder>(d, x));
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalVjp(D d, V x, V g) const {
+    V lo, scale;
+    const V hi = op().template EvalFinite<1, true>(d, x, &lo, &scale);
+    return VjpFromPair(d, x, g, hi, lo, scale);
+  }
+
+ private:
+  HWY_INLINE const Op& op() const { return static_cast<const Op&>(*this); }
+};
+
 // (nh + nl) / den as q + lo, unrounded: DivPairNR without its last
 // rounding (q = nh r, lo = r (nh + nl - q den)), for VjpFromPair.
 template <class D, class V = hn::Vec<D>>
@@ -275,21 +299,7 @@ HWY_INLINE V GeluPrimeNearRoot(D d, V x) {
 //   f'' = E k (2 - x^2).
 // E is subnormal from |x| = 13.22 while f' and f'' stay normal out to
 // 13.34 and 13.57: ExpLo's 2^64 scale keeps its digits (no Tail band).
-struct GeluK : NoTail {
-  // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
-  static constexpr bool kFixup = false;
-  // The VJP from f' = hi + lo (EvalVjp).
-  static constexpr bool kVjpPair = true;
-  template <int kOrder, class D, class V = hn::Vec<D>>
-  HWY_INLINE V Eval(D d, V x) const {
-    return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
-  }
-  template <class D, class V = hn::Vec<D>>
-  HWY_INLINE V EvalVjp(D d, V x, V g) const {
-    V lo, scale;
-    const V hi = EvalFinite<1, true>(d, x, &lo, &scale);
-    return VjpFromPair(d, x, g, hi, lo, scale);
-  }
+struct GeluK : FromFinite<GeluK> {
   // With kWantLo (kOrder 1), f' = (result + *lo) * *scale for VjpFromPair.
   template <int kOrder, bool kWantLo = false, class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalFinite(D d, V x, V* lo = nullptr, V* scale = nullptr) const {
@@ -376,21 +386,7 @@ struct GeluK : NoTail {
 // and f', f'' out to |x| = 11: ExpLo's 2^64 scale keeps e's digits there.
 // float64: the clamp is 22.5; x sigma(v) is normal down to x = -21.5, e^v
 // only to v = -708 (x = -20.9), f'' to x = -21.9.
-struct GeluTanhK : NoTail {
-  // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
-  static constexpr bool kFixup = false;
-  // The VJP from f' = hi + lo (EvalVjp).
-  static constexpr bool kVjpPair = true;
-  template <int kOrder, class D, class V = hn::Vec<D>>
-  HWY_INLINE V Eval(D d, V x) const {
-    return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
-  }
-  template <class D, class V = hn::Vec<D>>
-  HWY_INLINE V EvalVjp(D d, V x, V g) const {
-    V lo, scale;
-    const V hi = EvalFinite<1, true>(d, x, &lo, &scale);
-    return VjpFromPair(d, x, g, hi, lo, scale);
-  }
+struct GeluTanhK : FromFinite<GeluTanhK> {
   // The constants as pairs hi + lo of T: c1 = 2 sqrt(2/pi), c3 = 0.044715
   // c1, d3 = 3 c3 and 6 c3 (scripts/fit_gelu_f64.py prints the float64
   // ones); kClamp: |x| beyond which sigma(v) is 0 or 1 and e^v (times
