@@ -3,8 +3,15 @@
 // instruction set by core/activation.cc through hwy/foreach_target.h; the
 // plain C++ API is core/activation.h, the scalar oracle core/reference.h.
 //
-// Accuracy (SPEC.md §4; enforced per target by
-// tests/core/simd_accuracy_test.cc, which prints the measured maxima):
+// Valid lane types: float32, float64. Valid range: every finite x; NaN in
+// gives NaN out, +-inf the limits of core/reference.h.
+// Max error (SPEC.md §4; every target; the table of
+// tests/core/ulp_budgets.h): f, f' and the VJP g * f' 4 ULP, f'' 16 ULP,
+// for results that are normal numbers; a subnormal result within the
+// smallest normal; within +-0.5 of an interior zero of f' or f'' (silu) the
+// absolute bound 4 * 2^-(digits - 1) (x4 for f''). Maxima measured per
+// target: BENCHMARKS.md, "Accuracy of the kernels".
+// How:
 //  - Every logistic quantity comes from e = e^-|x| in (0, 1], which never
 //    overflows and keeps relative accuracy in both tails: sigma(x) = 1/(1+e)
 //    or e/(1+e), sigma'(x) = e/(1+e)^2, sech^2 x = 4 e2/(1+e2)^2 with
@@ -14,20 +21,9 @@
 //    (ExpNeg, Reciprocal, Divide; their contracts are there); float64 uses
 //    hn::Exp, hn::Expm1 and division.
 //  - gelu and gelu_tanh live in core/gelu-inl.h.
-// Max ULP measured (simd_accuracy_test, 2026-11-27; f, f', f'', VJP; the
-// largest over AVX3, AVX2, SSE4, SSSE3 and SCALAR; budgets 4, 4, 16, 4):
-//   float32: sigmoid 2.28 2.07 3.40 2.87; tanh 2.88 2.07 4.50 2.73;
-//            silu 2.68 3.03 11.24 3.24; softplus 2.62 2.28 2.07 2.74;
-//            elu 0.83 0.91 0.91 1.57; selu 1.59 1.62 1.62 2.18.
-//   float64 (AVX3): sigmoid 2.12 1.81 3.00 2.26; tanh 2.35 2.07 3.47 2.83;
-//            silu 2.68 2.51 9.34 3.17; softplus 2.15 2.12 1.81 2.41.
-//   float64 gelu and gelu_tanh (every target; core/gelu-inl.h,
-//   core/gelu_f64-inl.h): gelu 1.78 2.68 3.04 3.19; gelu_tanh 2.42 2.45
-//   7.89 3.12.
-// Valid range: every finite x. NaN in gives NaN out; +-inf give the limits
-// of core/reference.h, patched in by the array loop (the formulas would
-// form inf*0 there) unless the op's float32 formulas give them already
-// (kNativeSpecialsF32: sigmoid and tanh on x86).
+// Special values: +-inf's limits are patched in by the array loop (the
+// formulas would form inf*0 there) unless the op's float32 formulas give
+// them already (kNativeSpecialsF32: sigmoid and tanh on x86).
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_ACTIVATION_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -60,9 +56,7 @@ HWY_INLINE V OnePlusSquared(D d, V e);
 
 // The logistic quantities of x from e = e^-|x|: s = 1 + e, r = 1/s.
 // float32: e from ExpNeg (core/fast_math-inl.h, <= 1 ULP, subnormals kept),
-// r by Reciprocal (0.53 ULP of the rounded 1 + e); float64: hn::Exp, Div.
-// Measured (float32, see the header comment): sigma 2.3 ULP, sigma' 2.1,
-// sigma'' 3.4 (budgets 4, 4, 16).
+// r by Reciprocal (0.5625 ULP of the rounded 1 + e); float64: hn::Exp, Div.
 template <class D, class V = hn::Vec<D>>
 struct Logistic {
   ExpNeg<D> ex;
@@ -76,8 +70,8 @@ struct Logistic {
     return hn::IfThenElse(hn::Lt(x, hn::Zero(D())), hn::Mul(e, r), r);
   }
   // (1+e)^2; float32: as 1 + e (2 + e), one FMA (up to 0.75 ULP more than
-  // OnePlusSquared's single rounding in theory, none in the measured maxima;
-  // five operations less).
+  // OnePlusSquared's single rounding, within the budgets; five operations
+  // less).
   HWY_INLINE V OnePlusESquared() const {
     const D d;
     using T = hn::TFromD<D>;
@@ -223,8 +217,8 @@ struct TanhK {
     if constexpr (kOrder != 1) {
       const V em = ex.Expm1(d);
       // em/(2 + em) is -tanh|x|; CopySign sets the sign of x.
-      // float32: em * (1/(2 + em)) is 0.4 ULP less accurate than the
-      // division (2.9 vs 2.5 ULP measured) but two operations shorter.
+      // float32: em * (1/(2 + em)) is less accurate than the division
+      // (within the budget) but two operations shorter.
       const V den = hn::Add(em, hn::Set(d, T(2)));
       const V mag =
           sizeof(T) == 4 ? hn::Mul(em, Reciprocal(d, den)) : hn::Div(em, den);
@@ -317,9 +311,6 @@ struct EluK {
 // ---------------------------------------------------------------------------
 // Array loops.
 
-// What the loop computes: f, f', f'' or the VJP g * f'.
-enum class Kind : int { kF = 0, kD1 = 1, kD2 = 2, kVjp = 3 };
-
 // What the loop needs besides the op: the +-inf limits (from the
 // reference, in T) and the function for the scalar tail path.
 template <typename T>
@@ -399,8 +390,7 @@ HWY_INLINE V Apply(D d, const Op& op, V x, const V* g,
 
 // Arrays of at least this many bytes are written with non-temporal stores
 // (hn::Stream): they do not fit in L2 anyway, and streaming saves the
-// read-for-ownership of every output line (16M-element float32 relu went
-// from 0.88x to ~1.0x memcpy this way).
+// read-for-ownership of every output line.
 constexpr size_t kStreamBytes = size_t{4} << 20;
 
 // y[i, i + count) for count <= one vector, through a padded vector.
@@ -481,16 +471,16 @@ HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
 }
 
 template <class Op, typename T>
-HWY_INLINE void RunKind(const Op& op, Kind kind, const T* x, const T* g, T* y,
-                        size_t n, Limits<T> lim) {
+HWY_INLINE void RunKind(const Op& op, ElementwiseKind kind, const T* x,
+                        const T* g, T* y, size_t n, Limits<T> lim) {
   switch (kind) {
-    case Kind::kF:
+    case ElementwiseKind::kValue:
       return MapArray<0, false>(op, x, g, y, n, lim);
-    case Kind::kD1:
+    case ElementwiseKind::kDerivative1:
       return MapArray<1, false>(op, x, g, y, n, lim);
-    case Kind::kD2:
+    case ElementwiseKind::kDerivative2:
       return MapArray<2, false>(op, x, g, y, n, lim);
-    case Kind::kVjp:
+    case ElementwiseKind::kVjp:
       return MapArray<1, true>(op, x, g, y, n, lim);
   }
 }

@@ -8,6 +8,7 @@
 
 // Must come after foreach_target.h.
 #include <cmath>
+#include <cstdlib>
 
 #include "core/activation-inl.h"
 #include "core/gelu-inl.h"
@@ -27,12 +28,12 @@ double EluTailLo(double alpha) {
 }
 
 // One entry per dtype: the function's kernel applied over the array for
-// kind (f, f', f'' or VJP). Functions without a kernel for T never get here
-// (see HasKernel).
+// kind (f, f', f'' or VJP). Every elementwise function has one, in float32
+// and float64.
 template <typename T>
-void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
-                       const T* g, T* y, size_t n, T pos_inf, T neg_inf) {
-  const Kind kind = static_cast<Kind>(kind_int);
+void ElementwiseKernel(Function f, ElementwiseKind kind, double alpha,
+                       const T* x, const T* g, T* y, size_t n, T pos_inf,
+                       T neg_inf) {
   const Limits<T> lim{pos_inf, neg_inf, f, alpha};
   switch (f) {
     case Function::kIdentity:
@@ -40,7 +41,8 @@ void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
     case Function::kRelu:
       return RunKind(LeakyReluK{{}, 0.0}, kind, x, g, y, n, lim);
     case Function::kLeakyRelu:
-      if (kind == Kind::kF && T(alpha) > T(0) && T(alpha) <= T(1)) {
+      if (kind == ElementwiseKind::kValue && T(alpha) > T(0) &&
+          T(alpha) <= T(1)) {
         return MapArray<0, false>(LeakyReluUnitK{{{}, alpha}}, x, g, y, n, lim);
       }
       return RunKind(LeakyReluK{{}, alpha}, kind, x, g, y, n, lim);
@@ -83,17 +85,17 @@ void ElementwiseKernel(Function f, int kind_int, double alpha, const T* x,
     default:
       break;
   }
-  std::abort();  // HasKernel was false: a bug in the caller.
+  std::abort();  // softmax or log_softmax: IsElementwise(f) was false.
 }
 
-void ElementwiseF32(Function f, int kind, double alpha, const float* x,
-                    const float* g, float* y, size_t n, float pos_inf,
-                    float neg_inf) {
+void ElementwiseF32(Function f, ElementwiseKind kind, double alpha,
+                    const float* x, const float* g, float* y, size_t n,
+                    float pos_inf, float neg_inf) {
   ElementwiseKernel<float>(f, kind, alpha, x, g, y, n, pos_inf, neg_inf);
 }
-void ElementwiseF64(Function f, int kind, double alpha, const double* x,
-                    const double* g, double* y, size_t n, double pos_inf,
-                    double neg_inf) {
+void ElementwiseF64(Function f, ElementwiseKind kind, double alpha,
+                    const double* x, const double* g, double* y, size_t n,
+                    double pos_inf, double neg_inf) {
   ElementwiseKernel<double>(f, kind, alpha, x, g, y, n, pos_inf, neg_inf);
 }
 
@@ -103,13 +105,10 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <algorithm>
-#include <cctype>
-#include <cstdlib>
 #include <limits>
 #include <string>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/str_replace.h"
 #include "core/activation_half.h"
 #include "core/half.h"
 #include "core/reference.h"
@@ -190,66 +189,14 @@ double DefaultAlpha(Function f) {
 
 namespace {
 
-// Whether a SIMD kernel serves f in T: every elementwise function, float32
-// and float64.
 template <typename T>
-bool HasKernel(Function f) {
-  return IsElementwise(f);
-}
-
-// Half types: the float64 reference, rounded once.
-template <typename T>
-void ReferenceMap(Function f, double alpha, int order, absl::Span<const T> x,
-                  absl::Span<T> y) {
-  if constexpr (kIsHalf<T>) {
-    for (size_t i = 0; i < x.size(); ++i) {
-      y[i] = HalfFromDouble<T>(
-          reference::Elementwise<double>(f, alpha, order, ToDouble(x[i])));
-    }
-  } else {
-    reference::VisitElementwise(f, [&](auto op) {
-      using Op = decltype(op);
-      for (size_t i = 0; i < x.size(); ++i) {
-        y[i] = reference::EvalAt<Op>(order, alpha, x[i]);
-      }
-    });
-  }
-}
-
-template <typename T>
-void ReferenceVjp(Function f, double alpha, absl::Span<const T> x,
-                  absl::Span<const T> g, absl::Span<T> y) {
-  if constexpr (kIsHalf<T>) {
-    for (size_t i = 0; i < x.size(); ++i) {
-      y[i] =
-          HalfFromDouble<T>(ToDouble(g[i]) * reference::Elementwise<double>(
-                                                 f, alpha, 1, ToDouble(x[i])));
-    }
-  } else {
-    reference::VisitElementwise(f, [&](auto op) {
-      using Op = decltype(op);
-      using W = reference::Wider<T>;
-      for (size_t i = 0; i < x.size(); ++i) {
-        const T xi = x[i];
-        // One rounding: the product is formed in W from the unrounded f'.
-        const W d = std::isnan(xi) ? static_cast<W>(xi)
-                                   : Op::Eval(1, static_cast<W>(alpha),
-                                              static_cast<W>(xi));
-        y[i] = static_cast<T>(static_cast<W>(g[i]) * d);
-      }
-    });
-  }
-}
-
-// kind: 0, 1, 2 = f, f', f''; 3 = VJP with g.
-template <typename T>
-void Dispatch(Function f, int kind, double alpha, const T* x, const T* g, T* y,
-              size_t n) {
+void Dispatch(Function f, ElementwiseKind kind, double alpha, const T* x,
+              const T* g, T* y, size_t n) {
   if constexpr (kIsHalf<T>) {
     internal::ElementwiseHalf(f, kind, alpha, x, g, y, n);
   } else {
     if (n == 0) return;
-    const int order = kind == 3 ? 1 : kind;
+    const int order = OrderOf(kind);
     constexpr T kInf = std::numeric_limits<T>::infinity();
     const T pos = reference::Elementwise<T>(f, alpha, order, kInf);
     const T neg = reference::Elementwise<T>(f, alpha, order, -kInf);
@@ -274,28 +221,41 @@ const char* KernelTargetName() {
 template <typename T>
 void Evaluate(Function f, double alpha, absl::Span<const T> x,
               absl::Span<T> y) {
-  if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, 0, x, y);
-  Dispatch<T>(f, 0, alpha, x.data(), nullptr, y.data(), x.size());
+  Dispatch<T>(f, ElementwiseKind::kValue, alpha, x.data(), nullptr, y.data(),
+              x.size());
 }
 
 template <typename T>
 void Derivative(Function f, double alpha, int order, absl::Span<const T> x,
                 absl::Span<T> y) {
-  if (!HasKernel<T>(f)) return ReferenceMap(f, alpha, order, x, y);
-  Dispatch<T>(f, order, alpha, x.data(), nullptr, y.data(), x.size());
+  Dispatch<T>(f, KindOfOrder(order), alpha, x.data(), nullptr, y.data(),
+              x.size());
 }
 
 template <typename T>
 void Vjp(Function f, double alpha, absl::Span<const T> x, absl::Span<const T> g,
          absl::Span<T> y) {
-  if (!HasKernel<T>(f)) return ReferenceVjp(f, alpha, x, g, y);
-  Dispatch<T>(f, 3, alpha, x.data(), g.data(), y.data(), x.size());
+  Dispatch<T>(f, ElementwiseKind::kVjp, alpha, x.data(), g.data(), y.data(),
+              x.size());
 }
 
+// Half types: the float64 reference, rounded once.
 template <typename T>
 void ReferenceEvaluate(Function f, double alpha, int order,
                        absl::Span<const T> x, absl::Span<T> y) {
-  ReferenceMap(f, alpha, order, x, y);
+  if constexpr (kIsHalf<T>) {
+    for (size_t i = 0; i < x.size(); ++i) {
+      y[i] = HalfFromDouble<T>(
+          reference::Elementwise<double>(f, alpha, order, ToDouble(x[i])));
+    }
+  } else {
+    reference::VisitElementwise(f, [&](auto op) {
+      using Op = decltype(op);
+      for (size_t i = 0; i < x.size(); ++i) {
+        y[i] = reference::EvalAt<Op>(order, alpha, x[i]);
+      }
+    });
+  }
 }
 
 template <typename T>

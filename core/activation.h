@@ -48,6 +48,37 @@ std::optional<Function> FunctionFromName(absl::string_view name);
 bool TakesAlpha(Function f);
 double DefaultAlpha(Function f);
 
+// What an elementwise kernel computes over an array: f, f', f'' or the
+// vector-Jacobian product g * f'. The dispatched kernels take it as is
+// (core/activation.cc, core/activation_half.cc).
+enum class ElementwiseKind : int {
+  kValue = 0,        // f(x)
+  kDerivative1 = 1,  // f'(x)
+  kDerivative2 = 2,  // f''(x)
+  kVjp = 3,          // g * f'(x)
+};
+
+// The kind that computes derivative `order` (0 = f, 1 = f', 2 = f'').
+constexpr ElementwiseKind KindOfOrder(int order) {
+  return order == 0   ? ElementwiseKind::kValue
+         : order == 1 ? ElementwiseKind::kDerivative1
+                      : ElementwiseKind::kDerivative2;
+}
+
+// The derivative order a kind evaluates f at: the VJP takes f'.
+constexpr int OrderOf(ElementwiseKind kind) {
+  switch (kind) {
+    case ElementwiseKind::kValue:
+      return 0;
+    case ElementwiseKind::kDerivative1:
+    case ElementwiseKind::kVjp:
+      return 1;
+    case ElementwiseKind::kDerivative2:
+      return 2;
+  }
+  return 0;
+}
+
 // y[i] = f(x[i]). Precondition: IsElementwise(f), x.size() == y.size(),
 // alpha finite. y may be x (in place).
 template <typename T>

@@ -49,12 +49,12 @@ namespace actsvc {
 namespace HWY_NAMESPACE {
 
 // This target's float32 and float64 kernels, defined in core/activation.cc.
-void ElementwiseF32(Function f, int kind, double alpha, const float* x,
-                    const float* g, float* y, size_t n, float pos_inf,
-                    float neg_inf);
-void ElementwiseF64(Function f, int kind, double alpha, const double* x,
-                    const double* g, double* y, size_t n, double pos_inf,
-                    double neg_inf);
+void ElementwiseF32(Function f, ElementwiseKind kind, double alpha,
+                    const float* x, const float* g, float* y, size_t n,
+                    float pos_inf, float neg_inf);
+void ElementwiseF64(Function f, ElementwiseKind kind, double alpha,
+                    const double* x, const double* g, double* y, size_t n,
+                    double pos_inf, double neg_inf);
 
 using internal::HalfParams;
 
@@ -88,7 +88,8 @@ template <typename H>
 HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
                                  const float* gf, const int32_t* idx,
                                  size_t count, H* out) {
-  const int order = p.kind == 3 ? 1 : p.kind;
+  const int order = OrderOf(p.kind);
+  const bool vjp = p.kind == ElementwiseKind::kVjp;
   constexpr bool kF16 = std::is_same_v<H, Float16>;
   constexpr uint32_t kDropped = kF16 ? 0x1FFFu : 0xFFFFu;
   constexpr uint32_t kHalf = (kDropped + 1) / 2;
@@ -102,12 +103,12 @@ HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
     HWY_ALIGN double xd[kBlock] = {};
     HWY_ALIGN double yd[kBlock] = {};
     for (size_t k = 0; k < n; ++k) xd[k] = xf[idx[begin + k]];
-    ElementwiseF64(p.f, order, p.alpha, xd, nullptr, yd, n, p.pos_inf64,
-                   p.neg_inf64);
+    ElementwiseF64(p.f, KindOfOrder(order), p.alpha, xd, nullptr, yd, n,
+                   p.pos_inf64, p.neg_inf64);
     for (size_t k = 0; k < n; ++k) {
       const int32_t at = idx[begin + k];
       double v = yd[k];
-      if (p.kind == 3) v *= static_cast<double>(gf[at]);
+      if (vjp) v *= static_cast<double>(gf[at]);
       const float f = RoundToOddF32(v);
       uint32_t bits;
       std::memcpy(&bits, &f, 4);
@@ -117,7 +118,7 @@ HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
           a < kMinNormalBits ? a != 0 : (low >= kHalf - 1 && low <= kHalf + 1);
       if (HWY_UNLIKELY(ambiguous && std::isfinite(v))) {
         v = reference::Elementwise<double>(p.f, p.alpha, order, xd[k]);
-        if (p.kind == 3) v *= static_cast<double>(gf[at]);
+        if (vjp) v *= static_cast<double>(gf[at]);
         out[at] = HalfFromDouble<H>(v);
       } else {
         out[at] = HalfFromDouble<H>(f);  // exact: f has enough bits
@@ -249,13 +250,13 @@ void HalfChunks(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
   HWY_ALIGN float yf[kChunk];
   // CompressStore may write a whole vector past the last index it keeps.
   HWY_ALIGN int32_t flagged[kChunk + HWY_MAX_BYTES / sizeof(int32_t)];
-  const int order = kVjp ? 1 : p.kind;
+  const ElementwiseKind kind = kVjp ? ElementwiseKind::kDerivative1 : p.kind;
   for (size_t begin = 0; begin < n; begin += kChunk) {
     const size_t count = std::min(kChunk, n - begin);
     // Both inputs are read before y is written: y may be x or g.
     Widen(df, x + begin, xf, count);
     if (kVjp) Widen(df, g + begin, gf, count);
-    ElementwiseF32(p.f, order, p.alpha, xf, nullptr, yf, count, p.pos_inf,
+    ElementwiseF32(p.f, kind, p.alpha, xf, nullptr, yf, count, p.pos_inf,
                    p.neg_inf);
     H* out = y + begin;
     size_t flags = 0;
@@ -276,7 +277,8 @@ void HalfChunks(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
 
 template <typename H>
 void HalfKernel(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
-  if (p.kind == 3) return HalfChunks<H, true, false>(p, x, g, y, n);
+  if (p.kind == ElementwiseKind::kVjp)
+    return HalfChunks<H, true, false>(p, x, g, y, n);
   const bool zero_tail =
       std::is_same_v<H, BFloat16> &&
       p.zero_tail_x != std::numeric_limits<float>::infinity();
@@ -306,8 +308,8 @@ HWY_EXPORT(ElementwiseBF16);
 namespace internal {
 namespace {
 
-HalfParams MakeParams(Function f, int kind, double alpha) {
-  const int order = kind == 3 ? 1 : kind;
+HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
+  const int order = OrderOf(kind);
   constexpr float kInf = std::numeric_limits<float>::infinity();
   HalfParams p;
   p.f = f;
@@ -330,14 +332,15 @@ HalfParams MakeParams(Function f, int kind, double alpha) {
 
 }  // namespace
 
-void ElementwiseHalf(Function f, int kind, double alpha, const Float16* x,
-                     const Float16* g, Float16* y, size_t n) {
+void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
+                     const Float16* x, const Float16* g, Float16* y, size_t n) {
   if (n == 0) return;
   HWY_DYNAMIC_DISPATCH(ElementwiseF16)(MakeParams(f, kind, alpha), x, g, y, n);
 }
 
-void ElementwiseHalf(Function f, int kind, double alpha, const BFloat16* x,
-                     const BFloat16* g, BFloat16* y, size_t n) {
+void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
+                     const BFloat16* x, const BFloat16* g, BFloat16* y,
+                     size_t n) {
   if (n == 0) return;
   HWY_DYNAMIC_DISPATCH(ElementwiseBF16)(MakeParams(f, kind, alpha), x, g, y, n);
 }

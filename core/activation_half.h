@@ -16,7 +16,7 @@ namespace actsvc::internal {
 // What the per-target half kernels need besides the arrays.
 struct HalfParams {
   Function f;
-  int kind;  // 0, 1, 2 = f, f', f''; 3 = VJP
+  ElementwiseKind kind;
   double alpha;
   float pos_inf, neg_inf;       // the float32 limits at +-inf, for the kernel
   double pos_inf64, neg_inf64;  // the float64 ones, for the recomputation
@@ -29,12 +29,13 @@ struct HalfParams {
   bool zero_tail_negative_only;
 };
 
-// kind: 0, 1, 2 = f, f', f''; 3 = the VJP g * f'(x) (g non-null). y may be
+// The kernel of `kind` over n half values (g non-null for the VJP). y may be
 // x or g. Precondition: IsElementwise(f), alpha finite.
-void ElementwiseHalf(Function f, int kind, double alpha, const Float16* x,
-                     const Float16* g, Float16* y, size_t n);
-void ElementwiseHalf(Function f, int kind, double alpha, const BFloat16* x,
-                     const BFloat16* g, BFloat16* y, size_t n);
+void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
+                     const Float16* x, const Float16* g, Float16* y, size_t n);
+void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
+                     const BFloat16* x, const BFloat16* g, BFloat16* y,
+                     size_t n);
 
 }  // namespace actsvc::internal
 

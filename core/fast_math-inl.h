@@ -7,10 +7,9 @@
 // products (TwoProdLo) and residuals both kernels' pairs are built from.
 //
 // Each helper states its contract as hwy/contrib/math/math-inl.h does: the
-// valid range of the argument and the max error measured (float32, against
-// a double-precision reference over every float of the range with the
-// polynomial of the header; tests/core/simd_accuracy_test.cc checks the
-// kernels built on them against the quad oracle on every target).
+// valid lane types, the valid range of the argument and the max error
+// (float32 ULP), which tests/core/fast_math_test.cc asserts on every
+// target.
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_FAST_MATH_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -27,6 +26,19 @@ HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
+
+// acc x^n + c_1 x^(n-1) + ... + c_n by Horner's rule, one MulAdd per
+// coefficient (highest degree first): Horner(d, x, Set(d, c_0), c_1, ...).
+template <class D, class V>
+HWY_INLINE V Horner(D, V, V acc) {
+  return acc;
+}
+template <class D, class V, typename C, typename... Rest>
+HWY_INLINE V Horner(D d, V x, V acc, C c, Rest... rest) {
+  using T = hn::TFromD<D>;
+  return Horner(d, x, hn::MulAdd(acc, x, hn::Set(d, static_cast<T>(c))),
+                rest...);
+}
 
 // The rounding error of the product a*b = p (exactly a*b - p for the
 // operands used here: no overflow or underflow). FMA where the target has
@@ -84,16 +96,14 @@ HWY_INLINE V Residual(D d, V num, V q, V den) {
 // ACTSVC_MAX_KEEPS_NAN, else an unspecified number (the array loops patch
 // NaN in). kSubnormal = true: t < -104 is taken as
 // -104 (e^t rounds to 0 there, expm1(t) to -1) and subnormal e^t keep their
-// full (absolute) accuracy, as hn::Exp's: the VJP g sigma'(x) can be normal
-// while sigma'(x) is not. kSubnormal = false (one multiplication less, for
-// kernels whose results are subnormal or covered by a Tail band wherever
-// e^t is): t < -88 is taken as -88 and e^t is 0 wherever 2^n is below
-// 2^-126 (t < -87.7 or so), expm1(t) = -1.
-// Max error (AVX3, AVX2 and SSE4, every third float of [-88, 0] against
-// double exp/expm1): Exp 0.98 ULP where e^t >= 2^-126, Expm1 0.88 ULP.
-// Form (the Cody-Waite reduction and exponent insertion of XNNPACK's
-// f32 exp/expm1 kernels and oneDNN's jit exp, reimplemented here; the ln2
-// split is math-inl.h's):
+// full (absolute) accuracy (within 1 denorm_min), as hn::Exp's: the VJP g
+// sigma'(x) can be normal while sigma'(x) is not. kSubnormal = false (one
+// multiplication less, for kernels whose results are subnormal or covered by a
+// Tail band wherever e^t is): t < -88 is taken as -88 and e^t is 0 wherever 2^n
+// is below 2^-126 (t < -87.7 or so), expm1(t) = -1. Max error: Exp 0.98 ULP
+// where e^t >= 2^-126, Expm1 0.88 ULP. Form (the Cody-Waite reduction and
+// exponent insertion of XNNPACK's f32 exp/expm1 kernels and oneDNN's jit exp,
+// reimplemented here; the ln2 split is math-inl.h's):
 //   n = round(t log2 e) by the magic-number addition 0x1.80017Ep23, whose
 //   low bits also carry the exponent bias 127 + 64, so s64 = 2^(n + 64) is
 //   the sum's bits shifted left by 23 (bias 127 and s = 2^n directly
@@ -169,9 +179,9 @@ struct ExpNeg {
 
 // 1/s for normal s > 0 (the kernels pass 1 <= s <= 4).
 // float32 with ACTSVC_HAVE_RCP14: r0 = rcp14(s), one Newton step
-// r = r0 + r0 (1 - s r0): relative error < 2^-28 before the last rounding,
-// so 0.53 ULP measured over every float of [1, 4]. Otherwise 1/s by
-// division (0.5 ULP).
+// r = r0 + r0 (1 - s r0): relative error < 2^-28 before the last rounding.
+// Otherwise 1/s by division.
+// Max error: 0.5625 ULP (0.5 with division).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V Reciprocal(D d, V s) {
   using T = hn::TFromD<D>;
@@ -188,8 +198,8 @@ HWY_INLINE V Reciprocal(D d, V s) {
 // a/b for normal b > 0 (the kernels pass 1 <= b <= 4) and |a| <= 4.
 // float32 with ACTSVC_HAVE_RCP14: q0 = a Reciprocal(b), then one correction
 // q = q0 + (a - q0 b)/b (the residual is exact by FMA): 0.5 ULP plus
-// about 2^-27 relative (0.50 ULP measured over every float b of [1, 4]).
-// Otherwise a/b by division (0.5 ULP).
+// about 2^-27 relative. Otherwise a/b by division.
+// Max error: 0.625 ULP (0.5 with division).
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V Divide(D d, V a, V b) {
 #if ACTSVC_HAVE_RCP14

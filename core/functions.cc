@@ -1,3 +1,5 @@
+// The table of core/functions.h. MakeAll is one data table, an entry per
+// function, and so longer than a function should be.
 #include "core/functions.h"
 
 namespace actsvc {

@@ -1,8 +1,14 @@
 // Per-target SIMD kernels of gelu and gelu_tanh (SPEC.md §1), used by
 // core/activation.cc through the array loops of core/activation-inl.h.
 //
-// Accuracy (SPEC.md §4; enforced per target by
-// tests/core/simd_accuracy_test.cc, which prints the measured maxima):
+// Valid lane types: float32 (GeluK, GeluDoubleK, GeluTanhDoubleK), float32
+// and float64 (GeluTanhK). Valid range: every finite x.
+// Max error: as every elementwise kernel (core/activation-inl.h): f, f' and
+// the VJP 4 ULP, f'' 16 ULP; gelu' keeps 4 ULP also within +-0.5 of its
+// root (tests/core/gelu_simd_test.cc), where SPEC.md §4 would allow an
+// absolute bound. Maxima measured: BENCHMARKS.md, "Accuracy of the
+// kernels".
+// How:
 //  - float32 on targets with FMA (AVX2, AVX3, NEON, SVE): float32 lanes.
 //    gelu: Phi(-|x|) = e^(-x^2/2) erfcx(|x|/sqrt2)/2, with x^2 an exact
 //    float pair (FMA) so that the exponential has no argument error, and
@@ -10,26 +16,12 @@
 //    gelu_tanh: v = 2u as an exact-to-2^-48 float pair, e^-|v| from ExpLo
 //    with the low part inside the reduced argument.
 //    The VJP g f' is formed from f' as an unrounded pair hi + lo
-//    (EvalVjp, VjpFromPair): with f' rounded first, f' at 3-3.5 ULP gave
-//    g f' up to 4.04 ULP (gelu_tanh, x = -3.496, g = 3.1) and 4.25 ULP
-//    (gelu near x = -1.43, where f' switches from the expansion to
-//    E (x k + h)).
-//    Measured max (AVX3 = AVX2, tests/core/simd_accuracy_test.cc): gelu f
-//    3.28, f' 2.43, f'' 2.39, VJP 2.54 ULP; gelu_tanh f 2.28, f' 2.68,
-//    f'' 6.45, VJP 2.59 ULP (outside +-0.5 of the interior zeros, where
-//    the absolute bound of SPEC.md §4 holds with 0.24-0.83 eps). gelu'
-//    also keeps 4 ULP within that band (tests/core/gelu_simd_test.cc:
-//    f' 2.13, VJP 2.76 ULP). On [-4, -1.2], where Phi + x phi and 1 + x v'
-//    cancel in part (tests/core/gelu_simd_test.cc, every 127th float; in
-//    brackets every 3rd float, g = 1, 0.75, -1.37, 3.1): gelu f 3.18
-//    (3.70), f' 3.04 (3.25), VJP 3.22 (3.25) ULP; gelu_tanh f 3.09 (3.18),
-//    f' 2.93 (3.53), VJP 3.21 (3.72) ULP.
+//    (EvalVjp, VjpFromPair): f' rounded first, at up to 4 ULP, would leave
+//    no room in the budget for the product's rounding.
 //  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
 //    (GeluDoubleK, GeluTanhDoubleK), as exact products and one-rounding
 //    polynomials are not available there; gelu' near its root from the
-//    same expansion (f' 0.57, VJP 1.30 ULP there). Measured max: 0.58 ULP
-//    for f, f', f'' of both, VJP 1.42 ULP (gelu_tanh f went to 4.10 ULP at
-//    x = -1.854 while it used float32 e^-|v|; now wholly float64).
+//    same expansion.
 // Sources of the techniques (no code copied): Cody-Waite reduction and the
 // split ln 2 from hwy/contrib/math/math-inl.h; the 1.5 * 2^23 rounding
 // shifter of XNNPACK's exp microkernels ("magic bias"); Dekker's exact
@@ -38,9 +30,6 @@
 // shape of ErfcxHalf. Coefficients: scripts/fit_gelu_coefficients.py.
 //  - float64: gelu_tanh is GeluTanhK below in float64 lanes (float64 pairs,
 //    ExpLo64), on every target; gelu is GeluF64K in core/gelu_f64-inl.h.
-//    Measured max over AVX3/AVX2/SSE4/SSSE3/SCALAR (simd_accuracy_test and
-//    the dense float64 sweep of gelu_simd_test): gelu_tanh f 2.42, f' 2.45,
-//    f'' 7.89, VJP 3.12 ULP.
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_GELU_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -116,11 +105,10 @@ HWY_INLINE V DivPairNR(D d, V nh, V nl, V den) {
 // final result by kExpLoScale (exact unless that result is subnormal).
 // Below e^-131, 0.
 // Valid lane types: float32. Valid range: hi in [-FLT_MAX, 0].
-// Max error: ~0.75 ULP (Cody-Waite reduction with the split ln 2 of
-// hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo rounded once, e^r =
-// 1 + (r + r^2 Q(r)) with Q of degree 4, fit error 1.5e-8 relative to
-// expm1), measured through gelu/gelu_tanh by
-// tests/core/simd_accuracy_test.cc.
+// Max error: 1 ULP while the result is normal (Cody-Waite reduction with
+// the split ln 2 of hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo
+// rounded once, e^r = 1 + (r + r^2 Q(r)) with Q of degree 4, fit error
+// 1.5e-8 relative to expm1).
 constexpr float kExpLoScale = 5.42101086242752217e-20f;  // 2^-64
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V ExpLo32(D d, V hi, V lo) {
@@ -193,6 +181,30 @@ HWY_INLINE V VjpFromPair(D d, V x, V g, V hi, V lo, V scale) {
   return hn::IfThenElse(ok, y, hn::Mul(g, f1));
 }
 
+// The shape GeluK and GeluTanhK share: Op::EvalFinite<kOrder, kWantLo>(d, x,
+// lo, scale) computes f, f' or f'' of finite lanes (with kWantLo, f' as
+// (result + lo) scale); NaN and +-inf are patched in by Eval
+// (FixNonFinite), not the array loop, and the VJP comes from f' = hi + lo
+// (EvalVjp, VjpFromPair).
+template <class Op>
+struct FromFinite : NoTail {
+  static constexpr bool kFixup = false;
+  static constexpr bool kVjpPair = true;
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    return FixNonFinite<kOrder>(d, x, op().template EvalFinite<kOrder>(d, x));
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalVjp(D d, V x, V g) const {
+    V lo, scale;
+    const V hi = op().template EvalFinite<1, true>(d, x, &lo, &scale);
+    return VjpFromPair(d, x, g, hi, lo, scale);
+  }
+
+ private:
+  HWY_INLINE const Op& op() const { return static_cast<const Op&>(*this); }
+};
+
 // (nh + nl) / den as q + lo, unrounded: DivPairNR without its last
 // rounding (q = nh r, lo = r (nh + nl - q den)), for VjpFromPair.
 template <class D, class V = hn::Vec<D>>
@@ -209,9 +221,7 @@ HWY_INLINE V DivPairNRSplit(D d, V nh, V nl, V den, V* lo) {
 // Valid lane types: float32. Valid range: a in [0, 14.5] (beyond, h
 // extrapolates smoothly, positive and decreasing, and only meets
 // e^(-a^2/2) = 0).
-// Max error: 2.9 ULP in an float32 emulation of the evaluation on [0,
-// 14.5] (mean 0.54), 1.5 * 2^-24 relative; measured through gelu by
-// tests/core/simd_accuracy_test.cc.
+// Max error: 2.9 ULP on [0, 14.5] (1.5 * 2^-24 relative).
 // Form: h = k / (a + g(a)), k = 1/sqrt(2 pi), after the continued fraction
 // of erfcx; g = P/Q (degrees 4 and 5, g(0) = 2k, g ~ 1/a) gives
 // h = k Q / (a Q + P), with a rational fit error of 5.7e-9. The same
@@ -289,21 +299,7 @@ HWY_INLINE V GeluPrimeNearRoot(D d, V x) {
 //   f'' = E k (2 - x^2).
 // E is subnormal from |x| = 13.22 while f' and f'' stay normal out to
 // 13.34 and 13.57: ExpLo's 2^64 scale keeps its digits (no Tail band).
-struct GeluK : NoTail {
-  // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
-  static constexpr bool kFixup = false;
-  // The VJP from f' = hi + lo (EvalVjp).
-  static constexpr bool kVjpPair = true;
-  template <int kOrder, class D, class V = hn::Vec<D>>
-  HWY_INLINE V Eval(D d, V x) const {
-    return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
-  }
-  template <class D, class V = hn::Vec<D>>
-  HWY_INLINE V EvalVjp(D d, V x, V g) const {
-    V lo, scale;
-    const V hi = EvalFinite<1, true>(d, x, &lo, &scale);
-    return VjpFromPair(d, x, g, hi, lo, scale);
-  }
+struct GeluK : FromFinite<GeluK> {
   // With kWantLo (kOrder 1), f' = (result + *lo) * *scale for VjpFromPair.
   template <int kOrder, bool kWantLo = false, class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalFinite(D d, V x, V* lo = nullptr, V* scale = nullptr) const {
@@ -390,21 +386,7 @@ struct GeluK : NoTail {
 // and f', f'' out to |x| = 11: ExpLo's 2^64 scale keeps e's digits there.
 // float64: the clamp is 22.5; x sigma(v) is normal down to x = -21.5, e^v
 // only to v = -708 (x = -20.9), f'' to x = -21.9.
-struct GeluTanhK : NoTail {
-  // NaN and +-inf are patched in by Eval (FixNonFinite), not the loop.
-  static constexpr bool kFixup = false;
-  // The VJP from f' = hi + lo (EvalVjp).
-  static constexpr bool kVjpPair = true;
-  template <int kOrder, class D, class V = hn::Vec<D>>
-  HWY_INLINE V Eval(D d, V x) const {
-    return FixNonFinite<kOrder>(d, x, EvalFinite<kOrder>(d, x));
-  }
-  template <class D, class V = hn::Vec<D>>
-  HWY_INLINE V EvalVjp(D d, V x, V g) const {
-    V lo, scale;
-    const V hi = EvalFinite<1, true>(d, x, &lo, &scale);
-    return VjpFromPair(d, x, g, hi, lo, scale);
-  }
+struct GeluTanhK : FromFinite<GeluTanhK> {
   // The constants as pairs hi + lo of T: c1 = 2 sqrt(2/pi), c3 = 0.044715
   // c1, d3 = 3 c3 and 6 c3 (scripts/fit_gelu_f64.py prints the float64
   // ones); kClamp: |x| beyond which sigma(v) is 0 or 1 and e^v (times
@@ -530,13 +512,12 @@ struct GeluTanhK::Consts<double> {
 // Erfcx: the scaled complementary error function erfc(t) e^(t^2), t >= 0.
 //
 // Valid lane types: float64 (used for float32 results).
-// Max relative error: 3.3e-10 (0.006 float32 ULP) on [0, 10.6], measured in
-// __float128 against erfcq(t)*expq(t*t); for t > 10.6 the polynomial
-// extrapolates smoothly (s >= -1.38) and only meets results that underflow
-// in float32 (gelu(x) for x < -14.9).
-// Form: erfcx(t) = w P(s), w = 1/(t + 2), s = (w - mid)/half, P of degree 12
-// interpolating erfcx(t)(t + 2) at the Chebyshev nodes of w in
-// [1/12.6, 1/2]. erfcx ~ 1/(sqrt(pi) t) for large t, so P is smooth in w.
+// Max relative error: 3.3e-10 (0.006 float32 ULP) on [0, 10.6]; for t > 10.6
+// the polynomial extrapolates smoothly (s >= -1.38) and only meets results that
+// underflow in float32 (gelu(x) for x < -14.9). Form: erfcx(t) = w P(s), w =
+// 1/(t + 2), s = (w - mid)/half, P of degree 12 interpolating erfcx(t)(t + 2)
+// at the Chebyshev nodes of w in [1/12.6, 1/2]. erfcx ~ 1/(sqrt(pi) t) for
+// large t, so P is smooth in w.
 template <class D, class V = hn::Vec<D>>
 HWY_INLINE V Erfcx(D d, V t) {
   using T = hn::TFromD<D>;

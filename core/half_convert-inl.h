@@ -1,6 +1,5 @@
 // Per-target conversions between half storage (core/half.h) and float32
-// lanes, and the test that finds the float32 results whose rounding to a
-// half type cannot be trusted. Included by the .cc files that compile
+// lanes. Included by the .cc files that compile
 // kernels once per instruction set (hwy/foreach_target.h).
 //
 // Why not hn::PromoteTo/DemoteTo everywhere: in Highway 1.0.3 (Debian 12)
@@ -154,46 +153,6 @@ HWY_INLINE void NarrowStore(D df, hn::Vec<D> v, H* p) {
 #endif
   } else {
     StoreHalfBits(df, F32ToBFloat16Bits(df, v), p);
-  }
-}
-
-// The lanes of y (a float32 result within tol of the true value) whose
-// rounding to H might differ from the true value's: y lies within tol of a
-// midpoint between two neighbours in H (or of the overflow threshold).
-// bfloat16 also flags every nonzero result below float32's smallest normal,
-// where the float32 kernels only promise an absolute error of that size.
-// NaN and inf never get flagged.
-template <typename H, class D>
-HWY_INLINE hn::Mask<D> NearMidpoint(D df, hn::Vec<D> y, hn::Vec<D> tol) {
-  using V = hn::Vec<D>;
-  const hn::RebindToUnsigned<D> du;
-  const hn::RebindToSigned<D> di;
-  const V a = hn::Abs(y);
-  const auto ai = hn::BitCast(di, a);
-  constexpr bool kF16 = std::is_same_v<H, Float16>;
-  // The dropped bits of a normal result, and its midpoint: a's bits with
-  // those set to 1000...0.
-  constexpr uint32_t kDropped = kF16 ? 0x1FFFu : 0xFFFFu;
-  const V mid_normal = hn::Min(
-      hn::BitCast(df,
-                  hn::Or(hn::And(hn::BitCast(du, a), hn::Set(du, ~kDropped)),
-                         hn::Set(du, (kDropped + 1) / 2))),
-      hn::BitCast(df, hn::Set(du, kF16 ? 0x477FF000u      // 65520
-                                       : 0x7F7F8000u)));  // bf16 max + ulp/2
-  const auto normal = hn::RebindMask(
-      df, hn::Gt(ai, hn::Set(di, (kF16 ? 113 << 23 : 1 << 23) - 1)));
-  if constexpr (kF16) {
-    // Subnormal float16 results: the grid is 2^-24 wide.
-    const V t = hn::Mul(a, hn::Set(df, 16777216.0f));
-    const V mid_sub = hn::Mul(hn::Add(hn::Floor(t), hn::Set(df, 0.5f)),
-                              hn::Set(df, 1.0f / 16777216.0f));
-    const V mid = hn::IfThenElse(normal, mid_normal, mid_sub);
-    return hn::Le(hn::Abs(hn::Sub(a, mid)), tol);
-  } else {
-    const auto near = hn::Le(hn::Abs(hn::Sub(a, mid_normal)), tol);
-    const auto tiny =
-        hn::AndNot(normal, hn::RebindMask(df, hn::Ne(ai, hn::Zero(di))));
-    return hn::Or(hn::And(normal, near), tiny);
   }
 }
 

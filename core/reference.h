@@ -1,6 +1,10 @@
 // Scalar reference formulas for every function of SPEC.md §1: f, f', f'' in
-// stable forms, and the probabilities of a softmax row. They serve requests
-// until the vectorized core lands and then stay as its test oracle.
+// stable forms, and the probabilities of a softmax row. The vectorized
+// kernels send here the lanes and rows they do not compute themselves
+// (intermediate underflow bands of core/activation-inl.h, softmax rows with
+// NaN or ±inf, the limits at ±inf, the rare half-precision lanes near a
+// rounding boundary); ReferenceEvaluate (core/activation.h) runs them over
+// arrays for the scalar baseline of bench/kernels.cc.
 //
 // Each formula runs in a wider type W than the result T (float in double,
 // double in x87 long double) and is rounded once at the end. With the stable

@@ -21,17 +21,15 @@ HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
 
-void SoftmaxRowsF32(int op, const float* x, const float* g, float* y, size_t n,
-                    size_t rows, float* scratch, bool stream,
+void SoftmaxRowsF32(SoftmaxOp op, const float* x, const float* g, float* y,
+                    size_t n, size_t rows, float* scratch, bool stream,
                     SoftmaxSpecialRowFn special, void* context) {
-  SoftmaxRows<float>(static_cast<SoftmaxOp>(op), x, g, y, n, rows, scratch,
-                     stream, special, context);
+  SoftmaxRows<float>(op, x, g, y, n, rows, scratch, stream, special, context);
 }
-void SoftmaxRowsF64(int op, const double* x, const double* g, double* y,
+void SoftmaxRowsF64(SoftmaxOp op, const double* x, const double* g, double* y,
                     size_t n, size_t rows, double* scratch, bool stream,
                     SoftmaxSpecialRowFn special, void* context) {
-  SoftmaxRows<double>(static_cast<SoftmaxOp>(op), x, g, y, n, rows, scratch,
-                      stream, special, context);
+  SoftmaxRows<double>(op, x, g, y, n, rows, scratch, stream, special, context);
 }
 
 bool SoftmaxStatsF32(const float* x, size_t n, float* p, float* max,
@@ -49,9 +47,7 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
-#include <limits>
 #include <vector>
 
 #include "core/reference.h"
@@ -82,8 +78,8 @@ bool SimdStats(const T* x, int64_t n, T* p, T* max, reference::Wider<T>* rest) {
 }
 
 template <typename T>
-void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
-              int64_t oe) {
+void SimdRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
+              int64_t ob, int64_t oe) {
   if (v.size == 0 || oe <= ob) return;
   // The scratch row starts on a cache line: the kernels' loads and stores
   // to it then never split a line.
@@ -100,7 +96,7 @@ void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
       static_cast<size_t>(oe - ob) * static_cast<size_t>(v.size) * sizeof(T) >=
       kStreamBytes;
   struct Context {
-    int op;
+    SoftmaxOp op;
     AxisView v;
     const T *x, *g;
     T* y;
@@ -108,14 +104,8 @@ void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
   } ctx{op, v, x, g, y, ob};
   const SoftmaxSpecialRowFn special = [](void* p, size_t row) {
     const Context& c = *static_cast<const Context*>(p);
-    const int64_t off = (c.ob + static_cast<int64_t>(row)) * c.v.size;
-    if (c.op < 2) {
-      ReferenceForwardRow<T>(c.op == 1, c.v, c.x, c.y, off);
-    } else if (c.op >= 4) {
-      ReferenceVjpFromOutputRow<T>(c.op == 5, c.v, c.x, c.g, c.y, off);
-    } else {
-      ReferenceVjpRow<T>(c.op == 3, c.v, c.x, c.g, c.y, off);
-    }
+    ReferenceRow<T>(c.op, c.v, c.x, c.g, c.y,
+                    (c.ob + static_cast<int64_t>(row)) * c.v.size);
   };
   const int64_t off = ob * v.size;
   const T* gp = g ? g + off : nullptr;
@@ -130,8 +120,8 @@ void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
 
 #define ACTSVC_INSTANTIATE(T)                                                  \
   template bool SimdStats<T>(const T*, int64_t, T*, T*, reference::Wider<T>*); \
-  template void SimdRows<T>(int, AxisView, const T*, const T*, T*, int64_t,    \
-                            int64_t);
+  template void SimdRows<T>(SoftmaxOp, AxisView, const T*, const T*, T*,       \
+                            int64_t, int64_t);
 ACTSVC_INSTANTIATE(float)
 ACTSVC_INSTANTIATE(double)
 #undef ACTSVC_INSTANTIATE
@@ -155,9 +145,9 @@ using internal::TileScratch;
 // op (as SimdRows) over the rows of outer slices [ob, oe), on the kernel
 // that suits the row length and layout.
 template <typename T>
-void AnyRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
+void AnyRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
              int64_t oe) {
-  if (v.size <= static_cast<int64_t>(kColumnMaxClasses)) {
+  if (v.size <= kSoftmaxColumnMaxClasses) {
     return ColumnRows<T>(op, v, x, g, y, ob, oe);
   }
   if (v.inner == 1) return SimdRows<T>(op, v, x, g, y, ob, oe);
@@ -222,9 +212,8 @@ std::optional<int> NormalizeAxis(int axis, int rank) {
 template <typename T>
 void SoftmaxForward(Function f, AxisView v, absl::Span<const T> x,
                     absl::Span<T> y, int64_t outer_begin, int64_t outer_end) {
-  const bool log = f == Function::kLogSoftmax;
   if (outer_end < 0) outer_end = v.outer;
-  AnyRows<T>(log ? 1 : 0, v, x.data(), nullptr, y.data(), outer_begin,
+  AnyRows<T>(ForwardOp(f), v, x.data(), nullptr, y.data(), outer_begin,
              outer_end);
 }
 
@@ -232,19 +221,16 @@ template <typename T>
 void SoftmaxVjp(Function f, AxisView v, absl::Span<const T> x,
                 absl::Span<const T> g, absl::Span<T> y, int64_t outer_begin,
                 int64_t outer_end) {
-  const bool log = f == Function::kLogSoftmax;
   if (outer_end < 0) outer_end = v.outer;
-  AnyRows<T>(log ? 3 : 2, v, x.data(), g.data(), y.data(), outer_begin,
-             outer_end);
+  AnyRows<T>(VjpOp(f), v, x.data(), g.data(), y.data(), outer_begin, outer_end);
 }
 
 template <typename T>
 void SoftmaxVjpFromOutput(Function f, AxisView v, absl::Span<const T> y,
                           absl::Span<const T> g, absl::Span<T> dx,
                           int64_t outer_begin, int64_t outer_end) {
-  const bool log = f == Function::kLogSoftmax;
   if (outer_end < 0) outer_end = v.outer;
-  AnyRows<T>(log ? 5 : 4, v, y.data(), g.data(), dx.data(), outer_begin,
+  AnyRows<T>(VjpFromOutputOp(f), v, y.data(), g.data(), dx.data(), outer_begin,
              outer_end);
 }
 

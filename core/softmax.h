@@ -25,10 +25,53 @@ struct AxisView {
   int64_t elements() const { return outer * size * inner; }
 };
 
+// What the softmax kernels compute for one row (core/softmax_row-inl.h,
+// core/softmax_column-inl.h; dispatched by core/softmax.cc and
+// core/softmax_columns.cc). The VJPs from logits take x; the VJPs from the
+// forward output take y = softmax(x) or log_softmax(x) in place of x
+// (oneDNN's and PyTorch's backward).
+enum class SoftmaxOp : int {
+  kSoftmax = 0,                  // y = p
+  kLogSoftmax = 1,               // y = log p
+  kSoftmaxVjp = 2,               // y = p ⊙ (g − ⟨g, p⟩)
+  kLogSoftmaxVjp = 3,            // y = g − p Σg
+  kSoftmaxVjpFromOutput = 4,     // dx = y ⊙ (g − ⟨g, y⟩)
+  kLogSoftmaxVjpFromOutput = 5,  // dx = g − e^y Σg
+};
+
+// Whether op is of log_softmax (else of softmax).
+constexpr bool IsLogOp(SoftmaxOp op) {
+  return op == SoftmaxOp::kLogSoftmax || op == SoftmaxOp::kLogSoftmaxVjp ||
+         op == SoftmaxOp::kLogSoftmaxVjpFromOutput;
+}
+// Whether op is a VJP, which reads an upstream gradient g.
+constexpr bool IsVjpOp(SoftmaxOp op) {
+  return op != SoftmaxOp::kSoftmax && op != SoftmaxOp::kLogSoftmax;
+}
+// Whether op is a VJP from the forward output.
+constexpr bool IsVjpFromOutputOp(SoftmaxOp op) {
+  return op == SoftmaxOp::kSoftmaxVjpFromOutput ||
+         op == SoftmaxOp::kLogSoftmaxVjpFromOutput;
+}
+// The forward op, the VJP from x and the VJP from the output of f
+// (Function::kSoftmax or Function::kLogSoftmax).
+constexpr SoftmaxOp ForwardOp(Function f) {
+  return f == Function::kLogSoftmax ? SoftmaxOp::kLogSoftmax
+                                    : SoftmaxOp::kSoftmax;
+}
+constexpr SoftmaxOp VjpOp(Function f) {
+  return f == Function::kLogSoftmax ? SoftmaxOp::kLogSoftmaxVjp
+                                    : SoftmaxOp::kSoftmaxVjp;
+}
+constexpr SoftmaxOp VjpFromOutputOp(Function f) {
+  return f == Function::kLogSoftmax ? SoftmaxOp::kLogSoftmaxVjpFromOutput
+                                    : SoftmaxOp::kSoftmaxVjpFromOutput;
+}
+
 // Rows of at most this many values (v.size) run the column kernel, which
 // computes a vector of rows at once (core/softmax_column-inl.h), in both
-// layouts; longer rows run the row kernel. A measured crossover (float32,
-// AVX3).
+// layouts; longer rows run the row kernel (the crossover: BENCHMARKS.md,
+// "Softmax along other axes, and short rows").
 inline constexpr int64_t kSoftmaxColumnMaxClasses = 32;
 
 // The view of `shape` around `axis`. Precondition: 0 <= axis < shape.size().

@@ -2,16 +2,13 @@
 // Compiled once per instruction set by core/softmax_columns.cc; shared
 // pieces in core/softmax-inl.h.
 //
-// Column kernel (SoftmaxColumns): rows of C <= kColumnMaxClasses values
+// Column kernel (SoftmaxColumns): rows of C <= kSoftmaxColumnMaxClasses values
 // (softmax.cc sends every such row here, strided or contiguous), a vector of
 // rows at once: lane j holds row j, class c of the vector is one load at
 // x + c·stride + j, so a row costs no horizontal reduction, no masked row
-// tail and no per-row log1p or division. The row kernels pay a fixed
-// 65-95 ns per row shorter than a vector. Crossover (float32, AVX3): up to
-// 32 classes the column kernel is faster for every op in both layouts
-// (1.1-2.4x at 32 contiguous); at 48-64 contiguous softmax is 12-15%
-// slower than the row kernel (log_softmax still 1.5-1.8x faster); at 128
-// the row kernel wins every contiguous op, while strided rows still gain.
+// tail and no per-row log1p or division (what the row kernels pay per row
+// shorter than a vector).
+// Max error: as the row kernels (core/softmax_row-inl.h), on every target.
 // Per vector of rows, in T lanes:
 //  - m = max over c; a lane is special when a NaN or ±inf is in its row or
 //    max − min overflows (as RowMax). The vector is computed anyway; the
@@ -29,12 +26,6 @@
 //    takes 1 − p_k = rest · (1/z); ⟨g, p⟩ or Σg as a TwoSum pair in T
 //    lanes subtracted as hi + lo. VJPs from y: ⟨g, y⟩ (products' errors by
 //    FMA) or Σg TwoSum-compensated in T lanes.
-// Measured maxima (tests/core/softmax_simd_test.cc, ColumnsFloat32/64:
-// every C, contiguous and strided rows, all targets): p 1.97 ULP (float32,
-// FMA; 2.49 without) / 2.41 (float64; 2.79 without FMA), log p 1.24 (1.37
-// without FMA) / 2.58; the VJPs from x no excess beyond 8ε Σ_a |J_ai g_a|;
-// the VJPs from y excess 0.81 / 0.50 ULP (float32), 0.92 / 0.50 (float64).
-// Budget 4, as for the row kernels.
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_SOFTMAX_COLUMN_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -64,7 +55,7 @@ namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 // ---------------------------------------------------------------------------
-// The column kernel: rows of C <= kColumnMaxClasses classes, a vector of
+// The column kernel: rows of C <= kSoftmaxColumnMaxClasses classes, a vector of
 // rows at once. Lane j of a vector holds row j; class c of those rows is
 // the vector at x + c * stride + j (see the top of this file).
 
@@ -114,6 +105,119 @@ HWY_INLINE V InverseOfPair(D d, V zh, V zl) {
   return hn::MulAdd(q, r, q);
 }
 
+// The column kernel's pieces take the loads of class c of the vector of
+// rows, X(c) and G(c), and put(special, f), which stores f(c) for every
+// class but the special lanes; each returns the special lanes.
+
+// The VJP from the output of softmax: a = ⟨g, y⟩ compensated (the products'
+// errors by FMA), rounded to T; dx = y ⊙ (g − a).
+template <class D, class XF, class GF, class Put>
+HWY_INLINE hn::Mask<D> ColumnSoftmaxVjpFromOutput(D d, size_t C, const XF& X,
+                                                  const GF& G, const Put& put) {
+  using V = hn::Vec<D>;
+  using M = hn::Mask<D>;
+  V s = hn::Zero(d), cs = hn::Zero(d);
+  for (size_t c = 0; c < C; ++c) {
+    const V gv = G(c), yv = X(c);
+    const V prod = hn::Mul(gv, yv);
+    cs = hn::Add(cs, hn::MulSub(gv, yv, prod));
+    CompensatedAdd(d, prod, s, cs);
+  }
+  const V a = hn::Add(s, cs);
+  const M special = hn::Not(hn::IsFinite(a));
+  put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
+    return hn::Mul(X(c), hn::Sub(G(c), a));
+  });
+  return special;
+}
+
+// The VJP from the output of log_softmax: Σg compensated as hi + lo;
+// dx = g − e^y Σg. Lanes whose y is not log-probabilities are special.
+template <class D, class XF, class GF, class Put>
+HWY_INLINE hn::Mask<D> ColumnLogSoftmaxVjpFromOutput(D d, size_t C, const XF& X,
+                                                     const GF& G,
+                                                     const Put& put) {
+  using T = hn::TFromD<D>;
+  using V = hn::Vec<D>;
+  using M = hn::Mask<D>;
+  V ymax = X(0), ysum = hn::Zero(d);
+  V s = hn::Zero(d), cs = hn::Zero(d);
+  for (size_t c = 0; c < C; ++c) {
+    const V yv = X(c);
+    ymax = hn::Max(ymax, yv);
+    ysum = hn::Add(ysum, yv);
+    CompensatedAdd(d, G(c), s, cs);
+  }
+  const V hi = hn::Add(s, cs);
+  const V lo = hn::Sub(cs, hn::Sub(hi, s));
+  const V inf = hn::Set(d, std::numeric_limits<T>::infinity());
+  const M special =
+      hn::Or(hn::Or(hn::Not(hn::Le(ymax, hn::Set(d, T(40)))), hn::IsNaN(ysum)),
+             hn::Or(hn::Eq(ysum, inf), hn::Not(hn::IsFinite(hi))));
+  put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
+    const V p = ExpOfSum(d, X(c), hn::Zero(d));
+    return hn::NegMulAdd(p, lo, hn::NegMulAdd(p, hi, G(c)));
+  });
+  return special;
+}
+
+// The VJPs from x (log: of log_softmax), after pass 2 left e_c in e, the
+// compensated rest as rs + rc, the first maximum's class kidx and g_k in
+// gk, and inv = 1/z = p_k.
+template <class D, class GF, class Put, class V = hn::Vec<D>>
+HWY_INLINE void ColumnVjpFromLogits(D d, bool log, size_t C,
+                                    hn::TFromD<D>* HWY_RESTRICT e, V inv,
+                                    V kidx, V gk, V rs, V rc,
+                                    hn::Mask<D> special, const GF& G,
+                                    const Put& put) {
+  using T = hn::TFromD<D>;
+  const size_t lanes = hn::Lanes(d);
+  // The VJPs from x: p_c = e_c / z into e; a' = Σ_{c≠k} g_c p_c (softmax)
+  // or Σ_{c≠k} g_c (log_softmax), compensated; then a = a' + g_k p_k (or
+  // + g_k) as hi + lo. Class k's output takes 1 − p_k = rest / z.
+  V as = hn::Zero(d), ac = hn::Zero(d);
+  // as + ac += g p (the product's error by FMA) or g (log_softmax).
+  const auto add = [&](V gv, V pv) ACTSVC_LAMBDA_INLINE {
+    if (log) {
+      CompensatedAdd(d, gv, as, ac);
+    } else {
+      const V prod = hn::Mul(gv, pv);
+      ac = hn::Add(ac, hn::MulSub(gv, pv, prod));
+      CompensatedAdd(d, prod, as, ac);
+    }
+  };
+  for (size_t c = 0; c < C; ++c) {
+    const V pv = hn::Mul(hn::Load(d, e + c * lanes), inv);
+    hn::Store(pv, d, e + c * lanes);
+    add(hn::IfThenZeroElse(hn::Eq(kidx, hn::Set(d, static_cast<T>(c))), G(c)),
+        pv);
+  }
+  const V a_rest = hn::Add(as, ac);
+  const V qk = hn::Mul(hn::Add(rs, rc), inv);  // 1 − p_k
+  add(gk, inv);
+  const V ah = hn::Add(as, ac);
+  const V al = hn::Sub(ac, hn::Sub(ah, as));
+  if (log) {
+    // g_k − p_k Σg = g_k (1 − p_k) − p_k Σ_{c≠k} g_c.
+    const V out_k = hn::MulSub(gk, qk, hn::Mul(inv, a_rest));
+    put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
+      const V pv = hn::Load(d, e + c * lanes);
+      const V out = hn::NegMulAdd(pv, al, hn::NegMulAdd(pv, ah, G(c)));
+      return hn::IfThenElse(hn::Eq(kidx, hn::Set(d, static_cast<T>(c))), out_k,
+                            out);
+    });
+  } else {
+    // p_k (g_k − ⟨g, p⟩) = p_k (g_k (1 − p_k) − Σ_{c≠k} g_c p_c).
+    const V out_k = hn::Mul(inv, hn::MulSub(gk, qk, a_rest));
+    put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
+      const V pv = hn::Load(d, e + c * lanes);
+      const V out = hn::Mul(pv, hn::Sub(hn::Sub(G(c), ah), al));
+      return hn::IfThenElse(hn::Eq(kidx, hn::Set(d, static_cast<T>(c))), out_k,
+                            out);
+    });
+  }
+}
+
 // One vector of rows: class c at x + c * stride (g likewise, null for the
 // forward ops). e: scratch of C * Lanes values. store(c, v, ok, all_ok)
 // writes the outputs of class c, ok the lanes to write. Returns the special
@@ -141,41 +245,10 @@ HWY_INLINE hn::Mask<D> ColumnVector(D d, SoftmaxOp op,
     for (size_t c = 0; c < C; ++c) store(c, f(c), ok, all_ok);
   };
   if (op == SoftmaxOp::kSoftmaxVjpFromOutput) {
-    // a = ⟨g, y⟩ compensated (the products' errors by FMA), rounded to T.
-    V s = hn::Zero(d), cs = hn::Zero(d);
-    for (size_t c = 0; c < C; ++c) {
-      const V gv = G(c), yv = X(c);
-      const V prod = hn::Mul(gv, yv);
-      cs = hn::Add(cs, hn::MulSub(gv, yv, prod));
-      CompensatedAdd(d, prod, s, cs);
-    }
-    const V a = hn::Add(s, cs);
-    const M special = hn::Not(hn::IsFinite(a));
-    put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
-      return hn::Mul(X(c), hn::Sub(G(c), a));
-    });
-    return special;
+    return ColumnSoftmaxVjpFromOutput(d, C, X, G, put);
   }
   if (op == SoftmaxOp::kLogSoftmaxVjpFromOutput) {
-    V ymax = X(0), ysum = hn::Zero(d);
-    V s = hn::Zero(d), cs = hn::Zero(d);
-    for (size_t c = 0; c < C; ++c) {
-      const V yv = X(c);
-      ymax = hn::Max(ymax, yv);
-      ysum = hn::Add(ysum, yv);
-      CompensatedAdd(d, G(c), s, cs);
-    }
-    const V hi = hn::Add(s, cs);
-    const V lo = hn::Sub(cs, hn::Sub(hi, s));
-    const V inf = hn::Set(d, std::numeric_limits<T>::infinity());
-    const M special = hn::Or(
-        hn::Or(hn::Not(hn::Le(ymax, hn::Set(d, T(40)))), hn::IsNaN(ysum)),
-        hn::Or(hn::Eq(ysum, inf), hn::Not(hn::IsFinite(hi))));
-    put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
-      const V p = ExpOfSum(d, X(c), hn::Zero(d));
-      return hn::NegMulAdd(p, lo, hn::NegMulAdd(p, hi, G(c)));
-    });
-    return special;
+    return ColumnLogSoftmaxVjpFromOutput(d, C, X, G, put);
   }
   // Pass 1: m, and the special lanes (NaN, ±inf, a range that overflows).
   V vmax = X(0);
@@ -229,58 +302,12 @@ HWY_INLINE hn::Mask<D> ColumnVector(D d, SoftmaxOp op,
     });
     return special;
   }
-  // The VJPs from x: p_c = e_c / z into e; a' = Σ_{c≠k} g_c p_c (softmax)
-  // or Σ_{c≠k} g_c (log_softmax), compensated; then a = a' + g_k p_k (or
-  // + g_k) as hi + lo. Class k's output takes 1 − p_k = rest / z.
-  const bool log = op == SoftmaxOp::kLogSoftmaxVjp;
-  V as = hn::Zero(d), ac = hn::Zero(d);
-  for (size_t c = 0; c < C; ++c) {
-    const V pv = hn::Mul(hn::Load(d, e + c * lanes), inv);
-    hn::Store(pv, d, e + c * lanes);
-    const V gv =
-        hn::IfThenZeroElse(hn::Eq(kidx, hn::Set(d, static_cast<T>(c))), G(c));
-    if (log) {
-      CompensatedAdd(d, gv, as, ac);
-    } else {
-      const V prod = hn::Mul(gv, pv);
-      ac = hn::Add(ac, hn::MulSub(gv, pv, prod));
-      CompensatedAdd(d, prod, as, ac);
-    }
-  }
-  const V a_rest = hn::Add(as, ac);
-  const V qk = hn::Mul(hn::Add(rs, rc), inv);  // 1 − p_k
-  if (log) {
-    CompensatedAdd(d, gk, as, ac);
-  } else {
-    const V prod = hn::Mul(gk, inv);
-    ac = hn::Add(ac, hn::MulSub(gk, inv, prod));
-    CompensatedAdd(d, prod, as, ac);
-  }
-  const V ah = hn::Add(as, ac);
-  const V al = hn::Sub(ac, hn::Sub(ah, as));
-  if (log) {
-    // g_k − p_k Σg = g_k (1 − p_k) − p_k Σ_{c≠k} g_c.
-    const V out_k = hn::MulSub(gk, qk, hn::Mul(inv, a_rest));
-    put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
-      const V pv = hn::Load(d, e + c * lanes);
-      const V out = hn::NegMulAdd(pv, al, hn::NegMulAdd(pv, ah, G(c)));
-      return hn::IfThenElse(hn::Eq(kidx, hn::Set(d, static_cast<T>(c))), out_k,
-                            out);
-    });
-  } else {
-    // p_k (g_k − ⟨g, p⟩) = p_k (g_k (1 − p_k) − Σ_{c≠k} g_c p_c).
-    const V out_k = hn::Mul(inv, hn::MulSub(gk, qk, a_rest));
-    put(special, [&](size_t c) ACTSVC_LAMBDA_INLINE {
-      const V pv = hn::Load(d, e + c * lanes);
-      const V out = hn::Mul(pv, hn::Sub(hn::Sub(G(c), ah), al));
-      return hn::IfThenElse(hn::Eq(kidx, hn::Set(d, static_cast<T>(c))), out_k,
-                            out);
-    });
-  }
+  ColumnVjpFromLogits(d, op == SoftmaxOp::kLogSoftmaxVjp, C, e, inv, kidx, gk,
+                      rs, rc, special, G, put);
   return special;
 }
 
-// `blocks` blocks of `count` rows of C <= kColumnMaxClasses classes: row
+// `blocks` blocks of `count` rows of C <= kSoftmaxColumnMaxClasses classes: row
 // j of block b has class c at x[b * block_stride + c * stride + j] (g and
 // y likewise; y may be x or g). Special rows are left to
 // special(context, b * count + j), called after the other rows of their
@@ -295,10 +322,10 @@ HWY_NOINLINE void SoftmaxColumns(SoftmaxOp op, const T* x, const T* g, T* y,
   using M = hn::Mask<decltype(d)>;
   constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
   const size_t lanes = hn::Lanes(d);
-  HWY_ALIGN T e[kColumnMaxClasses * kMaxLanes];
-  HWY_ALIGN T xb[kColumnMaxClasses * kMaxLanes];
-  HWY_ALIGN T gb[kColumnMaxClasses * kMaxLanes];
-  HWY_ALIGN T yb[kColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T e[kSoftmaxColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T xb[kSoftmaxColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T gb[kSoftmaxColumnMaxClasses * kMaxLanes];
+  HWY_ALIGN T yb[kSoftmaxColumnMaxClasses * kMaxLanes];
   HWY_ALIGN T sp[kMaxLanes];
   const auto report = [&](M sm, size_t row0, size_t n) {
     hn::Store(hn::IfThenElseZero(sm, hn::Set(d, T(1))), d, sp);

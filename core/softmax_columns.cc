@@ -14,19 +14,19 @@ HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
 
-void SoftmaxColumnsF32(int op, const float* x, const float* g, float* y,
+void SoftmaxColumnsF32(SoftmaxOp op, const float* x, const float* g, float* y,
                        size_t classes, size_t stride, size_t count,
                        size_t blocks, size_t block_stride,
                        SoftmaxSpecialRowFn special, void* context) {
-  SoftmaxColumns<float>(static_cast<SoftmaxOp>(op), x, g, y, classes, stride,
-                        count, blocks, block_stride, special, context);
+  SoftmaxColumns<float>(op, x, g, y, classes, stride, count, blocks,
+                        block_stride, special, context);
 }
-void SoftmaxColumnsF64(int op, const double* x, const double* g, double* y,
-                       size_t classes, size_t stride, size_t count,
+void SoftmaxColumnsF64(SoftmaxOp op, const double* x, const double* g,
+                       double* y, size_t classes, size_t stride, size_t count,
                        size_t blocks, size_t block_stride,
                        SoftmaxSpecialRowFn special, void* context) {
-  SoftmaxColumns<double>(static_cast<SoftmaxOp>(op), x, g, y, classes, stride,
-                         count, blocks, block_stride, special, context);
+  SoftmaxColumns<double>(op, x, g, y, classes, stride, count, blocks,
+                         block_stride, special, context);
 }
 
 }  // namespace HWY_NAMESPACE
@@ -48,12 +48,12 @@ HWY_EXPORT(SoftmaxColumnsF64);
 namespace internal {
 namespace {
 
-// Rows of v.size <= kColumnMaxClasses on the column kernel. The special
+// Rows of v.size <= kSoftmaxColumnMaxClasses on the column kernel. The special
 // rows' context: row r of the kernel call is the row at
 // (r / count) * block_stride + r % count of x, g and y, with stride v.inner.
 template <typename T>
 struct ColumnContext {
-  int op;
+  SoftmaxOp op;
   AxisView v;
   const T *x, *g;
   T* y;
@@ -63,19 +63,13 @@ struct ColumnContext {
 template <typename T>
 void ColumnSpecialRow(void* p, size_t row) {
   const ColumnContext<T>& c = *static_cast<const ColumnContext<T>*>(p);
-  const int64_t off =
-      static_cast<int64_t>(row / c.count * c.block_stride + row % c.count);
-  if (c.op < 2) {
-    ReferenceForwardRow<T>(c.op == 1, c.v, c.x, c.y, off);
-  } else if (c.op >= 4) {
-    ReferenceVjpFromOutputRow<T>(c.op == 5, c.v, c.x, c.g, c.y, off);
-  } else {
-    ReferenceVjpRow<T>(c.op == 3, c.v, c.x, c.g, c.y, off);
-  }
+  ReferenceRow<T>(
+      c.op, c.v, c.x, c.g, c.y,
+      static_cast<int64_t>(row / c.count * c.block_stride + row % c.count));
 }
 
 template <typename T>
-void Columns(int op, const T* x, const T* g, T* y, size_t classes,
+void Columns(SoftmaxOp op, const T* x, const T* g, T* y, size_t classes,
              size_t stride, size_t count, size_t blocks, size_t block_stride,
              ColumnContext<T>* ctx) {
   if constexpr (sizeof(T) == 4) {
@@ -99,8 +93,8 @@ void Columns(int op, const T* x, const T* g, T* y, size_t classes,
 }  // namespace
 
 template <typename T>
-void ColumnRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
-                int64_t oe) {
+void ColumnRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
+                int64_t ob, int64_t oe) {
   if (v.size == 0 || v.inner == 0 || oe <= ob) return;
   const size_t classes = static_cast<size_t>(v.size);
   if (v.inner > 1) {
@@ -114,7 +108,7 @@ void ColumnRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
     return;
   }
   constexpr int64_t kTile = 64;
-  const bool vjp = op >= 2;
+  const bool vjp = IsVjpOp(op);
   TileScratch<T>& s = Tiles<T>();
   const size_t need = classes * kTile;
   if (s.x.size() < need) s.x.resize(need);
@@ -135,10 +129,10 @@ void ColumnRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
   }
 }
 
-template void ColumnRows<float>(int, AxisView, const float*, const float*,
+template void ColumnRows<float>(SoftmaxOp, AxisView, const float*, const float*,
                                 float*, int64_t, int64_t);
-template void ColumnRows<double>(int, AxisView, const double*, const double*,
-                                 double*, int64_t, int64_t);
+template void ColumnRows<double>(SoftmaxOp, AxisView, const double*,
+                                 const double*, double*, int64_t, int64_t);
 
 }  // namespace internal
 }  // namespace actsvc

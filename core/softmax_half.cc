@@ -31,8 +31,11 @@ absl::Span<float> Sized(std::vector<float>& f, size_t n) {
   return absl::MakeSpan(f);
 }
 
+// Which float32 function of core/softmax.h a half call runs.
+enum class HalfCall { kForward, kVjp, kVjpFromOutput, kJacobian };
+
 template <typename H>
-void SoftmaxHalf(int op, Function f, AxisView v, absl::Span<const H> a,
+void SoftmaxHalf(HalfCall call, Function f, AxisView v, absl::Span<const H> a,
                  absl::Span<const H> g, absl::Span<H> out, int64_t outer_begin,
                  int64_t outer_end) {
   if (outer_end <= outer_begin) return;
@@ -45,7 +48,7 @@ void SoftmaxHalf(int op, Function f, AxisView v, absl::Span<const H> a,
   part.outer = outer_end - outer_begin;
   Wide& w = Scratch();
   const absl::Span<const float> af = WidenInto(a.subspan(begin, count), w.a);
-  if (op == 3) {
+  if (call == HalfCall::kJacobian) {
     const size_t per = static_cast<size_t>(v.inner * v.size * v.size);
     const size_t out_begin = static_cast<size_t>(outer_begin) * per;
     const size_t out_count = static_cast<size_t>(part.outer) * per;
@@ -55,11 +58,11 @@ void SoftmaxHalf(int op, Function f, AxisView v, absl::Span<const H> a,
     return;
   }
   const absl::Span<float> yf = Sized(w.out, count);
-  if (op == 0) {
+  if (call == HalfCall::kForward) {
     SoftmaxForward<float>(f, part, af, yf);
   } else {
     const absl::Span<const float> gf = WidenInto(g.subspan(begin, count), w.g);
-    if (op == 1) {
+    if (call == HalfCall::kVjp) {
       SoftmaxVjp<float>(f, part, af, gf, yf);
     } else {
       SoftmaxVjpFromOutput<float>(f, part, af, gf, yf);
@@ -128,25 +131,28 @@ void ReduceCrossEntropyHalf(Reduction reduction,
   template <>                                                                 \
   void SoftmaxForward<H>(Function f, AxisView v, absl::Span<const H> x,       \
                          absl::Span<H> y, int64_t ob, int64_t oe) {           \
-    SoftmaxHalf<H>(0, f, v, x, {}, y, ob, oe < 0 ? v.outer : oe);             \
+    SoftmaxHalf<H>(HalfCall::kForward, f, v, x, {}, y, ob,                    \
+                   oe < 0 ? v.outer : oe);                                    \
   }                                                                           \
   template <>                                                                 \
   void SoftmaxVjp<H>(Function f, AxisView v, absl::Span<const H> x,           \
                      absl::Span<const H> g, absl::Span<H> y, int64_t ob,      \
                      int64_t oe) {                                            \
-    SoftmaxHalf<H>(1, f, v, x, g, y, ob, oe < 0 ? v.outer : oe);              \
+    SoftmaxHalf<H>(HalfCall::kVjp, f, v, x, g, y, ob, oe < 0 ? v.outer : oe); \
   }                                                                           \
   template <>                                                                 \
   void SoftmaxVjpFromOutput<H>(Function f, AxisView v, absl::Span<const H> y, \
                                absl::Span<const H> g, absl::Span<H> dx,       \
                                int64_t ob, int64_t oe) {                      \
-    SoftmaxHalf<H>(2, f, v, y, g, dx, ob, oe < 0 ? v.outer : oe);             \
+    SoftmaxHalf<H>(HalfCall::kVjpFromOutput, f, v, y, g, dx, ob,              \
+                   oe < 0 ? v.outer : oe);                                    \
   }                                                                           \
   template <>                                                                 \
   void SoftmaxJacobian<H>(Function f, AxisView v, absl::Span<const H> x,      \
                           absl::Span<H> jac, int64_t ob, int64_t oe) {        \
     if (v.size == 0) return;                                                  \
-    SoftmaxHalf<H>(3, f, v, x, {}, jac, ob, oe < 0 ? v.outer : oe);           \
+    SoftmaxHalf<H>(HalfCall::kJacobian, f, v, x, {}, jac, ob,                 \
+                   oe < 0 ? v.outer : oe);                                    \
   }                                                                           \
   template <>                                                                 \
   CrossEntropyPartial CrossEntropyRows<H>(                                    \

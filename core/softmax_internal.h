@@ -1,8 +1,6 @@
 // Host-side pieces the softmax files share (core/softmax.cc, the row
 // kernels and the public API; core/softmax_columns.cc; core/softmax_tiles.cc;
-// core/cross_entropy.cc). Not part of the API. `op` is SoftmaxOp of
-// core/softmax-inl.h: 0 softmax, 1 log_softmax, 2 and 3 their VJPs from x,
-// 4 and 5 their VJPs from the forward output.
+// core/cross_entropy.cc). Not part of the API.
 #ifndef ACTSVC_CORE_SOFTMAX_INTERNAL_H_
 #define ACTSVC_CORE_SOFTMAX_INTERNAL_H_
 
@@ -76,6 +74,21 @@ inline void ReferenceVjpFromOutputRow(bool log, AxisView v, const T* y,
   }
 }
 
+// The reference for op (core/softmax.h) on one row at `off` with stride
+// `inner`: what the kernels leave to it (rows with NaN or ±inf, ...).
+template <typename T>
+inline void ReferenceRow(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
+                         int64_t off) {
+  const bool log = IsLogOp(op);
+  if (!IsVjpOp(op)) {
+    ReferenceForwardRow<T>(log, v, x, y, off);
+  } else if (IsVjpFromOutputOp(op)) {
+    ReferenceVjpFromOutputRow<T>(log, v, x, g, y, off);
+  } else {
+    ReferenceVjpRow<T>(log, v, x, g, y, off);
+  }
+}
+
 // The SIMD softmax of one contiguous row, its max and rest; false for a
 // special row (nothing written). core/softmax.cc.
 template <typename T>
@@ -84,14 +97,14 @@ bool SimdStats(const T* x, int64_t n, T* p, T* max, reference::Wider<T>* rest);
 // Runs the SIMD row kernel over the contiguous rows [ob, oe)
 // (v.inner == 1); special rows go to the reference. core/softmax.cc.
 template <typename T>
-void SimdRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
-              int64_t oe);
+void SimdRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
+              int64_t ob, int64_t oe);
 
 // Rows of v.size <= kSoftmaxColumnMaxClasses on the column kernel, strided
 // or contiguous. core/softmax_columns.cc.
 template <typename T>
-void ColumnRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
-                int64_t oe);
+void ColumnRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
+                int64_t ob, int64_t oe);
 
 }  // namespace actsvc::internal
 

@@ -3,6 +3,10 @@
 // forward output y), float32 and float64, and the stats kernel the dense
 // Jacobian and the cross-entropy use. Compiled once per instruction set by
 // core/softmax.cc; shared pieces in core/softmax-inl.h.
+// RowKernel is over 80 lines: one switch over the six ops, kept whole
+// because split into one function per op (issue 21) the compiled row loop
+// changed (SoftmaxRows<float> 1.4 KiB smaller on AVX2) and the VJP from
+// the output measured about 3% slower.
 //
 // Forward, three passes over a row x of n values (the gemma.cpp Softmax
 // structure):
@@ -22,8 +26,13 @@
 // VJPs from the output (oneDNN's backward): one pass for ⟨g, y⟩ (softmax)
 // or Σg (log_softmax), one for dx = y ⊙ (g − ⟨g, y⟩) or g − e^y Σg.
 //
-// Accuracy (SPEC.md §4; measured per target by
-// tests/core/softmax_simd_test.cc against __float128):
+// Max error (SPEC.md §4; every target; tests/core/softmax_row_test.cc):
+// p and log p 4 ULP for normal results (a subnormal p within the smallest
+// normal). The VJPs from x: 4 ULP beyond 8ε Σ_a |J_ai g_a|, the condition
+// of the result itself. The VJPs from y, against the formula at the y
+// given: 4 ULP beyond 8ε y_i Σ_j |g_j| y_j (softmax) or 8ε e^(y_i) Σ_j |g_j|
+// (log_softmax). Maxima measured: BENCHMARKS.md, "Accuracy of the kernels".
+// How:
 //  - x − m is formed exactly as hi + lo (TwoSum, or Fast2Sum when the row's
 //    max and min allow): the rounding of hi would be amplified by |x − m|
 //    in e^(x−m). ExpOfSum (below) takes hi + lo into its range reduction;
@@ -45,16 +54,6 @@
 //    (½ε |⟨g, y⟩| more) so that the output pass is one subtraction and one
 //    product. It is exact for the y given (see SoftmaxVjpFromOutput in
 //    softmax.h for what that means near p_k = 1).
-// Measured maxima (rows of 1..2N−1, 1000, 1001 and 4099 values; AVX3 and
-// AVX2 alike, SSE4, SSSE3 and SCALAR have no FMA): p 2.08 ULP (float32;
-// 2.23 without FMA) / 2.54 (float64), log p 1.24 / 1.10; the budget
-// asserted is 4 ULP for normal results. The VJPs from x stay within
-// 8ε Σ_a |J_ai g_a| of the exact value (the condition of the result
-// itself); measured excess beyond that: softmax 0.09 ULP (float32) / 0.05
-// (float64), log_softmax 0. The VJPs from y, against the
-// formula at the y given: excess beyond 8ε y_i Σ_j |g_j| y_j (softmax) or
-// 8ε e^(y_i) Σ_j |g_j| (log_softmax) at most 0.61 / 0.50 ULP (float32),
-// 0.67 / 0.50 (float64); budget 4.
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_SOFTMAX_ROW_INL_H_) == defined(HWY_TARGET_TOGGLE)

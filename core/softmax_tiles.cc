@@ -167,10 +167,10 @@ void Transpose(const T* src, int64_t src_stride, T* dst, int64_t dst_stride,
 // to y. Special rows go to the reference on the gathered row, which gives
 // the bits of the reference on the strided row.
 template <typename T>
-void TiledRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
-               int64_t oe) {
+void TiledRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
+               int64_t ob, int64_t oe) {
   if (v.size == 0 || oe <= ob) return;
-  const bool vjp = op >= 2;
+  const bool vjp = IsVjpOp(op);
   const int arrays = vjp ? 2 : 1;
   TileScratch<T>& s = Tiles<T>();
   const size_t need = static_cast<size_t>(TileColumns<T>(v, arrays) * v.size);
@@ -186,11 +186,11 @@ void TiledRows(int op, AxisView v, const T* x, const T* g, T* y, int64_t ob,
   });
 }
 
-#define ACTSVC_INSTANTIATE(T)                                                \
-  template void Transpose<T>(const T*, int64_t, T*, int64_t, int64_t,        \
-                             int64_t);                                       \
-  template void TiledRows<T>(int, AxisView, const T*, const T*, T*, int64_t, \
-                             int64_t);
+#define ACTSVC_INSTANTIATE(T)                                             \
+  template void Transpose<T>(const T*, int64_t, T*, int64_t, int64_t,     \
+                             int64_t);                                    \
+  template void TiledRows<T>(SoftmaxOp, AxisView, const T*, const T*, T*, \
+                             int64_t, int64_t);
 ACTSVC_INSTANTIATE(float)
 ACTSVC_INSTANTIATE(double)
 #undef ACTSVC_INSTANTIATE

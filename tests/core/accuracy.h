@@ -20,8 +20,9 @@
 //  - 0 < |want| < T's smallest normal (the result is subnormal): the error
 //    may be at most the smallest normal, |got − want| <= min_normal.
 //  - within ±0.5 of an interior zero of f' or f'' (gelu, gelu_tanh, silu),
-//    for that order: pass if |got − want| <= 4·2^-(digits−1) (×4 for f'')
-//    or the ULP budget holds.
+//    for that order: pass if |got − want| <= the row's near-zero bound
+//    (tests/core/ulp_budgets.h: 4·2^-(digits−1), ×4 for f'') or the ULP
+//    budget holds.
 #ifndef ACTSVC_TESTS_CORE_ACCURACY_H_
 #define ACTSVC_TESTS_CORE_ACCURACY_H_
 
@@ -34,6 +35,7 @@
 #include <vector>
 
 #include "core/activation.h"
+#include "gtest/gtest.h"
 #include "tests/core/oracle.h"
 
 namespace actsvc {
@@ -46,6 +48,15 @@ template <typename T>
 const char* DtypeName() {
   return sizeof(T) == 4 ? "float32" : "float64";
 }
+
+// float32 and float64, for typed tests named by their dtype.
+using FloatTypes = ::testing::Types<float, double>;
+struct DtypeNames {
+  template <typename T>
+  static std::string GetName(int) {
+    return DtypeName<T>();
+  }
+};
 
 // Spacing of T in the binade of the (normal) value v.
 template <typename T>
@@ -169,14 +180,15 @@ inline std::vector<double> InteriorZeros(Function f, int order) {
   return zeros;
 }
 
-// The absolute bound near an interior zero of f^(order), or 0 when x is not
-// within 0.5 of one.
+// The absolute bound near an interior zero: factor · 2^-(digits − 1) (the
+// row's near_zero of tests/core/ulp_budgets.h) when x is within 0.5 of one
+// of `zeros`, else 0.
 template <typename T>
-double NearZeroBound(const std::vector<double>& zeros, int order, double x) {
+double NearZeroBound(const std::vector<double>& zeros, double factor,
+                     double x) {
   for (double z : zeros) {
     if (std::fabs(x - z) <= 0.5) {
-      const double eps = std::ldexp(1.0, -(kDigits<T> - 1));
-      return (order == 2 ? 16 : 4) * eps;
+      return factor * std::ldexp(1.0, -(kDigits<T> - 1));
     }
   }
   return 0;

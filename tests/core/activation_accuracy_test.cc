@@ -1,8 +1,9 @@
 // ULP accuracy of every elementwise function, order and dtype against the
-// quad oracle (SPEC.md §4), in the style of Highway's math_test: a table of
-// (function, order, dtype, budget); inputs sampled across every bit pattern
-// of each sign, dense grids, the tails and the special values; the maximum
-// ULP found is printed per row, then the budget asserted.
+// quad oracle (SPEC.md §4), in the style of Highway's math_test: the table
+// of (function, order, dtype, budget) in tests/core/ulp_budgets.h; inputs
+// sampled across every bit pattern of each sign, dense grids, the tails and the
+// special values; the maximum ULP found is printed per row, then the budget
+// asserted.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -18,48 +19,12 @@
 #include "gtest/gtest.h"
 #include "tests/core/accuracy.h"
 #include "tests/core/oracle.h"
+#include "tests/core/test_util.h"
+#include "tests/core/ulp_budgets.h"
 
 namespace actsvc {
 namespace test {
 namespace {
-
-// ULP budgets of SPEC.md §4 by (order, dtype).
-struct Budget {
-  int order;
-  const char* name;
-  double float32;
-  double float64;
-};
-constexpr Budget kBudgets[] = {
-    {0, "f  ", 4, 4},
-    {1, "f' ", 4, 4},
-    {2, "f''", 16, 16},
-};
-
-struct Case {
-  Function function;
-  double alpha;
-  const char* label;
-};
-
-// Names the case in test listings (ctest shows "GetParam() = gelu").
-void PrintTo(const Case& c, std::ostream* os) { *os << c.label; }
-
-const Case kCases[] = {
-    {Function::kIdentity, 0, "identity"},
-    {Function::kSigmoid, 0, "sigmoid"},
-    {Function::kTanh, 0, "tanh"},
-    {Function::kRelu, 0, "relu"},
-    {Function::kLeakyRelu, 0.01, "leaky_relu"},
-    {Function::kLeakyRelu, 0.2, "leaky_relu_alpha_0_2"},
-    {Function::kGelu, 0, "gelu"},
-    {Function::kGeluTanh, 0, "gelu_tanh"},
-    {Function::kSilu, 0, "silu"},
-    {Function::kSoftplus, 0, "softplus"},
-    {Function::kElu, 1.0, "elu"},
-    {Function::kElu, 0.5, "elu_alpha_0_5"},
-    {Function::kSelu, 0, "selu"},
-};
 
 // Sampling: ~3M float32 inputs per function (every 1427th finite bit pattern
 // of each sign), ~200k float64 ones; every order is checked at each input.
@@ -97,92 +62,100 @@ class TablePrinter : public ::testing::Environment {
 const auto* const kTablePrinter =
     ::testing::AddGlobalTestEnvironment(new TablePrinter);
 
+// The results of f, f' and f'' over x (pre-filled with NaN).
+template <typename T>
+void EvaluateOrders(const Case& c, const std::vector<T>& x,
+                    std::vector<T> (&out)[3]) {
+  for (int order = 0; order < 3; ++order) {
+    out[order].assign(x.size(), std::numeric_limits<T>::quiet_NaN());
+    RunKind<T>(c, KindOfOrder(order), x, {}, absl::MakeSpan(out[order]));
+  }
+}
+
+// Adds one judged result to its row.
+template <typename T>
+void Record(const Verdict& v, double budget, T x, T got, Quad want,
+            RowStats& s) {
+  const double eps = std::ldexp(1.0, -(kDigits<T> - 1));
+  ++s.samples;
+  if (v.rule == Rule::kUlp || v.rule == Rule::kNearZero) {
+    if (v.rule == Rule::kNearZero) {
+      s.max_near_zero_abs = std::max(s.max_near_zero_abs, v.abs_error / eps);
+    }
+    if (v.ulp > s.max_ulp &&
+        (v.rule == Rule::kUlp || !v.ok || v.ulp <= budget)) {
+      s.max_ulp = v.ulp;
+      s.max_ulp_at = static_cast<double>(x);
+    }
+  } else if (v.rule == Rule::kSubnormal) {
+    ++s.subnormal_results;
+    s.max_subnormal_abs = std::max(s.max_subnormal_abs,
+                                   v.abs_error / std::numeric_limits<T>::min());
+  }
+  if (!v.ok) {
+    ++s.failures;
+    if (s.messages.size() < 8) {
+      s.messages.push_back("x = " + Describe<T>(x) + "  got " +
+                           Describe<T>(got) + "  want " + Describe(want));
+    }
+  }
+}
+
+// Prints the row, adds it to the table and asserts its budget.
+template <typename T>
+void Report(const Case& c, int order, double budget, const RowStats& s) {
+  char line[320];
+  std::snprintf(line, sizeof(line),
+                "%-22s %s %s  max %7.3f ULP (budget %2.0f) at %-14a  "
+                "near-zero max %6.3f eps  subnormal results %zu (max %.3g "
+                "min_normal)  n=%zu",
+                c.label, KindName(KindOfOrder(order)), DtypeName<T>(),
+                s.max_ulp, budget, s.max_ulp_at, s.max_near_zero_abs,
+                s.subnormal_results, s.max_subnormal_abs, s.samples);
+  std::printf("%s\n", line);
+  {
+    std::lock_guard<std::mutex> lock(table_mutex);
+    char key[64];
+    std::snprintf(key, sizeof(key), "%02d %-22s %s %d", int(c.function),
+                  c.label, DtypeName<T>(), order);
+    Table()[key] = line;
+  }
+  std::string first;
+  for (const auto& m : s.messages) first += m + "\n  ";
+  EXPECT_EQ(s.failures, 0u)
+      << c.label << " " << KindName(KindOfOrder(order)) << " " << DtypeName<T>()
+      << ": " << s.failures << " of " << s.samples << " outside the budget of "
+      << budget << " ULP; first: \n  " << first;
+}
+
+// f, f' and f'' of c at every x against the oracle, each order with the
+// budget of its row in tests/core/ulp_budgets.h.
 template <typename T>
 void SweepAndCheck(const Case& c, const std::vector<T>& x) {
   std::vector<T> out[3];
-  for (int order = 0; order < 3; ++order) {
-    out[order].assign(x.size(), std::numeric_limits<T>::quiet_NaN());
-    if (order == 0) {
-      Evaluate<T>(c.function, c.alpha, absl::MakeConstSpan(x),
-                  absl::MakeSpan(out[order]));
-    } else {
-      Derivative<T>(c.function, c.alpha, order, absl::MakeConstSpan(x),
-                    absl::MakeSpan(out[order]));
-    }
-  }
+  EvaluateOrders<T>(c, x, out);
   std::vector<double> zeros[3];
+  double budget[3], near_zero[3];
   for (int order = 0; order < 3; ++order) {
     zeros[order] = InteriorZeros(c.function, order);
+    budget[order] = BudgetOf<T>(c.function, KindOfOrder(order));
+    near_zero[order] = NearZeroOf<T>(c.function, KindOfOrder(order));
   }
-
-  const double eps = std::ldexp(1.0, -(kDigits<T> - 1));
   RowStats stats[3];
   for (size_t i = 0; i < x.size(); ++i) {
     const Jet want = OracleJet(c.function, c.alpha, x[i]);
-    for (const Budget& b : kBudgets) {
-      const int order = b.order;
-      const double budget = sizeof(T) == 4 ? b.float32 : b.float64;
-      const T got = out[order][i];
+    for (int order = 0; order < 3; ++order) {
       const double bound =
-          std::isfinite(x[i])
-              ? NearZeroBound<T>(zeros[order], order, static_cast<double>(x[i]))
-              : 0;
-      const Verdict v = Judge<T>(got, want[order], budget, bound);
-      RowStats& s = stats[order];
-      ++s.samples;
-      if (v.rule == Rule::kUlp || v.rule == Rule::kNearZero) {
-        if (v.rule == Rule::kNearZero) {
-          s.max_near_zero_abs =
-              std::max(s.max_near_zero_abs, v.abs_error / eps);
-        }
-        if (v.ulp > s.max_ulp &&
-            (v.rule == Rule::kUlp || !v.ok || v.ulp <= budget)) {
-          s.max_ulp = v.ulp;
-          s.max_ulp_at = static_cast<double>(x[i]);
-        }
-      } else if (v.rule == Rule::kSubnormal) {
-        ++s.subnormal_results;
-        s.max_subnormal_abs = std::max(
-            s.max_subnormal_abs, v.abs_error / std::numeric_limits<T>::min());
-      }
-      if (!v.ok) {
-        ++s.failures;
-        if (s.messages.size() < 8) {
-          s.messages.push_back("x = " + Describe<T>(x[i]) + "  got " +
-                               Describe<T>(got) + "  want " +
-                               Describe(want[order]));
-        }
-      }
+          std::isfinite(x[i]) ? NearZeroBound<T>(zeros[order], near_zero[order],
+                                                 static_cast<double>(x[i]))
+                              : 0;
+      const T got = out[order][i];
+      const Verdict v = Judge<T>(got, want[order], budget[order], bound);
+      Record<T>(v, budget[order], x[i], got, want[order], stats[order]);
     }
   }
-
-  for (const Budget& b : kBudgets) {
-    const RowStats& s = stats[b.order];
-    const double budget = sizeof(T) == 4 ? b.float32 : b.float64;
-    char line[320];
-    std::snprintf(line, sizeof(line),
-                  "%-22s %s %s  max %7.3f ULP (budget %2.0f) at %-14a  "
-                  "near-zero max %6.3f eps  subnormal results %zu (max %.3g "
-                  "min_normal)  n=%zu",
-                  c.label, b.name, DtypeName<T>(), s.max_ulp, budget,
-                  s.max_ulp_at, s.max_near_zero_abs, s.subnormal_results,
-                  s.max_subnormal_abs, s.samples);
-    std::printf("%s\n", line);
-    {
-      std::lock_guard<std::mutex> lock(table_mutex);
-      char key[64];
-      std::snprintf(key, sizeof(key), "%02d %-22s %s %d", int(c.function),
-                    c.label, DtypeName<T>(), b.order);
-      Table()[key] = line;
-    }
-    EXPECT_EQ(s.failures, 0u)
-        << c.label << " " << b.name << " " << DtypeName<T>() << ": "
-        << s.failures << " of " << s.samples << " outside the budget of "
-        << budget << " ULP; first: \n  " << [&] {
-             std::string all;
-             for (const auto& m : s.messages) all += m + "\n  ";
-             return all;
-           }();
+  for (int order = 0; order < 3; ++order) {
+    Report<T>(c, order, budget[order], stats[order]);
   }
 }
 

@@ -19,19 +19,11 @@
 #include "tests/core/accuracy.h"
 #include "tests/core/oracle.h"
 #include "tests/core/test_util.h"
+#include "tests/core/ulp_budgets.h"
 
 namespace actsvc {
 namespace test {
 namespace {
-
-using Types = ::testing::Types<float, double>;
-class TypeNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return DtypeName<T>();
-  }
-};
 
 std::string Name(Function f) { return std::string(FunctionName(f)); }
 
@@ -40,7 +32,7 @@ std::string Name(Function f) { return std::string(FunctionName(f)); }
 
 template <typename T>
 class SpecialValuesTest : public ::testing::Test {};
-TYPED_TEST_SUITE(SpecialValuesTest, Types, TypeNames);
+TYPED_TEST_SUITE(SpecialValuesTest, FloatTypes, DtypeNames);
 
 TYPED_TEST(SpecialValuesTest, NaNInGivesNaNOutForEveryOrder) {
   using T = TypeParam;
@@ -188,7 +180,7 @@ class IdentitiesTest : public ::testing::Test {
   }
   static long double U(long double v) { return 4 * UlpAt<T>(v); }
 };
-TYPED_TEST_SUITE(IdentitiesTest, Types, TypeNames);
+TYPED_TEST_SUITE(IdentitiesTest, FloatTypes, DtypeNames);
 
 TYPED_TEST(IdentitiesTest, SigmoidPrimeIsSigmoidTimesOneMinusSigmoid) {
   using T = TypeParam;
@@ -265,7 +257,8 @@ TYPED_TEST(IdentitiesTest, SoftplusDerivativesAreSigmoidAndItsDerivative) {
     const auto sp = Apply<T>(Function::kSoftplus, 0, order, x);
     const auto s = Apply<T>(Function::kSigmoid, 0, order - 1, x);
     for (size_t i = 0; i < x.size(); ++i) {
-      const long double budget = order == 1 ? 4 : 16;
+      const long double budget =
+          BudgetOf<T>(Function::kSoftplus, KindOfOrder(order));
       const long double tol = budget * (UlpAt<T>(sp[i]) + UlpAt<T>(s[i]));
       const long double floor = std::fabs(s[i]) < std::numeric_limits<T>::min()
                                     ? std::numeric_limits<T>::min()
@@ -293,6 +286,8 @@ TYPED_TEST(IdentitiesTest, SigmoidOfMinusXIsOneMinusSigmoid) {
 TYPED_TEST(IdentitiesTest, GeluPrimeOfMinusXIsOneMinusGeluPrime) {
   using T = TypeParam;
   const auto zeros = InteriorZeros(Function::kGelu, 1);
+  const double near_zero =
+      NearZeroOf<T>(Function::kGelu, ElementwiseKind::kDerivative1);
   const auto x = this->Grid(-12, 12, 1.0 / 128);
   std::vector<T> minus_x(x.size());
   for (size_t i = 0; i < x.size(); ++i) minus_x[i] = -x[i];
@@ -301,7 +296,8 @@ TYPED_TEST(IdentitiesTest, GeluPrimeOfMinusXIsOneMinusGeluPrime) {
   for (size_t i = 0; i < x.size(); ++i) {
     auto tol = [&](T at, long double v) {
       return std::max<long double>(
-          this->U(v), NearZeroBound<T>(zeros, 1, static_cast<double>(at)));
+          this->U(v),
+          NearZeroBound<T>(zeros, near_zero, static_cast<double>(at)));
     };
     EXPECT_NEAR(g_minus[i], 1 - static_cast<long double>(g[i]),
                 tol(minus_x[i], g_minus[i]) + tol(x[i], g[i]))
@@ -315,7 +311,7 @@ TYPED_TEST(IdentitiesTest, GeluPrimeOfMinusXIsOneMinusGeluPrime) {
 
 template <typename T>
 class SeedErrataTest : public ::testing::Test {};
-TYPED_TEST_SUITE(SeedErrataTest, Types, TypeNames);
+TYPED_TEST_SUITE(SeedErrataTest, FloatTypes, DtypeNames);
 
 // Min or max of f^(order) over a fine grid, and where.
 template <typename T>
@@ -498,7 +494,7 @@ C ComplexF(Function f, long double alpha, int order, C z) {
 
 template <typename T>
 class ComplexStepTest : public ::testing::Test {};
-TYPED_TEST_SUITE(ComplexStepTest, Types, TypeNames);
+TYPED_TEST_SUITE(ComplexStepTest, FloatTypes, DtypeNames);
 
 TYPED_TEST(ComplexStepTest, DerivativesMatch) {
   using T = TypeParam;
@@ -525,7 +521,8 @@ TYPED_TEST(ComplexStepTest, DerivativesMatch) {
           // Near an interior zero of f^(order) only an absolute error is
           // meaningful (SPEC.md §4), the one the ULP test allows.
           const long double atol =
-              NearZeroBound<T>(zeros, order, static_cast<double>(x[i]));
+              NearZeroBound<T>(zeros, NearZeroOf<T>(f, KindOfOrder(order)),
+                               static_cast<double>(x[i]));
           const long double tol = std::max(rtol * std::fabs(want), atol);
           if (std::fabs(want) > 0) {
             worst = std::max<double>(worst, err / std::fabs(want));
@@ -563,7 +560,7 @@ class ArrayApiTest : public ::testing::Test {
     return x;
   }
 };
-TYPED_TEST_SUITE(ArrayApiTest, Types, TypeNames);
+TYPED_TEST_SUITE(ArrayApiTest, FloatTypes, DtypeNames);
 
 constexpr size_t kN = 64;
 
@@ -578,7 +575,8 @@ TYPED_TEST(ArrayApiTest, LengthsMisalignmentAndAliasing) {
     const double alpha = AlphaFor(f);
     for (int order = 0; order < 3; ++order) {
       const auto zeros = InteriorZeros(f, order);
-      const double budget = order == 2 ? 16 : 4;
+      const double budget = BudgetOf<T>(f, KindOfOrder(order));
+      const double near_zero = NearZeroOf<T>(f, KindOfOrder(order));
       for (size_t len = 0; len < 2 * kN; ++len) {
         for (size_t offset = 0; offset < 4; ++offset) {
           for (bool in_place : {false, true}) {
@@ -600,7 +598,7 @@ TYPED_TEST(ArrayApiTest, LengthsMisalignmentAndAliasing) {
               const Verdict v =
                   Judge<T>(got, Oracle(f, alpha, order, values[i]), budget,
                            std::isfinite(values[i])
-                               ? NearZeroBound<T>(zeros, order, values[i])
+                               ? NearZeroBound<T>(zeros, near_zero, values[i])
                                : 0);
               ASSERT_TRUE(v.ok)
                   << Name(f) << " order " << order << " len " << len
@@ -629,6 +627,10 @@ TYPED_TEST(ArrayApiTest, VjpIsUpstreamTimesDerivative) {
   for (Function f : ElementwiseFunctions()) {
     const double alpha = AlphaFor(f);
     const auto zeros = InteriorZeros(f, 1);
+    // The budget of f' plus one rounding (the product's).
+    const double budget = BudgetOf<T>(f, ElementwiseKind::kDerivative1) + 1;
+    const double vjp_budget = BudgetOf<T>(f, ElementwiseKind::kVjp);
+    const double near_zero = NearZeroOf<T>(f, ElementwiseKind::kVjp);
     for (size_t len = 0; len < 2 * kN; ++len) {
       for (size_t offset = 0; offset < 4; ++offset) {
         const auto x_values = this->Inputs(len, len + 1000 * offset);
@@ -653,9 +655,9 @@ TYPED_TEST(ArrayApiTest, VjpIsUpstreamTimesDerivative) {
               continue;
             }
             // g·f' rounded once from the exact f' or from f' in T: within
-            // the 4 ULP of f' plus one rounding.
+            // the budget of f' plus one rounding.
             const long double tol = std::max<long double>(
-                5 * UlpAt<T>(want),
+                budget * UlpAt<T>(want),
                 std::fabs(want) < std::numeric_limits<T>::min()
                     ? std::numeric_limits<T>::min()
                     : 0);
@@ -664,11 +666,12 @@ TYPED_TEST(ArrayApiTest, VjpIsUpstreamTimesDerivative) {
                 << " alias " << alias << " x=" << Describe<T>(x_values[i])
                 << " g=" << g_values[i];
             if (alias != 0) continue;
-            // And against the oracle: 4 ULP of f' plus one rounding.
+            // And against the oracle: the VJP's own budget.
             const Verdict v = Judge<T>(
-                got, Quad(g_values[i]) * Oracle(f, alpha, 1, x_values[i]), 5,
+                got, Quad(g_values[i]) * Oracle(f, alpha, 1, x_values[i]),
+                vjp_budget,
                 std::isfinite(x_values[i])
-                    ? 3 * NearZeroBound<T>(zeros, 1, x_values[i])
+                    ? 3 * NearZeroBound<T>(zeros, near_zero, x_values[i])
                     : 0);
             ASSERT_TRUE(v.ok)
                 << Name(f) << " x=" << Describe<T>(x_values[i])

@@ -24,15 +24,6 @@ namespace test {
 namespace {
 
 using LD = long double;
-using Types = ::testing::Types<float, double>;
-class TypeNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return DtypeName<T>();
-  }
-};
-
 // Labels of a batch: class indices or probability rows (exactly one).
 template <typename T>
 struct Labels {
@@ -201,7 +192,7 @@ void CheckRows(const char* what, int64_t classes, const std::vector<T>& logits,
 
 template <typename T>
 class CrossEntropyTest : public ::testing::Test {};
-TYPED_TEST_SUITE(CrossEntropyTest, Types, TypeNames);
+TYPED_TEST_SUITE(CrossEntropyTest, FloatTypes, DtypeNames);
 
 TYPED_TEST(CrossEntropyTest, ClassIndices) {
   using T = TypeParam;

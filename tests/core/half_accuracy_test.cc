@@ -27,39 +27,11 @@
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
 #include "tests/core/oracle.h"
+#include "tests/core/test_util.h"
 
 namespace actsvc {
 namespace test {
 namespace {
-
-struct Case {
-  Function function;
-  double alpha;
-  const char* label;
-};
-
-const Case kCases[] = {
-    {Function::kIdentity, 0, "identity"},
-    {Function::kSigmoid, 0, "sigmoid"},
-    {Function::kTanh, 0, "tanh"},
-    {Function::kRelu, 0, "relu"},
-    {Function::kLeakyRelu, 0.01, "leaky_relu"},
-    {Function::kLeakyRelu, 0.2, "leaky_relu_alpha_0_2"},
-    {Function::kGelu, 0, "gelu"},
-    {Function::kGeluTanh, 0, "gelu_tanh"},
-    {Function::kSilu, 0, "silu"},
-    {Function::kSoftplus, 0, "softplus"},
-    {Function::kElu, 1.0, "elu"},
-    {Function::kElu, 0.5, "elu_alpha_0_5"},
-    {Function::kSelu, 0, "selu"},
-};
-
-struct TargetScope {
-  ~TargetScope() { hwy::SetSupportedTargetsForTest(0); }
-};
-
-constexpr int kKinds = 4;
-const char* const kKindNames[kKinds] = {"f  ", "f' ", "f''", "vjp"};
 
 template <typename H>
 std::vector<H> AllPatterns() {
@@ -81,18 +53,6 @@ std::vector<H> Upstream(size_t n) {
     g[i] = HalfFromDouble<H>(std::ldexp(base, scale));
   }
   return g;
-}
-
-template <typename H>
-void Run(const Case& c, int kind, absl::Span<const H> x, absl::Span<const H> g,
-         absl::Span<H> y) {
-  if (kind == 0) {
-    Evaluate<H>(c.function, c.alpha, x, y);
-  } else if (kind < 3) {
-    Derivative<H>(c.function, c.alpha, kind, x, y);
-  } else {
-    Vjp<H>(c.function, c.alpha, x, g, y);
-  }
 }
 
 // The half format's numbers, in quad.
@@ -181,26 +141,26 @@ void Exhaustive(const Case& c) {
   for (size_t i = 0; i < x.size(); ++i) {
     want[i] = OracleJet(c.function, c.alpha, Quad(HalfToFloat(x[i])));
   }
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+  for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
     ASSERT_STREQ(KernelTargetName(), hwy::TargetName(target));
-    for (int kind = 0; kind < kKinds; ++kind) {
-      const int order = kind == 3 ? 1 : kind;
+    for (ElementwiseKind kind : kKinds) {
+      const int order = OrderOf(kind);
       std::vector<H> y(x.size(), HalfFromBits<H>(0x7E00));
-      Run<H>(c, kind, x, g, absl::MakeSpan(y));
+      RunKind<H>(c, kind, x, g, absl::MakeSpan(y));
       Tally t;
       for (size_t i = 0; i < x.size(); ++i) {
         Quad w = want[i][order];
-        if (kind == 3) w = w * Quad(HalfToFloat(g[i]));
+        if (kind == ElementwiseKind::kVjp) w = w * Quad(HalfToFloat(g[i]));
         Judge<H>(y[i], w, x[i], t);
       }
       std::printf(
           "%-7s %-22s %s %-8s  not correctly rounded %zu of %zu, max %.3f "
           "ULP\n",
-          hwy::TargetName(target), c.label, kKindNames[kind],
+          hwy::TargetName(target), c.label, KindName(kind),
           HalfFormat<H>::kName, t.misrounded, t.counted, t.max_ulp);
       const std::string where = std::string(hwy::TargetName(target)) + " " +
-                                c.label + " " + kKindNames[kind] + " " +
+                                c.label + " " + KindName(kind) + " " +
                                 HalfFormat<H>::kName;
       EXPECT_EQ(t.failures, 0u)
           << where << ": " << t.failures << " inputs out of bound" << t.first;
@@ -230,11 +190,11 @@ void CheckArrays(const Case& c) {
   }
   const std::vector<H> gpool = Upstream<H>(pool.size());
   const H canary = HalfFromBits<H>(0x7E01);
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+  for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (int kind = 0; kind < kKinds; ++kind) {
+    for (ElementwiseKind kind : kKinds) {
       std::vector<H> expected(pool.size());
-      Run<H>(c, kind, pool, gpool, absl::MakeSpan(expected));
+      RunKind<H>(c, kind, pool, gpool, absl::MakeSpan(expected));
       for (size_t len :
            {0, 1, 7, 15, 16, 17, 33, 1023, 1024, 1025, 2047, 2990}) {
         for (size_t offset = 0; offset < 4; ++offset) {
@@ -244,11 +204,11 @@ void CheckArrays(const Case& c) {
             std::vector<H> buf(len + 8, canary);
             const absl::Span<H> y = absl::MakeSpan(buf).subspan(offset, len);
             if (in_place) std::copy(x.begin(), x.end(), y.begin());
-            Run<H>(c, kind, in_place ? absl::Span<const H>(y) : x, g, y);
+            RunKind<H>(c, kind, in_place ? absl::Span<const H>(y) : x, g, y);
             for (size_t i = 0; i < len; ++i) {
               ASSERT_EQ(HalfBits(y[i]), HalfBits(expected[offset + i]))
-                  << hwy::TargetName(target) << " " << c.label << " kind "
-                  << kind << " len " << len << " offset " << offset
+                  << hwy::TargetName(target) << " " << c.label << " "
+                  << KindName(kind) << " len " << len << " offset " << offset
                   << (in_place ? " in place" : "") << " index " << i;
             }
             for (size_t i = 0; i < buf.size(); ++i) {
@@ -311,7 +271,7 @@ void CheckConversions() {
   probes.push_back(-std::numeric_limits<float>::max());
   probes.push_back(INFINITY);
   probes.push_back(std::numeric_limits<float>::denorm_min());
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+  for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
     WidenHalf(absl::MakeConstSpan(all), absl::MakeSpan(wide));
     for (size_t i = 0; i < all.size(); ++i) {

@@ -3,8 +3,8 @@
 //  - accuracy against the quad oracle (SPEC.md §4), in the style of
 //    Highway's math_test: for each (function, order, dtype, target) sample
 //    bit patterns over the whole finite range split at ±0, a dense grid, the
-//    tails and the special values; print the max ULP, then assert the budget
-//    (f, f' and the VJP g*f' <= 4 ULP, f'' <= 16; float64 the same).
+//    tails and the special values; print the max ULP, then assert the
+//    budget of the row (tests/core/ulp_budgets.h).
 //  - array handling: every length 0..2N-1 (N = 4 vectors of the widest
 //    target) at several misalignments, in place and out of place, outputs
 //    pre-filled with NaN; each element must equal, bit for bit, the same
@@ -24,43 +24,11 @@
 #include "tests/core/accuracy.h"
 #include "tests/core/oracle.h"
 #include "tests/core/test_util.h"
+#include "tests/core/ulp_budgets.h"
 
 namespace actsvc {
 namespace test {
 namespace {
-
-struct Case {
-  Function function;
-  double alpha;
-  const char* label;
-};
-
-const Case kCases[] = {
-    {Function::kIdentity, 0, "identity"},
-    {Function::kSigmoid, 0, "sigmoid"},
-    {Function::kTanh, 0, "tanh"},
-    {Function::kRelu, 0, "relu"},
-    {Function::kLeakyRelu, 0.01, "leaky_relu"},
-    {Function::kLeakyRelu, 0.2, "leaky_relu_alpha_0_2"},
-    {Function::kGelu, 0, "gelu"},
-    {Function::kGeluTanh, 0, "gelu_tanh"},
-    {Function::kSilu, 0, "silu"},
-    {Function::kSoftplus, 0, "softplus"},
-    {Function::kElu, 1.0, "elu"},
-    {Function::kElu, 0.5, "elu_alpha_0_5"},
-    {Function::kSelu, 0, "selu"},
-};
-
-// Restores normal dispatch when a test ends, whatever happened.
-struct TargetScope {
-  ~TargetScope() { hwy::SetSupportedTargetsForTest(0); }
-};
-
-std::vector<int64_t> Targets() { return hwy::SupportedAndGeneratedTargets(); }
-
-// f, f', f'' and the VJP (index 3), with the VJP's upstream gradient.
-constexpr int kKinds = 4;
-const char* const kKindNames[kKinds] = {"f  ", "f' ", "f''", "vjp"};
 
 template <typename T>
 std::vector<T> Upstream(size_t n) {
@@ -70,18 +38,12 @@ std::vector<T> Upstream(size_t n) {
   return g;
 }
 
+// The kind of c over x into y, pre-filled with NaN.
 template <typename T>
-void Run(const Case& c, int kind, const std::vector<T>& x,
+void Run(const Case& c, ElementwiseKind kind, const std::vector<T>& x,
          const std::vector<T>& g, std::vector<T>& y) {
   y.assign(x.size(), std::numeric_limits<T>::quiet_NaN());
-  const auto xs = absl::MakeConstSpan(x);
-  if (kind == 0) {
-    Evaluate<T>(c.function, c.alpha, xs, absl::MakeSpan(y));
-  } else if (kind < 3) {
-    Derivative<T>(c.function, c.alpha, kind, xs, absl::MakeSpan(y));
-  } else {
-    Vjp<T>(c.function, c.alpha, xs, absl::MakeConstSpan(g), absl::MakeSpan(y));
-  }
+  RunKind<T>(c, kind, x, g, absl::MakeSpan(y));
 }
 
 template <typename T>
@@ -100,9 +62,10 @@ void SweepAllTargets(const Case& c, const std::vector<T>& x) {
   for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
     ASSERT_STREQ(KernelTargetName(), hwy::TargetName(target));
-    for (int kind = 0; kind < kKinds; ++kind) {
-      const int order = kind == 3 ? 1 : kind;
-      const double budget = order == 2 ? 16 : 4;
+    for (ElementwiseKind kind : kKinds) {
+      const int order = OrderOf(kind);
+      const double budget = BudgetOf<T>(c.function, kind);
+      const double near_zero = NearZeroOf<T>(c.function, kind);
       std::vector<T> y;
       Run<T>(c, kind, x, g, y);
       double max_ulp = 0, max_at = 0, max_near = 0;
@@ -111,13 +74,14 @@ void SweepAllTargets(const Case& c, const std::vector<T>& x) {
       for (size_t i = 0; i < x.size(); ++i) {
         Quad w = want[i][order];
         double scale = 1;
-        if (kind == 3) {
+        if (kind == ElementwiseKind::kVjp) {
           w = w * Quad(g[i]);
           scale = std::fabs(static_cast<double>(g[i]));
         }
         const double bound =
             std::isfinite(x[i])
-                ? scale * NearZeroBound<T>(zeros[order], order, double(x[i]))
+                ? scale *
+                      NearZeroBound<T>(zeros[order], near_zero, double(x[i]))
                 : 0;
         const Verdict v = Judge<T>(y[i], w, budget, bound);
         if (v.rule == Rule::kUlp && v.ulp > max_ulp) {
@@ -135,12 +99,11 @@ void SweepAllTargets(const Case& c, const std::vector<T>& x) {
       std::printf(
           "%-7s %-22s %s %s  max %6.3f ULP (budget %2.0f) at %-16a "
           "near-zero %.3f eps  n=%zu\n",
-          hwy::TargetName(target), c.label, kKindNames[kind], DtypeName<T>(),
+          hwy::TargetName(target), c.label, KindName(kind), DtypeName<T>(),
           max_ulp, budget, max_at, max_near, x.size());
       EXPECT_EQ(failures, 0u)
-          << hwy::TargetName(target) << " " << c.label << " "
-          << kKindNames[kind] << " " << DtypeName<T>() << ": " << failures
-          << " failures" << first;
+          << hwy::TargetName(target) << " " << c.label << " " << KindName(kind)
+          << " " << DtypeName<T>() << ": " << failures << " failures" << first;
     }
   }
 }
@@ -175,7 +138,7 @@ void CheckArrays(const Case& c) {
   const std::vector<T> gpool = Upstream<T>(pool.size());
   for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (int kind = 0; kind < kKinds; ++kind) {
+    for (ElementwiseKind kind : kKinds) {
       std::vector<T> expected;
       Run<T>(c, kind, pool, gpool, expected);
       for (size_t offset = 0; offset < 4; ++offset) {
@@ -187,21 +150,14 @@ void CheckArrays(const Case& c) {
             std::vector<T> buf(len + 8, std::numeric_limits<T>::quiet_NaN());
             const absl::Span<T> y = absl::MakeSpan(buf).subspan(offset, len);
             if (in_place) std::copy(x.begin(), x.end(), y.begin());
-            const absl::Span<const T> in = in_place ? y : x;
-            if (kind == 0) {
-              Evaluate<T>(c.function, c.alpha, in, y);
-            } else if (kind < 3) {
-              Derivative<T>(c.function, c.alpha, kind, in, y);
-            } else {
-              Vjp<T>(c.function, c.alpha, in, g, y);
-            }
+            RunKind<T>(c, kind, in_place ? absl::Span<const T>(y) : x, g, y);
             for (size_t i = 0; i < len; ++i) {
               const T want = expected[offset + i];
               const bool same = std::memcmp(&y[i], &want, sizeof(T)) == 0 ||
                                 (std::isnan(y[i]) && std::isnan(want));
               ASSERT_TRUE(same)
-                  << hwy::TargetName(target) << " " << c.label << " kind "
-                  << kind << " len " << len << " offset " << offset
+                  << hwy::TargetName(target) << " " << c.label << " "
+                  << KindName(kind) << " len " << len << " offset " << offset
                   << (in_place ? " in place" : "") << " index " << i
                   << " x = " << Describe<T>(x[i]) << " got "
                   << Describe<T>(y[i]) << " want " << Describe<T>(want);
@@ -240,18 +196,13 @@ void CheckLargeArrays(const Case& c) {
   const std::vector<T> gpool = Upstream<T>(pool.size());
   for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
-    for (int kind : {0, 3}) {
+    for (ElementwiseKind kind :
+         {ElementwiseKind::kValue, ElementwiseKind::kVjp}) {
       for (size_t offset : {0, 1}) {
         const auto x = absl::MakeConstSpan(pool).subspan(offset, n);
         const auto g = absl::MakeConstSpan(gpool).subspan(offset, n);
         auto run = [&](absl::Span<const T> in, absl::Span<const T> up,
-                       absl::Span<T> out) {
-          if (kind == 0) {
-            Evaluate<T>(c.function, c.alpha, in, out);
-          } else {
-            Vjp<T>(c.function, c.alpha, in, up, out);
-          }
-        };
+                       absl::Span<T> out) { RunKind<T>(c, kind, in, up, out); };
         std::vector<T> expected(n);
         for (size_t i = 0; i < n; i += kPiece) {
           const size_t len = std::min(kPiece, n - i);
@@ -271,9 +222,9 @@ void CheckLargeArrays(const Case& c) {
             if (!same && mismatches++ == 0) first = i;
           }
           EXPECT_EQ(mismatches, 0u)
-              << hwy::TargetName(target) << " " << c.label << " kind " << kind
-              << " offset " << offset << (in_place ? " in place" : "")
-              << " first at " << first;
+              << hwy::TargetName(target) << " " << c.label << " "
+              << KindName(kind) << " offset " << offset
+              << (in_place ? " in place" : "") << " first at " << first;
           for (size_t i = 0; i < buf.size(); ++i) {
             if (i >= offset && i < offset + n) continue;
             ASSERT_TRUE(std::isnan(buf[i])) << "wrote outside at " << i;

@@ -29,10 +29,6 @@ namespace {
 
 using LD = long double;
 
-struct TargetScope {
-  ~TargetScope() { hwy::SetSupportedTargetsForTest(0); }
-};
-
 template <typename H>
 LD HalfUlp(LD v) {
   const int min_exp = HalfFormat<H>::kMinExponent;
@@ -106,7 +102,7 @@ template <typename H>
 void CheckSoftmaxRows() {
   TargetScope scope;
   constexpr LD kEps32 = 0x1p-24L;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+  for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
     Check fwd, vjp, jac;
     Random rng(17);
@@ -187,7 +183,7 @@ template <typename H>
 void CheckCrossEntropy() {
   TargetScope scope;
   constexpr LD kEps32 = 0x1p-24L;
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+  for (int64_t target : Targets()) {
     hwy::SetSupportedTargetsForTest(target);
     Check loss_c, grad_c, prob_c, reduced_c;
     Random rng(23);

@@ -25,15 +25,6 @@ namespace test {
 namespace {
 
 using LD = long double;
-using Types = ::testing::Types<float, double>;
-class TypeNames {
- public:
-  template <typename T>
-  static std::string GetName(int) {
-    return DtypeName<T>();
-  }
-};
-
 // softmax and log_softmax of one row in long double, the stable way.
 struct RowRef {
   std::vector<LD> p, log_p;
@@ -138,7 +129,7 @@ TEST(AxisTest, NormalizeAndView) {
 
 template <typename T>
 class SoftmaxTest : public ::testing::Test {};
-TYPED_TEST_SUITE(SoftmaxTest, Types, TypeNames);
+TYPED_TEST_SUITE(SoftmaxTest, FloatTypes, DtypeNames);
 
 // Every axis of a [3, 4, 5] tensor, against long double.
 TYPED_TEST(SoftmaxTest, EveryAxisOf3DTensor) {

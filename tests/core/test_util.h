@@ -1,16 +1,19 @@
 // Small helpers shared by the core tests: calling the array API on vectors,
-// ULP spacing, a deterministic random source.
+// ULP spacing, the elementwise cases, the SIMD targets, a deterministic
+// random source.
 #ifndef ACTSVC_TESTS_CORE_TEST_UTIL_H_
 #define ACTSVC_TESTS_CORE_TEST_UTIL_H_
 
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <vector>
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "hwy/targets.h"
 
 namespace actsvc {
 namespace test {
@@ -61,6 +64,71 @@ inline std::vector<Function> ElementwiseFunctions() {
           Function::kGeluTanh, Function::kSilu,      Function::kSoftplus,
           Function::kElu,      Function::kSelu};
 }
+
+// The elementwise cases the accuracy sweeps run: every function at its
+// default alpha, and leaky_relu and elu at a second one.
+struct Case {
+  Function function;
+  double alpha;
+  const char* label;
+};
+
+// Names the case in test listings (ctest shows "GetParam() = gelu").
+inline void PrintTo(const Case& c, std::ostream* os) { *os << c.label; }
+
+inline constexpr Case kCases[] = {
+    {Function::kIdentity, 0, "identity"},
+    {Function::kSigmoid, 0, "sigmoid"},
+    {Function::kTanh, 0, "tanh"},
+    {Function::kRelu, 0, "relu"},
+    {Function::kLeakyRelu, 0.01, "leaky_relu"},
+    {Function::kLeakyRelu, 0.2, "leaky_relu_alpha_0_2"},
+    {Function::kGelu, 0, "gelu"},
+    {Function::kGeluTanh, 0, "gelu_tanh"},
+    {Function::kSilu, 0, "silu"},
+    {Function::kSoftplus, 0, "softplus"},
+    {Function::kElu, 1.0, "elu"},
+    {Function::kElu, 0.5, "elu_alpha_0_5"},
+    {Function::kSelu, 0, "selu"},
+};
+
+// f, f', f'' and the VJP g * f', in ElementwiseKind order.
+inline constexpr ElementwiseKind kKinds[] = {
+    ElementwiseKind::kValue, ElementwiseKind::kDerivative1,
+    ElementwiseKind::kDerivative2, ElementwiseKind::kVjp};
+
+// "f  ", "f' ", "f''" or "vjp", for the tables the tests print.
+inline const char* KindName(ElementwiseKind kind) {
+  constexpr const char* kNames[] = {"f  ", "f' ", "f''", "vjp"};
+  return kNames[static_cast<int>(kind)];
+}
+
+// y = kind of c over x through the array API (g: the VJP's upstream
+// gradient, ignored otherwise). y may be x.
+template <typename T>
+void RunKind(const Case& c, ElementwiseKind kind, absl::Span<const T> x,
+             absl::Span<const T> g, absl::Span<T> y) {
+  switch (kind) {
+    case ElementwiseKind::kValue:
+      return Evaluate<T>(c.function, c.alpha, x, y);
+    case ElementwiseKind::kDerivative1:
+    case ElementwiseKind::kDerivative2:
+      return Derivative<T>(c.function, c.alpha, OrderOf(kind), x, y);
+    case ElementwiseKind::kVjp:
+      return Vjp<T>(c.function, c.alpha, x, g, y);
+  }
+}
+
+// The instruction sets compiled in and supported by this machine; a test
+// runs the kernels on each through hwy::SetSupportedTargetsForTest.
+inline std::vector<int64_t> Targets() {
+  return hwy::SupportedAndGeneratedTargets();
+}
+
+// Restores normal dispatch when a test ends, whatever happened.
+struct TargetScope {
+  ~TargetScope() { hwy::SetSupportedTargetsForTest(0); }
+};
 
 // Deterministic randomness: tests fail the same way on every run.
 class Random {
