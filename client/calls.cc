@@ -38,8 +38,14 @@ void StartUnaryCall(grpc::GenericStub& stub, const std::string& method,
   auto* call = new Call{std::move(context), {}, std::move(done)};
   stub.UnaryCall(call->context.get(), method, grpc::StubOptions(), &request,
                  &call->response, [call](grpc::Status status) {
-                   call->done(status, &call->response);
+                   // The call's context goes first: `done` may end the run
+                   // (the closed loop's last call), after which the
+                   // channels and gRPC itself may be torn down.
+                   UnaryDone done = std::move(call->done);
+                   grpc::ByteBuffer response;
+                   response.Swap(&call->response);
                    delete call;
+                   done(status, &response);
                  });
 }
 

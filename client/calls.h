@@ -27,8 +27,8 @@ bool Parse(const grpc::ByteBuffer& buffer, google::protobuf::Message* message);
 
 // Starts one unary call of `method` sending `request` (alive until `done`
 // runs). `done` runs once, on a gRPC thread, with the status and the
-// response (empty unless OK). The context is kept alive until then, so a
-// canceller may still hold it.
+// response (empty unless OK), after the call has let go of `context` (a
+// canceller may still hold it): so `done` may signal the end of a run.
 using UnaryDone =
     std::function<void(const grpc::Status& status, grpc::ByteBuffer* response)>;
 void StartUnaryCall(grpc::GenericStub& stub, const std::string& method,
