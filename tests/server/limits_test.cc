@@ -14,6 +14,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -272,27 +273,26 @@ TEST(LimitsTest, MaxJacobianMbRefusesLargeDenseJacobiansThenServes) {
 }
 
 TEST(LimitsTest, StartRefusesBadLimits) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.max_elements = -1;
-  EXPECT_EQ(Server::Start(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  options.max_elements = 0;
-  options.max_concurrent_calls = -1;
-  EXPECT_EQ(Server::Start(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  options.max_concurrent_calls = 0;
-  options.keepalive_timeout_s = 0;
-  EXPECT_EQ(Server::Start(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  options.keepalive_timeout_s = 20;
-  options.keepalive_time_s = -1;
-  EXPECT_EQ(Server::Start(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  options.keepalive_time_s = 0;
-  options.max_jacobian_mb = -1;
-  EXPECT_EQ(Server::Start(options).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  const std::vector<std::pair<std::string, std::function<void(ServerOptions*)>>>
+      bad = {
+          {"max_elements", [](ServerOptions* o) { o->max_elements = -1; }},
+          {"max_concurrent_calls",
+           [](ServerOptions* o) { o->max_concurrent_calls = -1; }},
+          {"keepalive_timeout_s",
+           [](ServerOptions* o) { o->keepalive_timeout_s = 0; }},
+          {"keepalive_time_s",
+           [](ServerOptions* o) { o->keepalive_time_s = -1; }},
+          {"max_jacobian_mb",
+           [](ServerOptions* o) { o->max_jacobian_mb = -1; }},
+      };
+  for (const auto& [name, make_bad] : bad) {
+    ServerOptions options;
+    options.address = "127.0.0.1:0";
+    make_bad(&options);
+    EXPECT_EQ(Server::Start(options).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << name;
+  }
 }
 
 // The server pings an idle connection every second; the client answers, so

@@ -49,6 +49,18 @@ using namespace testing;  // NOLINT: the helpers of server_test_util.h
 // ---------------------------------------------------------------------------
 // Results match core, in both dtypes and both encodings.
 
+// A call's answer: OK, and the response's output of `shape`, in
+// `encoding`, holding exactly `expected` (read once the call has returned).
+template <typename T, typename Response>
+void ExpectAnswer(const grpc::Status& status, const Response& response,
+                  const std::vector<int64_t>& shape, Encoding encoding,
+                  const std::vector<T>& expected) {
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(ShapeOf(response.output()), shape);
+  EXPECT_EQ(EncodingOf(response.output()), encoding);
+  EXPECT_EQ(ValuesOf<T>(response.output()), expected);
+}
+
 template <typename T>
 class ServiceTypedTest : public ServiceTest {};
 using FloatTypes = ::testing::Types<float, double>;
@@ -108,11 +120,8 @@ TYPED_TEST(ServiceTypedTest, EvaluateMatchesCore) {
           }
 
           v1::EvaluateResponse response;
-          const grpc::Status status = this->Evaluate(request, &response);
-          ASSERT_TRUE(status.ok()) << status.error_message();
-          EXPECT_EQ(ShapeOf(response.output()), shape);
-          EXPECT_EQ(EncodingOf(response.output()), encoding);
-          EXPECT_EQ(ValuesOf<T>(response.output()), expected);
+          ExpectAnswer(this->Evaluate(request, &response), response, shape,
+                       encoding, expected);
         }
       }
     }
@@ -140,11 +149,8 @@ TYPED_TEST(ServiceTypedTest, DerivativeMatchesCore) {
                                 x, absl::MakeSpan(expected));
 
           v1::DerivativeResponse response;
-          const grpc::Status status = this->Derivative(request, &response);
-          ASSERT_TRUE(status.ok()) << status.error_message();
-          EXPECT_EQ(ShapeOf(response.output()), shape);
-          EXPECT_EQ(EncodingOf(response.output()), encoding);
-          EXPECT_EQ(ValuesOf<T>(response.output()), expected);
+          ExpectAnswer(this->Derivative(request, &response), response, shape,
+                       encoding, expected);
         }
       }
     }
@@ -180,11 +186,8 @@ TYPED_TEST(ServiceTypedTest, VjpMatchesCore) {
                  absl::MakeSpan(expected));
         }
         v1::DerivativeResponse response;
-        const grpc::Status status = this->Derivative(request, &response);
-        ASSERT_TRUE(status.ok()) << status.error_message();
-        EXPECT_EQ(ShapeOf(response.output()), shape);
-        EXPECT_EQ(EncodingOf(response.output()), encoding);
-        EXPECT_EQ(ValuesOf<T>(response.output()), expected);
+        ExpectAnswer(this->Derivative(request, &response), response, shape,
+                     encoding, expected);
       }
     }
   }
