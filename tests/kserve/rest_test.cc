@@ -312,6 +312,19 @@ TEST_F(KServeRestTest, HalfOutputsAsJsonNumbers) {
 }
 
 // One input binary, one JSON; one output binary, the other JSON.
+// JSON has no half numbers to send: FP16 and BF16 data must be binary.
+TEST_F(KServeRestTest, HalfDataAsJsonIsRefused) {
+  for (const char* datatype : {"FP16", "BF16"}) {
+    SCOPED_TRACE(datatype);
+    const HttpAnswer answer =
+        Post("/v2/models/gelu/infer",
+             absl::StrCat("{\"inputs\":[{\"name\":\"x\",\"datatype\":\"",
+                          datatype, "\",\"shape\":[2],\"data\":[1,2]}]}"));
+    EXPECT_EQ(answer.status, 400);
+    EXPECT_THAT(answer.body, HasSubstr("travels only as binary tensor data"));
+  }
+}
+
 TEST_F(KServeRestTest, BinaryAndJsonMixPerTensor) {
   const Model& model = **FindModel("softmax_cross_entropy", "");
   const std::vector<Input> inputs = InputsFor(model, "FP32");
