@@ -1,4 +1,4 @@
-// One idea both ways (about 550 lines): the request reader (Strip) and the
+// One idea both ways (about 580 lines): the request reader (Strip) and the
 // response writer (Insert) share the Cursor and the walk over the fields of
 // a descriptor that lead to data fields, so they stay in one file.
 #include "server/wire.h"

@@ -1,4 +1,4 @@
-// About 600 lines, one concern: ModelInferRequest to the neutral requests
+// About 680 lines, one concern: ModelInferRequest to the neutral requests
 // (tensors, parameters, the Triton-worded errors) and the response sink.
 #include "server/kserve/codec.h"
 

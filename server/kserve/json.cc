@@ -1,4 +1,4 @@
-// About 600 lines, one concern: KServe v2 REST bodies to and from the
+// About 630 lines, one concern: KServe v2 REST bodies to and from the
 // protocol's messages (JSON data flat or nested, the binary extension).
 #include "server/kserve/json.h"
 
