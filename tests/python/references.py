@@ -74,6 +74,15 @@ def ref_forward(name, x, alpha):
     raise KeyError(name)
 
 
+def elu_family_derivative(name, x, alpha, positive_side):
+    """ELU's or SELU's first or second derivative: alpha e^x on the negative
+    side for both orders, positive_side (1 or 0) on the positive one."""
+    if name == "selu":
+        return SELU_LAMBDA * elu_family_derivative(
+            "elu", x, SELU_ALPHA, positive_side)
+    return np.where(x > 0, positive_side, alpha * np.exp(np.minimum(x, 0)))
+
+
 def ref_derivative(name, x, alpha):
     if name == "identity":
         return np.ones_like(x)
@@ -94,11 +103,8 @@ def ref_derivative(name, x, alpha):
         return special.expit(x) * (1.0 + x * special.expit(-x))
     if name == "softplus":
         return special.expit(x)
-    if name == "elu":
-        return np.where(x > 0, 1.0, alpha * np.exp(np.minimum(x, 0)))
-    if name == "selu":
-        return SELU_LAMBDA * np.where(
-            x > 0, 1.0, SELU_ALPHA * np.exp(np.minimum(x, 0)))
+    if name in ("elu", "selu"):
+        return elu_family_derivative(name, x, alpha, positive_side=1.0)
     raise KeyError(name)
 
 
@@ -120,11 +126,8 @@ def ref_second(name, x, alpha):
         return dsigmoid(x) * (2.0 - x * np.tanh(0.5 * x))
     if name == "softplus":
         return dsigmoid(x)
-    if name == "elu":
-        return np.where(x > 0, 0.0, alpha * np.exp(np.minimum(x, 0)))
-    if name == "selu":
-        return SELU_LAMBDA * np.where(
-            x > 0, 0.0, SELU_ALPHA * np.exp(np.minimum(x, 0)))
+    if name in ("elu", "selu"):
+        return elu_family_derivative(name, x, alpha, positive_side=0.0)
     raise KeyError(name)
 
 

@@ -61,23 +61,24 @@ def tearDownModule():
 # ---------------------------------------------------------------------------
 # Tensors.
 
+# numpy dtype -> (proto dtype name, typed field, little-endian raw format);
+# names, as the stubs (pb) are imported once the arguments are parsed.
+TENSOR_DTYPES = {
+    np.dtype(np.float32): ("FLOAT32", "float_data", "<f4"),
+    np.dtype(np.float64): ("FLOAT64", "double_data", "<f8"),
+}
+
+
 def to_tensor(x, typed=False):
     x = np.asarray(x)
-    t = pb.Tensor(shape=list(x.shape))
-    if x.dtype == np.float32:
-        t.dtype = pb.FLOAT32
-        if typed:
-            t.float_data.extend(x.ravel().tolist())
-        else:
-            t.raw_data = x.astype("<f4").tobytes()
-    elif x.dtype == np.float64:
-        t.dtype = pb.FLOAT64
-        if typed:
-            t.double_data.extend(x.ravel().tolist())
-        else:
-            t.raw_data = x.astype("<f8").tobytes()
-    else:
+    if x.dtype not in TENSOR_DTYPES:
         raise TypeError(x.dtype)
+    dtype, typed_field, raw_format = TENSOR_DTYPES[x.dtype]
+    t = pb.Tensor(shape=list(x.shape), dtype=getattr(pb, dtype))
+    if typed:
+        getattr(t, typed_field).extend(x.ravel().tolist())
+    else:
+        t.raw_data = x.astype(raw_format).tobytes()
     return t
 
 
