@@ -31,9 +31,4 @@ void CheckAnalyze(const v1::AnalyzeRequest& request,
 }  // namespace
 }  // namespace actsvc::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  actsvc::fuzz::FuzzUnary<actsvc::v1::AnalyzeRequest,
-                          actsvc::v1::AnalyzeResponse>(
-      "Analyze", data, size, &actsvc::fuzz::CheckAnalyze);
-  return 0;
-}
+ACTSVC_FUZZ_UNARY(Analyze, CheckAnalyze)

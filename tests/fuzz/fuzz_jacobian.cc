@@ -30,9 +30,4 @@ void CheckJacobian(const v1::JacobianRequest& request,
 }  // namespace
 }  // namespace actsvc::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  actsvc::fuzz::FuzzUnary<actsvc::v1::JacobianRequest,
-                          actsvc::v1::JacobianResponse>(
-      "Jacobian", data, size, &actsvc::fuzz::CheckJacobian);
-  return 0;
-}
+ACTSVC_FUZZ_UNARY(Jacobian, CheckJacobian)

@@ -33,9 +33,4 @@ void CheckCrossEntropy(const v1::SoftmaxCrossEntropyRequest& request,
 }  // namespace
 }  // namespace actsvc::fuzz
 
-extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  actsvc::fuzz::FuzzUnary<actsvc::v1::SoftmaxCrossEntropyRequest,
-                          actsvc::v1::SoftmaxCrossEntropyResponse>(
-      "SoftmaxCrossEntropy", data, size, &actsvc::fuzz::CheckCrossEntropy);
-  return 0;
-}
+ACTSVC_FUZZ_UNARY(SoftmaxCrossEntropy, CheckCrossEntropy)

@@ -81,6 +81,24 @@ void FuzzUnary(absl::string_view rpc, const uint8_t* data, size_t size,
   check_response(request, response);
 }
 
+// The check of the elementwise methods (Evaluate, Derivative): the output has
+// the input's shape and dtype.
+template <typename Request, typename Response>
+void CheckOutputLikeInput(const Request& request, const Response& response) {
+  CheckSameLayout(response.output(), request.input(), "output");
+}
+
 }  // namespace actsvc::fuzz
+
+// Defines the libFuzzer entry point of the unary method `Method` of
+// actsvc.v1.ActivationService: FuzzUnary with its request and response
+// types, and `check`, a ResponseCheck in namespace actsvc::fuzz.
+#define ACTSVC_FUZZ_UNARY(Method, check)                                    \
+  extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) { \
+    ::actsvc::fuzz::FuzzUnary<::actsvc::v1::Method##Request,                \
+                              ::actsvc::v1::Method##Response>(              \
+        #Method, data, size, &::actsvc::fuzz::check);                       \
+    return 0;                                                               \
+  }
 
 #endif  // ACTSVC_TESTS_FUZZ_FUZZ_UTIL_H_

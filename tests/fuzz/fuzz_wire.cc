@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,26 +38,18 @@ struct Kind {
 Kind Pick(uint8_t kind) {
   const absl::Span<const WireField> own = server::TensorWireFields();
   const absl::Span<const WireField> kserve = server::kserve::InferWireFields();
-  switch (kind % 9) {
-    case 0:
-      return {&v1::EvaluateRequest::default_instance(), own};
-    case 1:
-      return {&v1::DerivativeRequest::default_instance(), own};
-    case 2:
-      return {&v1::JacobianRequest::default_instance(), own};
-    case 3:
-      return {&v1::SoftmaxCrossEntropyRequest::default_instance(), own};
-    case 4:
-      return {&v1::AnalyzeRequest::default_instance(), own};
-    case 5:
-      return {&v1::StreamRequest::default_instance(), own};
-    case 6:
-      return {&inference::ModelInferRequest::default_instance(), kserve};
-    case 7:
-      return {&inference::ModelInferResponse::default_instance(), kserve};
-    default:
-      return {&inference::ModelStreamInferResponse::default_instance(), kserve};
-  }
+  const Kind kinds[] = {
+      {&v1::EvaluateRequest::default_instance(), own},
+      {&v1::DerivativeRequest::default_instance(), own},
+      {&v1::JacobianRequest::default_instance(), own},
+      {&v1::SoftmaxCrossEntropyRequest::default_instance(), own},
+      {&v1::AnalyzeRequest::default_instance(), own},
+      {&v1::StreamRequest::default_instance(), own},
+      {&inference::ModelInferRequest::default_instance(), kserve},
+      {&inference::ModelInferResponse::default_instance(), kserve},
+      {&inference::ModelStreamInferResponse::default_instance(), kserve},
+  };
+  return kinds[kind % std::size(kinds)];
 }
 
 // Slices of 1 + (cut % 17) bytes, or one slice when cut is 0.
