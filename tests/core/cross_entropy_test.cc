@@ -83,15 +83,8 @@ std::vector<RowExpect> Expect(int64_t classes, const std::vector<T>& logits,
   for (int64_t r = 0; r < rows; ++r) {
     RowExpect& e = out[r];
     const T* z = logits.data() + r * classes;
-    int64_t arg_max = 0;
-    for (int64_t c = 1; c < classes; ++c) {
-      if (z[c] > z[arg_max]) arg_max = c;
-    }
-    const LD m = z[arg_max];
-    LD rest = 0;
-    for (int64_t c = 0; c < classes; ++c) {
-      if (c != arg_max) rest += std::exp(z[c] - m);
-    }
+    const auto [arg_max, m, rest] =
+        FirstMaxAndRest<LD>(z, classes, [](LD v) { return std::exp(v); });
     const LD log_sum = std::log1p(rest);  // lse − max, keeps small values
     for (int64_t c = 0; c < classes; ++c) {
       e.p.push_back(std::exp(z[c] - m) / (1 + rest));
@@ -134,10 +127,7 @@ LD GradTolerance(LD want, LD p, int64_t classes) {
 template <typename T>
 std::vector<T> RandomLogits(size_t n, uint64_t seed, double lo = -5,
                             double hi = 5) {
-  Random random(seed);
-  std::vector<T> x(n);
-  for (auto& v : x) v = static_cast<T>(random.Uniform(lo, hi));
-  return x;
+  return RandomValues<T>(n, seed, lo, hi);
 }
 
 template <typename T>

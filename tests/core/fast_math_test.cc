@@ -162,7 +162,6 @@ struct Found {
 };
 
 void Check(const Contract& c) {
-  TargetScope scope;
   std::vector<float> a = c.a, b = c.b;
   if (b.empty()) b.assign(a.size(), 0.0f);
   // Padded to a multiple of every vector length with the first input.
@@ -174,8 +173,7 @@ void Check(const Contract& c) {
   for (size_t i = 0; i < a.size(); ++i) want[i] = c.want(a[i], b[i]);
   const long double min_normal = std::numeric_limits<float>::min();
   const long double denorm = std::numeric_limits<float>::denorm_min();
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     const double budget =
         HWY_DYNAMIC_DISPATCH(TargetHasFma)() ? c.ulp_fma : c.ulp_no_fma;
     std::vector<float> y(a.size());
@@ -211,7 +209,7 @@ void Check(const Contract& c) {
         f.max_denorms, a.size());
     EXPECT_EQ(f.failures, 0u)
         << hwy::TargetName(target) << " " << c.name << f.first;
-  }
+  });
 }
 
 long double Exp(float a, float b) {

@@ -134,15 +134,13 @@ void Judge(H got_h, Quad want, H x, Tally& t) {
 
 template <typename H>
 void Exhaustive(const Case& c) {
-  TargetScope scope;
   const std::vector<H> x = AllPatterns<H>();
   const std::vector<H> g = Upstream<H>(x.size());
   std::vector<Jet> want(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
     want[i] = OracleJet(c.function, c.alpha, Quad(HalfToFloat(x[i])));
   }
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     ASSERT_STREQ(KernelTargetName(), hwy::TargetName(target));
     for (ElementwiseKind kind : kKinds) {
       const int order = OrderOf(kind);
@@ -167,7 +165,7 @@ void Exhaustive(const Case& c) {
       // >= 99.99% correctly rounded.
       EXPECT_LE(t.misrounded * 10000, t.counted) << where;
     }
-  }
+  });
 }
 
 class HalfAccuracyTest : public ::testing::TestWithParam<Case> {};
@@ -182,7 +180,6 @@ TEST_P(HalfAccuracyTest, BFloat16AllInputs) {
 // in one long array, and nothing outside the output is written.
 template <typename H>
 void CheckArrays(const Case& c) {
-  TargetScope scope;
   const std::vector<H> all = AllPatterns<H>();
   std::vector<H> pool(3000);
   for (size_t i = 0; i < pool.size(); ++i) {
@@ -190,8 +187,7 @@ void CheckArrays(const Case& c) {
   }
   const std::vector<H> gpool = Upstream<H>(pool.size());
   const H canary = HalfFromBits<H>(0x7E01);
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     for (ElementwiseKind kind : kKinds) {
       std::vector<H> expected(pool.size());
       RunKind<H>(c, kind, pool, gpool, absl::MakeSpan(expected));
@@ -220,7 +216,7 @@ void CheckArrays(const Case& c) {
         }
       }
     }
-  }
+  });
 }
 
 TEST_P(HalfAccuracyTest, ArraysFloat16) { CheckArrays<Float16>(GetParam()); }
@@ -237,7 +233,6 @@ INSTANTIATE_TEST_SUITE_P(AllElementwise, HalfAccuracyTest,
 // (NaN to a NaN); values between neighbours round to nearest even.
 template <typename H>
 void CheckConversions() {
-  TargetScope scope;
   const std::vector<H> all = AllPatterns<H>();
   std::vector<float> wide(all.size());
   std::vector<double> mids;
@@ -271,8 +266,7 @@ void CheckConversions() {
   probes.push_back(-std::numeric_limits<float>::max());
   probes.push_back(INFINITY);
   probes.push_back(std::numeric_limits<float>::denorm_min());
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     WidenHalf(absl::MakeConstSpan(all), absl::MakeSpan(wide));
     for (size_t i = 0; i < all.size(); ++i) {
       const float want = HalfToFloat(all[i]);
@@ -286,7 +280,7 @@ void CheckConversions() {
       ASSERT_EQ(HalfBits(narrow[i]), HalfBits(HalfFromDouble<H>(probes[i])))
           << hwy::TargetName(target) << " narrow " << probes[i];
     }
-  }
+  });
 }
 
 TEST(HalfConversionTest, Float16) { CheckConversions<Float16>(); }

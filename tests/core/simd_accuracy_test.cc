@@ -48,7 +48,6 @@ void Run(const Case& c, ElementwiseKind kind, const std::vector<T>& x,
 
 template <typename T>
 void SweepAllTargets(const Case& c, const std::vector<T>& x) {
-  TargetScope scope;
   const std::vector<T> g = Upstream<T>(x.size());
   std::vector<Jet> want(x.size());
   for (size_t i = 0; i < x.size(); ++i) {
@@ -59,8 +58,7 @@ void SweepAllTargets(const Case& c, const std::vector<T>& x) {
     zeros[order] = InteriorZeros(c.function, order);
   }
   const double eps = std::ldexp(1.0, -(kDigits<T> - 1));
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     ASSERT_STREQ(KernelTargetName(), hwy::TargetName(target));
     for (ElementwiseKind kind : kKinds) {
       const int order = OrderOf(kind);
@@ -105,7 +103,7 @@ void SweepAllTargets(const Case& c, const std::vector<T>& x) {
           << hwy::TargetName(target) << " " << c.label << " " << KindName(kind)
           << " " << DtypeName<T>() << ": " << failures << " failures" << first;
     }
-  }
+  });
 }
 
 class SimdAccuracyTest : public ::testing::TestWithParam<Case> {};
@@ -125,7 +123,6 @@ TEST_P(SimdAccuracyTest, Float64) {
 // element equals the same target's result for its input in a long array.
 template <typename T>
 void CheckArrays(const Case& c) {
-  TargetScope scope;
   constexpr size_t kMaxLen =
       2 * 4 * 64 / sizeof(T);  // 2N, N = 4 AVX-512 vectors
   Random rng(7);
@@ -136,8 +133,7 @@ void CheckArrays(const Case& c) {
   pool[8] = -std::numeric_limits<T>::infinity();
   pool[13] = T(-0.0);
   const std::vector<T> gpool = Upstream<T>(pool.size());
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     for (ElementwiseKind kind : kKinds) {
       std::vector<T> expected;
       Run<T>(c, kind, pool, gpool, expected);
@@ -171,7 +167,7 @@ void CheckArrays(const Case& c) {
         }
       }
     }
-  }
+  });
 }
 
 TEST_P(SimdAccuracyTest, ArraysFloat32) { CheckArrays<float>(GetParam()); }
@@ -184,7 +180,6 @@ TEST_P(SimdAccuracyTest, ArraysFloat64) { CheckArrays<double>(GetParam()); }
 // nothing written outside the output.
 template <typename T>
 void CheckLargeArrays(const Case& c) {
-  TargetScope scope;
   const size_t n = (size_t{4} << 20) / sizeof(T) + 37;
   constexpr size_t kPiece = 1000;
   Random rng(11);
@@ -194,8 +189,7 @@ void CheckLargeArrays(const Case& c) {
   pool[n / 2] = std::numeric_limits<T>::infinity();
   pool[n - 3] = -std::numeric_limits<T>::infinity();
   const std::vector<T> gpool = Upstream<T>(pool.size());
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     for (ElementwiseKind kind :
          {ElementwiseKind::kValue, ElementwiseKind::kVjp}) {
       for (size_t offset : {0, 1}) {
@@ -232,7 +226,7 @@ void CheckLargeArrays(const Case& c) {
         }
       }
     }
-  }
+  });
 }
 
 TEST(SimdLargeArraysTest, StreamedOutputsMatchShortPieces) {

@@ -43,12 +43,10 @@ namespace {
 
 template <typename T>
 void CheckStrided() {
-  TargetScope scope;
   using L = std::numeric_limits<T>;
   const T inf = L::infinity();
   constexpr int64_t kOuter = 3;
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     Random rng(29);
     size_t checked = 0;
     // C up to kSoftmaxColumnMaxClasses runs the column kernel (both layouts
@@ -121,7 +119,7 @@ void CheckStrided() {
     }
     std::printf("%-8s strided %s: %zu values equal to the contiguous rows\n",
                 hwy::TargetName(target), Dtype<T>(), checked);
-  }
+  });
 }
 
 TEST(SoftmaxSimdTest, StridedRowsFloat32) { CheckStrided<float>(); }
@@ -365,10 +363,7 @@ void CheckColumnCase(int64_t c, int layout, Random& rng,
 
 template <typename T>
 void CheckColumns() {
-  TargetScope scope;
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
+  ForEachTarget([&](int64_t target) {
     Random rng(53);
     ColumnTally tally[2][kAllOps];
     size_t specials = 0;
@@ -390,7 +385,7 @@ void CheckColumns() {
       }
     }
     EXPECT_GT(specials, 0u);
-  }
+  });
 }
 
 // Tensors without rows ([2, 3, 0] along axis 1; [0, 3] along the last)

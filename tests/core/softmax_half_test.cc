@@ -29,6 +29,9 @@ namespace {
 
 using LD = long double;
 
+// float32's unit roundoff, in which the half kernels compute.
+constexpr LD kEps32 = 0x1p-24L;
+
 template <typename H>
 LD HalfUlp(LD v) {
   const int min_exp = HalfFormat<H>::kMinExponent;
@@ -83,11 +86,27 @@ std::vector<LD> Wide(const std::vector<H>& h) {
   return w;
 }
 
+// Float16 and BFloat16, named as HalfFormat names them.
 template <typename H>
-void Print(const char* what, int64_t target, const Check& c) {
+class SoftmaxHalfTest : public ::testing::Test {};
+struct HalfNames {
+  template <typename H>
+  static std::string GetName(int) {
+    return HalfFormat<H>::kName;
+  }
+};
+using HalfTypes = ::testing::Types<Float16, BFloat16>;
+TYPED_TEST_SUITE(SoftmaxHalfTest, HalfTypes, HalfNames);
+
+// Prints how many of `c`'s values were correctly rounded, and expects no
+// failures.
+template <typename H>
+void Report(const char* what, int64_t target, const Check& c) {
   std::printf("%-7s %-8s %-26s correctly rounded %zu of %zu\n",
               hwy::TargetName(target), HalfFormat<H>::kName, what,
               c.correctly_rounded, c.total);
+  EXPECT_EQ(c.failures, 0u)
+      << hwy::TargetName(target) << " " << what << c.first;
 }
 
 // Layouts: [rows, classes] along the last axis and [outer, classes, inner]
@@ -98,12 +117,9 @@ struct Layout {
 const Layout kLayouts[] = {{7, 1, 1},   {5, 5, 1},    {9, 32, 1},    {3, 33, 3},
                            {4, 257, 1}, {2, 1000, 5}, {1, 100000, 1}};
 
-template <typename H>
-void CheckSoftmaxRows() {
-  TargetScope scope;
-  constexpr LD kEps32 = 0x1p-24L;
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+TYPED_TEST(SoftmaxHalfTest, Rows) {
+  using H = TypeParam;
+  ForEachTarget([&](int64_t target) {
     Check fwd, vjp, jac;
     Random rng(17);
     for (const Layout& l : kLayouts) {
@@ -163,28 +179,19 @@ void CheckSoftmaxRows() {
         }
       }
     }
-    Print<H>("softmax, log_softmax", target, fwd);
-    Print<H>("their VJPs", target, vjp);
-    Print<H>("their Jacobians", target, jac);
-    EXPECT_EQ(fwd.failures, 0u) << hwy::TargetName(target) << fwd.first;
-    EXPECT_EQ(vjp.failures, 0u) << hwy::TargetName(target) << vjp.first;
-    EXPECT_EQ(jac.failures, 0u) << hwy::TargetName(target) << jac.first;
-  }
+    Report<H>("softmax, log_softmax", target, fwd);
+    Report<H>("their VJPs", target, vjp);
+    Report<H>("their Jacobians", target, jac);
+  });
 }
-
-TEST(SoftmaxHalfTest, Float16Rows) { CheckSoftmaxRows<Float16>(); }
-TEST(SoftmaxHalfTest, BFloat16Rows) { CheckSoftmaxRows<BFloat16>(); }
 
 // Cross-entropy with class indices and with probability targets, loss
 // reduced as NONE (per row), and the SUM and MEAN reductions over the same
 // rows. The probabilities and per-row loss: 1 half ULP; the gradient
 // p Σy − y: 1 half ULP plus 16 float32 ULPs of p Σy + y.
-template <typename H>
-void CheckCrossEntropy() {
-  TargetScope scope;
-  constexpr LD kEps32 = 0x1p-24L;
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+TYPED_TEST(SoftmaxHalfTest, CrossEntropy) {
+  using H = TypeParam;
+  ForEachTarget([&](int64_t target) {
     Check loss_c, grad_c, prob_c, reduced_c;
     Random rng(23);
     for (int64_t classes : {1, 3, 10, 100, 1000, 100000}) {
@@ -247,24 +254,16 @@ void CheckCrossEntropy() {
         }
       }
     }
-    Print<H>("cross-entropy loss", target, loss_c);
-    Print<H>("cross-entropy gradient", target, grad_c);
-    Print<H>("cross-entropy probabilities", target, prob_c);
-    Print<H>("cross-entropy reductions", target, reduced_c);
-    EXPECT_EQ(loss_c.failures, 0u) << hwy::TargetName(target) << loss_c.first;
-    EXPECT_EQ(grad_c.failures, 0u) << hwy::TargetName(target) << grad_c.first;
-    EXPECT_EQ(prob_c.failures, 0u) << hwy::TargetName(target) << prob_c.first;
-    EXPECT_EQ(reduced_c.failures, 0u)
-        << hwy::TargetName(target) << reduced_c.first;
-  }
+    Report<H>("cross-entropy loss", target, loss_c);
+    Report<H>("cross-entropy gradient", target, grad_c);
+    Report<H>("cross-entropy probabilities", target, prob_c);
+    Report<H>("cross-entropy reductions", target, reduced_c);
+  });
 }
 
-TEST(CrossEntropyHalfTest, Float16) { CheckCrossEntropy<Float16>(); }
-TEST(CrossEntropyHalfTest, BFloat16) { CheckCrossEntropy<BFloat16>(); }
-
 // IEEE rows: NaN gives a NaN row, one +inf a one-hot row, all −inf NaN.
-template <typename H>
-void CheckSpecialRows() {
+TYPED_TEST(SoftmaxHalfTest, SpecialRows) {
+  using H = TypeParam;
   const H nan = HalfFromDouble<H>(NAN), inf = HalfFromDouble<H>(INFINITY);
   const H one = HalfFromDouble<H>(1), ninf = HalfFromDouble<H>(-INFINITY);
   const std::vector<H> x = {one,       nan,  one, /**/ one, inf, one,
@@ -278,9 +277,6 @@ void CheckSpecialRows() {
     EXPECT_TRUE(std::isnan(HalfToFloat(y[6 + c])));
   }
 }
-
-TEST(SoftmaxHalfTest, SpecialRowsFloat16) { CheckSpecialRows<Float16>(); }
-TEST(SoftmaxHalfTest, SpecialRowsBFloat16) { CheckSpecialRows<BFloat16>(); }
 
 }  // namespace
 }  // namespace test

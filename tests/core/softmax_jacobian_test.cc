@@ -51,17 +51,13 @@ void CheckJacobianRows(bool log, Random& rng) {
       SoftmaxJacobian<T>(f, AxisView{1, n, 1}, absl::MakeConstSpan(x),
                          absl::MakeSpan(jac));
       // The oracle: p and 1 − p, that of the first maximum k from rest.
-      int64_t k = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        if (x[i] > x[k]) k = i;
-      }
-      Q rest = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        if (i != k) rest += expq(Q(x[i]) - Q(x[k]));
-      }
+      const MaxAndRest<Q> top =
+          FirstMaxAndRest<Q>(x.data(), n, [](Q v) { return expq(v); });
+      const int64_t k = static_cast<int64_t>(top.k);
+      const Q rest = top.rest;
       std::vector<Q> p(n), q(n);
       for (int64_t i = 0; i < n; ++i) {
-        p[i] = expq(Q(x[i]) - Q(x[k])) / (1 + rest);
+        p[i] = expq(Q(x[i]) - top.max) / (1 + rest);
         q[i] = i == k ? rest / (1 + rest) : 1 - p[i];
       }
       for (int64_t a = 0; a < n; ++a) {
@@ -167,17 +163,14 @@ void CheckJacobianSpecials(bool log, Random& rng) {
 
 template <typename T>
 void CheckJacobian() {
-  TargetScope scope;
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
+  ForEachTarget([&](int64_t /*target*/) {
     Random rng(41);
     for (bool log : {false, true}) {
       CheckJacobianRows<T>(log, rng);
       CheckJacobianSpecials<T>(log, rng);
       if (::testing::Test::HasFatalFailure()) return;
     }
-  }
+  });
 }
 
 TEST(SoftmaxSimdTest, JacobianFloat32) { CheckJacobian<float>(); }

@@ -41,13 +41,11 @@ namespace {
 
 template <typename T>
 void CheckAccuracy() {
-  TargetScope scope;
   constexpr size_t kN = 4 * 64 / sizeof(T);
   std::vector<size_t> lengths;
   for (size_t n = 1; n < 2 * kN; ++n) lengths.push_back(n);
   for (size_t n : {1000, 1001, 4099}) lengths.push_back(n);
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     double max_ulp[kOps] = {};
     size_t failures[kOps] = {};
     std::string first[kOps];
@@ -118,7 +116,7 @@ void CheckAccuracy() {
           << hwy::TargetName(target) << " " << kOpNames[op] << " " << Dtype<T>()
           << first[op];
     }
-  }
+  });
 }
 
 TEST(SoftmaxSimdTest, AccuracyFloat32) { CheckAccuracy<float>(); }
@@ -129,13 +127,11 @@ TEST(SoftmaxSimdTest, AccuracyFloat64) { CheckAccuracy<double>(); }
 // bits as the row computed alone; special rows the scalar reference's bits.
 template <typename T>
 void CheckRowsAndSpecials() {
-  TargetScope scope;
   using L = std::numeric_limits<T>;
   using W = reference::Wider<T>;
   constexpr size_t kN = 4 * 64 / sizeof(T);
   const T inf = L::infinity();
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
+  ForEachTarget([&](int64_t target) {
     Random rng(5);
     for (size_t n = 1; n < 2 * kN; ++n) {
       constexpr size_t kRows = 7;
@@ -199,7 +195,7 @@ void CheckRowsAndSpecials() {
         }
       }
     }
-  }
+  });
 }
 
 TEST(SoftmaxSimdTest, RowsAndSpecialsFloat32) { CheckRowsAndSpecials<float>(); }
@@ -364,16 +360,13 @@ void CheckFromOutputSpecials(bool log) {
 
 template <typename T>
 void CheckFromOutput() {
-  TargetScope scope;
-  for (int64_t target : Targets()) {
-    hwy::SetSupportedTargetsForTest(target);
-    SCOPED_TRACE(hwy::TargetName(target));
+  ForEachTarget([&](int64_t /*target*/) {
     for (bool log : {false, true}) {
       CheckFromOutputRows<T>(log);
       CheckFromOutputSpecials<T>(log);
       if (::testing::Test::HasFatalFailure()) return;
     }
-  }
+  });
 }
 
 TEST(SoftmaxSimdTest, FromOutputFloat32) { CheckFromOutput<float>(); }

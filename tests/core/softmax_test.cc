@@ -35,12 +35,9 @@ struct RowRef {
 // when one logit dominates.
 RowRef Reference(const std::vector<LD>& z) {
   RowRef r;
-  const size_t arg_max = std::max_element(z.begin(), z.end()) - z.begin();
-  r.max = z[arg_max];
-  LD rest = 0;
-  for (size_t c = 0; c < z.size(); ++c) {
-    if (c != arg_max) rest += std::exp(z[c] - r.max);
-  }
+  const auto [arg_max, max, rest] =
+      FirstMaxAndRest<LD>(z.data(), z.size(), [](LD v) { return std::exp(v); });
+  r.max = max;
   const LD sum = 1 + rest;
   r.log_sum = std::log1p(rest);
   for (LD v : z) {
@@ -73,10 +70,7 @@ bool SameBits(T a, T b) {
 template <typename T>
 std::vector<T> RandomLogits(size_t n, uint64_t seed, double lo = -10,
                             double hi = 10) {
-  Random random(seed);
-  std::vector<T> x(n);
-  for (auto& v : x) v = static_cast<T>(random.Uniform(lo, hi));
-  return x;
+  return RandomValues<T>(n, seed, lo, hi);
 }
 
 // Gathers row r of a tensor seen through v, and scatters it back.

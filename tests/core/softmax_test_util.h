@@ -62,15 +62,8 @@ struct QuadRow {
 template <typename T>
 QuadRow Oracle(const T* x, const T* g, size_t n) {
   QuadRow r;
-  size_t k = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (x[i] > x[k]) k = i;
-  }
-  const Q m = x[k];
-  Q rest = 0;
-  for (size_t i = 0; i < n; ++i) {
-    if (i != k) rest += expq(static_cast<Q>(x[i]) - m);
-  }
+  const auto [k, m, rest] =
+      FirstMaxAndRest<Q>(x, n, [](Q v) { return expq(v); });
   const Q sum = 1 + rest;
   const Q log_sum = log1pq(rest);
   const Q one_minus_pk = rest / sum;

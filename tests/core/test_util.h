@@ -13,6 +13,7 @@
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "gtest/gtest.h"
 #include "hwy/targets.h"
 
 namespace actsvc {
@@ -130,6 +131,20 @@ struct TargetScope {
   ~TargetScope() { hwy::SetSupportedTargetsForTest(0); }
 };
 
+// Calls check(target) with dispatch set to each of Targets() in turn, the
+// target named in any failure; stops after a fatal failure (an ASSERT in
+// `check`), and restores normal dispatch.
+template <typename Check>
+void ForEachTarget(Check&& check) {
+  TargetScope scope;
+  for (int64_t target : Targets()) {
+    hwy::SetSupportedTargetsForTest(target);
+    SCOPED_TRACE(hwy::TargetName(target));
+    check(target);
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+}
+
 // Deterministic randomness: tests fail the same way on every run.
 class Random {
  public:
@@ -144,6 +159,38 @@ class Random {
  private:
   std::mt19937_64 engine_;
 };
+
+// n values uniform in [lo, hi), the same ones for the same seed.
+template <typename T>
+std::vector<T> RandomValues(size_t n, uint64_t seed, double lo, double hi) {
+  Random random(seed);
+  std::vector<T> x(n);
+  for (auto& v : x) v = static_cast<T>(random.Uniform(lo, hi));
+  return x;
+}
+
+// The first maximum x[k] of a row x[0, n) and rest = Σ_{i≠k} e^(x_i − x_k),
+// in the wide type W with its `exp`. The max term contributes exactly 1 to
+// the sum, so log Σ = log1p(rest) and 1 − p_k = rest / (1 + rest) keep the
+// accuracy that rounding 1 + rest would lose when one value dominates.
+template <typename W>
+struct MaxAndRest {
+  size_t k;
+  W max, rest;
+};
+template <typename W, typename T, typename Exp>
+MaxAndRest<W> FirstMaxAndRest(const T* x, size_t n, Exp exp) {
+  size_t k = 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (x[i] > x[k]) k = i;
+  }
+  const W max = static_cast<W>(x[k]);
+  W rest = 0;
+  for (size_t i = 0; i < n; ++i) {
+    if (i != k) rest += exp(static_cast<W>(x[i]) - max);
+  }
+  return {k, max, rest};
+}
 
 }  // namespace test
 }  // namespace actsvc
