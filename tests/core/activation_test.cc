@@ -61,28 +61,16 @@ TYPED_TEST(SpecialValuesTest, InfinitiesGiveTheLimits) {
   EXPECT_EQ(at(Function::kSigmoid, 0, -inf), 0);
   EXPECT_EQ(at(Function::kTanh, 0, inf), 1);
   EXPECT_EQ(at(Function::kTanh, 0, -inf), -1);
-  EXPECT_EQ(at(Function::kRelu, 0, inf), inf);
-  EXPECT_EQ(at(Function::kRelu, 0, -inf), 0);
-  EXPECT_EQ(at(Function::kRelu, 1, inf), 1);
-  EXPECT_EQ(at(Function::kRelu, 1, -inf), 0);
   EXPECT_EQ(at(Function::kLeakyRelu, 0, -inf), -inf);
   EXPECT_EQ(at(Function::kLeakyRelu, 1, -inf), T(0.01));
-  EXPECT_EQ(at(Function::kGelu, 0, inf), inf);
-  EXPECT_EQ(at(Function::kGelu, 0, -inf), 0);
-  EXPECT_EQ(at(Function::kGelu, 1, inf), 1);
-  EXPECT_EQ(at(Function::kGelu, 1, -inf), 0);
-  EXPECT_EQ(at(Function::kGeluTanh, 0, inf), inf);
-  EXPECT_EQ(at(Function::kGeluTanh, 0, -inf), 0);
-  EXPECT_EQ(at(Function::kGeluTanh, 1, inf), 1);
-  EXPECT_EQ(at(Function::kGeluTanh, 1, -inf), 0);
-  EXPECT_EQ(at(Function::kSilu, 0, inf), inf);
-  EXPECT_EQ(at(Function::kSilu, 0, -inf), 0);
-  EXPECT_EQ(at(Function::kSilu, 1, inf), 1);
-  EXPECT_EQ(at(Function::kSilu, 1, -inf), 0);
-  EXPECT_EQ(at(Function::kSoftplus, 0, inf), inf);
-  EXPECT_EQ(at(Function::kSoftplus, 0, -inf), 0);
-  EXPECT_EQ(at(Function::kSoftplus, 1, inf), 1);
-  EXPECT_EQ(at(Function::kSoftplus, 1, -inf), 0);
+  // The ReLU-like functions: f(∞) = ∞, f(−∞) = 0, f'(∞) = 1, f'(−∞) = 0.
+  for (Function f : {Function::kRelu, Function::kGelu, Function::kGeluTanh,
+                     Function::kSilu, Function::kSoftplus}) {
+    EXPECT_EQ(at(f, 0, inf), inf) << Name(f);
+    EXPECT_EQ(at(f, 0, -inf), 0) << Name(f);
+    EXPECT_EQ(at(f, 1, inf), 1) << Name(f);
+    EXPECT_EQ(at(f, 1, -inf), 0) << Name(f);
+  }
   EXPECT_EQ(at(Function::kElu, 0, inf), inf);
   EXPECT_EQ(at(Function::kElu, 0, -inf), -1);
   EXPECT_EQ(at(Function::kElu, 0, -inf, 0.5), -0.5);
@@ -179,17 +167,26 @@ class IdentitiesTest : public ::testing::Test {
     return x;
   }
   static long double U(long double v) { return 4 * UlpAt<T>(v); }
+  // σ(x), σ'(x) and σ(−x) on the grid x.
+  struct Sigmoids {
+    std::vector<T> s, ds, s_minus;
+  };
+  static Sigmoids SigmoidsOn(const std::vector<T>& x) {
+    return {Apply<T>(Function::kSigmoid, 0, 0, x),
+            Apply<T>(Function::kSigmoid, 0, 1, x),
+            Apply<T>(Function::kSigmoid, 0, 0, Negated(x))};
+  }
+  static std::vector<T> Negated(const std::vector<T>& x) {
+    std::vector<T> minus_x(x.size());
+    for (size_t i = 0; i < x.size(); ++i) minus_x[i] = -x[i];
+    return minus_x;
+  }
 };
 TYPED_TEST_SUITE(IdentitiesTest, FloatTypes, DtypeNames);
 
 TYPED_TEST(IdentitiesTest, SigmoidPrimeIsSigmoidTimesOneMinusSigmoid) {
-  using T = TypeParam;
   const auto x = this->Grid(-4.99, 4.99, 1.0 / 128);
-  const auto s = Apply<T>(Function::kSigmoid, 0, 0, x);
-  const auto ds = Apply<T>(Function::kSigmoid, 0, 1, x);
-  std::vector<T> minus_x(x.size());
-  for (size_t i = 0; i < x.size(); ++i) minus_x[i] = -x[i];
-  const auto s_minus = Apply<T>(Function::kSigmoid, 0, 0, minus_x);
+  const auto [s, ds, s_minus] = this->SigmoidsOn(x);
   for (size_t i = 0; i < x.size(); ++i) {
     const long double si = s[i];
     const long double self = si * (1 - si);
@@ -210,11 +207,7 @@ TYPED_TEST(IdentitiesTest, SigmoidPrimeIsSigmoidTimesSigmoidOfMinusXInTails) {
   using T = TypeParam;
   // Where the self form rounds to 0 (SPEC.md §1), the product form holds.
   const auto x = this->Grid(-100, 100, 0.25);
-  const auto s = Apply<T>(Function::kSigmoid, 0, 0, x);
-  const auto ds = Apply<T>(Function::kSigmoid, 0, 1, x);
-  std::vector<T> minus_x(x.size());
-  for (size_t i = 0; i < x.size(); ++i) minus_x[i] = -x[i];
-  const auto s_minus = Apply<T>(Function::kSigmoid, 0, 0, minus_x);
+  const auto [s, ds, s_minus] = this->SigmoidsOn(x);
   for (size_t i = 0; i < x.size(); ++i) {
     const long double product = static_cast<long double>(s[i]) * s_minus[i];
     if (product < std::numeric_limits<T>::min()) continue;
@@ -270,12 +263,8 @@ TYPED_TEST(IdentitiesTest, SoftplusDerivativesAreSigmoidAndItsDerivative) {
 }
 
 TYPED_TEST(IdentitiesTest, SigmoidOfMinusXIsOneMinusSigmoid) {
-  using T = TypeParam;
   const auto x = this->Grid(-30, 30, 1.0 / 64);
-  std::vector<T> minus_x(x.size());
-  for (size_t i = 0; i < x.size(); ++i) minus_x[i] = -x[i];
-  const auto s = Apply<T>(Function::kSigmoid, 0, 0, x);
-  const auto s_minus = Apply<T>(Function::kSigmoid, 0, 0, minus_x);
+  const auto [s, ds, s_minus] = this->SigmoidsOn(x);
   for (size_t i = 0; i < x.size(); ++i) {
     EXPECT_NEAR(s_minus[i], 1 - static_cast<long double>(s[i]),
                 this->U(s_minus[i]) + this->U(s[i]))
@@ -289,8 +278,7 @@ TYPED_TEST(IdentitiesTest, GeluPrimeOfMinusXIsOneMinusGeluPrime) {
   const double near_zero =
       NearZeroOf<T>(Function::kGelu, ElementwiseKind::kDerivative1);
   const auto x = this->Grid(-12, 12, 1.0 / 128);
-  std::vector<T> minus_x(x.size());
-  for (size_t i = 0; i < x.size(); ++i) minus_x[i] = -x[i];
+  const std::vector<T> minus_x = this->Negated(x);
   const auto g = Apply<T>(Function::kGelu, 0, 1, x);
   const auto g_minus = Apply<T>(Function::kGelu, 0, 1, minus_x);
   for (size_t i = 0; i < x.size(); ++i) {
