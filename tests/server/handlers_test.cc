@@ -27,13 +27,20 @@ v1::EvaluateRequest LargeEvaluate(v1::Function function,
   return request;
 }
 
+// A context whose cancellation checks count themselves in *checks: the call
+// is cancelled from check number `cancel_at` on.
+ComputeContext CancelledAtCheck(int cancel_at, int* checks) {
+  ComputeContext context;
+  context.is_cancelled = [cancel_at, checks] { return ++*checks >= cancel_at; };
+  return context;
+}
+
 TEST(HandlersTest, CancellationStopsBetweenChunks) {
   const v1::EvaluateRequest request =
       LargeEvaluate(v1::GELU, {int64_t{100} * 1000});
-  ComputeContext context;
-  context.chunk_elements = 1000;  // 100 chunks
   int checks = 0;
-  context.is_cancelled = [&checks] { return ++checks > 3; };
+  ComputeContext context = CancelledAtCheck(4, &checks);
+  context.chunk_elements = 1000;  // 100 chunks
   v1::EvaluateResponse response;
   const absl::Status status = HandleEvaluate(request, context, &response);
   EXPECT_EQ(status.code(), absl::StatusCode::kCancelled) << status;
@@ -43,10 +50,9 @@ TEST(HandlersTest, CancellationStopsBetweenChunks) {
 
 TEST(HandlersTest, CancellationStopsSoftmaxBetweenOuterSlices) {
   const v1::EvaluateRequest request = LargeEvaluate(v1::SOFTMAX, {500, 100});
-  ComputeContext context;
-  context.chunk_elements = 1000;  // 10 rows of 100 per chunk, 50 chunks
   int checks = 0;
-  context.is_cancelled = [&checks] { return ++checks > 2; };
+  ComputeContext context = CancelledAtCheck(3, &checks);
+  context.chunk_elements = 1000;  // 10 rows of 100 per chunk, 50 chunks
   v1::EvaluateResponse response;
   EXPECT_EQ(HandleEvaluate(request, context, &response).code(),
             absl::StatusCode::kCancelled);
@@ -68,10 +74,9 @@ TEST(HandlersTest, CrossEntropyChecksBetweenRowChunks) {
   *request.mutable_logits() =
       MakeTensor<double>({1000, 10}, Ramp<double>(10000), Encoding::kRaw);
   for (int i = 0; i < 1000; ++i) request.add_class_indices(i % 10);
-  ComputeContext context;
-  context.chunk_elements = 100;  // 10 rows per chunk
   int checks = 0;
-  context.is_cancelled = [&checks] { return ++checks > 5; };
+  ComputeContext context = CancelledAtCheck(6, &checks);
+  context.chunk_elements = 100;  // 10 rows per chunk
   v1::SoftmaxCrossEntropyResponse response;
   EXPECT_EQ(HandleSoftmaxCrossEntropy(request, context, &response).code(),
             absl::StatusCode::kCancelled);
@@ -180,10 +185,9 @@ TEST(HandlersTest, AnalyzeStopsBetweenChunks) {
   const v1::AnalyzeRequest request = AnalyzeOf(
       v1::GELU,
       MakeTensor<float>({100000}, Ramp<float>(100000), Encoding::kRaw));
-  ComputeContext context;
-  context.chunk_elements = 1000;
   int checks = 0;
-  context.is_cancelled = [&checks] { return ++checks > 3; };
+  ComputeContext context = CancelledAtCheck(4, &checks);
+  context.chunk_elements = 1000;
   v1::AnalyzeResponse response;
   EXPECT_EQ(HandleAnalyze(request, context, &response).code(),
             absl::StatusCode::kCancelled);

@@ -79,14 +79,34 @@ void ExpectServing(Stub& stub) {
   EXPECT_TRUE(status.ok()) << status.error_message();
 }
 
-TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
+// A server started with the options of one test, and a stub to it.
+class LimitsTest : public ::testing::Test {
+ protected:
+  void Start(ServerOptions options) {
+    server_ = StartOrDie(std::move(options));
+    ASSERT_NE(server_, nullptr);
+    stub_ = StubTo(*server_);
+  }
+
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Stub> stub_;
+};
+
+// Pings every second, and a second to answer, even on an idle connection.
+ServerOptions KeepaliveEverySecond() {
+  ServerOptions options;
+  options.keepalive_time_s = 1;
+  options.keepalive_timeout_s = 1;
+  options.keepalive_permit_without_calls = true;
+  return options;
+}
+
+TEST_F(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
   ServerOptions options;
   options.max_elements = 1000;
-  std::unique_ptr<Server> server = StartOrDie(options);
-  ASSERT_NE(server, nullptr);
-  std::unique_ptr<Stub> stub = StubTo(*server);
+  ASSERT_NO_FATAL_FAILURE(Start(options));
 
-  grpc::Status status = Evaluate(*stub, EvaluateOf(1001));
+  grpc::Status status = Evaluate(*stub_, EvaluateOf(1001));
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(status.error_message(),
               AllOf(HasSubstr("1001 elements"), HasSubstr("1000"),
@@ -97,7 +117,7 @@ TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
   overflow.mutable_input()->clear_shape();
   overflow.mutable_input()->add_shape(int64_t{1} << 62);
   overflow.mutable_input()->add_shape(4);
-  status = Evaluate(*stub, overflow);
+  status = Evaluate(*stub_, overflow);
   EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT)
       << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("input.shape"));
@@ -107,13 +127,13 @@ TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
       MakeTensor<float>({11, 100}, Ramp<float>(1100), Encoding::kRaw);
   grpc::ClientContext context;
   v1::SoftmaxCrossEntropyResponse cross_entropy_response;
-  status = stub->SoftmaxCrossEntropy(&context, cross_entropy,
-                                     &cross_entropy_response);
+  status = stub_->SoftmaxCrossEntropy(&context, cross_entropy,
+                                      &cross_entropy_response);
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
 
   // A stream request over the limit ends its stream.
   grpc::ClientContext stream_context;
-  auto stream = stub->Stream(&stream_context);
+  auto stream = stub_->Stream(&stream_context);
   v1::StreamRequest stream_request;
   *stream_request.mutable_evaluate() = EvaluateOf(1000);
   v1::StreamResponse stream_response;
@@ -127,12 +147,12 @@ TEST(LimitsTest, MaxElementsRefusesLargerRequestsThenServes) {
   EXPECT_THAT(status.error_message(),
               AllOf(HasSubstr("stream request #1"), HasSubstr("5000")));
 
-  EXPECT_TRUE(Evaluate(*stub, EvaluateOf(1000)).ok());
-  ExpectServing(*stub);
-  EXPECT_EQ(ElementsAnswered(*server), 1000 + 1000 + 8);
+  EXPECT_TRUE(Evaluate(*stub_, EvaluateOf(1000)).ok());
+  ExpectServing(*stub_);
+  EXPECT_EQ(ElementsAnswered(*server_), 1000 + 1000 + 8);
 }
 
-TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
+TEST_F(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
   absl::Notification release;
   std::atomic<bool> hold{true};
   ServerOptions options;
@@ -141,31 +161,29 @@ TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
   options.before_compute_for_testing = [&] {
     if (hold.load()) release.WaitForNotification();
   };
-  std::unique_ptr<Server> server = StartOrDie(options);
-  ASSERT_NE(server, nullptr);
-  std::unique_ptr<Stub> stub = StubTo(*server);
+  ASSERT_NO_FATAL_FAILURE(Start(options));
 
   std::vector<grpc::Status> held(2);
   std::vector<std::thread> threads;
   for (grpc::Status& status : held) {
-    threads.emplace_back([&] { status = Evaluate(*stub, EvaluateOf(16)); });
+    threads.emplace_back([&] { status = Evaluate(*stub_, EvaluateOf(16)); });
   }
   const absl::Time wait_until = absl::Now() + absl::Seconds(10);
-  while (server->calls().CallsInFlight() < 2 && absl::Now() < wait_until) {
+  while (server_->calls().CallsInFlight() < 2 && absl::Now() < wait_until) {
     absl::SleepFor(absl::Milliseconds(5));
   }
-  ASSERT_EQ(server->calls().CallsInFlight(), 2);
+  ASSERT_EQ(server_->calls().CallsInFlight(), 2);
 
   // Refused at once, not queued behind the held calls.
   const absl::Time start = absl::Now();
-  grpc::Status status = Evaluate(*stub, EvaluateOf(16));
+  grpc::Status status = Evaluate(*stub_, EvaluateOf(16));
   EXPECT_LT(absl::Now() - start, absl::Seconds(2));
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(status.error_message(),
               AllOf(HasSubstr("limit of 2 concurrent calls"),
                     HasSubstr("--max_concurrent_calls")));
   grpc::ClientContext stream_context;
-  auto stream = stub->Stream(&stream_context);
+  auto stream = stub_->Stream(&stream_context);
   stream->WritesDone();
   status = stream->Finish();
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
@@ -174,7 +192,7 @@ TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
     grpc::ClientContext context;
     v1::ListFunctionsResponse functions;
     EXPECT_TRUE(
-        stub->ListFunctions(&context, v1::ListFunctionsRequest(), &functions)
+        stub_->ListFunctions(&context, v1::ListFunctionsRequest(), &functions)
             .ok());
   }
 
@@ -184,30 +202,28 @@ TEST(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
   for (const grpc::Status& s : held) EXPECT_TRUE(s.ok()) << s.error_message();
   // A call counts until the server is done with it, a moment after its
   // client has the status.
-  ASSERT_TRUE(server->calls().WaitUntilIdle(absl::Seconds(5)));
-  ExpectServing(*stub);
-  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kOk), 3 + 1);
+  ASSERT_TRUE(server_->calls().WaitUntilIdle(absl::Seconds(5)));
+  ExpectServing(*stub_);
+  EXPECT_EQ(CallsEnded(*server_, absl::StatusCode::kOk), 3 + 1);
 }
 
-TEST(LimitsTest, MessageSizeLimitsThenServes) {
+TEST_F(LimitsTest, MessageSizeLimitsThenServes) {
   ServerOptions options;
   options.max_message_mb = 1;
-  std::unique_ptr<Server> server = StartOrDie(options);
-  ASSERT_NE(server, nullptr);
-  std::unique_ptr<Stub> stub = StubTo(*server);
+  ASSERT_NO_FATAL_FAILURE(Start(options));
 
   // A request just over --max_message_mb reaches the service, which
   // refuses it naming the flag; one more than 64 KiB over is refused by
   // gRPC itself, in its own words.
-  grpc::Status status = Evaluate(*stub, EvaluateOf(262144 + 1000));
+  grpc::Status status = Evaluate(*stub_, EvaluateOf(262144 + 1000));
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED)
       << status.error_message();
   EXPECT_THAT(status.error_message(), HasSubstr("(--max_message_mb)"));
-  ExpectServing(*stub);
-  status = Evaluate(*stub, EvaluateOf(300000));
+  ExpectServing(*stub_);
+  status = Evaluate(*stub_, EvaluateOf(300000));
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED)
       << status.error_message();
-  ExpectServing(*stub);
+  ExpectServing(*stub_);
 
   // A dense Jacobian of 1024 x 1024 floats (4 MiB) over the 1 MiB limit.
   v1::JacobianRequest jacobian;
@@ -218,7 +234,7 @@ TEST(LimitsTest, MessageSizeLimitsThenServes) {
   {
     grpc::ClientContext context;
     v1::JacobianResponse response;
-    status = stub->Jacobian(&context, jacobian, &response);
+    status = stub_->Jacobian(&context, jacobian, &response);
   }
   EXPECT_EQ(status.error_code(), StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_THAT(status.error_message(),
@@ -228,21 +244,19 @@ TEST(LimitsTest, MessageSizeLimitsThenServes) {
   {
     grpc::ClientContext context;
     v1::JacobianResponse response;
-    status = stub->Jacobian(&context, jacobian, &response);
+    status = stub_->Jacobian(&context, jacobian, &response);
   }
   EXPECT_TRUE(status.ok()) << status.error_message();
-  ExpectServing(*stub);
+  ExpectServing(*stub_);
 }
 
 // --max_jacobian_mb caps the dense Jacobian, whose c^2 values per row of c
 // inputs make a small request expensive, below the message limit; the
 // diagonal form and the VJP stay open.
-TEST(LimitsTest, MaxJacobianMbRefusesLargeDenseJacobiansThenServes) {
+TEST_F(LimitsTest, MaxJacobianMbRefusesLargeDenseJacobiansThenServes) {
   ServerOptions options;
   options.max_jacobian_mb = 1;
-  std::unique_ptr<Server> server = StartOrDie(options);
-  ASSERT_NE(server, nullptr);
-  std::unique_ptr<Stub> stub = StubTo(*server);
+  ASSERT_NO_FATAL_FAILURE(Start(options));
 
   auto jacobian = [&](v1::Function f, int64_t rows, int64_t c, bool dense) {
     v1::JacobianRequest request;
@@ -252,7 +266,7 @@ TEST(LimitsTest, MaxJacobianMbRefusesLargeDenseJacobiansThenServes) {
     request.set_dense(dense);
     grpc::ClientContext context;
     v1::JacobianResponse response;
-    return stub->Jacobian(&context, request, &response);
+    return stub_->Jacobian(&context, request, &response);
   };
   // 2 x 1024 x 1024 floats = 8 MiB, within the 64 MiB message limit.
   grpc::Status status = jacobian(v1::SOFTMAX, 2, 1024, true);
@@ -269,10 +283,10 @@ TEST(LimitsTest, MaxJacobianMbRefusesLargeDenseJacobiansThenServes) {
   EXPECT_TRUE(status.ok()) << status.error_message();
   status = jacobian(v1::TANH, 1024, 1024, false);
   EXPECT_TRUE(status.ok()) << status.error_message();
-  ExpectServing(*stub);
+  ExpectServing(*stub_);
 }
 
-TEST(LimitsTest, StartRefusesBadLimits) {
+TEST_F(LimitsTest, StartRefusesBadLimits) {
   const std::vector<std::pair<std::string, std::function<void(ServerOptions*)>>>
       bad = {
           {"max_elements", [](ServerOptions* o) { o->max_elements = -1; }},
@@ -297,12 +311,8 @@ TEST(LimitsTest, StartRefusesBadLimits) {
 
 // The server pings an idle connection every second; the client answers, so
 // the connection and its calls carry on.
-TEST(LimitsTest, KeepalivePingsKeepAnIdleConnectionServing) {
-  ServerOptions options;
-  options.keepalive_time_s = 1;
-  options.keepalive_timeout_s = 1;
-  options.keepalive_permit_without_calls = true;
-  std::unique_ptr<Server> server = StartOrDie(options);
+TEST_F(LimitsTest, KeepalivePingsKeepAnIdleConnectionServing) {
+  std::unique_ptr<Server> server = StartOrDie(KeepaliveEverySecond());
   ASSERT_NE(server, nullptr);
   grpc::ChannelArguments args;
   // The client pings too, no more often than the server's 5 min minimum
@@ -355,20 +365,15 @@ absl::Duration SilentPeerLifetime(int port, absl::Duration limit) {
 // --keepalive_time_s / --keepalive_timeout_s: a peer that stops answering
 // pings is disconnected after about their sum; without keepalive the same
 // peer stays connected; either way the server goes on serving.
-TEST(LimitsTest, KeepaliveClosesAPeerThatDoesNotAnswerPings) {
-  ServerOptions options;
-  options.keepalive_time_s = 1;
-  options.keepalive_timeout_s = 1;
-  options.keepalive_permit_without_calls = true;
-  std::unique_ptr<Server> server = StartOrDie(options);
-  ASSERT_NE(server, nullptr);
+TEST_F(LimitsTest, KeepaliveClosesAPeerThatDoesNotAnswerPings) {
+  ASSERT_NO_FATAL_FAILURE(Start(KeepaliveEverySecond()));
   const absl::Duration lifetime =
-      SilentPeerLifetime(server->port(), absl::Seconds(10));
+      SilentPeerLifetime(server_->port(), absl::Seconds(10));
   std::printf("silent peer disconnected after %s\n",
               absl::FormatDuration(lifetime).c_str());
   EXPECT_GE(lifetime, absl::Milliseconds(900));
   EXPECT_LT(lifetime, absl::Seconds(6));
-  ExpectServing(*StubTo(*server));
+  ExpectServing(*stub_);
 
   std::unique_ptr<Server> plain = StartOrDie(ServerOptions());
   ASSERT_NE(plain, nullptr);
@@ -377,40 +382,46 @@ TEST(LimitsTest, KeepaliveClosesAPeerThatDoesNotAnswerPings) {
   ExpectServing(*StubTo(*plain));
 }
 
-// 16M elements (64 MiB) with a 1 ms deadline: the client gets
-// DEADLINE_EXCEEDED, and the server drops the call at once instead of
-// computing it.
-TEST(DeadlineTest, HugeRequestWithTinyDeadlineLeavesTheServerIdle) {
-  ServerOptions options;
-  options.max_message_mb = 128;
-  std::unique_ptr<Server> server = StartOrDie(options);
-  ASSERT_NE(server, nullptr);
-  std::unique_ptr<Stub> stub = StubTo(*server);
-  ExpectServing(*stub);  // connected, so the deadline is all upload
-  const int64_t elements_before = ElementsAnswered(*server);
+// A server that takes a request of 16M elements (64 MiB).
+class DeadlineTest : public LimitsTest {
+ protected:
+  static constexpr int64_t kHugeElements = int64_t{16} << 20;
 
-  constexpr int64_t kElements = int64_t{16} << 20;
-  const v1::EvaluateRequest huge = EvaluateOf(kElements);
-  const grpc::Status status = Evaluate(*stub, huge, absl::Milliseconds(1));
+  // Starts the server and connects; notes the elements answered so far.
+  void StartForHugeRequests(ServerOptions options) {
+    options.max_message_mb = 128;
+    ASSERT_NO_FATAL_FAILURE(Start(std::move(options)));
+    ExpectServing(*stub_);  // connected, so the deadline is all upload
+    elements_before_ = ElementsAnswered(*server_);
+  }
+
+  int64_t elements_before_ = 0;
+};
+
+// 16M elements with a 1 ms deadline: the client gets DEADLINE_EXCEEDED, and
+// the server drops the call at once instead of computing it.
+TEST_F(DeadlineTest, HugeRequestWithTinyDeadlineLeavesTheServerIdle) {
+  ASSERT_NO_FATAL_FAILURE(StartForHugeRequests(ServerOptions()));
+  const v1::EvaluateRequest huge = EvaluateOf(kHugeElements);
+  const grpc::Status status = Evaluate(*stub_, huge, absl::Milliseconds(1));
   const absl::Time returned = absl::Now();
   EXPECT_EQ(status.error_code(), StatusCode::DEADLINE_EXCEEDED)
       << status.error_message();
 
-  EXPECT_TRUE(server->calls().WaitUntilIdle(absl::Milliseconds(100)))
-      << server->calls().CallsInFlight() << " calls still in flight";
-  const grpc::Status small = Evaluate(*stub, EvaluateOf(8));
+  EXPECT_TRUE(server_->calls().WaitUntilIdle(absl::Milliseconds(100)))
+      << server_->calls().CallsInFlight() << " calls still in flight";
+  const grpc::Status small = Evaluate(*stub_, EvaluateOf(8));
   EXPECT_TRUE(small.ok()) << small.error_message();
   EXPECT_LT(absl::Now() - returned, absl::Milliseconds(100));
-  EXPECT_EQ(ElementsAnswered(*server), elements_before + 8);
-  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kOk), 2);
+  EXPECT_EQ(ElementsAnswered(*server_), elements_before_ + 8);
+  EXPECT_EQ(CallsEnded(*server_, absl::StatusCode::kOk), 2);
 }
 
 // The deadline passes once the request has arrived: the work stops at the
 // first chunk boundary, long before 16M elements are computed.
-TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
+TEST_F(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
   std::atomic<int64_t> deadline_ns{0};
   ServerOptions options;
-  options.max_message_mb = 128;
   options.before_compute_for_testing = [&] {
     const int64_t ns = deadline_ns.load();
     if (ns != 0) {
@@ -419,14 +430,8 @@ TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
           std::chrono::milliseconds(5));
     }
   };
-  std::unique_ptr<Server> server = StartOrDie(options);
-  ASSERT_NE(server, nullptr);
-  std::unique_ptr<Stub> stub = StubTo(*server);
-  ExpectServing(*stub);
-  const int64_t elements_before = ElementsAnswered(*server);
-
-  constexpr int64_t kElements = int64_t{16} << 20;
-  const v1::EvaluateRequest huge = EvaluateOf(kElements);
+  ASSERT_NO_FATAL_FAILURE(StartForHugeRequests(options));
+  const v1::EvaluateRequest huge = EvaluateOf(kHugeElements);
   grpc::ClientContext context;
   // Long enough for the upload, usually; if not, the call still ends on time.
   const Clock::time_point deadline = Clock::now() + std::chrono::seconds(2);
@@ -435,22 +440,22 @@ TEST(DeadlineTest, WorkStopsWhenTheDeadlinePassesDuringTheCall) {
                         deadline.time_since_epoch())
                         .count());
   v1::EvaluateResponse response;
-  const grpc::Status status = stub->Evaluate(&context, huge, &response);
+  const grpc::Status status = stub_->Evaluate(&context, huge, &response);
   EXPECT_EQ(status.error_code(), StatusCode::DEADLINE_EXCEEDED);
   deadline_ns.store(0);
 
   // What matters here is that no work was done after the deadline (the
   // test above bounds the time to idle).
   const absl::Time returned = absl::Now();
-  EXPECT_TRUE(server->calls().WaitUntilIdle(absl::Seconds(5)));
+  EXPECT_TRUE(server_->calls().WaitUntilIdle(absl::Seconds(5)));
   std::fprintf(stderr, "idle %s after the client's DEADLINE_EXCEEDED\n",
                absl::FormatDuration(absl::Now() - returned).c_str());
-  ExpectServing(*stub);
-  EXPECT_EQ(ElementsAnswered(*server), elements_before + 8);
+  ExpectServing(*stub_);
+  EXPECT_EQ(ElementsAnswered(*server_), elements_before_ + 8);
   // The server saw the call end on its deadline, not run to completion.
-  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kOk), 2);
-  EXPECT_EQ(CallsEnded(*server, absl::StatusCode::kDeadlineExceeded) +
-                CallsEnded(*server, absl::StatusCode::kCancelled),
+  EXPECT_EQ(CallsEnded(*server_, absl::StatusCode::kOk), 2);
+  EXPECT_EQ(CallsEnded(*server_, absl::StatusCode::kDeadlineExceeded) +
+                CallsEnded(*server_, absl::StatusCode::kCancelled),
             1);
 }
 

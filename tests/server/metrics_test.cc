@@ -30,17 +30,26 @@ v1::EvaluateRequest Relu(int n) {
   return request;
 }
 
-TEST(MetricsTest, ScrapeCountsCallsByStatusLatencyAndElements) {
+// gRPC and metrics on free ports.
+ServerOptions WithMetrics() {
   ServerOptions options;
   options.address = "127.0.0.1:0";
   options.metrics_address = "127.0.0.1:0";
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  return options;
+}
+
+std::unique_ptr<v1::ActivationService::Stub> StubTo(const Server& server) {
+  return v1::ActivationService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.port()),
+                          grpc::InsecureChannelCredentials()));
+}
+
+TEST(MetricsTest, ScrapeCountsCallsByStatusLatencyAndElements) {
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(WithMetrics());
   ASSERT_TRUE(server.ok()) << server.status();
   ASSERT_GT((*server)->metrics_port(), 0);
 
-  auto stub = v1::ActivationService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
-                          grpc::InsecureChannelCredentials()));
+  auto stub = StubTo(**server);
   for (int i = 0; i < 3; ++i) {
     grpc::ClientContext context;
     v1::EvaluateResponse response;
@@ -99,14 +108,9 @@ TEST(MetricsTest, ScrapeCountsCallsByStatusLatencyAndElements) {
 // ListFunctions is served inline on gRPC's thread, apart from the compute
 // methods; its duration used to be recorded as 0.
 TEST(MetricsTest, ListFunctionsDurationIsMeasured) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.metrics_address = "127.0.0.1:0";
-  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(options);
+  absl::StatusOr<std::unique_ptr<Server>> server = Server::Start(WithMetrics());
   ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::ActivationService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
-                          grpc::InsecureChannelCredentials()));
+  auto stub = StubTo(**server);
   grpc::ClientContext context;
   v1::ListFunctionsResponse response;
   ASSERT_TRUE(
@@ -138,9 +142,7 @@ TEST(MetricsTest, OffByDefault) {
 }
 
 TEST(MetricsTest, StartFailsWhenTheMetricsPortIsTaken) {
-  ServerOptions options;
-  options.address = "127.0.0.1:0";
-  options.metrics_address = "127.0.0.1:0";
+  ServerOptions options = WithMetrics();
   absl::StatusOr<std::unique_ptr<Server>> first = Server::Start(options);
   ASSERT_TRUE(first.ok()) << first.status();
   options.metrics_address =

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -119,29 +120,22 @@ TEST(DecodeTensorTest, TypedCountMismatch) {
           "upstream_grad.double_data has 3 values, expected 4 (shape [2,2])"));
 }
 
-TEST(DecodeTensorTest, FloatDataWithFloat64) {
-  v1::Tensor t = MakeTensor<float>({2}, {1, 2}, Encoding::kTyped);
-  t.set_dtype(v1::FLOAT64);
-  EXPECT_THAT(DecodeTensor(t, "input"),
-              IsInvalidArgumentWith(
-                  "input.float_data is set but input.dtype is FLOAT64"));
-}
-
-TEST(DecodeTensorTest, DoubleDataWithFloat32) {
-  v1::Tensor t = MakeTensor<double>({2}, {1, 2}, Encoding::kTyped);
-  t.set_dtype(v1::FLOAT32);
-  EXPECT_THAT(DecodeTensor(t, "input"),
-              IsInvalidArgumentWith(
-                  "input.double_data is set but input.dtype is FLOAT32"));
-}
-
-TEST(DecodeTensorTest, TwoEncodingsAtOnce) {
-  v1::Tensor t = MakeTensor<float>({2}, {1, 2}, Encoding::kTyped);
-  t.set_raw_data(std::string(8, '\0'));
-  EXPECT_THAT(
-      DecodeTensor(t, "input"),
-      IsInvalidArgumentWith(
-          "input has data in raw_data and float_data; set exactly one"));
+// Typed data of the other dtype, and data in two fields at once.
+TEST(DecodeTensorTest, DataInTheWrongOrInTwoFields) {
+  v1::Tensor float_data = MakeTensor<float>({2}, {1, 2}, Encoding::kTyped);
+  float_data.set_dtype(v1::FLOAT64);
+  v1::Tensor double_data = MakeTensor<double>({2}, {1, 2}, Encoding::kTyped);
+  double_data.set_dtype(v1::FLOAT32);
+  v1::Tensor both = MakeTensor<float>({2}, {1, 2}, Encoding::kTyped);
+  both.set_raw_data(std::string(8, '\0'));
+  const std::pair<const v1::Tensor*, const char*> cases[] = {
+      {&float_data, "input.float_data is set but input.dtype is FLOAT64"},
+      {&double_data, "input.double_data is set but input.dtype is FLOAT32"},
+      {&both, "input has data in raw_data and float_data; set exactly one"},
+  };
+  for (const auto& [tensor, message] : cases) {
+    EXPECT_THAT(DecodeTensor(*tensor, "input"), IsInvalidArgumentWith(message));
+  }
 }
 
 TEST(DecodeTensorTest, NoDataForNonEmptyShape) {
