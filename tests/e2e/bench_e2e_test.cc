@@ -6,9 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -18,9 +16,9 @@
 #include "actsvc/v1/activation.grpc.pb.h"
 #include "client/tensor.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/bench_reports.h"
 #include "tests/e2e/processes.h"
 
 namespace actsvc::e2e {
@@ -30,40 +28,17 @@ namespace v1 = ::actsvc::v1;
 namespace bv1 = ::actsvc::bench::v1;
 using ::testing::HasSubstr;
 
-std::string TempPath(absl::string_view name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/actsvc_bench_", getpid(),
-                      "_", name);
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
-bv1::Report ReadReport(const std::string& path) {
-  bv1::Report report;
-  const auto status =
-      google::protobuf::util::JsonStringToMessage(ReadFile(path), &report);
-  EXPECT_TRUE(status.ok()) << status.ToString();
-  return report;
-}
-
 ProcessResult Bench(const std::string& target,
                     const std::vector<std::string>& flags) {
-  std::vector<std::string> argv = {ACTSVC_CLI_PATH,
-                                   absl::StrCat("--target=", target), "bench"};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  return RunProcess(argv, absl::Seconds(40));
+  return RunCliCommand(ACTSVC_CLI_PATH, target, "bench", flags,
+                       absl::Seconds(40));
 }
 
 TEST(BenchE2eTest, TwoSecondsAgainstTheServer) {
   auto server = ServerProcess::Start(ACTSVC_SERVER_PATH, {});
   ASSERT_TRUE(server.ok()) << server.status();
-  const std::string json = TempPath("live.json");
-  const std::string csv = TempPath("live.csv");
+  const std::string json = TempPath("bench", "live.json");
+  const std::string csv = TempPath("bench", "live.csv");
   const ProcessResult run = Bench(
       (*server)->target(),
       {"--function=gelu", "--shape=4,256", "--concurrency=4", "--duration=2s",
@@ -115,7 +90,7 @@ TEST(BenchE2eTest, TwoSecondsAgainstTheServer) {
 TEST(BenchE2eTest, OpenLoopSweepKeepsTheRate) {
   auto server = ServerProcess::Start(ACTSVC_SERVER_PATH, {});
   ASSERT_TRUE(server.ok()) << server.status();
-  const std::string json = TempPath("open.json");
+  const std::string json = TempPath("bench", "open.json");
   const ProcessResult run = Bench(
       (*server)->target(), {"--rpc=stream", "--function=sigmoid",
                             "--rps=100,200", "--duration=1s", "--json", json});
@@ -167,20 +142,17 @@ class WrongServer {
 
 TEST(BenchE2eTest, WrongAnswersAreCounted) {
   WrongServer server;
-  const std::string json = TempPath("wrong.json");
+  const std::string json = TempPath("bench", "wrong.json");
   const ProcessResult run = Bench(
       server.target(), {"--function=identity", "--shape=8", "--requests=50",
                         "--concurrency=2", "--check-every=1", "--json", json});
   EXPECT_EQ(run.exit_code, 1) << run.out << run.err;
   EXPECT_THAT(run.out, HasSubstr("WRONG_ANSWER"));
   const bv1::Report report = ReadReport(json);
-  ASSERT_EQ(report.rows_size(), 1);
+  ASSERT_NO_FATAL_FAILURE(
+      ExpectOneRow(report, {/*requests=*/50, /*ok=*/0, /*errors=*/50,
+                            /*wrong_answers=*/50, /*checked=*/50}));
   const bv1::Row& row = report.rows(0);
-  EXPECT_EQ(row.requests(), 50);
-  EXPECT_EQ(row.checked(), 50);
-  EXPECT_EQ(row.wrong_answers(), 50);
-  EXPECT_EQ(row.errors(), 50);
-  EXPECT_EQ(row.ok(), 0);
   ASSERT_EQ(row.statuses_size(), 1);
   EXPECT_EQ(row.statuses(0).code(), "WRONG_ANSWER");
   EXPECT_THAT(row.statuses(0).sample_message(),
@@ -189,7 +161,7 @@ TEST(BenchE2eTest, WrongAnswersAreCounted) {
 
 TEST(BenchE2eTest, OnlyCheckedResponsesCanBeWrong) {
   WrongServer server;
-  const std::string json = TempPath("every5.json");
+  const std::string json = TempPath("bench", "every5.json");
   const ProcessResult run = Bench(
       server.target(), {"--function=identity", "--shape=8", "--requests=50",
                         "--check-every=5", "--json", json});
@@ -203,7 +175,7 @@ TEST(BenchE2eTest, OnlyCheckedResponsesCanBeWrong) {
 
 TEST(BenchE2eTest, UnimplementedCallsAreCountedByStatus) {
   WrongServer server;  // implements Evaluate only
-  const std::string json = TempPath("unimplemented.json");
+  const std::string json = TempPath("bench", "unimplemented.json");
   const ProcessResult run = Bench(
       server.target(),
       {"--rpc=jacobian", "--function=tanh", "--requests=20", "--json", json});

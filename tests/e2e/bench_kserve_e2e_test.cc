@@ -4,16 +4,14 @@
 // and the combinations no model computes refused before any call.
 #include <unistd.h>
 
-#include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "actsvc/bench/v1/report.pb.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/bench_reports.h"
 #include "tests/e2e/processes.h"
 
 namespace actsvc::e2e {
@@ -22,15 +20,20 @@ namespace {
 namespace bv1 = ::actsvc::bench::v1;
 using ::testing::HasSubstr;
 
-bv1::Report ReadReport(const std::string& path) {
-  std::ifstream file(path);
-  std::stringstream text;
-  text << file.rdbuf();
-  bv1::Report report;
-  const auto status =
-      google::protobuf::util::JsonStringToMessage(text.str(), &report);
-  EXPECT_TRUE(status.ok()) << status.ToString();
-  return report;
+// `actsvc bench` against `server` with `flags`, then those of `workload`,
+// every answer checked: it succeeds, its output says `says`, and *report is
+// the report it wrote to `json`.
+void RunBench(const ServerProcess& server, std::vector<std::string> flags,
+              const std::vector<std::string>& workload, const std::string& json,
+              const std::string& says, bv1::Report* report) {
+  flags.insert(flags.end(), {"--concurrency=2", "--warmup=0", "--check_every=1",
+                             "--json", json});
+  flags.insert(flags.end(), workload.begin(), workload.end());
+  const ProcessResult run = RunCliCommand(ACTSVC_CLI_PATH, server.target(),
+                                          "bench", flags, absl::Seconds(40));
+  ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
+  EXPECT_THAT(run.out, HasSubstr(says));
+  *report = ReadReport(json);
 }
 
 TEST(BenchKServeE2eTest, EveryRpcAsModelInferWithEveryAnswerChecked) {
@@ -44,31 +47,17 @@ TEST(BenchKServeE2eTest, EveryRpcAsModelInferWithEveryAnswerChecked) {
       {"--rpc=xent", "--shape=8,10"},
       {"--rpc=evaluate", "--function=elu", "--dtype=float64",
        "--encoding=typed"}};
-  const std::string json = absl::StrCat(
-      std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR")
-                                            : "/tmp",
-      "/actsvc_bench_kserve_", getpid(), ".json");
+  const std::string json = TempPath("bench", "kserve.json");
   for (const std::vector<std::string>& workload : workloads) {
     SCOPED_TRACE(workload[0] + " " + workload[1]);
-    std::vector<std::string> argv = {
-        ACTSVC_CLI_PATH, absl::StrCat("--target=", (*server)->target()),
-        "bench",         "--protocol=kserve",
-        "--requests=60", "--concurrency=2",
-        "--warmup=0",    "--check_every=1",
-        "--json",        json};
-    argv.insert(argv.end(), workload.begin(), workload.end());
-    const ProcessResult run = RunProcess(argv, absl::Seconds(40));
-    ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
-    EXPECT_THAT(run.out, HasSubstr("kserve ModelInfer"));
-    const bv1::Report report = ReadReport(json);
+    bv1::Report report;
+    ASSERT_NO_FATAL_FAILURE(
+        RunBench(**server, {"--protocol=kserve", "--requests=60"}, workload,
+                 json, "kserve ModelInfer", &report));
     EXPECT_EQ(report.config().protocol(), "kserve");
-    ASSERT_EQ(report.rows_size(), 1);
-    const bv1::Row& row = report.rows(0);
-    EXPECT_EQ(row.requests(), 60);
-    EXPECT_EQ(row.ok(), 60);
-    EXPECT_EQ(row.errors(), 0);
-    EXPECT_EQ(row.wrong_answers(), 0);
-    EXPECT_EQ(row.checked(), 60);
+    ASSERT_NO_FATAL_FAILURE(
+        ExpectOneRow(report, {/*requests=*/60, /*ok=*/60, /*errors=*/0,
+                              /*wrong_answers=*/0, /*checked=*/60}));
   }
 }
 
@@ -80,10 +69,7 @@ TEST(BenchKServeE2eTest, RestBinaryAndJsonWithEveryAnswerChecked) {
   auto server = ServerProcess::Start(ACTSVC_SERVER_PATH,
                                      {absl::StrCat("--http_address=", http)});
   ASSERT_TRUE(server.ok()) << server.status();
-  const std::string json = absl::StrCat(
-      std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR")
-                                            : "/tmp",
-      "/actsvc_bench_http_", getpid(), ".json");
+  const std::string json = TempPath("bench", "http.json");
   for (const std::vector<std::string>& workload :
        std::vector<std::vector<std::string>>{
            {"--rpc=vjp", "--function=log_softmax"},
@@ -91,23 +77,12 @@ TEST(BenchKServeE2eTest, RestBinaryAndJsonWithEveryAnswerChecked) {
            {"--rpc=derivative", "--function=elu", "--alpha=0.5",
             "--dtype=float64", "--http_json"}}) {
     SCOPED_TRACE(workload[0] + " " + workload[1]);
-    std::vector<std::string> argv = {
-        ACTSVC_CLI_PATH,
-        absl::StrCat("--target=", (*server)->target()),
-        "bench",
-        "--protocol=http",
-        absl::StrCat("--http_target=", http),
-        "--requests=40",
-        "--concurrency=2",
-        "--warmup=0",
-        "--check_every=1",
-        "--json",
-        json};
-    argv.insert(argv.end(), workload.begin(), workload.end());
-    const ProcessResult run = RunProcess(argv, absl::Seconds(40));
-    ASSERT_EQ(run.exit_code, 0) << run.out << run.err;
-    EXPECT_THAT(run.out, HasSubstr("KServe REST"));
-    const bv1::Report report = ReadReport(json);
+    bv1::Report report;
+    ASSERT_NO_FATAL_FAILURE(
+        RunBench(**server,
+                 {"--protocol=http", absl::StrCat("--http_target=", http),
+                  "--requests=40"},
+                 workload, json, "KServe REST", &report));
     ASSERT_EQ(report.rows_size(), 1);
     EXPECT_EQ(report.rows(0).ok(), 40);
     EXPECT_EQ(report.rows(0).wrong_answers(), 0);
@@ -116,7 +91,7 @@ TEST(BenchKServeE2eTest, RestBinaryAndJsonWithEveryAnswerChecked) {
 }
 
 TEST(BenchKServeE2eTest, WhatNoModelComputesIsAUsageError) {
-  const std::string target = "--target=127.0.0.1:1";  // never contacted
+  const std::string target = "127.0.0.1:1";  // never contacted
   for (const std::vector<std::string>& flags :
        std::vector<std::vector<std::string>>{
            {"--protocol=kserve", "--rpc=stream", "--function=relu"},
@@ -124,9 +99,8 @@ TEST(BenchKServeE2eTest, WhatNoModelComputesIsAUsageError) {
            {"--protocol=grpc", "--function=relu"},
            {"--protocol=http", "--function=relu", "--rps=10",
             "--http_target=127.0.0.1:1"}}) {
-    std::vector<std::string> argv = {ACTSVC_CLI_PATH, target, "bench"};
-    argv.insert(argv.end(), flags.begin(), flags.end());
-    const ProcessResult run = RunProcess(argv, absl::Seconds(10));
+    const ProcessResult run = RunCliCommand(ACTSVC_CLI_PATH, target, "bench",
+                                            flags, absl::Seconds(10));
     EXPECT_EQ(run.exit_code, 2) << flags[1] << ": " << run.err;
     EXPECT_THAT(run.err, HasSubstr("--protocol"));
   }

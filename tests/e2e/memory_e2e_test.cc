@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -16,20 +15,14 @@
 #include "absl/time/clock.h"
 #include "actsvc/bench/v1/report.pb.h"
 #include "gmock/gmock.h"
-#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "tests/e2e/bench_reports.h"
 #include "tests/e2e/processes.h"
 
 namespace actsvc::e2e {
 namespace {
 
 namespace bv1 = ::actsvc::bench::v1;
-
-std::string TempPath(absl::string_view name) {
-  const char* dir = std::getenv("TEST_TMPDIR");
-  return absl::StrCat(dir != nullptr ? dir : "/tmp", "/actsvc_memory_",
-                      getpid(), "_", name);
-}
 
 // VmRSS of `pid`, in bytes (-1 when unreadable).
 int64_t ResidentBytes(pid_t pid) {
@@ -48,10 +41,8 @@ int64_t ResidentBytes(pid_t pid) {
 
 ProcessResult Bench(const std::string& target,
                     const std::vector<std::string>& flags) {
-  std::vector<std::string> argv = {ACTSVC_CLI_PATH,
-                                   absl::StrCat("--target=", target), "bench"};
-  argv.insert(argv.end(), flags.begin(), flags.end());
-  return RunProcess(argv, absl::Seconds(60));
+  return RunCliCommand(ACTSVC_CLI_PATH, target, "bench", flags,
+                       absl::Seconds(60));
 }
 
 class MemoryE2eTest : public ::testing::Test {
@@ -65,7 +56,8 @@ class MemoryE2eTest : public ::testing::Test {
 
 // Faults per call of `dtype` [4,1048576] sigmoid after a warm-up.
 double FaultsPerCall(const ServerProcess& server, const std::string& dtype) {
-  const std::string json = TempPath(absl::StrCat("faults_", dtype, ".json"));
+  const std::string json =
+      TempPath("memory", absl::StrCat("faults_", dtype, ".json"));
   const ProcessResult run =
       Bench(server.target(),
             {"--function=sigmoid", "--shape=4,1048576", "--concurrency=1",
@@ -73,12 +65,7 @@ double FaultsPerCall(const ServerProcess& server, const std::string& dtype) {
              "--check_every=5", "--json", json,
              absl::StrCat("--server_pid=", server.pid())});
   EXPECT_EQ(run.exit_code, 0) << run.out << run.err;
-  std::ifstream file(json);
-  std::stringstream text;
-  text << file.rdbuf();
-  bv1::Report report;
-  EXPECT_TRUE(
-      google::protobuf::util::JsonStringToMessage(text.str(), &report).ok());
+  const bv1::Report report = ReadReport(json);
   if (report.rows_size() != 1) return -1;
   EXPECT_EQ(report.rows(0).ok(), 20);
   return report.rows(0).server_minor_faults_per_call();

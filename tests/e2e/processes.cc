@@ -131,6 +131,16 @@ ProcessResult RunProcess(const std::vector<std::string>& argv,
   return result;
 }
 
+ProcessResult RunCliCommand(const std::string& cli, const std::string& target,
+                            const std::string& command,
+                            const std::vector<std::string>& flags,
+                            absl::Duration timeout) {
+  std::vector<std::string> argv = {cli, absl::StrCat("--target=", target),
+                                   command};
+  argv.insert(argv.end(), flags.begin(), flags.end());
+  return RunProcess(argv, timeout);
+}
+
 absl::StatusOr<int> PickFreePort() {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return absl::InternalError("socket() failed");

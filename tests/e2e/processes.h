@@ -28,6 +28,13 @@ struct ProcessResult {
 ProcessResult RunProcess(const std::vector<std::string>& argv,
                          absl::Duration timeout = absl::Seconds(30));
 
+// `cli --target=<target> <command> <flags...>`: one command of the CLI at
+// `cli` against a server, killed after `timeout`.
+ProcessResult RunCliCommand(const std::string& cli, const std::string& target,
+                            const std::string& command,
+                            const std::vector<std::string>& flags,
+                            absl::Duration timeout);
+
 // A port that was free a moment ago: bind 127.0.0.1:0, read it, close.
 absl::StatusOr<int> PickFreePort();
 
