@@ -7,6 +7,7 @@
 #include <limits>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -393,18 +394,18 @@ TEST(ArgsTest, ParsesFlagFormsAndPositionals) {
 }
 
 TEST(ArgsTest, ReportsUsageErrors) {
-  const char* unknown[] = {"actsvc", "--nope=1"};
-  EXPECT_THAT(ParseArgs(2, unknown).status().message(),
-              HasSubstr("unknown flag --nope"));
-  const char* bad_value[] = {"actsvc", "--test_count=many"};
-  EXPECT_THAT(ParseArgs(2, bad_value).status().message(),
-              HasSubstr("--test_count"));
-  const char* missing[] = {"actsvc", "--test_text"};
-  EXPECT_THAT(ParseArgs(2, missing).status().message(),
-              HasSubstr("needs a value"));
-  const char* no_unit[] = {"actsvc", "--test_wait=1"};
-  EXPECT_THAT(ParseArgs(2, no_unit).status().message(),
-              HasSubstr("--test_wait: a duration is a number with a unit"));
+  // {the one flag given, what the error says}.
+  const std::pair<const char*, const char*> errors[] = {
+      {"--nope=1", "unknown flag --nope"},
+      {"--test_count=many", "--test_count"},
+      {"--test_text", "needs a value"},
+      {"--test_wait=1", "--test_wait: a duration is a number with a unit"},
+  };
+  for (const auto& [flag, message] : errors) {
+    const char* argv[] = {"actsvc", flag};
+    EXPECT_THAT(ParseArgs(2, argv).status().message(), HasSubstr(message))
+        << flag;
+  }
   const char* with_unit[] = {"actsvc", "--test_wait=250ms"};
   ASSERT_TRUE(ParseArgs(2, with_unit).ok());
   EXPECT_EQ(absl::GetFlag(FLAGS_test_wait), absl::Milliseconds(250));
