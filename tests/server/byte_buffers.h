@@ -40,6 +40,21 @@ inline std::string Flatten(const grpc::ByteBuffer& buffer) {
   return bytes;
 }
 
+// Whether one of `buffer`'s slices begins at `data`: the bytes there were
+// sent in place, not copied.
+inline ::testing::AssertionResult SentInPlace(const grpc::ByteBuffer& buffer,
+                                              const void* data) {
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) {
+    return ::testing::AssertionFailure() << "the buffer does not dump";
+  }
+  for (const grpc::Slice& s : slices) {
+    if (s.begin() == data) return ::testing::AssertionSuccess();
+  }
+  return ::testing::AssertionFailure()
+         << "no slice of " << slices.size() << " begins there";
+}
+
 // Ways to cut a message of `size` bytes: whole; in two at every `step`-th
 // byte; in slices of 1 to 13 bytes (odd sizes, so values straddle slices
 // and sit misaligned).
