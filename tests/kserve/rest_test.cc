@@ -9,6 +9,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -251,15 +252,30 @@ void ExpectSame(const HttpAnswer& answer,
   }
 }
 
-void CheckEveryModel(Stub& stub, int port, const std::string& datatype,
-                     bool binary) {
+// How a test of every model sends its data: the datatype, and binary (the
+// binary tensor data extension) or JSON. JSON sends FP32 as nested arrays,
+// FP64 flat. The half types travel in binary only (JSON has no half numbers
+// to send), and come back in binary, or as JSON numbers widened exactly.
+struct BodyKind {
+  const char* datatype;
+  bool binary;
+};
+void PrintTo(const BodyKind& kind, std::ostream* os) {
+  *os << kind.datatype << (kind.binary ? " binary" : " JSON");
+}
+
+class KServeRestModelsTest : public KServeRestTest,
+                             public ::testing::WithParamInterface<BodyKind> {};
+
+TEST_P(KServeRestModelsTest, AnswerAsOverGrpc) {
+  const auto [datatype, binary] = GetParam();
   for (const Model& model : AllModels()) {
     SCOPED_TRACE(
         absl::StrCat(model.name, " ", datatype, binary ? " binary" : " JSON"));
     const std::vector<Input> inputs = InputsFor(model, datatype);
     int64_t header_length;
     const std::string body =
-        Body(inputs, binary, /*nested=*/datatype == "FP32",
+        Body(inputs, binary, /*nested=*/std::string(datatype) == "FP32",
              binary ? ",\"parameters\":{\"binary_data_output\":true}" : "",
              &header_length);
     std::vector<std::pair<std::string, std::string>> headers;
@@ -267,34 +283,23 @@ void CheckEveryModel(Stub& stub, int port, const std::string& datatype,
       headers.emplace_back("Inference-Header-Content-Length",
                            absl::StrCat(header_length));
     }
-    const HttpAnswer answer = HttpExchange(
-        port, "POST",
-        absl::StrCat("/v2/models/", model.name, "/versions/1/infer"), body,
-        headers);
-    ExpectSame(answer, OverGrpc(stub, model, inputs), binary);
+    const HttpAnswer answer =
+        Post(absl::StrCat("/v2/models/", model.name, "/versions/1/infer"), body,
+             headers);
+    ExpectSame(answer, OverGrpc(*stub_, model, inputs), binary);
   }
 }
 
-TEST_F(KServeRestTest, EveryModelJsonFp32NestedData) {
-  CheckEveryModel(*stub_, server_->http_port(), "FP32", false);
-}
-TEST_F(KServeRestTest, EveryModelJsonFp64FlatData) {
-  CheckEveryModel(*stub_, server_->http_port(), "FP64", false);
-}
-TEST_F(KServeRestTest, EveryModelBinaryFp32) {
-  CheckEveryModel(*stub_, server_->http_port(), "FP32", true);
-}
-TEST_F(KServeRestTest, EveryModelBinaryFp64) {
-  CheckEveryModel(*stub_, server_->http_port(), "FP64", true);
-}
-// The half types travel in binary only (JSON has no half numbers to send),
-// and come back in binary, or as JSON numbers widened exactly.
-TEST_F(KServeRestTest, EveryModelBinaryFp16) {
-  CheckEveryModel(*stub_, server_->http_port(), "FP16", true);
-}
-TEST_F(KServeRestTest, EveryModelBinaryBf16) {
-  CheckEveryModel(*stub_, server_->http_port(), "BF16", true);
-}
+INSTANTIATE_TEST_SUITE_P(
+    EveryModel, KServeRestModelsTest,
+    ::testing::Values(BodyKind{"FP32", false}, BodyKind{"FP64", false},
+                      BodyKind{"FP32", true}, BodyKind{"FP64", true},
+                      BodyKind{"FP16", true}, BodyKind{"BF16", true}),
+    [](const ::testing::TestParamInfo<BodyKind>& info) {
+      return absl::StrCat(info.param.datatype,
+                          info.param.binary ? "Binary" : "Json");
+    });
+
 TEST_F(KServeRestTest, HalfOutputsAsJsonNumbers) {
   for (const char* datatype : {"FP16", "BF16"}) {
     const Model& model = **FindModel("gelu.vjp", "");
