@@ -6,11 +6,10 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
-#include <future>
+#include <chrono>
 #include <initializer_list>
 #include <memory>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -20,6 +19,7 @@
 #include "server/kserve/models.h"
 #include "server/server.h"
 #include "tests/kserve/kserve_test_util.h"
+#include "tests/server/calls.h"
 
 namespace actsvc::server::kserve {
 namespace {
@@ -27,6 +27,9 @@ namespace {
 using ::grpc::StatusCode;
 using ::testing::HasSubstr;
 using namespace testing;  // NOLINT: the helpers of kserve_test_util.h
+using server::testing::HoldEachCall;
+using server::testing::SetTimeout;
+using server::testing::UnaryCall;
 
 class KServeErrorsTest : public KServeSuite<KServeErrorsTest> {
  public:
@@ -254,15 +257,13 @@ TEST_F(KServeErrorsTest, LimitsHoldAsForTheOwnApi) {
 // DEADLINE_EXCEEDED, as on the own API (and counts as a failure).
 TEST(KServeDeadlineTest, DeadlinePassedBeforeCompute) {
   ServerOptions options;
-  options.before_compute_for_testing = [] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-  };
+  options.before_compute_for_testing =
+      HoldEachCall(std::chrono::milliseconds(300));
   absl::StatusOr<std::unique_ptr<Server>> server = StartKServeServer(options);
   ASSERT_TRUE(server.ok()) << server.status();
   std::unique_ptr<Stub> stub = StubTo((*server)->port());
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(150));
+  SetTimeout(&context, std::chrono::milliseconds(150));
   inference::ModelInferResponse response;
   EXPECT_EQ(stub->ModelInfer(&context, Gelu(), &response).error_code(),
             StatusCode::DEADLINE_EXCEEDED);
@@ -353,17 +354,10 @@ TEST_F(KServeErrorsTest, OtherRpcsOfTritonAreUnimplementedWithAMessage) {
                           grpc::InsecureChannelCredentials()));
   for (const char* method :
        {"RepositoryModelLoad", "SystemSharedMemoryRegister", "LogSettings"}) {
-    grpc::ClientContext context;
-    SetDeadline(&context);
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1);
     grpc::ByteBuffer response;
-    std::promise<grpc::Status> done;
-    stub.UnaryCall(&context,
-                   absl::StrCat("/inference.GRPCInferenceService/", method),
-                   grpc::StubOptions(), &request, &response,
-                   [&done](grpc::Status s) { done.set_value(s); });
-    const grpc::Status status = done.get_future().get();
+    const grpc::Status status = UnaryCall(
+        stub, absl::StrCat("/inference.GRPCInferenceService/", method), "",
+        &response);
     EXPECT_EQ(status.error_code(), StatusCode::UNIMPLEMENTED) << method;
     EXPECT_THAT(status.error_message(), HasSubstr("not implemented by actsvc"));
   }
@@ -373,17 +367,10 @@ TEST_F(KServeErrorsTest, MalformedModelInferIsInvalidArgument) {
   grpc::GenericStub stub(
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
                           grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  SetDeadline(&context);
   const std::string garbage = "\x0a\xff\xff\xff\xff\x0f";
-  grpc::Slice slice(garbage);
-  grpc::ByteBuffer request(&slice, 1);
   grpc::ByteBuffer response;
-  std::promise<grpc::Status> done;
-  stub.UnaryCall(&context, "/inference.GRPCInferenceService/ModelInfer",
-                 grpc::StubOptions(), &request, &response,
-                 [&done](grpc::Status s) { done.set_value(s); });
-  const grpc::Status status = done.get_future().get();
+  const grpc::Status status = UnaryCall(
+      stub, "/inference.GRPCInferenceService/ModelInfer", garbage, &response);
   EXPECT_EQ(status.error_code(), StatusCode::INVALID_ARGUMENT);
   EXPECT_THAT(status.error_message(),
               HasSubstr("not a valid inference.ModelInferRequest"));

@@ -7,7 +7,6 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
-#include <future>
 #include <limits>
 #include <memory>
 #include <string>
@@ -24,6 +23,8 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/server/byte_buffers.h"
+#include "tests/server/calls.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/service_fixture.h"
 #include "tests/server/test_util.h"
@@ -293,8 +294,7 @@ grpc::Status RawStream(const std::vector<std::string>& messages,
   grpc::GenericStub stub(SharedServer::channel_);
   grpc::CompletionQueue cq;
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::seconds(10));
+  SetTimeout(&context, std::chrono::seconds(10));
   // One operation at a time, so the queue returns it next.
   auto wait = [&cq] {
     void* tag;
@@ -350,27 +350,14 @@ TEST_F(ServiceTest, MalformedStreamMessageIsInvalidArgument) {
 TEST_F(ServiceTest, MalformedListFunctionsRequestIsInvalidArgument) {
   grpc::GenericStub stub(SharedServer::channel_);
   for (const std::string& bytes : {std::string(kMalformed), std::string()}) {
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() +
-                         std::chrono::seconds(10));
-    const grpc::ByteBuffer request = Buffer(bytes);
     grpc::ByteBuffer response;
-    std::promise<grpc::Status> done;
-    stub.UnaryCall(&context, "/actsvc.v1.ActivationService/ListFunctions",
-                   grpc::StubOptions(), &request, &response,
-                   [&done](grpc::Status status) { done.set_value(status); });
-    const grpc::Status status = done.get_future().get();
+    const grpc::Status status = UnaryCall(
+        stub, "/actsvc.v1.ActivationService/ListFunctions", bytes, &response);
     if (bytes.empty()) {
       // The empty message is a valid ListFunctionsRequest.
       ASSERT_TRUE(status.ok()) << status.error_message();
-      std::vector<grpc::Slice> slices;
-      ASSERT_TRUE(response.Dump(&slices).ok());
-      std::string serialized;
-      for (const grpc::Slice& s : slices) {
-        serialized.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      }
       v1::ListFunctionsResponse functions;
-      ASSERT_TRUE(functions.ParseFromString(serialized));
+      ASSERT_TRUE(functions.ParseFromString(Flatten(response)));
       EXPECT_EQ(functions.functions_size(), 13);
     } else {
       ExpectStatus(status, StatusCode::INVALID_ARGUMENT,

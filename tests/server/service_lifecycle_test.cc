@@ -15,6 +15,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
+#include "tests/server/calls.h"
 #include "tests/server/metrics_reader.h"
 #include "tests/server/server_test_util.h"
 #include "tests/server/test_util.h"
@@ -47,54 +48,58 @@ v1::EvaluateRequest LargeEvaluate() {
   return request;
 }
 
-TEST(ServiceLifecycleTest, DeadlinePassedOnALargeRequest) {
-  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(
-      4, [] { std::this_thread::sleep_for(std::chrono::milliseconds(300)); });
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::ActivationService::NewStub(ChannelTo((*server)->port()));
+// A server of its own whose before-compute hook holds each call in flight.
+class InFlightTest : public ::testing::Test {
+ protected:
+  // Starts the server, holding each call for `hold`.
+  void Start(std::chrono::milliseconds hold) {
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        StartServer(4, HoldEachCall(hold, &entered_));
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    stub_ = v1::ActivationService::NewStub(ChannelTo(server_->port()));
+  }
+
+  // The server noticed how the one call ended, and skipped the work rather
+  // than finishing it.
+  void ExpectEndedWithoutTheWork(absl::StatusCode code) {
+    EXPECT_TRUE(Eventually([&] { return CallsEnded(*server_, code) == 1; }))
+        << code;
+    EXPECT_EQ(CallsEnded(*server_, absl::StatusCode::kOk), 0);
+  }
+
+  std::atomic<bool> entered_{false};
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<Stub> stub_;
+};
+
+TEST_F(InFlightTest, DeadlinePassedOnALargeRequest) {
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(300)));
   grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() +
-                       std::chrono::milliseconds(150));
+  SetTimeout(&context, std::chrono::milliseconds(150));
   v1::EvaluateResponse response;
-  EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
+  EXPECT_EQ(stub_->Evaluate(&context, LargeEvaluate(), &response).error_code(),
             StatusCode::DEADLINE_EXCEEDED);
-  // The server noticed too, and skipped the work rather than finishing it.
-  EXPECT_TRUE(Eventually([&] {
-    return CallsEnded(**server, absl::StatusCode::kDeadlineExceeded) == 1;
-  }));
-  EXPECT_EQ(CallsEnded(**server, absl::StatusCode::kOk), 0);
+  ExpectEndedWithoutTheWork(absl::StatusCode::kDeadlineExceeded);
 }
 
-TEST(ServiceLifecycleTest, CancelledCallStops) {
-  std::atomic<bool> entered{false};
-  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(4, [&] {
-    entered = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  });
-  ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = v1::ActivationService::NewStub(ChannelTo((*server)->port()));
+TEST_F(InFlightTest, CancelledCallStops) {
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(200)));
   grpc::ClientContext context;
   std::thread canceller([&] {
-    Eventually([&] { return entered.load(); });
+    Eventually([&] { return entered_.load(); });
     context.TryCancel();
   });
   v1::EvaluateResponse response;
-  EXPECT_EQ(stub->Evaluate(&context, LargeEvaluate(), &response).error_code(),
+  EXPECT_EQ(stub_->Evaluate(&context, LargeEvaluate(), &response).error_code(),
             StatusCode::CANCELLED);
   canceller.join();
-  EXPECT_TRUE(Eventually(
-      [&] { return CallsEnded(**server, absl::StatusCode::kCancelled) == 1; }));
-  EXPECT_EQ(CallsEnded(**server, absl::StatusCode::kOk), 0);
+  ExpectEndedWithoutTheWork(absl::StatusCode::kCancelled);
 }
 
-TEST(ServiceLifecycleTest, ShutdownDrainsInFlightCalls) {
-  std::atomic<bool> entered{false};
-  absl::StatusOr<std::unique_ptr<Server>> server = StartServer(4, [&] {
-    entered = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(400));
-  });
-  ASSERT_TRUE(server.ok()) << server.status();
-  const int port = (*server)->port();
+TEST_F(InFlightTest, ShutdownDrainsInFlightCalls) {
+  ASSERT_NO_FATAL_FAILURE(Start(std::chrono::milliseconds(400)));
+  const int port = server_->port();
   const v1::EvaluateRequest request = GoodEvaluate(v1::TANH);
   std::vector<float> expected(4);
   actsvc::Evaluate<float>(Function::kTanh, 0, std::vector<float>{1, 2, 3, 4},
@@ -107,11 +112,11 @@ TEST(ServiceLifecycleTest, ShutdownDrainsInFlightCalls) {
     in_flight_status =
         Call(*stub, &Stub::Evaluate, request, &in_flight_response);
   });
-  ASSERT_TRUE(Eventually([&] { return entered.load(); }));
+  ASSERT_TRUE(Eventually([&] { return entered_.load(); }));
 
   std::atomic<bool> shut_down{false};
   std::thread shutdown([&] {
-    (*server)->Shutdown(absl::Seconds(5));
+    server_->Shutdown(absl::Seconds(5));
     shut_down = true;
   });
   std::this_thread::sleep_for(std::chrono::milliseconds(100));
