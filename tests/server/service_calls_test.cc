@@ -33,13 +33,23 @@ namespace actsvc::server {
 namespace {
 
 using ::grpc::StatusCode;
+using testing::Call;
+using testing::CoreFunction;
 using testing::EncodingOf;
+using testing::ExpectStatus;
+using testing::Flatten;
+using testing::GoodEvaluate;
 using ::testing::HasSubstr;
+using testing::kMaxMessageBytes;
 using testing::MakeTensor;
 using testing::Ramp;
-using testing::ShapeOf;
+using testing::ServiceTest;
+using testing::SetTimeout;
+using testing::SharedServer;
+using testing::Spec;
+using testing::Stub;
+using testing::UnaryCall;
 using testing::ValuesOf;
-using namespace testing;  // NOLINT: the helpers of server_test_util.h
 
 // ---------------------------------------------------------------------------
 // ListFunctions and health.

@@ -24,8 +24,19 @@ namespace actsvc::server {
 namespace {
 
 using ::grpc::StatusCode;
+using testing::Call;
+using testing::CallsEnded;
+using testing::ChannelTo;
+using testing::GoodEvaluate;
 using ::testing::HasSubstr;
-using namespace testing;  // NOLINT: the helpers of server_test_util.h
+using testing::HoldEachCall;
+using testing::kMaxMessageMb;
+using testing::MakeTensor;
+using testing::Ramp;
+using testing::SetTimeout;
+using testing::StartServer;
+using testing::Stub;
+using testing::ValuesOf;
 
 // ---------------------------------------------------------------------------
 // Deadlines, cancellation and shutdown, on servers of their own whose

@@ -35,13 +35,19 @@ namespace actsvc::server {
 namespace {
 
 using ::grpc::StatusCode;
+using testing::Call;
+using testing::CoreFunction;
+using testing::Elements;
 using testing::EncodingOf;
-using ::testing::HasSubstr;
+using testing::ExpectStatus;
 using testing::MakeTensor;
 using testing::Ramp;
+using testing::ServiceTest;
 using testing::ShapeOf;
+using testing::SharedServer;
+using testing::Spec;
+using testing::Stub;
 using testing::ValuesOf;
-using namespace testing;  // NOLINT: the helpers of server_test_util.h
 
 ::testing::Environment* const kSharedServer =
     ::testing::AddGlobalTestEnvironment(new SharedServer);
