@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -61,6 +62,32 @@ class KServeErrorsTest : public KServeSuite<KServeErrorsTest> {
   }
 };
 
+// An input of a request: its values in raw_input_contents, or typed.
+struct In {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::variant<std::vector<float>, std::vector<double>, std::vector<int64_t>>
+      values;
+  bool raw = true;
+};
+using F32 = std::vector<float>;
+using F64 = std::vector<double>;
+using I64 = std::vector<int64_t>;
+
+// A request of `model` with `inputs`.
+inference::ModelInferRequest With(const std::string& model,
+                                  const std::vector<In>& inputs) {
+  inference::ModelInferRequest request = Request(model);
+  for (const In& in : inputs) {
+    std::visit(
+        [&](const auto& values) {
+          AddInput(&request, in.name, in.shape, values, in.raw);
+        },
+        in.values);
+  }
+  return request;
+}
+
 inference::ModelInferRequest Gelu(std::vector<float> x = {1, 2, 3, 4}) {
   inference::ModelInferRequest request = Request("gelu", "g");
   AddInput(&request, "x", {static_cast<int64_t>(x.size())}, x, true);
@@ -100,8 +127,7 @@ TEST_F(KServeErrorsTest, InputsThatDoNotFitTheModel) {
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"unexpected inference input 'input' for model 'gelu'",
                "its inputs are x"});
-  request = Request("gelu.vjp");
-  AddInput(&request, "x", {2}, std::vector<float>{1, 2}, true);
+  request = With("gelu.vjp", {{"x", {2}, F32{1, 2}}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"expected 2 inputs but got 1", "input 'grad' is missing",
                "for model 'gelu.vjp'"});
@@ -131,57 +157,50 @@ TEST_F(KServeErrorsTest, DatatypesAndShapesThatDoNotFit) {
               {"input byte size mismatch for input 'x' for model 'gelu'. "
                "Expected 20, got 16"});
   // The companion tensor of a VJP must match x in datatype and shape.
-  request = Request("tanh.vjp");
-  AddInput(&request, "x", {2}, std::vector<float>{1, 2}, true);
-  AddInput(&request, "grad", {2}, std::vector<double>{1, 2}, true);
+  request = With("tanh.vjp", {{"x", {2}, F32{1, 2}}, {"grad", {2}, F64{1, 2}}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"grad.dtype is FLOAT64, expected FLOAT32", "model 'tanh.vjp'"});
   // softmax needs rank >= 1.
-  request = Request("softmax");
-  AddInput(&request, "x", {}, std::vector<float>{1}, true);
+  request = With("softmax", {{"x", {}, F32{1}}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"x.shape is []", "for model 'softmax'"});
 }
 
 TEST_F(KServeErrorsTest, RawAndTypedContentsMustNotMix) {
-  inference::ModelInferRequest request = Request("sigmoid.vjp");
-  AddInput(&request, "x", {2}, std::vector<float>{1, 2}, true);
-  AddInput(&request, "grad", {2}, std::vector<float>{1, 2}, false);
+  inference::ModelInferRequest request =
+      With("sigmoid.vjp",
+           {{"x", {2}, F32{1, 2}}, {"grad", {2}, F32{1, 2}, /*raw=*/false}});
   request.add_raw_input_contents(RawBytes(std::vector<float>{1, 2}));
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"contents field must not be specified when using "
                "raw_input_contents for 'grad' for model 'sigmoid.vjp'"});
   // One raw_input_contents per input.
-  request = Request("sigmoid.vjp");
-  AddInput(&request, "x", {2}, std::vector<float>{1, 2}, true);
-  AddInput(&request, "grad", {2}, std::vector<float>{1, 2}, false);
+  request = With("sigmoid.vjp", {{"x", {2}, F32{1, 2}},
+                                 {"grad", {2}, F32{1, 2}, /*raw=*/false}});
   request.mutable_inputs(1)->clear_contents();
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"expected 2 raw_input_contents", "got 1"});
 }
 
 TEST_F(KServeErrorsTest, TypedContentsInTheWrongFieldOrCount) {
-  inference::ModelInferRequest request = Request("relu");
-  AddInput(&request, "x", {3}, std::vector<double>{1, 2, 3}, false);
+  inference::ModelInferRequest request =
+      With("relu", {{"x", {3}, F64{1, 2, 3}, /*raw=*/false}});
   request.mutable_inputs(0)->set_datatype("FP32");
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"input 'x' has datatype FP32 but its values are in "
                "contents.fp64_contents; expected contents.fp32_contents",
                "for model 'relu'"});
-  request = Request("relu");
-  AddInput(&request, "x", {4}, std::vector<float>{1, 2, 3}, false);
+  request = With("relu", {{"x", {4}, F32{1, 2, 3}, /*raw=*/false}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"unexpected number of values in contents.fp32_contents for "
                "input 'x'. Expected 4 (shape [4]), got 3",
                "for model 'relu'"});
-  request = Request("relu");
-  AddInput(&request, "x", {4}, std::vector<float>{}, false);
+  request = With("relu", {{"x", {4}, F32{}, /*raw=*/false}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT, {"input 'x' has no data"});
 }
 
 TEST_F(KServeErrorsTest, ParametersOfTheWrongTypeOrName) {
-  inference::ModelInferRequest request = Request("elu");
-  AddInput(&request, "x", {2}, std::vector<float>{1, 2}, true);
+  inference::ModelInferRequest request = With("elu", {{"x", {2}, F32{1, 2}}});
   (*request.mutable_parameters())["alpha"] = BoolParam(true);
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"parameters.alpha is not a number", "for model 'elu'"});
@@ -200,8 +219,7 @@ TEST_F(KServeErrorsTest, ParametersOfTheWrongTypeOrName) {
   (*request.mutable_parameters())["priority"] = Int64Param(1);
   EXPECT_TRUE(Infer(request).ok());
 
-  request = Request("log_softmax");
-  AddInput(&request, "x", {2, 2}, std::vector<float>{1, 2, 3, 4}, true);
+  request = With("log_softmax", {{"x", {2, 2}, F32{1, 2, 3, 4}}});
   (*request.mutable_parameters())["axis"] = DoubleParam(0.5);
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"parameters.axis = 0.5 is not an integer"});
@@ -213,26 +231,24 @@ TEST_F(KServeErrorsTest, ParametersOfTheWrongTypeOrName) {
 
 TEST_F(KServeErrorsTest, CrossEntropyLabelsAndReduction) {
   const std::vector<float> logits = {1, 2, 3, 4, 5, 6};
-  inference::ModelInferRequest request = Request("softmax_cross_entropy");
-  AddInput(&request, "logits", {2, 3}, logits, true);
-  AddInput(&request, "labels", {2}, std::vector<int64_t>{0, 3}, true);
+  inference::ModelInferRequest request =
+      With("softmax_cross_entropy",
+           {{"logits", {2, 3}, logits}, {"labels", {2}, I64{0, 3}}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"class_indices[1] = 3 is out of range [0, 3)",
                "for model 'softmax_cross_entropy'"});
-  request = Request("softmax_cross_entropy");
-  AddInput(&request, "logits", {2, 3}, logits, true);
-  AddInput(&request, "labels", {3}, std::vector<int64_t>{0, 1, 2}, true);
+  request = With("softmax_cross_entropy",
+                 {{"logits", {2, 3}, logits}, {"labels", {3}, I64{0, 1, 2}}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"labels.shape [3] does not match logits.shape [2,3]"});
-  request = Request("softmax_cross_entropy");
-  AddInput(&request, "logits", {2, 3}, logits, true);
-  AddInput(&request, "labels", {2}, std::vector<float>{0, 1}, true);
+  request = With("softmax_cross_entropy",
+                 {{"logits", {2, 3}, logits}, {"labels", {2}, F32{0, 1}}});
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"unexpected datatype FP32 for input 'labels'",
                "expected INT64 or INT32"});
-  request = Request("softmax_cross_entropy.probs");
-  AddInput(&request, "logits", {2, 3}, logits, true);
-  AddInput(&request, "target_probs", {2, 3}, logits, true);
+  request =
+      With("softmax_cross_entropy.probs",
+           {{"logits", {2, 3}, logits}, {"target_probs", {2, 3}, logits}});
   (*request.mutable_parameters())["reduction"] = StringParam("avg");
   ExpectError(request, StatusCode::INVALID_ARGUMENT,
               {"parameters.reduction must be the string \"mean\", \"sum\" or "
@@ -271,8 +287,7 @@ TEST(KServeDeadlineTest, DeadlinePassedBeforeCompute) {
 
 TEST_F(KServeErrorsTest, StatisticsCountSuccessesFailuresAndPhases) {
   const inference::ModelStatistics before = Stats("selu");
-  inference::ModelInferRequest good = Request("selu");
-  AddInput(&good, "x", {3}, std::vector<float>{-1, 0, 1}, true);
+  inference::ModelInferRequest good = With("selu", {{"x", {3}, F32{-1, 0, 1}}});
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Infer(good).ok());
   inference::ModelInferRequest bad = good;
   bad.mutable_inputs(0)->set_shape(0, 4);
