@@ -67,6 +67,37 @@ bool SameBits(T a, T b) {
          (std::isnan(a) && std::isnan(b));
 }
 
+// `got` has the bits of `want` everywhere (NaN matching NaN); otherwise the
+// first element that differs.
+template <typename T>
+::testing::AssertionResult AllSameBits(const std::vector<T>& got,
+                                       const std::vector<T>& want) {
+  if (got.size() != want.size()) {
+    return ::testing::AssertionFailure()
+           << got.size() << " values, expected " << want.size();
+  }
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (!SameBits(got[i], want[i])) {
+      return ::testing::AssertionFailure()
+             << "element " << i << " is " << got[i] << ", expected " << want[i];
+    }
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// A kernel of two inputs, `run(a, b, out)`, gives the bits of `want` with its
+// output on `a` and with its output on `b`.
+template <typename T, typename Run>
+void ExpectSameBitsInPlace(const std::vector<T>& a, const char* a_name,
+                           const std::vector<T>& b, const char* b_name,
+                           const std::vector<T>& want, const Run& run) {
+  std::vector<T> on_a = a, on_b = b;
+  run(absl::MakeConstSpan(on_a), absl::MakeConstSpan(b), absl::MakeSpan(on_a));
+  run(absl::MakeConstSpan(a), absl::MakeConstSpan(on_b), absl::MakeSpan(on_b));
+  EXPECT_TRUE(AllSameBits(on_a, want)) << "output aliasing " << a_name;
+  EXPECT_TRUE(AllSameBits(on_b, want)) << "output aliasing " << b_name;
+}
+
 template <typename T>
 std::vector<T> RandomLogits(size_t n, uint64_t seed, double lo = -10,
                             double hi = 10) {
@@ -223,10 +254,8 @@ TYPED_TEST(SoftmaxTest, LengthSweepAliasingAndChunks) {
           SoftmaxForward<T>(f, v, absl::MakeConstSpan(x),
                             absl::MakeSpan(chunked), o, o + 1);
         }
-        for (size_t i = 0; i < x.size(); ++i) {
-          ASSERT_TRUE(SameBits(in_place[i], y[i])) << "in place, c " << c;
-          ASSERT_TRUE(SameBits(chunked[i], y[i])) << "chunked, c " << c;
-        }
+        ASSERT_TRUE(AllSameBits(in_place, y)) << "in place, c " << c;
+        ASSERT_TRUE(AllSameBits(chunked, y)) << "chunked, c " << c;
       }
     }
   }
@@ -275,15 +304,16 @@ TYPED_TEST(SoftmaxTest, SpecialValues) {
   auto P = [&](int r, int c) { return p[r * 4 + c]; };
   auto LP = [&](int r, int c) { return lp[r * 4 + c]; };
   const T log2 = static_cast<T>(std::log(2.0L));
+  // Row r is one-hot at `hot`: p = 1 there and 0 elsewhere, log p = 0 there
+  // and −inf elsewhere.
+  auto expect_one_hot = [&](int r, int hot) {
+    for (int c = 0; c < 4; ++c) {
+      EXPECT_EQ(P(r, c), c == hot ? 1 : 0) << "row " << r << " c " << c;
+      EXPECT_EQ(LP(r, c), c == hot ? 0 : -inf) << "row " << r << " c " << c;
+    }
+  };
 
-  EXPECT_EQ(P(0, 0), 0);
-  EXPECT_EQ(P(0, 1), 0);
-  EXPECT_EQ(P(0, 2), 1);
-  EXPECT_EQ(P(0, 3), 0);
-  EXPECT_EQ(LP(0, 2), 0);
-  EXPECT_EQ(LP(0, 0), -inf);
-  EXPECT_EQ(LP(0, 1), -inf);
-  EXPECT_EQ(LP(0, 3), -inf);
+  expect_one_hot(0, 2);
 
   EXPECT_EQ(P(1, 0), 0);
   EXPECT_EQ(LP(1, 0), -inf);
@@ -314,14 +344,7 @@ TYPED_TEST(SoftmaxTest, SpecialValues) {
     EXPECT_NEAR(LP(5, c), -2 * log2, 2 * UlpAt<T>(2 * log2));
   }
 
-  EXPECT_EQ(P(6, 0), 1);
-  EXPECT_EQ(P(6, 1), 0);
-  EXPECT_EQ(P(6, 2), 0);
-  EXPECT_EQ(P(6, 3), 0);
-  EXPECT_EQ(LP(6, 0), 0);
-  EXPECT_EQ(LP(6, 1), -inf);
-  EXPECT_EQ(LP(6, 2), -inf);
-  EXPECT_EQ(LP(6, 3), -inf);
+  expect_one_hot(6, 0);
 
   // The ordinary row is untouched by its neighbours.
   const RowRef ref7 = Reference({0.5, -1, 2, 0});
@@ -419,15 +442,10 @@ TYPED_TEST(SoftmaxTest, VjpIsJacobianTransposeTimesUpstream) {
         }
       }
       // In place: y aliasing x, and y aliasing g.
-      std::vector<T> on_x = x, on_g = g;
-      SoftmaxVjp<T>(f, v, absl::MakeConstSpan(on_x), absl::MakeConstSpan(g),
-                    absl::MakeSpan(on_x));
-      SoftmaxVjp<T>(f, v, absl::MakeConstSpan(x), absl::MakeConstSpan(on_g),
-                    absl::MakeSpan(on_g));
-      for (size_t i = 0; i < y.size(); ++i) {
-        EXPECT_TRUE(SameBits(on_x[i], y[i])) << "y aliasing x, " << i;
-        EXPECT_TRUE(SameBits(on_g[i], y[i])) << "y aliasing g, " << i;
-      }
+      ExpectSameBitsInPlace(x, "x", g, "g", y,
+                            [&](auto in, auto grad, auto out) {
+                              SoftmaxVjp<T>(f, v, in, grad, out);
+                            });
     }
   }
 }
@@ -476,15 +494,11 @@ TYPED_TEST(SoftmaxTest, VjpFromOutputIsJacobianTransposeTimesUpstream) {
               << b;
         }
       }
-      std::vector<T> on_y = y, on_g = g;
-      SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(on_y),
-                              absl::MakeConstSpan(g), absl::MakeSpan(on_y));
-      SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(y),
-                              absl::MakeConstSpan(on_g), absl::MakeSpan(on_g));
-      for (size_t i = 0; i < dx.size(); ++i) {
-        EXPECT_TRUE(SameBits(on_y[i], dx[i])) << "dx aliasing y, " << i;
-        EXPECT_TRUE(SameBits(on_g[i], dx[i])) << "dx aliasing g, " << i;
-      }
+      // In place: dx aliasing y, and dx aliasing g.
+      ExpectSameBitsInPlace(y, "y", g, "g", dx,
+                            [&](auto in, auto grad, auto out) {
+                              SoftmaxVjpFromOutput<T>(f, v, in, grad, out);
+                            });
     }
   }
 }
