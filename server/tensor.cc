@@ -15,17 +15,12 @@ namespace actsvc::server {
 #error "tensor decoding assumes a little-endian host"
 #endif
 
+// The size of the type VisitDType stores the values as: 4, 8, and 2 for the
+// 16-bit patterns of core/half.h.
+static_assert(sizeof(Float16) == 2 && sizeof(BFloat16) == 2);
 int64_t DTypeSize(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return 4;
-    case DType::kFloat64:
-      return 8;
-    case DType::kFloat16:
-    case DType::kBFloat16:
-      return 2;
-  }
-  UnknownDType(dtype);
+  return VisitDType(dtype,
+                    [](auto t) { return static_cast<int64_t>(sizeof(t)); });
 }
 
 absl::string_view DTypeName(DType dtype) {
