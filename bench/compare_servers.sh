@@ -15,16 +15,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 a="" b="" reps=3 client="$root/build/client/actsvc"
 pass=(--duration 3s --warmup 1s)
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --a) a="$2"; shift 2 ;;
-    --b) b="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --client) client="$2"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) pass+=("$1"); shift ;;
-  esac
-done
+source "$root/bench/lib.sh"
+parse_args 2,13 "a b reps client" "" "$@"
+pass+=(${unparsed[@]+"${unparsed[@]}"})
 [[ -x "$a" && -x "$b" && -x "$client" ]] || {
   echo "need --a and --b server binaries and a client ($client); see --help" >&2
   exit 2

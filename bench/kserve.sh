@@ -14,24 +14,14 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 build="$root/build"
 reps=3
 duration=5s
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --build) build="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --duration) duration="$2"; shift 2 ;;
-    -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+source "$root/bench/lib.sh"
+parse_args 2,10 "build reps duration" "" "$@"
+no_unparsed_args
 server="$build/server/actsvc-server"
 cli="$build/client/actsvc"
-for bin in "$server" "$cli"; do
-  [[ -x "$bin" ]] || { echo "missing $bin: build actsvc-server and actsvc" >&2; exit 2; }
-done
-out="$(mktemp -d /tmp/actsvc-kserve.XXXXXX)"
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+require_bins "actsvc-server and actsvc" "$server" "$cli"
+out=""
+make_out_dir actsvc-kserve
 port=$(free_port)
 http=$(free_port)
 "$server" --address=127.0.0.1:$port --http_address=127.0.0.1:$http \

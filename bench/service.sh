@@ -37,37 +37,21 @@ shapes='1,1024;64,1000;4,1048576'
 variants='float32/raw'
 out=""
 write=0
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --build) build="$2"; shift 2 ;;
-    --duration) duration="$2"; shift 2 ;;
-    --warmup) warmup="$2"; shift 2 ;;
-    --reps) reps="$2"; shift 2 ;;
-    --concurrency) concurrency="$2"; shift 2 ;;
-    --functions) functions="$2"; shift 2 ;;
-    --shapes) shapes="$2"; shift 2 ;;
-    --variants) variants="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
-    --write) write=1; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+source "$root/bench/lib.sh"
+parse_args 2,28 \
+  "build duration warmup reps concurrency functions shapes variants out" \
+  "write=write=1" "$@"
+no_unparsed_args
 [[ "$build" = /* ]] || build="$PWD/$build"
 [[ "$reps" =~ ^[1-9][0-9]*$ ]] || { echo "--reps must be a positive integer" >&2; exit 2; }
 
 cli="$build/client/actsvc"
 server_bin="$build/server/actsvc-server"
 echo_bin="$build/bench/actsvc-echo-server"
-for bin in "$cli" "$server_bin" "$echo_bin"; do
-  [[ -x "$bin" ]] || { echo "missing $bin: build the actsvc, actsvc-server and actsvc-echo-server targets (or pass --build DIR)" >&2; exit 2; }
-done
-if [[ -z "$out" ]]; then out="$(mktemp -d /tmp/actsvc-service-bench.XXXXXX)"; fi
-mkdir -p "$out"
+require_bins "the actsvc, actsvc-server and actsvc-echo-server targets (or pass --build DIR)" \
+  "$cli" "$server_bin" "$echo_bin"
+make_out_dir actsvc-service-bench
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 target="127.0.0.1:$(free_port)"
 echo_target="127.0.0.1:$(free_port)"
 "$server_bin" --address="$target" >"$out/server.log" 2>&1 &

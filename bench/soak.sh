@@ -26,19 +26,10 @@ max_rss_growth_mb=20
 rss_check=1
 seed=1
 out=""
-while [[ $# -gt 0 ]]; do
-  case "$1" in
-    --build) build="$2"; shift 2 ;;
-    --duration) duration="$2"; shift 2 ;;
-    --concurrency) concurrency="$2"; shift 2 ;;
-    --max_rss_growth_mb) max_rss_growth_mb="$2"; shift 2 ;;
-    --no_rss_check) rss_check=0; shift ;;
-    --seed) seed="$2"; shift 2 ;;
-    --out) out="$2"; shift 2 ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
-    *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
+source "$root/bench/lib.sh"
+parse_args 2,19 "build duration concurrency max_rss_growth_mb seed out" \
+  "no_rss_check=rss_check=0" "$@"
+no_unparsed_args
 [[ "$build" = /* ]] || build="$PWD/$build"
 
 case "$duration" in
@@ -58,11 +49,9 @@ warmup=$(( seconds / 4 ))
 server_bin="$build/server/actsvc-server"
 cli="$build/client/actsvc"
 driver="$build/bench/actsvc-soak"
-for bin in "$server_bin" "$cli" "$driver"; do
-  [[ -x "$bin" ]] || { echo "missing $bin: build the actsvc-server, actsvc and actsvc-soak targets (or pass --build DIR)" >&2; exit 2; }
-done
-if [[ -z "$out" ]]; then out="$(mktemp -d /tmp/actsvc-soak.XXXXXX)"; fi
-mkdir -p "$out"
+require_bins "the actsvc-server, actsvc and actsvc-soak targets (or pass --build DIR)" \
+  "$server_bin" "$cli" "$driver"
+make_out_dir actsvc-soak
 : >"$out/rss.tsv"
 
 # The limits the driver's table assumes (it is told the same ones). Calls
@@ -70,7 +59,7 @@ mkdir -p "$out"
 # input, not about load shedding.
 max_elements=262144
 max_message_mb=16
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(free_port)"
 target="127.0.0.1:$port"
 "$server_bin" --address="$target" --max_elements="$max_elements" \
   --max_message_mb="$max_message_mb" --max_concurrent_calls=1024 \

@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/http_socket.h"
 #include "inference/grpc_service.pb.h"
 #include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
@@ -108,23 +109,13 @@ Answer Exchange(const addrinfo* address, const std::string& request,
   tv.tv_sec = static_cast<time_t>(absl::ToInt64Seconds(timeout));
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  std::string raw;
   if (connect(fd, address->ai_addr, address->ai_addrlen) != 0) {
     answer.error = absl::StrCat("connect: ", std::strerror(errno));
     close(fd);
     return answer;
   }
   size_t sent = 0;
-  while (sent < request.size()) {
-    const ssize_t n =
-        send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;
-    sent += static_cast<size_t>(n);
-  }
-  char buffer[65536];
-  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) {
-    raw.append(buffer, static_cast<size_t>(n));
-  }
+  const std::string raw = WriteThenReadAll(fd, request, &sent);
   close(fd);
   const size_t end = raw.find("\r\n\r\n");
   if (end == std::string::npos || raw.size() < 12 ||
@@ -143,27 +134,12 @@ Answer Exchange(const addrinfo* address, const std::string& request,
   return answer;
 }
 
-}  // namespace
-
-absl::StatusOr<HttpWorkload> MakeHttpWorkload(const Workload& kserve,
-                                              absl::string_view http_target,
-                                              bool json) {
-  inference::ModelInferRequest r;
-  if (!Parse(kserve.request, &r)) {
-    return absl::InternalError("the KServe workload does not parse");
-  }
-  HttpWorkload http;
-  const size_t colon = http_target.rfind(':');
-  if (colon == absl::string_view::npos ||
-      !absl::SimpleAtoi(http_target.substr(colon + 1), &http.port)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--http_target=", http_target, " is not host:port"));
-  }
-  http.host = std::string(http_target.substr(0, colon));
-  http.elements = kserve.elements;
+// The JSON part of the REST request of `r`: its tensors as JSON data
+// (`json`), or described with their bytes appended to *binary.
+std::string InferRequestJson(const inference::ModelInferRequest& r, bool json,
+                             std::string* binary) {
   rapidjson::StringBuffer buffer;
   Writer writer(buffer);
-  std::string binary;
   writer.StartObject();
   writer.Key("inputs");
   writer.StartArray();
@@ -188,7 +164,7 @@ absl::StatusOr<HttpWorkload> MakeHttpWorkload(const Workload& kserve,
       writer.Key("binary_data_size");
       writer.Uint64(bytes.size());
       writer.EndObject();
-      binary += bytes;
+      *binary += bytes;
     }
     writer.EndObject();
   }
@@ -220,7 +196,29 @@ absl::StatusOr<HttpWorkload> MakeHttpWorkload(const Workload& kserve,
   }
   writer.EndObject();
   writer.EndObject();
-  const std::string header(buffer.GetString(), buffer.GetSize());
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace
+
+absl::StatusOr<HttpWorkload> MakeHttpWorkload(const Workload& kserve,
+                                              absl::string_view http_target,
+                                              bool json) {
+  inference::ModelInferRequest r;
+  if (!Parse(kserve.request, &r)) {
+    return absl::InternalError("the KServe workload does not parse");
+  }
+  HttpWorkload http;
+  const size_t colon = http_target.rfind(':');
+  if (colon == absl::string_view::npos ||
+      !absl::SimpleAtoi(http_target.substr(colon + 1), &http.port)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--http_target=", http_target, " is not host:port"));
+  }
+  http.host = std::string(http_target.substr(0, colon));
+  http.elements = kserve.elements;
+  std::string binary;
+  const std::string header = InferRequestJson(r, json, &binary);
   const std::string body = header + binary;
   http.body_bytes = static_cast<int64_t>(body.size());
   http.request = absl::StrCat(

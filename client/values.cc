@@ -91,6 +91,31 @@ absl::StatusOr<double> ParseNumber(absl::string_view item) {
   return static_cast<double>(value);
 }
 
+// The comma-separated integers of `text`, a list of `what` (as SplitList
+// says); errors name an item after `item_prefix`. With `nonnegative`, the
+// first item that is not an integer or is negative is an error.
+absl::StatusOr<std::vector<int64_t>> IntegerList(absl::string_view text,
+                                                 absl::string_view what,
+                                                 absl::string_view item_prefix,
+                                                 bool nonnegative) {
+  absl::StatusOr<std::vector<absl::string_view>> items = SplitList(text, what);
+  if (!items.ok()) return items.status();
+  std::vector<int64_t> values;
+  for (absl::string_view item : *items) {
+    int64_t v;
+    if (!absl::SimpleAtoi(item, &v)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(item_prefix, "'", item, "' is not an integer"));
+    }
+    if (nonnegative && v < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(item_prefix, v, " is negative"));
+    }
+    values.push_back(v);
+  }
+  return values;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<double>> ParseValues(absl::string_view text,
@@ -128,39 +153,12 @@ absl::StatusOr<std::vector<int64_t>> ParseShape(absl::string_view text) {
   for (char& c : lower) {
     if (c == 'x') c = ',';
   }
-  absl::StatusOr<std::vector<absl::string_view>> items =
-      SplitList(lower, "shape");
-  if (!items.ok()) return items.status();
-  std::vector<int64_t> shape;
-  for (absl::string_view item : *items) {
-    int64_t d;
-    if (!absl::SimpleAtoi(item, &d)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("shape dimension '", item, "' is not an integer"));
-    }
-    if (d < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("shape dimension ", d, " is negative"));
-    }
-    shape.push_back(d);
-  }
-  return shape;
+  return IntegerList(lower, "shape", "shape dimension ",
+                     /*nonnegative=*/true);
 }
 
 absl::StatusOr<std::vector<int64_t>> ParseIntegers(absl::string_view text) {
-  absl::StatusOr<std::vector<absl::string_view>> items =
-      SplitList(text, "integer");
-  if (!items.ok()) return items.status();
-  std::vector<int64_t> values;
-  for (absl::string_view item : *items) {
-    int64_t v;
-    if (!absl::SimpleAtoi(item, &v)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("'", item, "' is not an integer"));
-    }
-    values.push_back(v);
-  }
-  return values;
+  return IntegerList(text, "integer", "", /*nonnegative=*/false);
 }
 
 }  // namespace actsvc::client

@@ -14,36 +14,35 @@ HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
 
-template <typename H>
-void WidenArray(const H* h, float* f, size_t n) {
+// Converts n values, one float vector's worth at a time:
+// convert(df, from, to) converts Lanes(df) of them. The last partial vector
+// goes through zero-padded aligned buffers.
+template <typename From, typename To, typename Convert>
+void ConvertArray(const From* from, To* to, size_t n, Convert convert) {
   const hn::ScalableTag<float> df;
   const size_t lanes = hn::Lanes(df);
   size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    hn::StoreU(LoadWiden(df, h + i), df, f + i);
-  }
+  for (; i + lanes <= n; i += lanes) convert(df, from + i, to + i);
   if (i == n) return;
-  HWY_ALIGN H hb[HWY_MAX_BYTES / sizeof(float)] = {};
-  HWY_ALIGN float fb[HWY_MAX_BYTES / sizeof(float)];
-  std::memcpy(hb, h + i, (n - i) * sizeof(H));
-  hn::Store(LoadWiden(df, hb), df, fb);
-  std::memcpy(f + i, fb, (n - i) * sizeof(float));
+  HWY_ALIGN From from_buffer[HWY_MAX_BYTES / sizeof(float)] = {};
+  HWY_ALIGN To to_buffer[HWY_MAX_BYTES / sizeof(float)];
+  std::memcpy(from_buffer, from + i, (n - i) * sizeof(From));
+  convert(df, from_buffer, to_buffer);
+  std::memcpy(to + i, to_buffer, (n - i) * sizeof(To));
+}
+
+template <typename H>
+void WidenArray(const H* h, float* f, size_t n) {
+  ConvertArray(h, f, n, [](auto df, const H* from, float* to) HWY_ATTR {
+    hn::StoreU(LoadWiden(df, from), df, to);
+  });
 }
 
 template <typename H>
 void NarrowArray(const float* f, H* h, size_t n) {
-  const hn::ScalableTag<float> df;
-  const size_t lanes = hn::Lanes(df);
-  size_t i = 0;
-  for (; i + lanes <= n; i += lanes) {
-    NarrowStore(df, hn::LoadU(df, f + i), h + i);
-  }
-  if (i == n) return;
-  HWY_ALIGN float fb[HWY_MAX_BYTES / sizeof(float)] = {};
-  HWY_ALIGN H hb[HWY_MAX_BYTES / sizeof(float)];
-  std::memcpy(fb, f + i, (n - i) * sizeof(float));
-  NarrowStore(df, hn::Load(df, fb), hb);
-  std::memcpy(h + i, hb, (n - i) * sizeof(H));
+  ConvertArray(f, h, n, [](auto df, const float* from, H* to) HWY_ATTR {
+    NarrowStore(df, hn::LoadU(df, from), to);
+  });
 }
 
 void WidenF16(const Float16* h, float* f, size_t n) { WidenArray(h, f, n); }

@@ -138,14 +138,20 @@ struct LeakyRelu {
   }
 };
 
+// x g(x) with a gate g from 0 at -inf to 1 at +inf (GELU, its tanh form,
+// SiLU) at x = +-inf, where the formulas compute inf*0: f = x or 0,
+// f' = 1 or 0, f'' = 0.
+template <typename W>
+W GatedLimitAtInf(int order, W x) {
+  if (order == 0) return x > 0 ? x : W(0);
+  if (order == 1) return x > 0 ? W(1) : W(0);
+  return W(0);
+}
+
 struct Gelu {
   template <typename W>
   static W Eval(int order, W /*alpha*/, W x) {
-    if (std::isinf(x)) {  // x*Phi and x*phi are inf*0 there
-      if (order == 0) return x > 0 ? x : W(0);
-      if (order == 1) return x > 0 ? W(1) : W(0);
-      return W(0);
-    }
+    if (std::isinf(x)) return GatedLimitAtInf(order, x);
     if (order == 0) return x * NormalCdf(x);
     if (order == 1) return NormalCdf(x) + x * NormalPdf(x);
     return NormalPdf(x) * (W(2) - x * x);
@@ -157,11 +163,7 @@ struct Gelu {
 struct GeluTanh {
   template <typename W>
   static W Eval(int order, W /*alpha*/, W x) {
-    if (std::isinf(x)) {
-      if (order == 0) return x > 0 ? x : W(0);
-      if (order == 1) return x > 0 ? W(1) : W(0);
-      return W(0);
-    }
+    if (std::isinf(x)) return GatedLimitAtInf(order, x);
     const W k0 = W(kSqrt2OverPi);
     const W k1 = W(kGeluTanhCubic);
     const W x2 = x * x;
@@ -180,11 +182,7 @@ struct GeluTanh {
 struct Silu {
   template <typename W>
   static W Eval(int order, W /*alpha*/, W x) {
-    if (std::isinf(x)) {
-      if (order == 0) return x > 0 ? x : W(0);
-      if (order == 1) return x > 0 ? W(1) : W(0);
-      return W(0);
-    }
+    if (std::isinf(x)) return GatedLimitAtInf(order, x);
     if (order == 0) return x * Sigmoid(x);
     if (order == 1) return Sigmoid(x) * (W(1) + x * Sigmoid(-x));
     // sigma'(x)(2 + x(1 - 2 sigma(x))), with 1 - 2 sigma(x) = -tanh(x/2).

@@ -45,14 +45,20 @@ class UnimplementedReactor final : public grpc::ServerGenericBidiReactor {
   void OnDone() override { delete this; }
 };
 
-// A unary method: one request message, then one response and the status
-// (or the status alone). Compute methods run on the worker pool; inline
-// ones on the gRPC thread that read the request.
-class UnaryReactor final : public grpc::ServerGenericBidiReactor {
+// What the unary and the stream reactors share: the method and its metrics
+// row, admission, the size check of each request read, the compute context
+// of each request, and the one place that records the call and finishes it.
+//
+// The constructor reads the first request, or ends the call when the server
+// does not take it: an inline method only needs the server to be accepting
+// calls; a compute method also counts against --max_concurrent_calls, from
+// then until the reactor is deleted. (gRPC holds the read or the Finish
+// until CreateReactor has returned the reactor.)
+class MethodReactor : public grpc::ServerGenericBidiReactor {
  public:
-  UnaryReactor(const CallEnvironment* env,
-               grpc::GenericCallbackServerContext* context,
-               const Method* method)
+  MethodReactor(const CallEnvironment* env,
+                grpc::GenericCallbackServerContext* context,
+                const Method* method)
       : env_(env),
         context_(context),
         method_(method),
@@ -72,12 +78,11 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
     StartRead(&request_);
   }
 
-  void OnReadDone(bool ok) override {
+  // Ends the call when the client closed its side (or the call died), else
+  // checks the request's size before the subclass serves it.
+  void OnReadDone(bool ok) final {
     if (!ok) {
-      End(context_->IsCancelled()
-              ? absl::CancelledError("the call was cancelled")
-              : absl::InvalidArgumentError(
-                    "the client closed the call without a request message"));
+      End(StatusAtClose(context_->IsCancelled()));
       return;
     }
     if (absl::Status size =
@@ -87,6 +92,66 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
       End(size);
       return;
     }
+    OnRequest();
+  }
+
+  void OnDone() override { delete this; }
+
+ protected:
+  // The status of a call whose client closed its side before the next
+  // request (`cancelled`: the call was cancelled).
+  virtual absl::Status StatusAtClose(bool cancelled) const = 0;
+  // Serves request_, read and within --max_message_mb.
+  virtual void OnRequest() = 0;
+
+  // The compute context of the request read, queued at `queued_at`.
+  ComputeContext ContextFor(SteadyClock::time_point queued_at) const {
+    ComputeContext context = env_->ContextFor(context_);
+    context.queued_at = queued_at;
+    return context;
+  }
+
+  // The call's metrics and log line, with the elements of the requests
+  // answered.
+  void Record(const absl::Status& status) {
+    env_->calls->Record(index_, method_->name, context_->peer(), status,
+                        MillisecondsSince(start_), elements_);
+  }
+
+  void End(const absl::Status& status) {
+    Record(status);
+    Finish(ToGrpcStatus(status));
+  }
+
+  const CallEnvironment* const env_;
+  grpc::GenericCallbackServerContext* const context_;
+  const Method* const method_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  int64_t elements_ = 0;  // of the requests answered
+
+ private:
+  const int index_;
+  const SteadyClock::time_point start_;
+  std::optional<CallTracker::Scope> scope_;  // compute methods only
+};
+
+// A unary method: one request message, then one response and the status
+// (or the status alone). Compute methods run on the worker pool; inline
+// ones on the gRPC thread that read the request.
+class UnaryReactor final : public MethodReactor {
+ public:
+  using MethodReactor::MethodReactor;
+
+ private:
+  absl::Status StatusAtClose(bool cancelled) const override {
+    return cancelled ? absl::CancelledError("the call was cancelled")
+                     : absl::InvalidArgumentError(
+                           "the client closed the call without a request "
+                           "message");
+  }
+
+  void OnRequest() override {
     if (method_->kind == MethodKind::kUnaryInline) {
       Compute();
       return;
@@ -97,83 +162,28 @@ class UnaryReactor final : public grpc::ServerGenericBidiReactor {
     });
   }
 
-  void OnDone() override { delete this; }
-
- private:
   void Compute(SteadyClock::time_point queued_at = SteadyClock::now()) {
     int64_t elements = 0;
-    ComputeContext context = env_->ContextFor(context_);
-    context.queued_at = queued_at;
     const absl::Status status =
-        method_->unary(request_, context, &elements, &response_);
+        method_->unary(request_, ContextFor(queued_at), &elements, &response_);
     request_.Clear();  // the input is no longer needed: free it early
     if (!status.ok()) {
       End(status);
       return;
     }
-    env_->calls->Record(index_, method_->name, context_->peer(), status,
-                        MillisecondsSince(start_), elements);
+    elements_ = elements;
+    Record(status);
     StartWriteAndFinish(&response_, grpc::WriteOptions(), grpc::Status::OK);
   }
-
-  void End(const absl::Status& status) {
-    env_->calls->Record(index_, method_->name, context_->peer(), status,
-                        MillisecondsSince(start_));
-    Finish(ToGrpcStatus(status));
-  }
-
-  const CallEnvironment* const env_;
-  grpc::GenericCallbackServerContext* const context_;
-  const Method* const method_;
-  const int index_;
-  std::optional<CallTracker::Scope> scope_;  // compute methods only
-  const SteadyClock::time_point start_;
-  grpc::ByteBuffer request_;
-  grpc::ByteBuffer response_;
 };
 
 // A stream: read a request, compute it on the pool, write its response, read
 // the next. One step at a time keeps the responses in request order and
 // leaves at most one operation outstanding, so Finish is called exactly
 // once: by whichever step fails or by the read that ends the stream.
-class StreamReactor final : public grpc::ServerGenericBidiReactor {
+class StreamReactor final : public MethodReactor {
  public:
-  StreamReactor(const CallEnvironment* env,
-                grpc::GenericCallbackServerContext* context,
-                const Method* method)
-      : env_(env),
-        context_(context),
-        method_(method),
-        index_(env->methods->IndexOf(method)),
-        scope_(env->calls),
-        start_(SteadyClock::now()) {
-    if (absl::Status accepting =
-            env_->calls->CheckAdmission(method_->name, scope_);
-        !accepting.ok()) {
-      End(accepting);
-      return;
-    }
-    StartRead(&request_);
-  }
-
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      // The client closed its side (or the call died): all answered.
-      End(context_->IsCancelled()
-              ? absl::CancelledError("the stream was cancelled")
-              : absl::OkStatus());
-      return;
-    }
-    if (absl::Status size =
-            CheckRequestBytes(request_, env_->compute.max_message_bytes);
-        !size.ok()) {
-      request_.Clear();
-      End(size);
-      return;
-    }
-    env_->workers->Submit(
-        [this, queued_at = SteadyClock::now()] { Compute(queued_at); });
-  }
+  using MethodReactor::MethodReactor;
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
@@ -185,17 +195,24 @@ class StreamReactor final : public grpc::ServerGenericBidiReactor {
     StartRead(&request_);
   }
 
-  void OnDone() override { delete this; }
-
  private:
+  // A closed client side means all requests were answered.
+  absl::Status StatusAtClose(bool cancelled) const override {
+    return cancelled ? absl::CancelledError("the stream was cancelled")
+                     : absl::OkStatus();
+  }
+
+  void OnRequest() override {
+    env_->workers->Submit(
+        [this, queued_at = SteadyClock::now()] { Compute(queued_at); });
+  }
+
   void Compute(SteadyClock::time_point queued_at) {
     if (env_->before_compute_for_testing) env_->before_compute_for_testing();
     const SteadyClock::time_point start = SteadyClock::now();
     int64_t elements = 0;
-    ComputeContext context = env_->ContextFor(context_);
-    context.queued_at = queued_at;
-    const absl::Status status =
-        method_->stream(request_, message_, context, &elements, &response_);
+    const absl::Status status = method_->stream(
+        request_, message_, ContextFor(queued_at), &elements, &response_);
     request_.Clear();
     if (!status.ok()) {
       End(status);
@@ -208,22 +225,7 @@ class StreamReactor final : public grpc::ServerGenericBidiReactor {
     StartWrite(&response_);
   }
 
-  void End(const absl::Status& status) {
-    env_->calls->Record(index_, method_->name, context_->peer(), status,
-                        MillisecondsSince(start_), elements_);
-    Finish(ToGrpcStatus(status));
-  }
-
-  const CallEnvironment* const env_;
-  grpc::GenericCallbackServerContext* const context_;
-  const Method* const method_;
-  const int index_;
-  const CallTracker::Scope scope_;
-  const SteadyClock::time_point start_;
-  grpc::ByteBuffer request_;
-  grpc::ByteBuffer response_;
-  int64_t message_ = 0;   // index of the request being served, from 0
-  int64_t elements_ = 0;  // of the requests answered
+  int64_t message_ = 0;  // index of the request being served, from 0
 };
 
 }  // namespace

@@ -354,6 +354,11 @@ absl::Status Run(const VjpOp& op, const ComputeContext& context,
       [&](auto t) { return VjpAs<decltype(t)>(op, context, sink); });
 }
 
+absl::Status Run(const std::variant<DerivativeOp, VjpOp>& op,
+                 const ComputeContext& context, OutputSink* sink) {
+  return std::visit([&](const auto& o) { return Run(o, context, sink); }, op);
+}
+
 absl::Status Run(const JacobianOp& op, const ComputeContext& context,
                  OutputSink* sink) {
   if (!op.axis && !op.dense) {

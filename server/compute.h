@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <variant>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -61,6 +62,9 @@ absl::Status Run(const DerivativeOp& op, const ComputeContext& context,
                  OutputSink* sink);
 absl::Status Run(const VjpOp& op, const ComputeContext& context,
                  OutputSink* sink);
+// A Derivative request's operation, either of the two above.
+absl::Status Run(const std::variant<DerivativeOp, VjpOp>& op,
+                 const ComputeContext& context, OutputSink* sink);
 // The diagonal (kJacobianDiagonal) for an elementwise function unless dense
 // is set, else the dense matrices (kJacobianDense).
 absl::Status Run(const JacobianOp& op, const ComputeContext& context,

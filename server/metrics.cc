@@ -10,6 +10,13 @@ std::string FormatSeconds(double seconds) {
   return absl::StrFormat("%g", seconds);
 }
 
+// A metric's HELP and TYPE lines, which open its series.
+void AppendHeader(std::string* out, absl::string_view name,
+                  absl::string_view help, absl::string_view type) {
+  absl::StrAppend(out, "# HELP ", name, " ", help, "\n# TYPE ", name, " ", type,
+                  "\n");
+}
+
 }  // namespace
 
 Metrics::Metrics(
@@ -54,10 +61,10 @@ void Metrics::RecordCall(int index, absl::StatusCode code,
 
 std::string Metrics::Render(int64_t calls_in_flight) const {
   std::string out;
-  absl::StrAppend(&out,
-                  "# HELP actsvc_requests_total Calls finished, by API, RPC "
-                  "and gRPC status code (a stream counts once).\n"
-                  "# TYPE actsvc_requests_total counter\n");
+  AppendHeader(&out, "actsvc_requests_total",
+               "Calls finished, by API, RPC and gRPC status code (a stream "
+               "counts once).",
+               "counter");
   for (const PerMethod& m : methods_) {
     for (int code = 0; code < kCodes; ++code) {
       const int64_t n = m.calls[code].load(std::memory_order_relaxed);
@@ -69,10 +76,9 @@ std::string Metrics::Render(int64_t calls_in_flight) const {
           n, "\n");
     }
   }
-  absl::StrAppend(&out,
-                  "# HELP actsvc_request_duration_seconds Time from a call's "
-                  "start to its end, as the server sees it.\n"
-                  "# TYPE actsvc_request_duration_seconds histogram\n");
+  AppendHeader(&out, "actsvc_request_duration_seconds",
+               "Time from a call's start to its end, as the server sees it.",
+               "histogram");
   for (const PerMethod& m : methods_) {
     int64_t cumulative = 0;
     for (size_t b = 0; b < m.buckets.size(); ++b) {
@@ -89,20 +95,16 @@ std::string Metrics::Render(int64_t calls_in_flight) const {
         "\n", "actsvc_request_duration_seconds_count{", m.labels, "} ",
         cumulative, "\n");
   }
-  absl::StrAppend(&out,
-                  "# HELP actsvc_elements_processed_total Tensor elements of "
-                  "the requests answered successfully.\n"
-                  "# TYPE actsvc_elements_processed_total counter\n");
+  AppendHeader(&out, "actsvc_elements_processed_total",
+               "Tensor elements of the requests answered successfully.",
+               "counter");
   for (const PerMethod& m : methods_) {
     absl::StrAppend(&out, "actsvc_elements_processed_total{", m.labels, "} ",
                     m.elements.load(std::memory_order_relaxed), "\n");
   }
-  absl::StrAppend(&out,
-                  "# HELP actsvc_calls_in_flight Compute calls started and "
-                  "not yet ended.\n"
-                  "# TYPE actsvc_calls_in_flight gauge\n"
-                  "actsvc_calls_in_flight ",
-                  calls_in_flight, "\n");
+  AppendHeader(&out, "actsvc_calls_in_flight",
+               "Compute calls started and not yet ended.", "gauge");
+  absl::StrAppend(&out, "actsvc_calls_in_flight ", calls_in_flight, "\n");
   return out;
 }
 

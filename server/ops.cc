@@ -159,6 +159,22 @@ absl::StatusOr<ResolvedFunction> ResolveWithinLimit(
   return Resolve(function);
 }
 
+// The function and its input x, checked in that order after the size
+// limit: the first checks of Evaluate and Jacobian.
+struct FunctionInput {
+  ResolvedFunction spec;
+  TensorView x;
+};
+absl::StatusOr<FunctionInput> ResolveInput(const FunctionRequest& function,
+                                           TensorArg& x, int64_t max_elements) {
+  absl::StatusOr<ResolvedFunction> spec =
+      ResolveWithinLimit(function, x, max_elements);
+  if (!spec.ok()) return spec.status();
+  absl::StatusOr<TensorView> view = Required(x);
+  if (!view.ok()) return view.status();
+  return FunctionInput{*spec, *std::move(view)};
+}
+
 }  // namespace
 
 absl::Status CheckElements(int64_t elements, int64_t max_elements) {
@@ -172,15 +188,13 @@ absl::Status CheckElements(int64_t elements, int64_t max_elements) {
 
 absl::StatusOr<EvaluateOp> Validate(EvaluateRequest request,
                                     int64_t max_elements) {
-  absl::StatusOr<ResolvedFunction> spec =
-      ResolveWithinLimit(request.function, request.x, max_elements);
-  if (!spec.ok()) return spec.status();
-  absl::StatusOr<TensorView> x = Required(request.x);
-  if (!x.ok()) return x.status();
+  absl::StatusOr<FunctionInput> in =
+      ResolveInput(request.function, request.x, max_elements);
+  if (!in.ok()) return in.status();
   absl::StatusOr<std::optional<ResolvedAxis>> axis =
-      AxisIfVector(request.function, *spec, *x);
+      AxisIfVector(request.function, in->spec, in->x);
   if (!axis.ok()) return axis.status();
-  return EvaluateOp{*spec, *std::move(x), *axis};
+  return EvaluateOp{in->spec, std::move(in->x), *axis};
 }
 
 absl::StatusOr<std::variant<DerivativeOp, VjpOp>> Validate(
@@ -223,21 +237,19 @@ absl::StatusOr<std::variant<DerivativeOp, VjpOp>> Validate(
 
 absl::StatusOr<JacobianOp> Validate(JacobianRequest request,
                                     int64_t max_elements) {
-  absl::StatusOr<ResolvedFunction> spec =
-      ResolveWithinLimit(request.function, request.x, max_elements);
-  if (!spec.ok()) return spec.status();
-  absl::StatusOr<TensorView> x = Required(request.x);
-  if (!x.ok()) return x.status();
-  if (IsElementwise(spec->function) && request.dense && x->rank() == 0) {
+  absl::StatusOr<FunctionInput> in =
+      ResolveInput(request.function, request.x, max_elements);
+  if (!in.ok()) return in.status();
+  if (IsElementwise(in->spec.function) && request.dense && in->x.rank() == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "dense = true needs input of rank >= 1 (", x->name(),
+        "dense = true needs input of rank >= 1 (", in->x.name(),
         ".shape is []): the matrices are taken per last-axis row; use "
         "dense = false for a scalar"));
   }
   absl::StatusOr<std::optional<ResolvedAxis>> axis =
-      AxisIfVector(request.function, *spec, *x);
+      AxisIfVector(request.function, in->spec, in->x);
   if (!axis.ok()) return axis.status();
-  return JacobianOp{*spec, request.dense, *std::move(x), *axis};
+  return JacobianOp{in->spec, request.dense, std::move(in->x), *axis};
 }
 
 absl::StatusOr<CrossEntropyOp> Validate(CrossEntropyRequest request,

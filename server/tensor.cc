@@ -15,17 +15,12 @@ namespace actsvc::server {
 #error "tensor decoding assumes a little-endian host"
 #endif
 
+// The size of the type VisitDType stores the values as: 4, 8, and 2 for the
+// 16-bit patterns of core/half.h.
+static_assert(sizeof(Float16) == 2 && sizeof(BFloat16) == 2);
 int64_t DTypeSize(DType dtype) {
-  switch (dtype) {
-    case DType::kFloat32:
-      return 4;
-    case DType::kFloat64:
-      return 8;
-    case DType::kFloat16:
-    case DType::kBFloat16:
-      return 2;
-  }
-  UnknownDType(dtype);
+  return VisitDType(dtype,
+                    [](auto t) { return static_cast<int64_t>(sizeof(t)); });
 }
 
 absl::string_view DTypeName(DType dtype) {
@@ -107,9 +102,8 @@ absl::Status TensorView::CheckShape(absl::string_view name, DType dtype,
   return absl::OkStatus();
 }
 
-absl::StatusOr<TensorView> TensorView::Make(std::string name, DType dtype,
-                                            absl::Span<const int64_t> shape,
-                                            const void* data) {
+absl::StatusOr<TensorView> TensorView::Header(std::string name, DType dtype,
+                                              absl::Span<const int64_t> shape) {
   TensorView view;
   if (absl::Status s = CheckShape(name, dtype, shape, &view.size_); !s.ok()) {
     return s;
@@ -117,13 +111,23 @@ absl::StatusOr<TensorView> TensorView::Make(std::string name, DType dtype,
   view.name_ = std::move(name);
   view.dtype_ = dtype;
   view.shape_ = shape;
-  const int64_t element_size = DTypeSize(dtype);
-  if (reinterpret_cast<uintptr_t>(data) % element_size == 0) {
-    view.data_ = data;
+  return view;
+}
+
+void* TensorView::AllocateCopy() {
+  aligned_copy_.resize((bytes() + sizeof(double) - 1) / sizeof(double));
+  return aligned_copy_.data();
+}
+
+absl::StatusOr<TensorView> TensorView::Make(std::string name, DType dtype,
+                                            absl::Span<const int64_t> shape,
+                                            const void* data) {
+  absl::StatusOr<TensorView> view = Header(std::move(name), dtype, shape);
+  if (!view.ok()) return view;
+  if (reinterpret_cast<uintptr_t>(data) % DTypeSize(dtype) == 0) {
+    view->data_ = data;
   } else {
-    const int64_t bytes = view.size_ * element_size;
-    view.aligned_copy_.resize((bytes + sizeof(double) - 1) / sizeof(double));
-    std::memcpy(view.aligned_copy_.data(), data, bytes);
+    std::memcpy(view->AllocateCopy(), data, view->bytes());
   }
   return view;
 }
@@ -131,24 +135,17 @@ absl::StatusOr<TensorView> TensorView::Make(std::string name, DType dtype,
 absl::StatusOr<TensorView> TensorView::MakeRounded(
     std::string name, DType dtype, absl::Span<const int64_t> shape,
     absl::Span<const float> values) {
-  TensorView view;
-  if (absl::Status s = CheckShape(name, dtype, shape, &view.size_); !s.ok()) {
-    return s;
-  }
-  view.name_ = std::move(name);
-  view.dtype_ = dtype;
-  view.shape_ = shape;
-  view.aligned_copy_.resize(
-      (view.size_ * DTypeSize(dtype) + sizeof(double) - 1) / sizeof(double));
-  void* data = view.aligned_copy_.data();
+  absl::StatusOr<TensorView> view = Header(std::move(name), dtype, shape);
+  if (!view.ok()) return view;
+  void* data = view->AllocateCopy();
   switch (dtype) {
     case DType::kFloat16:
       NarrowToHalf(values,
-                   absl::MakeSpan(static_cast<Float16*>(data), view.size_));
+                   absl::MakeSpan(static_cast<Float16*>(data), view->size_));
       return view;
     case DType::kBFloat16:
       NarrowToHalf(values,
-                   absl::MakeSpan(static_cast<BFloat16*>(data), view.size_));
+                   absl::MakeSpan(static_cast<BFloat16*>(data), view->size_));
       return view;
     case DType::kFloat32:
     case DType::kFloat64:

@@ -127,6 +127,13 @@ class TensorView {
   }
 
  private:
+  // A view of `shape` without its values yet: Make and MakeRounded's
+  // checks and header.
+  static absl::StatusOr<TensorView> Header(std::string name, DType dtype,
+                                           absl::Span<const int64_t> shape);
+  // Sizes aligned_copy_ for the view's values and returns where they go.
+  void* AllocateCopy();
+
   std::string name_;
   DType dtype_ = DType::kFloat32;
   absl::Span<const int64_t> shape_;

@@ -1,4 +1,4 @@
-// About 680 lines, one concern: ModelInferRequest to the neutral requests
+// About 700 lines, one concern: ModelInferRequest to the neutral requests
 // (tensors, parameters, the Triton-worded errors) and the response sink.
 #include "server/kserve/codec.h"
 
@@ -324,17 +324,20 @@ absl::StatusOr<int64_t> Integer(absl::string_view name,
   return static_cast<int64_t>(*number);
 }
 
+// A parameter's value into *field, or the error reading it.
+template <typename T, typename Field>
+absl::Status Store(absl::StatusOr<T> value, Field* field) {
+  if (!value.ok()) return value.status();
+  *field = *std::move(value);
+  return absl::OkStatus();
+}
+
 // The function's parameters (alpha, axis) into `function`.
 absl::Status ReadFunctionParameter(absl::string_view name,
                                    const inference::InferParameter& p,
                                    const Model& model,
                                    FunctionRequest* function) {
-  if (name == "alpha") {
-    absl::StatusOr<double> alpha = Number(name, p, model);
-    if (!alpha.ok()) return alpha.status();
-    function->alpha = *alpha;
-    return absl::OkStatus();
-  }
+  if (name == "alpha") return Store(Number(name, p, model), &function->alpha);
   absl::StatusOr<int64_t> axis = Integer(name, p, model);
   if (!axis.ok()) return axis.status();
   if (*axis < std::numeric_limits<int>::min() ||
@@ -370,28 +373,26 @@ absl::Status ReadCrossEntropyParameter(absl::string_view name,
     return absl::OkStatus();
   }
   if (name == "label_smoothing") {
-    absl::StatusOr<double> smoothing = Number(name, p, model);
-    if (!smoothing.ok()) return smoothing.status();
-    request->label_smoothing = *smoothing;
-    return absl::OkStatus();
+    return Store(Number(name, p, model), &request->label_smoothing);
   }
-  absl::StatusOr<int64_t> ignore = Integer(name, p, model);
-  if (!ignore.ok()) return ignore.status();
-  request->ignore_index = *ignore;
-  return absl::OkStatus();
+  return Store(Integer(name, p, model), &request->ignore_index);
 }
 
-// Calls read(name, parameter) for each parameter the model takes; any
-// other is INVALID_ARGUMENT unless Triton's clients send it on their own.
-template <typename Read>
-absl::Status ReadParameters(const Parameters& parameters, const Model& model,
-                            Read read) {
+// Calls read(name, parameter, model, target) for each parameter the model
+// takes; any other is INVALID_ARGUMENT unless Triton's clients send it on
+// their own.
+template <typename Target>
+absl::Status ReadParameters(
+    const Parameters& parameters, const Model& model,
+    absl::Status (*read)(absl::string_view, const inference::InferParameter&,
+                         const Model&, Target*),
+    Target* target) {
   for (const auto& [name, value] : parameters) {
     const bool known =
         std::find(model.parameters.begin(), model.parameters.end(), name) !=
         model.parameters.end();
     if (known) {
-      if (absl::Status s = read(name, value); !s.ok()) return s;
+      if (absl::Status s = read(name, value, model, target); !s.ok()) return s;
       continue;
     }
     if (std::find(std::begin(kIgnoredParameters), std::end(kIgnoredParameters),
@@ -444,37 +445,11 @@ absl::StatusOr<std::vector<const OutputSpec*>> SelectOutputs(
   return selected;
 }
 
-}  // namespace
-
-absl::Status WithModel(absl::Status status, const Model& model) {
-  if (status.code() != absl::StatusCode::kInvalidArgument ||
-      absl::StrContains(status.message(), "for model '")) {
-    return status;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat(status.message(), ForModel(model)));
-}
-
-absl::Span<const WireField> InferWireFields() {
-  static const WireField kFields[] = {
-      {inference::ModelInferRequest::descriptor(),
-       inference::ModelInferRequest::kRawInputContentsFieldNumber, 1},
-      {inference::ModelInferResponse::descriptor(),
-       inference::ModelInferResponse::kRawOutputContentsFieldNumber, 1},
-  };
-  return kFields;
-}
-
-absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
-                                    const WireRequest* wire) {
-  absl::StatusOr<const Model*> found =
-      FindModel(message.model_name(), message.model_version());
-  if (!found.ok()) return found.status();
-  const Model& model = **found;
-  DecodedInfer decoded;
-  decoded.model = &model;
-
-  const RawInputs raw_inputs(message, wire);
+// The request's input for each of the model's inputs, in the model's
+// order. The values point into `raw_inputs` when the request sent them raw.
+absl::StatusOr<std::vector<Values>> MatchInputs(
+    const inference::ModelInferRequest& message, const Model& model,
+    const RawInputs& raw_inputs) {
   const bool raw = raw_inputs.size() > 0;
   if (raw && raw_inputs.size() != message.inputs_size()) {
     return Invalid(model, absl::StrCat("expected ", message.inputs_size(),
@@ -527,58 +502,59 @@ absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
                                          model.inputs[k].name, "' is missing"));
     }
   }
-  absl::StatusOr<std::vector<const OutputSpec*>> outputs =
-      SelectOutputs(message, model);
-  if (!outputs.ok()) return outputs.status();
-  decoded.outputs = *std::move(outputs);
-  decoded.elements = DeclaredElements(inputs[0].input->shape());
+  return inputs;
+}
 
-  if (model.kind == ModelKind::kCrossEntropyLabels ||
-      model.kind == ModelKind::kCrossEntropyProbs) {
-    CrossEntropyRequest request;
-    request.logits = ReadFloat(inputs[0], model);
-    if (model.kind == ModelKind::kCrossEntropyProbs) {
-      request.target_probs = ReadFloat(inputs[1], model);
-    } else if (absl::Status s = ReadLabels(inputs[1], request.logits, model,
-                                           &decoded.labels);
-               !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = ReadParameters(
-            message.parameters(), model,
-            [&](absl::string_view name, const inference::InferParameter& p) {
-              return ReadCrossEntropyParameter(name, p, model, &request);
-            });
-        !s.ok()) {
-      return s;
-    }
-    request.class_indices = decoded.labels;
-    request.return_probabilities = false;
-    for (const OutputSpec* output : decoded.outputs) {
-      if (output->role == OutputRole::kProbabilities) {
-        request.return_probabilities = true;
-      }
-    }
-    decoded.request = std::move(request);
-    return decoded;
+// A cross-entropy model's request: the logits, the labels (kept in
+// decoded->labels) or target probabilities, and the parameters.
+absl::Status DecodeCrossEntropy(const inference::ModelInferRequest& message,
+                                const Model& model,
+                                const std::vector<Values>& inputs,
+                                DecodedInfer* decoded) {
+  CrossEntropyRequest request;
+  request.logits = ReadFloat(inputs[0], model);
+  if (model.kind == ModelKind::kCrossEntropyProbs) {
+    request.target_probs = ReadFloat(inputs[1], model);
+  } else if (absl::Status s =
+                 ReadLabels(inputs[1], request.logits, model, &decoded->labels);
+             !s.ok()) {
+    return s;
   }
+  if (absl::Status s = ReadParameters(message.parameters(), model,
+                                      &ReadCrossEntropyParameter, &request);
+      !s.ok()) {
+    return s;
+  }
+  request.class_indices = decoded->labels;
+  request.return_probabilities = false;
+  for (const OutputSpec* output : decoded->outputs) {
+    if (output->role == OutputRole::kProbabilities) {
+      request.return_probabilities = true;
+    }
+  }
+  decoded->request = std::move(request);
+  return absl::OkStatus();
+}
 
+// Any other model's request: its function with the parameters, x, and g
+// for the VJP.
+absl::Status DecodeFunction(const inference::ModelInferRequest& message,
+                            const Model& model,
+                            const std::vector<Values>& inputs,
+                            DecodedInfer* decoded) {
   FunctionRequest function;
   function.function = static_cast<int>(model.function);
   function.alpha_field = "parameters.alpha";
   function.axis_field = "parameters.axis";
-  if (absl::Status s = ReadParameters(
-          message.parameters(), model,
-          [&](absl::string_view name, const inference::InferParameter& p) {
-            return ReadFunctionParameter(name, p, model, &function);
-          });
+  if (absl::Status s = ReadParameters(message.parameters(), model,
+                                      &ReadFunctionParameter, &function);
       !s.ok()) {
     return s;
   }
   TensorArg x = ReadFloat(inputs[0], model);
   switch (model.kind) {
     case ModelKind::kForward:
-      decoded.request = EvaluateRequest{function, std::move(x)};
+      decoded->request = EvaluateRequest{function, std::move(x)};
       break;
     case ModelKind::kDerivative1:
     case ModelKind::kDerivative2: {
@@ -586,7 +562,7 @@ absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
       request.function = function;
       request.order = model.kind == ModelKind::kDerivative1 ? 1 : 2;
       request.x = std::move(x);
-      decoded.request = std::move(request);
+      decoded->request = std::move(request);
       break;
     }
     case ModelKind::kVjp: {
@@ -595,7 +571,7 @@ absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
       request.order = 1;
       request.x = std::move(x);
       request.g = ReadFloat(inputs[1], model);
-      decoded.request = std::move(request);
+      decoded->request = std::move(request);
       break;
     }
     case ModelKind::kJacobian: {
@@ -603,12 +579,63 @@ absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
       request.function = function;
       request.dense = true;
       request.x = std::move(x);
-      decoded.request = std::move(request);
+      decoded->request = std::move(request);
       break;
     }
     case ModelKind::kCrossEntropyLabels:
     case ModelKind::kCrossEntropyProbs:
-      break;  // above
+      break;  // DecodeCrossEntropy
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status WithModel(absl::Status status, const Model& model) {
+  if (status.code() != absl::StatusCode::kInvalidArgument ||
+      absl::StrContains(status.message(), "for model '")) {
+    return status;
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat(status.message(), ForModel(model)));
+}
+
+absl::Span<const WireField> InferWireFields() {
+  static const WireField kFields[] = {
+      {inference::ModelInferRequest::descriptor(),
+       inference::ModelInferRequest::kRawInputContentsFieldNumber, 1},
+      {inference::ModelInferResponse::descriptor(),
+       inference::ModelInferResponse::kRawOutputContentsFieldNumber, 1},
+  };
+  return kFields;
+}
+
+absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
+                                    const WireRequest* wire) {
+  absl::StatusOr<const Model*> found =
+      FindModel(message.model_name(), message.model_version());
+  if (!found.ok()) return found.status();
+  const Model& model = **found;
+  DecodedInfer decoded;
+  decoded.model = &model;
+
+  const RawInputs raw_inputs(message, wire);
+  absl::StatusOr<std::vector<Values>> inputs =
+      MatchInputs(message, model, raw_inputs);
+  if (!inputs.ok()) return inputs.status();
+  absl::StatusOr<std::vector<const OutputSpec*>> outputs =
+      SelectOutputs(message, model);
+  if (!outputs.ok()) return outputs.status();
+  decoded.outputs = *std::move(outputs);
+  decoded.elements = DeclaredElements((*inputs)[0].input->shape());
+
+  const bool cross_entropy = model.kind == ModelKind::kCrossEntropyLabels ||
+                             model.kind == ModelKind::kCrossEntropyProbs;
+  if (absl::Status s =
+          cross_entropy ? DecodeCrossEntropy(message, model, *inputs, &decoded)
+                        : DecodeFunction(message, model, *inputs, &decoded);
+      !s.ok()) {
+    return s;
   }
   return decoded;
 }

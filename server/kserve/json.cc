@@ -1,4 +1,4 @@
-// About 630 lines, one concern: KServe v2 REST bodies to and from the
+// About 650 lines, one concern: KServe v2 REST bodies to and from the
 // protocol's messages (JSON data flat or nested, the binary extension).
 #include "server/kserve/json.h"
 
@@ -289,6 +289,25 @@ void WriteDuration(const char* key, const inference::StatisticDuration& d,
   writer->EndObject();
 }
 
+// The JSON text that `write` writes.
+template <typename Write>
+std::string JsonText(Write write) {
+  rapidjson::StringBuffer buffer;
+  Writer writer(buffer);
+  write(&writer);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// The JSON object whose members `write_members` writes.
+template <typename WriteMembers>
+std::string JsonObject(WriteMembers write_members) {
+  return JsonText([&](Writer* writer) {
+    writer->StartObject();
+    write_members(writer);
+    writer->EndObject();
+  });
+}
+
 void WriteTensorMetadata(
     const google::protobuf::RepeatedPtrField<
         inference::ModelMetadataResponse::TensorMetadata>& tensors,
@@ -303,6 +322,111 @@ void WriteTensorMetadata(
     writer->EndObject();
   }
   writer->EndArray();
+}
+
+// A model configuration's inputs or outputs (ModelInput and ModelOutput
+// have the same fields).
+template <typename ConfigTensors>
+void WriteConfigTensors(const ConfigTensors& tensors, Writer* writer) {
+  writer->StartArray();
+  for (const auto& t : tensors) {
+    writer->StartObject();
+    StringMember("name", t.name(), writer);
+    StringMember("data_type", inference::DataType_Name(t.data_type()), writer);
+    Key("dims", writer);
+    WriteShape(t.dims(), writer);
+    writer->EndObject();
+  }
+  writer->EndArray();
+}
+
+// One element of "inputs" into request->inputs (and, when any input is
+// binary, its bytes into request->raw_input_contents): binary ones take
+// their binary_data_size bytes of `binary` from *offset on.
+absl::Status ReadInput(const Json& input, bool any_binary,
+                       absl::string_view binary, size_t* offset,
+                       inference::ModelInferRequest* request) {
+  const Json* name = Member(input, "name");
+  const Json* datatype = Member(input, "datatype");
+  const Json* shape = Member(input, "shape");
+  if (name == nullptr || !name->IsString() || datatype == nullptr ||
+      !datatype->IsString() || shape == nullptr || !shape->IsArray()) {
+    return Invalid(
+        "each input must have a string \"name\", a string \"datatype\" and "
+        "an array \"shape\"");
+  }
+  auto* tensor = request->add_inputs();
+  tensor->set_name(String(*name));
+  tensor->set_datatype(String(*datatype));
+  for (const Json& d : shape->GetArray()) {
+    if (!d.IsInt64()) {
+      return Invalid(absl::StrCat("input '", tensor->name(),
+                                  "': shape must hold integers"));
+    }
+    tensor->add_shape(d.GetInt64());
+  }
+  const Json* p = Member(input, "parameters");
+  const Json* size = p == nullptr ? nullptr : Member(*p, "binary_data_size");
+  if (absl::Status s = ReadParameters(
+          absl::StrCat("input '", tensor->name(), "' parameters"), p,
+          tensor->mutable_parameters(), "binary_data_size");
+      !s.ok()) {
+    return s;
+  }
+  std::string* raw = any_binary ? request->add_raw_input_contents() : nullptr;
+  if (size != nullptr) {
+    if (!size->IsUint64() || size->GetUint64() > binary.size() - *offset) {
+      return Invalid(absl::StrCat("input '", tensor->name(),
+                                  "': binary_data_size must be a count "
+                                  "of bytes within the ",
+                                  binary.size() - *offset,
+                                  " bytes of binary data left"));
+    }
+    raw->assign(binary.data() + *offset, size->GetUint64());
+    *offset += size->GetUint64();
+    return absl::OkStatus();
+  }
+  const Json* data = Member(input, "data");
+  if (data == nullptr) {
+    return Invalid(absl::StrCat("input '", tensor->name(),
+                                "' has neither \"data\" nor "
+                                "binary_data_size"));
+  }
+  DataReader reader(tensor->name(), tensor->datatype(),
+                    tensor->mutable_contents(), raw);
+  return reader.Read(*data);
+}
+
+// The request's "outputs", when given, into request->outputs and the
+// binary_data choices into *format.
+absl::Status ReadOutputs(const Json& doc, inference::ModelInferRequest* request,
+                         OutputFormat* format) {
+  if (const Json* outputs = Member(doc, "outputs")) {
+    if (!outputs->IsArray()) return Invalid("\"outputs\" must be an array");
+    for (const Json& output : outputs->GetArray()) {
+      const Json* name = Member(output, "name");
+      if (name == nullptr || !name->IsString()) {
+        return Invalid("each output must have a string \"name\"");
+      }
+      auto* requested = request->add_outputs();
+      requested->set_name(String(*name));
+      const Json* p = Member(output, "parameters");
+      if (const Json* b = p == nullptr ? nullptr : Member(*p, "binary_data")) {
+        if (!b->IsBool()) {
+          return Invalid(absl::StrCat("output '", requested->name(),
+                                      "': binary_data must be a bool"));
+        }
+        format->binary[requested->name()] = b->GetBool();
+      }
+      if (absl::Status s = ReadParameters(
+              absl::StrCat("output '", requested->name(), "' parameters"), p,
+              requested->mutable_parameters(), "binary_data");
+          !s.ok()) {
+        return s;
+      }
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -363,86 +487,16 @@ absl::Status ParseInferRequest(absl::string_view body,
   }
   size_t offset = 0;
   for (const Json& input : inputs->GetArray()) {
-    const Json* name = Member(input, "name");
-    const Json* datatype = Member(input, "datatype");
-    const Json* shape = Member(input, "shape");
-    if (name == nullptr || !name->IsString() || datatype == nullptr ||
-        !datatype->IsString() || shape == nullptr || !shape->IsArray()) {
-      return Invalid(
-          "each input must have a string \"name\", a string \"datatype\" and "
-          "an array \"shape\"");
-    }
-    auto* tensor = request->add_inputs();
-    tensor->set_name(String(*name));
-    tensor->set_datatype(String(*datatype));
-    for (const Json& d : shape->GetArray()) {
-      if (!d.IsInt64()) {
-        return Invalid(absl::StrCat("input '", tensor->name(),
-                                    "': shape must hold integers"));
-      }
-      tensor->add_shape(d.GetInt64());
-    }
-    const Json* p = Member(input, "parameters");
-    const Json* size = p == nullptr ? nullptr : Member(*p, "binary_data_size");
-    if (absl::Status s = ReadParameters(
-            absl::StrCat("input '", tensor->name(), "' parameters"), p,
-            tensor->mutable_parameters(), "binary_data_size");
+    if (absl::Status s = ReadInput(input, any_binary, binary, &offset, request);
         !s.ok()) {
       return s;
     }
-    std::string* raw = any_binary ? request->add_raw_input_contents() : nullptr;
-    if (size != nullptr) {
-      if (!size->IsUint64() || size->GetUint64() > binary.size() - offset) {
-        return Invalid(absl::StrCat("input '", tensor->name(),
-                                    "': binary_data_size must be a count "
-                                    "of bytes within the ",
-                                    binary.size() - offset,
-                                    " bytes of binary data left"));
-      }
-      raw->assign(binary.data() + offset, size->GetUint64());
-      offset += size->GetUint64();
-      continue;
-    }
-    const Json* data = Member(input, "data");
-    if (data == nullptr) {
-      return Invalid(absl::StrCat("input '", tensor->name(),
-                                  "' has neither \"data\" nor "
-                                  "binary_data_size"));
-    }
-    DataReader reader(tensor->name(), tensor->datatype(),
-                      tensor->mutable_contents(), raw);
-    if (absl::Status s = reader.Read(*data); !s.ok()) return s;
   }
   if (offset != binary.size()) {
     return Invalid(absl::StrCat("the body has ", binary.size() - offset,
                                 " bytes of binary data no input claims"));
   }
-  if (const Json* outputs = Member(doc, "outputs")) {
-    if (!outputs->IsArray()) return Invalid("\"outputs\" must be an array");
-    for (const Json& output : outputs->GetArray()) {
-      const Json* name = Member(output, "name");
-      if (name == nullptr || !name->IsString()) {
-        return Invalid("each output must have a string \"name\"");
-      }
-      auto* requested = request->add_outputs();
-      requested->set_name(String(*name));
-      const Json* p = Member(output, "parameters");
-      if (const Json* b = p == nullptr ? nullptr : Member(*p, "binary_data")) {
-        if (!b->IsBool()) {
-          return Invalid(absl::StrCat("output '", requested->name(),
-                                      "': binary_data must be a bool"));
-        }
-        format->binary[requested->name()] = b->GetBool();
-      }
-      if (absl::Status s = ReadParameters(
-              absl::StrCat("output '", requested->name(), "' parameters"), p,
-              requested->mutable_parameters(), "binary_data");
-          !s.ok()) {
-        return s;
-      }
-    }
-  }
-  return absl::OkStatus();
+  return ReadOutputs(doc, request, format);
 }
 
 std::string WriteInferResponse(const inference::ModelInferResponse& response,
@@ -495,136 +549,101 @@ std::string WriteInferResponse(const inference::ModelInferResponse& response,
 }
 
 std::string ToJson(const inference::ServerMetadataResponse& metadata) {
-  rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
-  writer.StartObject();
-  StringMember("name", metadata.name(), &writer);
-  StringMember("version", metadata.version(), &writer);
-  Key("extensions", &writer);
-  writer.StartArray();
-  for (const std::string& e : metadata.extensions()) writer.String(e.c_str());
-  writer.EndArray();
-  writer.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return JsonObject([&](Writer* writer) {
+    StringMember("name", metadata.name(), writer);
+    StringMember("version", metadata.version(), writer);
+    Key("extensions", writer);
+    writer->StartArray();
+    for (const std::string& e : metadata.extensions())
+      writer->String(e.c_str());
+    writer->EndArray();
+  });
 }
 
 std::string ToJson(const inference::ModelMetadataResponse& metadata) {
-  rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
-  writer.StartObject();
-  StringMember("name", metadata.name(), &writer);
-  Key("versions", &writer);
-  writer.StartArray();
-  for (const std::string& v : metadata.versions()) writer.String(v.c_str());
-  writer.EndArray();
-  StringMember("platform", metadata.platform(), &writer);
-  Key("inputs", &writer);
-  WriteTensorMetadata(metadata.inputs(), &writer);
-  Key("outputs", &writer);
-  WriteTensorMetadata(metadata.outputs(), &writer);
-  writer.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return JsonObject([&](Writer* writer) {
+    StringMember("name", metadata.name(), writer);
+    Key("versions", writer);
+    writer->StartArray();
+    for (const std::string& v : metadata.versions()) writer->String(v.c_str());
+    writer->EndArray();
+    StringMember("platform", metadata.platform(), writer);
+    Key("inputs", writer);
+    WriteTensorMetadata(metadata.inputs(), writer);
+    Key("outputs", writer);
+    WriteTensorMetadata(metadata.outputs(), writer);
+  });
 }
 
 std::string ToJson(const inference::ModelConfigResponse& response) {
   const inference::ModelConfig& config = response.config();
-  rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
-  writer.StartObject();
-  StringMember("name", config.name(), &writer);
-  StringMember("platform", config.platform(), &writer);
-  StringMember("backend", config.backend(), &writer);
-  Key("max_batch_size", &writer);
-  writer.Int(config.max_batch_size());
-  Key("input", &writer);
-  writer.StartArray();
-  for (const auto& input : config.input()) {
-    writer.StartObject();
-    StringMember("name", input.name(), &writer);
-    StringMember("data_type", inference::DataType_Name(input.data_type()),
-                 &writer);
-    Key("dims", &writer);
-    WriteShape(input.dims(), &writer);
-    writer.EndObject();
-  }
-  writer.EndArray();
-  Key("output", &writer);
-  writer.StartArray();
-  for (const auto& output : config.output()) {
-    writer.StartObject();
-    StringMember("name", output.name(), &writer);
-    StringMember("data_type", inference::DataType_Name(output.data_type()),
-                 &writer);
-    Key("dims", &writer);
-    WriteShape(output.dims(), &writer);
-    writer.EndObject();
-  }
-  writer.EndArray();
-  writer.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return JsonObject([&](Writer* writer) {
+    StringMember("name", config.name(), writer);
+    StringMember("platform", config.platform(), writer);
+    StringMember("backend", config.backend(), writer);
+    Key("max_batch_size", writer);
+    writer->Int(config.max_batch_size());
+    Key("input", writer);
+    WriteConfigTensors(config.input(), writer);
+    Key("output", writer);
+    WriteConfigTensors(config.output(), writer);
+  });
 }
 
 std::string ToJson(const inference::ModelStatisticsResponse& statistics) {
-  rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
-  writer.StartObject();
-  Key("model_stats", &writer);
-  writer.StartArray();
-  for (const auto& m : statistics.model_stats()) {
-    writer.StartObject();
-    StringMember("name", m.name(), &writer);
-    StringMember("version", m.version(), &writer);
-    Key("last_inference", &writer);
-    writer.Uint64(m.last_inference());
-    Key("inference_count", &writer);
-    writer.Uint64(m.inference_count());
-    Key("execution_count", &writer);
-    writer.Uint64(m.execution_count());
-    Key("inference_stats", &writer);
-    writer.StartObject();
-    const auto& s = m.inference_stats();
-    WriteDuration("success", s.success(), &writer);
-    WriteDuration("fail", s.fail(), &writer);
-    WriteDuration("queue", s.queue(), &writer);
-    WriteDuration("compute_input", s.compute_input(), &writer);
-    WriteDuration("compute_infer", s.compute_infer(), &writer);
-    WriteDuration("compute_output", s.compute_output(), &writer);
-    WriteDuration("cache_hit", s.cache_hit(), &writer);
-    WriteDuration("cache_miss", s.cache_miss(), &writer);
-    writer.EndObject();
-    Key("batch_stats", &writer);
-    writer.StartArray();
-    writer.EndArray();
-    writer.EndObject();
-  }
-  writer.EndArray();
-  writer.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return JsonObject([&](Writer* writer) {
+    Key("model_stats", writer);
+    writer->StartArray();
+    for (const auto& m : statistics.model_stats()) {
+      writer->StartObject();
+      StringMember("name", m.name(), writer);
+      StringMember("version", m.version(), writer);
+      Key("last_inference", writer);
+      writer->Uint64(m.last_inference());
+      Key("inference_count", writer);
+      writer->Uint64(m.inference_count());
+      Key("execution_count", writer);
+      writer->Uint64(m.execution_count());
+      Key("inference_stats", writer);
+      writer->StartObject();
+      const auto& s = m.inference_stats();
+      WriteDuration("success", s.success(), writer);
+      WriteDuration("fail", s.fail(), writer);
+      WriteDuration("queue", s.queue(), writer);
+      WriteDuration("compute_input", s.compute_input(), writer);
+      WriteDuration("compute_infer", s.compute_infer(), writer);
+      WriteDuration("compute_output", s.compute_output(), writer);
+      WriteDuration("cache_hit", s.cache_hit(), writer);
+      WriteDuration("cache_miss", s.cache_miss(), writer);
+      writer->EndObject();
+      Key("batch_stats", writer);
+      writer->StartArray();
+      writer->EndArray();
+      writer->EndObject();
+    }
+    writer->EndArray();
+  });
 }
 
 std::string ToJson(const inference::RepositoryIndexResponse& index) {
-  rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
-  writer.StartArray();
-  for (const auto& model : index.models()) {
-    writer.StartObject();
-    StringMember("name", model.name(), &writer);
-    StringMember("version", model.version(), &writer);
-    StringMember("state", model.state(), &writer);
-    writer.EndObject();
-  }
-  writer.EndArray();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return JsonText([&](Writer* writer) {
+    writer->StartArray();
+    for (const auto& model : index.models()) {
+      writer->StartObject();
+      StringMember("name", model.name(), writer);
+      StringMember("version", model.version(), writer);
+      StringMember("state", model.state(), writer);
+      writer->EndObject();
+    }
+    writer->EndArray();
+  });
 }
 
 std::string ErrorJson(absl::string_view message) {
-  rapidjson::StringBuffer buffer;
-  Writer writer(buffer);
-  writer.StartObject();
-  Key("error", &writer);
-  writer.String(message.data(), message.size());
-  writer.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  return JsonObject([&](Writer* writer) {
+    Key("error", writer);
+    writer->String(message.data(), message.size());
+  });
 }
 
 }  // namespace actsvc::server::kserve

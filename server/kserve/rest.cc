@@ -60,6 +60,16 @@ std::optional<ModelPath> ParseModelPath(absl::string_view path) {
   return parsed;
 }
 
+// The KServe request (metadata, ready, config, statistics) of the model and
+// version that `path` names.
+template <typename Request>
+Request ModelRequest(const ModelPath& path) {
+  Request request;
+  request.set_name(path.model);
+  request.set_version(path.version);
+  return request;
+}
+
 HttpResponse NoSuchPath(const HttpRequest& request) {
   return ErrorResponse(absl::NotFoundError(
       absl::StrCat("no such path: ", request.method, " ", request.path)));
@@ -77,18 +87,16 @@ HttpResponse ModelGet(const InferenceService& service,
   const std::optional<ModelPath> path = ParseModelPath(request.path);
   if (!path) return NoSuchPath(request);
   if (path->action.empty()) {
-    inference::ModelMetadataRequest q;
-    q.set_name(path->model);
-    q.set_version(path->version);
     inference::ModelMetadataResponse metadata;
-    return Answer(service.ModelMetadata(q, &metadata), metadata);
+    return Answer(
+        service.ModelMetadata(
+            ModelRequest<inference::ModelMetadataRequest>(*path), &metadata),
+        metadata);
   }
   if (path->action == "ready") {
-    inference::ModelReadyRequest q;
-    q.set_name(path->model);
-    q.set_version(path->version);
     // As the protocol says: 200 when ready, 4xx otherwise.
-    if (!service.ModelReady(q)) {
+    if (!service.ModelReady(
+            ModelRequest<inference::ModelReadyRequest>(*path))) {
       return ErrorResponse(absl::NotFoundError(
           absl::StrCat("model '", path->model, "' version '", path->version,
                        "' is not ready: there is no such model or version")));
@@ -97,18 +105,18 @@ HttpResponse ModelGet(const InferenceService& service,
         absl::StrCat("{\"name\":\"", path->model, "\",\"ready\":true}"));
   }
   if (path->action == "config") {
-    inference::ModelConfigRequest q;
-    q.set_name(path->model);
-    q.set_version(path->version);
     inference::ModelConfigResponse config;
-    return Answer(service.ModelConfig(q, &config), config);
+    return Answer(
+        service.ModelConfig(ModelRequest<inference::ModelConfigRequest>(*path),
+                            &config),
+        config);
   }
   if (path->action == "stats") {
-    inference::ModelStatisticsRequest q;
-    q.set_name(path->model);
-    q.set_version(path->version);
     inference::ModelStatisticsResponse statistics;
-    return Answer(service.ModelStatistics(q, &statistics), statistics);
+    return Answer(service.ModelStatistics(
+                      ModelRequest<inference::ModelStatisticsRequest>(*path),
+                      &statistics),
+                  statistics);
   }
   return NoSuchPath(request);
 }

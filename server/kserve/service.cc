@@ -61,20 +61,42 @@ absl::Status ParseRequest(const grpc::ByteBuffer& bytes, WireRequest* wire,
   return NotValid(*message);
 }
 
-template <typename Op>
-absl::Status RunOp(const Op& op, const ComputeContext& context,
-                   OutputSink* sink) {
-  return Run(op, context, sink);
-}
-
-absl::Status RunOp(const std::variant<DerivativeOp, VjpOp>& op,
-                   const ComputeContext& context, OutputSink* sink) {
-  return std::visit([&](const auto& o) { return Run(o, context, sink); }, op);
-}
-
 inference::DataType ConfigType(const TensorSpec& tensor) {
   if (tensor.datatype == "INT64") return inference::TYPE_INT64;
   return inference::TYPE_FP32;
+}
+
+// The model a ModelReady, ModelMetadata, ModelConfig or ModelStatistics
+// request names, by name and version.
+template <typename ModelRequest>
+absl::StatusOr<const Model*> ModelOf(const ModelRequest& request) {
+  return FindModel(request.name(), request.version());
+}
+
+// A model's input or output as ModelMetadata states it.
+void Describe(const TensorSpec& tensor,
+              inference::ModelMetadataResponse::TensorMetadata* out) {
+  out->set_name(tensor.name);
+  out->set_datatype(tensor.datatype);
+  out->mutable_shape()->Assign(tensor.dims.begin(), tensor.dims.end());
+}
+
+// The same as ModelConfig states it, in a ModelInput or a ModelOutput.
+template <typename ConfigTensor>
+void Describe(const TensorSpec& tensor, ConfigTensor* out) {
+  out->set_name(tensor.name);
+  out->set_data_type(ConfigType(tensor));
+  out->mutable_dims()->Assign(tensor.dims.begin(), tensor.dims.end());
+}
+
+// The model's inputs, then its outputs, described into `inputs` and
+// `outputs` (repeated fields of ModelMetadata or ModelConfig).
+template <typename Inputs, typename Outputs>
+void DescribeTensors(const Model& model, Inputs* inputs, Outputs* outputs) {
+  for (const TensorSpec& input : model.inputs) Describe(input, inputs->Add());
+  for (const OutputSpec& output : model.outputs) {
+    Describe(output.tensor, outputs->Add());
+  }
 }
 
 // A cheap method: parse Request, answer with `answer`.
@@ -94,6 +116,88 @@ Method InlineMethod(absl::string_view name, Answer answer) {
     return SerializeMessage(response, response_bytes);
   };
   return method;
+}
+
+// A cheap method that `service`'s own `answer` answers.
+template <typename Request, typename Response>
+Method InlineMethod(absl::string_view name, const InferenceService* service,
+                    absl::Status (InferenceService::*answer)(const Request&,
+                                                             Response*) const) {
+  return InlineMethod<Request, Response>(
+      name, [service, answer](const Request& request, Response* response) {
+        return (service->*answer)(request, response);
+      });
+}
+
+// ModelInfer, on the compute threads.
+Method ModelInferMethod(InferenceService* service) {
+  Method infer = MakeMethod(kService, "ModelInfer", MethodKind::kUnary);
+  infer.unary = [service](const grpc::ByteBuffer& request_bytes,
+                          const ComputeContext& context, int64_t* elements,
+                          grpc::ByteBuffer* response_bytes) -> absl::Status {
+    // Parsing a large request takes a while: not for a call already dead.
+    if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
+    inference::ModelInferRequest request;
+    WireRequest in(InferWireFields());
+    if (absl::Status s = ParseRequest(request_bytes, &in, &request); !s.ok()) {
+      return s;
+    }
+    inference::ModelInferResponse response;
+    WireResponse out(InferWireFields());
+    return service->Infer(
+        request, context, elements, &response,
+        [&] { return out.Serialize(response, response_bytes); }, {&in, &out});
+  };
+  return infer;
+}
+
+// ModelStreamInfer: each message is answered, in order; a failed one with
+// its error_message and id, and the stream goes on.
+Method ModelStreamInferMethod(InferenceService* service) {
+  Method stream = MakeMethod(kService, "ModelStreamInfer", MethodKind::kStream);
+  stream.stream = [service](const grpc::ByteBuffer& request_bytes,
+                            int64_t index, const ComputeContext& context,
+                            int64_t* elements,
+                            grpc::ByteBuffer* response_bytes) -> absl::Status {
+    inference::ModelInferRequest request;
+    WireRequest in(InferWireFields());
+    inference::ModelStreamInferResponse response;
+    WireResponse out(InferWireFields());
+    absl::Status status = ParseRequest(request_bytes, &in, &request);
+    if (status.ok()) {
+      status = service->Infer(
+          request, context, elements, response.mutable_infer_response(),
+          [&] { return out.Serialize(response, response_bytes); }, {&in, &out});
+    }
+    if (status.ok()) return absl::OkStatus();
+    *elements = 0;
+    response.Clear();
+    response.set_error_message(absl::StrCat(
+        "stream request #", index, ": ",
+        absl::StatusCodeToString(status.code()), ": ", status.message()));
+    inference::ModelInferResponse* failed = response.mutable_infer_response();
+    failed->set_id(request.id());
+    failed->set_model_name(request.model_name());
+    failed->set_model_version(request.model_version());
+    return SerializeMessage(response, response_bytes);
+  };
+  return stream;
+}
+
+// The methods actsvc does not implement, each saying why.
+void AddUnimplemented(MethodTable* table) {
+  for (absl::string_view name : kUnimplemented) {
+    Method method = MakeMethod(kService, name, MethodKind::kUnaryInline);
+    method.unary = [name](const grpc::ByteBuffer&, const ComputeContext&,
+                          int64_t*, grpc::ByteBuffer*) {
+      return absl::UnimplementedError(absl::StrCat(
+          kService, "/", name,
+          " is not implemented by actsvc: its models are built in (see "
+          "RepositoryIndex), and it has no shared memory, trace or log "
+          "settings"));
+    };
+    table->Add(std::move(method));
+  }
 }
 
 }  // namespace
@@ -128,7 +232,7 @@ absl::Status InferenceService::Infer(
           if (!op.ok()) return WithModel(op.status(), *model);
           const SteadyClock::time_point validated = SteadyClock::now();
           timing.input_ns = Nanoseconds(start, validated);
-          absl::Status run = RunOp(*op, context, &sink);
+          absl::Status run = Run(*op, context, &sink);
           timing.infer_ns = Nanoseconds(validated, SteadyClock::now());
           return run;
         },
@@ -159,58 +263,33 @@ void InferenceService::ServerMetadata(
 
 bool InferenceService::ModelReady(
     const inference::ModelReadyRequest& request) const {
-  return FindModel(request.name(), request.version()).ok();
+  return ModelOf(request).ok();
 }
 
 absl::Status InferenceService::ModelMetadata(
     const inference::ModelMetadataRequest& request,
     inference::ModelMetadataResponse* response) const {
-  absl::StatusOr<const Model*> model =
-      FindModel(request.name(), request.version());
+  absl::StatusOr<const Model*> model = ModelOf(request);
   if (!model.ok()) return model.status();
   response->set_name((*model)->name);
   response->add_versions(std::string(kModelVersion));
   response->set_platform(std::string(kPlatform));
-  for (const TensorSpec& input : (*model)->inputs) {
-    auto* out = response->add_inputs();
-    out->set_name(input.name);
-    out->set_datatype(input.datatype);
-    out->mutable_shape()->Assign(input.dims.begin(), input.dims.end());
-  }
-  for (const OutputSpec& output : (*model)->outputs) {
-    auto* out = response->add_outputs();
-    out->set_name(output.tensor.name);
-    out->set_datatype(output.tensor.datatype);
-    out->mutable_shape()->Assign(output.tensor.dims.begin(),
-                                 output.tensor.dims.end());
-  }
+  DescribeTensors(**model, response->mutable_inputs(),
+                  response->mutable_outputs());
   return absl::OkStatus();
 }
 
 absl::Status InferenceService::ModelConfig(
     const inference::ModelConfigRequest& request,
     inference::ModelConfigResponse* response) const {
-  absl::StatusOr<const Model*> model =
-      FindModel(request.name(), request.version());
+  absl::StatusOr<const Model*> model = ModelOf(request);
   if (!model.ok()) return model.status();
   inference::ModelConfig* config = response->mutable_config();
   config->set_name((*model)->name);
   config->set_platform(std::string(kPlatform));
   config->set_backend(std::string(kPlatform));
   config->set_max_batch_size(0);
-  for (const TensorSpec& input : (*model)->inputs) {
-    auto* out = config->add_input();
-    out->set_name(input.name);
-    out->set_data_type(ConfigType(input));
-    out->mutable_dims()->Assign(input.dims.begin(), input.dims.end());
-  }
-  for (const OutputSpec& output : (*model)->outputs) {
-    auto* out = config->add_output();
-    out->set_name(output.tensor.name);
-    out->set_data_type(ConfigType(output.tensor));
-    out->mutable_dims()->Assign(output.tensor.dims.begin(),
-                                output.tensor.dims.end());
-  }
+  DescribeTensors(**model, config->mutable_input(), config->mutable_output());
   return absl::OkStatus();
 }
 
@@ -223,8 +302,7 @@ absl::Status InferenceService::ModelStatistics(
     }
     return absl::OkStatus();
   }
-  absl::StatusOr<const Model*> model =
-      FindModel(request.name(), request.version());
+  absl::StatusOr<const Model*> model = ModelOf(request);
   if (!model.ok()) return model.status();
   *response->add_model_stats() = stats_.Snapshot(ModelIndex(**model));
   return absl::OkStatus();
@@ -263,21 +341,11 @@ void InferenceService::Register(MethodTable* table) {
         ServerMetadata(r);
         return absl::OkStatus();
       }));
-  table->Add(InlineMethod<ModelMetadataRequest, ModelMetadataResponse>(
-      "ModelMetadata",
-      [this](const ModelMetadataRequest& q, ModelMetadataResponse* r) {
-        return ModelMetadata(q, r);
-      }));
-  table->Add(InlineMethod<ModelConfigRequest, ModelConfigResponse>(
-      "ModelConfig",
-      [this](const ModelConfigRequest& q, ModelConfigResponse* r) {
-        return ModelConfig(q, r);
-      }));
-  table->Add(InlineMethod<ModelStatisticsRequest, ModelStatisticsResponse>(
-      "ModelStatistics",
-      [this](const ModelStatisticsRequest& q, ModelStatisticsResponse* r) {
-        return ModelStatistics(q, r);
-      }));
+  table->Add(
+      InlineMethod("ModelMetadata", this, &InferenceService::ModelMetadata));
+  table->Add(InlineMethod("ModelConfig", this, &InferenceService::ModelConfig));
+  table->Add(InlineMethod("ModelStatistics", this,
+                          &InferenceService::ModelStatistics));
   table->Add(InlineMethod<RepositoryIndexRequest, RepositoryIndexResponse>(
       "RepositoryIndex",
       [this](const RepositoryIndexRequest&, RepositoryIndexResponse* r) {
@@ -285,67 +353,9 @@ void InferenceService::Register(MethodTable* table) {
         return absl::OkStatus();
       }));
 
-  Method infer = MakeMethod(kService, "ModelInfer", MethodKind::kUnary);
-  infer.unary = [this](const grpc::ByteBuffer& request_bytes,
-                       const ComputeContext& context, int64_t* elements,
-                       grpc::ByteBuffer* response_bytes) -> absl::Status {
-    // Parsing a large request takes a while: not for a call already dead.
-    if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
-    ModelInferRequest request;
-    WireRequest in(InferWireFields());
-    if (absl::Status s = ParseRequest(request_bytes, &in, &request); !s.ok()) {
-      return s;
-    }
-    ModelInferResponse response;
-    WireResponse out(InferWireFields());
-    return Infer(request, context, elements, &response,
-                 [&] { return out.Serialize(response, response_bytes); },
-                 {&in, &out});
-  };
-  table->Add(std::move(infer));
-
-  // Each message is answered, in order; a failed one with its error_message
-  // and id, and the stream goes on.
-  Method stream = MakeMethod(kService, "ModelStreamInfer", MethodKind::kStream);
-  stream.stream = [this](const grpc::ByteBuffer& request_bytes, int64_t index,
-                         const ComputeContext& context, int64_t* elements,
-                         grpc::ByteBuffer* response_bytes) -> absl::Status {
-    ModelInferRequest request;
-    WireRequest in(InferWireFields());
-    ModelStreamInferResponse response;
-    WireResponse out(InferWireFields());
-    absl::Status status = ParseRequest(request_bytes, &in, &request);
-    if (status.ok()) {
-      status = Infer(
-          request, context, elements, response.mutable_infer_response(),
-          [&] { return out.Serialize(response, response_bytes); }, {&in, &out});
-    }
-    if (status.ok()) return absl::OkStatus();
-    *elements = 0;
-    response.Clear();
-    response.set_error_message(absl::StrCat(
-        "stream request #", index, ": ",
-        absl::StatusCodeToString(status.code()), ": ", status.message()));
-    ModelInferResponse* failed = response.mutable_infer_response();
-    failed->set_id(request.id());
-    failed->set_model_name(request.model_name());
-    failed->set_model_version(request.model_version());
-    return SerializeMessage(response, response_bytes);
-  };
-  table->Add(std::move(stream));
-
-  for (absl::string_view name : kUnimplemented) {
-    Method method = MakeMethod(kService, name, MethodKind::kUnaryInline);
-    method.unary = [name](const grpc::ByteBuffer&, const ComputeContext&,
-                          int64_t*, grpc::ByteBuffer*) {
-      return absl::UnimplementedError(absl::StrCat(
-          kService, "/", name,
-          " is not implemented by actsvc: its models are built in (see "
-          "RepositoryIndex), and it has no shared memory, trace or log "
-          "settings"));
-    };
-    table->Add(std::move(method));
-  }
+  table->Add(ModelInferMethod(this));
+  table->Add(ModelStreamInferMethod(this));
+  AddUnimplemented(table);
 }
 
 grpc::ServerUnaryReactor* GeneratedInferenceService::ServerLive(

@@ -98,45 +98,67 @@ Method UnaryMethod(absl::string_view name) {
   return method;
 }
 
+// A request decoded and validated: its operation, and the encoding of the
+// tensors it sent, which its response's tensors take.
+template <typename Op>
+struct Validated {
+  Op op;
+  Encoding encoding;
+};
+
+// Decodes an Evaluate, Derivative, Jacobian or SoftmaxCrossEntropy request
+// and validates it; Op is what Validate makes of it.
+template <typename Op, typename Message>
+absl::StatusOr<Validated<Op>> DecodeAndValidate(const Message& request,
+                                                const ComputeContext& context,
+                                                const TensorIo& io) {
+  auto decoded = Decode(request, In(io));
+  absl::StatusOr<Op> op =
+      Validate(std::move(decoded.request), context.max_elements);
+  if (!op.ok()) return op.status();
+  return Validated<Op>{*std::move(op), decoded.encoding};
+}
+
+// Evaluate and Derivative: the request decoded, validated and run into the
+// response's one tensor, `output`.
+template <typename Op, typename Message>
+absl::Status RunIntoOutput(const Message& request,
+                           const ComputeContext& context, v1::Tensor* output,
+                           TensorIo io) {
+  absl::StatusOr<Validated<Op>> v = DecodeAndValidate<Op>(request, context, io);
+  if (!v.ok()) return v.status();
+  MessageSink sink(v->encoding, {{OutputRole::kOutput, output}}, io.out);
+  return Run(v->op, context, &sink);
+}
+
 }  // namespace
 
 absl::Status HandleEvaluate(const v1::EvaluateRequest& request,
                             const ComputeContext& context,
                             v1::EvaluateResponse* response, TensorIo io) {
-  Decoded<EvaluateRequest> decoded = Decode(request, In(io));
-  absl::StatusOr<EvaluateOp> op =
-      Validate(std::move(decoded.request), context.max_elements);
-  if (!op.ok()) return op.status();
-  MessageSink sink(decoded.encoding,
-                   {{OutputRole::kOutput, response->mutable_output()}}, io.out);
-  return Run(*op, context, &sink);
+  return RunIntoOutput<EvaluateOp>(request, context, response->mutable_output(),
+                                   io);
 }
 
 absl::Status HandleDerivative(const v1::DerivativeRequest& request,
                               const ComputeContext& context,
                               v1::DerivativeResponse* response, TensorIo io) {
-  Decoded<DerivativeRequest> decoded = Decode(request, In(io));
-  absl::StatusOr<std::variant<DerivativeOp, VjpOp>> op =
-      Validate(std::move(decoded.request), context.max_elements);
-  if (!op.ok()) return op.status();
-  MessageSink sink(decoded.encoding,
-                   {{OutputRole::kOutput, response->mutable_output()}}, io.out);
-  return std::visit([&](const auto& o) { return Run(o, context, &sink); }, *op);
+  return RunIntoOutput<std::variant<DerivativeOp, VjpOp>>(
+      request, context, response->mutable_output(), io);
 }
 
 absl::Status HandleJacobian(const v1::JacobianRequest& request,
                             const ComputeContext& context,
                             v1::JacobianResponse* response, TensorIo io) {
-  Decoded<JacobianRequest> decoded = Decode(request, In(io));
-  absl::StatusOr<JacobianOp> op =
-      Validate(std::move(decoded.request), context.max_elements);
-  if (!op.ok()) return op.status();
+  absl::StatusOr<Validated<JacobianOp>> v =
+      DecodeAndValidate<JacobianOp>(request, context, io);
+  if (!v.ok()) return v.status();
   v1::Tensor* jacobian = response->mutable_jacobian();
-  MessageSink sink(decoded.encoding,
+  MessageSink sink(v->encoding,
                    {{OutputRole::kJacobianDiagonal, jacobian},
                     {OutputRole::kJacobianDense, jacobian}},
                    io.out);
-  const absl::Status status = Run(*op, context, &sink);
+  const absl::Status status = Run(v->op, context, &sink);
   response->set_diagonal(sink.allocated(OutputRole::kJacobianDiagonal));
   return status;
 }
@@ -145,19 +167,18 @@ absl::Status HandleSoftmaxCrossEntropy(
     const v1::SoftmaxCrossEntropyRequest& request,
     const ComputeContext& context, v1::SoftmaxCrossEntropyResponse* response,
     TensorIo io) {
-  Decoded<CrossEntropyRequest> decoded = Decode(request, In(io));
-  absl::StatusOr<CrossEntropyOp> op =
-      Validate(std::move(decoded.request), context.max_elements);
-  if (!op.ok()) return op.status();
+  absl::StatusOr<Validated<CrossEntropyOp>> v =
+      DecodeAndValidate<CrossEntropyOp>(request, context, io);
+  if (!v.ok()) return v.status();
   MessageSink sink(
-      decoded.encoding,
+      v->encoding,
       {{OutputRole::kLoss, response->mutable_loss()},
        {OutputRole::kGradLogits, response->mutable_grad_logits()},
        {OutputRole::kProbabilities, response->mutable_probabilities()}},
       io.out);
-  const absl::Status status = Run(*op, context, &sink);
+  const absl::Status status = Run(v->op, context, &sink);
   // Only a response that asked for them carries probabilities.
-  if (!op->return_probabilities) response->clear_probabilities();
+  if (!v->op.return_probabilities) response->clear_probabilities();
   return status;
 }
 

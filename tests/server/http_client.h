@@ -19,6 +19,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/http_socket.h"
 
 namespace actsvc::server::testing {
 
@@ -49,15 +50,7 @@ inline std::string HttpRaw(int port, const std::string& request) {
   if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) ==
       0) {
     size_t sent = 0;
-    while (sent < request.size()) {
-      const ssize_t n = write(fd, request.data() + sent, request.size() - sent);
-      if (n <= 0) break;
-      sent += static_cast<size_t>(n);
-    }
-    char buffer[65536];
-    for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) {
-      raw.append(buffer, static_cast<size_t>(n));
-    }
+    raw = ::actsvc::client::WriteThenReadAll(fd, request, &sent);
   }
   close(fd);
   return raw;
