@@ -1,8 +1,8 @@
 // Elementwise functions in float16 and bfloat16 (core/activation_half.h):
-// each vector of the input is widened to float32 lanes, run through this
-// target's float32 op (core/elementwise_ops-inl.h, the same ops and array
-// semantics as core/activation.cc), and rounded once to the half type, in
-// one pass: nothing goes through a float32 copy of the array.
+// chunks of the input are widened to float32, run through this target's
+// float32 array loop for the function's op (core/elementwise_ops-inl.h: the
+// same op and loop as core/activation.cc's), and rounded once to the half
+// type.
 //
 // Why the float64 lanes: a float32 result y within K float32 ULPs of the
 // true value rounds to the correctly rounded half value unless a rounding
@@ -251,65 +251,82 @@ HWY_NOINLINE void Append(D df, hn::Mask<D> near, V x, V g, size_t at,
   flagged->count = c;
 }
 
-// The half kernel of one op and order (kVjp: order 1 times g): each pair of
-// vectors widened, run through the op as core/activation-inl.h's array
-// loop runs it (Apply), rounded and stored before the next is loaded; y may
-// be x or g (the flagged lanes keep their inputs). The flagged lanes of
-// each chunk are resolved at its end.
+// `count` half values at h widened into f (whole vectors: f has room).
+template <typename H, class D>
+HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
+  const size_t lanes = hn::Lanes(df);
+  size_t i = 0;
+  for (; i + lanes <= count; i += lanes) {
+    hn::Store(LoadWiden(df, h + i), df, f + i);
+  }
+  if (i < count) {
+    HWY_ALIGN H buf[HWY_MAX_BYTES / sizeof(float)] = {};
+    std::memcpy(buf, h + i, (count - i) * sizeof(H));
+    hn::Store(LoadWiden(df, buf), df, f + i);
+  }
+}
+
+// The half kernel of one op and order (kVjp: order 1 times g), chunk by chunk
+// of kChunk values in three passes over L1-resident float32 buffers: widen,
+// the op's own array loop (MapArray: the float32 kernel exactly as it runs
+// for float32 arrays, whatever it does per array), then round, test and
+// store in pairs of vectors, branching once per pair where a lane needs the
+// float64 recomputation; the flagged lanes are resolved at the chunk's end.
+// (One fused pass per vector, the op's Apply between widening and
+// rounding, was measured too: faster for identity and relu, slower for the
+// transcendental functions, whose float32 loop then shares its registers
+// and scheduler with the rounding test; BENCHMARKS.md.)
 template <typename H, int kOrder, bool kVjp, class Op>
-HWY_NOINLINE void HalfMap(const Op& op_arg, const HalfParams& p, const H* x,
-                          const H* g, H* y, size_t n) {
-  // A local copy, as MapArray's: the op's parameters stay in registers.
-  const Op op = op_arg;
+HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
+                             const H* g, H* y, size_t n) {
   using D = hn::ScalableTag<float>;
   using V = hn::Vec<D>;
   const D df;
   const size_t lanes = hn::Lanes(df);
   const Limits<float> lim{p.pos_inf, p.neg_inf, p.f, p.alpha};
   const RoundParams<D> rp(df, p);
-  const V* const kNoG = nullptr;  // Apply's g: the product with g is ours
+  HWY_ALIGN float xf[kChunk];
+  HWY_ALIGN float gf[kChunk];
+  HWY_ALIGN float yf[kChunk];
   Flagged flagged;
   for (size_t begin = 0; begin < n; begin += kChunk) {
     const size_t count = std::min(kChunk, n - begin);
+    const size_t padded = (count + lanes - 1) / lanes * lanes;
+    // Both inputs are read before y is written: y may be x or g.
+    Widen(df, x + begin, xf, count);
+    if (kVjp) Widen(df, g + begin, gf, count);
+    MapArray<kOrder, false>(op, xf, gf, yf, padded, lim);
     flagged.count = 0;
+    H* out = y + begin;
     size_t i = 0;
     for (; i + 2 * lanes <= count; i += 2 * lanes) {
-      const size_t at = begin + i;
-      const V x0 = LoadWiden(df, x + at);
-      const V x1 = LoadWiden(df, x + at + lanes);
-      const V g0 = kVjp ? LoadWiden(df, g + at) : x0;
-      const V g1 = kVjp ? LoadWiden(df, g + at + lanes) : x1;
-      V y0 = Apply<kOrder, false>(df, op, x0, kNoG, lim);
-      V y1 = Apply<kOrder, false>(df, op, x1, kNoG, lim);
+      const V x0 = hn::Load(df, xf + i), x1 = hn::Load(df, xf + i + lanes);
+      const V g0 = kVjp ? hn::Load(df, gf + i) : x0;
+      const V g1 = kVjp ? hn::Load(df, gf + i + lanes) : x1;
+      V y0 = hn::Load(df, yf + i), y1 = hn::Load(df, yf + i + lanes);
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, &y0);
       const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, &y1);
-      NarrowStore2(df, y0, y1, y + at);
+      NarrowStore2(df, y0, y1, out + i);
       if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {
         Append<kVjp>(df, m0, x0, g0, i, &flagged);
         Append<kVjp>(df, m1, x1, g1, i + lanes, &flagged);
       }
     }
-    // The rest (less than two vectors), one padded vector at a time.
     for (; i < count; i += lanes) {
-      const size_t at = begin + i;
       const size_t m = std::min(lanes, count - i);
-      HWY_ALIGN H xb[HWY_MAX_BYTES / sizeof(float)] = {};
-      HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)] = {};
-      std::memcpy(xb, x + at, m * sizeof(H));
-      if (kVjp) std::memcpy(gb, g + at, m * sizeof(H));
-      const V xv = LoadWiden(df, xb);
-      const V gv = LoadWiden(df, gb);
-      V yv = Apply<kOrder, false>(df, op, xv, kNoG, lim);
+      const V xv = hn::Load(df, xf + i);
+      const V gv = kVjp ? hn::Load(df, gf + i) : xv;
+      V yv = hn::Load(df, yf + i);
       const auto near =
           hn::And(Suspect<H, kVjp>(df, rp, xv, gv, &yv), hn::FirstN(df, m));
       HWY_ALIGN H yb[HWY_MAX_BYTES / sizeof(float)];
       NarrowStore(df, yv, yb);
-      std::memcpy(y + at, yb, m * sizeof(H));
+      std::memcpy(out + i, yb, m * sizeof(H));
       if (!hn::AllFalse(df, near)) Append<kVjp>(df, near, xv, gv, i, &flagged);
     }
     if (flagged.count != 0) {
       ResolveFlagged(p, flagged.x, kVjp ? flagged.g : nullptr, flagged.index,
-                     flagged.count, y + begin);
+                     flagged.count, out);
     }
   }
 }
@@ -319,13 +336,13 @@ void HalfKernel(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
   VisitElementwiseOp<float>(p.f, p.kind, p.alpha, [&](const auto& op) {
     switch (p.kind) {
       case ElementwiseKind::kValue:
-        return HalfMap<H, 0, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 0, false>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative1:
-        return HalfMap<H, 1, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, false>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative2:
-        return HalfMap<H, 2, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 2, false>(op, p, x, g, y, n);
       case ElementwiseKind::kVjp:
-        return HalfMap<H, 1, true>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, true>(op, p, x, g, y, n);
     }
   });
 }
