@@ -7,25 +7,13 @@
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 // Must come after foreach_target.h.
-#include <cmath>
-#include <cstdlib>
-
 #include "core/activation-inl.h"
-#include "core/gelu-inl.h"
-#include "core/gelu_f64-inl.h"
-#include "core/reference.h"
+#include "core/elementwise_ops-inl.h"
 #include "hwy/highway.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
-
-// Where alpha e^x stops being a normal T: x = ln(min normal) - ln|alpha|.
-template <typename T>
-double EluTailLo(double alpha) {
-  const double a = std::fabs(alpha);
-  return (sizeof(T) == 4 ? -105.0 : -746.0) - (a > 1 ? std::log(a) : 0.0);
-}
 
 // One entry per dtype: the function's kernel applied over the array for
 // kind (f, f', f'' or VJP). Every elementwise function has one, in float32
@@ -35,57 +23,9 @@ void ElementwiseKernel(Function f, ElementwiseKind kind, double alpha,
                        const T* x, const T* g, T* y, size_t n, T pos_inf,
                        T neg_inf) {
   const Limits<T> lim{pos_inf, neg_inf, f, alpha};
-  switch (f) {
-    case Function::kIdentity:
-      return RunKind(IdentityK{}, kind, x, g, y, n, lim);
-    case Function::kRelu:
-      return RunKind(LeakyReluK{{}, 0.0}, kind, x, g, y, n, lim);
-    case Function::kLeakyRelu:
-      if (kind == ElementwiseKind::kValue && T(alpha) > T(0) &&
-          T(alpha) <= T(1)) {
-        return MapArray<0, false>(LeakyReluUnitK{{{}, alpha}}, x, g, y, n, lim);
-      }
-      return RunKind(LeakyReluK{{}, alpha}, kind, x, g, y, n, lim);
-    case Function::kSigmoid:
-      return RunKind(SigmoidK{}, kind, x, g, y, n, lim);
-    case Function::kTanh:
-      return RunKind(TanhK{}, kind, x, g, y, n, lim);
-    case Function::kSilu:
-      return RunKind(SiluK{}, kind, x, g, y, n, lim);
-    case Function::kSoftplus:
-      return RunKind(SoftplusK{}, kind, x, g, y, n, lim);
-    case Function::kElu:
-      return RunKind(EluK{1.0, alpha, EluTailLo<T>(alpha)}, kind, x, g, y, n,
-                     lim);
-    case Function::kSelu: {
-      const double sa = reference::kSeluLambda * reference::kSeluAlpha;
-      return RunKind(EluK{reference::kSeluLambda, sa, EluTailLo<T>(sa)}, kind,
-                     x, g, y, n, lim);
-    }
-    // float32: float32 lanes with FMA, float64 lanes without (see
-    // core/gelu-inl.h); float64: GeluF64K (core/gelu_f64-inl.h) and
-    // GeluTanhK on every target.
-    case Function::kGelu:
-      if constexpr (sizeof(T) == 8) {
-        return RunKind(GeluF64K{}, kind, x, g, y, n, lim);
-      } else {
-#if HWY_NATIVE_FMA
-        return RunKind(GeluK{}, kind, x, g, y, n, lim);
-#else
-        return RunKind(GeluDoubleK{}, kind, x, g, y, n, lim);
-#endif
-      }
-    case Function::kGeluTanh:
-#if !HWY_NATIVE_FMA
-      if constexpr (sizeof(T) == 4) {
-        return RunKind(GeluTanhDoubleK{}, kind, x, g, y, n, lim);
-      }
-#endif
-      return RunKind(GeluTanhK{}, kind, x, g, y, n, lim);
-    default:
-      break;
-  }
-  std::abort();  // softmax or log_softmax: IsElementwise(f) was false.
+  VisitElementwiseOp<T>(f, kind, alpha, [&](const auto& op) {
+    RunKind(op, kind, x, g, y, n, lim);
+  });
 }
 
 void ElementwiseF32(Function f, ElementwiseKind kind, double alpha,

@@ -1,6 +1,8 @@
 // Elementwise functions in float16 and bfloat16 (core/activation_half.h):
 // chunks of the input are widened to float32, run through this target's
-// float32 kernel (core/activation.cc), and rounded once to the half type.
+// float32 array loop for the function's op (core/elementwise_ops-inl.h: the
+// same op and loop as core/activation.cc's), and rounded once to the half
+// type.
 //
 // Why the float64 lanes: a float32 result y within K float32 ULPs of the
 // true value rounds to the correctly rounded half value unless a rounding
@@ -38,7 +40,9 @@
 #include <limits>
 #include <type_traits>
 
+#include "core/activation-inl.h"
 #include "core/activation_half.h"
+#include "core/elementwise_ops-inl.h"
 #include "core/half.h"
 #include "core/half_convert-inl.h"
 #include "core/reference.h"
@@ -48,17 +52,15 @@ HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
 
-// This target's float32 and float64 kernels, defined in core/activation.cc.
-void ElementwiseF32(Function f, ElementwiseKind kind, double alpha,
-                    const float* x, const float* g, float* y, size_t n,
-                    float pos_inf, float neg_inf);
+// This target's float64 kernel, defined in core/activation.cc.
 void ElementwiseF64(Function f, ElementwiseKind kind, double alpha,
                     const double* x, const double* g, double* y, size_t n,
                     double pos_inf, double neg_inf);
 
 using internal::HalfParams;
 
-// A multiple of every vector length; the float32 copies stay in L1.
+// The lanes flagged for recomputation are collected per chunk of this many
+// values (a multiple of every vector length) and resolved at its end.
 constexpr size_t kChunk = 1024;
 
 // v rounded to float32 toward zero, its last bit set when inexact (round to
@@ -77,7 +79,8 @@ inline float RoundToOddF32(double v) {
   return f;
 }
 
-// The flagged lanes (indices into the chunk) recomputed in this target's
+// The flagged lanes (their x, g and index into the chunk, as collected)
+// recomputed in this target's
 // float64 kernel, whose result is within 4 float64 ULPs (the VJP's product
 // adds half of one): rounded to odd in float32 and then to H, which is
 // correct unless the float64 value lies within that error of a rounding
@@ -102,13 +105,13 @@ HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
     const size_t n = std::min(kBlock, count - begin);
     HWY_ALIGN double xd[kBlock] = {};
     HWY_ALIGN double yd[kBlock] = {};
-    for (size_t k = 0; k < n; ++k) xd[k] = xf[idx[begin + k]];
+    for (size_t k = 0; k < n; ++k) xd[k] = xf[begin + k];
     ElementwiseF64(p.f, KindOfOrder(order), p.alpha, xd, nullptr, yd, n,
                    p.pos_inf64, p.neg_inf64);
     for (size_t k = 0; k < n; ++k) {
       const int32_t at = idx[begin + k];
       double v = yd[k];
-      if (vjp) v *= static_cast<double>(gf[at]);
+      if (vjp) v *= static_cast<double>(gf[begin + k]);
       const float f = RoundToOddF32(v);
       uint32_t bits;
       std::memcpy(&bits, &f, 4);
@@ -118,7 +121,7 @@ HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
           a < kMinNormalBits ? a != 0 : (low >= kHalf - 1 && low <= kHalf + 1);
       if (HWY_UNLIKELY(ambiguous && std::isfinite(v))) {
         v = reference::Elementwise<double>(p.f, p.alpha, order, xd[k]);
-        if (vjp) v *= static_cast<double>(gf[at]);
+        if (vjp) v *= static_cast<double>(gf[begin + k]);
         out[at] = HalfFromDouble<H>(v);
       } else {
         out[at] = HalfFromDouble<H>(f);  // exact: f has enough bits
@@ -127,106 +130,128 @@ HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
   }
 }
 
-// The float16 lanes with a subnormal result (2^-26 <= |y| < 2^-14, where
-// the grid is 2^-24 wide) within K float32 ULPs of a midpoint.
-template <class D>
-HWY_NOINLINE hn::Mask<D> NearSubnormalF16(D df, hn::Vec<D> a, int32_t k) {
-  using V = hn::Vec<D>;
-  const V t = hn::Mul(a, hn::Set(df, 16777216.0f));
-  const V mid = hn::Mul(hn::Add(hn::Floor(t), hn::Set(df, 0.5f)),
-                        hn::Set(df, 1.0f / 16777216.0f));
-  const V tol = hn::Mul(a, hn::Set(df, static_cast<float>(k) * 0x1p-23f));
-  return hn::Le(hn::Abs(hn::Sub(a, mid)), tol);
-}
-
 // The lanes of y, a float32 result within K ULPs of the true value, whose
 // rounding to H might differ from the true value's: the bits that rounding
 // drops lie within K of 1000...0 (a midpoint, or the overflow threshold,
 // in y's binade: its ULP is constant there). float16 results below 2^-14
-// (a coarser grid) are tested apart; bfloat16 flags every nonzero result
-// below float32's smallest normal, where the float32 kernels only promise
-// an absolute error of that size. NaN and inf are never flagged.
+// sit on the subnormal grid of step 2^-24: |y| + 2^-14 has that step as
+// the weight of its 14th bit, so the same test on its dropped bits finds
+// them (the addition's rounding, at most half of its last bit, and K ULPs
+// of y below 2^-14 are within one more of those bits). bfloat16 flags every
+// nonzero result below float32's smallest normal, where the float32
+// kernels only promise an absolute error of that size. inf is never
+// flagged, nor NaN unless its payload looks like a midpoint (it is then
+// recomputed: NaN again). Branch-free: one vector's test costs the same
+// whatever its values.
 template <typename H, class D>
 HWY_INLINE hn::Mask<D> Untrusted(D df, hn::Vec<D> y, int32_t k) {
   const hn::RebindToSigned<D> di;
   using VI = hn::Vec<decltype(di)>;
   constexpr bool kF16 = std::is_same_v<H, Float16>;
-  const VI ai = hn::BitCast(di, hn::Abs(y));
   constexpr int32_t kDropped = kF16 ? 0x1FFF : 0xFFFF;
+  const hn::Vec<D> a = hn::Abs(y);
+  VI ai = hn::BitCast(di, a);
+  VI tol = hn::Set(di, k + 1);
+  if constexpr (kF16) {
+    constexpr float kMinNormal = 0x1p-14f;
+    const auto normal = hn::Ge(a, hn::Set(df, kMinNormal));
+    const VI shifted = hn::BitCast(di, hn::Add(a, hn::Set(df, kMinNormal)));
+    ai = hn::IfThenElse(hn::RebindMask(di, normal), ai, shifted);
+    tol = hn::IfThenElse(hn::RebindMask(di, normal), tol, hn::Set(di, k + 2));
+  }
   const VI dist = hn::Abs(hn::Sub(hn::And(ai, hn::Set(di, kDropped)),
                                   hn::Set(di, (kDropped + 1) / 2)));
-  const auto near = hn::Lt(dist, hn::Set(di, k + 1));
+  const auto near = hn::Lt(dist, tol);
   if constexpr (kF16) {
-    const auto normal = hn::Gt(ai, hn::Set(di, 0x38800000 - 1));
-    auto m = hn::RebindMask(df, hn::And(near, normal));
-    // 2^-26 <= |y| < 2^-14: below 2^-26 the result is 0 whatever the error.
-    const auto sub =
-        hn::AndNot(normal, hn::Gt(ai, hn::Set(di, 0x32800000 - 1)));
-    if (HWY_UNLIKELY(!hn::AllFalse(di, sub))) {
-      m = hn::Or(m, hn::And(hn::RebindMask(df, sub),
-                            NearSubnormalF16(df, hn::Abs(y), k)));
-    }
-    return m;
+    return hn::RebindMask(df, near);
   } else {
-    const auto normal = hn::Gt(ai, hn::Set(di, 0x007FFFFF));
-    const auto tiny = hn::AndNot(normal, hn::Gt(ai, hn::Zero(di)));
+    const VI raw = hn::BitCast(di, a);
+    const auto normal = hn::Gt(raw, hn::Set(di, 0x007FFFFF));
+    const auto tiny = hn::AndNot(normal, hn::Gt(raw, hn::Zero(di)));
     return hn::RebindMask(df, hn::Or(hn::And(near, normal), tiny));
   }
 }
 
-// Rounds the results of lanes [i, i + count) of the chunk (count is one
-// vector's lanes unless kPartial) into out + i, and appends the indices of
-// the lanes to recompute to `flagged`; returns how many.
-template <typename H, bool kVjp, bool kZeroTail, bool kPartial, class D>
-HWY_INLINE size_t RoundVector(D df, const HalfParams& p, const float* xf,
-                              const float* gf, const float* yf, size_t i,
-                              size_t count, H* out, int32_t* flagged) {
-  using V = hn::Vec<D>;
-  const hn::RebindToSigned<D> di;
-  V y = hn::LoadU(df, yf + i);
+// Where the lanes flagged for recomputation go: their x, g (VJP) and index
+// into the chunk, appended.
+struct Flagged {
+  static constexpr size_t kCapacity = kChunk;
+  HWY_ALIGN float x[kCapacity];
+  HWY_ALIGN float g[kCapacity];
+  HWY_ALIGN int32_t index[kCapacity];
+  size_t count = 0;
+};
+
+// The loop-invariant vectors of the test below.
+template <class D>
+struct RoundParams {
+  hn::Vec<D> tiny;     // float32's smallest normal
+  hn::Vec<D> zero_lo;  // bfloat16: a zero at x <= zero_lo is suspect
+  hn::Vec<D> zero_hi;  // ... and at x >= zero_hi (inf: never)
+  int32_t ulp_budget;
+  bool exact_zero_f1;
+  RoundParams(D df, const HalfParams& p)
+      : tiny(hn::Set(df, std::numeric_limits<float>::min())),
+        zero_lo(hn::Set(df, -p.zero_tail_x)),
+        zero_hi(hn::Set(df, p.zero_tail_negative_only
+                                ? std::numeric_limits<float>::infinity()
+                                : p.zero_tail_x)),
+        ulp_budget(p.ulp_budget),
+        exact_zero_f1(p.exact_zero_f1) {}
+};
+
+// The result of the lanes at x (kVjp: *y holds f' and becomes g f') as it
+// will be rounded to H; returns the lanes whose rounding cannot be trusted.
+// Branch-free, so that the loop below branches once per pair of vectors,
+// on rare lanes only.
+template <typename H, bool kVjp, class D, class V = hn::Vec<D>>
+HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V* y) {
   auto extra = hn::FirstN(df, 0);
   if constexpr (kVjp) {
-    const V g = hn::LoadU(df, gf + i);
-    const V d = y;
-    y = hn::Mul(g, d);
-    if (!p.exact_zero_f1) {
+    const V d = *y;
+    *y = hn::Mul(g, d);
+    if (!rp.exact_zero_f1) {
       // f' below float32's normal range (0 included): g * f' may be a
       // normal bfloat16, or inf * (tiny f' > 0) = inf.
-      const auto tiny_d =
-          hn::Lt(hn::Abs(d), hn::Set(df, std::numeric_limits<float>::min()));
-      if (HWY_UNLIKELY(!hn::AllFalse(df, tiny_d))) {
-        const auto g_matters = std::is_same_v<H, BFloat16>
-                                   ? hn::Ne(g, hn::Zero(df))
-                                   : hn::IsInf(g);
-        extra = hn::And(hn::And(tiny_d, g_matters),
-                        hn::IsFinite(hn::LoadU(df, xf + i)));
-      }
+      const auto g_matters =
+          std::is_same_v<H, BFloat16> ? hn::Ne(g, hn::Zero(df)) : hn::IsInf(g);
+      extra = hn::And(hn::And(hn::Lt(hn::Abs(d), rp.tiny), g_matters),
+                      hn::IsFinite(x));
     }
+  } else if constexpr (std::is_same_v<H, BFloat16>) {
+    // A zero far out in a tail may be a float32 underflow of a value
+    // bfloat16 holds (x infinite: the limit, exact).
+    const auto tail = hn::Or(hn::Le(x, rp.zero_lo), hn::Ge(x, rp.zero_hi));
+    extra = hn::And(hn::Eq(*y, hn::Zero(df)), hn::And(tail, hn::IsFinite(x)));
   }
-  if constexpr (kZeroTail) {
-    const auto zero = hn::Eq(y, hn::Zero(df));
-    if (HWY_UNLIKELY(!hn::AllFalse(df, zero))) {
-      const V x = hn::LoadU(df, xf + i);
-      const V tail_x = p.zero_tail_negative_only ? hn::Neg(x) : hn::Abs(x);
-      extra = hn::And(zero, hn::And(hn::Ge(tail_x, hn::Set(df, p.zero_tail_x)),
-                                    hn::IsFinite(x)));
-    }
-  }
-  auto near = hn::Or(Untrusted<H>(df, y, p.ulp_budget), extra);
-  if constexpr (kPartial) {
-    HWY_ALIGN H buf[HWY_MAX_BYTES / sizeof(float)];
-    NarrowStore(df, y, buf);
-    std::memcpy(out + i, buf, count * sizeof(H));
-    near = hn::And(near, hn::FirstN(df, count));
-  } else {
-    NarrowStore(df, y, out + i);
-  }
-  if (HWY_LIKELY(hn::AllFalse(df, near))) return 0;
-  const auto index = hn::Iota(di, static_cast<int32_t>(i));
-  return hn::CompressStore(index, hn::RebindMask(di, near), di, flagged);
+  return hn::Or(Untrusted<H>(df, *y, rp.ulp_budget), extra);
 }
 
-// `count` half values at h widened into f.
+// Appends the lanes `near` of the vector at index `at` of the chunk, lane
+// by lane from a copy of the vectors: a rare path, and CompressStore to
+// memory is microcoded on AMD Zen 4 (over 100 cycles a vector).
+template <bool kVjp, class D, class V = hn::Vec<D>>
+HWY_NOINLINE void Append(D df, hn::Mask<D> near, V x, V g, size_t at,
+                         Flagged* flagged) {
+  HWY_ALIGN float xb[HWY_MAX_BYTES / sizeof(float)];
+  HWY_ALIGN float gb[HWY_MAX_BYTES / sizeof(float)];
+  hn::Store(x, df, xb);
+  if constexpr (kVjp) hn::Store(g, df, gb);
+  uint8_t bits[(HWY_MAX_BYTES / sizeof(float) + 7) / 8];
+  hn::StoreMaskBits(df, near, bits);
+  size_t c = flagged->count;
+  for (size_t lane = 0; lane < hn::Lanes(df); ++lane) {
+    if ((bits[lane / 8] >> (lane % 8)) & 1) {
+      flagged->x[c] = xb[lane];
+      if constexpr (kVjp) flagged->g[c] = gb[lane];
+      flagged->index[c] = static_cast<int32_t>(at + lane);
+      ++c;
+    }
+  }
+  flagged->count = c;
+}
+
+// `count` half values at h widened into f (whole vectors: f has room).
 template <typename H, class D>
 HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
   const size_t lanes = hn::Lanes(df);
@@ -237,53 +262,89 @@ HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
   if (i < count) {
     HWY_ALIGN H buf[HWY_MAX_BYTES / sizeof(float)] = {};
     std::memcpy(buf, h + i, (count - i) * sizeof(H));
-    hn::Store(LoadWiden(df, buf), df, f + i);  // f has room: whole vectors
+    hn::Store(LoadWiden(df, buf), df, f + i);
   }
 }
 
-template <typename H, bool kVjp, bool kZeroTail>
-void HalfChunks(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
-  const hn::ScalableTag<float> df;
+// The half kernel of one op and order (kVjp: order 1 times g), chunk by chunk
+// of kChunk values in three passes over L1-resident float32 buffers: widen,
+// the op's own array loop (MapArray: the float32 kernel exactly as it runs
+// for float32 arrays, whatever it does per array), then round, test and
+// store in pairs of vectors, branching once per pair where a lane needs the
+// float64 recomputation; the flagged lanes are resolved at the chunk's end.
+// (One fused pass per vector, the op's Apply between widening and
+// rounding, was measured too: faster for identity and relu, slower for the
+// transcendental functions, whose float32 loop then shares its registers
+// and scheduler with the rounding test; BENCHMARKS.md.)
+template <typename H, int kOrder, bool kVjp, class Op>
+HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
+                             const H* g, H* y, size_t n) {
+  using D = hn::ScalableTag<float>;
+  using V = hn::Vec<D>;
+  const D df;
   const size_t lanes = hn::Lanes(df);
+  const Limits<float> lim{p.pos_inf, p.neg_inf, p.f, p.alpha};
+  const RoundParams<D> rp(df, p);
   HWY_ALIGN float xf[kChunk];
   HWY_ALIGN float gf[kChunk];
   HWY_ALIGN float yf[kChunk];
-  // CompressStore may write a whole vector past the last index it keeps.
-  HWY_ALIGN int32_t flagged[kChunk + HWY_MAX_BYTES / sizeof(int32_t)];
-  const ElementwiseKind kind = kVjp ? ElementwiseKind::kDerivative1 : p.kind;
+  Flagged flagged;
   for (size_t begin = 0; begin < n; begin += kChunk) {
     const size_t count = std::min(kChunk, n - begin);
+    const size_t padded = (count + lanes - 1) / lanes * lanes;
     // Both inputs are read before y is written: y may be x or g.
     Widen(df, x + begin, xf, count);
     if (kVjp) Widen(df, g + begin, gf, count);
-    ElementwiseF32(p.f, kind, p.alpha, xf, nullptr, yf, count, p.pos_inf,
-                   p.neg_inf);
+    MapArray<kOrder, false>(op, xf, gf, yf, padded, lim);
+    flagged.count = 0;
     H* out = y + begin;
-    size_t flags = 0;
     size_t i = 0;
-    for (; i + lanes <= count; i += lanes) {
-      flags += RoundVector<H, kVjp, kZeroTail, false>(
-          df, p, xf, gf, yf, i, lanes, out, flagged + flags);
+    for (; i + 2 * lanes <= count; i += 2 * lanes) {
+      const V x0 = hn::Load(df, xf + i), x1 = hn::Load(df, xf + i + lanes);
+      const V g0 = kVjp ? hn::Load(df, gf + i) : x0;
+      const V g1 = kVjp ? hn::Load(df, gf + i + lanes) : x1;
+      V y0 = hn::Load(df, yf + i), y1 = hn::Load(df, yf + i + lanes);
+      const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, &y0);
+      const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, &y1);
+      NarrowStore2(df, y0, y1, out + i);
+      if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {
+        Append<kVjp>(df, m0, x0, g0, i, &flagged);
+        Append<kVjp>(df, m1, x1, g1, i + lanes, &flagged);
+      }
     }
-    if (i < count) {
-      flags += RoundVector<H, kVjp, kZeroTail, true>(
-          df, p, xf, gf, yf, i, count - i, out, flagged + flags);
+    for (; i < count; i += lanes) {
+      const size_t m = std::min(lanes, count - i);
+      const V xv = hn::Load(df, xf + i);
+      const V gv = kVjp ? hn::Load(df, gf + i) : xv;
+      V yv = hn::Load(df, yf + i);
+      const auto near =
+          hn::And(Suspect<H, kVjp>(df, rp, xv, gv, &yv), hn::FirstN(df, m));
+      HWY_ALIGN H yb[HWY_MAX_BYTES / sizeof(float)];
+      NarrowStore(df, yv, yb);
+      std::memcpy(out + i, yb, m * sizeof(H));
+      if (!hn::AllFalse(df, near)) Append<kVjp>(df, near, xv, gv, i, &flagged);
     }
-    if (flags != 0) {
-      ResolveFlagged(p, xf, kVjp ? gf : nullptr, flagged, flags, out);
+    if (flagged.count != 0) {
+      ResolveFlagged(p, flagged.x, kVjp ? flagged.g : nullptr, flagged.index,
+                     flagged.count, out);
     }
   }
 }
 
 template <typename H>
 void HalfKernel(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
-  if (p.kind == ElementwiseKind::kVjp)
-    return HalfChunks<H, true, false>(p, x, g, y, n);
-  const bool zero_tail =
-      std::is_same_v<H, BFloat16> &&
-      p.zero_tail_x != std::numeric_limits<float>::infinity();
-  if (zero_tail) return HalfChunks<H, false, true>(p, x, g, y, n);
-  HalfChunks<H, false, false>(p, x, g, y, n);
+  VisitElementwiseOp<float>(p.f, p.kind, p.alpha, [&](const auto& op) {
+    switch (p.kind) {
+      case ElementwiseKind::kValue:
+        return HalfChunks<H, 0, false>(op, p, x, g, y, n);
+      case ElementwiseKind::kDerivative1:
+        return HalfChunks<H, 1, false>(op, p, x, g, y, n);
+      case ElementwiseKind::kDerivative2:
+        return HalfChunks<H, 2, false>(op, p, x, g, y, n);
+      case ElementwiseKind::kVjp:
+        return HalfChunks<H, 1, true>(op, p, x, g, y, n);
+    }
+  });
 }
 
 void ElementwiseF16(const HalfParams& p, const Float16* x, const Float16* g,

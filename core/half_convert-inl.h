@@ -111,19 +111,26 @@ HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> F32ToFloat16Bits(D df,
   return hn::Or(r, hn::ShiftRight<16>(sign));
 }
 
+// float32 -> bfloat16 pattern in the upper 16 bits of each lane, round to
+// nearest even; NaN stays NaN (quieted), overflow carries into the inf
+// pattern. The lower 16 bits are garbage.
+template <class D>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> F32ToBFloat16HighBits(
+    D /*df*/, hn::Vec<D> v) {
+  const hn::RebindToUnsigned<D> du;
+  const auto b = hn::BitCast(du, v);
+  const auto odd = hn::And(hn::ShiftRight<16>(b), hn::Set(du, 1));
+  const auto rounded = hn::Add(hn::Add(b, hn::Set(du, 0x7FFFu)), odd);
+  const auto quiet = hn::Or(b, hn::Set(du, 0x400000u));
+  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), quiet, rounded);
+}
+
 // float32 -> bfloat16 pattern, round to nearest even; NaN stays NaN
 // (quieted), overflow carries into the inf pattern.
 template <class D>
-HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> F32ToBFloat16Bits(D /*df*/,
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<D>> F32ToBFloat16Bits(D df,
                                                               hn::Vec<D> v) {
-  const hn::RebindToUnsigned<D> du;
-  using VU = hn::Vec<decltype(du)>;
-  const VU b = hn::BitCast(du, v);
-  const VU odd = hn::And(hn::ShiftRight<16>(b), hn::Set(du, 1));
-  const VU rounded =
-      hn::ShiftRight<16>(hn::Add(hn::Add(b, hn::Set(du, 0x7FFFu)), odd));
-  const VU quiet = hn::Or(hn::ShiftRight<16>(b), hn::Set(du, 0x40u));
-  return hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), quiet, rounded);
+  return hn::ShiftRight<16>(F32ToBFloat16HighBits(df, v));
 }
 
 // Lanes(df) half values at p, widened exactly.
@@ -154,6 +161,26 @@ HWY_INLINE void NarrowStore(D df, hn::Vec<D> v, H* p) {
   } else {
     StoreHalfBits(df, F32ToBFloat16Bits(df, v), p);
   }
+}
+
+// Two vectors v0, v1 rounded to H and stored at p (v0's lanes first),
+// 2 Lanes(df) values: bfloat16 packs both into one vector of 16-bit lanes
+// with one two-table permute (ConcatOdd of the rounded bits) instead of
+// narrowing each.
+template <typename H, class D>
+HWY_INLINE void NarrowStore2(D df, hn::Vec<D> v0, hn::Vec<D> v1, H* p) {
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (std::is_same_v<H, BFloat16>) {
+    const hn::Repartition<uint16_t, D> d16;
+    hn::StoreU(
+        hn::ConcatOdd(d16, hn::BitCast(d16, F32ToBFloat16HighBits(df, v1)),
+                      hn::BitCast(d16, F32ToBFloat16HighBits(df, v0))),
+        d16, reinterpret_cast<uint16_t*>(p));
+    return;
+  }
+#endif
+  NarrowStore(df, v0, p);
+  NarrowStore(df, v1, p + hn::Lanes(df));
 }
 
 }  // namespace HWY_NAMESPACE
