@@ -434,6 +434,138 @@ HWY_INLINE size_t MapPairs(D d, const Op& op, const T* x, const T* g, T* y,
   return i;
 }
 
+// Op::kSplitTail (optional): the op's f takes two formulas, a short one for
+// most lanes and a long one for the others (its tail lanes, chosen by x
+// alone, so that a result never depends on its neighbours): SplitValue(d,
+// x, &tail) returns the short one for every lane and the mask of tail
+// lanes, TailValue(d, x) the long one. MapSplit then evaluates the tail
+// lanes in a second pass, gathered densely, instead of both formulas for
+// every vector that holds one.
+template <class Op, class = void>
+struct SplitTail : std::false_type {};
+template <class Op>
+struct SplitTail<Op, std::void_t<decltype(Op::kSplitTail)>>
+    : std::bool_constant<Op::kSplitTail> {};
+
+// `no` with the lanes of mask replaced, in order, by the first lanes of
+// packed (Expand; hwy 1.0 has none).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpandInto(D d, V no, hn::Mask<D> mask, V packed) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if constexpr (sizeof(hn::TFromD<D>) == 4 && hn::MaxLanes(d) == 16) {
+    return V{_mm512_mask_expand_ps(no.raw, mask.raw, packed.raw)};
+  }
+#endif
+  using T = hn::TFromD<D>;
+  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
+  HWY_ALIGN T out[kMaxLanes], in[kMaxLanes];
+  HWY_ALIGN T pick[kMaxLanes];
+  hn::Store(no, d, out);
+  hn::Store(packed, d, in);
+  hn::Store(hn::IfThenElseZero(mask, hn::Set(d, T(1))), d, pick);
+  for (size_t i = 0, k = 0; i < hn::Lanes(d); ++i) {
+    if (pick[i] != T(0)) out[i] = in[k++];
+  }
+  return hn::Load(d, out);
+}
+
+// f over y[0, m), m <= kSplitBlock, for an Op with kSplitTail: pass 1
+// stores each vector without a tail lane to y (non-temporal stores with
+// kStream; y vector-aligned), keeps the others in a local block and gathers
+// the x of their tail lanes with Compress; pass 2 evaluates those, a whole
+// vector at a time; pass 3 expands them into place on the way to y.
+constexpr size_t kSplitBlock = 1024;
+template <bool kStream, class Op, class D, typename T>
+HWY_INLINE void MapSplitBlock(D d, const Op& op, const T* x, T* y, size_t m) {
+  using V = hn::Vec<D>;
+  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
+  HWY_ALIGN T out[kSplitBlock];
+  HWY_ALIGN T tail_x[kSplitBlock + kMaxLanes];
+  uint8_t tail_bits[kSplitBlock / 8 + 8];
+  uint32_t held[kSplitBlock];  // the offsets of the vectors kept in out
+  const size_t lanes = hn::Lanes(d);
+  const size_t bytes_per_mask = (lanes + 7) / 8;
+  const size_t full = m - m % lanes;
+  size_t count = 0, num_held = 0;
+  for (size_t j = 0; j < m; j += lanes) {
+    V xv, v;
+    hn::Mask<D> tail;
+    if (HWY_LIKELY(j < full)) {
+      xv = hn::LoadU(d, x + j);
+      v = op.SplitValue(d, xv, &tail);
+    } else {
+      HWY_ALIGN T xb[kMaxLanes] = {};
+      std::memcpy(xb, x + j, (m - j) * sizeof(T));
+      xv = hn::Load(d, xb);
+      v = op.SplitValue(d, xv, &tail);
+      tail = hn::And(tail, hn::FirstN(d, m - j));
+      hn::Store(v, d, out + j);  // copied to y below
+      if (hn::AllFalse(d, tail)) break;
+    }
+    if (HWY_LIKELY(hn::AllFalse(d, tail))) {
+      if constexpr (kStream) {
+        hn::Stream(v, d, y + j);
+      } else {
+        hn::StoreU(v, d, y + j);
+      }
+      continue;
+    }
+    hn::Store(v, d, out + j);
+    hn::StoreMaskBits(d, tail, tail_bits + num_held * bytes_per_mask);
+    held[num_held++] = static_cast<uint32_t>(j);
+    hn::StoreU(hn::Compress(xv, tail), d, tail_x + count);
+    count += hn::CountTrue(d, tail);
+  }
+  hn::StoreU(hn::Zero(d), d, tail_x + count);  // the last vector's padding
+  for (size_t k = 0; k < count; k += lanes) {
+    hn::Store(op.TailValue(d, hn::Load(d, tail_x + k)), d, tail_x + k);
+  }
+  size_t k = 0;
+  for (size_t h = 0; h < num_held; ++h) {
+    const size_t j = held[h];
+    const auto tail = hn::LoadMaskBits(d, tail_bits + h * bytes_per_mask);
+    const V v =
+        ExpandInto(d, hn::Load(d, out + j), tail, hn::LoadU(d, tail_x + k));
+    k += hn::CountTrue(d, tail);
+    if (HWY_LIKELY(j < full)) {
+      if constexpr (kStream) {
+        hn::Stream(v, d, y + j);
+      } else {
+        hn::StoreU(v, d, y + j);
+      }
+    } else {
+      hn::Store(v, d, out + j);
+    }
+  }
+  if (full < m) std::memcpy(y + full, out + full, (m - full) * sizeof(T));
+}
+
+template <class Op, typename T>
+HWY_INLINE void MapSplit(const Op& op, const T* x, T* y, size_t n) {
+  const hn::ScalableTag<T> d;
+  const size_t lanes = hn::Lanes(d);
+  const uintptr_t yaddr = reinterpret_cast<uintptr_t>(y);
+  size_t i = 0;
+  if (n * sizeof(T) >= kStreamBytes && yaddr % sizeof(T) == 0) {
+    // Up to a vector boundary of y, then blocks with non-temporal stores.
+    const size_t mis = (yaddr / sizeof(T)) % lanes;
+    if (mis != 0) {
+      MapSplitBlock<false>(d, op, x, y, lanes - mis);
+      i = lanes - mis;
+    }
+    for (; i < n; i += kSplitBlock) {
+      const size_t m = n - i < kSplitBlock ? n - i : kSplitBlock;
+      MapSplitBlock<true>(d, op, x + i, y + i, m);
+    }
+    hwy::FlushStream();
+    return;
+  }
+  for (; i < n; i += kSplitBlock) {
+    const size_t m = n - i < kSplitBlock ? n - i : kSplitBlock;
+    MapSplitBlock<false>(d, op, x + i, y + i, m);
+  }
+}
+
 template <int kOrder, bool kVjp, class Op, typename T>
 HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
                            size_t n, Limits<T> lim) {
@@ -441,6 +573,9 @@ HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
   // the op's parameters (leaky_relu's alpha tests, elu's constants) out of
   // the loop instead of reloading them for every vector.
   const Op op = op_arg;
+  if constexpr (kOrder == 0 && !kVjp && SplitTail<Op>::value) {
+    if (sizeof(T) == 4) return MapSplit(op, x, y, n);
+  }
   const hn::ScalableTag<T> d;
   const size_t lanes = hn::Lanes(d);
   size_t i = 0;

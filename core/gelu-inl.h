@@ -109,8 +109,10 @@ HWY_INLINE V DivPairNR(D d, V nh, V nl, V den) {
 // the split ln 2 of hwy/contrib/math/math-inl.h, r = hi - n ln2 + lo
 // rounded once, e^r = 1 + (r + r^2 Q(r)) with Q of degree 4, fit error
 // 1.5e-8 relative to expm1).
+// With kScaled = false: e^(hi + lo) itself, for hi in [-87, 0] only (the
+// result normal; no flush to 0, one operation less).
 constexpr float kExpLoScale = 5.42101086242752217e-20f;  // 2^-64
-template <class D, class V = hn::Vec<D>>
+template <bool kScaled = true, class D, class V = hn::Vec<D>>
 HWY_INLINE V ExpLo32(D d, V hi, V lo) {
   static_assert(sizeof(hn::TFromD<D>) == 4, "float32 only");
   const hn::RebindToSigned<D> di;
@@ -131,9 +133,10 @@ HWY_INLINE V ExpLo32(D d, V hi, V lo) {
   const V em1 = hn::MulAdd(hn::Mul(r, r), q, r);
   // 2^(n + 64) as bits (the shifter's bits are 0x4B400000 + n); a biased
   // exponent <= 0 gives +0.
-  const auto biased =
-      hn::Sub(hn::BitCast(di, t), hn::Set(di, 0x4B400000 - 127 - 64));
-  const V s = hn::BitCast(d, hn::ShiftLeft<23>(hn::Max(biased, hn::Zero(di))));
+  const int kBias = kScaled ? 127 + 64 : 127;
+  auto biased = hn::Sub(hn::BitCast(di, t), hn::Set(di, 0x4B400000 - kBias));
+  if constexpr (kScaled) biased = hn::Max(biased, hn::Zero(di));
+  const V s = hn::BitCast(d, hn::ShiftLeft<23>(biased));
   return hn::MulAdd(em1, s, s);
 }
 
@@ -284,6 +287,198 @@ HWY_INLINE V GeluPrimeNearRoot(D d, V x) {
   return hn::MulAdd(y, hn::Set(d, T(4.314939976e-01f)), hn::Mul(y, g));
 }
 
+// gelu f on AVX-512 (16 float32 lanes) where -2.625 <= x < 5.375:
+// x Phi(x), Phi(c_k + y) ~ P_k(y) on 32 pieces of width 1/4 centred on
+// c_k = (k - 10)/4, |y| <= 1/8, P_k of degree 6, its coefficients picked
+// per lane by a two-table permute (vpermt2ps) from k (scripts/
+// fit_gelu_pieces.py: 1.93 ULP in its float32 emulation). k comes from the
+// 1.5 * 2^23 shifter as in ExpLo32: t = 4x + shifter + 10 holds round(4x)
+// + 10 in its low mantissa bits, which the permute reads as the index, and
+// y = x - round(4x)/4 is exact. Normal(0, 1) inputs lie in that range but
+// for 0.4 percent of them; beyond 5.375, gelu(x) rounds to x.
+struct GeluPieces {
+  static constexpr float kLo = -2.625f, kHi = 5.375f;
+  static constexpr int kDegree = 6;
+  // kC[i]: the coefficient of y^(kDegree - i) of each piece.
+  alignas(64) static constexpr float kC[kDegree + 1][32] = {
+      {-5.085927551e-04f, -9.851390496e-04f, -1.343995333e-03f,
+       -1.307278872e-03f, -6.606619572e-04f, 5.670479732e-04f,
+       2.003546106e-03f,  3.027327824e-03f,  3.063393524e-03f,
+       1.930187456e-03f,  7.381961950e-06f,  -1.918406808e-03f,
+       -3.059199080e-03f, -3.031925065e-03f, -2.014390426e-03f,
+       -5.793267046e-04f, 6.516405265e-04f,  1.304035541e-03f,
+       1.346230041e-03f,  9.905381594e-04f,  5.144070019e-04f,
+       1.208083559e-04f,  -1.094344479e-04f, -1.909802231e-04f,
+       -1.802455809e-04f, -1.324623445e-04f, -8.264885400e-05f,
+       -4.538204303e-05f, -2.232905172e-05f, -9.962923286e-06f,
+       -4.051547876e-06f, -1.511342930e-06f},
+      {6.593262078e-04f,  -4.689785419e-04f, -2.252806677e-03f,
+       -4.305992275e-03f, -5.853585899e-03f, -5.965027958e-03f,
+       -4.011934157e-03f, -1.377009321e-04f, 4.575276282e-03f,
+       8.445325308e-03f,  9.941166267e-03f,  8.445312269e-03f,
+       4.575266968e-03f,  -1.376857836e-04f, -4.011887126e-03f,
+       -5.964961369e-03f, -5.853527691e-03f, -4.305968061e-03f,
+       -2.252825769e-03f, -4.690294736e-04f, 6.592659047e-04f,
+       1.117847976e-03f,  1.105650328e-03f,  8.651947137e-04f,
+       5.791886942e-04f,  3.427814227e-04f,  1.824832580e-04f,
+       8.829912258e-05f,  3.910023952e-05f,  1.592069748e-05f,
+       5.981641607e-06f,  2.079071010e-06f},
+      {5.933933426e-03f,  6.137024611e-03f,  4.499161150e-03f,
+       3.932085237e-04f,  -6.070993375e-03f, -1.367466152e-02f,
+       -2.016397752e-02f, -2.293802984e-02f, -2.017037012e-02f,
+       -1.183173526e-02f, -1.730248158e-07f, 1.183145866e-02f,
+       2.017027326e-02f,  2.293813787e-02f,  2.016423084e-02f,
+       1.367494930e-02f,  6.071204785e-03f,  -3.931326210e-04f,
+       -4.499213304e-03f, -6.137150805e-03f, -5.934069399e-03f,
+       -4.754006863e-03f, -3.323899582e-03f, -2.077932935e-03f,
+       -1.177215716e-03f, -6.094670971e-04f, -2.899643441e-04f,
+       -1.272793306e-04f, -5.169647920e-05f, -1.947233432e-05f,
+       -6.813940672e-06f, -2.218223926e-06f},
+      {1.533731818e-02f,  2.149044350e-02f,  2.699550800e-02f,
+       2.965778857e-02f,  2.698271535e-02f,  1.712317951e-02f,
+       -1.627283410e-07f, -2.195801027e-02f, -4.400809482e-02f,
+       -6.041669473e-02f, -6.649012864e-02f, -6.041669473e-02f,
+       -4.400809482e-02f, -2.195801027e-02f, -1.636362299e-07f,
+       1.712317765e-02f,  2.698271349e-02f,  2.965778857e-02f,
+       2.699550800e-02f,  2.149044536e-02f,  1.533731911e-02f,
+       9.946122766e-03f,  5.909149069e-03f,  3.233798314e-03f,
+       1.636275556e-03f,  7.676237146e-04f,  3.345701261e-04f,
+       1.356962312e-04f,  5.127910117e-05f,  1.807375520e-05f,
+       5.946412784e-06f,  1.827522169e-06f},
+      {2.191037685e-02f,  3.570710868e-02f,  5.399096757e-02f,
+       7.549265027e-02f,  9.713819623e-02f,  1.141556799e-01f,
+       1.209853590e-01f,  1.129265353e-01f,  8.801633120e-02f,
+       4.833351448e-02f,  1.005768024e-09f,  -4.833351448e-02f,
+       -8.801633120e-02f, -1.129265353e-01f, -1.209853590e-01f,
+       -1.141556799e-01f, -9.713819623e-02f, -7.549265772e-02f,
+       -5.399096757e-02f, -3.570710868e-02f, -2.191037498e-02f,
+       -1.250364818e-02f, -6.647772621e-03f, -3.297202988e-03f,
+       -1.527194749e-03f, -6.611169083e-04f, -2.676604490e-04f,
+       -1.014021109e-04f, -3.596342140e-05f, -1.194508150e-05f,
+       -3.716799029e-06f, -1.083723532e-06f},
+      {1.752830110e-02f, 3.173965216e-02f, 5.399096757e-02f, 8.627732098e-02f,
+       1.295175999e-01f, 1.826490909e-01f, 2.419707179e-01f, 3.011374176e-01f,
+       3.520653248e-01f, 3.866681159e-01f, 3.989422917e-01f, 3.866681159e-01f,
+       3.520653248e-01f, 3.011374176e-01f, 2.419707179e-01f, 1.826490909e-01f,
+       1.295175999e-01f, 8.627732098e-02f, 5.399096757e-02f, 3.173965216e-02f,
+       1.752830110e-02f, 9.093562141e-03f, 4.431848414e-03f, 2.029048046e-03f,
+       8.726827218e-04f, 3.525957000e-04f, 1.338302391e-04f, 4.771864405e-05f,
+       1.598374547e-05f, 5.029509339e-06f, 1.486720407e-06f, 4.128474416e-07f},
+      {6.209665444e-03f, 1.222447306e-02f, 2.275013179e-02f, 4.005915672e-02f,
+       6.680720299e-02f, 1.056497768e-01f, 1.586552560e-01f, 2.266273499e-01f,
+       3.085375428e-01f, 4.012936652e-01f, 5.000000000e-01f, 5.987063050e-01f,
+       6.914624572e-01f, 7.733726501e-01f, 8.413447738e-01f, 8.943502307e-01f,
+       9.331927896e-01f, 9.599408507e-01f, 9.772498608e-01f, 9.877755046e-01f,
+       9.937903285e-01f, 9.970202446e-01f, 9.986500740e-01f, 9.994229674e-01f,
+       9.997673631e-01f, 9.999116063e-01f, 9.999683499e-01f, 9.999893308e-01f,
+       9.999966025e-01f, 9.999989867e-01f, 9.999997020e-01f, 9.999999404e-01f},
+  };
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  static constexpr bool kEnabled = true;
+  // x Phi(x) (x for x >= kHi): every lane, valid where kLo <= x.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Value(D d, V x) {
+    const hn::RebindToSigned<D> di;
+    const V shifter = hn::Set(d, 12582912.0f + 10.0f);
+    const V t = hn::MulAdd(x, hn::Set(d, 4.0f), shifter);
+    const V y = hn::MulAdd(hn::Sub(t, shifter), hn::Set(d, -0.25f), x);
+    const auto k = hn::BitCast(di, t).raw;
+    V p = Coefficient(d, kC[0], k);
+    for (int i = 1; i <= kDegree; ++i) {
+      p = hn::MulAdd(p, y, Coefficient(d, kC[i], k));
+    }
+    return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), x, hn::Mul(x, p));
+  }
+  // row[k mod 32] in each lane.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Coefficient(D d, const float* row, __m512i k) {
+    return V{_mm512_permutex2var_ps(hn::Load(d, row).raw, k,
+                                    hn::Load(d, row + 16).raw)};
+  }
+#else
+  static constexpr bool kEnabled = false;
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Value(D, V x) {  // not called
+    return x;
+  }
+#endif
+};
+
+// h(a) = erfcx(a/sqrt2)/2 (ErfcxHalf) on AVX-512 for 2.625 < a < 10.625,
+// the lanes of GeluK's f below GeluPieces::kLo: 32 pieces of width 1/4
+// centred on m/4, m = round(4a) = 11..42 (the piece in column m mod 32, so
+// that the shifter's bits are the permute's index as they are), of degree 4
+// (scripts/fit_gelu_pieces.py: 0.98 ULP in its float32 emulation, where
+// ErfcxHalf has 2.67).
+struct GeluTailPieces {
+  static constexpr float kHi = 10.625f;
+  static constexpr int kDegree = 4;
+  alignas(64) static constexpr float kC[kDegree + 1][32] = {
+      {9.830642739e-06f, 8.528596481e-06f, 7.426174307e-06f, 6.488875442e-06f,
+       5.688796136e-06f, 5.003247679e-06f, 4.413700026e-06f, 3.904945515e-06f,
+       3.464449037e-06f, 3.081835530e-06f, 2.748480256e-06f, 7.476924220e-04f,
+       5.565969623e-04f, 4.197261878e-04f, 3.203455417e-04f, 2.472566266e-04f,
+       1.928547717e-04f, 1.519036159e-04f, 1.207498353e-04f, 9.681282245e-05f,
+       7.824814384e-05f, 6.372285861e-05f, 5.226350186e-05f, 4.315200204e-05f,
+       3.585368177e-05f, 2.996683907e-05f, 2.518709698e-05f, 2.128195592e-05f,
+       1.807246008e-05f, 1.541985876e-05f, 1.321581476e-05f, 1.137519121e-05f},
+      {-8.431154856e-05f, -7.514854951e-05f, -6.718488294e-05f,
+       -6.023873357e-05f, -5.415937630e-05f, -4.882128269e-05f,
+       -4.411947157e-05f, -3.996576561e-05f, -3.628582635e-05f,
+       -3.301672405e-05f, -3.010501314e-05f, -2.960283775e-03f,
+       -2.312999452e-03f, -1.828180393e-03f, -1.460476778e-03f,
+       -1.178325387e-03f, -9.594516014e-04f, -7.879293989e-04f,
+       -6.522312760e-04f, -5.439160159e-04f, -4.567345895e-04f,
+       -3.860130382e-04f, -3.282212710e-04f, -2.806685225e-04f,
+       -2.412859758e-04f, -2.084697771e-04f, -1.809668902e-04f,
+       -1.577911171e-04f, -1.381608308e-04f, -1.214523581e-04f,
+       -1.071649822e-04f, -9.489423246e-05f},
+      {7.136302884e-04f, 6.539293681e-04f, 6.006361218e-04f, 5.529218470e-04f,
+       5.100818817e-04f, 4.715150280e-04f, 4.367059737e-04f, 4.052117583e-04f,
+       3.766501031e-04f, 3.506900393e-04f, 3.270441375e-04f, 1.111963298e-02f,
+       9.156322107e-03f, 7.613528986e-03f, 6.387652364e-03f, 5.403521936e-03f,
+       4.605890252e-03f, 3.953659907e-03f, 3.415910294e-03f, 2.969130641e-03f,
+       2.595263766e-03f, 2.280310728e-03f, 2.013323130e-03f, 1.785665285e-03f,
+       1.590473810e-03f, 1.422252157e-03f, 1.276568044e-03f, 1.149823423e-03f,
+       1.039079623e-03f, 9.419214912e-04f, 8.563534939e-04f, 7.807178772e-04f},
+      {-5.961910821e-03f, -5.620306823e-03f, -5.306913983e-03f,
+       -5.018741358e-03f, -4.753180314e-03f, -4.507948179e-03f,
+       -4.281039815e-03f, -4.070689902e-03f, -3.875339404e-03f,
+       -3.693606472e-03f, -3.524263855e-03f, -3.944924846e-02f,
+       -3.440042585e-02f, -3.022307158e-02f, -2.673423663e-02f,
+       -2.379523963e-02f, -2.129971236e-02f, -1.916517317e-02f,
+       -1.732701436e-02f, -1.573413238e-02f, -1.434575487e-02f,
+       -1.312906761e-02f, -1.205746271e-02f, -1.110919937e-02f,
+       -1.026639435e-02f, -9.514236823e-03f, -8.840390481e-03f,
+       -8.234515786e-03f, -7.687903009e-03f, -7.193174679e-03f,
+       -6.744051818e-03f, -6.335167214e-03f},
+      {4.912254587e-02f, 4.767538980e-02f, 4.631004483e-02f, 4.501983151e-02f,
+       4.379878938e-02f, 4.264155030e-02f, 4.154329002e-02f, 4.049964994e-02f,
+       3.950669244e-02f, 3.856084496e-02f, 3.765885904e-02f, 1.307247281e-01f,
+       1.215139478e-01f, 1.134520620e-01f, 1.063451543e-01f, 1.000392064e-01f,
+       9.441064298e-02f, 8.935932070e-02f, 8.480339497e-02f, 8.067540079e-02f,
+       7.691930234e-02f, 7.348822802e-02f, 7.034269720e-02f, 6.744923443e-02f,
+       6.477931142e-02f, 6.230848655e-02f, 6.001567468e-02f, 5.788263306e-02f,
+       5.589348078e-02f, 5.403435975e-02f, 5.229309574e-02f, 5.065898225e-02f},
+  };
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // Valid where 2.625 < a < kHi.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Value(D d, V a) {
+    const hn::RebindToSigned<D> di;
+    const V shifter = hn::Set(d, 12582912.0f);
+    const V t = hn::MulAdd(a, hn::Set(d, 4.0f), shifter);
+    const V y = hn::MulAdd(hn::Sub(t, shifter), hn::Set(d, -0.25f), a);
+    const auto k = hn::BitCast(di, t).raw;
+    V p = GeluPieces::Coefficient(d, kC[0], k);
+    for (int i = 1; i <= kDegree; ++i) {
+      p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, kC[i], k));
+    }
+    return p;
+  }
+#endif
+};
+
 // gelu, float32 lanes. a = |x| (clamped to 20, where e^(-a^2/2) = 0),
 // E = e^(-a^2/2) from a^2 = p + pl exact (TwoProdLo) so that E has no
 // argument error (SPEC.md §4: gelu(x) for x << 0 would amplify it by x^2),
@@ -300,6 +495,96 @@ HWY_INLINE V GeluPrimeNearRoot(D d, V x) {
 // E is subnormal from |x| = 13.22 while f' and f'' stay normal out to
 // 13.34 and 13.57: ExpLo's 2^64 scale keeps its digits (no Tail band).
 struct GeluK : FromFinite<GeluK> {
+  // f of a vector whose lanes all have |x| <= kBulk (every finite x of the
+  // benchmarks' uniform [-10, 10] and all but 1 in 10^30 of normal(0, 1)
+  // ones): ValueBulk; otherwise (NaN, +-inf or a deeper tail in a lane)
+  // EvalFinite and FixNonFinite.
+  static constexpr float kBulk = 11.5f;
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    if constexpr (kOrder == 0 && GeluPieces::kEnabled) {
+      // Lanes below GeluPieces::kLo (and NaN) from the formulas below:
+      // which formula a lane gets depends on its x only.
+      const V pieces = GeluPieces::Value(d, x);
+      const auto tail = hn::Not(hn::Ge(x, hn::Set(d, GeluPieces::kLo)));
+      if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
+      return hn::IfThenElse(tail, TailValue(d, x), pieces);
+    }
+    if constexpr (kOrder == 0) return Value(d, x);
+    return FromFinite<GeluK>::Eval<kOrder>(d, x);
+  }
+  // h(a) for f: from GeluTailPieces where a < its kHi (on AVX-512; every
+  // lane, or kAllIn: the caller knows that all are), ErfcxHalf elsewhere.
+  // Which one depends on the lane's a only.
+  template <bool kAllIn = false, class D, class V = hn::Vec<D>>
+  static HWY_INLINE V TailH(D d, V a) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    const V pieces = GeluTailPieces::Value(d, a);
+    if constexpr (kAllIn) return pieces;
+    return hn::IfThenElse(hn::Lt(a, hn::Set(d, GeluTailPieces::kHi)), pieces,
+                          ErfcxHalf(d, a));
+#else
+    return ErfcxHalf(d, a);
+#endif
+  }
+  // f through the array loop's MapSplit (core/activation-inl.h) where
+  // GeluPieces is enabled: the same results as Eval<0>, lane by lane.
+  static constexpr bool kSplitTail = GeluPieces::kEnabled;
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V SplitValue(D d, V x, hn::Mask<D>* tail) const {
+    *tail = hn::Not(hn::Ge(x, hn::Set(d, GeluPieces::kLo)));
+    return GeluPieces::Value(d, x);
+  }
+  // f of the lanes below GeluPieces::kLo (the others of a vector as
+  // Value would give them where |x| <= kBulk, but for the range test).
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V TailValue(D d, V x) const {
+    const V a = hn::Abs(x);
+    if (HWY_LIKELY(
+            hn::AllTrue(d, hn::Lt(a, hn::Set(d, GeluTailPieces::kHi))))) {
+      return ValueBulk<false, true>(d, x, a);
+    }
+    if (HWY_LIKELY(hn::AllTrue(d, hn::Le(a, hn::Set(d, kBulk))))) {
+      return ValueBulk<false>(d, x, a);
+    }
+    return FromFinite<GeluK>::Eval<0>(d, x);
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V Value(D d, V x) const {
+    const V a = hn::Abs(x);
+    if (HWY_LIKELY(hn::AllTrue(d, hn::Le(a, hn::Set(d, kBulk))))) {
+      return ValueBulk(d, x, a);
+    }
+    return FromFinite<GeluK>::Eval<0>(d, x);
+  }
+  // f for |x| = a <= kBulk: the formulas of EvalFinite without its clamp
+  // and 2^64 scale (E >= e^-66.2 is normal, and so is E times x h's
+  // rounding error), with -a^2/2 = hi + lo exactly from (-a/2) a.
+  // kNonNegative = false: right only for x < 0 (the x >= 0 formulas left
+  // out), with h from TailH (kTailPiecesIn: every a below
+  // GeluTailPieces::kHi).
+  template <bool kNonNegative = true, bool kTailPiecesIn = false, class D,
+            class V = hn::Vec<D>>
+  HWY_INLINE V ValueBulk(D d, V x, V a) const {
+    const V m = hn::Mul(a, hn::Set(d, -0.5f));  // exact
+    const V hi = hn::Mul(m, a);
+    const V e = ExpLo32<false>(d, hi, hn::MulSub(m, a, hi));
+    const V h = kNonNegative ? ErfcxHalf(d, a) : TailH<kTailPiecesIn>(d, a);
+    // P = x Phi(-|x|) rounded once: x h = xh + xhl exactly.
+    const V xh = hn::Mul(x, h);
+    const V pq = hn::MulAdd(xh, e, hn::Mul(TwoProdLo(d, x, h, xh), e));
+    if constexpr (!kNonNegative) return pq;
+    const V far = hn::IfNegativeThenElse(x, pq, hn::Sub(x, pq));
+    // |x| <= 1/2: x/2 + a^2 R(a^2) as in EvalFinite, in hi = -a^2/2 (the
+    // coefficients times powers of -2, exact): x/2 + hi R'(hi).
+    V r = hn::Set(d, 1.098109788e-04f * 32);
+    r = hn::MulAdd(r, hi, hn::Set(d, -1.186145935e-03f * -16));
+    r = hn::MulAdd(r, hi, hn::Set(d, 9.973457083e-03f * 8));
+    r = hn::MulAdd(r, hi, hn::Set(d, -6.649037451e-02f * -4));
+    r = hn::MulAdd(r, hi, hn::Set(d, 3.989422917e-01f * 2));
+    const V near = hn::NegMulAdd(hi, r, hn::Mul(x, hn::Set(d, 0.5f)));
+    return hn::IfThenElse(hn::Le(a, hn::Set(d, 0.5f)), near, far);
+  }
   // With kWantLo (kOrder 1), f' = (result + *lo) * *scale for VjpFromPair.
   template <int kOrder, bool kWantLo = false, class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalFinite(D d, V x, V* lo = nullptr, V* scale = nullptr) const {
@@ -318,7 +603,7 @@ struct GeluK : FromFinite<GeluK> {
       return hn::Mul(
           hn::Mul(hn::Mul(es, k), hn::NegMulAdd(a, a, hn::Set(d, 2.0f))), sc);
     }
-    const V h = ErfcxHalf(d, a);
+    const V h = kOrder == 0 ? TailH(d, a) : ErfcxHalf(d, a);
     if constexpr (kOrder == 0) {
       // x < 0: (x h) E, in that order: E h can be subnormal while f is
       // not (E itself is subnormal only where f is too). x >= 0: 1 - E h
@@ -328,8 +613,8 @@ struct GeluK : FromFinite<GeluK> {
       const V xh = hn::Mul(x, h);
       const V xhl = TwoProdLo(d, x, h, xh);
       const V fneg = hn::MulAdd(xh, e, hn::Mul(xhl, e));
-      const V far =
-          hn::IfThenElse(neg, fneg, hn::Mul(x, hn::NegMulAdd(e, h, one)));
+      // x >= 0: x - x Phi(-x), as ValueBulk (the same bits on either path).
+      const V far = hn::IfNegativeThenElse(x, fneg, hn::Sub(x, fneg));
       V r = hn::Set(d, 1.098109788e-04f);
       r = hn::MulAdd(r, p, hn::Set(d, -1.186145935e-03f));
       r = hn::MulAdd(r, p, hn::Set(d, 9.973457083e-03f));
