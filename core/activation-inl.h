@@ -441,11 +441,18 @@ HWY_INLINE size_t MapPairs(D d, const Op& op, const T* x, const T* g, T* y,
 // lanes, TailValue(d, x) the long one. MapSplit then evaluates the tail
 // lanes in a second pass, gathered densely, instead of both formulas for
 // every vector that holds one.
+// Op::kSplitVjp (optional): the same for the VJP, SplitVjp(d, x, g, &tail)
+// and TailVjp(d, x, g).
 template <class Op, class = void>
 struct SplitTail : std::false_type {};
 template <class Op>
 struct SplitTail<Op, std::void_t<decltype(Op::kSplitTail)>>
     : std::bool_constant<Op::kSplitTail> {};
+template <class Op, class = void>
+struct SplitVjp : std::false_type {};
+template <class Op>
+struct SplitVjp<Op, std::void_t<decltype(Op::kSplitVjp)>>
+    : std::bool_constant<Op::kSplitVjp> {};
 
 // `no` with the lanes of mask replaced, in order, by the first lanes of
 // packed (Expand; hwy 1.0 has none).
@@ -475,12 +482,14 @@ HWY_INLINE V ExpandInto(D d, V no, hn::Mask<D> mask, V packed) {
 // the x of their tail lanes with Compress; pass 2 evaluates those, a whole
 // vector at a time; pass 3 expands them into place on the way to y.
 constexpr size_t kSplitBlock = 1024;
-template <bool kStream, class Op, class D, typename T>
-HWY_INLINE void MapSplitBlock(D d, const Op& op, const T* x, T* y, size_t m) {
+template <bool kVjp, bool kStream, class Op, class D, typename T>
+HWY_INLINE void MapSplitBlock(D d, const Op& op, const T* x, const T* g, T* y,
+                              size_t m) {
   using V = hn::Vec<D>;
   constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
   HWY_ALIGN T out[kSplitBlock];
   HWY_ALIGN T tail_x[kSplitBlock + kMaxLanes];
+  HWY_ALIGN T tail_g[kVjp ? kSplitBlock + kMaxLanes : 1];
   uint8_t tail_bits[kSplitBlock / 8 + 8];
   uint32_t held[kSplitBlock];  // the offsets of the vectors kept in out
   const size_t lanes = hn::Lanes(d);
@@ -488,16 +497,28 @@ HWY_INLINE void MapSplitBlock(D d, const Op& op, const T* x, T* y, size_t m) {
   const size_t full = m - m % lanes;
   size_t count = 0, num_held = 0;
   for (size_t j = 0; j < m; j += lanes) {
-    V xv, v;
+    V xv, gv, v;
     hn::Mask<D> tail;
     if (HWY_LIKELY(j < full)) {
       xv = hn::LoadU(d, x + j);
-      v = op.SplitValue(d, xv, &tail);
+      if constexpr (kVjp) {
+        gv = hn::LoadU(d, g + j);
+        v = op.SplitVjp(d, xv, gv, &tail);
+      } else {
+        v = op.SplitValue(d, xv, &tail);
+      }
     } else {
       HWY_ALIGN T xb[kMaxLanes] = {};
       std::memcpy(xb, x + j, (m - j) * sizeof(T));
       xv = hn::Load(d, xb);
-      v = op.SplitValue(d, xv, &tail);
+      if constexpr (kVjp) {
+        HWY_ALIGN T gb[kMaxLanes] = {};
+        std::memcpy(gb, g + j, (m - j) * sizeof(T));
+        gv = hn::Load(d, gb);
+        v = op.SplitVjp(d, xv, gv, &tail);
+      } else {
+        v = op.SplitValue(d, xv, &tail);
+      }
       tail = hn::And(tail, hn::FirstN(d, m - j));
       hn::Store(v, d, out + j);  // copied to y below
       if (hn::AllFalse(d, tail)) break;
@@ -514,11 +535,19 @@ HWY_INLINE void MapSplitBlock(D d, const Op& op, const T* x, T* y, size_t m) {
     hn::StoreMaskBits(d, tail, tail_bits + num_held * bytes_per_mask);
     held[num_held++] = static_cast<uint32_t>(j);
     hn::StoreU(hn::Compress(xv, tail), d, tail_x + count);
+    if constexpr (kVjp) hn::StoreU(hn::Compress(gv, tail), d, tail_g + count);
     count += hn::CountTrue(d, tail);
   }
-  hn::StoreU(hn::Zero(d), d, tail_x + count);  // the last vector's padding
+  // The last vector's padding.
+  hn::StoreU(hn::Zero(d), d, tail_x + count);
+  if constexpr (kVjp) hn::StoreU(hn::Zero(d), d, tail_g + count);
   for (size_t k = 0; k < count; k += lanes) {
-    hn::Store(op.TailValue(d, hn::Load(d, tail_x + k)), d, tail_x + k);
+    const V tx = hn::Load(d, tail_x + k);
+    if constexpr (kVjp) {
+      hn::Store(op.TailVjp(d, tx, hn::Load(d, tail_g + k)), d, tail_x + k);
+    } else {
+      hn::Store(op.TailValue(d, tx), d, tail_x + k);
+    }
   }
   size_t k = 0;
   for (size_t h = 0; h < num_held; ++h) {
@@ -540,8 +569,8 @@ HWY_INLINE void MapSplitBlock(D d, const Op& op, const T* x, T* y, size_t m) {
   if (full < m) std::memcpy(y + full, out + full, (m - full) * sizeof(T));
 }
 
-template <class Op, typename T>
-HWY_INLINE void MapSplit(const Op& op, const T* x, T* y, size_t n) {
+template <bool kVjp, class Op, typename T>
+HWY_INLINE void MapSplit(const Op& op, const T* x, const T* g, T* y, size_t n) {
   const hn::ScalableTag<T> d;
   const size_t lanes = hn::Lanes(d);
   const uintptr_t yaddr = reinterpret_cast<uintptr_t>(y);
@@ -550,19 +579,19 @@ HWY_INLINE void MapSplit(const Op& op, const T* x, T* y, size_t n) {
     // Up to a vector boundary of y, then blocks with non-temporal stores.
     const size_t mis = (yaddr / sizeof(T)) % lanes;
     if (mis != 0) {
-      MapSplitBlock<false>(d, op, x, y, lanes - mis);
+      MapSplitBlock<kVjp, false>(d, op, x, g, y, lanes - mis);
       i = lanes - mis;
     }
     for (; i < n; i += kSplitBlock) {
       const size_t m = n - i < kSplitBlock ? n - i : kSplitBlock;
-      MapSplitBlock<true>(d, op, x + i, y + i, m);
+      MapSplitBlock<kVjp, true>(d, op, x + i, kVjp ? g + i : g, y + i, m);
     }
     hwy::FlushStream();
     return;
   }
   for (; i < n; i += kSplitBlock) {
     const size_t m = n - i < kSplitBlock ? n - i : kSplitBlock;
-    MapSplitBlock<false>(d, op, x + i, y + i, m);
+    MapSplitBlock<kVjp, false>(d, op, x + i, kVjp ? g + i : g, y + i, m);
   }
 }
 
@@ -573,8 +602,12 @@ HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
   // the op's parameters (leaky_relu's alpha tests, elu's constants) out of
   // the loop instead of reloading them for every vector.
   const Op op = op_arg;
-  if constexpr (kOrder == 0 && !kVjp && SplitTail<Op>::value) {
-    if (sizeof(T) == 4) return MapSplit(op, x, y, n);
+  if constexpr (sizeof(T) == 4 && kOrder == 0 && !kVjp &&
+                SplitTail<Op>::value) {
+    return MapSplit<false>(op, x, g, y, n);
+  }
+  if constexpr (sizeof(T) == 4 && kVjp && SplitVjp<Op>::value) {
+    return MapSplit<true>(op, x, g, y, n);
   }
   const hn::ScalableTag<T> d;
   const size_t lanes = hn::Lanes(d);

@@ -479,6 +479,119 @@ struct GeluTailPieces {
 #endif
 };
 
+// The VJP g gelu'(x) on AVX-512 for -1.875 < x < 6.125 (beyond, gelu'
+// rounds to 1): gelu' from 32 pieces of width 1/4 centred on m/4, m =
+// round(4x) = -7..24 (column m mod 32), of degree 6; the three pieces
+// around the root z = -0.7518 (m = -4..-2) are y' G(y') in y' = (x - zh) -
+// zl (exact, as in GeluPrimeNearRoot), so that gelu' keeps its relative
+// accuracy up to the root (scripts/fit_gelu_pieces.py: 2.27 ULP in its
+// float32 emulation). g times the rounded gelu' then stays within 2.8 ULP.
+struct GeluPrimePieces {
+  static constexpr float kLo = -1.875f, kHi = 6.125f;
+  static constexpr int kDegree = 6;
+  alignas(64) static constexpr float kC[kDegree + 1][32] = {
+      {1.244100276e-04f,  -1.501964498e-02f, -2.253021486e-02f,
+       -1.942069270e-02f, -8.741393685e-03f, 3.056204412e-03f,
+       1.039803028e-02f,  1.139920764e-02f,  7.784313057e-03f,
+       2.797727706e-03f,  -9.829744231e-04f, -2.623738488e-03f,
+       -2.540948102e-03f, -1.660936163e-03f, -7.428366807e-04f,
+       -1.363538468e-04f, 1.347765065e-04f,  1.886106620e-04f,
+       1.488371781e-04f,  9.175799642e-05f,  4.797756264e-05f,
+       2.202401993e-05f,  9.041053090e-06f,  3.358822141e-06f,
+       1.135431035e-06f,  -1.139285788e-02f, -1.040214766e-02f,
+       -3.026725957e-03f, 1.039103325e-02f,  1.937280037e-02f,
+       2.265799046e-02f,  1.522457227e-02f},
+      {5.957010388e-02f,  4.772854596e-02f,  1.825609244e-02f,
+       -1.443362702e-02f, -3.609234840e-02f, -4.007524624e-02f,
+       -2.922549844e-02f, -1.214305870e-02f, 2.619947540e-03f,
+       1.053702179e-02f,  1.165678259e-02f,  8.694040589e-03f,
+       4.663955886e-03f,  1.469691633e-03f,  -3.071846731e-04f,
+       -9.216613253e-04f, -8.877001819e-04f, -6.269138539e-04f,
+       -3.682288516e-04f, -1.883571822e-04f, -8.582718146e-05f,
+       -3.529584137e-05f, -1.321055515e-05f, -4.525924396e-06f,
+       -1.425215601e-06f, -1.214306708e-02f, -2.922540531e-02f,
+       -4.007488862e-02f, -2.063031681e-02f, -1.466040406e-02f,
+       -1.597216725e-02f, 4.772934690e-02f},
+      {-3.058193897e-06f, 6.974459440e-02f,  1.123112589e-01f,
+       1.141392514e-01f,  8.065713197e-02f,  3.095486946e-02f,
+       -1.365943160e-02f, -3.968723491e-02f, -4.499229416e-02f,
+       -3.588154167e-02f, -2.133998834e-02f, -8.331861347e-03f,
+       -7.677758163e-08f, 3.676078981e-03f,  4.239588045e-03f,
+       3.364369273e-03f,  2.185914433e-03f,  1.230070135e-03f,
+       6.153129507e-04f,  2.776010951e-04f,  1.139799933e-04f,
+       4.285131945e-05f,  1.481544132e-05f,  4.725824510e-06f,
+       1.394280503e-06f,  3.968707845e-02f,  1.365953311e-02f,
+       -3.095559590e-02f, -1.159034595e-01f, -1.140078232e-01f,
+       -1.137535051e-01f, -6.974962354e-02f},
+      {-2.659592927e-01f, -2.298342884e-01f, -1.356915534e-01f,
+       -1.901819743e-02f, 8.065524697e-02f,  1.368665248e-01f,
+       1.443575919e-01f,  1.158792228e-01f,  7.198860496e-02f,
+       3.072775342e-02f,  2.008817391e-03f,  -1.250948384e-02f,
+       -1.625019684e-02f, -1.407797541e-02f, -9.935962036e-03f,
+       -6.071543321e-03f, -3.301164135e-03f, -1.620972063e-03f,
+       -7.254211232e-04f, -2.976801479e-04f, -1.124904884e-04f,
+       -3.926987847e-05f, -1.269483255e-05f, -3.807483608e-06f,
+       -1.061084731e-06f, 1.158792228e-01f,  1.443575919e-01f,
+       1.368665248e-01f,  -1.852967963e-02f, -1.820035838e-02f,
+       -1.823067851e-02f, -2.298343033e-01f},
+      {1.896222024e-08f,  -1.903132051e-01f, -3.300612271e-01f,
+       -3.881849647e-01f, -3.629560769e-01f, -2.782544792e-01f,
+       -1.699918509e-01f, -7.077436149e-02f, -7.194410068e-10f,
+       3.793880343e-02f,  4.929834604e-02f,  4.454424977e-02f,
+       3.323886171e-02f,  2.163789608e-02f,  1.259935647e-02f,
+       6.652488839e-03f,  3.211925272e-03f,  1.425967086e-03f,
+       5.844055559e-04f,  2.217305446e-04f,  7.805277710e-05f,
+       2.553524246e-05f,  7.774422556e-06f,  2.205212922e-06f,
+       5.832851571e-07f,  7.077436894e-02f,  1.699918509e-01f,
+       2.782544792e-01f,  3.882555068e-01f,  3.882849813e-01f,
+       3.882869780e-01f,  1.903132349e-01f},
+      {7.978845835e-01f,  7.491694689e-01f,  6.161143184e-01f,
+       4.328850508e-01f,  2.419707328e-01f,  7.990897447e-02f,
+       -3.237939626e-02f, -9.166964889e-02f, -1.079819351e-01f,
+       -9.720268846e-02f, -7.449527830e-02f, -5.058294162e-02f,
+       -3.102293797e-02f, -1.737372391e-02f, -8.944997564e-03f,
+       -4.253185354e-03f, -1.873623114e-03f, -7.664805744e-04f,
+       -2.917032980e-04f, -1.034192610e-04f, -3.419455970e-05f,
+       -1.055340908e-05f, -3.042459639e-06f, -8.198158525e-07f,
+       -2.065803670e-07f, -9.166964889e-02f, -3.237939626e-02f,
+       7.990897447e-02f,  4.314929247e-01f,  4.314939976e-01f,
+       4.314939380e-01f,  7.491694689e-01f},
+      {5.000000000e-01f,  6.953733563e-01f,  8.674951196e-01f,
+       9.992257357e-01f,  1.083315492e+00f,  1.122661591e+00f,
+       1.127469182e+00f,  1.110926151e+00f,  1.085231781e+00f,
+       1.059189796e+00f,  1.037611127e+00f,  1.022027493e+00f,
+       1.011945605e+00f,  1.006017327e+00f,  1.002821803e+00f,
+       1.001233816e+00f,  1.000503659e+00f,  1.000192165e+00f,
+       1.000068545e+00f,  1.000022888e+00f,  1.000007153e+00f,
+       1.000002146e+00f,  1.000000596e+00f,  1.000000119e+00f,
+       1.000000000e+00f,  -1.109261513e-01f, -1.274691969e-01f,
+       -1.226615831e-01f, 0.000000000e+00f,  0.000000000e+00f,
+       0.000000000e+00f,  3.046266437e-01f},
+  };
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // g gelu'(x) (g for x >= kHi): every lane, valid where kLo < x.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Vjp(D d, V x, V g) {
+    const hn::RebindToSigned<D> di;
+    const V shifter = hn::Set(d, 12582912.0f);
+    const V t = hn::MulAdd(x, hn::Set(d, 4.0f), shifter);
+    const V n = hn::Sub(t, shifter);
+    const V yr = hn::Sub(hn::Sub(x, hn::Set(d, -7.517915368e-01f)),
+                         hn::Set(d, 1.211444989e-08f));
+    const auto near_root =
+        hn::Le(hn::Abs(hn::Add(n, hn::Set(d, 3.0f))), hn::Set(d, 1.0f));
+    const V y =
+        hn::IfThenElse(near_root, yr, hn::MulAdd(n, hn::Set(d, -0.25f), x));
+    const auto k = hn::BitCast(di, t).raw;
+    V p = GeluPieces::Coefficient(d, kC[0], k);
+    for (int i = 1; i <= kDegree; ++i) {
+      p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, kC[i], k));
+    }
+    return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), g, hn::Mul(g, p));
+  }
+#endif
+};
+
 // gelu, float32 lanes. a = |x| (clamped to 20, where e^(-a^2/2) = 0),
 // E = e^(-a^2/2) from a^2 = p + pl exact (TwoProdLo) so that E has no
 // argument error (SPEC.md §4: gelu(x) for x << 0 would amplify it by x^2),
@@ -526,6 +639,35 @@ struct GeluK : FromFinite<GeluK> {
 #else
     return ErfcxHalf(d, a);
 #endif
+  }
+  // The VJP through MapSplit where GeluPieces is enabled: GeluPrimePieces
+  // above its kLo, EvalVjp's pair below (and for NaN and +-inf).
+  static constexpr bool kSplitVjp = GeluPieces::kEnabled;
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V SplitVjp(D d, V x, V g, hn::Mask<D>* tail) const {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    *tail = hn::Not(hn::Gt(x, hn::Set(d, GeluPrimePieces::kLo)));
+    return GeluPrimePieces::Vjp(d, x, g);
+#else
+    *tail = hn::Not(hn::Gt(x, hn::Zero(d)));  // not called
+    return g;
+#endif
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V TailVjp(D d, V x, V g) const {
+    return FromFinite<GeluK>::EvalVjp(d, x, g);
+  }
+  // The same lane by lane when a vector at a time (the array loop's
+  // remainders; half precision).
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalVjp(D d, V x, V g) const {
+    if constexpr (kSplitVjp) {
+      hn::Mask<D> tail;
+      const V pieces = SplitVjp(d, x, g, &tail);
+      if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
+      return hn::IfThenElse(tail, TailVjp(d, x, g), pieces);
+    }
+    return TailVjp(d, x, g);
   }
   // f through the array loop's MapSplit (core/activation-inl.h) where
   // GeluPieces is enabled: the same results as Eval<0>, lane by lane.

@@ -14,9 +14,17 @@ pieces of width 1/4 centred on m/4, m = round(4a) = 11..42, stored in
 column m mod 32, of degree 4, fit the same way against scipy's erfcx;
 prints its table and its maximum error in float32.
 
+GeluPrimePieces: gelu'(x) = Phi(x) + x phi(x) for x in (-1.875, 6.125) on
+32 pieces of width 1/4 centred on m/4, m = round(4x) = -7..24, in column m
+mod 32, of degree 6; the three pieces m = -4..-2 around the root z =
+-0.7518 are polynomials in y' = x - z (zh + zl, as the kernel forms it)
+with a zero constant term, so that gelu' keeps its relative accuracy up to
+the root; prints zh, zl, the table and its maximum error in float32.
+
   /usr/bin/python3 scripts/fit_gelu_pieces.py
 """
 import numpy as np
+import scipy.optimize as so
 from scipy.special import erfcx, ndtr
 
 F32, F64 = np.float32, np.float64
@@ -82,6 +90,61 @@ def tail_table(deg=4):
         print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
 
 
+def gelu_prime(x):
+    return ndtr(x) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
+
+
+def fit_prime_piece(c, off, root, deg=6):
+    """gelu'(c + y) for y in off +- (1/8 + 0.003), or, with root, y times a
+    polynomial (constant term 0)."""
+    n = 200
+    y = off + np.cos(np.pi * (np.arange(n) + 0.5) / n) * (WIDTH / 2 + 0.003)
+    v = gelu_prime(c + y)
+    low = 1 if root else 0
+    coef, fixed = [], np.zeros_like(y)
+    for k in range(deg, low - 1, -1):
+        vm = np.vander(y, k + 1)[:, :k + 1 - low] / v[:, None]
+        ck, *_ = np.linalg.lstsq(vm, (v - fixed) / v, rcond=None)
+        cr = F32(ck[0])
+        coef.append(cr)
+        fixed = fixed + F64(cr) * y**k
+    if root:
+        coef.append(F32(0))
+    return coef
+
+
+def prime_table(deg=6):
+    z = so.brentq(gelu_prime, -0.8, -0.7, xtol=1e-17)
+    zh = F32(z)
+    zl = F32(z - F64(zh))
+    near_root = (-4, -3, -2)
+    table = np.zeros((PIECES, deg + 1), dtype=F32)
+    for m in range(-7, 25):
+        if m in near_root:
+            table[m % 32] = fit_prime_piece(F64(zh) + F64(zl), m * WIDTH - z,
+                                            True, deg)
+        else:
+            table[m % 32] = fit_prime_piece(m * WIDTH, 0.0, False, deg)
+    x = np.linspace(-1.875, 6.125, 4000001, endpoint=False).astype(F32)[1:]
+    shifter = F32(1.5 * 2**23)
+    t = fma32(x, np.full_like(x, F32(4)), np.full_like(x, shifter))
+    n = (t - shifter).astype(F32)
+    y = fma32(n, np.full_like(x, F32(-0.25)), x)
+    yr = ((x - zh).astype(F32) - zl).astype(F32)
+    y = np.where(np.abs(n + 3) <= 1, yr, y)
+    j = t.view(np.int32) & 31
+    p = table[j, 0]
+    for k in range(1, deg + 1):
+        p = fma32(p, y, table[j, k])
+    ref = gelu_prime(x.astype(F64))
+    ulp = np.spacing(np.abs(ref).astype(F32)).astype(F64)
+    err = np.abs(p.astype(F64) - ref) / ulp
+    print("// GeluPrimePieces: max %.3f ULP at x = %.9g (every 1/500000); "
+          "zh = %.9ef, zl = %.9ef" % (err.max(), x[np.argmax(err)], zh, zl))
+    for k in range(deg + 1):
+        print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
+
+
 def main():
     table = np.array([fit_piece((k - K0) * WIDTH) for k in range(PIECES)],
                      dtype=F32)
@@ -104,6 +167,7 @@ def main():
         vals = ", ".join("%.9ef" % v for v in table[:, k])
         print("{%s}," % vals)
     tail_table()
+    prime_table()
 
 
 if __name__ == "__main__":
