@@ -568,28 +568,154 @@ struct GeluPrimePieces {
        -1.226615831e-01f, 0.000000000e+00f,  0.000000000e+00f,
        0.000000000e+00f,  3.046266437e-01f},
   };
+  static constexpr float kZh = -7.517915368e-01f, kZl = 1.211444989e-08f;
+};
+
+// The same for gelu_tanh': its root z = -0.7525 (scripts/
+// fit_gelu_pieces.py: 2.28 ULP).
+struct GeluTanhPrimePieces {
+  static constexpr float kLo = -1.875f, kHi = 6.125f;
+  static constexpr int kDegree = 6;
+  alignas(64) static constexpr float kC[kDegree + 1][32] = {
+      {1.302562596e-04f,  -1.574979536e-02f, -2.355478145e-02f,
+       -1.971108653e-02f, -7.754773833e-03f, 4.372700118e-03f,
+       1.064536627e-02f,  1.042551454e-02f,  6.678230129e-03f,
+       2.518263180e-03f,  -4.603166308e-04f, -1.959729008e-03f,
+       -2.254387364e-03f, -1.779331593e-03f, -9.982328629e-04f,
+       -3.016304108e-04f, 1.066484037e-04f,  2.318715269e-04f,
+       1.948486752e-04f,  1.146557843e-04f,  5.242861516e-05f,
+       1.930749931e-05f,  5.810500625e-06f,  1.438338359e-06f,
+       2.972869311e-07f,  -1.041666511e-02f, -1.064786315e-02f,
+       -4.344050772e-03f, 9.554154240e-03f,  1.965158246e-02f,
+       2.363636345e-02f,  1.596506312e-02f},
+      {6.092536077e-02f,  4.851604626e-02f,  1.762768812e-02f,
+       -1.617901400e-02f, -3.729016706e-02f, -3.935614228e-02f,
+       -2.721320651e-02f, -1.075666584e-02f, 2.288155491e-03f,
+       9.103875607e-03f,  1.046554372e-02f,  8.480274118e-03f,
+       5.197162274e-03f,  2.106103348e-03f,  1.237128890e-05f,
+       -9.345977451e-04f, -1.041751006e-03f, -7.594308699e-04f,
+       -4.278406559e-04f, -1.955846092e-04f, -7.394622662e-05f,
+       -2.330398092e-05f, -6.137384844e-06f, -1.350372713e-06f,
+       -2.478468559e-07f, -1.075667981e-02f, -2.721314505e-02f,
+       -3.935580328e-02f, -2.311417460e-02f, -1.649070345e-02f,
+       -1.817465760e-02f, 4.851689190e-02f},
+      {-3.201910658e-06f, 7.121422887e-02f,  1.139336601e-01f,
+       1.141468659e-01f,  7.859553397e-02f,  2.853468433e-02f,
+       -1.418006234e-02f, -3.786456585e-02f, -4.248752445e-02f,
+       -3.462861106e-02f, -2.187070437e-02f, -9.765238501e-03f,
+       -1.165782218e-03f, 3.313687397e-03f,  4.498731345e-03f,
+       3.798738588e-03f,  2.491403837e-03f,  1.343854005e-03f,
+       6.086469512e-04f,  2.333178854e-04f,  7.587747677e-05f,
+       2.092226714e-05f,  4.880368579e-06f,  9.598279576e-07f,
+       1.584229494e-07f,  3.786434606e-02f,  1.418012381e-02f,
+       -2.853538841e-02f, -1.160297468e-01f, -1.139443889e-01f,
+       -1.135912389e-01f, -7.121951878e-02f},
+      {-2.672756016e-01f, -2.303559631e-01f, -1.345162839e-01f,
+       -1.690693572e-02f, 8.168163896e-02f,  1.354457289e-01f,
+       1.413274705e-01f,  1.135681644e-01f,  7.202579081e-02f,
+       3.276066855e-02f,  4.375546239e-03f,  -1.122967992e-02f,
+       -1.634892821e-02f, -1.495070104e-02f, -1.082602981e-02f,
+       -6.579629146e-03f, -3.424760420e-03f, -1.537530799e-03f,
+       -5.962225259e-04f, -1.994368940e-04f, -5.738133405e-05f,
+       -1.414661801e-05f, -2.975308462e-06f, -5.312517715e-07f,
+       -8.011122787e-08f, 1.135681644e-01f,  1.413274705e-01f,
+       1.354457140e-01f,  -1.614378579e-02f, -1.578364149e-02f,
+       -1.582943276e-02f, -2.303559780e-01f},
+      {1.952105144e-08f,  -1.910958290e-01f, -3.306089342e-01f,
+       -3.873977661e-01f, -3.608601987e-01f, -2.762833536e-01f,
+       -1.698108464e-01f, -7.274536043e-02f, -2.866589697e-03f,
+       3.592850640e-02f,  4.905108735e-02f,  4.572113231e-02f,
+       3.484110907e-02f,  2.282478660e-02f,  1.308607589e-02f,
+       6.604147144e-03f,  2.935047029e-03f,  1.146158436e-03f,
+       3.918675648e-04f,  1.167849550e-04f,  3.018984899e-05f,
+       6.734270301e-06f,  1.289142801e-06f,  2.105907413e-07f,
+       2.918761588e-08f,  7.274536043e-02f,  1.698108464e-01f,
+       2.762833536e-01f,  3.874863684e-01f,  3.875184357e-01f,
+       3.875217438e-01f,  1.910958588e-01f},
+      {7.978845835e-01f,  7.489486337e-01f,  6.155068874e-01f,
+       4.323074818e-01f,  2.421482056e-01f,  8.118098229e-02f,
+       -3.051819652e-02f, -9.027884901e-02f, -1.078750789e-01f,
+       -9.837815911e-02f, -7.624538988e-02f, -5.206602067e-02f,
+       -3.176765889e-02f, -1.739691198e-02f, -8.549459279e-03f,
+       -3.760210937e-03f, -1.474059536e-03f, -5.125415046e-04f,
+       -1.572314650e-04f, -4.231665662e-05f, -9.934145055e-06f,
+       -2.022209173e-06f, -3.548002212e-07f, -5.332800512e-08f,
+       -6.824401932e-09f, -9.027884901e-02f, -3.051819652e-02f,
+       8.118098229e-02f,  4.303989410e-01f,  4.304001033e-01f,
+       4.303999841e-01f,  7.489486337e-01f},
+      {5.000000000e-01f,  6.953541040e-01f,  8.673698902e-01f,
+       9.989382625e-01f,  1.082964063e+00f,  1.122492671e+00f,
+       1.127710819e+00f,  1.111596942e+00f,  1.086099267e+00f,
+       1.059914589e+00f,  1.037951589e+00f,  1.021948934e+00f,
+       1.011584163e+00f,  1.005564332e+00f,  1.002422690e+00f,
+       1.000951409e+00f,  1.000335097e+00f,  1.000105262e+00f,
+       1.000029325e+00f,  1.000007153e+00f,  1.000001550e+00f,
+       1.000000238e+00f,  1.000000000e+00f,  1.000000000e+00f,
+       1.000000000e+00f,  -1.115969792e-01f, -1.277107894e-01f,
+       -1.224926338e-01f, 0.000000000e+00f,  0.000000000e+00f,
+       0.000000000e+00f,  3.046458960e-01f},
+  };
+  static constexpr float kZh = -7.524614334e-01f, kZl = 1.133962790e-08f;
+};
+
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  // g gelu'(x) (g for x >= kHi): every lane, valid where kLo < x.
-  template <class D, class V = hn::Vec<D>>
-  static HWY_INLINE V Vjp(D d, V x, V g) {
-    const hn::RebindToSigned<D> di;
-    const V shifter = hn::Set(d, 12582912.0f);
-    const V t = hn::MulAdd(x, hn::Set(d, 4.0f), shifter);
-    const V n = hn::Sub(t, shifter);
-    const V yr = hn::Sub(hn::Sub(x, hn::Set(d, -7.517915368e-01f)),
-                         hn::Set(d, 1.211444989e-08f));
-    const auto near_root =
-        hn::Le(hn::Abs(hn::Add(n, hn::Set(d, 3.0f))), hn::Set(d, 1.0f));
-    const V y =
-        hn::IfThenElse(near_root, yr, hn::MulAdd(n, hn::Set(d, -0.25f), x));
-    const auto k = hn::BitCast(di, t).raw;
-    V p = GeluPieces::Coefficient(d, kC[0], k);
-    for (int i = 1; i <= kDegree; ++i) {
-      p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, kC[i], k));
-    }
-    return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), g, hn::Mul(g, p));
+// g f'(x) (g for x >= kHi) from Pieces (GeluPrimePieces or
+// GeluTanhPrimePieces): every lane, valid where Pieces::kLo < x.
+template <class Pieces, class D, class V = hn::Vec<D>>
+HWY_INLINE V PrimePiecesVjp(D d, V x, V g) {
+  const hn::RebindToSigned<D> di;
+  const V shifter = hn::Set(d, 12582912.0f);
+  const V t = hn::MulAdd(x, hn::Set(d, 4.0f), shifter);
+  const V n = hn::Sub(t, shifter);
+  const V yr =
+      hn::Sub(hn::Sub(x, hn::Set(d, Pieces::kZh)), hn::Set(d, Pieces::kZl));
+  const auto near_root =
+      hn::Le(hn::Abs(hn::Add(n, hn::Set(d, 3.0f))), hn::Set(d, 1.0f));
+  const V y =
+      hn::IfThenElse(near_root, yr, hn::MulAdd(n, hn::Set(d, -0.25f), x));
+  const auto k = hn::BitCast(di, t).raw;
+  V p = GeluPieces::Coefficient(d, Pieces::kC[0], k);
+  for (int i = 1; i <= Pieces::kDegree; ++i) {
+    p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, Pieces::kC[i], k));
   }
+  return hn::IfThenElse(hn::Ge(x, hn::Set(d, Pieces::kHi)), g, hn::Mul(g, p));
+}
 #endif
+
+// The array loop's MapSplit hooks for a VJP from Pieces (AVX-512, float32
+// lanes) above Pieces::kLo and Op's pair form (FromFinite::EvalVjp) below,
+// and EvalVjp giving the same lane by lane a vector at a time (the loop's
+// remainders; half precision).
+template <class Op, class Pieces>
+struct FromFiniteSplitVjp : FromFinite<Op> {
+  // Through MapSplit where GeluPieces is enabled (float32 lanes only).
+  static constexpr bool kSplitVjp = GeluPieces::kEnabled;
+  template <class D>
+  static constexpr bool Enabled() {
+    return GeluPieces::kEnabled && sizeof(hn::TFromD<D>) == 4;
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V SplitVjp(D d, V x, V g, hn::Mask<D>* tail) const {
+    *tail = hn::Not(hn::Gt(x, hn::Set(d, hn::TFromD<D>(Pieces::kLo))));
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if constexpr (Enabled<D>()) return PrimePiecesVjp<Pieces>(d, x, g);
+#endif
+    return TailVjp(d, x, g);  // not called
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V TailVjp(D d, V x, V g) const {
+    return FromFinite<Op>::EvalVjp(d, x, g);
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalVjp(D d, V x, V g) const {
+    if constexpr (Enabled<D>()) {
+      hn::Mask<D> tail;
+      const V pieces = SplitVjp(d, x, g, &tail);
+      if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
+      return hn::IfThenElse(tail, TailVjp(d, x, g), pieces);
+    }
+    return TailVjp(d, x, g);
+  }
 };
 
 // gelu, float32 lanes. a = |x| (clamped to 20, where e^(-a^2/2) = 0),
@@ -607,7 +733,7 @@ struct GeluPrimePieces {
 //   f'' = E k (2 - x^2).
 // E is subnormal from |x| = 13.22 while f' and f'' stay normal out to
 // 13.34 and 13.57: ExpLo's 2^64 scale keeps its digits (no Tail band).
-struct GeluK : FromFinite<GeluK> {
+struct GeluK : FromFiniteSplitVjp<GeluK, GeluPrimePieces> {
   // f of a vector whose lanes all have |x| <= kBulk (every finite x of the
   // benchmarks' uniform [-10, 10] and all but 1 in 10^30 of normal(0, 1)
   // ones): ValueBulk; otherwise (NaN, +-inf or a deeper tail in a lane)
@@ -639,35 +765,6 @@ struct GeluK : FromFinite<GeluK> {
 #else
     return ErfcxHalf(d, a);
 #endif
-  }
-  // The VJP through MapSplit where GeluPieces is enabled: GeluPrimePieces
-  // above its kLo, EvalVjp's pair below (and for NaN and +-inf).
-  static constexpr bool kSplitVjp = GeluPieces::kEnabled;
-  template <class D, class V = hn::Vec<D>>
-  HWY_INLINE V SplitVjp(D d, V x, V g, hn::Mask<D>* tail) const {
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-    *tail = hn::Not(hn::Gt(x, hn::Set(d, GeluPrimePieces::kLo)));
-    return GeluPrimePieces::Vjp(d, x, g);
-#else
-    *tail = hn::Not(hn::Gt(x, hn::Zero(d)));  // not called
-    return g;
-#endif
-  }
-  template <class D, class V = hn::Vec<D>>
-  HWY_INLINE V TailVjp(D d, V x, V g) const {
-    return FromFinite<GeluK>::EvalVjp(d, x, g);
-  }
-  // The same lane by lane when a vector at a time (the array loop's
-  // remainders; half precision).
-  template <class D, class V = hn::Vec<D>>
-  HWY_INLINE V EvalVjp(D d, V x, V g) const {
-    if constexpr (kSplitVjp) {
-      hn::Mask<D> tail;
-      const V pieces = SplitVjp(d, x, g, &tail);
-      if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
-      return hn::IfThenElse(tail, TailVjp(d, x, g), pieces);
-    }
-    return TailVjp(d, x, g);
   }
   // f through the array loop's MapSplit (core/activation-inl.h) where
   // GeluPieces is enabled: the same results as Eval<0>, lane by lane.
@@ -813,7 +910,7 @@ struct GeluK : FromFinite<GeluK> {
 // and f', f'' out to |x| = 11: ExpLo's 2^64 scale keeps e's digits there.
 // float64: the clamp is 22.5; x sigma(v) is normal down to x = -21.5, e^v
 // only to v = -708 (x = -20.9), f'' to x = -21.9.
-struct GeluTanhK : FromFinite<GeluTanhK> {
+struct GeluTanhK : FromFiniteSplitVjp<GeluTanhK, GeluTanhPrimePieces> {
   // The constants as pairs hi + lo of T: c1 = 2 sqrt(2/pi), c3 = 0.044715
   // c1, d3 = 3 c3 and 6 c3 (scripts/fit_gelu_f64.py prints the float64
   // ones); kClamp: |x| beyond which sigma(v) is 0 or 1 and e^v (times

@@ -21,6 +21,9 @@ mod 32, of degree 6; the three pieces m = -4..-2 around the root z =
 with a zero constant term, so that gelu' keeps its relative accuracy up to
 the root; prints zh, zl, the table and its maximum error in float32.
 
+GeluTanhPrimePieces: the same for gelu_tanh'(x) = s + x v' s (1 - s), s =
+sigma(v), v = c1 x + c3 x^3 (beyond 6.125 it too rounds to 1).
+
   /usr/bin/python3 scripts/fit_gelu_pieces.py
 """
 import numpy as np
@@ -94,12 +97,20 @@ def gelu_prime(x):
     return ndtr(x) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
 
 
-def fit_prime_piece(c, off, root, deg=6):
+def gelu_tanh_prime(x):
+    c1 = 2 * np.sqrt(2 / np.pi)
+    c3 = 0.044715 * c1
+    v = c1 * x + c3 * x**3
+    s = 1 / (1 + np.exp(-v))
+    return s + x * (c1 + 3 * c3 * x * x) * s / (1 + np.exp(v))
+
+
+def fit_prime_piece(c, off, root, deg=6, fun=gelu_prime):
     """gelu'(c + y) for y in off +- (1/8 + 0.003), or, with root, y times a
     polynomial (constant term 0)."""
     n = 200
     y = off + np.cos(np.pi * (np.arange(n) + 0.5) / n) * (WIDTH / 2 + 0.003)
-    v = gelu_prime(c + y)
+    v = fun(c + y)
     low = 1 if root else 0
     coef, fixed = [], np.zeros_like(y)
     for k in range(deg, low - 1, -1):
@@ -113,8 +124,8 @@ def fit_prime_piece(c, off, root, deg=6):
     return coef
 
 
-def prime_table(deg=6):
-    z = so.brentq(gelu_prime, -0.8, -0.7, xtol=1e-17)
+def prime_table(deg=6, fun=gelu_prime, name="GeluPrimePieces"):
+    z = so.brentq(fun, -0.8, -0.7, xtol=1e-17)
     zh = F32(z)
     zl = F32(z - F64(zh))
     near_root = (-4, -3, -2)
@@ -122,9 +133,9 @@ def prime_table(deg=6):
     for m in range(-7, 25):
         if m in near_root:
             table[m % 32] = fit_prime_piece(F64(zh) + F64(zl), m * WIDTH - z,
-                                            True, deg)
+                                            True, deg, fun)
         else:
-            table[m % 32] = fit_prime_piece(m * WIDTH, 0.0, False, deg)
+            table[m % 32] = fit_prime_piece(m * WIDTH, 0.0, False, deg, fun)
     x = np.linspace(-1.875, 6.125, 4000001, endpoint=False).astype(F32)[1:]
     shifter = F32(1.5 * 2**23)
     t = fma32(x, np.full_like(x, F32(4)), np.full_like(x, shifter))
@@ -136,11 +147,11 @@ def prime_table(deg=6):
     p = table[j, 0]
     for k in range(1, deg + 1):
         p = fma32(p, y, table[j, k])
-    ref = gelu_prime(x.astype(F64))
+    ref = fun(x.astype(F64))
     ulp = np.spacing(np.abs(ref).astype(F32)).astype(F64)
     err = np.abs(p.astype(F64) - ref) / ulp
-    print("// GeluPrimePieces: max %.3f ULP at x = %.9g (every 1/500000); "
-          "zh = %.9ef, zl = %.9ef" % (err.max(), x[np.argmax(err)], zh, zl))
+    print("// %s: max %.3f ULP at x = %.9g (every 1/500000); "
+          "zh = %.9ef, zl = %.9ef" % (name, err.max(), x[np.argmax(err)], zh, zl))
     for k in range(deg + 1):
         print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
 
@@ -168,6 +179,7 @@ def main():
         print("{%s}," % vals)
     tail_table()
     prime_table()
+    prime_table(fun=gelu_tanh_prime, name="GeluTanhPrimePieces")
 
 
 if __name__ == "__main__":
