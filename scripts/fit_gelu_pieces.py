@@ -31,7 +31,7 @@ import scipy.optimize as so
 from scipy.special import erfcx, ndtr
 
 F32, F64 = np.float32, np.float64
-WIDTH, PIECES, K0, DEG = 0.25, 32, 10, 6
+WIDTH, PIECES, K0, DEG = 0.25, 32, 10, 5
 SHIFTER = F32(1.5 * 2**23 + K0)
 
 
