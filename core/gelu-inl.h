@@ -18,6 +18,14 @@
 //    The VJP g f' is formed from f' as an unrounded pair hi + lo
 //    (EvalVjp, VjpFromPair): f' rounded first, at up to 4 ULP, would leave
 //    no room in the budget for the product's rounding.
+//  - float32 on AVX-512 (16 lanes): gelu f, and the VJP and f' of gelu and
+//    gelu_tanh, from 32 table-driven polynomial pieces of width 1/4
+//    (GeluPieces, GeluPrimePieces, GeluTanhPrimePieces; coefficients picked
+//    per lane by vpermt2ps) where x lies in their range, which holds most
+//    of a network's pre-activations; the lanes below it (the tail) by the
+//    formulas above, gathered densely by the array loop's MapSplit
+//    (core/activation-inl.h), gelu f's with erfcx/2 from GeluTailPieces.
+//    Which formula a lane gets depends on its x only.
 //  - float32 on targets without FMA (SSSE3, SSE4, SCALAR): float64 lanes
 //    (GeluDoubleK, GeluTanhDoubleK), as exact products and one-rounding
 //    polynomials are not available there; gelu' near its root from the
@@ -696,6 +704,20 @@ struct FromFiniteSplitVjp : FromFinite<Op> {
   HWY_INLINE V TailVjp(D d, V x, V g) const {
     return FromFinite<Op>::EvalVjp(d, x, g);
   }
+  // f' from the same pieces (g = 1) where the VJP uses them, so that the
+  // VJP stays g times the Derivative's f' within a rounding (near the root
+  // too, where the old gelu_tanh f' has only its absolute bound).
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    if constexpr (kOrder == 1 && Enabled<D>()) {
+      hn::Mask<D> tail;
+      const V pieces = SplitVjp(d, x, hn::Set(d, hn::TFromD<D>(1)), &tail);
+      if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
+      return hn::IfThenElse(tail, FromFinite<Op>::template Eval<1>(d, x),
+                            pieces);
+    }
+    return FromFinite<Op>::template Eval<kOrder>(d, x);
+  }
   template <class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalVjp(D d, V x, V g) const {
     if constexpr (Enabled<D>()) {
@@ -740,7 +762,7 @@ struct GeluK : FromFiniteSplitVjp<GeluK, GeluPrimePieces> {
       return hn::IfThenElse(tail, TailValue(d, x), pieces);
     }
     if constexpr (kOrder == 0) return Value(d, x);
-    return FromFinite<GeluK>::Eval<kOrder>(d, x);
+    return FromFiniteSplitVjp<GeluK, GeluPrimePieces>::Eval<kOrder>(d, x);
   }
   // h(a) for f: from GeluTailPieces where a < its kHi (on AVX-512; every
   // lane, or kAllIn: the caller knows that all are), ErfcxHalf elsewhere.
