@@ -698,8 +698,10 @@ struct FromFiniteSplitVjp : FromFinite<Op> {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
     if constexpr (Enabled<D>()) return PrimePiecesVjp<Pieces>(d, x, g);
 #endif
-    return TailVjp(d, x, g);  // not called
+    return op().TailVjp(d, x, g);  // not called
   }
+  // The lanes at or below Pieces::kLo (Op may have a shorter form for
+  // them, with the same results).
   template <class D, class V = hn::Vec<D>>
   HWY_INLINE V TailVjp(D d, V x, V g) const {
     return FromFinite<Op>::EvalVjp(d, x, g);
@@ -724,10 +726,15 @@ struct FromFiniteSplitVjp : FromFinite<Op> {
       hn::Mask<D> tail;
       const V pieces = SplitVjp(d, x, g, &tail);
       if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
-      return hn::IfThenElse(tail, TailVjp(d, x, g), pieces);
+      return hn::IfThenElse(tail, op().TailVjp(d, x, g), pieces);
     }
-    return TailVjp(d, x, g);
+    return FromFinite<Op>::EvalVjp(d, x, g);
   }
+
+ private:
+  HWY_INLINE const Op& op() const { return static_cast<const Op&>(*this); }
+
+ public:
 };
 
 // gelu, float32 lanes. a = |x| (clamped to 20, where e^(-a^2/2) = 0),
@@ -777,6 +784,23 @@ struct GeluK : FromFiniteSplitVjp<GeluK, GeluPrimePieces> {
 #else
     return ErfcxHalf(d, a);
 #endif
+  }
+  // The VJP of the lanes at or below GeluPrimePieces::kLo (and NaN, -inf):
+  // EvalFinite<1, true>'s x < 0 formula outside its band, which is what
+  // it gives there, without the other formulas.
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V TailVjp(D d, V x, V g) const {
+    const V a = hn::Min(hn::Abs(x), hn::Set(d, 20.0f));
+    const V p = hn::Mul(a, a);
+    const V m_half = hn::Set(d, -0.5f);
+    const V es =
+        ExpLo(d, hn::Mul(p, m_half), hn::Mul(TwoProdLo(d, a, a, p), m_half));
+    const V t = hn::MulAdd(
+        x, hn::Set(d, -1.13351701e-08f),
+        hn::MulAdd(x, hn::Set(d, 0.398942280401432677940f), ErfcxHalf(d, a)));
+    const V et = hn::Mul(es, t);
+    return VjpFromPair(d, x, g, et, TwoProdLo(d, es, t, et),
+                       hn::Set(d, kExpLoScale));
   }
   // f through the array loop's MapSplit (core/activation-inl.h) where
   // GeluPieces is enabled: the same results as Eval<0>, lane by lane.
