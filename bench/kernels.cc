@@ -3,7 +3,9 @@
 // arrays, one thread. Names: <impl>/<op>/<function>/<dtype>/<n>, impl in
 // {actsvc, scalar, onednn}, op in {fwd, d1, d2, vjp}, dtype f32 (f64 for the
 // elementwise actsvc and scalar rows too; f16 and bf16 for the elementwise
-// actsvc rows, the same values rounded once); softmax rows have 1000
+// actsvc rows, the same values rounded once; f32n for the elementwise
+// float32 rows on normal(0, 1) inputs instead of uniform ones, what a
+// network's pre-activations look like); softmax rows have 1000
 // classes, and their vjp rows take the forward output y and dy as oneDNN's
 // backward does (actsvc's from-logits VJP is op vjp_logits; the scalar vjp
 // rows recompute p from x). Throughput is reported as items_per_second
@@ -11,6 +13,7 @@
 // BENCHMARKS.md.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -33,20 +36,49 @@ namespace {
 constexpr int64_t kSizes[] = {4096, 65536, 16777216};
 constexpr int64_t kClasses = 1000;
 
-// Inputs in [-10, 10] (tails included), upstream gradients in [-1, 1]; the
-// same values in float32 and float64 arrays (rounded once in the half ones).
-template <typename T = float>
-std::vector<T> Inputs(int64_t n, float lo, float hi) {
-  std::vector<T> v(n);
+// The distribution of the inputs x: uniform on [-10, 10] (tails included;
+// the rows without a suffix) or normal(0, 1) (dtype suffix "n": f32n).
+enum class Dist { kUniform, kNormal };
+
+// The generator of every input: a 32-bit LCG, so that each run and each
+// implementation sees the same values.
+struct Lcg {
   uint32_t s = 12345;
-  for (auto& x : v) {
+  // Uniform in [0, 1), 24 bits.
+  double Next() {
     s = s * 1664525u + 1013904223u;
-    const float f = lo + (hi - lo) * static_cast<float>(s >> 8) / 16777216.0f;
-    if constexpr (kIsHalf<T>) {
-      x = HalfFromDouble<T>(f);
-    } else {
-      x = f;
+    return static_cast<double>(s >> 8) / 16777216.0;
+  }
+};
+
+template <typename T>
+T Round(double v) {
+  if constexpr (kIsHalf<T>) {
+    return HalfFromDouble<T>(static_cast<float>(v));
+  } else {
+    return static_cast<T>(static_cast<float>(v));
+  }
+}
+
+// Uniform in [lo, hi], or normal(0, 1) by Box-Muller (both values of each
+// pair); the same float32 values in float32 and float64 arrays (rounded once
+// more in the half ones).
+template <typename T = float>
+std::vector<T> Inputs(int64_t n, float lo, float hi,
+                      Dist dist = Dist::kUniform) {
+  std::vector<T> v(n);
+  Lcg lcg;
+  if (dist == Dist::kUniform) {
+    for (auto& x : v) {
+      x = Round<T>(lo + (hi - lo) * static_cast<float>(lcg.Next()));
     }
+    return v;
+  }
+  for (int64_t i = 0; i < n; i += 2) {
+    const double r = std::sqrt(-2.0 * std::log(1.0 - lcg.Next()));
+    const double t = 6.283185307179586 * lcg.Next();
+    v[i] = Round<T>(r * std::cos(t));
+    if (i + 1 < n) v[i + 1] = Round<T>(r * std::sin(t));
   }
   return v;
 }
@@ -54,8 +86,8 @@ std::vector<T> Inputs(int64_t n, float lo, float hi) {
 template <typename T>
 struct ArraysOf {
   std::vector<T> x, g, y;
-  explicit ArraysOf(int64_t n)
-      : x(Inputs<T>(n, -10, 10)), g(Inputs<T>(n, -1, 1)), y(n) {}
+  explicit ArraysOf(int64_t n, Dist dist = Dist::kUniform)
+      : x(Inputs<T>(n, -10, 10, dist)), g(Inputs<T>(n, -1, 1)), y(n) {}
 };
 using Arrays = ArraysOf<float>;
 
@@ -83,20 +115,33 @@ const Fn kFunctions[] = {
     {"elu", Function::kElu, 1.0},
     {"selu", Function::kSelu, 0},
 };
+// The op segment of a name, by ElementwiseKind.
 const char* const kOps[] = {"fwd", "d1", "d2", "vjp"};
+constexpr ElementwiseKind kKinds[] = {
+    ElementwiseKind::kValue, ElementwiseKind::kDerivative1,
+    ElementwiseKind::kDerivative2, ElementwiseKind::kVjp};
+const char* OpName(ElementwiseKind kind) {
+  return kOps[static_cast<int>(kind)];
+}
 
 template <typename T>
-void ActsvcElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
-  ArraysOf<T> a(n);
+void ActsvcElementwise(benchmark::State& state, Fn fn, ElementwiseKind kind,
+                       int64_t n, Dist dist) {
+  ArraysOf<T> a(n, dist);
   const auto x = absl::MakeConstSpan(a.x);
   const auto y = absl::MakeSpan(a.y);
   for (auto _ : state) {
-    if (op == 0) {
-      Evaluate<T>(fn.f, fn.alpha, x, y);
-    } else if (op < 3) {
-      Derivative<T>(fn.f, fn.alpha, op, x, y);
-    } else {
-      Vjp<T>(fn.f, fn.alpha, x, absl::MakeConstSpan(a.g), y);
+    switch (kind) {
+      case ElementwiseKind::kValue:
+        Evaluate<T>(fn.f, fn.alpha, x, y);
+        break;
+      case ElementwiseKind::kDerivative1:
+      case ElementwiseKind::kDerivative2:
+        Derivative<T>(fn.f, fn.alpha, OrderOf(kind), x, y);
+        break;
+      case ElementwiseKind::kVjp:
+        Vjp<T>(fn.f, fn.alpha, x, absl::MakeConstSpan(a.g), y);
+        break;
     }
     benchmark::DoNotOptimize(a.y.data());
     benchmark::ClobberMemory();
@@ -107,13 +152,14 @@ void ActsvcElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
 // The scalar reference loop (core/reference.h, computed in double for
 // float32, long double for float64); the VJP is g times its f'.
 template <typename T>
-void ScalarElementwise(benchmark::State& state, Fn fn, int op, int64_t n) {
-  ArraysOf<T> a(n);
+void ScalarElementwise(benchmark::State& state, Fn fn, ElementwiseKind kind,
+                       int64_t n, Dist dist) {
+  ArraysOf<T> a(n, dist);
   const auto x = absl::MakeConstSpan(a.x);
   const auto y = absl::MakeSpan(a.y);
   for (auto _ : state) {
-    ReferenceEvaluate<T>(fn.f, fn.alpha, op == 3 ? 1 : op, x, y);
-    if (op == 3) {
+    ReferenceEvaluate<T>(fn.f, fn.alpha, OrderOf(kind), x, y);
+    if (kind == ElementwiseKind::kVjp) {
       for (int64_t i = 0; i < n; ++i) a.y[i] *= a.g[i];
     }
     benchmark::DoNotOptimize(a.y.data());
@@ -210,9 +256,9 @@ struct DnnlEltwise {
 // oneDNN forward (forward_inference) and backward from src (use_src
 // algorithms, diff_src = diff_dst * f'(src)).
 void OnednnEltwise(benchmark::State& state, DnnlEltwise e, bool backward,
-                   int64_t n) {
+                   int64_t n, Dist dist) {
   using namespace dnnl;
-  Arrays a(n);
+  Arrays a(n, dist);
   const memory::desc md({n}, memory::data_type::f32, memory::format_tag::a);
   memory src(md, Engine(), a.x.data()), dst(md, Engine(), a.y.data()),
       diff_dst(md, Engine(), a.g.data());
@@ -297,25 +343,30 @@ std::string Name(const char* impl, const char* op, const char* fn, int64_t n,
 void RegisterAll() {
   for (int64_t n : kSizes) {
     for (const Fn& fn : kFunctions) {
-      for (int op = 0; op < 4; ++op) {
+      for (ElementwiseKind kind : kKinds) {
+        const char* op = OpName(kind);
+        for (Dist dist : {Dist::kUniform, Dist::kNormal}) {
+          const char* f32 = dist == Dist::kUniform ? "f32" : "f32n";
+          benchmark::RegisterBenchmark(
+              Name("actsvc", op, fn.name, n, f32).c_str(),
+              ActsvcElementwise<float>, fn, kind, n, dist);
+          benchmark::RegisterBenchmark(
+              Name("scalar", op, fn.name, n, f32).c_str(),
+              ScalarElementwise<float>, fn, kind, n, dist);
+        }
+        const Dist u = Dist::kUniform;
         benchmark::RegisterBenchmark(
-            Name("actsvc", kOps[op], fn.name, n).c_str(),
-            ActsvcElementwise<float>, fn, op, n);
+            Name("actsvc", op, fn.name, n, "f64").c_str(),
+            ActsvcElementwise<double>, fn, kind, n, u);
         benchmark::RegisterBenchmark(
-            Name("scalar", kOps[op], fn.name, n).c_str(),
-            ScalarElementwise<float>, fn, op, n);
+            Name("scalar", op, fn.name, n, "f64").c_str(),
+            ScalarElementwise<double>, fn, kind, n, u);
         benchmark::RegisterBenchmark(
-            Name("actsvc", kOps[op], fn.name, n, "f64").c_str(),
-            ActsvcElementwise<double>, fn, op, n);
+            Name("actsvc", op, fn.name, n, "f16").c_str(),
+            ActsvcElementwise<Float16>, fn, kind, n, u);
         benchmark::RegisterBenchmark(
-            Name("scalar", kOps[op], fn.name, n, "f64").c_str(),
-            ScalarElementwise<double>, fn, op, n);
-        benchmark::RegisterBenchmark(
-            Name("actsvc", kOps[op], fn.name, n, "f16").c_str(),
-            ActsvcElementwise<Float16>, fn, op, n);
-        benchmark::RegisterBenchmark(
-            Name("actsvc", kOps[op], fn.name, n, "bf16").c_str(),
-            ActsvcElementwise<BFloat16>, fn, op, n);
+            Name("actsvc", op, fn.name, n, "bf16").c_str(),
+            ActsvcElementwise<BFloat16>, fn, kind, n, u);
       }
     }
     const AxisView rows{n / kClasses, kClasses, 1};
@@ -354,10 +405,15 @@ void RegisterAll() {
         {"elu", algorithm::eltwise_elu, 1, 0},
     };
     for (const DnnlEltwise& e : eltwise) {
-      benchmark::RegisterBenchmark(Name("onednn", "fwd", e.name, n).c_str(),
-                                   OnednnEltwise, e, false, n);
-      benchmark::RegisterBenchmark(Name("onednn", "vjp", e.name, n).c_str(),
-                                   OnednnEltwise, e, true, n);
+      for (Dist dist : {Dist::kUniform, Dist::kNormal}) {
+        const char* f32 = dist == Dist::kUniform ? "f32" : "f32n";
+        benchmark::RegisterBenchmark(
+            Name("onednn", "fwd", e.name, n, f32).c_str(), OnednnEltwise, e,
+            false, n, dist);
+        benchmark::RegisterBenchmark(
+            Name("onednn", "vjp", e.name, n, f32).c_str(), OnednnEltwise, e,
+            true, n, dist);
+      }
     }
 #endif
   }

@@ -9,6 +9,10 @@ ratios actsvc/onednn and actsvc/scalar.
 
 --half: the actsvc rows of float32, float16 and bfloat16 side by side,
 function x op x n, with the ratios float16/float32 and bfloat16/float32.
+
+When the results hold rows on normal(0, 1) inputs (dtype f32n), the float32
+table gets an "inputs" column, uniform [-10, 10] (f32) or normal(0, 1)
+(f32n), and the two rows of each function x op x n sit together.
 """
 import json
 import sys
@@ -54,20 +58,29 @@ def main(path, half=False):
         rows.setdefault((fn, op, dtype, n), {})[impl] = v["median"]
     if half:
         return half_table(rows)
-    print("| function | op | n | actsvc | onednn | scalar | actsvc/onednn | actsvc/scalar |")
-    print("|---|---|---|---|---|---|---|---|")
+    dists = {"f32": "uniform [-10, 10]", "f32n": "normal(0, 1)"}
+    with_dist = any(k[2] == "f32n" for k in rows)
+    head = "| function | op | n | %sactsvc | onednn | scalar | actsvc/onednn | actsvc/scalar |"
+    print(head % ("inputs | " if with_dist else ""))
+    print("|---|---|---|" + ("---|" if with_dist else "") + "---|---|---|---|---|")
     order = {"fwd": 0, "d1": 1, "d2": 2, "vjp": 3, "copy": 4}
-    for (fn, op, dtype, n) in sorted(rows, key=lambda k: (k[2], k[0], order.get(k[1], 9), int(k[3]))):
+    # f32 and f32n together (the float32 table), then f64, f16, bf16.
+    group = lambda dtype: "f32" if dtype in dists else dtype
+    for (fn, op, dtype, n) in sorted(rows, key=lambda k: (
+            group(k[2]), k[0], order.get(k[1], 9), int(k[3]), k[2])):
         r = rows[(fn, op, dtype, n)]
         a, o, s = r.get("actsvc"), r.get("onednn"), r.get("scalar")
         cell = lambda v: "%.3g" % v if v else "–"
         ratio = lambda p, q: "%.2f×" % (p / q) if p and q else "–"
+        dist = ""
+        if with_dist:
+            dist = "%s | " % dists.get(dtype, "uniform [-10, 10]")
         if fn == "-":
-            print("| memcpy | copy | %s | %s | | | | |" % (n, cell(r.get("memcpy"))))
+            print("| memcpy | copy | %s | %s%s | | | | |" % (n, dist, cell(r.get("memcpy"))))
             continue
-        label = fn if dtype == "f32" else "%s (%s)" % (fn, dtype)
-        print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
-            label, op, n, cell(a), cell(o), cell(s), ratio(a, o), ratio(a, s)))
+        label = fn if dtype in dists else "%s (%s)" % (fn, dtype)
+        print("| %s | %s | %s | %s%s | %s | %s | %s | %s |" % (
+            label, op, n, dist, cell(a), cell(o), cell(s), ratio(a, o), ratio(a, s)))
 
 
 if __name__ == "__main__":

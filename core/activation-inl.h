@@ -434,6 +434,167 @@ HWY_INLINE size_t MapPairs(D d, const Op& op, const T* x, const T* g, T* y,
   return i;
 }
 
+// Op::kSplitTail (optional): the op's f takes two formulas, a short one for
+// most lanes and a long one for the others (its tail lanes, chosen by x
+// alone, so that a result never depends on its neighbours): SplitValue(d,
+// x, &tail) returns the short one for every lane and the mask of tail
+// lanes, TailValue(d, x) the long one. MapSplit then evaluates the tail
+// lanes in a second pass, gathered densely, instead of both formulas for
+// every vector that holds one.
+// Op::kSplitVjp (optional): the same for the VJP, SplitVjp(d, x, g, &tail)
+// and TailVjp(d, x, g).
+template <class Op, class = void>
+struct SplitTail : std::false_type {};
+template <class Op>
+struct SplitTail<Op, std::void_t<decltype(Op::kSplitTail)>>
+    : std::bool_constant<Op::kSplitTail> {};
+template <class Op, class = void>
+struct SplitVjp : std::false_type {};
+template <class Op>
+struct SplitVjp<Op, std::void_t<decltype(Op::kSplitVjp)>>
+    : std::bool_constant<Op::kSplitVjp> {};
+
+// `no` with the lanes of mask replaced, in order, by the first lanes of
+// packed (Expand; hwy 1.0 has none).
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V ExpandInto(D d, V no, hn::Mask<D> mask, V packed) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  if constexpr (sizeof(hn::TFromD<D>) == 4 && hn::MaxLanes(d) == 16) {
+    return V{_mm512_mask_expand_ps(no.raw, mask.raw, packed.raw)};
+  }
+#endif
+  using T = hn::TFromD<D>;
+  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
+  HWY_ALIGN T out[kMaxLanes], in[kMaxLanes];
+  HWY_ALIGN T pick[kMaxLanes];
+  hn::Store(no, d, out);
+  hn::Store(packed, d, in);
+  hn::Store(hn::IfThenElseZero(mask, hn::Set(d, T(1))), d, pick);
+  for (size_t i = 0, k = 0; i < hn::Lanes(d); ++i) {
+    if (pick[i] != T(0)) out[i] = in[k++];
+  }
+  return hn::Load(d, out);
+}
+
+// f over y[0, m), m <= kSplitBlock, for an Op with kSplitTail: pass 1
+// stores each vector without a tail lane to y (non-temporal stores with
+// kStream; y vector-aligned), keeps the others in a local block and gathers
+// the x of their tail lanes with Compress; pass 2 evaluates those, a whole
+// vector at a time; pass 3 expands them into place on the way to y.
+constexpr size_t kSplitBlock = 1024;
+template <bool kVjp, bool kStream, class Op, class D, typename T>
+HWY_INLINE void MapSplitBlock(D d, const Op& op, const T* x, const T* g, T* y,
+                              size_t m) {
+  using V = hn::Vec<D>;
+  constexpr size_t kMaxLanes = HWY_MAX_BYTES / sizeof(T);
+  HWY_ALIGN T out[kSplitBlock];
+  HWY_ALIGN T tail_x[kSplitBlock + kMaxLanes];
+  HWY_ALIGN T tail_g[kVjp ? kSplitBlock + kMaxLanes : 1];
+  uint8_t tail_bits[kSplitBlock / 8 + 8];
+  uint32_t held[kSplitBlock];  // the offsets of the vectors kept in out
+  const size_t lanes = hn::Lanes(d);
+  const size_t bytes_per_mask = (lanes + 7) / 8;
+  const size_t full = m - m % lanes;
+  size_t count = 0, num_held = 0;
+  for (size_t j = 0; j < m; j += lanes) {
+    V xv, gv, v;
+    hn::Mask<D> tail;
+    if (HWY_LIKELY(j < full)) {
+      xv = hn::LoadU(d, x + j);
+      if constexpr (kVjp) {
+        gv = hn::LoadU(d, g + j);
+        v = op.SplitVjp(d, xv, gv, &tail);
+      } else {
+        v = op.SplitValue(d, xv, &tail);
+      }
+    } else {
+      HWY_ALIGN T xb[kMaxLanes] = {};
+      std::memcpy(xb, x + j, (m - j) * sizeof(T));
+      xv = hn::Load(d, xb);
+      if constexpr (kVjp) {
+        HWY_ALIGN T gb[kMaxLanes] = {};
+        std::memcpy(gb, g + j, (m - j) * sizeof(T));
+        gv = hn::Load(d, gb);
+        v = op.SplitVjp(d, xv, gv, &tail);
+      } else {
+        v = op.SplitValue(d, xv, &tail);
+      }
+      tail = hn::And(tail, hn::FirstN(d, m - j));
+      hn::Store(v, d, out + j);  // copied to y below
+      if (hn::AllFalse(d, tail)) break;
+    }
+    if (HWY_LIKELY(hn::AllFalse(d, tail))) {
+      if constexpr (kStream) {
+        hn::Stream(v, d, y + j);
+      } else {
+        hn::StoreU(v, d, y + j);
+      }
+      continue;
+    }
+    hn::Store(v, d, out + j);
+    hn::StoreMaskBits(d, tail, tail_bits + num_held * bytes_per_mask);
+    held[num_held++] = static_cast<uint32_t>(j);
+    hn::StoreU(hn::Compress(xv, tail), d, tail_x + count);
+    if constexpr (kVjp) hn::StoreU(hn::Compress(gv, tail), d, tail_g + count);
+    count += hn::CountTrue(d, tail);
+  }
+  // The last vector's padding.
+  hn::StoreU(hn::Zero(d), d, tail_x + count);
+  if constexpr (kVjp) hn::StoreU(hn::Zero(d), d, tail_g + count);
+  for (size_t k = 0; k < count; k += lanes) {
+    const V tx = hn::Load(d, tail_x + k);
+    if constexpr (kVjp) {
+      hn::Store(op.TailVjp(d, tx, hn::Load(d, tail_g + k)), d, tail_x + k);
+    } else {
+      hn::Store(op.TailValue(d, tx), d, tail_x + k);
+    }
+  }
+  size_t k = 0;
+  for (size_t h = 0; h < num_held; ++h) {
+    const size_t j = held[h];
+    const auto tail = hn::LoadMaskBits(d, tail_bits + h * bytes_per_mask);
+    const V v =
+        ExpandInto(d, hn::Load(d, out + j), tail, hn::LoadU(d, tail_x + k));
+    k += hn::CountTrue(d, tail);
+    if (HWY_LIKELY(j < full)) {
+      if constexpr (kStream) {
+        hn::Stream(v, d, y + j);
+      } else {
+        hn::StoreU(v, d, y + j);
+      }
+    } else {
+      hn::Store(v, d, out + j);
+    }
+  }
+  if (full < m) std::memcpy(y + full, out + full, (m - full) * sizeof(T));
+}
+
+template <bool kVjp, class Op, typename T>
+HWY_INLINE void MapSplit(const Op& op, const T* x, const T* g, T* y, size_t n) {
+  const hn::ScalableTag<T> d;
+  const size_t lanes = hn::Lanes(d);
+  const uintptr_t yaddr = reinterpret_cast<uintptr_t>(y);
+  size_t i = 0;
+  if (n * sizeof(T) >= kStreamBytes && yaddr % sizeof(T) == 0) {
+    // Up to a vector boundary of y, then blocks with non-temporal stores.
+    const size_t mis = (yaddr / sizeof(T)) % lanes;
+    if (mis != 0) {
+      MapSplitBlock<kVjp, false>(d, op, x, g, y, lanes - mis);
+      i = lanes - mis;
+    }
+    for (; i < n; i += kSplitBlock) {
+      const size_t m = n - i < kSplitBlock ? n - i : kSplitBlock;
+      MapSplitBlock<kVjp, true>(d, op, x + i, kVjp ? g + i : g, y + i, m);
+    }
+    hwy::FlushStream();
+    return;
+  }
+  for (; i < n; i += kSplitBlock) {
+    const size_t m = n - i < kSplitBlock ? n - i : kSplitBlock;
+    MapSplitBlock<kVjp, false>(d, op, x + i, kVjp ? g + i : g, y + i, m);
+  }
+}
+
 template <int kOrder, bool kVjp, class Op, typename T>
 HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
                            size_t n, Limits<T> lim) {
@@ -441,6 +602,13 @@ HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
   // the op's parameters (leaky_relu's alpha tests, elu's constants) out of
   // the loop instead of reloading them for every vector.
   const Op op = op_arg;
+  if constexpr (sizeof(T) == 4 && kOrder == 0 && !kVjp &&
+                SplitTail<Op>::value) {
+    return MapSplit<false>(op, x, g, y, n);
+  }
+  if constexpr (sizeof(T) == 4 && kVjp && SplitVjp<Op>::value) {
+    return MapSplit<true>(op, x, g, y, n);
+  }
   const hn::ScalableTag<T> d;
   const size_t lanes = hn::Lanes(d);
   size_t i = 0;
