@@ -35,18 +35,24 @@ WIDTH, PIECES, K0, DEG = 0.25, 32, 10, 5
 SHIFTER = F32(1.5 * 2**23 + K0)
 
 
-def fit_piece(c):
-    n = 200
+def fit_relative(fun, c, deg, n):
+    """Float32 coefficients of fun on the piece centred at c, highest order
+    first, each refitted (relative least squares at Chebyshev nodes) after
+    the higher ones are rounded."""
     y = np.cos(np.pi * (np.arange(n) + 0.5) / n) * WIDTH / 2
-    v = ndtr(c + y)
+    v = fun(c + y)
     coef, fixed = [], np.zeros_like(y)
-    for k in range(DEG, -1, -1):
+    for k in range(deg, -1, -1):
         vm = np.vander(y, k + 1) / v[:, None]
         ck, *_ = np.linalg.lstsq(vm, (v - fixed) / v, rcond=None)
         cr = F32(ck[0])
         coef.append(cr)
         fixed = fixed + F64(cr) * y**k
     return coef
+
+
+def fit_piece(c):
+    return fit_relative(ndtr, c, DEG, 200)
 
 
 def fma32(a, b, c):
@@ -58,17 +64,7 @@ def h(a):
 
 
 def fit_tail_piece(c, deg=4):
-    n = 100
-    y = np.cos(np.pi * (np.arange(n) + 0.5) / n) * WIDTH / 2
-    v = h(c + y)
-    coef, fixed = [], np.zeros_like(y)
-    for k in range(deg, -1, -1):
-        vm = np.vander(y, k + 1) / v[:, None]
-        ck, *_ = np.linalg.lstsq(vm, (v - fixed) / v, rcond=None)
-        cr = F32(ck[0])
-        coef.append(cr)
-        fixed = fixed + F64(cr) * y**k
-    return coef
+    return fit_relative(h, c, deg, 100)
 
 
 def tail_table(deg=4):
