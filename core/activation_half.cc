@@ -18,7 +18,7 @@
 // ambiguous at float64 precision takes the long double reference
 // (core/reference.h), as CORE-MATH's rounding tests do.
 // K is the float32 kernels' budget (SPEC.md §4) plus one: 5 for f, f' and
-// the VJP (4 for f', 1/2 for the product with g), 17 for f''.
+// the VJP (the float32 kernels' 4 ULP, the VJP's product included), 17 for f''.
 // bfloat16 shares float32's exponent range: a result below float32's
 // smallest normal (where the float32 kernels only promise an absolute
 // error of that size) is recomputed too, and so is a VJP whose float32 f'
@@ -185,13 +185,16 @@ struct Flagged {
 // The loop-invariant vectors of the test below.
 template <class D>
 struct RoundParams {
-  hn::Vec<D> tiny;     // float32's smallest normal
+  // 2^126, 1 / float32's smallest normal: |g f'| < |g| 2^-126 is tested as
+  // |g f'| 2^126 < |g| (exact), never forming a subnormal (each costs a
+  // microcode assist on x86).
+  hn::Vec<D> inv_tiny;
   hn::Vec<D> zero_lo;  // bfloat16: a zero at x <= zero_lo is suspect
   hn::Vec<D> zero_hi;  // ... and at x >= zero_hi (inf: never)
   int32_t ulp_budget;
   bool exact_zero_f1;
   RoundParams(D df, const HalfParams& p)
-      : tiny(hn::Set(df, std::numeric_limits<float>::min())),
+      : inv_tiny(hn::Set(df, 0x1p126f)),
         zero_lo(hn::Set(df, -p.zero_tail_x)),
         zero_hi(hn::Set(df, p.zero_tail_negative_only
                                 ? std::numeric_limits<float>::infinity()
@@ -200,31 +203,34 @@ struct RoundParams {
         exact_zero_f1(p.exact_zero_f1) {}
 };
 
-// The result of the lanes at x (kVjp: *y holds f' and becomes g f') as it
-// will be rounded to H; returns the lanes whose rounding cannot be trusted.
+// The float32 result y of the lanes at x (kVjp: g f', g the upstream
+// gradient) as it will be rounded to H; returns the lanes whose rounding
+// cannot be trusted.
 // Branch-free, so that the loop below branches once per pair of vectors,
 // on rare lanes only.
 template <typename H, bool kVjp, class D, class V = hn::Vec<D>>
-HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V* y) {
+HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V y) {
   auto extra = hn::FirstN(df, 0);
   if constexpr (kVjp) {
-    const V d = *y;
-    *y = hn::Mul(g, d);
+    // y = g f' from the float32 VJP kernel. Where f' is below float32's
+    // normal range (0 included), |g f'| < |g| 2^-126: g f' may still be a
+    // normal bfloat16 (g up to 2^128) that the float32 kernel lost, and
+    // inf * (f' underflowed to 0) gives NaN where the answer is +-inf.
     if (!rp.exact_zero_f1) {
-      // f' below float32's normal range (0 included): g * f' may be a
-      // normal bfloat16, or inf * (tiny f' > 0) = inf.
-      const auto g_matters =
-          std::is_same_v<H, BFloat16> ? hn::Ne(g, hn::Zero(df)) : hn::IsInf(g);
-      extra = hn::And(hn::And(hn::Lt(hn::Abs(d), rp.tiny), g_matters),
-                      hn::IsFinite(x));
+      auto lost = hn::And(hn::IsNaN(y), hn::Not(hn::IsNaN(g)));
+      if constexpr (std::is_same_v<H, BFloat16>) {
+        lost =
+            hn::Or(lost, hn::Lt(hn::Mul(hn::Abs(y), rp.inv_tiny), hn::Abs(g)));
+      }
+      extra = hn::And(lost, hn::IsFinite(x));
     }
   } else if constexpr (std::is_same_v<H, BFloat16>) {
     // A zero far out in a tail may be a float32 underflow of a value
     // bfloat16 holds (x infinite: the limit, exact).
     const auto tail = hn::Or(hn::Le(x, rp.zero_lo), hn::Ge(x, rp.zero_hi));
-    extra = hn::And(hn::Eq(*y, hn::Zero(df)), hn::And(tail, hn::IsFinite(x)));
+    extra = hn::And(hn::Eq(y, hn::Zero(df)), hn::And(tail, hn::IsFinite(x)));
   }
-  return hn::Or(Untrusted<H>(df, *y, rp.ulp_budget), extra);
+  return hn::Or(Untrusted<H>(df, y, rp.ulp_budget), extra);
 }
 
 // Appends the lanes `near` of the vector at index `at` of the chunk, lane
@@ -266,7 +272,7 @@ HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
   }
 }
 
-// The half kernel of one op and order (kVjp: order 1 times g), chunk by chunk
+// The half kernel of one op and order (kVjp: the VJP), chunk by chunk
 // of kChunk values in three passes over L1-resident float32 buffers: widen,
 // the op's own array loop (MapArray: the float32 kernel exactly as it runs
 // for float32 arrays, whatever it does per array), then round, test and
@@ -295,7 +301,7 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
     // Both inputs are read before y is written: y may be x or g.
     Widen(df, x + begin, xf, count);
     if (kVjp) Widen(df, g + begin, gf, count);
-    MapArray<kOrder, false>(op, xf, gf, yf, padded, lim);
+    MapArray<kOrder, kVjp>(op, xf, gf, yf, padded, lim);
     flagged.count = 0;
     H* out = y + begin;
     size_t i = 0;
@@ -303,9 +309,9 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       const V x0 = hn::Load(df, xf + i), x1 = hn::Load(df, xf + i + lanes);
       const V g0 = kVjp ? hn::Load(df, gf + i) : x0;
       const V g1 = kVjp ? hn::Load(df, gf + i + lanes) : x1;
-      V y0 = hn::Load(df, yf + i), y1 = hn::Load(df, yf + i + lanes);
-      const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, &y0);
-      const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, &y1);
+      const V y0 = hn::Load(df, yf + i), y1 = hn::Load(df, yf + i + lanes);
+      const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
+      const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, y1);
       NarrowStore2(df, y0, y1, out + i);
       if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {
         Append<kVjp>(df, m0, x0, g0, i, &flagged);
@@ -316,9 +322,9 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       const size_t m = std::min(lanes, count - i);
       const V xv = hn::Load(df, xf + i);
       const V gv = kVjp ? hn::Load(df, gf + i) : xv;
-      V yv = hn::Load(df, yf + i);
+      const V yv = hn::Load(df, yf + i);
       const auto near =
-          hn::And(Suspect<H, kVjp>(df, rp, xv, gv, &yv), hn::FirstN(df, m));
+          hn::And(Suspect<H, kVjp>(df, rp, xv, gv, yv), hn::FirstN(df, m));
       HWY_ALIGN H yb[HWY_MAX_BYTES / sizeof(float)];
       NarrowStore(df, yv, yb);
       std::memcpy(out + i, yb, m * sizeof(H));
