@@ -340,104 +340,119 @@ std::string Name(const char* impl, const char* op, const char* fn, int64_t n,
          std::to_string(n);
 }
 
-void RegisterAll() {
-  for (int64_t n : kSizes) {
-    for (const Fn& fn : kFunctions) {
-      for (ElementwiseKind kind : kKinds) {
-        const char* op = OpName(kind);
-        for (Dist dist : {Dist::kUniform, Dist::kNormal}) {
-          const char* f32 = dist == Dist::kUniform ? "f32" : "f32n";
-          benchmark::RegisterBenchmark(
-              Name("actsvc", op, fn.name, n, f32).c_str(),
-              ActsvcElementwise<float>, fn, kind, n, dist);
-          benchmark::RegisterBenchmark(
-              Name("scalar", op, fn.name, n, f32).c_str(),
-              ScalarElementwise<float>, fn, kind, n, dist);
-        }
-        const Dist u = Dist::kUniform;
+// The elementwise families: one implementation on one dtype and one
+// distribution of the inputs, in the order they are registered (and
+// listed) for each size, function and op.
+struct ElementwiseFamily {
+  const char* impl;
+  const char* dtype;
+  void (*run)(benchmark::State&, Fn, ElementwiseKind, int64_t, Dist);
+  Dist dist;
+};
+const ElementwiseFamily kElementwiseFamilies[] = {
+    {"actsvc", "f32", ActsvcElementwise<float>, Dist::kUniform},
+    {"scalar", "f32", ScalarElementwise<float>, Dist::kUniform},
+    {"actsvc", "f32n", ActsvcElementwise<float>, Dist::kNormal},
+    {"scalar", "f32n", ScalarElementwise<float>, Dist::kNormal},
+    {"actsvc", "f64", ActsvcElementwise<double>, Dist::kUniform},
+    {"scalar", "f64", ScalarElementwise<double>, Dist::kUniform},
+    {"actsvc", "f16", ActsvcElementwise<Float16>, Dist::kUniform},
+    {"actsvc", "bf16", ActsvcElementwise<BFloat16>, Dist::kUniform},
+};
+
+void RegisterElementwise(int64_t n) {
+  for (const Fn& fn : kFunctions) {
+    for (ElementwiseKind kind : kKinds) {
+      for (const ElementwiseFamily& family : kElementwiseFamilies) {
         benchmark::RegisterBenchmark(
-            Name("actsvc", op, fn.name, n, "f64").c_str(),
-            ActsvcElementwise<double>, fn, kind, n, u);
-        benchmark::RegisterBenchmark(
-            Name("scalar", op, fn.name, n, "f64").c_str(),
-            ScalarElementwise<double>, fn, kind, n, u);
-        benchmark::RegisterBenchmark(
-            Name("actsvc", op, fn.name, n, "f16").c_str(),
-            ActsvcElementwise<Float16>, fn, kind, n, u);
-        benchmark::RegisterBenchmark(
-            Name("actsvc", op, fn.name, n, "bf16").c_str(),
-            ActsvcElementwise<BFloat16>, fn, kind, n, u);
+            Name(family.impl, OpName(kind), fn.name, n, family.dtype).c_str(),
+            family.run, fn, kind, n, family.dist);
       }
     }
-    const AxisView rows{n / kClasses, kClasses, 1};
-    for (bool log : {false, true}) {
-      const char* name = log ? "log_softmax" : "softmax";
-      const Function f = log ? Function::kLogSoftmax : Function::kSoftmax;
-      benchmark::RegisterBenchmark(
-          Name("actsvc", "vjp_logits", name, n).c_str(), ActsvcSoftmax, f,
-          SoftmaxBench::kVjpFromLogits, rows);
+  }
+}
+
+// The op segment of a forward or VJP row, and the actsvc softmax run for it.
+const char* FwdOrVjp(bool vjp) { return vjp ? "vjp" : "fwd"; }
+SoftmaxBench ForwardOrVjpFromOutput(bool vjp) {
+  return vjp ? SoftmaxBench::kVjpFromOutput : SoftmaxBench::kForward;
+}
+
+// Rows of kClasses along the last axis: actsvc (and its VJP from the
+// logits), the scalar rows and oneDNN.
+void RegisterSoftmaxRows(int64_t n) {
+  const AxisView rows{n / kClasses, kClasses, 1};
+  for (bool log : {false, true}) {
+    const char* name = log ? "log_softmax" : "softmax";
+    const Function f = log ? Function::kLogSoftmax : Function::kSoftmax;
+    benchmark::RegisterBenchmark(Name("actsvc", "vjp_logits", name, n).c_str(),
+                                 ActsvcSoftmax, f, SoftmaxBench::kVjpFromLogits,
+                                 rows);
+    for (bool vjp : {false, true}) {
+      const char* op = FwdOrVjp(vjp);
+      benchmark::RegisterBenchmark(Name("actsvc", op, name, n).c_str(),
+                                   ActsvcSoftmax, f,
+                                   ForwardOrVjpFromOutput(vjp), rows);
+      benchmark::RegisterBenchmark(Name("scalar", op, name, n).c_str(),
+                                   ScalarSoftmax, f, vjp, n - n % kClasses);
+#ifdef ACTSVC_HAVE_ONEDNN
+      benchmark::RegisterBenchmark(Name("onednn", op, name, n).c_str(),
+                                   OnednnSoftmax, log, vjp, rows);
+#endif
+    }
+  }
+}
+
+#ifdef ACTSVC_HAVE_ONEDNN
+// oneDNN's eltwise algorithms for actsvc's functions, by actsvc's name.
+const DnnlEltwise kDnnlEltwise[] = {
+    {"sigmoid", dnnl::algorithm::eltwise_logistic, 0, 0},
+    {"tanh", dnnl::algorithm::eltwise_tanh, 0, 0},
+    {"relu", dnnl::algorithm::eltwise_relu, 0, 0},
+    {"leaky_relu", dnnl::algorithm::eltwise_relu, 0.01f, 0},
+    {"gelu", dnnl::algorithm::eltwise_gelu_erf, 0, 0},
+    {"gelu_tanh", dnnl::algorithm::eltwise_gelu_tanh, 0, 0},
+    {"silu", dnnl::algorithm::eltwise_swish, 1, 0},
+    {"softplus", dnnl::algorithm::eltwise_soft_relu, 0, 0},
+    {"elu", dnnl::algorithm::eltwise_elu, 1, 0},
+};
+
+void RegisterOnednnEltwise(int64_t n) {
+  for (const DnnlEltwise& e : kDnnlEltwise) {
+    for (Dist dist : {Dist::kUniform, Dist::kNormal}) {
+      const char* f32 = dist == Dist::kUniform ? "f32" : "f32n";
       for (bool vjp : {false, true}) {
         benchmark::RegisterBenchmark(
-            Name("actsvc", vjp ? "vjp" : "fwd", name, n).c_str(), ActsvcSoftmax,
-            f, vjp ? SoftmaxBench::kVjpFromOutput : SoftmaxBench::kForward,
-            rows);
-        benchmark::RegisterBenchmark(
-            Name("scalar", vjp ? "vjp" : "fwd", name, n).c_str(), ScalarSoftmax,
-            f, vjp, n - n % kClasses);
-#ifdef ACTSVC_HAVE_ONEDNN
-        benchmark::RegisterBenchmark(
-            Name("onednn", vjp ? "vjp" : "fwd", name, n).c_str(), OnednnSoftmax,
-            log, vjp, rows);
-#endif
+            Name("onednn", FwdOrVjp(vjp), e.name, n, f32).c_str(),
+            OnednnEltwise, e, vjp, n, dist);
       }
     }
-#ifdef ACTSVC_HAVE_ONEDNN
-    using dnnl::algorithm;
-    const DnnlEltwise eltwise[] = {
-        {"sigmoid", algorithm::eltwise_logistic, 0, 0},
-        {"tanh", algorithm::eltwise_tanh, 0, 0},
-        {"relu", algorithm::eltwise_relu, 0, 0},
-        {"leaky_relu", algorithm::eltwise_relu, 0.01f, 0},
-        {"gelu", algorithm::eltwise_gelu_erf, 0, 0},
-        {"gelu_tanh", algorithm::eltwise_gelu_tanh, 0, 0},
-        {"silu", algorithm::eltwise_swish, 1, 0},
-        {"softplus", algorithm::eltwise_soft_relu, 0, 0},
-        {"elu", algorithm::eltwise_elu, 1, 0},
-    };
-    for (const DnnlEltwise& e : eltwise) {
-      for (Dist dist : {Dist::kUniform, Dist::kNormal}) {
-        const char* f32 = dist == Dist::kUniform ? "f32" : "f32n";
-        benchmark::RegisterBenchmark(
-            Name("onednn", "fwd", e.name, n, f32).c_str(), OnednnEltwise, e,
-            false, n, dist);
-        benchmark::RegisterBenchmark(
-            Name("onednn", "vjp", e.name, n, f32).c_str(), OnednnEltwise, e,
-            true, n, dist);
-      }
-    }
-#endif
   }
-  // Softmax along other axes and over short rows: [outer, size, inner],
-  // along axis 1 (actsvc: tiles of the row kernel for long strided rows,
-  // the column kernel for rows of up to 32 values; oneDNN: softmax_v2 on
-  // the same dense tensor and axis).
-  struct Shape {
-    const char* name;
-    AxisView v;
-  };
-  const Shape shapes[] = {
-      {"softmax[64x1000x16:1]", {64, 1000, 16}},
-      {"softmax[4x2x65536:1]", {4, 2, 65536}},
-      {"softmax[262144x2]", {262144, 2, 1}},
-      {"softmax[65536x16]", {65536, 16, 1}},
-  };
-  for (const Shape& sh : shapes) {
+}
+#endif  // ACTSVC_HAVE_ONEDNN
+
+// Softmax along other axes and over short rows: [outer, size, inner],
+// along axis 1 (actsvc: tiles of the row kernel for long strided rows,
+// the column kernel for rows of up to 32 values; oneDNN: softmax_v2 on
+// the same dense tensor and axis).
+struct SoftmaxShape {
+  const char* name;
+  AxisView v;
+};
+const SoftmaxShape kSoftmaxShapes[] = {
+    {"softmax[64x1000x16:1]", {64, 1000, 16}},
+    {"softmax[4x2x65536:1]", {4, 2, 65536}},
+    {"softmax[262144x2]", {262144, 2, 1}},
+    {"softmax[65536x16]", {65536, 16, 1}},
+};
+
+void RegisterSoftmaxShapes() {
+  for (const SoftmaxShape& sh : kSoftmaxShapes) {
     for (bool vjp : {false, true}) {
-      const char* op = vjp ? "vjp" : "fwd";
+      const char* op = FwdOrVjp(vjp);
       benchmark::RegisterBenchmark(
           Name("actsvc", op, sh.name, sh.v.elements()).c_str(), ActsvcSoftmax,
-          Function::kSoftmax,
-          vjp ? SoftmaxBench::kVjpFromOutput : SoftmaxBench::kForward, sh.v);
+          Function::kSoftmax, ForwardOrVjpFromOutput(vjp), sh.v);
 #ifdef ACTSVC_HAVE_ONEDNN
       benchmark::RegisterBenchmark(
           Name("onednn", op, sh.name, sh.v.elements()).c_str(), OnednnSoftmax,
@@ -445,6 +460,17 @@ void RegisterAll() {
 #endif
     }
   }
+}
+
+void RegisterAll() {
+  for (int64_t n : kSizes) {
+    RegisterElementwise(n);
+    RegisterSoftmaxRows(n);
+#ifdef ACTSVC_HAVE_ONEDNN
+    RegisterOnednnEltwise(n);
+#endif
+  }
+  RegisterSoftmaxShapes();
   benchmark::RegisterBenchmark("memcpy/copy/-/f32/16777216", Memcpy,
                                int64_t{16777216});
 }

@@ -75,6 +75,114 @@ struct CallResult {
   absl::Time done;
 };
 
+using Stub = v1::ActivationService::Stub;
+using GeluStream =
+    grpc::ClientReaderWriter<v1::StreamRequest, v1::StreamResponse>;
+
+// A ListFunctions call with a 5 s deadline.
+grpc::Status ListFunctions(Stub& stub) {
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+  v1::ListFunctionsResponse list;
+  return stub.ListFunctions(&context, v1::ListFunctionsRequest(), &list);
+}
+
+// Has a one-element gelu answered on the stream, so the server has taken
+// the call, then sends the 16M-element one.
+void SendLargeStreamRequest(GeluStream& stream) {
+  ASSERT_TRUE(stream.Write(GeluStreamRequest(Float32Tensor({1}, 1))));
+  v1::StreamResponse response;
+  ASSERT_TRUE(stream.Read(&response)) << stream.Finish().error_message();
+  ASSERT_TRUE(
+      stream.Write(GeluStreamRequest(Float32Tensor({kElements}, kElements))));
+}
+
+v1::JacobianRequest DenseGeluJacobianRequest() {
+  v1::JacobianRequest request;
+  request.mutable_spec()->set_function(v1::GELU);
+  request.set_dense(true);
+  *request.mutable_input() = Float32Tensor({kJacobianRows, kJacobianCols},
+                                           kJacobianRows * kJacobianCols);
+  return request;
+}
+
+// One thread a result, each calling Jacobian with `request` (which must
+// outlive the threads) and noting when it returned.
+std::vector<std::thread> StartJacobians(Stub& stub,
+                                        const v1::JacobianRequest& request,
+                                        std::vector<CallResult>& results) {
+  std::vector<std::thread> calls;
+  calls.reserve(results.size());
+  for (CallResult& result : results) {
+    calls.emplace_back([&stub, &request, &result] {
+      grpc::ClientContext context;
+      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+      result.status = stub.Jacobian(&context, request, &result.response);
+      result.done = absl::Now();
+    });
+  }
+  return calls;
+}
+
+// The stream's large answer, in full and correct, then the stream's end.
+void CheckLargeStreamAnswer(GeluStream& stream, const ServerProcess& server) {
+  stream.WritesDone();
+  v1::StreamResponse response;
+  ASSERT_TRUE(stream.Read(&response))
+      << stream.Finish().error_message() << "\nserver log:\n"
+      << server.Log();
+  ASSERT_TRUE(response.has_evaluate());
+  const v1::Tensor& output = response.evaluate().output();
+  ASSERT_EQ(output.shape_size(), 1);
+  EXPECT_EQ(output.shape(0), kElements);
+  ASSERT_EQ(output.raw_data().size(), kElements * sizeof(float));
+  for (int64_t i : {int64_t{0}, int64_t{1000}, int64_t{1234}, kElements - 1}) {
+    const double want = Gelu(InputAt(i));
+    EXPECT_NEAR(Float32At(output.raw_data(), i), want,
+                1e-6 * std::abs(want) + 1e-30)
+        << "x = " << InputAt(i);
+  }
+  EXPECT_FALSE(stream.Read(&response));
+  grpc::Status stream_status = stream.Finish();
+  EXPECT_TRUE(stream_status.ok()) << stream_status.error_message();
+}
+
+// A Jacobian that was in flight at `sigterm_at`: answered in full.
+void CheckDrainedJacobian(const CallResult& result, absl::Time sigterm_at,
+                          const ServerProcess& server) {
+  ASSERT_TRUE(result.status.ok())
+      << result.status.error_code() << ": " << result.status.error_message()
+      << "\nserver log:\n"
+      << server.Log();
+  EXPECT_GT(result.done, sigterm_at)
+      << "the Jacobian finished before SIGTERM, so it proved nothing; "
+         "make it larger";
+  const v1::Tensor& jacobian = result.response.jacobian();
+  EXPECT_FALSE(result.response.diagonal());
+  ASSERT_EQ(jacobian.shape_size(), 3);
+  EXPECT_EQ(jacobian.shape(0), kJacobianRows);
+  EXPECT_EQ(jacobian.shape(1), kJacobianCols);
+  EXPECT_EQ(jacobian.shape(2), kJacobianCols);
+  ASSERT_EQ(jacobian.raw_data().size(),
+            kJacobianRows * kJacobianCols * kJacobianCols * sizeof(float));
+  // Row 0, (0, 1): off the diagonal.
+  EXPECT_EQ(Float32At(jacobian.raw_data(), 1), 0.0f);
+}
+
+// Called once the last call has returned: the server exits 0 at once.
+void ExpectExitWithLastCall(ServerProcess& server, Stub& stub) {
+  const absl::Time last_call_done = absl::Now();
+  std::optional<int> exit_code = server.Wait(absl::Seconds(40));
+  ASSERT_TRUE(exit_code.has_value()) << "still running after the grace";
+  EXPECT_EQ(*exit_code, 0) << server.Log();
+  // The drain ends with the last call, not when idle connections (this
+  // test's channel is still open) or the grace period run out.
+  EXPECT_LT(absl::Now() - last_call_done, absl::Seconds(3));
+
+  // And nothing answers once it is gone.
+  EXPECT_EQ(ListFunctions(stub).error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
 // Calls the server holds when the signal lands: a Stream it has already
 // answered on, carrying the 16M-element gelu request, and unary Jacobians
 // whose requests are tiny but whose 64 MiB answers take a while. (A request
@@ -90,29 +198,12 @@ TEST(ShutdownTest, SigtermDrainsInFlightCallsAndExitsZero) {
   stream_context.set_deadline(
       absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
   auto stream = stub->Stream(&stream_context);
-  ASSERT_TRUE(stream->Write(GeluStreamRequest(Float32Tensor({1}, 1))));
-  v1::StreamResponse response;
-  ASSERT_TRUE(stream->Read(&response)) << stream->Finish().error_message();
-  ASSERT_TRUE(
-      stream->Write(GeluStreamRequest(Float32Tensor({kElements}, kElements))));
+  ASSERT_NO_FATAL_FAILURE(SendLargeStreamRequest(*stream));
 
-  v1::JacobianRequest jacobian_request;
-  jacobian_request.mutable_spec()->set_function(v1::GELU);
-  jacobian_request.set_dense(true);
-  *jacobian_request.mutable_input() = Float32Tensor(
-      {kJacobianRows, kJacobianCols}, kJacobianRows * kJacobianCols);
+  const v1::JacobianRequest jacobian_request = DenseGeluJacobianRequest();
   std::vector<CallResult> results(kConcurrentJacobians);
-  std::vector<std::thread> calls;
-  calls.reserve(results.size());
-  for (CallResult& result : results) {
-    calls.emplace_back([&stub, &jacobian_request, &result] {
-      grpc::ClientContext context;
-      context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
-      result.status =
-          stub->Jacobian(&context, jacobian_request, &result.response);
-      result.done = absl::Now();
-    });
-  }
+  std::vector<std::thread> calls =
+      StartJacobians(*stub, jacobian_request, results);
   absl::SleepFor(absl::Milliseconds(100));
   const absl::Time sigterm_at = absl::Now();
   server->Signal(SIGTERM);
@@ -123,71 +214,17 @@ TEST(ShutdownTest, SigtermDrainsInFlightCallsAndExitsZero) {
   {
     auto new_channel = MakeChannel(server->target());
     auto new_stub = v1::ActivationService::NewStub(new_channel);
-    grpc::ClientContext context;
-    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-    v1::ListFunctionsResponse list;
-    grpc::Status status =
-        new_stub->ListFunctions(&context, v1::ListFunctionsRequest(), &list);
+    grpc::Status status = ListFunctions(*new_stub);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE)
         << "a call after SIGTERM: " << status.error_message();
   }
 
-  // The stream's large answer.
-  stream->WritesDone();
-  ASSERT_TRUE(stream->Read(&response))
-      << stream->Finish().error_message() << "\nserver log:\n"
-      << server->Log();
-  ASSERT_TRUE(response.has_evaluate());
-  const v1::Tensor& output = response.evaluate().output();
-  ASSERT_EQ(output.shape_size(), 1);
-  EXPECT_EQ(output.shape(0), kElements);
-  ASSERT_EQ(output.raw_data().size(), kElements * sizeof(float));
-  for (int64_t i : {int64_t{0}, int64_t{1000}, int64_t{1234}, kElements - 1}) {
-    const double want = Gelu(InputAt(i));
-    EXPECT_NEAR(Float32At(output.raw_data(), i), want,
-                1e-6 * std::abs(want) + 1e-30)
-        << "x = " << InputAt(i);
-  }
-  EXPECT_FALSE(stream->Read(&response));
-  grpc::Status stream_status = stream->Finish();
-  EXPECT_TRUE(stream_status.ok()) << stream_status.error_message();
-
+  ASSERT_NO_FATAL_FAILURE(CheckLargeStreamAnswer(*stream, *server));
   for (std::thread& t : calls) t.join();
   for (const CallResult& result : results) {
-    ASSERT_TRUE(result.status.ok())
-        << result.status.error_code() << ": " << result.status.error_message()
-        << "\nserver log:\n"
-        << server->Log();
-    EXPECT_GT(result.done, sigterm_at)
-        << "the Jacobian finished before SIGTERM, so it proved nothing; "
-           "make it larger";
-    const v1::Tensor& jacobian = result.response.jacobian();
-    EXPECT_FALSE(result.response.diagonal());
-    ASSERT_EQ(jacobian.shape_size(), 3);
-    EXPECT_EQ(jacobian.shape(0), kJacobianRows);
-    EXPECT_EQ(jacobian.shape(1), kJacobianCols);
-    EXPECT_EQ(jacobian.shape(2), kJacobianCols);
-    ASSERT_EQ(jacobian.raw_data().size(),
-              kJacobianRows * kJacobianCols * kJacobianCols * sizeof(float));
-    // Row 0, (0, 1): off the diagonal.
-    EXPECT_EQ(Float32At(jacobian.raw_data(), 1), 0.0f);
+    ASSERT_NO_FATAL_FAILURE(CheckDrainedJacobian(result, sigterm_at, *server));
   }
-
-  const absl::Time last_call_done = absl::Now();
-  std::optional<int> exit_code = server->Wait(absl::Seconds(40));
-  ASSERT_TRUE(exit_code.has_value()) << "still running after the grace";
-  EXPECT_EQ(*exit_code, 0) << server->Log();
-  // The drain ends with the last call, not when idle connections (this
-  // test's channel is still open) or the grace period run out.
-  EXPECT_LT(absl::Now() - last_call_done, absl::Seconds(3));
-
-  // And nothing answers once it is gone.
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
-  v1::ListFunctionsResponse list;
-  EXPECT_EQ(stub->ListFunctions(&context, v1::ListFunctionsRequest(), &list)
-                .error_code(),
-            grpc::StatusCode::UNAVAILABLE);
+  ExpectExitWithLastCall(*server, *stub);
 }
 
 // A unary call whose request is still on its way when SIGTERM lands must

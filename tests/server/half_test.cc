@@ -191,163 +191,199 @@ std::vector<uint16_t> Bits(const std::vector<H>& v) {
   return b;
 }
 
+// Every RPC of one half type in one encoding on the inputs below, each
+// answer bit for bit the core's on the same values: one method an RPC.
 template <typename H>
-void CheckEveryRpc(Stub& stub, Encoding enc) {
-  const char* what = enc == Encoding::kRaw ? "raw" : "typed";
-  SCOPED_TRACE(std::string(HalfFormat<H>::kName) + " " + what);
-  const std::vector<int64_t> shape = {4, 300};
-  const std::vector<H> x = HalfRamp<H>(1200, -9, 9);
-  const std::vector<H> g = HalfRamp<H>(1200, 2, -3);
-  const v1::DataType dtype = ToProto(kDTypeOf<H>);
-  auto core = [&](int kind, Function f) {
-    std::vector<H> y(x.size());
-    const double a = TakesAlpha(f) ? DefaultAlpha(f) : 0;
-    if (kind == 0) Evaluate<H>(f, a, x, absl::MakeSpan(y));
-    if (kind == 1 || kind == 2) Derivative<H>(f, a, kind, x, absl::MakeSpan(y));
-    if (kind == 3) Vjp<H>(f, a, x, g, absl::MakeSpan(y));
-    return y;
-  };
-  auto check_out = [&](const v1::Tensor& out, const std::vector<H>& want,
-                       const std::vector<int64_t>& want_shape) {
-    EXPECT_EQ(out.dtype(), dtype);
-    EXPECT_EQ(EncodingOf(out), enc);
-    EXPECT_EQ(ShapeOf(out), want_shape);
-    EXPECT_EQ(Bits(ValuesOf<H>(out)), Bits(want));
-  };
+class EveryRpcCheck {
+ public:
+  EveryRpcCheck(Stub& stub, Encoding enc) : stub_(stub), enc_(enc) {}
 
   // Evaluate, elementwise and softmax along axis 0.
-  for (v1::Function f : {v1::SIGMOID, v1::GELU, v1::ELU}) {
-    v1::EvaluateRequest request;
-    *request.mutable_spec() = Spec(f);
-    *request.mutable_input() = MakeTensor<H>(shape, x, enc);
-    v1::EvaluateResponse response;
-    ASSERT_TRUE(Call(stub, &Stub::Evaluate, request, &response).ok());
-    check_out(response.output(), core(0, static_cast<Function>(f)), shape);
-  }
-  {
+  void CheckEvaluate() {
+    for (v1::Function f : {v1::SIGMOID, v1::GELU, v1::ELU}) {
+      v1::EvaluateRequest request;
+      *request.mutable_spec() = Spec(f);
+      *request.mutable_input() = MakeTensor<H>(shape_, x_, enc_);
+      v1::EvaluateResponse response;
+      ASSERT_TRUE(Call(stub_, &Stub::Evaluate, request, &response).ok());
+      CheckOut(response.output(), Core(0, static_cast<Function>(f)), shape_);
+    }
     v1::EvaluateRequest request;
     *request.mutable_spec() = Spec(v1::LOG_SOFTMAX);
     request.mutable_spec()->set_axis(0);
-    *request.mutable_input() = MakeTensor<H>(shape, x, enc);
+    *request.mutable_input() = MakeTensor<H>(shape_, x_, enc_);
     v1::EvaluateResponse response;
-    ASSERT_TRUE(Call(stub, &Stub::Evaluate, request, &response).ok());
-    std::vector<H> want(x.size());
-    SoftmaxForward<H>(Function::kLogSoftmax, AxisView{1, 4, 300}, x,
+    ASSERT_TRUE(Call(stub_, &Stub::Evaluate, request, &response).ok());
+    std::vector<H> want(x_.size());
+    SoftmaxForward<H>(Function::kLogSoftmax, AxisView{1, 4, 300}, x_,
                       absl::MakeSpan(want));
-    check_out(response.output(), want, shape);
+    CheckOut(response.output(), want, shape_);
   }
+
   // Derivative: orders 1 and 2, the VJP, and the softmax VJP.
-  for (int kind : {1, 2, 3}) {
-    v1::DerivativeRequest request;
-    *request.mutable_spec() = Spec(v1::SILU);
-    request.set_order(kind == 2 ? 2 : 1);
-    *request.mutable_input() = MakeTensor<H>(shape, x, enc);
-    if (kind == 3)
-      *request.mutable_upstream_grad() = MakeTensor<H>(shape, g, enc);
-    v1::DerivativeResponse response;
-    ASSERT_TRUE(Call(stub, &Stub::Derivative, request, &response).ok());
-    check_out(response.output(), core(kind, Function::kSilu), shape);
-  }
-  {
+  void CheckDerivative() {
+    for (int kind : {1, 2, 3}) {
+      v1::DerivativeRequest request;
+      *request.mutable_spec() = Spec(v1::SILU);
+      request.set_order(kind == 2 ? 2 : 1);
+      *request.mutable_input() = MakeTensor<H>(shape_, x_, enc_);
+      if (kind == 3)
+        *request.mutable_upstream_grad() = MakeTensor<H>(shape_, g_, enc_);
+      v1::DerivativeResponse response;
+      ASSERT_TRUE(Call(stub_, &Stub::Derivative, request, &response).ok());
+      CheckOut(response.output(), Core(kind, Function::kSilu), shape_);
+    }
     v1::DerivativeRequest request;
     *request.mutable_spec() = Spec(v1::SOFTMAX);
-    *request.mutable_input() = MakeTensor<H>(shape, x, enc);
-    *request.mutable_upstream_grad() = MakeTensor<H>(shape, g, enc);
+    *request.mutable_input() = MakeTensor<H>(shape_, x_, enc_);
+    *request.mutable_upstream_grad() = MakeTensor<H>(shape_, g_, enc_);
     v1::DerivativeResponse response;
-    ASSERT_TRUE(Call(stub, &Stub::Derivative, request, &response).ok());
-    std::vector<H> want(x.size());
-    SoftmaxVjp<H>(Function::kSoftmax, AxisView{4, 300, 1}, x, g,
+    ASSERT_TRUE(Call(stub_, &Stub::Derivative, request, &response).ok());
+    std::vector<H> want(x_.size());
+    SoftmaxVjp<H>(Function::kSoftmax, AxisView{4, 300, 1}, x_, g_,
                   absl::MakeSpan(want));
-    check_out(response.output(), want, shape);
+    CheckOut(response.output(), want, shape_);
   }
+
   // Jacobian: the diagonal, dense elementwise and dense softmax.
-  const std::vector<int64_t> small = {3, 5};
-  const std::vector<H> xs(x.begin(), x.begin() + 15);
-  for (v1::Function f : {v1::TANH, v1::SOFTMAX}) {
-    for (bool dense : {false, true}) {
-      if (f == v1::SOFTMAX && !dense) continue;
-      v1::JacobianRequest request;
-      *request.mutable_spec() = Spec(f);
-      request.set_dense(dense);
-      *request.mutable_input() = MakeTensor<H>(small, xs, enc);
-      v1::JacobianResponse response;
-      ASSERT_TRUE(Call(stub, &Stub::Jacobian, request, &response).ok());
-      std::vector<H> diag(15), want(dense ? 75 : 15);
-      if (f == v1::SOFTMAX) {
-        SoftmaxJacobian<H>(Function::kSoftmax, AxisView{3, 5, 1}, xs,
-                           absl::MakeSpan(want));
-      } else {
-        Derivative<H>(Function::kTanh, 0, 1, xs, absl::MakeSpan(diag));
-        if (dense) {
-          DiagonalToDense<H>(diag, 5, absl::MakeSpan(want));
+  void CheckJacobian() {
+    const std::vector<int64_t> small = {3, 5};
+    const std::vector<H> xs(x_.begin(), x_.begin() + 15);
+    for (v1::Function f : {v1::TANH, v1::SOFTMAX}) {
+      for (bool dense : {false, true}) {
+        if (f == v1::SOFTMAX && !dense) continue;
+        v1::JacobianRequest request;
+        *request.mutable_spec() = Spec(f);
+        request.set_dense(dense);
+        *request.mutable_input() = MakeTensor<H>(small, xs, enc_);
+        v1::JacobianResponse response;
+        ASSERT_TRUE(Call(stub_, &Stub::Jacobian, request, &response).ok());
+        std::vector<H> diag(15), want(dense ? 75 : 15);
+        if (f == v1::SOFTMAX) {
+          SoftmaxJacobian<H>(Function::kSoftmax, AxisView{3, 5, 1}, xs,
+                             absl::MakeSpan(want));
         } else {
-          want = diag;
+          Derivative<H>(Function::kTanh, 0, 1, xs, absl::MakeSpan(diag));
+          if (dense) {
+            DiagonalToDense<H>(diag, 5, absl::MakeSpan(want));
+          } else {
+            want = diag;
+          }
         }
+        CheckOut(response.jacobian(), want,
+                 dense ? std::vector<int64_t>{3, 5, 5} : small);
       }
-      check_out(response.jacobian(), want,
-                dense ? std::vector<int64_t>{3, 5, 5} : small);
     }
   }
+
   // SoftmaxCrossEntropy: class indices (MEAN) and target_probs (NONE).
-  for (bool by_index : {true, false}) {
-    v1::SoftmaxCrossEntropyRequest request;
-    *request.mutable_logits() = MakeTensor<H>(shape, x, enc);
-    std::vector<int64_t> labels = {0, 17, 299, 150};
-    std::vector<H> t(x.size(), HalfFromDouble<H>(1.0 / 300));
-    if (by_index) {
-      for (int64_t k : labels) request.add_class_indices(k);
-    } else {
-      *request.mutable_target_probs() = MakeTensor<H>(shape, t, enc);
-      request.set_reduction(v1::SoftmaxCrossEntropyRequest::NONE);
+  void CheckCrossEntropy() {
+    for (bool by_index : {true, false}) {
+      v1::SoftmaxCrossEntropyRequest request;
+      *request.mutable_logits() = MakeTensor<H>(shape_, x_, enc_);
+      std::vector<int64_t> labels = {0, 17, 299, 150};
+      std::vector<H> t(x_.size(), HalfFromDouble<H>(1.0 / 300));
+      if (by_index) {
+        for (int64_t k : labels) request.add_class_indices(k);
+      } else {
+        *request.mutable_target_probs() = MakeTensor<H>(shape_, t, enc_);
+        request.set_reduction(v1::SoftmaxCrossEntropyRequest::NONE);
+      }
+      request.set_return_probabilities(true);
+      v1::SoftmaxCrossEntropyResponse response;
+      ASSERT_TRUE(
+          Call(stub_, &Stub::SoftmaxCrossEntropy, request, &response).ok());
+      std::vector<H> loss(4), grad(x_.size()), probs(x_.size()), reduced(1);
+      const CrossEntropyPartial part = CrossEntropyRows<H>(
+          300, x_, by_index ? labels : std::vector<int64_t>(),
+          by_index ? std::vector<H>() : t, {}, absl::MakeSpan(loss),
+          absl::MakeSpan(grad), absl::MakeSpan(probs), 0, 4);
+      if (by_index) {
+        ReduceCrossEntropy<H>(Reduction::kMean, part, absl::MakeSpan(grad),
+                              absl::MakeSpan(reduced));
+      }
+      CheckOut(response.loss(), by_index ? reduced : loss,
+               by_index ? std::vector<int64_t>{} : std::vector<int64_t>{4});
+      CheckOut(response.grad_logits(), grad, shape_);
+      CheckOut(response.probabilities(), probs, shape_);
     }
-    request.set_return_probabilities(true);
-    v1::SoftmaxCrossEntropyResponse response;
-    ASSERT_TRUE(
-        Call(stub, &Stub::SoftmaxCrossEntropy, request, &response).ok());
-    std::vector<H> loss(4), grad(x.size()), probs(x.size()), reduced(1);
-    const CrossEntropyPartial part = CrossEntropyRows<H>(
-        300, x, by_index ? labels : std::vector<int64_t>(),
-        by_index ? std::vector<H>() : t, {}, absl::MakeSpan(loss),
-        absl::MakeSpan(grad), absl::MakeSpan(probs), 0, 4);
-    if (by_index) {
-      ReduceCrossEntropy<H>(Reduction::kMean, part, absl::MakeSpan(grad),
-                            absl::MakeSpan(reduced));
-    }
-    check_out(response.loss(), by_index ? reduced : loss,
-              by_index ? std::vector<int64_t>{} : std::vector<int64_t>{4});
-    check_out(response.grad_logits(), grad, shape);
-    check_out(response.probabilities(), probs, shape);
   }
+
   // Analyze: the half f' counts.
-  {
+  void CheckAnalyze() {
     v1::AnalyzeRequest request;
     *request.mutable_spec() = Spec(v1::RELU);
-    *request.mutable_input() = MakeTensor<H>(shape, x, enc);
+    *request.mutable_input() = MakeTensor<H>(shape_, x_, enc_);
     v1::AnalyzeResponse response;
-    ASSERT_TRUE(Call(stub, &Stub::Analyze, request, &response).ok());
+    ASSERT_TRUE(Call(stub_, &Stub::Analyze, request, &response).ok());
     EXPECT_DOUBLE_EQ(response.dead_fraction(), 0.5);
   }
+
   // Stream: an Evaluate and a Derivative, in order.
-  {
+  void CheckStream() {
     grpc::ClientContext context;
-    auto stream = stub.Stream(&context);
+    auto stream = stub_.Stream(&context);
     v1::StreamRequest e, d;
     *e.mutable_evaluate()->mutable_spec() = Spec(v1::SIGMOID);
-    *e.mutable_evaluate()->mutable_input() = MakeTensor<H>(shape, x, enc);
+    *e.mutable_evaluate()->mutable_input() = MakeTensor<H>(shape_, x_, enc_);
     *d.mutable_derivative()->mutable_spec() = Spec(v1::SIGMOID);
     d.mutable_derivative()->set_order(2);
-    *d.mutable_derivative()->mutable_input() = MakeTensor<H>(shape, x, enc);
+    *d.mutable_derivative()->mutable_input() = MakeTensor<H>(shape_, x_, enc_);
     ASSERT_TRUE(stream->Write(e));
     ASSERT_TRUE(stream->Write(d));
     stream->WritesDone();
     v1::StreamResponse response;
     ASSERT_TRUE(stream->Read(&response));
-    check_out(response.evaluate().output(), core(0, Function::kSigmoid), shape);
+    CheckOut(response.evaluate().output(), Core(0, Function::kSigmoid), shape_);
     ASSERT_TRUE(stream->Read(&response));
-    check_out(response.derivative().output(), core(2, Function::kSigmoid),
-              shape);
+    CheckOut(response.derivative().output(), Core(2, Function::kSigmoid),
+             shape_);
     EXPECT_TRUE(stream->Finish().ok());
   }
+
+ private:
+  // The core's answer on x_: kind 0 evaluates, 1 and 2 are the derivative
+  // orders, 3 the VJP with g_.
+  std::vector<H> Core(int kind, Function f) const {
+    std::vector<H> y(x_.size());
+    const double a = TakesAlpha(f) ? DefaultAlpha(f) : 0;
+    if (kind == 0) Evaluate<H>(f, a, x_, absl::MakeSpan(y));
+    if (kind == 1 || kind == 2) {
+      Derivative<H>(f, a, kind, x_, absl::MakeSpan(y));
+    }
+    if (kind == 3) Vjp<H>(f, a, x_, g_, absl::MakeSpan(y));
+    return y;
+  }
+
+  void CheckOut(const v1::Tensor& out, const std::vector<H>& want,
+                const std::vector<int64_t>& want_shape) const {
+    EXPECT_EQ(out.dtype(), dtype_);
+    EXPECT_EQ(EncodingOf(out), enc_);
+    EXPECT_EQ(ShapeOf(out), want_shape);
+    EXPECT_EQ(Bits(ValuesOf<H>(out)), Bits(want));
+  }
+
+  Stub& stub_;
+  const Encoding enc_;
+  const std::vector<int64_t> shape_ = {4, 300};
+  const std::vector<H> x_ = HalfRamp<H>(1200, -9, 9);
+  const std::vector<H> g_ = HalfRamp<H>(1200, 2, -3);
+  const v1::DataType dtype_ = ToProto(kDTypeOf<H>);
+};
+
+// A fatal failure in one RPC's check ends the whole check, as it did when
+// this was one function.
+template <typename H>
+void CheckEveryRpc(Stub& stub, Encoding enc) {
+  const char* what = enc == Encoding::kRaw ? "raw" : "typed";
+  SCOPED_TRACE(std::string(HalfFormat<H>::kName) + " " + what);
+  EveryRpcCheck<H> check(stub, enc);
+  ASSERT_NO_FATAL_FAILURE(check.CheckEvaluate());
+  ASSERT_NO_FATAL_FAILURE(check.CheckDerivative());
+  ASSERT_NO_FATAL_FAILURE(check.CheckJacobian());
+  ASSERT_NO_FATAL_FAILURE(check.CheckCrossEntropy());
+  ASSERT_NO_FATAL_FAILURE(check.CheckAnalyze());
+  ASSERT_NO_FATAL_FAILURE(check.CheckStream());
 }
 
 TEST_F(HalfServiceTest, EveryRpcFloat16Raw) {

@@ -305,85 +305,109 @@ void ExpectNear(const std::vector<T>& actual, const std::vector<T>& expected) {
   }
 }
 
+using CrossEntropyRequest = v1::SoftmaxCrossEntropyRequest;
+
+struct CrossEntropyCase {
+  std::vector<int64_t> shape;
+  CrossEntropyRequest::Reduction reduction;
+  Reduction core_reduction;
+  bool target_probs;
+  double smoothing;
+  bool ignore;
+};
+// [300, 7] spans several chunks of rows.
+const CrossEntropyCase kCrossEntropyCases[] = {
+    {{2, 3, 4}, CrossEntropyRequest::MEAN, Reduction::kMean, false, 0, false},
+    {{2, 3, 4}, CrossEntropyRequest::SUM, Reduction::kSum, false, 0.1, false},
+    {{2, 3, 4}, CrossEntropyRequest::NONE, Reduction::kNone, false, 0, true},
+    {{6, 4}, CrossEntropyRequest::MEAN, Reduction::kMean, true, 0.2, false},
+    {{5}, CrossEntropyRequest::NONE, Reduction::kNone, true, 0, false},
+    {{300, 7}, CrossEntropyRequest::MEAN, Reduction::kMean, false, 0.05, true},
+    {{300, 7}, CrossEntropyRequest::NONE, Reduction::kNone, true, 0, false},
+};
+
+// A case's request (logits in `encoding`, target_probs in the other one)
+// and core's answer to it.
+template <typename T>
+struct CrossEntropyCall {
+  CrossEntropyRequest request;
+  CrossEntropyExpected<T> expected;
+};
+template <typename T>
+CrossEntropyCall<T> MakeCrossEntropyCall(const CrossEntropyCase& c,
+                                         Encoding encoding) {
+  const int64_t classes = c.shape.back();
+  const int64_t n = Elements(c.shape);
+  const int64_t rows = n / classes;
+  const std::vector<T> logits = Ramp<T>(n, -4, 5);
+  std::vector<int64_t> indices;
+  std::vector<T> probs;
+  CrossEntropyCall<T> call;
+  CrossEntropyRequest& request = call.request;
+  *request.mutable_logits() = MakeTensor<T>(c.shape, logits, encoding);
+  request.set_reduction(c.reduction);
+  request.set_label_smoothing(c.smoothing);
+  request.set_return_probabilities(true);
+  CrossEntropyOptions options;
+  options.label_smoothing = c.smoothing;
+  if (c.target_probs) {
+    probs.assign(n, T(1) / classes);
+    for (int64_t r = 0; r < rows; ++r) {
+      probs[r * classes] += T(0.5);
+      probs[r * classes + classes - 1] -= T(0.5) / classes;
+    }
+    *request.mutable_target_probs() = MakeTensor<T>(
+        c.shape, probs,
+        encoding == Encoding::kRaw ? Encoding::kTyped : Encoding::kRaw);
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      indices.push_back(c.ignore && r % 3 == 1 ? -100 : (r * 5) % classes);
+      request.add_class_indices(indices.back());
+    }
+    if (c.ignore) {
+      request.set_ignore_index(-100);
+      options.ignore_index = -100;
+    }
+  }
+  call.expected = CoreCrossEntropy<T>(classes, logits, indices, probs, options,
+                                      c.core_reduction);
+  return call;
+}
+
+// The response's shapes, encoding and dtype, and its values against core's.
+template <typename T>
+void ExpectCrossEntropyResponse(const v1::SoftmaxCrossEntropyResponse& response,
+                                const CrossEntropyCase& c, Encoding encoding,
+                                const CrossEntropyExpected<T>& expected) {
+  const std::vector<int64_t> loss_shape =
+      c.reduction == CrossEntropyRequest::NONE
+          ? std::vector<int64_t>(c.shape.begin(), c.shape.end() - 1)
+          : std::vector<int64_t>{};
+  EXPECT_EQ(ShapeOf(response.loss()), loss_shape);
+  EXPECT_EQ(ShapeOf(response.grad_logits()), c.shape);
+  EXPECT_EQ(ShapeOf(response.probabilities()), c.shape);
+  for (const v1::Tensor* t :
+       {&response.loss(), &response.grad_logits(), &response.probabilities()}) {
+    EXPECT_EQ(EncodingOf(*t), encoding);
+    EXPECT_EQ(t->dtype(), ToProto(kDTypeOf<T>));
+  }
+  // The loss sums per chunk: equal up to the order of a long double sum.
+  ExpectNear(ValuesOf<T>(response.loss()), expected.loss);
+  ExpectNear(ValuesOf<T>(response.grad_logits()), expected.grad);
+  EXPECT_EQ(ValuesOf<T>(response.probabilities()), expected.probs);
+}
+
 TYPED_TEST(ServiceTypedTest, SoftmaxCrossEntropyMatchesCore) {
   using T = TypeParam;
-  using Req = v1::SoftmaxCrossEntropyRequest;
-  struct Case {
-    std::vector<int64_t> shape;
-    Req::Reduction reduction;
-    Reduction core_reduction;
-    bool target_probs;
-    double smoothing;
-    bool ignore;
-  };
-  // [300, 7] spans several chunks of rows.
-  const Case cases[] = {
-      {{2, 3, 4}, Req::MEAN, Reduction::kMean, false, 0, false},
-      {{2, 3, 4}, Req::SUM, Reduction::kSum, false, 0.1, false},
-      {{2, 3, 4}, Req::NONE, Reduction::kNone, false, 0, true},
-      {{6, 4}, Req::MEAN, Reduction::kMean, true, 0.2, false},
-      {{5}, Req::NONE, Reduction::kNone, true, 0, false},
-      {{300, 7}, Req::MEAN, Reduction::kMean, false, 0.05, true},
-      {{300, 7}, Req::NONE, Reduction::kNone, true, 0, false},
-  };
   for (Encoding encoding : kEncodings) {
-    for (const Case& c : cases) {
+    for (const CrossEntropyCase& c : kCrossEntropyCases) {
       SCOPED_TRACE(absl::StrCat("rank ", c.shape.size(), " reduction ",
                                 c.reduction, " probs ", c.target_probs));
-      const int64_t classes = c.shape.back();
-      const int64_t n = Elements(c.shape);
-      const int64_t rows = n / classes;
-      const std::vector<T> logits = Ramp<T>(n, -4, 5);
-      std::vector<int64_t> indices;
-      std::vector<T> probs;
-      Req request;
-      *request.mutable_logits() = MakeTensor<T>(c.shape, logits, encoding);
-      request.set_reduction(c.reduction);
-      request.set_label_smoothing(c.smoothing);
-      request.set_return_probabilities(true);
-      CrossEntropyOptions options;
-      options.label_smoothing = c.smoothing;
-      if (c.target_probs) {
-        probs.assign(n, T(1) / classes);
-        for (int64_t r = 0; r < rows; ++r) {
-          probs[r * classes] += T(0.5);
-          probs[r * classes + classes - 1] -= T(0.5) / classes;
-        }
-        *request.mutable_target_probs() = MakeTensor<T>(
-            c.shape, probs,
-            encoding == Encoding::kRaw ? Encoding::kTyped : Encoding::kRaw);
-      } else {
-        for (int64_t r = 0; r < rows; ++r) {
-          indices.push_back(c.ignore && r % 3 == 1 ? -100 : (r * 5) % classes);
-          request.add_class_indices(indices.back());
-        }
-        if (c.ignore) {
-          request.set_ignore_index(-100);
-          options.ignore_index = -100;
-        }
-      }
-      const CrossEntropyExpected<T> expected = CoreCrossEntropy<T>(
-          classes, logits, indices, probs, options, c.core_reduction);
-
+      const CrossEntropyCall<T> call = MakeCrossEntropyCall<T>(c, encoding);
       v1::SoftmaxCrossEntropyResponse response;
-      const grpc::Status status = this->CrossEntropy(request, &response);
+      const grpc::Status status = this->CrossEntropy(call.request, &response);
       ASSERT_TRUE(status.ok()) << status.error_message();
-      const std::vector<int64_t> loss_shape =
-          c.reduction == Req::NONE
-              ? std::vector<int64_t>(c.shape.begin(), c.shape.end() - 1)
-              : std::vector<int64_t>{};
-      EXPECT_EQ(ShapeOf(response.loss()), loss_shape);
-      EXPECT_EQ(ShapeOf(response.grad_logits()), c.shape);
-      EXPECT_EQ(ShapeOf(response.probabilities()), c.shape);
-      for (const v1::Tensor* t : {&response.loss(), &response.grad_logits(),
-                                  &response.probabilities()}) {
-        EXPECT_EQ(EncodingOf(*t), encoding);
-        EXPECT_EQ(t->dtype(), ToProto(kDTypeOf<T>));
-      }
-      // The loss sums per chunk: equal up to the order of a long double sum.
-      ExpectNear(ValuesOf<T>(response.loss()), expected.loss);
-      ExpectNear(ValuesOf<T>(response.grad_logits()), expected.grad);
-      EXPECT_EQ(ValuesOf<T>(response.probabilities()), expected.probs);
+      ExpectCrossEntropyResponse<T>(response, c, encoding, call.expected);
     }
   }
 }
