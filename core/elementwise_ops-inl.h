@@ -21,6 +21,7 @@
 #include "core/activation-inl.h"
 #include "core/activation.h"
 #include "core/gelu-inl.h"
+#include "core/gelu_double-inl.h"
 #include "core/gelu_f64-inl.h"
 #include "core/reference.h"
 #include "hwy/highway.h"
