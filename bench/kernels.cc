@@ -25,6 +25,7 @@
 #include "core/half.h"
 #include "core/reference.h"
 #include "core/softmax.h"
+#include "core/stores.h"
 
 #ifdef ACTSVC_HAVE_ONEDNN
 #include "oneapi/dnnl/dnnl.hpp"
@@ -488,7 +489,31 @@ int main(int argc, char** argv) {
                  "warning: OMP_NUM_THREADS is not 1: oneDNN rows may use "
                  "several threads\n");
   }
-  std::fprintf(stderr, "actsvc kernels: %s\n", actsvc::KernelTargetName());
+  // --nt_stores=on|off overrides the CPU vendor's choices of non-temporal
+  // stores for large outputs (core/stores.h), so that two processes can
+  // compare both ways; taken out before Google Benchmark reads the flags.
+  int kept = 1;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--nt_stores=on") {
+      actsvc::SetNonTemporalStores(actsvc::NonTemporalStores::kOn);
+    } else if (arg == "--nt_stores=off") {
+      actsvc::SetNonTemporalStores(actsvc::NonTemporalStores::kOff);
+    } else if (arg.rfind("--nt_stores", 0) == 0) {
+      std::fprintf(stderr, "--nt_stores takes on or off\n");
+      return 2;
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  argc = kept;
+  using actsvc::StoreUse;
+  std::fprintf(stderr,
+               "actsvc kernels: %s; non-temporal stores (%s): elementwise "
+               "%s, softmax rows %s\n",
+               actsvc::KernelTargetName(), actsvc::StoreVendorName(),
+               UseNonTemporalStores(StoreUse::kElementwise) ? "on" : "off",
+               UseNonTemporalStores(StoreUse::kSoftmaxRows) ? "on" : "off");
   actsvc::RegisterAll();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

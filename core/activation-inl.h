@@ -42,6 +42,7 @@
 #include "core/activation.h"
 #include "core/fast_math-inl.h"
 #include "core/reference.h"
+#include "core/stores.h"
 #include "hwy/cache_control.h"
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
@@ -389,9 +390,13 @@ HWY_INLINE V Apply(D d, const Op& op, V x, const V* g,
 }
 
 // Arrays of at least this many bytes are written with non-temporal stores
-// (hn::Stream): they do not fit in L2 anyway, and streaming saves the
-// read-for-ownership of every output line.
+// (hn::Stream) where the CPU gains by them (core/stores.h): they do not fit
+// in L2 anyway, and streaming saves the read-for-ownership of every output
+// line.
 constexpr size_t kStreamBytes = size_t{4} << 20;
+inline bool StreamArray(size_t bytes) {
+  return bytes >= kStreamBytes && UseNonTemporalStores(StoreUse::kElementwise);
+}
 
 // y[i, i + count) for count <= one vector, through a padded vector.
 template <int kOrder, bool kVjp, class Op, class D, typename T>
@@ -575,7 +580,7 @@ HWY_INLINE void MapSplit(const Op& op, const T* x, const T* g, T* y, size_t n) {
   const size_t lanes = hn::Lanes(d);
   const uintptr_t yaddr = reinterpret_cast<uintptr_t>(y);
   size_t i = 0;
-  if (n * sizeof(T) >= kStreamBytes && yaddr % sizeof(T) == 0) {
+  if (StreamArray(n * sizeof(T)) && yaddr % sizeof(T) == 0) {
     // Up to a vector boundary of y, then blocks with non-temporal stores.
     const size_t mis = (yaddr / sizeof(T)) % lanes;
     if (mis != 0) {
@@ -622,7 +627,7 @@ HWY_NOINLINE void MapArray(const Op& op_arg, const T* x, const T* g, T* y,
       MapPartial<kOrder, kVjp>(d, op, x, g, y, lanes - mis, lim);
       i = lanes - mis;
     }
-    if (n * sizeof(T) >= kStreamBytes) {
+    if (StreamArray(n * sizeof(T))) {
       i = MapPairs<kOrder, kVjp, true>(d, op, x, g, y, i, n, lim);
       hwy::FlushStream();
     } else {

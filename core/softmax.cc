@@ -54,6 +54,7 @@ HWY_AFTER_NAMESPACE();
 #include "core/softmax.h"
 #include "core/softmax_internal.h"
 #include "core/softmax_tiles.h"
+#include "core/stores.h"
 
 namespace actsvc {
 
@@ -65,7 +66,8 @@ HWY_EXPORT(SoftmaxStatsF64);
 namespace internal {
 
 // Outputs of at least this many bytes are written with non-temporal stores
-// (they would only evict the inputs of the next rows from the caches).
+// where the CPU gains by them (core/stores.h): they would only evict the
+// inputs of the next rows from the caches.
 constexpr size_t kStreamBytes = size_t{8} << 20;
 
 template <typename T>
@@ -94,7 +96,8 @@ void SimdRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
       kAlign;
   const bool stream =
       static_cast<size_t>(oe - ob) * static_cast<size_t>(v.size) * sizeof(T) >=
-      kStreamBytes;
+          kStreamBytes &&
+      UseNonTemporalStores(StoreUse::kSoftmaxRows);
   struct Context {
     SoftmaxOp op;
     AxisView v;
