@@ -13,7 +13,9 @@
 // BENCHMARKS.md.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -84,11 +86,36 @@ std::vector<T> Inputs(int64_t n, float lo, float hi,
   return v;
 }
 
+// The inputs x and g, the output y and p (a second output, for softmax's
+// forward result) of one benchmark, laid out alike in every process and for
+// every implementation: in one buffer, each array on a cache line and at its
+// own offset within a 4 KiB page (0, 1 KiB + 64, 2 KiB + 128, 3 KiB + 192),
+// so that loads of one and stores to another never alias in the low 12
+// address bits. (Vectors allocated one by one land where glibc's mmap
+// threshold of the moment puts them. oneDNN's eltwise VJP speed still
+// varies from one process to the next with this layout: BENCHMARKS.md.)
 template <typename T>
 struct ArraysOf {
-  std::vector<T> x, g, y;
-  explicit ArraysOf(int64_t n, Dist dist = Dist::kUniform)
-      : x(Inputs<T>(n, -10, 10, dist)), g(Inputs<T>(n, -1, 1)), y(n) {}
+  std::vector<T> storage;
+  absl::Span<T> x, g, y, p;
+  explicit ArraysOf(int64_t n, Dist dist = Dist::kUniform) {
+    constexpr size_t kPage = 4096, kStagger = 1024 + 64;
+    const size_t bytes = static_cast<size_t>(n) * sizeof(T);
+    const size_t stride = (bytes + kPage - 1) / kPage * kPage + kStagger;
+    storage.resize((4 * stride + kPage) / sizeof(T) + 1);
+    const uintptr_t at = reinterpret_cast<uintptr_t>(storage.data());
+    char* base = reinterpret_cast<char*>(storage.data()) +
+                 ((kPage - at % kPage) % kPage);
+    absl::Span<T>* arrays[] = {&x, &g, &y, &p};
+    for (size_t k = 0; k < 4; ++k) {
+      *arrays[k] = absl::MakeSpan(reinterpret_cast<T*>(base + k * stride),
+                                  static_cast<size_t>(n));
+    }
+    const std::vector<T> xs = Inputs<T>(n, -10, 10, dist);
+    const std::vector<T> gs = Inputs<T>(n, -1, 1);
+    std::copy(xs.begin(), xs.end(), x.begin());
+    std::copy(gs.begin(), gs.end(), g.begin());
+  }
 };
 using Arrays = ArraysOf<float>;
 
@@ -180,8 +207,8 @@ void ActsvcSoftmax(benchmark::State& state, Function f, SoftmaxBench op,
                    AxisView v) {
   const int64_t n = v.elements();
   Arrays a(n);
-  std::vector<float> out(n);
-  SoftmaxForward<float>(f, v, a.x, absl::MakeSpan(out));
+  const absl::Span<float> out = a.p;
+  SoftmaxForward<float>(f, v, a.x, out);
   for (auto _ : state) {
     switch (op) {
       case SoftmaxBench::kForward:
@@ -300,7 +327,7 @@ void OnednnSoftmax(benchmark::State& state, bool log, bool backward,
   using namespace dnnl;
   const int64_t n = v.elements();
   Arrays a(n);
-  std::vector<float> p(n);
+  const absl::Span<float> p = a.p;
   // [outer, size, inner], softmax along axis 1 (dense, row-major).
   const memory::desc md({v.outer, v.size, v.inner}, memory::data_type::f32,
                         memory::format_tag::abc);
