@@ -322,17 +322,18 @@ struct FromFiniteSplitVjp : FromFinite<Op> {
   HWY_INLINE V TailVjp(D d, V x, V g) const {
     return FromFinite<Op>::EvalVjp(d, x, g);
   }
-  // f' from the same pieces (g = 1) where the VJP uses them, so that the
-  // VJP stays g times the Derivative's f' within a rounding (near the root
-  // too, where the old gelu_tanh f' has only its absolute bound).
+  // f' as the VJP with g = 1, lane by lane (the pieces, and the tail's own
+  // form below them), so that the VJP stays g times the Derivative's f'
+  // within a rounding (near the root too, where the old gelu_tanh f' has
+  // only its absolute bound).
   template <int kOrder, class D, class V = hn::Vec<D>>
   HWY_INLINE V Eval(D d, V x) const {
     if constexpr (kOrder == 1 && Enabled<D>()) {
       hn::Mask<D> tail;
       const V pieces = SplitVjp(d, x, hn::Set(d, hn::TFromD<D>(1)), &tail);
       if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
-      return hn::IfThenElse(tail, FromFinite<Op>::template Eval<1>(d, x),
-                            pieces);
+      return hn::IfThenElse(
+          tail, op().TailVjp(d, x, hn::Set(d, hn::TFromD<D>(1))), pieces);
     }
     return FromFinite<Op>::template Eval<kOrder>(d, x);
   }
@@ -584,6 +585,46 @@ struct GeluTanhK : FromFiniteSplitVjp<GeluTanhK, GeluTanhPrimePieces> {
     *ml = hn::Add(err, hn::Add(pl, hn::Set(d, c1l)));
     return mh;
   }
+  // The VJP of the lanes at or below GeluTanhPrimePieces::kLo (and NaN,
+  // -inf): on AVX-512 (float32 lanes), TailPiecesVjp where x >= -17.5
+  // (every such lane of a network's pre-activations); the pair form
+  // (FromFinite::EvalVjp) elsewhere. Which one depends on the lane's x only.
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V TailVjp(D d, V x, V g) const {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if constexpr (sizeof(hn::TFromD<D>) == 4) {
+      const auto in = hn::Ge(x, hn::Set(d, GeluTanhTailPieces::kLo));
+      const V pieces = TailPiecesVjp(d, x, g);
+      if (HWY_LIKELY(hn::AllTrue(d, in))) return pieces;
+      return hn::IfThenElse(in, pieces,
+                            FromFinite<GeluTanhK>::EvalVjp(d, x, g));
+    }
+#endif
+    return FromFinite<GeluTanhK>::EvalVjp(d, x, g);
+  }
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  // g f'(x) for -17.5 <= x <= -1.875, float32 lanes: f' = e q(x) with e
+  // = e^v from the pair v = vh + vl as EvalFinite forms it (x < 0: ExpLo of
+  // (vh, vl), times 2^64) and q from GeluTanhTailPieces; es q as an exact
+  // pair into VjpFromPair. About half the operations of EvalFinite<1>,
+  // which computes both signs' formulas and 1 + x v' as TwoSums for the
+  // cancellation near the root (none here: 1 + x v' <= -3.4).
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V TailPiecesVjp(D d, V x, V g) const {
+    using C = Consts<hn::TFromD<D>>;
+    const V x2 = hn::Mul(x, x);
+    const V x2l = TwoProdLo(d, x, x, x2);
+    V ml;
+    const V mh = Poly2(d, C::kC1h, C::kC1l, C::kC3h, C::kC3l, x2, x2l, &ml);
+    const V vh = hn::Mul(x, mh);
+    const V vl = hn::MulAdd(x, ml, TwoProdLo(d, x, mh, vh));
+    const V es = ExpLo(d, vh, vl);
+    const V q = GeluTanhTailPieces::Value(d, x);
+    const V hi = hn::Mul(es, q);
+    return VjpFromPair(d, x, g, hi, TwoProdLo(d, es, q, hi),
+                       hn::Set(d, kExpLoScale));
+  }
+#endif
   // With kWantLo (kOrder 1), f' = (result + *lo) * *scale for VjpFromPair.
   template <int kOrder, bool kWantLo = false, class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalFinite(D d, V x, V* lo = nullptr, V* scale = nullptr) const {

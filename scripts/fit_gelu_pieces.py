@@ -24,6 +24,12 @@ the root; prints zh, zl, the table and its maximum error in float32.
 GeluTanhPrimePieces: the same for gelu_tanh'(x) = s + x v' s (1 - s), s =
 sigma(v), v = c1 x + c3 x^3 (beyond 6.125 it too rounds to 1).
 
+GeluTanhTailPieces: below that range gelu_tanh'(x) = e q(x), e = e^v,
+q(x) = (1 + e + x v') / (1 + e)^2, for x in [-17.5, -1.875] on 32 pieces of
+width 1/2 centred on m/2, m = round(2x) = -35..-4, in column m mod 32, of
+degree 5 (the kernel forms e from the exact pair v); prints the table and
+the maximum error of q in float32.
+
   /usr/bin/python3 scripts/fit_gelu_pieces.py
 """
 import numpy as np
@@ -152,6 +158,38 @@ def prime_table(deg=6, fun=gelu_prime, name="GeluPrimePieces"):
         print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
 
 
+def gelu_tanh_tail_q(x):
+    c1 = 2 * np.sqrt(2 / np.pi)
+    c3 = 0.044715 * c1
+    e = np.exp(c1 * x + c3 * x**3)
+    return (1 + e + x * (c1 + 3 * c3 * x * x)) / (1 + e)**2
+
+
+def gelu_tanh_tail_table(deg=5, width=0.5):
+    global WIDTH
+    saved, WIDTH = WIDTH, width
+    table = np.zeros((PIECES, deg + 1), dtype=F32)
+    for m in range(-35, -3):
+        table[m % 32] = fit_relative(gelu_tanh_tail_q, m * width, deg, 200)
+    WIDTH = saved
+    x = np.linspace(-17.5, -1.875, 4000001).astype(F32)
+    shifter = F32(1.5 * 2**23)
+    t = fma32(x, np.full_like(x, F32(1 / width)), np.full_like(x, shifter))
+    n = (t - shifter).astype(F32)
+    y = fma32(n, np.full_like(x, F32(-width)), x)
+    j = t.view(np.int32) & 31
+    p = table[j, 0]
+    for k in range(1, deg + 1):
+        p = fma32(p, y, table[j, k])
+    ref = gelu_tanh_tail_q(x.astype(F64))
+    ulp = np.spacing(np.abs(ref).astype(F32)).astype(F64)
+    err = np.abs(p.astype(F64) - ref) / ulp
+    print("// GeluTanhTailPieces: max %.3f ULP at x = %.9g (4,000,001 points)"
+          % (err.max(), x[np.argmax(err)]))
+    for k in range(deg + 1):
+        print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
+
+
 def main():
     table = np.array([fit_piece((k - K0) * WIDTH) for k in range(PIECES)],
                      dtype=F32)
@@ -176,6 +214,7 @@ def main():
     tail_table()
     prime_table()
     prime_table(fun=gelu_tanh_prime, name="GeluTanhPrimePieces")
+    gelu_tanh_tail_table()
 
 
 if __name__ == "__main__":
