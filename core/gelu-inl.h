@@ -333,9 +333,18 @@ struct FromFiniteSplitVjp : FromFinite<Op> {
       const V pieces = SplitVjp(d, x, hn::Set(d, hn::TFromD<D>(1)), &tail);
       if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
       return hn::IfThenElse(
-          tail, op().TailVjp(d, x, hn::Set(d, hn::TFromD<D>(1))), pieces);
+          tail,
+          op().TailVjp(d, InTail(d, x, tail), hn::Set(d, hn::TFromD<D>(1))),
+          pieces);
     }
     return FromFinite<Op>::template Eval<kOrder>(d, x);
+  }
+  // x in the tail lanes, Pieces::kLo in the others: the tail's formulas
+  // then form no inf or NaN in lanes whose result the blend drops (they
+  // would take VjpFromPair's slow path).
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V InTail(D d, V x, hn::Mask<D> tail) {
+    return hn::IfThenElse(tail, x, hn::Set(d, hn::TFromD<D>(Pieces::kLo)));
   }
   template <class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalVjp(D d, V x, V g) const {
@@ -343,7 +352,8 @@ struct FromFiniteSplitVjp : FromFinite<Op> {
       hn::Mask<D> tail;
       const V pieces = SplitVjp(d, x, g, &tail);
       if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
-      return hn::IfThenElse(tail, op().TailVjp(d, x, g), pieces);
+      return hn::IfThenElse(tail, op().TailVjp(d, InTail(d, x, tail), g),
+                            pieces);
     }
     return FromFinite<Op>::EvalVjp(d, x, g);
   }

@@ -296,6 +296,25 @@ struct GeluTanhTailPieces {
 #endif
 };
 
+// The centres of GeluPrimePieces' and GeluTanhPrimePieces' pieces, by
+// column (m mod 32, m = -7..24), as pairs hi + lo: m/4 (lo 0), or the root
+// zh + zl for the three pieces m = -4..-2 around it, whose polynomials are in
+// y' = (x - zh) - zl. y = (x - hi) - lo is exact for the other pieces.
+struct PrimeCentres {
+  alignas(64) float hi[32];
+  alignas(64) float lo[32];
+};
+constexpr PrimeCentres MakePrimeCentres(float zh, float zl) {
+  PrimeCentres c{};
+  for (int j = 0; j < 32; ++j) {
+    const int m = j <= 24 ? j : j - 32;
+    const bool root = m >= -4 && m <= -2;
+    c.hi[j] = root ? zh : static_cast<float>(m) * 0.25f;
+    c.lo[j] = root ? zl : 0.0f;
+  }
+  return c;
+}
+
 // The VJP g gelu'(x) on AVX-512 for -1.875 < x < 6.125 (beyond, gelu'
 // rounds to 1): gelu' from 32 pieces of width 1/4 centred on m/4, m =
 // round(4x) = -7..24 (column m mod 32), of degree 6; the three pieces
@@ -386,6 +405,7 @@ struct GeluPrimePieces {
        0.000000000e+00f,  3.046266437e-01f},
   };
   static constexpr float kZh = -7.517915368e-01f, kZl = 1.211444989e-08f;
+  static constexpr PrimeCentres kCentres = MakePrimeCentres(kZh, kZl);
 };
 
 // The same for gelu_tanh': its root z = -0.7525 (scripts/
@@ -473,6 +493,7 @@ struct GeluTanhPrimePieces {
        0.000000000e+00f,  3.046458960e-01f},
   };
   static constexpr float kZh = -7.524614334e-01f, kZl = 1.133962790e-08f;
+  static constexpr PrimeCentres kCentres = MakePrimeCentres(kZh, kZl);
 };
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
@@ -483,14 +504,10 @@ HWY_INLINE V PrimePiecesVjp(D d, V x, V g) {
   const hn::RebindToSigned<D> di;
   const V shifter = hn::Set(d, 12582912.0f);
   const V t = hn::MulAdd(x, hn::Set(d, 4.0f), shifter);
-  const V n = hn::Sub(t, shifter);
-  const V yr =
-      hn::Sub(hn::Sub(x, hn::Set(d, Pieces::kZh)), hn::Set(d, Pieces::kZl));
-  const auto near_root =
-      hn::Le(hn::Abs(hn::Add(n, hn::Set(d, 3.0f))), hn::Set(d, 1.0f));
-  const V y =
-      hn::IfThenElse(near_root, yr, hn::MulAdd(n, hn::Set(d, -0.25f), x));
   const auto k = hn::BitCast(di, t).raw;
+  const V y =
+      hn::Sub(hn::Sub(x, GeluPieces::Coefficient(d, Pieces::kCentres.hi, k)),
+              GeluPieces::Coefficient(d, Pieces::kCentres.lo, k));
   V p = GeluPieces::Coefficient(d, Pieces::kC[0], k);
   for (int i = 1; i <= Pieces::kDegree; ++i) {
     p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, Pieces::kC[i], k));
