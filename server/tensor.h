@@ -18,11 +18,15 @@
 namespace actsvc::server {
 
 // The element types of request and response tensors. Adding one means
-// adding it to every switch in tensor.cc, to VisitDType and to
-// DTypeOfStorage; each of them fails loudly on a value it does not know.
-// kFloat16 is IEEE binary16, kBFloat16 bfloat16: 2 bytes each, computed in
-// float32 by the core.
+// adding it to kDTypes, to every switch on DType (tensor.cc, VisitDType,
+// each protocol's name for it) and to DTypeOfStorage; each switch fails
+// loudly on a value it does not know. kFloat16 is IEEE binary16, kBFloat16
+// bfloat16: 2 bytes each, computed in float32 by the core.
 enum class DType : uint8_t { kFloat32, kFloat64, kFloat16, kBFloat16 };
+// Every DType, in enum order: each protocol parses a dtype's name by
+// looking it up here, as the inverse of its switch from DType to name.
+inline constexpr DType kDTypes[] = {DType::kFloat32, DType::kFloat64,
+                                    DType::kFloat16, DType::kBFloat16};
 
 // Bytes per element.
 int64_t DTypeSize(DType dtype);
