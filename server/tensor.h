@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -17,10 +18,15 @@
 namespace actsvc::server {
 
 // The element types of request and response tensors. Adding one means
-// adding it to every switch in tensor.cc and to VisitDType; each of them
-// fails loudly on a value it does not know. kFloat16 is IEEE binary16,
-// kBFloat16 bfloat16: 2 bytes each, computed in float32 by the core.
+// adding it to kDTypes, to every switch on DType (tensor.cc, VisitDType,
+// each protocol's name for it) and to DTypeOfStorage; each switch fails
+// loudly on a value it does not know. kFloat16 is IEEE binary16, kBFloat16
+// bfloat16: 2 bytes each, computed in float32 by the core.
 enum class DType : uint8_t { kFloat32, kFloat64, kFloat16, kBFloat16 };
+// Every DType, in enum order: each protocol parses a dtype's name by
+// looking it up here, as the inverse of its switch from DType to name.
+inline constexpr DType kDTypes[] = {DType::kFloat32, DType::kFloat64,
+                                    DType::kFloat16, DType::kBFloat16};
 
 // Bytes per element.
 int64_t DTypeSize(DType dtype);
@@ -49,27 +55,17 @@ decltype(auto) VisitDType(DType dtype, Fn&& fn) {
   UnknownDType(dtype);
 }
 
-// The DType whose values are stored as T (defined for those types only).
+// The DType whose values are stored as T: float, double, Float16 or
+// BFloat16 (VisitDType's inverse; any other T does not compile).
 template <typename T>
-struct DTypeOf;
-template <>
-struct DTypeOf<float> {
-  static constexpr DType value = DType::kFloat32;
-};
-template <>
-struct DTypeOf<double> {
-  static constexpr DType value = DType::kFloat64;
-};
-template <>
-struct DTypeOf<Float16> {
-  static constexpr DType value = DType::kFloat16;
-};
-template <>
-struct DTypeOf<BFloat16> {
-  static constexpr DType value = DType::kBFloat16;
-};
+constexpr DType DTypeOfStorage() {
+  if constexpr (std::is_same_v<T, float>) return DType::kFloat32;
+  if constexpr (std::is_same_v<T, double>) return DType::kFloat64;
+  if constexpr (std::is_same_v<T, Float16>) return DType::kFloat16;
+  if constexpr (std::is_same_v<T, BFloat16>) return DType::kBFloat16;
+}
 template <typename T>
-inline constexpr DType kDTypeOf = DTypeOf<T>::value;
+inline constexpr DType kDTypeOf = DTypeOfStorage<T>();
 
 // "[2,3]".
 std::string ShapeString(absl::Span<const int64_t> shape);

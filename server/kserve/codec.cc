@@ -37,11 +37,11 @@ absl::Status Invalid(const Model& model, absl::string_view message) {
   return absl::InvalidArgumentError(absl::StrCat(message, ForModel(model)));
 }
 
+// DatatypeName's inverse: "FP32" is kFloat32; nullopt for any other name.
 std::optional<DType> FloatDType(absl::string_view datatype) {
-  if (datatype == "FP32") return DType::kFloat32;
-  if (datatype == "FP64") return DType::kFloat64;
-  if (datatype == "FP16") return DType::kFloat16;
-  if (datatype == "BF16") return DType::kBFloat16;
+  for (DType d : kDTypes) {
+    if (DatatypeName(d) == datatype) return d;
+  }
   return std::nullopt;
 }
 

@@ -16,19 +16,12 @@ std::string DataTypeString(v1::DataType dtype) {
   return name.empty() ? absl::StrCat(static_cast<int>(dtype)) : name;
 }
 
+// ToProto's inverse; nullopt for DATA_TYPE_UNSPECIFIED and unknown values.
 std::optional<DType> FromProto(v1::DataType dtype) {
-  switch (dtype) {
-    case v1::FLOAT32:
-      return DType::kFloat32;
-    case v1::FLOAT64:
-      return DType::kFloat64;
-    case v1::FLOAT16:
-      return DType::kFloat16;
-    case v1::BFLOAT16:
-      return DType::kBFloat16;
-    default:
-      return std::nullopt;
+  for (DType d : kDTypes) {
+    if (ToProto(d) == dtype) return d;
   }
+  return std::nullopt;
 }
 
 // The repeated field that holds values of `dtype` in the typed encoding.

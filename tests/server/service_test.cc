@@ -88,6 +88,13 @@ bool IsVector(v1::Function f) {
   return f == v1::SOFTMAX || f == v1::LOG_SOFTMAX;
 }
 
+// The rows of `shape` along `axis` (negative counts from the end), as the
+// server reads spec.axis.
+AxisView AxisOf(const std::vector<int64_t>& shape, int axis) {
+  return MakeAxisView(shape,
+                      *NormalizeAxis(axis, static_cast<int>(shape.size())));
+}
+
 TYPED_TEST(ServiceTypedTest, EvaluateMatchesCore) {
   using T = TypeParam;
   for (Encoding encoding : kEncodings) {
@@ -117,9 +124,8 @@ TYPED_TEST(ServiceTypedTest, EvaluateMatchesCore) {
 
           std::vector<T> expected(x.size());
           if (vector) {
-            const AxisView v = MakeAxisView(
-                shape, *NormalizeAxis(axis, static_cast<int>(shape.size())));
-            SoftmaxForward<T>(CoreFunction(f), v, x, absl::MakeSpan(expected));
+            SoftmaxForward<T>(CoreFunction(f), AxisOf(shape, axis), x,
+                              absl::MakeSpan(expected));
           } else {
             actsvc::Evaluate<T>(CoreFunction(f), alpha, x,
                                 absl::MakeSpan(expected));
@@ -184,9 +190,8 @@ TYPED_TEST(ServiceTypedTest, VjpMatchesCore) {
         *request.mutable_upstream_grad() = MakeTensor<T>(shape, g, g_encoding);
         std::vector<T> expected(x.size());
         if (IsVector(f)) {
-          const AxisView v = MakeAxisView(
-              shape, *NormalizeAxis(axis, static_cast<int>(shape.size())));
-          SoftmaxVjp<T>(CoreFunction(f), v, x, g, absl::MakeSpan(expected));
+          SoftmaxVjp<T>(CoreFunction(f), AxisOf(shape, axis), x, g,
+                        absl::MakeSpan(expected));
         } else {
           Vjp<T>(CoreFunction(f), DefaultAlpha(CoreFunction(f)), x, g,
                  absl::MakeSpan(expected));
