@@ -29,6 +29,10 @@
 // 65,536 inputs of each type on every target): correctly rounded except
 // where the float64 reference itself is within its own error of a
 // midpoint; NaN in gives NaN out, results beyond the range give +-inf.
+// The results that need no rounding at all (identity, relu, leaky_relu's
+// derivatives: HalfExact in core/activation_half.h) skip all of this: they
+// are computed on the 16-bit patterns by core/activation_half_exact.cc, bit
+// for bit what this path returns.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "core/activation_half.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -373,6 +377,29 @@ HWY_EXPORT(ElementwiseF16);
 HWY_EXPORT(ElementwiseBF16);
 
 namespace internal {
+
+HalfExact HalfExactOf(Function f, ElementwiseKind kind) {
+  const bool relu = f == Function::kRelu;
+  if (f != Function::kIdentity && !relu) {
+    // leaky_relu's f' and f'' are constants either side of 0; f and the
+    // VJP multiply by alpha.
+    const bool constant = kind == ElementwiseKind::kDerivative1 ||
+                          kind == ElementwiseKind::kDerivative2;
+    return f == Function::kLeakyRelu && constant ? HalfExact::kConstant
+                                                 : HalfExact::kNone;
+  }
+  switch (kind) {
+    case ElementwiseKind::kValue:
+      return relu ? HalfExact::kRelu : HalfExact::kCopy;
+    case ElementwiseKind::kDerivative1:
+    case ElementwiseKind::kDerivative2:
+      return HalfExact::kConstant;
+    case ElementwiseKind::kVjp:
+      return relu ? HalfExact::kReluGrad : HalfExact::kCopyGrad;
+  }
+  return HalfExact::kNone;
+}
+
 namespace {
 
 HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
@@ -394,22 +421,47 @@ HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
   p.zero_tail_x =
       p.exact_zero_f1 ? std::numeric_limits<float>::infinity() : 8.0f;
   p.zero_tail_negative_only = f == Function::kElu || f == Function::kSelu;
+  p.exact = HalfExactOf(f, kind);
   return p;
+}
+
+template <typename H>
+void Run(Function f, ElementwiseKind kind, double alpha, const H* x, const H* g,
+         H* y, size_t n, bool general) {
+  if (n == 0) return;
+  HalfParams p = MakeParams(f, kind, alpha);
+  if (general) p.exact = HalfExact::kNone;
+  if (p.exact != HalfExact::kNone) return ElementwiseHalfExact(p, x, g, y, n);
+  if constexpr (std::is_same_v<H, Float16>) {
+    HWY_DYNAMIC_DISPATCH(ElementwiseF16)(p, x, g, y, n);
+  } else {
+    HWY_DYNAMIC_DISPATCH(ElementwiseBF16)(p, x, g, y, n);
+  }
 }
 
 }  // namespace
 
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const Float16* x, const Float16* g, Float16* y, size_t n) {
-  if (n == 0) return;
-  HWY_DYNAMIC_DISPATCH(ElementwiseF16)(MakeParams(f, kind, alpha), x, g, y, n);
+  Run(f, kind, alpha, x, g, y, n, /*general=*/false);
 }
 
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const BFloat16* x, const BFloat16* g, BFloat16* y,
                      size_t n) {
-  if (n == 0) return;
-  HWY_DYNAMIC_DISPATCH(ElementwiseBF16)(MakeParams(f, kind, alpha), x, g, y, n);
+  Run(f, kind, alpha, x, g, y, n, /*general=*/false);
+}
+
+void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
+                            const Float16* x, const Float16* g, Float16* y,
+                            size_t n) {
+  Run(f, kind, alpha, x, g, y, n, /*general=*/true);
+}
+
+void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
+                            const BFloat16* x, const BFloat16* g, BFloat16* y,
+                            size_t n) {
+  Run(f, kind, alpha, x, g, y, n, /*general=*/true);
 }
 
 }  // namespace internal
