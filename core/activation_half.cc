@@ -39,6 +39,7 @@
 
 // Must come after foreach_target.h.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -286,7 +287,7 @@ HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
 // rounding, was measured too: faster for identity and relu, slower for the
 // transcendental functions, whose float32 loop then shares its registers
 // and scheduler with the rounding test; BENCHMARKS.md.)
-template <typename H, int kOrder, bool kVjp, class Op>
+template <typename H, int kOrder, bool kVjp, bool kNativeBF16, class Op>
 HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
                              const H* g, H* y, size_t n) {
   using D = hn::ScalableTag<float>;
@@ -316,7 +317,15 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       const V y0 = hn::Load(df, yf + i), y1 = hn::Load(df, yf + i + lanes);
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
       const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, y1);
+#if ACTSVC_NATIVE_BF16
+      if constexpr (kNativeBF16) {
+        NarrowStore2Native(df, y0, y1, out + i);
+      } else {
+        NarrowStore2(df, y0, y1, out + i);
+      }
+#else
       NarrowStore2(df, y0, y1, out + i);
+#endif
       if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {
         Append<kVjp>(df, m0, x0, g0, i, &flagged);
         Append<kVjp>(df, m1, x1, g1, i + lanes, &flagged);
@@ -341,20 +350,30 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
   }
 }
 
-template <typename H>
-void HalfKernel(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
+template <typename H, bool kNativeBF16>
+void HalfKernelOf(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
   VisitElementwiseOp<float>(p.f, p.kind, p.alpha, [&](const auto& op) {
     switch (p.kind) {
       case ElementwiseKind::kValue:
-        return HalfChunks<H, 0, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 0, false, kNativeBF16>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative1:
-        return HalfChunks<H, 1, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, false, kNativeBF16>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative2:
-        return HalfChunks<H, 2, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 2, false, kNativeBF16>(op, p, x, g, y, n);
       case ElementwiseKind::kVjp:
-        return HalfChunks<H, 1, true>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, true, kNativeBF16>(op, p, x, g, y, n);
     }
   });
+}
+
+template <typename H>
+void HalfKernel(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
+#if ACTSVC_NATIVE_BF16
+  if constexpr (std::is_same_v<H, BFloat16>) {
+    if (p.native_bf16) return HalfKernelOf<H, true>(p, x, g, y, n);
+  }
+#endif
+  HalfKernelOf<H, false>(p, x, g, y, n);
 }
 
 void ElementwiseF16(const HalfParams& p, const Float16* x, const Float16* g,
@@ -402,6 +421,17 @@ HalfExact HalfExactOf(Function f, ElementwiseKind kind) {
 
 namespace {
 
+std::atomic<bool> use_native_bf16{true};
+
+bool CpuHasAvx512BF16() {
+#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
 HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
   const int order = OrderOf(kind);
   constexpr float kInf = std::numeric_limits<float>::infinity();
@@ -422,6 +452,8 @@ HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
       p.exact_zero_f1 ? std::numeric_limits<float>::infinity() : 8.0f;
   p.zero_tail_negative_only = f == Function::kElu || f == Function::kSelu;
   p.exact = HalfExactOf(f, kind);
+  p.native_bf16 =
+      use_native_bf16.load(std::memory_order_relaxed) && CpuHasAvx512BF16();
   return p;
 }
 
@@ -440,6 +472,10 @@ void Run(Function f, ElementwiseKind kind, double alpha, const H* x, const H* g,
 }
 
 }  // namespace
+
+void UseNativeBFloat16(bool use) {
+  use_native_bf16.store(use, std::memory_order_relaxed);
+}
 
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const Float16* x, const Float16* g, Float16* y, size_t n) {

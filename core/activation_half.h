@@ -43,7 +43,16 @@ struct HalfParams {
   float zero_tail_x;
   bool zero_tail_negative_only;
   HalfExact exact;  // kNone unless the result is exact (above)
+  // bfloat16 on AVX-512 targets: round with AVX512-BF16's vcvtne2ps2bf16
+  // (this CPU has it, and UseNativeBFloat16 did not turn it off).
+  bool native_bf16;
 };
+
+// Whether the bfloat16 rounding may use AVX512-BF16's vcvtne2ps2bf16 where
+// the CPU has it (the default): the same results as the integer rounding,
+// which the tests check by turning it off. Not for concurrent use with the
+// kernels.
+void UseNativeBFloat16(bool use);
 
 // The exact path's kind for f and kind, kNone where the result must be
 // rounded.
