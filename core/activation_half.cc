@@ -29,12 +29,17 @@
 // 65,536 inputs of each type on every target): correctly rounded except
 // where the float64 reference itself is within its own error of a
 // midpoint; NaN in gives NaN out, results beyond the range give +-inf.
+// The results that need no rounding at all (identity, relu, leaky_relu's
+// derivatives: HalfExact in core/activation_half.h) skip all of this: they
+// are computed on the 16-bit patterns by core/activation_half_exact.cc, bit
+// for bit what this path returns.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "core/activation_half.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
 
 // Must come after foreach_target.h.
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -282,7 +287,7 @@ HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
 // rounding, was measured too: faster for identity and relu, slower for the
 // transcendental functions, whose float32 loop then shares its registers
 // and scheduler with the rounding test; BENCHMARKS.md.)
-template <typename H, int kOrder, bool kVjp, class Op>
+template <typename H, int kOrder, bool kVjp, bool kNativeBF16, class Op>
 HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
                              const H* g, H* y, size_t n) {
   using D = hn::ScalableTag<float>;
@@ -312,7 +317,15 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       const V y0 = hn::Load(df, yf + i), y1 = hn::Load(df, yf + i + lanes);
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
       const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, y1);
+#if ACTSVC_NATIVE_BF16
+      if constexpr (kNativeBF16) {
+        NarrowStore2Native(df, y0, y1, out + i);
+      } else {
+        NarrowStore2(df, y0, y1, out + i);
+      }
+#else
       NarrowStore2(df, y0, y1, out + i);
+#endif
       if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {
         Append<kVjp>(df, m0, x0, g0, i, &flagged);
         Append<kVjp>(df, m1, x1, g1, i + lanes, &flagged);
@@ -337,20 +350,30 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
   }
 }
 
-template <typename H>
-void HalfKernel(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
+template <typename H, bool kNativeBF16>
+void HalfKernelOf(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
   VisitElementwiseOp<float>(p.f, p.kind, p.alpha, [&](const auto& op) {
     switch (p.kind) {
       case ElementwiseKind::kValue:
-        return HalfChunks<H, 0, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 0, false, kNativeBF16>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative1:
-        return HalfChunks<H, 1, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, false, kNativeBF16>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative2:
-        return HalfChunks<H, 2, false>(op, p, x, g, y, n);
+        return HalfChunks<H, 2, false, kNativeBF16>(op, p, x, g, y, n);
       case ElementwiseKind::kVjp:
-        return HalfChunks<H, 1, true>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, true, kNativeBF16>(op, p, x, g, y, n);
     }
   });
+}
+
+template <typename H>
+void HalfKernel(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
+#if ACTSVC_NATIVE_BF16
+  if constexpr (std::is_same_v<H, BFloat16>) {
+    if (p.native_bf16) return HalfKernelOf<H, true>(p, x, g, y, n);
+  }
+#endif
+  HalfKernelOf<H, false>(p, x, g, y, n);
 }
 
 void ElementwiseF16(const HalfParams& p, const Float16* x, const Float16* g,
@@ -373,7 +396,41 @@ HWY_EXPORT(ElementwiseF16);
 HWY_EXPORT(ElementwiseBF16);
 
 namespace internal {
+
+HalfExact HalfExactOf(Function f, ElementwiseKind kind) {
+  const bool relu = f == Function::kRelu;
+  if (f != Function::kIdentity && !relu) {
+    // leaky_relu's f' and f'' are constants either side of 0; f and the
+    // VJP multiply by alpha.
+    const bool constant = kind == ElementwiseKind::kDerivative1 ||
+                          kind == ElementwiseKind::kDerivative2;
+    return f == Function::kLeakyRelu && constant ? HalfExact::kConstant
+                                                 : HalfExact::kNone;
+  }
+  switch (kind) {
+    case ElementwiseKind::kValue:
+      return relu ? HalfExact::kRelu : HalfExact::kCopy;
+    case ElementwiseKind::kDerivative1:
+    case ElementwiseKind::kDerivative2:
+      return HalfExact::kConstant;
+    case ElementwiseKind::kVjp:
+      return relu ? HalfExact::kReluGrad : HalfExact::kCopyGrad;
+  }
+  return HalfExact::kNone;
+}
+
 namespace {
+
+std::atomic<bool> use_native_bf16{true};
+
+bool CpuHasAvx512BF16() {
+#if HWY_ARCH_X86 && (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
 
 HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
   const int order = OrderOf(kind);
@@ -394,22 +451,53 @@ HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
   p.zero_tail_x =
       p.exact_zero_f1 ? std::numeric_limits<float>::infinity() : 8.0f;
   p.zero_tail_negative_only = f == Function::kElu || f == Function::kSelu;
+  p.exact = HalfExactOf(f, kind);
+  p.native_bf16 =
+      use_native_bf16.load(std::memory_order_relaxed) && CpuHasAvx512BF16();
   return p;
+}
+
+template <typename H>
+void Run(Function f, ElementwiseKind kind, double alpha, const H* x, const H* g,
+         H* y, size_t n, bool general) {
+  if (n == 0) return;
+  HalfParams p = MakeParams(f, kind, alpha);
+  if (general) p.exact = HalfExact::kNone;
+  if (p.exact != HalfExact::kNone) return ElementwiseHalfExact(p, x, g, y, n);
+  if constexpr (std::is_same_v<H, Float16>) {
+    HWY_DYNAMIC_DISPATCH(ElementwiseF16)(p, x, g, y, n);
+  } else {
+    HWY_DYNAMIC_DISPATCH(ElementwiseBF16)(p, x, g, y, n);
+  }
 }
 
 }  // namespace
 
+void UseNativeBFloat16(bool use) {
+  use_native_bf16.store(use, std::memory_order_relaxed);
+}
+
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const Float16* x, const Float16* g, Float16* y, size_t n) {
-  if (n == 0) return;
-  HWY_DYNAMIC_DISPATCH(ElementwiseF16)(MakeParams(f, kind, alpha), x, g, y, n);
+  Run(f, kind, alpha, x, g, y, n, /*general=*/false);
 }
 
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const BFloat16* x, const BFloat16* g, BFloat16* y,
                      size_t n) {
-  if (n == 0) return;
-  HWY_DYNAMIC_DISPATCH(ElementwiseBF16)(MakeParams(f, kind, alpha), x, g, y, n);
+  Run(f, kind, alpha, x, g, y, n, /*general=*/false);
+}
+
+void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
+                            const Float16* x, const Float16* g, Float16* y,
+                            size_t n) {
+  Run(f, kind, alpha, x, g, y, n, /*general=*/true);
+}
+
+void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
+                            const BFloat16* x, const BFloat16* g, BFloat16* y,
+                            size_t n) {
+  Run(f, kind, alpha, x, g, y, n, /*general=*/true);
 }
 
 }  // namespace internal

@@ -13,6 +13,21 @@
 
 namespace actsvc::internal {
 
+// The (function, kind) combinations whose half result needs no rounding:
+// each is a copy of x or g, relu's select between them and zero, or one of
+// two constants, so core/activation_half_exact.cc computes it on the 16-bit
+// patterns themselves, bit for bit what the general path returns. Lanes
+// where that path's result depends on the target (NaN in x or g, and relu's
+// VJP with g infinite: inf * 0) take the general path.
+enum class HalfExact : uint8_t {
+  kNone,      // the general path: float32 kernel, rounding test, float64
+  kCopy,      // identity: x
+  kRelu,      // relu: x > 0 ? x : +0
+  kConstant,  // f' or f'' of identity, relu, leaky_relu: x > 0 ? c1 : c0
+  kCopyGrad,  // identity's VJP: g
+  kReluGrad,  // relu's VJP: x > 0 ? g : +-0 with g's sign
+};
+
 // What the per-target half kernels need besides the arrays.
 struct HalfParams {
   Function f;
@@ -27,7 +42,21 @@ struct HalfParams {
   // zero_tail_negative_only: only x <= -zero_tail_x, for elu and selu).
   float zero_tail_x;
   bool zero_tail_negative_only;
+  HalfExact exact;  // kNone unless the result is exact (above)
+  // bfloat16 on AVX-512 targets: round with AVX512-BF16's vcvtne2ps2bf16
+  // (this CPU has it, and UseNativeBFloat16 did not turn it off).
+  bool native_bf16;
 };
+
+// Whether the bfloat16 rounding may use AVX512-BF16's vcvtne2ps2bf16 where
+// the CPU has it (the default): the same results as the integer rounding,
+// which the tests check by turning it off. Not for concurrent use with the
+// kernels.
+void UseNativeBFloat16(bool use);
+
+// The exact path's kind for f and kind, kNone where the result must be
+// rounded.
+HalfExact HalfExactOf(Function f, ElementwiseKind kind);
 
 // The kernel of `kind` over n half values (g non-null for the VJP). y may be
 // x or g. Precondition: IsElementwise(f), alpha finite.
@@ -36,6 +65,22 @@ void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const BFloat16* x, const BFloat16* g, BFloat16* y,
                      size_t n);
+
+// The general path alone, also where ElementwiseHalf takes the exact one:
+// the tests compare the two bit for bit.
+void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
+                            const Float16* x, const Float16* g, Float16* y,
+                            size_t n);
+void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
+                            const BFloat16* x, const BFloat16* g, BFloat16* y,
+                            size_t n);
+
+// The exact path (core/activation_half_exact.cc, this machine's best
+// target). Precondition: p.exact != HalfExact::kNone.
+void ElementwiseHalfExact(const HalfParams& p, const Float16* x,
+                          const Float16* g, Float16* y, size_t n);
+void ElementwiseHalfExact(const HalfParams& p, const BFloat16* x,
+                          const BFloat16* g, BFloat16* y, size_t n);
 
 }  // namespace actsvc::internal
 

@@ -163,6 +163,36 @@ HWY_INLINE void NarrowStore(D df, hn::Vec<D> v, H* p) {
   }
 }
 
+// Whether this target can round float32 to bfloat16 with AVX512-BF16's
+// vcvtne2ps2bf16 (NarrowStore2Native; the caller checks that the CPU has
+// it). Highway 1.0.3 has no target with it, so it is inline assembly, which
+// needs no target attribute.
+#undef ACTSVC_NATIVE_BF16
+#if HWY_ARCH_X86 && (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL) && \
+    (HWY_COMPILER_GCC || HWY_COMPILER_CLANG)
+#define ACTSVC_NATIVE_BF16 1
+#else
+#define ACTSVC_NATIVE_BF16 0
+#endif
+
+#if ACTSVC_NATIVE_BF16
+// Two vectors of 16 floats rounded to bfloat16 by vcvtne2ps2bf16 and stored
+// at p (v0's lanes first). The same bits as NarrowStore2 (round to nearest
+// even, NaN quieted with its payload's high bits, overflow to inf) for every
+// input except float32 subnormals, which it takes as zero: all 2^32 patterns
+// compared (BENCHMARKS.md). Callers must not depend on those lanes.
+template <class D>
+HWY_INLINE void NarrowStore2Native(D /*df*/, hn::Vec<D> v0, hn::Vec<D> v1,
+                                   BFloat16* p) {
+  static_assert(hn::MaxLanes(D()) == 16, "512-bit vectors");
+  __m512i r;
+  asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
+      : [r] "=v"(r)
+      : [lo] "v"(v0.raw), [hi] "v"(v1.raw));
+  _mm512_storeu_si512(reinterpret_cast<void*>(p), r);
+}
+#endif
+
 // Two vectors v0, v1 rounded to H and stored at p (v0's lanes first),
 // 2 Lanes(df) values: bfloat16 packs both into one vector of 16-bit lanes
 // with one two-table permute (ConcatOdd of the rounded bits) instead of
