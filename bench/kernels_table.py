@@ -10,6 +10,13 @@ ratios actsvc/onednn and actsvc/scalar.
 --half: the actsvc rows of float32, float16 and bfloat16 side by side,
 function x op x n, with the ratios float16/float32 and bfloat16/float32.
 
+  kernels_table.py run1.json run2.json run3.json > table.md
+
+Several files (the same command run as separate processes): oneDNN's speed
+can differ from one process to the next (its eltwise VJP by up to 2x on AMD
+EPYC, BENCHMARKS.md), so each row gives actsvc's median over the processes,
+oneDNN's best and its range, and actsvc against oneDNN's best.
+
 When the results hold rows on normal(0, 1) inputs (dtype f32n), the float32
 table gets an "inputs" column, uniform [-10, 10] (f32) or normal(0, 1)
 (f32n), and the two rows of each function x op x n sit together.
@@ -35,7 +42,8 @@ def half_table(rows):
             ratio(v["f16"], v["f32"]), ratio(v["bf16"], v["f32"])))
 
 
-def main(path, half=False):
+def read_rows(path):
+    """{(fn, op, dtype, n): {impl: elements per ns}} of one JSON file."""
     with open(path) as f:
         runs = json.load(f)["benchmarks"]
     rate = {}
@@ -56,6 +64,32 @@ def main(path, half=False):
     for name, v in rate.items():
         impl, op, fn, dtype, n = name.split("/")
         rows.setdefault((fn, op, dtype, n), {})[impl] = v["median"]
+    return rows
+
+
+def processes_table(paths):
+    runs = [read_rows(p) for p in paths]
+    keys = sorted(set().union(*runs), key=lambda k: (
+        k[0], {"fwd": 0, "vjp": 3}.get(k[1], 9), int(k[3]), k[2]))
+    dists = {"f32": "uniform [-10, 10]", "f32n": "normal(0, 1)"}
+    print("| function | op | n | inputs | actsvc (median of %d) | onednn best "
+          "| onednn range | actsvc/onednn best |" % len(paths))
+    print("|---|---|---|---|---|---|---|---|")
+    for k in keys:
+        fn, op, dtype, n = k
+        if fn == "-" or dtype not in dists:
+            continue
+        a = sorted(r[k]["actsvc"] for r in runs if "actsvc" in r.get(k, {}))
+        o = sorted(r[k]["onednn"] for r in runs if "onednn" in r.get(k, {}))
+        if not a or not o:
+            continue
+        med = a[len(a) // 2] if len(a) % 2 else (a[len(a) // 2 - 1] + a[len(a) // 2]) / 2
+        print("| %s | %s | %s | %s | %.3g | %.3g | %.3g–%.3g | %.2f× |" % (
+            fn, op, n, dists[dtype], med, o[-1], o[0], o[-1], med / o[-1]))
+
+
+def main(path, half=False):
+    rows = read_rows(path)
     if half:
         return half_table(rows)
     dists = {"f32": "uniform [-10, 10]", "f32n": "normal(0, 1)"}
@@ -86,5 +120,7 @@ def main(path, half=False):
 if __name__ == "__main__":
     if sys.argv[1] == "--half":
         main(sys.argv[2], half=True)
+    elif len(sys.argv) > 2:
+        processes_table(sys.argv[1:])
     else:
         main(sys.argv[1])
