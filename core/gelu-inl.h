@@ -595,6 +595,20 @@ struct GeluTanhK : FromFiniteSplitVjp<GeluTanhK, GeluTanhPrimePieces> {
     *ml = hn::Add(err, hn::Add(pl, hn::Set(d, c1l)));
     return mh;
   }
+  // v = c1 x + c3 x^3 as the pair vh + vl (returned, and *vl), from x^2 =
+  // x2 + x2l exactly (*x2, *x2l, which the callers' other terms use) and c1
+  // + c3 x^2 as the pair of Poly2.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V VPair(D d, V x, V* vl, V* x2, V* x2l) {
+    using C = Consts<hn::TFromD<D>>;
+    *x2 = hn::Mul(x, x);
+    *x2l = TwoProdLo(d, x, x, *x2);
+    V ml;
+    const V mh = Poly2(d, C::kC1h, C::kC1l, C::kC3h, C::kC3l, *x2, *x2l, &ml);
+    const V vh = hn::Mul(x, mh);
+    *vl = hn::MulAdd(x, ml, TwoProdLo(d, x, mh, vh));
+    return vh;
+  }
   // The VJP of the lanes at or below GeluTanhPrimePieces::kLo (and NaN,
   // -inf): on AVX-512 (float32 lanes), TailPiecesVjp where x >= -17.5
   // (every such lane of a network's pre-activations); the pair form
@@ -621,13 +635,8 @@ struct GeluTanhK : FromFiniteSplitVjp<GeluTanhK, GeluTanhPrimePieces> {
   // cancellation near the root (none here: 1 + x v' <= -3.4).
   template <class D, class V = hn::Vec<D>>
   HWY_INLINE V TailPiecesVjp(D d, V x, V g) const {
-    using C = Consts<hn::TFromD<D>>;
-    const V x2 = hn::Mul(x, x);
-    const V x2l = TwoProdLo(d, x, x, x2);
-    V ml;
-    const V mh = Poly2(d, C::kC1h, C::kC1l, C::kC3h, C::kC3l, x2, x2l, &ml);
-    const V vh = hn::Mul(x, mh);
-    const V vl = hn::MulAdd(x, ml, TwoProdLo(d, x, mh, vh));
+    V vl, x2, x2l;
+    const V vh = VPair(d, x, &vl, &x2, &x2l);
     const V es = ExpLo(d, vh, vl);
     const V q = GeluTanhTailPieces::Value(d, x);
     const V hi = hn::Mul(es, q);
@@ -643,12 +652,8 @@ struct GeluTanhK : FromFiniteSplitVjp<GeluTanhK, GeluTanhPrimePieces> {
     const V one = hn::Set(d, T(1));
     const V xc =
         hn::Min(hn::Max(x, hn::Set(d, -C::kClamp)), hn::Set(d, C::kClamp));
-    const V x2 = hn::Mul(xc, xc);
-    const V x2l = TwoProdLo(d, xc, xc, x2);
-    V ml;
-    const V mh = Poly2(d, C::kC1h, C::kC1l, C::kC3h, C::kC3l, x2, x2l, &ml);
-    const V vh = hn::Mul(xc, mh);
-    const V vl = hn::MulAdd(xc, ml, TwoProdLo(d, xc, mh, vh));
+    V vl, x2, x2l;
+    const V vh = VPair(d, xc, &vl, &x2, &x2l);
     const auto neg = hn::Lt(x, hn::Zero(d));
     const V sc = hn::Set(d, T(kExpLoScale));  // es * sc = e
     const V es =

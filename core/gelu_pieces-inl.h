@@ -23,6 +23,36 @@ namespace actsvc {
 namespace HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+// row[k mod 32] in each lane (vpermt2ps): each lane's coefficient from a
+// row of 32, one per piece.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V PieceCoefficient(D d, const float* row, __m512i k) {
+  return V{_mm512_permutex2var_ps(hn::Load(d, row).raw, k,
+                                  hn::Load(d, row + 16).raw)};
+}
+
+// Each lane's piece of the table c (rows from the highest order down, a
+// column per piece) at x: piece k = round(x scale) + first (mod 32), read
+// from the bits of the 1.5 * 2^23 shifter as in ExpLo32, evaluated by
+// Horner in y = x - round(x scale) / scale (exact for the power-of-two
+// scales used here).
+template <int kDegree, class D, class V = hn::Vec<D>>
+HWY_INLINE V PiecesPolynomial(D d, const float (*c)[32], V x, float scale,
+                              float first) {
+  const hn::RebindToSigned<D> di;
+  const V shifter = hn::Set(d, 12582912.0f + first);
+  const V t = hn::MulAdd(x, hn::Set(d, scale), shifter);
+  const V y = hn::MulAdd(hn::Sub(t, shifter), hn::Set(d, -1.0f / scale), x);
+  const auto k = hn::BitCast(di, t).raw;
+  V p = PieceCoefficient(d, c[0], k);
+  for (int i = 1; i <= kDegree; ++i) {
+    p = hn::MulAdd(p, y, PieceCoefficient(d, c[i], k));
+  }
+  return p;
+}
+#endif
+
 // gelu f on AVX-512 (16 float32 lanes) where -2.625 <= x < 5.375:
 // x Phi(x), Phi(c_k + y) ~ P_k(y) on 32 pieces of width 1/4 centred on
 // c_k = (k - 10)/4, |y| <= 1/8, P_k of degree 5, its coefficients picked
@@ -104,22 +134,8 @@ struct GeluPieces {
   // x Phi(x) (x for x >= kHi): every lane, valid where kLo <= x.
   template <class D, class V = hn::Vec<D>>
   static HWY_INLINE V Value(D d, V x) {
-    const hn::RebindToSigned<D> di;
-    const V shifter = hn::Set(d, 12582912.0f + 10.0f);
-    const V t = hn::MulAdd(x, hn::Set(d, 4.0f), shifter);
-    const V y = hn::MulAdd(hn::Sub(t, shifter), hn::Set(d, -0.25f), x);
-    const auto k = hn::BitCast(di, t).raw;
-    V p = Coefficient(d, kC[0], k);
-    for (int i = 1; i <= kDegree; ++i) {
-      p = hn::MulAdd(p, y, Coefficient(d, kC[i], k));
-    }
+    const V p = PiecesPolynomial<kDegree>(d, kC, x, 4.0f, 10.0f);
     return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), x, hn::Mul(x, p));
-  }
-  // row[k mod 32] in each lane.
-  template <class D, class V = hn::Vec<D>>
-  static HWY_INLINE V Coefficient(D d, const float* row, __m512i k) {
-    return V{_mm512_permutex2var_ps(hn::Load(d, row).raw, k,
-                                    hn::Load(d, row + 16).raw)};
   }
 #else
   static constexpr bool kEnabled = false;
@@ -191,16 +207,7 @@ struct GeluTailPieces {
   // Valid where 2.625 < a < kHi.
   template <class D, class V = hn::Vec<D>>
   static HWY_INLINE V Value(D d, V a) {
-    const hn::RebindToSigned<D> di;
-    const V shifter = hn::Set(d, 12582912.0f);
-    const V t = hn::MulAdd(a, hn::Set(d, 4.0f), shifter);
-    const V y = hn::MulAdd(hn::Sub(t, shifter), hn::Set(d, -0.25f), a);
-    const auto k = hn::BitCast(di, t).raw;
-    V p = GeluPieces::Coefficient(d, kC[0], k);
-    for (int i = 1; i <= kDegree; ++i) {
-      p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, kC[i], k));
-    }
-    return p;
+    return PiecesPolynomial<kDegree>(d, kC, a, 4.0f, 0.0f);
   }
 #endif
 };
@@ -282,16 +289,7 @@ struct GeluTanhTailPieces {
   // Valid where kLo <= x <= -1.875.
   template <class D, class V = hn::Vec<D>>
   static HWY_INLINE V Value(D d, V x) {
-    const hn::RebindToSigned<D> di;
-    const V shifter = hn::Set(d, 12582912.0f);
-    const V t = hn::MulAdd(x, hn::Set(d, 2.0f), shifter);
-    const V y = hn::MulAdd(hn::Sub(t, shifter), hn::Set(d, -0.5f), x);
-    const auto k = hn::BitCast(di, t).raw;
-    V p = GeluPieces::Coefficient(d, kC[0], k);
-    for (int i = 1; i <= kDegree; ++i) {
-      p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, kC[i], k));
-    }
-    return p;
+    return PiecesPolynomial<kDegree>(d, kC, x, 2.0f, 0.0f);
   }
 #endif
 };
@@ -505,12 +503,11 @@ HWY_INLINE V PrimePiecesVjp(D d, V x, V g) {
   const V shifter = hn::Set(d, 12582912.0f);
   const V t = hn::MulAdd(x, hn::Set(d, 4.0f), shifter);
   const auto k = hn::BitCast(di, t).raw;
-  const V y =
-      hn::Sub(hn::Sub(x, GeluPieces::Coefficient(d, Pieces::kCentres.hi, k)),
-              GeluPieces::Coefficient(d, Pieces::kCentres.lo, k));
-  V p = GeluPieces::Coefficient(d, Pieces::kC[0], k);
+  const V y = hn::Sub(hn::Sub(x, PieceCoefficient(d, Pieces::kCentres.hi, k)),
+                      PieceCoefficient(d, Pieces::kCentres.lo, k));
+  V p = PieceCoefficient(d, Pieces::kC[0], k);
   for (int i = 1; i <= Pieces::kDegree; ++i) {
-    p = hn::MulAdd(p, y, GeluPieces::Coefficient(d, Pieces::kC[i], k));
+    p = hn::MulAdd(p, y, PieceCoefficient(d, Pieces::kC[i], k));
   }
   return hn::IfThenElse(hn::Ge(x, hn::Set(d, Pieces::kHi)), g, hn::Mul(g, p));
 }

@@ -38,7 +38,6 @@ from scipy.special import erfcx, ndtr
 
 F32, F64 = np.float32, np.float64
 WIDTH, PIECES, K0, DEG = 0.25, 32, 10, 5
-SHIFTER = F32(1.5 * 2**23 + K0)
 
 
 def fit_relative(fun, c, deg, n):
@@ -65,6 +64,38 @@ def fma32(a, b, c):
     return (a.astype(F64) * b.astype(F64) + c.astype(F64)).astype(F32)
 
 
+def piece_index(x, width, first=0):
+    """As the kernels form them in float32: t = x / width + the 1.5 * 2^23
+    shifter (+ first), whose low bits are each lane's column, n = round(x /
+    width) and y = x - n width."""
+    shifter = F32(1.5 * 2**23 + first)
+    t = fma32(x, np.full_like(x, F32(1 / width)), np.full_like(x, shifter))
+    n = (t - shifter).astype(F32)
+    return t, n, fma32(n, np.full_like(x, F32(-width)), x)
+
+
+def horner_pieces(table, t, y):
+    """Each lane's piece (column t mod 32 of table) at y, by Horner with
+    FMA in float32, as the kernels evaluate it."""
+    j = t.view(np.int32) & 31
+    p = table[j, 0]
+    for k in range(1, table.shape[1]):
+        p = fma32(p, y, table[j, k])
+    return p
+
+
+def ulp_errors(p, ref):
+    """|p - ref| in float32 ULPs of ref."""
+    ulp = np.spacing(np.abs(ref).astype(F32)).astype(F64)
+    return np.abs(p.astype(F64) - ref) / ulp
+
+
+def print_table(table):
+    """The C++ rows: one per order from the highest, a column per piece."""
+    for k in range(table.shape[1]):
+        print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
+
+
 def h(a):
     return erfcx(a / np.sqrt(2)) / 2
 
@@ -78,21 +109,11 @@ def tail_table(deg=4):
     for m in range(11, 43):
         table[m % 32] = fit_tail_piece(m * WIDTH, deg)
     a = np.linspace(2.625, 10.625, 2000001, endpoint=False).astype(F32)[1:]
-    shifter = F32(1.5 * 2**23)
-    t = fma32(a, np.full_like(a, F32(4)), np.full_like(a, shifter))
-    r = (t - shifter).astype(F32)
-    y = fma32(r, np.full_like(a, F32(-0.25)), a)
-    j = t.view(np.int32) & 31
-    p = table[j, 0]
-    for k in range(1, deg + 1):
-        p = fma32(p, y, table[j, k])
-    ref = h(a.astype(F64))
-    ulp = np.spacing(ref.astype(F32)).astype(F64)
-    err = np.abs(p.astype(F64) - ref) / ulp
+    t, _, y = piece_index(a, 0.25)
+    err = ulp_errors(horner_pieces(table, t, y), h(a.astype(F64)))
     print("// GeluTailPieces: max %.3f ULP at a = %.9g (every 1/250000)"
           % (err.max(), a[np.argmax(err)]))
-    for k in range(deg + 1):
-        print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
+    print_table(table)
 
 
 def gelu_prime(x):
@@ -139,23 +160,13 @@ def prime_table(deg=6, fun=gelu_prime, name="GeluPrimePieces"):
         else:
             table[m % 32] = fit_prime_piece(m * WIDTH, 0.0, False, deg, fun)
     x = np.linspace(-1.875, 6.125, 4000001, endpoint=False).astype(F32)[1:]
-    shifter = F32(1.5 * 2**23)
-    t = fma32(x, np.full_like(x, F32(4)), np.full_like(x, shifter))
-    n = (t - shifter).astype(F32)
-    y = fma32(n, np.full_like(x, F32(-0.25)), x)
+    t, n, y = piece_index(x, 0.25)
     yr = ((x - zh).astype(F32) - zl).astype(F32)
     y = np.where(np.abs(n + 3) <= 1, yr, y)
-    j = t.view(np.int32) & 31
-    p = table[j, 0]
-    for k in range(1, deg + 1):
-        p = fma32(p, y, table[j, k])
-    ref = fun(x.astype(F64))
-    ulp = np.spacing(np.abs(ref).astype(F32)).astype(F64)
-    err = np.abs(p.astype(F64) - ref) / ulp
+    err = ulp_errors(horner_pieces(table, t, y), fun(x.astype(F64)))
     print("// %s: max %.3f ULP at x = %.9g (every 1/500000); "
           "zh = %.9ef, zl = %.9ef" % (name, err.max(), x[np.argmax(err)], zh, zl))
-    for k in range(deg + 1):
-        print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
+    print_table(table)
 
 
 def gelu_tanh_tail_q(x):
@@ -173,44 +184,26 @@ def gelu_tanh_tail_table(deg=5, width=0.5):
         table[m % 32] = fit_relative(gelu_tanh_tail_q, m * width, deg, 200)
     WIDTH = saved
     x = np.linspace(-17.5, -1.875, 4000001).astype(F32)
-    shifter = F32(1.5 * 2**23)
-    t = fma32(x, np.full_like(x, F32(1 / width)), np.full_like(x, shifter))
-    n = (t - shifter).astype(F32)
-    y = fma32(n, np.full_like(x, F32(-width)), x)
-    j = t.view(np.int32) & 31
-    p = table[j, 0]
-    for k in range(1, deg + 1):
-        p = fma32(p, y, table[j, k])
-    ref = gelu_tanh_tail_q(x.astype(F64))
-    ulp = np.spacing(np.abs(ref).astype(F32)).astype(F64)
-    err = np.abs(p.astype(F64) - ref) / ulp
+    t, _, y = piece_index(x, width)
+    err = ulp_errors(horner_pieces(table, t, y),
+                     gelu_tanh_tail_q(x.astype(F64)))
     print("// GeluTanhTailPieces: max %.3f ULP at x = %.9g (4,000,001 points)"
           % (err.max(), x[np.argmax(err)]))
-    for k in range(deg + 1):
-        print("{%s}," % ", ".join("%.9ef" % v for v in table[:, k]))
+    print_table(table)
 
 
 def main():
     table = np.array([fit_piece((k - K0) * WIDTH) for k in range(PIECES)],
                      dtype=F32)
     x = np.linspace(-2.625, 5.375, 4000001, endpoint=False).astype(F32)
-    t = fma32(x, np.full_like(x, F32(1 / WIDTH)), np.full_like(x, SHIFTER))
-    n = (t - SHIFTER).astype(F32)
-    y = fma32(n, np.full_like(x, F32(-WIDTH)), x)
-    j = t.view(np.int32) & 31
-    r = table[j, 0]
-    for k in range(1, DEG + 1):
-        r = fma32(r, y, table[j, k])
-    f = (x * r).astype(F32).astype(F64)
+    t, _, y = piece_index(x, WIDTH, K0)
+    f = (x * horner_pieces(table, t, y)).astype(F32)
     ref = x.astype(F64) * ndtr(x.astype(F64))
-    ulp = np.spacing(np.abs(ref).astype(F32)).astype(F64)
     ok = np.abs(ref) > 1.2e-38
-    err = np.abs(f - ref)[ok] / ulp[ok]
+    err = ulp_errors(f[ok], ref[ok])
     print("// GeluPieces: max |x P(y) - gelu(x)| = %.3f ULP at x = %.9g (every 1/500000)"
           % (err.max(), x[ok][np.argmax(err)]))
-    for k in range(DEG + 1):
-        vals = ", ".join("%.9ef" % v for v in table[:, k])
-        print("{%s}," % vals)
+    print_table(table)
     tail_table()
     prime_table()
     prime_table(fun=gelu_tanh_prime, name="GeluTanhPrimePieces")

@@ -33,13 +33,6 @@ namespace actsvc {
 namespace test {
 namespace {
 
-template <typename H>
-std::vector<H> AllPatterns() {
-  std::vector<H> x(65536);
-  for (uint32_t i = 0; i < 65536; ++i) x[i] = HalfFromBits<H>(uint16_t(i));
-  return x;
-}
-
 // Upstream gradients, exact in both types: magnitudes around 1, and (every
 // third block of 11) scaled far up or down, so that the VJP's products
 // reach the subnormal and overflow ranges too.

@@ -51,17 +51,6 @@ const Case kExactCases[] = {
     {Function::kLeakyRelu, 70000, "leaky_relu_beyond_f16"},
 };
 
-constexpr ElementwiseKind kAllKinds[] = {
-    ElementwiseKind::kValue, ElementwiseKind::kDerivative1,
-    ElementwiseKind::kDerivative2, ElementwiseKind::kVjp};
-
-template <typename H>
-std::vector<H> AllPatterns() {
-  std::vector<H> x(65536);
-  for (uint32_t i = 0; i < 65536; ++i) x[i] = HalfFromBits<H>(uint16_t(i));
-  return x;
-}
-
 // Gradient patterns of either sign: zero, the smallest and largest
 // subnormals, the smallest normal, 1, 1.5, the largest finite, inf, a quiet
 // NaN, a signalling NaN and the NaN of all ones.
@@ -123,7 +112,7 @@ void AllInputs(const Case& c) {
   const std::vector<H> x = AllPatterns<H>();
   const auto xs = absl::MakeConstSpan(x);
   ForEachTarget([&](int64_t target) {
-    for (ElementwiseKind kind : kAllKinds) {
+    for (ElementwiseKind kind : kKinds) {
       if (HalfExactOf(c.function, kind) == HalfExact::kNone) continue;
       if (kind != ElementwiseKind::kVjp) {
         ExpectSame<H>(c, kind, xs, xs, "all inputs");
@@ -168,7 +157,7 @@ void Arrays(const Case& c) {
   }
   big[size_t{1} << 20] = HalfFromBits<H>(0x7FFF);  // one NaN
   ForEachTarget([&](int64_t target) {
-    for (ElementwiseKind kind : kAllKinds) {
+    for (ElementwiseKind kind : kKinds) {
       if (HalfExactOf(c.function, kind) == HalfExact::kNone) continue;
       for (size_t len : {1, 7, 31, 32, 33, 63, 64, 65, 100, 129, 1000, 1025}) {
         for (size_t offset = 0; offset < 4; ++offset) {
@@ -222,7 +211,7 @@ TEST(NativeBFloat16Test, SameAsIntegerRounding) {
   } restore;
   ForEachTarget([&](int64_t target) {
     for (const Case& c : kCases) {
-      for (ElementwiseKind kind : kAllKinds) {
+      for (ElementwiseKind kind : kKinds) {
         const bool vjp = kind == ElementwiseKind::kVjp;
         const std::vector<BFloat16>& xs = vjp ? x2 : x;
         std::vector<BFloat16> native(xs.size()), integer(xs.size());
@@ -256,7 +245,7 @@ TEST(NativeBFloat16Test, SameAsIntegerRounding) {
 // relu, leaky_relu's f' and f'' (its f and VJP round alpha x); nothing of
 // the other functions.
 TEST(HalfExactOfTest, Combinations) {
-  for (ElementwiseKind kind : kAllKinds) {
+  for (ElementwiseKind kind : kKinds) {
     EXPECT_NE(HalfExactOf(Function::kIdentity, kind), HalfExact::kNone);
     EXPECT_NE(HalfExactOf(Function::kRelu, kind), HalfExact::kNone);
     const bool derivative = kind == ElementwiseKind::kDerivative1 ||

@@ -13,6 +13,7 @@
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "core/half.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
 
@@ -97,6 +98,15 @@ inline constexpr Case kCases[] = {
 inline constexpr ElementwiseKind kKinds[] = {
     ElementwiseKind::kValue, ElementwiseKind::kDerivative1,
     ElementwiseKind::kDerivative2, ElementwiseKind::kVjp};
+
+// Every one of the 65,536 bit patterns of the half type H (Float16 or
+// BFloat16), in order.
+template <typename H>
+std::vector<H> AllPatterns() {
+  std::vector<H> x(65536);
+  for (uint32_t i = 0; i < 65536; ++i) x[i] = HalfFromBits<H>(uint16_t(i));
+  return x;
+}
 
 // "f  ", "f' ", "f''" or "vjp", for the tables the tests print.
 inline const char* KindName(ElementwiseKind kind) {
