@@ -33,7 +33,7 @@
 // derivatives: HalfExact in core/activation_half.h) skip all of this: they
 // are computed on the 16-bit patterns by core/activation_half_exact.cc, bit
 // for bit what this path returns. f, f' and f'' of the others, once a key
-// has seen 65,536 elements, are looked up in a table of this path's results
+// has seen 262,144 elements, are looked up in a table of this path's results
 // for all 65,536 inputs (core/activation_half_table.cc).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "core/activation_half.cc"

@@ -86,7 +86,8 @@ void ElementwiseHalfExact(const HalfParams& p, const BFloat16* x,
 // the general path's result for each of the 65,536 patterns, computed once
 // per (type, function, kind, alpha, target) and cached. Returns false, having
 // done nothing, where the caller is to take the general path (the VJP, n ==
-// 0, or a key whose table is not worth building yet); `force` builds it now.
+// 0, leaky_relu, whose general path is faster, or a key whose table is not
+// worth building yet); `force` builds it now (leaky_relu too).
 // y may be x. native_bf16: HalfParams::native_bf16 (part of the key).
 bool ElementwiseHalfTable(Function f, ElementwiseKind kind, double alpha,
                           bool native_bf16, const Float16* x, Float16* y,

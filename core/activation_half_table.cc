@@ -20,19 +20,26 @@
 //    used ones are dropped until it fits. A caller holds its table by
 //    shared_ptr, so a table dropped while in use lives until that call
 //    returns. Every default-alpha key of both types, 50 of them, fits.
-//  - When to build (ski rental): a build costs one general-path pass over
-//    65,536 values. Each key counts the elements it has computed on the
-//    general path; the call that brings the count to kBuildAfter (65,536)
-//    builds the table and uses it, and every later call uses it whatever
-//    its length. An array of 65,536 or more builds at once; a stream of
-//    small calls pays at most one build's worth of general-path work first,
-//    so no caller pays more than about twice the general path's cost.
+//  - When to build (ski rental): a build is one general-path pass over all
+//    65,536 patterns, whose special and extreme values make it dearer than
+//    a pass over an activation's inputs: measured on AMD Zen 4 (including
+//    the table's page faults) as 2.2-2.7 passes of 65,536 uniform inputs
+//    in [-10, 10] for float16, 2.4-4.2 for bfloat16. Each key counts the
+//    elements it computes on the general path; the call that brings the
+//    count to kBuildAfter (4 x 65,536) builds the table and uses it, and
+//    every later call uses it whatever its length. So an array of 262,144
+//    or more builds at once, and a stream of smaller calls pays at most
+//    about one build's worth of general-path work first: no caller pays
+//    more than about twice the cost of the better choice in hindsight.
 //  - Concurrent first use: the build runs under the key's std::once_flag,
 //    outside the cache's mutex: one thread builds, callers of the same key
 //    wait for it, callers of other keys do not.
 // The lookup is a scalar loop (movzx loads): on AMD Zen 4 it beats AVX-512
 // gathers (vpgatherdd, scale 2) by 1.25x, and gathers are slower still on
 // Intel CPUs with the Downfall (GDS) microcode mitigation.
+// leaky_relu's f (its only kind that rounds besides the VJP) is not tabled
+// either: its general path, a float32 multiply, beats the lookup (float16
+// at 64K: 4.9 elements/ns against 3.4; BENCHMARKS.md).
 // The VJP (g f'(x), one rounding of the true product) is not tabled: its
 // result depends on g too, and a float32 table of f' times g, rounded and
 // tested as the general path does, was measured no faster than the float32
@@ -127,7 +134,7 @@ constexpr size_t kPatterns = 65536;
 // The bytes of tables the cache holds at most (see the top).
 constexpr size_t kMaxBytes = size_t{8} << 20;
 // General-path elements per key before its table is built (see the top).
-constexpr uint64_t kBuildAfter = kPatterns;
+constexpr uint64_t kBuildAfter = 4 * kPatterns;
 // Outputs of at least this many bytes are written with non-temporal stores,
 // as the float32 kernels' (core/activation-inl.h).
 constexpr size_t kStreamBytes = size_t{4} << 20;
@@ -313,7 +320,10 @@ template <typename H>
 bool Run(Function f, ElementwiseKind kind, double alpha, bool native_bf16,
          const H* x, H* y, size_t n, bool force) {
   if (kind == ElementwiseKind::kVjp || n == 0) return false;
-  if (!force && !use_tables.load(std::memory_order_relaxed)) return false;
+  if (!force && (!use_tables.load(std::memory_order_relaxed) ||
+                 f == Function::kLeakyRelu)) {
+    return false;
+  }
   const std::shared_ptr<Slot> slot =
       Acquire<H>(f, kind, alpha, native_bf16, n, force);
   if (slot == nullptr) return false;

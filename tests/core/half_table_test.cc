@@ -101,10 +101,13 @@ void AllInputs() {
                                   c.label + " " + KindName(kind) + " " +
                                   HalfFormat<H>::kName;
         ExpectSameBits(y, want, where);
-        // And the public API (which takes the table at this length).
-        std::vector<H> z(x.size());
-        RunKind<H>(c, kind, x, {}, absl::MakeSpan(z));
-        ExpectSameBits(z, want, where + " (public API)");
+        // And the public API (the general path at this length, then the
+        // table once the key has seen 262,144, but for leaky_relu).
+        for (int call = 0; call < 4; ++call) {
+          std::vector<H> z(x.size());
+          RunKind<H>(c, kind, x, {}, absl::MakeSpan(z));
+          ExpectSameBits(z, want, where + " (public API)");
+        }
       }
     }
   });
@@ -179,9 +182,9 @@ TEST(HalfTableTest, ArraysBFloat16Gather) {
   Arrays<BFloat16>(internal::HalfTableLoop::kGather);
 }
 
-// The public API builds a key's table once the key has computed 65,536
-// elements on the general path, and not before; the VJP and the exact
-// path never build one.
+// The public API builds a key's table once the key has computed 262,144
+// elements on the general path, and not before; the VJP, the exact path
+// and leaky_relu never build one.
 TEST(HalfTableTest, WhenToBuild) {
   internal::ClearHalfTables();
   const std::vector<Float16> all = AllPatterns<Float16>();
@@ -189,29 +192,35 @@ TEST(HalfTableTest, WhenToBuild) {
   std::vector<Float16> y(x.size());
   const std::vector<Float16> g(1, HalfFromBits<Float16>(0x3C00));
   const uint64_t builds = internal::GetHalfTableStats().builds;
-  for (int call = 1; call <= 16; ++call) {
+  for (int call = 1; call <= 64; ++call) {
     Evaluate<Float16>(Function::kTanh, 0, x, absl::MakeSpan(y));
-    EXPECT_EQ(internal::GetHalfTableStats().builds, builds + (call == 16))
+    EXPECT_EQ(internal::GetHalfTableStats().builds, builds + (call == 64))
         << "call " << call;
   }
   const std::vector<Float16> ones(all.size(), g[0]);
   std::vector<Float16> out(all.size());
   Vjp<Float16>(Function::kTanh, 0, all, ones, absl::MakeSpan(out));
   Evaluate<Float16>(Function::kRelu, 0, all, absl::MakeSpan(out));
+  Evaluate<Float16>(Function::kLeakyRelu, 0.01, all, absl::MakeSpan(out));
   EXPECT_EQ(internal::GetHalfTableStats().builds, builds + 1);
   EXPECT_EQ(internal::GetHalfTableStats().tables, 1u);
   internal::UseHalfTables(false);
   Evaluate<Float16>(Function::kSigmoid, 0, all, absl::MakeSpan(out));
   EXPECT_EQ(internal::GetHalfTableStats().builds, builds + 1);
   internal::UseHalfTables(true);
-  Evaluate<Float16>(Function::kSigmoid, 0, all, absl::MakeSpan(out));
-  EXPECT_EQ(internal::GetHalfTableStats().builds, builds + 2);
+  for (int call = 1; call <= 4; ++call) {
+    Evaluate<Float16>(Function::kSigmoid, 0, all, absl::MakeSpan(out));
+    EXPECT_EQ(internal::GetHalfTableStats().builds, builds + 1 + (call == 4));
+  }
 }
 
-// Threads calling the same keys at once on a cold cache: each key is built
-// once, and every thread's results are the general path's.
+// Threads calling the same keys at once on a cold cache, each with an
+// array long enough to build at once: each key is built once, and every
+// thread's results are the general path's.
 TEST(HalfTableTest, ConcurrentFirstUse) {
-  const std::vector<BFloat16> x = AllPatterns<BFloat16>();
+  // 4 x 65,536 values: each thread's call builds, or waits for the build.
+  std::vector<BFloat16> x = AllPatterns<BFloat16>();
+  for (int k = 0; k < 2; ++k) x.insert(x.end(), x.begin(), x.end());
   const Case cases[] = {{Function::kSilu, 0, "silu"},
                         {Function::kElu, 0.25, "elu_0_25"}};
   std::vector<BFloat16> want[2];
