@@ -23,8 +23,8 @@
 //  - When to build (ski rental): a build is one general-path pass over all
 //    65,536 patterns, whose special and extreme values make it dearer than
 //    a pass over an activation's inputs: measured on AMD Zen 4 (including
-//    the table's page faults) as 2.2-2.7 passes of 65,536 uniform inputs
-//    in [-10, 10] for float16, 2.4-4.2 for bfloat16. Each key counts the
+//    the table's page faults) as 1.9-2.8 passes of 65,536 uniform inputs
+//    in [-10, 10] for float16, 2.4-4.3 for bfloat16. Each key counts the
 //    elements it computes on the general path; the call that brings the
 //    count to kBuildAfter (4 x 65,536) builds the table and uses it, and
 //    every later call uses it whatever its length. So an array of 262,144
@@ -35,15 +35,16 @@
 //    outside the cache's mutex: one thread builds, callers of the same key
 //    wait for it, callers of other keys do not.
 // The lookup is a scalar loop (movzx loads): on AMD Zen 4 it beats AVX-512
-// gathers (vpgatherdd, scale 2) by 1.25x, and gathers are slower still on
-// Intel CPUs with the Downfall (GDS) microcode mitigation.
-// leaky_relu's f (its only kind that rounds besides the VJP) is not tabled
-// either: its general path, a float32 multiply, beats the lookup (float16
-// at 64K: 4.9 elements/ns against 3.4; BENCHMARKS.md).
-// The VJP (g f'(x), one rounding of the true product) is not tabled: its
-// result depends on g too, and a float32 table of f' times g, rounded and
-// tested as the general path does, was measured no faster than the float32
-// VJP kernel it replaces (BENCHMARKS.md, "Half tables").
+// gathers (vpgatherdd, scale 2) by 1.3x from 4K to 64K elements and ties or
+// wins at 16M, and gathers are slower still on Intel CPUs with the Downfall
+// (GDS) microcode mitigation.
+// Not tabled: leaky_relu's f (its only kind that rounds besides the VJP),
+// whose general path, a float32 multiply, beats the lookup (float16 at 64K:
+// 4.9 elements/ns against 3.4); and the VJP (g f'(x), one rounding of the
+// true product), whose result depends on g too: a float32 table of f' times
+// g, rounded and tested as the general path does, gained only where the
+// float32 VJP kernel is dearest (gelu), lost elsewhere, and reached 0.9x
+// float32 nowhere (BENCHMARKS.md, "Half tables").
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "core/activation_half_table.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
