@@ -22,15 +22,15 @@
 //    returns. Every default-alpha key of both types, 50 of them, fits.
 //  - When to build (ski rental): a build is one general-path pass over all
 //    65,536 patterns, whose special and extreme values make it dearer than
-//    a pass over an activation's inputs: measured on AMD Zen 4 (including
-//    the table's page faults) as 1.9-2.8 passes of 65,536 uniform inputs
-//    in [-10, 10] for float16, 2.4-4.3 for bfloat16. Each key counts the
-//    elements it computes on the general path; the call that brings the
-//    count to kBuildAfter (4 x 65,536) builds the table and uses it, and
-//    every later call uses it whatever its length. So an array of 262,144
-//    or more builds at once, and a stream of smaller calls pays at most
-//    about one build's worth of general-path work first: no caller pays
-//    more than about twice the cost of the better choice in hindsight.
+//    a pass over an activation's inputs: measured on AMD Zen 4 as 1.2-2.0
+//    passes of 65,536 uniform inputs in [-10, 10] for float16, 1.5-3.4 for
+//    bfloat16 (50-190 us). Each key counts the elements it computes on the
+//    general path; the call that brings the count to kBuildAfter (4 x
+//    65,536) builds the table and uses it, and every later call uses it
+//    whatever its length. So an array of 262,144 or more builds at once,
+//    and a stream of smaller calls pays at most about one build's worth of
+//    general-path work first: no caller pays more than about twice the
+//    cost of the better choice in hindsight.
 //  - Concurrent first use: the build runs under the key's std::once_flag,
 //    outside the cache's mutex: one thread builds, callers of the same key
 //    wait for it, callers of other keys do not.
@@ -191,16 +191,20 @@ Cache& TheCache() {
 std::atomic<int> loop_mode{static_cast<int>(HalfTableLoop::kScalar)};
 std::atomic<bool> use_tables{true};
 
+// The general path over all 65,536 patterns, in chunks of 4,096 through
+// stack buffers (no temporary arrays of the table's size to allocate).
 template <typename H>
 void BuildHalf(Function f, ElementwiseKind kind, double alpha, Slot* slot) {
-  std::vector<H> x(kPatterns), y(kPatterns);
-  for (size_t i = 0; i < kPatterns; ++i) {
-    x[i] = HalfFromBits<H>(static_cast<uint16_t>(i));
-  }
-  ElementwiseHalfGeneral(f, kind, alpha, x.data(), nullptr, y.data(),
-                         kPatterns);
+  constexpr size_t kChunk = 4096;
   auto table = std::make_unique<Table>();
-  std::memcpy(table->bits, y.data(), kPatterns * 2);
+  H x[kChunk], y[kChunk];
+  for (size_t begin = 0; begin < kPatterns; begin += kChunk) {
+    for (size_t i = 0; i < kChunk; ++i) {
+      x[i] = HalfFromBits<H>(static_cast<uint16_t>(begin + i));
+    }
+    ElementwiseHalfGeneral(f, kind, alpha, x, nullptr, y, kChunk);
+    std::memcpy(table->bits + begin, y, sizeof(y));
+  }
   std::memset(table->bits + kPatterns, 0, sizeof(table->bits) - kPatterns * 2);
   slot->table = std::move(table);
 }
