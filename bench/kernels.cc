@@ -9,12 +9,11 @@
 // classes, and their vjp rows take the forward output y and dy as oneDNN's
 // backward does (actsvc's from-logits VJP is op vjp_logits; the scalar vjp
 // rows recompute p from x; op fwd_cold, f16 and bf16 at 4096 and 65536:
-// one forward call on an empty half-table cache, so a table build and a
-// lookup; --half_tables=off and --half_lookup=gather choose the half
+// one forward call that builds its half table on an empty cache and looks
+// up; --half_tables=off and --half_lookup=gather choose the half
 // path, core/activation_half_table.cc). Throughput is reported as
-// items_per_second
-// (elements). bench/kernels_table.py turns --benchmark_format=json into
-// BENCHMARKS.md.
+// items_per_second (elements). bench/kernels_table.py turns
+// --benchmark_format=json into BENCHMARKS.md.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -182,17 +181,18 @@ void ActsvcElementwise(benchmark::State& state, Fn fn, ElementwiseKind kind,
   Finish<T>(state, n);
 }
 
-// One call of f on a cold half-table cache (core/activation_half_table.cc):
-// each iteration drops every table first, so that the call builds its
-// table (a general-path pass over all 65,536 patterns) and then looks up.
+// One call of f that builds its table (core/activation_half_table.cc): each
+// iteration drops every table first, then builds (a general-path pass over
+// all 65,536 patterns) and looks up, as the call that reaches a key's
+// threshold does.
 template <typename T>
 void ActsvcElementwiseCold(benchmark::State& state, Fn fn, int64_t n) {
   ArraysOf<T> a(n);
-  const auto x = absl::MakeConstSpan(a.x);
-  const auto y = absl::MakeSpan(a.y);
   for (auto _ : state) {
     internal::ClearHalfTables();
-    Evaluate<T>(fn.f, fn.alpha, x, y);
+    internal::ElementwiseHalfTable(fn.f, ElementwiseKind::kValue, fn.alpha,
+                                   /*native_bf16=*/true, a.x.data(), a.y.data(),
+                                   n, /*force=*/true);
     benchmark::DoNotOptimize(a.y.data());
     benchmark::ClobberMemory();
   }
