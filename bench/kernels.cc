@@ -8,9 +8,12 @@
 // network's pre-activations look like); softmax rows have 1000
 // classes, and their vjp rows take the forward output y and dy as oneDNN's
 // backward does (actsvc's from-logits VJP is op vjp_logits; the scalar vjp
-// rows recompute p from x). Throughput is reported as items_per_second
-// (elements). bench/kernels_table.py turns --benchmark_format=json into
-// BENCHMARKS.md.
+// rows recompute p from x; op fwd_cold, f16 and bf16 at 4096 and 65536:
+// one forward call that builds its half table on an empty cache and looks
+// up; --half_tables=off and --half_lookup=gather choose the half
+// path, core/activation_half_table.cc). Throughput is reported as
+// items_per_second (elements). bench/kernels_table.py turns
+// --benchmark_format=json into BENCHMARKS.md.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -24,6 +27,7 @@
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "core/activation_half.h"
 #include "core/half.h"
 #include "core/reference.h"
 #include "core/softmax.h"
@@ -171,6 +175,24 @@ void ActsvcElementwise(benchmark::State& state, Fn fn, ElementwiseKind kind,
         Vjp<T>(fn.f, fn.alpha, x, absl::MakeConstSpan(a.g), y);
         break;
     }
+    benchmark::DoNotOptimize(a.y.data());
+    benchmark::ClobberMemory();
+  }
+  Finish<T>(state, n);
+}
+
+// One call of f that builds its table (core/activation_half_table.cc): each
+// iteration drops every table first, then builds (a general-path pass over
+// all 65,536 patterns) and looks up, as the call that reaches a key's
+// threshold does.
+template <typename T>
+void ActsvcElementwiseCold(benchmark::State& state, Fn fn, int64_t n) {
+  ArraysOf<T> a(n);
+  for (auto _ : state) {
+    internal::ClearHalfTables();
+    internal::ElementwiseHalfTable(fn.f, ElementwiseKind::kValue, fn.alpha,
+                                   /*native_bf16=*/true, a.x.data(), a.y.data(),
+                                   n, /*force=*/true);
     benchmark::DoNotOptimize(a.y.data());
     benchmark::ClobberMemory();
   }
@@ -493,6 +515,16 @@ void RegisterSoftmaxShapes() {
 void RegisterAll() {
   for (int64_t n : kSizes) {
     RegisterElementwise(n);
+    if (n <= 65536) {
+      for (const Fn& fn : kFunctions) {
+        benchmark::RegisterBenchmark(
+            Name("actsvc", "fwd_cold", fn.name, n, "f16").c_str(),
+            ActsvcElementwiseCold<Float16>, fn, n);
+        benchmark::RegisterBenchmark(
+            Name("actsvc", "fwd_cold", fn.name, n, "bf16").c_str(),
+            ActsvcElementwiseCold<BFloat16>, fn, n);
+      }
+    }
     RegisterSoftmaxRows(n);
 #ifdef ACTSVC_HAVE_ONEDNN
     RegisterOnednnEltwise(n);
@@ -526,6 +558,13 @@ int main(int argc, char** argv) {
       actsvc::SetNonTemporalStores(actsvc::NonTemporalStores::kOn);
     } else if (arg == "--nt_stores=off") {
       actsvc::SetNonTemporalStores(actsvc::NonTemporalStores::kOff);
+    } else if (arg == "--half_tables=off") {
+      // The half functions that round on their general path, without
+      // tables (core/activation_half_table.cc), for comparison.
+      actsvc::internal::UseHalfTables(false);
+    } else if (arg == "--half_lookup=gather") {
+      actsvc::internal::SetHalfTableLoop(
+          actsvc::internal::HalfTableLoop::kGather);
     } else if (arg.rfind("--nt_stores", 0) == 0) {
       std::fprintf(stderr, "--nt_stores takes on or off\n");
       return 2;

@@ -82,6 +82,41 @@ void ElementwiseHalfExact(const HalfParams& p, const Float16* x,
 void ElementwiseHalfExact(const HalfParams& p, const BFloat16* x,
                           const BFloat16* g, BFloat16* y, size_t n);
 
+// f, f' or f'' (not the VJP) by table lookup (core/activation_half_table.cc):
+// the general path's result for each of the 65,536 patterns, computed once
+// per (type, function, kind, alpha, target) and cached. Returns false, having
+// done nothing, where the caller is to take the general path (the VJP, n ==
+// 0, leaky_relu, whose general path is faster, or a key whose table is not
+// worth building yet); `force` builds it now (leaky_relu too).
+// y may be x. native_bf16: HalfParams::native_bf16 (part of the key).
+bool ElementwiseHalfTable(Function f, ElementwiseKind kind, double alpha,
+                          bool native_bf16, const Float16* x, Float16* y,
+                          size_t n, bool force);
+bool ElementwiseHalfTable(Function f, ElementwiseKind kind, double alpha,
+                          bool native_bf16, const BFloat16* x, BFloat16* y,
+                          size_t n, bool force);
+
+// What the table cache holds (tests and benchmarks).
+struct HalfTableStats {
+  size_t keys = 0;       // keys known: built tables and counters toward one
+  size_t tables = 0;     // tables built or being built
+  size_t bytes = 0;      // reserved by the keys (a table's each)
+  size_t max_bytes = 0;  // the bound on bytes (8 MiB)
+  uint64_t builds = 0;   // builds started since the process began
+};
+HalfTableStats GetHalfTableStats();
+// Drops every cached table and count (a table in use lives until its call
+// returns).
+void ClearHalfTables();
+
+// The lookup loop: 64-bit loads and stores around scalar table loads (the
+// default), or AVX-512 gathers where the target has them (for comparison).
+enum class HalfTableLoop { kScalar, kGather };
+void SetHalfTableLoop(HalfTableLoop loop);
+// Whether ElementwiseHalf may take the table path (the default); tests turn
+// it off to compare the general path through the public API.
+void UseHalfTables(bool use);
+
 }  // namespace actsvc::internal
 
 #endif  // ACTSVC_CORE_ACTIVATION_HALF_H_
