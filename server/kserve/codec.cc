@@ -1,40 +1,24 @@
-// About 700 lines, one concern: ModelInferRequest to the neutral requests
-// (tensors, parameters, the Triton-worded errors) and the response sink.
 #include "server/kserve/codec.h"
 
 #include <algorithm>
-#include <cmath>
 #include <cstring>
-#include <limits>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "server/kserve/parameters.h"
 
 namespace actsvc::server::kserve {
 namespace {
 
 using InputTensor = inference::ModelInferRequest::InferInputTensor;
-using Parameters =
-    google::protobuf::Map<std::string, inference::InferParameter>;
-
-// Parameters Triton's clients may send that say nothing to actsvc.
-constexpr absl::string_view kIgnoredParameters[] = {
-    "sequence_id", "sequence_start", "sequence_end",
-    "priority",    "timeout",        "binary_data_output"};
-
-std::string ForModel(const Model& model) {
-  return absl::StrCat(" for model '", model.name, "'");
-}
 
 std::string InputFor(absl::string_view name, const Model& model) {
   return absl::StrCat("input '", name, "'", ForModel(model));
-}
-
-absl::Status Invalid(const Model& model, absl::string_view message) {
-  return absl::InvalidArgumentError(absl::StrCat(message, ForModel(model)));
 }
 
 // DatatypeName's inverse: "FP32" is kFloat32; nullopt for any other name.
@@ -107,20 +91,21 @@ absl::Status CheckTyped(const Values& values, absl::string_view field,
   const std::vector<absl::string_view> fields =
       ContentFields(values.input->contents());
   if (size > 0 && fields.empty()) {
-    return Invalid(model, absl::StrCat("input '", values.input->name(),
-                                       "' has no data: expected its values in "
-                                       "raw_input_contents or in contents.",
-                                       field));
+    return InvalidForModel(model,
+                           absl::StrCat("input '", values.input->name(),
+                                        "' has no data: expected its values in "
+                                        "raw_input_contents or in contents.",
+                                        field));
   }
   if (fields.size() > 1 || (fields.size() == 1 && fields[0] != field)) {
-    return Invalid(
+    return InvalidForModel(
         model, absl::StrCat("input '", values.input->name(), "' has datatype ",
                             values.input->datatype(), " but its values are in ",
                             "contents.", absl::StrJoin(fields, " and "),
                             "; expected contents.", field));
   }
   if (count != size) {
-    return Invalid(
+    return InvalidForModel(
         model,
         absl::StrCat("unexpected number of values in "
                      "contents.",
@@ -224,11 +209,12 @@ absl::Status ReadLabels(const Values& values, const TensorArg& logits,
     const absl::Span<const int64_t> leading =
         logits.view->shape().subspan(0, logits.view->rank() - 1);
     if (logits.view->rank() >= 1 && shape != leading) {
-      return Invalid(model, absl::StrCat("labels.shape ", ShapeString(shape),
-                                         " does not match logits.shape ",
-                                         ShapeString(logits.view->shape()),
-                                         " without its last axis (",
-                                         ShapeString(leading), ")"));
+      return InvalidForModel(
+          model,
+          absl::StrCat("labels.shape ", ShapeString(shape),
+                       " does not match logits.shape ",
+                       ShapeString(logits.view->shape()),
+                       " without its last axis (", ShapeString(leading), ")"));
     }
   }
   if (values.raw != nullptr) {
@@ -268,145 +254,6 @@ absl::Status ReadLabels(const Values& values, const TensorArg& logits,
   return absl::OkStatus();
 }
 
-std::string ParameterName(absl::string_view name) {
-  return absl::StrCat("parameters.", name);
-}
-
-// A number given as double, int64, uint64 or string.
-absl::StatusOr<double> Number(absl::string_view name,
-                              const inference::InferParameter& p,
-                              const Model& model) {
-  switch (p.parameter_choice_case()) {
-    case inference::InferParameter::kDoubleParam:
-      return p.double_param();
-    case inference::InferParameter::kInt64Param:
-      return static_cast<double>(p.int64_param());
-    case inference::InferParameter::kUint64Param:
-      return static_cast<double>(p.uint64_param());
-    case inference::InferParameter::kStringParam: {
-      double value;
-      if (absl::SimpleAtod(p.string_param(), &value)) return value;
-      return Invalid(
-          model, absl::StrCat(ParameterName(name), " = \"", p.string_param(),
-                              "\" is not a number"));
-    }
-    case inference::InferParameter::kBoolParam:
-    case inference::InferParameter::PARAMETER_CHOICE_NOT_SET:
-      break;
-  }
-  return Invalid(model, absl::StrCat(ParameterName(name),
-                                     " is not a number; expected a double, "
-                                     "int64 or string parameter"));
-}
-
-// An integer given as int64, uint64, an integral double, or a string.
-absl::StatusOr<int64_t> Integer(absl::string_view name,
-                                const inference::InferParameter& p,
-                                const Model& model) {
-  if (p.parameter_choice_case() == inference::InferParameter::kInt64Param) {
-    return p.int64_param();
-  }
-  if (p.parameter_choice_case() == inference::InferParameter::kStringParam) {
-    int64_t value;
-    if (absl::SimpleAtoi(p.string_param(), &value)) return value;
-  }
-  if (p.parameter_choice_case() == inference::InferParameter::kUint64Param &&
-      p.uint64_param() <= uint64_t{std::numeric_limits<int64_t>::max()}) {
-    return static_cast<int64_t>(p.uint64_param());
-  }
-  absl::StatusOr<double> number = Number(name, p, model);
-  if (!number.ok()) return number.status();
-  // 2^63 is the first double past int64.
-  if (std::trunc(*number) != *number || !(std::fabs(*number) < 0x1p63)) {
-    return Invalid(model, absl::StrCat(ParameterName(name), " = ", *number,
-                                       " is not an integer"));
-  }
-  return static_cast<int64_t>(*number);
-}
-
-// A parameter's value into *field, or the error reading it.
-template <typename T, typename Field>
-absl::Status Store(absl::StatusOr<T> value, Field* field) {
-  if (!value.ok()) return value.status();
-  *field = *std::move(value);
-  return absl::OkStatus();
-}
-
-// The function's parameters (alpha, axis) into `function`.
-absl::Status ReadFunctionParameter(absl::string_view name,
-                                   const inference::InferParameter& p,
-                                   const Model& model,
-                                   FunctionRequest* function) {
-  if (name == "alpha") return Store(Number(name, p, model), &function->alpha);
-  absl::StatusOr<int64_t> axis = Integer(name, p, model);
-  if (!axis.ok()) return axis.status();
-  if (*axis < std::numeric_limits<int>::min() ||
-      *axis > std::numeric_limits<int>::max()) {
-    return Invalid(model, absl::StrCat(ParameterName(name), " = ", *axis,
-                                       " is out of range"));
-  }
-  function->axis = static_cast<int>(*axis);
-  return absl::OkStatus();
-}
-
-absl::Status ReadCrossEntropyParameter(absl::string_view name,
-                                       const inference::InferParameter& p,
-                                       const Model& model,
-                                       CrossEntropyRequest* request) {
-  if (name == "reduction") {
-    const std::string& value = p.string_param();
-    if (p.parameter_choice_case() != inference::InferParameter::kStringParam ||
-        (value != "mean" && value != "sum" && value != "none")) {
-      request->reduction = Invalid(
-          model, absl::StrCat(ParameterName(name),
-                              " must be the string \"mean\", \"sum\" or "
-                              "\"none\"",
-                              p.parameter_choice_case() ==
-                                      inference::InferParameter::kStringParam
-                                  ? absl::StrCat(", got \"", value, "\"")
-                                  : ""));
-    } else {
-      request->reduction = value == "mean"  ? Reduction::kMean
-                           : value == "sum" ? Reduction::kSum
-                                            : Reduction::kNone;
-    }
-    return absl::OkStatus();
-  }
-  if (name == "label_smoothing") {
-    return Store(Number(name, p, model), &request->label_smoothing);
-  }
-  return Store(Integer(name, p, model), &request->ignore_index);
-}
-
-// Calls read(name, parameter, model, target) for each parameter the model
-// takes; any other is INVALID_ARGUMENT unless Triton's clients send it on
-// their own.
-template <typename Target>
-absl::Status ReadParameters(
-    const Parameters& parameters, const Model& model,
-    absl::Status (*read)(absl::string_view, const inference::InferParameter&,
-                         const Model&, Target*),
-    Target* target) {
-  for (const auto& [name, value] : parameters) {
-    const bool known =
-        std::find(model.parameters.begin(), model.parameters.end(), name) !=
-        model.parameters.end();
-    if (known) {
-      if (absl::Status s = read(name, value, model, target); !s.ok()) return s;
-      continue;
-    }
-    if (std::find(std::begin(kIgnoredParameters), std::end(kIgnoredParameters),
-                  name) != std::end(kIgnoredParameters)) {
-      continue;
-    }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unexpected parameter '", name, "'", ForModel(model), "; it takes ",
-        model.parameters.empty() ? std::string("none")
-                                 : absl::StrJoin(model.parameters, ", ")));
-  }
-  return absl::OkStatus();
-}
-
 // The outputs to answer, in the request's order (all when none is listed).
 absl::StatusOr<std::vector<const OutputSpec*>> SelectOutputs(
     const inference::ModelInferRequest& message, const Model& model) {
@@ -430,14 +277,14 @@ absl::StatusOr<std::vector<const OutputSpec*>> SelectOutputs(
           ForModel(model), "; its outputs are ", absl::StrJoin(names, ", ")));
     }
     if (std::find(selected.begin(), selected.end(), found) != selected.end()) {
-      return Invalid(model, absl::StrCat("output '", requested.name(),
-                                         "' is requested twice"));
+      return InvalidForModel(model, absl::StrCat("output '", requested.name(),
+                                                 "' is requested twice"));
     }
     for (const auto& [name, value] : requested.parameters()) {
       if (name == "classification" ||
           absl::StartsWith(name, "shared_memory_")) {
-        return Invalid(model, absl::StrCat("output parameter '", name,
-                                           "' is not supported"));
+        return InvalidForModel(model, absl::StrCat("output parameter '", name,
+                                                   "' is not supported"));
       }
     }
     selected.push_back(found);
@@ -452,10 +299,11 @@ absl::StatusOr<std::vector<Values>> MatchInputs(
     const RawInputs& raw_inputs) {
   const bool raw = raw_inputs.size() > 0;
   if (raw && raw_inputs.size() != message.inputs_size()) {
-    return Invalid(model, absl::StrCat("expected ", message.inputs_size(),
-                                       " raw_input_contents (one per input, "
-                                       "in the order of inputs), got ",
-                                       raw_inputs.size()));
+    return InvalidForModel(model,
+                           absl::StrCat("expected ", message.inputs_size(),
+                                        " raw_input_contents (one per input, "
+                                        "in the order of inputs), got ",
+                                        raw_inputs.size()));
   }
   // The request's input for each of the model's inputs.
   std::vector<Values> inputs(model.inputs.size());
@@ -471,21 +319,22 @@ absl::StatusOr<std::vector<Values>> MatchInputs(
           "; its inputs are ", absl::StrJoin(names, ", ")));
     }
     if (inputs[k].input != nullptr) {
-      return Invalid(model,
-                     absl::StrCat("input '", input.name(), "' is given twice"));
+      return InvalidForModel(
+          model, absl::StrCat("input '", input.name(), "' is given twice"));
     }
     if (raw && !ContentFields(input.contents()).empty()) {
-      return Invalid(model, absl::StrCat("contents field must not be "
-                                         "specified when using "
-                                         "raw_input_contents for '",
-                                         input.name(), "'"));
+      return InvalidForModel(model, absl::StrCat("contents field must not be "
+                                                 "specified when using "
+                                                 "raw_input_contents for '",
+                                                 input.name(), "'"));
     }
     for (const auto& [name, value] : input.parameters()) {
       if (absl::StartsWith(name, "shared_memory_")) {
-        return Invalid(model, absl::StrCat("input '", input.name(),
-                                           "' uses shared memory ('", name,
-                                           "'), which is not supported; send "
-                                           "the values in the request"));
+        return InvalidForModel(model,
+                               absl::StrCat("input '", input.name(),
+                                            "' uses shared memory ('", name,
+                                            "'), which is not supported; send "
+                                            "the values in the request"));
       }
     }
     inputs[k].input = &input;
@@ -496,10 +345,11 @@ absl::StatusOr<std::vector<Values>> MatchInputs(
   }
   for (size_t k = 0; k < model.inputs.size(); ++k) {
     if (inputs[k].input == nullptr) {
-      return Invalid(model, absl::StrCat("expected ", model.inputs.size(),
-                                         " inputs but got ",
-                                         message.inputs_size(), ": input '",
-                                         model.inputs[k].name, "' is missing"));
+      return InvalidForModel(
+          model,
+          absl::StrCat("expected ", model.inputs.size(), " inputs but got ",
+                       message.inputs_size(), ": input '", model.inputs[k].name,
+                       "' is missing"));
     }
   }
   return inputs;
@@ -520,8 +370,8 @@ absl::Status DecodeCrossEntropy(const inference::ModelInferRequest& message,
              !s.ok()) {
     return s;
   }
-  if (absl::Status s = ReadParameters(message.parameters(), model,
-                                      &ReadCrossEntropyParameter, &request);
+  if (absl::Status s =
+          ReadCrossEntropyParameters(message.parameters(), model, &request);
       !s.ok()) {
     return s;
   }
@@ -546,8 +396,8 @@ absl::Status DecodeFunction(const inference::ModelInferRequest& message,
   function.function = static_cast<int>(model.function);
   function.alpha_field = "parameters.alpha";
   function.axis_field = "parameters.axis";
-  if (absl::Status s = ReadParameters(message.parameters(), model,
-                                      &ReadFunctionParameter, &function);
+  if (absl::Status s =
+          ReadFunctionParameters(message.parameters(), model, &function);
       !s.ok()) {
     return s;
   }

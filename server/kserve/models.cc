@@ -128,4 +128,12 @@ absl::string_view DatatypeName(DType dtype) {
   UnknownDType(dtype);
 }
 
+std::string ForModel(const Model& model) {
+  return absl::StrCat(" for model '", model.name, "'");
+}
+
+absl::Status InvalidForModel(const Model& model, absl::string_view message) {
+  return absl::InvalidArgumentError(absl::StrCat(message, ForModel(model)));
+}
+
 }  // namespace actsvc::server::kserve

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "core/activation.h"
@@ -78,6 +79,12 @@ int ModelIndex(const Model& model);
 
 // The protocol's datatype name of a dtype: "FP32", "FP64".
 absl::string_view DatatypeName(DType dtype);
+
+// " for model 'name'", the end of Triton-worded errors about a model.
+std::string ForModel(const Model& model);
+
+// INVALID_ARGUMENT: `message` followed by ForModel(model).
+absl::Status InvalidForModel(const Model& model, absl::string_view message);
 
 }  // namespace actsvc::server::kserve
 
