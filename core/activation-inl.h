@@ -419,13 +419,10 @@ HWY_INLINE V Apply(D d, const Op& op, V x, const V* g,
   return y;
 }
 
-// Arrays of at least this many bytes are written with non-temporal stores
-// (hn::Stream) where the CPU gains by them (core/stores.h): they do not fit
-// in L2 anyway, and streaming saves the read-for-ownership of every output
-// line.
-constexpr size_t kStreamBytes = size_t{4} << 20;
+// Whether an output of `bytes` bytes is written with non-temporal stores
+// (hn::Stream): core/stores.h.
 inline bool StreamArray(size_t bytes) {
-  return bytes >= kStreamBytes && UseNonTemporalStores(StoreUse::kElementwise);
+  return StreamOutput(StoreUse::kElementwise, bytes);
 }
 
 // y[i, i + count) for count <= one vector, through a padded vector.

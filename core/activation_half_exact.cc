@@ -29,6 +29,7 @@
 
 #include "core/activation_half.h"
 #include "core/half.h"
+#include "core/stores.h"
 #include "hwy/cache_control.h"
 #include "hwy/highway.h"
 
@@ -60,10 +61,10 @@ HWY_NOINLINE void General(const HalfParams& p, const H* x, const H* g, H* y,
   }
 }
 
-// Arrays of at least this many bytes are written with non-temporal stores,
-// as the float32 kernels' (core/activation-inl.h): they do not fit in L2,
-// and streaming saves the read-for-ownership of every output line.
-constexpr size_t kStreamBytes = size_t{4} << 20;
+// Whether op is a VJP's (it reads g).
+constexpr bool IsVjp(HalfExact op) {
+  return op == HalfExact::kCopyGrad || op == HalfExact::kReluGrad;
+}
 
 // The loop-invariant vectors, in 16-bit signed lanes.
 template <class D>
@@ -115,8 +116,7 @@ HWY_INLINE V ExactVec(D d, const ExactConsts<D>& c, V x, V g,
 template <HalfExact kOp, typename H, class D>
 HWY_INLINE void ExactPartial(D d, const ExactConsts<D>& c, const HalfParams& p,
                              const H* x, const H* g, H* y, size_t count) {
-  constexpr bool kVjp =
-      kOp == HalfExact::kCopyGrad || kOp == HalfExact::kReluGrad;
+  constexpr bool kVjp = IsVjp(kOp);
   using T = hn::TFromD<D>;
   HWY_ALIGN T xb[HWY_MAX_BYTES / sizeof(T)] = {};
   HWY_ALIGN T gb[HWY_MAX_BYTES / sizeof(T)] = {};
@@ -137,8 +137,7 @@ HWY_INLINE void ExactPartial(D d, const ExactConsts<D>& c, const HalfParams& p,
 template <HalfExact kOp, bool kStream, typename H, class D>
 HWY_INLINE size_t ExactPairs(D d, const ExactConsts<D>& c, const HalfParams& p,
                              const H* x, const H* g, H* y, size_t i, size_t n) {
-  constexpr bool kVjp =
-      kOp == HalfExact::kCopyGrad || kOp == HalfExact::kReluGrad;
+  constexpr bool kVjp = IsVjp(kOp);
   using T = hn::TFromD<D>;
   using V = hn::Vec<D>;
   const size_t lanes = hn::Lanes(d);
@@ -174,8 +173,7 @@ HWY_INLINE size_t ExactPairs(D d, const ExactConsts<D>& c, const HalfParams& p,
 template <HalfExact kOp, typename H>
 HWY_NOINLINE void ExactArray(const HalfParams& p, uint16_t c1, uint16_t c0,
                              const H* x, const H* g, H* y, size_t n) {
-  constexpr bool kVjp =
-      kOp == HalfExact::kCopyGrad || kOp == HalfExact::kReluGrad;
+  constexpr bool kVjp = IsVjp(kOp);
   using D = hn::ScalableTag<int16_t>;
   const D d;
   const size_t lanes = hn::Lanes(d);
@@ -183,7 +181,8 @@ HWY_NOINLINE void ExactArray(const HalfParams& p, uint16_t c1, uint16_t c0,
   const ExactConsts<D> c(d, inf, c1, c0);
   size_t i = 0;
   const uintptr_t yaddr = reinterpret_cast<uintptr_t>(y);
-  if (n * sizeof(H) >= kStreamBytes && yaddr % sizeof(H) == 0) {
+  if (StreamOutput(StoreUse::kElementwise, n * sizeof(H)) &&
+      yaddr % sizeof(H) == 0) {
     // The first elements up to a vector boundary of y, then aligned
     // non-temporal stores.
     const size_t mis = (yaddr / sizeof(H)) % lanes;

@@ -136,9 +136,6 @@ constexpr size_t kPatterns = 65536;
 constexpr size_t kMaxBytes = size_t{8} << 20;
 // General-path elements per key before its table is built (see the top).
 constexpr uint64_t kBuildAfter = 4 * kPatterns;
-// Outputs of at least this many bytes are written with non-temporal stores,
-// as the float32 kernels' (core/activation-inl.h).
-constexpr size_t kStreamBytes = size_t{4} << 20;
 
 struct Table {
   // The results; one padding entry for the gathers' 4-byte reads.
@@ -299,8 +296,7 @@ void LookupScalar(const uint16_t* t, const uint16_t* x, uint16_t* y, size_t n,
 
 void Lookup(const Table& table, const uint16_t* x, uint16_t* y, size_t n) {
   const uint16_t* t = table.bits;
-  const bool big =
-      n * 2 >= kStreamBytes && UseNonTemporalStores(StoreUse::kElementwise);
+  const bool big = StreamOutput(StoreUse::kElementwise, n * 2);
   const bool gather = loop_mode.load(std::memory_order_relaxed) ==
                       static_cast<int>(HalfTableLoop::kGather);
   size_t i = 0;

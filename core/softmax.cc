@@ -65,11 +65,6 @@ HWY_EXPORT(SoftmaxStatsF64);
 
 namespace internal {
 
-// Outputs of at least this many bytes are written with non-temporal stores
-// where the CPU gains by them (core/stores.h): they would only evict the
-// inputs of the next rows from the caches.
-constexpr size_t kStreamBytes = size_t{8} << 20;
-
 template <typename T>
 bool SimdStats(const T* x, int64_t n, T* p, T* max, reference::Wider<T>* rest) {
   if constexpr (sizeof(T) == 4) {
@@ -94,10 +89,10 @@ void SimdRows(SoftmaxOp op, AxisView v, const T* x, const T* g, T* y,
   scratch +=
       (kAlign - reinterpret_cast<uintptr_t>(scratch) / sizeof(T) % kAlign) %
       kAlign;
-  const bool stream =
-      static_cast<size_t>(oe - ob) * static_cast<size_t>(v.size) * sizeof(T) >=
-          kStreamBytes &&
-      UseNonTemporalStores(StoreUse::kSoftmaxRows);
+  // Non-temporal stores for outputs beyond the caches (core/stores.h).
+  const bool stream = StreamOutput(
+      StoreUse::kSoftmaxRows,
+      static_cast<size_t>(oe - ob) * static_cast<size_t>(v.size) * sizeof(T));
   struct Context {
     SoftmaxOp op;
     AxisView v;

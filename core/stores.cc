@@ -54,6 +54,12 @@ bool UseNonTemporalStores(StoreUse use) {
   return true;
 }
 
+bool StreamOutput(StoreUse use, size_t bytes) {
+  const size_t threshold =
+      use == StoreUse::kSoftmaxRows ? size_t{8} << 20 : size_t{4} << 20;
+  return bytes >= threshold && UseNonTemporalStores(use);
+}
+
 void SetNonTemporalStores(NonTemporalStores m) {
   mode.store(m, std::memory_order_relaxed);
 }

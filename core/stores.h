@@ -1,8 +1,9 @@
 // Whether the kernels write large outputs with non-temporal stores.
 //
-// Outputs beyond the caches (the elementwise array loops' 4 MiB, the
-// softmax rows' 8 MiB) may be written with non-temporal stores
-// (hn::Stream), which skip the read for ownership of each output line.
+// Outputs beyond the caches (from 4 MiB for the elementwise kernels, 8 MiB
+// for the softmax rows: StreamOutput) may be written with non-temporal
+// stores (hn::Stream), which skip the read for ownership of each output
+// line.
 // Whether that pays depends on the CPU and the kernel, so it is decided per
 // kernel family from the CPU's vendor, once per process (BENCHMARKS.md,
 // "Non-temporal stores by CPU", has the measurements):
@@ -16,11 +17,13 @@
 #ifndef ACTSVC_CORE_STORES_H_
 #define ACTSVC_CORE_STORES_H_
 
+#include <stddef.h>
+
 namespace actsvc {
 
 // The kernel families that choose.
 enum class StoreUse : int {
-  kElementwise = 0,  // core/activation-inl.h's MapArray and MapSplit
+  kElementwise = 0,  // the elementwise array loops, float32 to bfloat16
   kSoftmaxRows = 1,  // core/softmax.cc's row kernel
 };
 
@@ -35,6 +38,13 @@ enum class NonTemporalStores : int {
 // non-temporal stores in this process. Cheap: a load of a value decided
 // once.
 bool UseNonTemporalStores(StoreUse use);
+
+// True when an output of `bytes` bytes of `use` is to be written with
+// non-temporal stores: at least the family's threshold (4 MiB elementwise,
+// where an output no longer fits in L2; 8 MiB for softmax rows, whose
+// outputs would only evict the next rows' inputs) and
+// UseNonTemporalStores(use).
+bool StreamOutput(StoreUse use, size_t bytes);
 
 // Overrides the choice for every kernel family in this process (benchmarks
 // compare both ways); kByCpu restores the default. Not for use while

@@ -64,6 +64,18 @@ TEST_F(StoresTest, TheOverrideTakesAndByCpuIsTheDefault) {
   }
 }
 
+TEST_F(StoresTest, OutputsStreamFromTheirFamilysThreshold) {
+  constexpr size_t kMiB = size_t{1} << 20;
+  SetNonTemporalStores(NonTemporalStores::kOn);
+  EXPECT_FALSE(StreamOutput(StoreUse::kElementwise, 4 * kMiB - 1));
+  EXPECT_TRUE(StreamOutput(StoreUse::kElementwise, 4 * kMiB));
+  EXPECT_FALSE(StreamOutput(StoreUse::kSoftmaxRows, 8 * kMiB - 1));
+  EXPECT_TRUE(StreamOutput(StoreUse::kSoftmaxRows, 8 * kMiB));
+  SetNonTemporalStores(NonTemporalStores::kOff);
+  EXPECT_FALSE(StreamOutput(StoreUse::kElementwise, 64 * kMiB));
+  EXPECT_FALSE(StreamOutput(StoreUse::kSoftmaxRows, 64 * kMiB));
+}
+
 TEST_F(StoresTest, ElementwiseResultsAreTheSameEitherWay) {
   const std::vector<float> x = Uniform(kElementwise, 1);
   const std::vector<float> g = Uniform(kElementwise, 2);
