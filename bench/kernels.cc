@@ -548,9 +548,13 @@ int main(int argc, char** argv) {
                  "warning: OMP_NUM_THREADS is not 1: oneDNN rows may use "
                  "several threads\n");
   }
+  // This benchmark's own flags, taken out before Google Benchmark reads the
+  // rest, so that two processes can compare both ways of a choice:
   // --nt_stores=on|off overrides the CPU vendor's choices of non-temporal
-  // stores for large outputs (core/stores.h), so that two processes can
-  // compare both ways; taken out before Google Benchmark reads the flags.
+  // stores for large outputs (core/stores.h); --half_tables=off runs the
+  // half functions that round on their general path, without tables, and
+  // --half_lookup=gather looks tables up by AVX-512 gathers
+  // (core/activation_half_table.cc).
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -559,14 +563,16 @@ int main(int argc, char** argv) {
     } else if (arg == "--nt_stores=off") {
       actsvc::SetNonTemporalStores(actsvc::NonTemporalStores::kOff);
     } else if (arg == "--half_tables=off") {
-      // The half functions that round on their general path, without
-      // tables (core/activation_half_table.cc), for comparison.
       actsvc::internal::UseHalfTables(false);
     } else if (arg == "--half_lookup=gather") {
       actsvc::internal::SetHalfTableLoop(
           actsvc::internal::HalfTableLoop::kGather);
-    } else if (arg.rfind("--nt_stores", 0) == 0) {
-      std::fprintf(stderr, "--nt_stores takes on or off\n");
+    } else if (arg.rfind("--nt_stores", 0) == 0 ||
+               arg.rfind("--half_", 0) == 0) {
+      std::fprintf(stderr,
+                   "%s: expected --nt_stores=on|off, --half_tables=off or "
+                   "--half_lookup=gather\n",
+                   arg.c_str());
       return 2;
     } else {
       argv[kept++] = argv[i];

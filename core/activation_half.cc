@@ -457,7 +457,6 @@ HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
   p.zero_tail_x =
       p.exact_zero_f1 ? std::numeric_limits<float>::infinity() : 8.0f;
   p.zero_tail_negative_only = f == Function::kElu || f == Function::kSelu;
-  p.exact = HalfExactOf(f, kind);
   p.native_bf16 = NativeBFloat16();
   return p;
 }
@@ -469,14 +468,15 @@ void Run(Function f, ElementwiseKind kind, double alpha, const H* x, const H* g,
   // The results that need no rounding take the exact path; the others a
   // table where there is one or it is worth building (before MakeParams,
   // whose reference evaluations at +-inf a small call would notice).
-  if (!general && HalfExactOf(f, kind) == HalfExact::kNone &&
+  const HalfExact exact = general ? HalfExact::kNone : HalfExactOf(f, kind);
+  if (!general && exact == HalfExact::kNone &&
       ElementwiseHalfTable(f, kind, alpha, NativeBFloat16(), x, y, n,
                            /*force=*/false)) {
     return;
   }
   HalfParams p = MakeParams(f, kind, alpha);
-  if (general) p.exact = HalfExact::kNone;
-  if (p.exact != HalfExact::kNone) return ElementwiseHalfExact(p, x, g, y, n);
+  p.exact = exact;
+  if (exact != HalfExact::kNone) return ElementwiseHalfExact(p, x, g, y, n);
   if constexpr (std::is_same_v<H, Float16>) {
     HWY_DYNAMIC_DISPATCH(ElementwiseF16)(p, x, g, y, n);
   } else {

@@ -42,7 +42,7 @@ struct HalfParams {
   // zero_tail_negative_only: only x <= -zero_tail_x, for elu and selu).
   float zero_tail_x;
   bool zero_tail_negative_only;
-  HalfExact exact;  // kNone unless the result is exact (above)
+  HalfExact exact = HalfExact::kNone;  // unless the result is exact (above)
   // bfloat16 on AVX-512 targets: round with AVX512-BF16's vcvtne2ps2bf16
   // (this CPU has it, and UseNativeBFloat16 did not turn it off).
   bool native_bf16;
