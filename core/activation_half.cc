@@ -280,16 +280,19 @@ HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
 }
 
 // The half kernel of one op and order (kVjp: the VJP), chunk by chunk
-// of kChunk values in three passes over L1-resident float32 buffers: widen,
-// the op's own array loop (MapArray: the float32 kernel exactly as it runs
-// for float32 arrays, whatever it does per array), then round, test and
-// store in pairs of vectors, branching once per pair where a lane needs the
-// float64 recomputation; the flagged lanes are resolved at the chunk's end.
-// (One fused pass per vector, the op's Apply between widening and
-// rounding, was measured too: faster for identity and relu, slower for the
-// transcendental functions, whose float32 loop then shares its registers
-// and scheduler with the rounding test; BENCHMARKS.md.)
-template <typename H, int kOrder, bool kVjp, bool kNativeBF16, class Op>
+// of kChunk values. Unfused, in three passes over L1-resident float32
+// buffers: widen, the op's own array loop (MapArray: the float32 kernel
+// exactly as it runs for float32 arrays, whatever it does per array), then
+// round, test and store in pairs of vectors. kFused (the cheap ops:
+// leaky_relu), in one: each pair of vectors widened, through the op's Apply
+// (the array loop's per-vector step, the same bits), rounded, tested and
+// stored; for the transcendental functions that is slower, their float32
+// loop then sharing its registers and scheduler with the rounding test
+// (BENCHMARKS.md). Either way the store branches once per pair where a lane
+// needs the float64 recomputation; the flagged lanes are resolved at the
+// chunk's end.
+template <typename H, int kOrder, bool kVjp, bool kNativeBF16, bool kFused,
+          class Op>
 HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
                              const H* g, H* y, size_t n) {
   using D = hn::ScalableTag<float>;
@@ -298,25 +301,50 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
   const size_t lanes = hn::Lanes(df);
   const Limits<float> lim{p.pos_inf, p.neg_inf, p.f, p.alpha};
   const RoundParams<D> rp(df, p);
-  HWY_ALIGN float xf[kChunk];
-  HWY_ALIGN float gf[kChunk];
-  HWY_ALIGN float yf[kChunk];
+  HWY_ALIGN float xf[kFused ? 1 : kChunk];
+  HWY_ALIGN float gf[kFused ? 1 : kChunk];
+  HWY_ALIGN float yf[kFused ? 1 : kChunk];
   Flagged flagged;
   for (size_t begin = 0; begin < n; begin += kChunk) {
     const size_t count = std::min(kChunk, n - begin);
-    const size_t padded = (count + lanes - 1) / lanes * lanes;
-    // Both inputs are read before y is written: y may be x or g.
-    Widen(df, x + begin, xf, count);
-    if (kVjp) Widen(df, g + begin, gf, count);
-    MapArray<kOrder, kVjp>(op, xf, gf, yf, padded, lim);
+    if constexpr (!kFused) {
+      const size_t padded = (count + lanes - 1) / lanes * lanes;
+      // Both inputs are read before y is written: y may be x or g.
+      Widen(df, x + begin, xf, count);
+      if (kVjp) Widen(df, g + begin, gf, count);
+      MapArray<kOrder, kVjp>(op, xf, gf, yf, padded, lim);
+    }
+    // The vectors of x, g (x where there is none) and y at i of the chunk,
+    // m <= lanes of them valid.
+    const auto vectors = [&](size_t i, size_t m, V* xv, V* gv, V* yv) {
+      if constexpr (kFused) {
+        const H* xs = x + begin + i;
+        const H* gs = kVjp ? g + begin + i : xs;
+        HWY_ALIGN H xb[HWY_MAX_BYTES / sizeof(float)] = {};
+        HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)] = {};
+        if (HWY_UNLIKELY(m != lanes)) {
+          std::memcpy(xb, xs, m * sizeof(H));
+          if (kVjp) std::memcpy(gb, gs, m * sizeof(H));
+          xs = xb;
+          gs = kVjp ? gb : xb;
+        }
+        *xv = LoadWiden<H>(df, xs);
+        *gv = kVjp ? LoadWiden<H>(df, gs) : *xv;
+        *yv = Apply<kOrder, kVjp>(df, op, *xv, gv, lim);
+      } else {
+        (void)m;
+        *xv = hn::Load(df, xf + i);
+        *gv = kVjp ? hn::Load(df, gf + i) : *xv;
+        *yv = hn::Load(df, yf + i);
+      }
+    };
     flagged.count = 0;
     H* out = y + begin;
     size_t i = 0;
     for (; i + 2 * lanes <= count; i += 2 * lanes) {
-      const V x0 = hn::Load(df, xf + i), x1 = hn::Load(df, xf + i + lanes);
-      const V g0 = kVjp ? hn::Load(df, gf + i) : x0;
-      const V g1 = kVjp ? hn::Load(df, gf + i + lanes) : x1;
-      const V y0 = hn::Load(df, yf + i), y1 = hn::Load(df, yf + i + lanes);
+      V x0, x1, g0, g1, y0, y1;
+      vectors(i, lanes, &x0, &g0, &y0);
+      vectors(i + lanes, lanes, &x1, &g1, &y1);
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
       const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, y1);
 #if ACTSVC_NATIVE_BF16
@@ -335,9 +363,8 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
     }
     for (; i < count; i += lanes) {
       const size_t m = std::min(lanes, count - i);
-      const V xv = hn::Load(df, xf + i);
-      const V gv = kVjp ? hn::Load(df, gf + i) : xv;
-      const V yv = hn::Load(df, yf + i);
+      V xv, gv, yv;
+      vectors(i, m, &xv, &gv, &yv);
       const auto near =
           hn::And(Suspect<H, kVjp>(df, rp, xv, gv, yv), hn::FirstN(df, m));
       HWY_ALIGN H yb[HWY_MAX_BYTES / sizeof(float)];
@@ -355,15 +382,18 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
 template <typename H, bool kNativeBF16>
 void HalfKernelOf(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
   VisitElementwiseOp<float>(p.f, p.kind, p.alpha, [&](const auto& op) {
+    // The ops whose float32 step is a multiply at most go fused.
+    constexpr bool kFused =
+        std::is_base_of_v<LeakyReluK, std::decay_t<decltype(op)>>;
     switch (p.kind) {
       case ElementwiseKind::kValue:
-        return HalfChunks<H, 0, false, kNativeBF16>(op, p, x, g, y, n);
+        return HalfChunks<H, 0, false, kNativeBF16, kFused>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative1:
-        return HalfChunks<H, 1, false, kNativeBF16>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, false, kNativeBF16, kFused>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative2:
-        return HalfChunks<H, 2, false, kNativeBF16>(op, p, x, g, y, n);
+        return HalfChunks<H, 2, false, kNativeBF16, kFused>(op, p, x, g, y, n);
       case ElementwiseKind::kVjp:
-        return HalfChunks<H, 1, true, kNativeBF16>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, true, kNativeBF16, kFused>(op, p, x, g, y, n);
     }
   });
 }
