@@ -22,7 +22,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/types/span.h"
@@ -297,6 +300,17 @@ dnnl::engine& Engine() {
   return engine;
 }
 
+// Runs prim once an iteration and waits for it. The argument map is built in
+// every iteration: that cost is in the oneDNN rows of BENCHMARKS.md.
+void ExecuteEachIteration(
+    benchmark::State& state, const dnnl::primitive& prim, dnnl::stream& s,
+    std::initializer_list<std::pair<const int, dnnl::memory>> args) {
+  for (auto _ : state) {
+    prim.execute(s, std::unordered_map<int, dnnl::memory>(args));
+    s.wait();
+  }
+}
+
 struct DnnlEltwise {
   const char* name;
   dnnl::algorithm alg;
@@ -322,22 +336,16 @@ void OnednnEltwise(benchmark::State& state, DnnlEltwise e, bool backward,
         eltwise_forward::desc(prop_kind::forward_inference, e.alg, md, e.alpha,
                               e.beta),
         Engine());
-    eltwise_forward prim(inf_pd);
-    for (auto _ : state) {
-      prim.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-      s.wait();
-    }
+    ExecuteEachIteration(state, eltwise_forward(inf_pd), s,
+                         {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   } else {
     eltwise_backward::primitive_desc bwd_pd(
         eltwise_backward::desc(e.alg, md, md, e.alpha, e.beta), Engine(),
         fwd_pd);
-    eltwise_backward prim(bwd_pd);
-    for (auto _ : state) {
-      prim.execute(s, {{DNNL_ARG_SRC, src},
-                       {DNNL_ARG_DIFF_DST, diff_dst},
-                       {DNNL_ARG_DIFF_SRC, dst}});
-      s.wait();
-    }
+    ExecuteEachIteration(state, eltwise_backward(bwd_pd), s,
+                         {{DNNL_ARG_SRC, src},
+                          {DNNL_ARG_DIFF_DST, diff_dst},
+                          {DNNL_ARG_DIFF_SRC, dst}});
   }
   Finish(state, n);
 }
@@ -365,20 +373,15 @@ void OnednnSoftmax(benchmark::State& state, bool log, bool backward,
   fwd.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   s.wait();
   if (!backward) {
-    for (auto _ : state) {
-      fwd.execute(s, {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
-      s.wait();
-    }
+    ExecuteEachIteration(state, fwd, s,
+                         {{DNNL_ARG_SRC, src}, {DNNL_ARG_DST, dst}});
   } else {
     softmax_v2_backward::primitive_desc bwd_pd(
         softmax_v2_backward::desc(alg, md, md, md, 1), Engine(), fwd_pd);
-    softmax_v2_backward bwd(bwd_pd);
-    for (auto _ : state) {
-      bwd.execute(s, {{DNNL_ARG_DST, dst},
-                      {DNNL_ARG_DIFF_DST, diff_dst},
-                      {DNNL_ARG_DIFF_SRC, diff_src}});
-      s.wait();
-    }
+    ExecuteEachIteration(state, softmax_v2_backward(bwd_pd), s,
+                         {{DNNL_ARG_DST, dst},
+                          {DNNL_ARG_DIFF_DST, diff_dst},
+                          {DNNL_ARG_DIFF_SRC, diff_src}});
   }
   Finish(state, n);
 }

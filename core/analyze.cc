@@ -97,17 +97,13 @@ GradientFlowReport SummarizeGradientFlow(const GradientFlowCounts& counts,
   return r;
 }
 
-template void AccumulateGradientFlow<float>(Function, double, double,
-                                            absl::Span<const float>,
-                                            GradientFlowCounts*);
-template void AccumulateGradientFlow<double>(Function, double, double,
-                                             absl::Span<const double>,
-                                             GradientFlowCounts*);
-template void AccumulateGradientFlow<Float16>(Function, double, double,
-                                              absl::Span<const Float16>,
-                                              GradientFlowCounts*);
-template void AccumulateGradientFlow<BFloat16>(Function, double, double,
-                                               absl::Span<const BFloat16>,
-                                               GradientFlowCounts*);
+#define ACTSVC_INSTANTIATE(T)              \
+  template void AccumulateGradientFlow<T>( \
+      Function, double, double, absl::Span<const T>, GradientFlowCounts*);
+ACTSVC_INSTANTIATE(float)
+ACTSVC_INSTANTIATE(double)
+ACTSVC_INSTANTIATE(Float16)
+ACTSVC_INSTANTIATE(BFloat16)
+#undef ACTSVC_INSTANTIATE
 
 }  // namespace actsvc

@@ -6,6 +6,7 @@
 // each side of z, and every 64th float of [-1.5, -0.25].
 #include <cmath>
 #include <cstdio>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -22,19 +23,25 @@ namespace actsvc {
 namespace test {
 namespace {
 
+// The n values of T on each side of c, nearest first: below, then above.
+template <typename T>
+void AppendNeighbours(T c, int n, std::vector<T>* x) {
+  constexpr T kInf = std::numeric_limits<T>::infinity();
+  T lo = c, hi = c;
+  for (int i = 0; i < n; ++i) {
+    lo = std::nextafter(lo, -kInf);
+    hi = std::nextafter(hi, kInf);
+    x->push_back(lo);
+    x->push_back(hi);
+  }
+}
+
 std::vector<float> NearRootInputs() {
   std::vector<float> x;
   for (double t = -1.5; t <= 0.5; t += 1.0 / 4096) x.push_back(float(t));
   const std::vector<double> zeros = InteriorZeros(Function::kGelu, 1);
   EXPECT_EQ(zeros.size(), 1u);
-  const float z = static_cast<float>(zeros.at(0));
-  float lo = z, hi = z;
-  for (int i = 0; i < 4096; ++i) {
-    lo = std::nextafter(lo, -2.0f);
-    hi = std::nextafter(hi, 2.0f);
-    x.push_back(lo);
-    x.push_back(hi);
-  }
+  AppendNeighbours(static_cast<float>(zeros.at(0)), 4096, &x);
   for (uint32_t u = 0x3E800000u; u <= 0x3FC00000u; u += 64) {
     x.push_back(-FromBits<float>(u));  // -0.25 .. -1.5
   }
@@ -186,15 +193,7 @@ std::vector<double> Float64SweepInputs(Function fn) {
   for (double t = -40; t <= 8; t += 1.0 / 2048) {
     x.push_back(t + rng.Uniform(0, 1.0 / 2048));
   }
-  for (double c : {-0.75, 0.75}) {
-    double lo = c, hi = c;
-    for (int i = 0; i < 2048; ++i) {
-      lo = std::nextafter(lo, -1.0);
-      hi = std::nextafter(hi, 1.0);
-      x.push_back(lo);
-      x.push_back(hi);
-    }
-  }
+  for (double c : {-0.75, 0.75}) AppendNeighbours(c, 2048, &x);
   const double band_lo = fn == Function::kGelu ? -39.0 : -22.3;
   const double band_hi = fn == Function::kGelu ? -37.0 : -20.5;
   for (int i = 0; i < 20000; ++i) x.push_back(rng.Uniform(band_lo, band_hi));

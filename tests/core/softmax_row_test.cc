@@ -20,7 +20,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
@@ -182,9 +181,7 @@ void CheckRowsAndSpecials() {
             if (in_place) yp = op < 2 ? xp : gp;
             Run<T>(op, xp, gp, yp, n, kRows);
             for (size_t i = 0; i < x.size(); ++i) {
-              const bool same = std::memcmp(&yp[i], &want[i], sizeof(T)) == 0 ||
-                                (std::isnan(yp[i]) && std::isnan(want[i]));
-              ASSERT_TRUE(same)
+              ASSERT_TRUE(SameBits(yp[i], want[i]))
                   << hwy::TargetName(target) << " " << kOpNames[op] << " "
                   << Dtype<T>() << " n=" << n << " row=" << i / n
                   << " i=" << i % n << " offset=" << offset
@@ -348,12 +345,10 @@ void CheckFromOutputSpecials(bool log) {
         f, AxisView{static_cast<int64_t>(kRows), static_cast<int64_t>(n), 1},
         absl::MakeConstSpan(y), absl::MakeConstSpan(g), absl::MakeSpan(dx));
     for (size_t i = 0; i < y.size(); ++i) {
-      const bool same = std::memcmp(&dx[i], &want[i], sizeof(T)) == 0 ||
-                        (std::isnan(dx[i]) && std::isnan(want[i]));
-      ASSERT_TRUE(same) << KernelTargetName() << " " << name << " "
-                        << Dtype<T>() << " n=" << n << " row=" << i / n
-                        << " i=" << i % n << " got=" << dx[i]
-                        << " want=" << want[i];
+      ASSERT_TRUE(SameBits(dx[i], want[i]))
+          << KernelTargetName() << " " << name << " " << Dtype<T>()
+          << " n=" << n << " row=" << i / n << " i=" << i % n
+          << " got=" << dx[i] << " want=" << want[i];
     }
   }
 }

@@ -396,58 +396,87 @@ std::vector<LD> JacobianRef(Function f, const RowRef& ref) {
   return j;
 }
 
-TYPED_TEST(SoftmaxTest, VjpIsJacobianTransposeTimesUpstream) {
-  using T = TypeParam;
+// The VJP tests' inputs: logits x in [-6, 6] and upstream gradients g in
+// [-2, 2] over a [3, 4, 5] tensor (seeds `seed` and seed + 1). Calls
+// check(f, axis, v, x, g) for softmax and log_softmax along each axis.
+template <typename T, typename Check>
+void ForEachVjpCase(uint64_t seed, const Check& check) {
   const int64_t shape[] = {3, 4, 5};
-  const auto x = RandomLogits<T>(60, 21, -6, 6);
-  const auto g = RandomLogits<T>(60, 22, -2, 2);
+  const auto x = RandomLogits<T>(60, seed, -6, 6);
+  const auto g = RandomLogits<T>(60, seed + 1, -2, 2);
   for (Function f : {Function::kSoftmax, Function::kLogSoftmax}) {
     for (int axis = 0; axis < 3; ++axis) {
-      const AxisView v = MakeAxisView(shape, axis);
-      std::vector<T> y(60, std::numeric_limits<T>::quiet_NaN());
-      SoftmaxVjp<T>(f, v, absl::MakeConstSpan(x), absl::MakeConstSpan(g),
-                    absl::MakeSpan(y));
-      std::vector<T> jac(v.rows() * v.size * v.size,
-                         std::numeric_limits<T>::quiet_NaN());
-      SoftmaxJacobian<T>(f, v, absl::MakeConstSpan(x), absl::MakeSpan(jac));
-      for (int64_t r = 0; r < v.rows(); ++r) {
-        const RowRef ref = Reference(Row(x, v, r));
-        const std::vector<LD> j = JacobianRef(f, ref);
-        const std::vector<LD> gr = Row(g, v, r);
-        const int64_t n = v.size;
-        for (int64_t b = 0; b < n; ++b) {
-          LD want = 0, scale = 0;
-          for (int64_t a = 0; a < n; ++a) {
-            want += j[a * n + b] * gr[a];
-            scale += std::fabs(j[a * n + b] * gr[a]);
-          }
-          const LD tol = (4 + 2 * n) * kEps<T> * scale + 4 * UlpAt<T>(want);
-          EXPECT_NEAR(y[Index(v, r, b)], want, tol)
-              << FunctionName(f) << " axis " << axis << " row " << r << " b "
-              << b;
-        }
-        // The dense Jacobian itself.
-        for (int64_t a = 0; a < n; ++a) {
-          for (int64_t b = 0; b < n; ++b) {
-            const LD want = j[a * n + b];
-            const LD scale = f == Function::kSoftmax
-                                 ? ref.p[a] * ((a == b ? 1 : 0) + ref.p[b])
-                                 : (a == b ? 1 : 0) + ref.p[b];
-            EXPECT_NEAR(
-                jac[(r * n + a) * n + b], want,
-                (8 + n) * kEps<T> * scale + std::numeric_limits<T>::min())
-                << FunctionName(f) << " axis " << axis << " row " << r << " J["
-                << a << "][" << b << "]";
-          }
-        }
-      }
-      // In place: y aliasing x, and y aliasing g.
-      ExpectSameBitsInPlace(x, "x", g, "g", y,
-                            [&](auto in, auto grad, auto out) {
-                              SoftmaxVjp<T>(f, v, in, grad, out);
-                            });
+      check(f, axis, MakeAxisView(shape, axis), x, g);
     }
   }
+}
+
+// Row r of the VJP in long double: the row's softmax, its Jacobian J, its
+// upstream gradient g, and for each b, jtg[b] = Σ_a J[a][b] g_a with
+// scale[b] = Σ_a |J[a][b] g_a|.
+struct VjpRef {
+  RowRef row;
+  std::vector<LD> j, g, jtg, scale;
+};
+template <typename T>
+VjpRef VjpReference(Function f, AxisView v, int64_t r, const std::vector<T>& x,
+                    const std::vector<T>& g) {
+  VjpRef ref;
+  ref.row = Reference(Row(x, v, r));
+  ref.j = JacobianRef(f, ref.row);
+  ref.g = Row(g, v, r);
+  const int64_t n = v.size;
+  ref.jtg.assign(n, 0);
+  ref.scale.assign(n, 0);
+  for (int64_t b = 0; b < n; ++b) {
+    for (int64_t a = 0; a < n; ++a) {
+      ref.jtg[b] += ref.j[a * n + b] * ref.g[a];
+      ref.scale[b] += std::fabs(ref.j[a * n + b] * ref.g[a]);
+    }
+  }
+  return ref;
+}
+
+TYPED_TEST(SoftmaxTest, VjpIsJacobianTransposeTimesUpstream) {
+  using T = TypeParam;
+  ForEachVjpCase<T>(21, [](Function f, int axis, AxisView v,
+                           const std::vector<T>& x, const std::vector<T>& g) {
+    std::vector<T> y(60, std::numeric_limits<T>::quiet_NaN());
+    SoftmaxVjp<T>(f, v, absl::MakeConstSpan(x), absl::MakeConstSpan(g),
+                  absl::MakeSpan(y));
+    std::vector<T> jac(v.rows() * v.size * v.size,
+                       std::numeric_limits<T>::quiet_NaN());
+    SoftmaxJacobian<T>(f, v, absl::MakeConstSpan(x), absl::MakeSpan(jac));
+    const int64_t n = v.size;
+    for (int64_t r = 0; r < v.rows(); ++r) {
+      const VjpRef ref = VjpReference(f, v, r, x, g);
+      for (int64_t b = 0; b < n; ++b) {
+        const LD tol =
+            (4 + 2 * n) * kEps<T> * ref.scale[b] + 4 * UlpAt<T>(ref.jtg[b]);
+        EXPECT_NEAR(y[Index(v, r, b)], ref.jtg[b], tol)
+            << FunctionName(f) << " axis " << axis << " row " << r << " b "
+            << b;
+      }
+      // The dense Jacobian itself.
+      for (int64_t a = 0; a < n; ++a) {
+        for (int64_t b = 0; b < n; ++b) {
+          const LD want = ref.j[a * n + b];
+          const LD scale =
+              f == Function::kSoftmax
+                  ? ref.row.p[a] * ((a == b ? 1 : 0) + ref.row.p[b])
+                  : (a == b ? 1 : 0) + ref.row.p[b];
+          EXPECT_NEAR(jac[(r * n + a) * n + b], want,
+                      (8 + n) * kEps<T> * scale + std::numeric_limits<T>::min())
+              << FunctionName(f) << " axis " << axis << " row " << r << " J["
+              << a << "][" << b << "]";
+        }
+      }
+    }
+    // In place: y aliasing x, and y aliasing g.
+    ExpectSameBitsInPlace(x, "x", g, "g", y, [&](auto in, auto grad, auto out) {
+      SoftmaxVjp<T>(f, v, in, grad, out);
+    });
+  });
 }
 
 // SoftmaxVjpFromOutput on every axis (rows of up to kSoftmaxColumnMaxClasses
@@ -459,48 +488,38 @@ TYPED_TEST(SoftmaxTest, VjpIsJacobianTransposeTimesUpstream) {
 // gives the same bits.
 TYPED_TEST(SoftmaxTest, VjpFromOutputIsJacobianTransposeTimesUpstream) {
   using T = TypeParam;
-  const int64_t shape[] = {3, 4, 5};
-  const auto x = RandomLogits<T>(60, 31, -6, 6);
-  const auto g = RandomLogits<T>(60, 32, -2, 2);
-  for (Function f : {Function::kSoftmax, Function::kLogSoftmax}) {
+  ForEachVjpCase<T>(31, [](Function f, int axis, AxisView v,
+                           const std::vector<T>& x, const std::vector<T>& g) {
     const bool log = f == Function::kLogSoftmax;
-    for (int axis = 0; axis < 3; ++axis) {
-      const AxisView v = MakeAxisView(shape, axis);
-      const std::vector<T> y = Forward(f, v, x);
-      std::vector<T> dx(60, std::numeric_limits<T>::quiet_NaN());
-      SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(y),
-                              absl::MakeConstSpan(g), absl::MakeSpan(dx));
-      for (int64_t r = 0; r < v.rows(); ++r) {
-        const RowRef ref = Reference(Row(x, v, r));
-        const std::vector<LD> j = JacobianRef(f, ref);
-        const std::vector<LD> gr = Row(g, v, r);
-        const int64_t n = v.size;
-        LD abs_dot = 0, abs_sum = 0;
-        for (int64_t a = 0; a < n; ++a) {
-          abs_dot += ref.p[a] * std::fabs(gr[a]);
-          abs_sum += std::fabs(gr[a]);
-        }
-        for (int64_t b = 0; b < n; ++b) {
-          LD want = 0, scale = 0;
-          for (int64_t a = 0; a < n; ++a) {
-            want += j[a * n + b] * gr[a];
-            scale += std::fabs(j[a * n + b] * gr[a]);
-          }
-          scale += log ? ref.p[b] * (1 + std::fabs(ref.log_p[b])) * abs_sum
-                       : ref.p[b] * (std::fabs(gr[b]) + abs_dot);
-          const LD tol = (4 + 2 * n) * kEps<T> * scale + 4 * UlpAt<T>(want);
-          EXPECT_NEAR(dx[Index(v, r, b)], want, tol)
-              << FunctionName(f) << " axis " << axis << " row " << r << " b "
-              << b;
-        }
+    const std::vector<T> y = Forward(f, v, x);
+    std::vector<T> dx(60, std::numeric_limits<T>::quiet_NaN());
+    SoftmaxVjpFromOutput<T>(f, v, absl::MakeConstSpan(y),
+                            absl::MakeConstSpan(g), absl::MakeSpan(dx));
+    const int64_t n = v.size;
+    for (int64_t r = 0; r < v.rows(); ++r) {
+      const VjpRef ref = VjpReference(f, v, r, x, g);
+      LD abs_dot = 0, abs_sum = 0;
+      for (int64_t a = 0; a < n; ++a) {
+        abs_dot += ref.row.p[a] * std::fabs(ref.g[a]);
+        abs_sum += std::fabs(ref.g[a]);
       }
-      // In place: dx aliasing y, and dx aliasing g.
-      ExpectSameBitsInPlace(y, "y", g, "g", dx,
-                            [&](auto in, auto grad, auto out) {
-                              SoftmaxVjpFromOutput<T>(f, v, in, grad, out);
-                            });
+      for (int64_t b = 0; b < n; ++b) {
+        const LD scale =
+            ref.scale[b] +
+            (log ? ref.row.p[b] * (1 + std::fabs(ref.row.log_p[b])) * abs_sum
+                 : ref.row.p[b] * (std::fabs(ref.g[b]) + abs_dot));
+        const LD tol = (4 + 2 * n) * kEps<T> * scale + 4 * UlpAt<T>(ref.jtg[b]);
+        EXPECT_NEAR(dx[Index(v, r, b)], ref.jtg[b], tol)
+            << FunctionName(f) << " axis " << axis << " row " << r << " b "
+            << b;
+      }
     }
-  }
+    // In place: dx aliasing y, and dx aliasing g.
+    ExpectSameBitsInPlace(y, "y", g, "g", dx,
+                          [&](auto in, auto grad, auto out) {
+                            SoftmaxVjpFromOutput<T>(f, v, in, grad, out);
+                          });
+  });
 }
 
 // Eigenvalues of a small symmetric matrix by cyclic Jacobi rotations.
