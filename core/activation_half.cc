@@ -279,6 +279,28 @@ HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
   }
 }
 
+// The fused loop's vectors at x (and g: the VJP): m <= Lanes(df) values
+// widened (a padded copy when m is short), and the op's result for them.
+template <int kOrder, bool kVjp, class D, class Op, typename H,
+          class V = hn::Vec<D>>
+HWY_INLINE void FusedVectors(D df, const Op& op, const Limits<float>& lim,
+                             const H* x, const H* g, size_t m, V* xv, V* gv,
+                             V* yv) {
+  HWY_ALIGN H xb[HWY_MAX_BYTES / sizeof(float)];
+  HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)];
+  if (HWY_UNLIKELY(m != hn::Lanes(df))) {
+    std::memset(xb, 0, sizeof(xb));
+    std::memset(gb, 0, sizeof(gb));
+    std::memcpy(xb, x, m * sizeof(H));
+    if (kVjp) std::memcpy(gb, g, m * sizeof(H));
+    x = xb;
+    g = gb;
+  }
+  *xv = LoadWiden<H>(df, x);
+  *gv = kVjp ? LoadWiden<H>(df, g) : *xv;
+  *yv = Apply<kOrder, kVjp>(df, op, *xv, gv, lim);
+}
+
 // The half kernel of one op and order (kVjp: the VJP), chunk by chunk
 // of kChunk values. Unfused, in three passes over L1-resident float32
 // buffers: widen, the op's own array loop (MapArray: the float32 kernel
@@ -318,19 +340,9 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
     // m <= lanes of them valid.
     const auto vectors = [&](size_t i, size_t m, V* xv, V* gv, V* yv) {
       if constexpr (kFused) {
-        const H* xs = x + begin + i;
-        const H* gs = kVjp ? g + begin + i : xs;
-        HWY_ALIGN H xb[HWY_MAX_BYTES / sizeof(float)] = {};
-        HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)] = {};
-        if (HWY_UNLIKELY(m != lanes)) {
-          std::memcpy(xb, xs, m * sizeof(H));
-          if (kVjp) std::memcpy(gb, gs, m * sizeof(H));
-          xs = xb;
-          gs = kVjp ? gb : xb;
-        }
-        *xv = LoadWiden<H>(df, xs);
-        *gv = kVjp ? LoadWiden<H>(df, gs) : *xv;
-        *yv = Apply<kOrder, kVjp>(df, op, *xv, gv, lim);
+        FusedVectors<kOrder, kVjp>(df, op, lim, x + begin + i,
+                                   kVjp ? g + begin + i : nullptr, m, xv, gv,
+                                   yv);
       } else {
         (void)m;
         *xv = hn::Load(df, xf + i);
