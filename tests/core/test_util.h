@@ -134,11 +134,17 @@ void RunKind(const Case& c, ElementwiseKind kind, absl::Span<const T> x,
 // first; a test runs the kernels on each through
 // hwy::SetSupportedTargetsForTest. Under the sanitizers the kernel files are
 // built at -O0 (core/CMakeLists.txt) and run tens of times slower: there the
-// tests take the best target and the most basic one, the two ends of the
-// vector widths and tail handling (the plain build runs every target).
+// tests take the best target and the narrowest vector one (128-bit: SSSE3
+// on x86), the two ends of the vector widths and tail handling; not
+// SCALAR or EMU128, one lane a vector, the slowest of all at -O0 (the plain
+// build runs every target).
 inline std::vector<int64_t> Targets() {
   std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
 #ifdef ACTSVC_SANITIZED
+  while (targets.size() > 2 && (targets.back() == HWY_SCALAR ||
+                                targets.back() == HWY_EMU128)) {
+    targets.pop_back();
+  }
   if (targets.size() > 2) targets = {targets.front(), targets.back()};
 #endif
   return targets;
