@@ -141,8 +141,8 @@ void RunKind(const Case& c, ElementwiseKind kind, absl::Span<const T> x,
 inline std::vector<int64_t> Targets() {
   std::vector<int64_t> targets = hwy::SupportedAndGeneratedTargets();
 #ifdef ACTSVC_SANITIZED
-  while (targets.size() > 2 && (targets.back() == HWY_SCALAR ||
-                                targets.back() == HWY_EMU128)) {
+  while (targets.size() > 2 &&
+         (targets.back() == HWY_SCALAR || targets.back() == HWY_EMU128)) {
     targets.pop_back();
   }
   if (targets.size() > 2) targets = {targets.front(), targets.back()};
