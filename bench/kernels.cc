@@ -47,8 +47,9 @@ constexpr int64_t kSizes[] = {4096, 65536, 16777216};
 constexpr int64_t kClasses = 1000;
 
 // The distribution of the inputs x: uniform on [-10, 10] (tails included;
-// the rows without a suffix) or normal(0, 1) (dtype suffix "n": f32n).
-enum class Dist { kUniform, kNormal };
+// the rows without a suffix), normal(0, 1) (dtype suffix "n": f32n) or
+// uniform on [-8, 8] (suffix "u8": f32u8, the range issue 17 names).
+enum class Dist { kUniform, kNormal, kUniform8 };
 
 // The generator of every input: a 32-bit LCG, so that each run and each
 // implementation sees the same values.
@@ -118,7 +119,9 @@ struct ArraysOf {
       *arrays[k] = absl::MakeSpan(reinterpret_cast<T*>(base + k * stride),
                                   static_cast<size_t>(n));
     }
-    const std::vector<T> xs = Inputs<T>(n, -10, 10, dist);
+    const std::vector<T> xs = dist == Dist::kUniform8
+                                  ? Inputs<T>(n, -8, 8)
+                                  : Inputs<T>(n, -10, 10, dist);
     const std::vector<T> gs = Inputs<T>(n, -1, 1);
     std::copy(xs.begin(), xs.end(), x.begin());
     std::copy(gs.begin(), gs.end(), g.begin());
@@ -407,6 +410,7 @@ const ElementwiseFamily kElementwiseFamilies[] = {
     {"scalar", "f32", ScalarElementwise<float>, Dist::kUniform},
     {"actsvc", "f32n", ActsvcElementwise<float>, Dist::kNormal},
     {"scalar", "f32n", ScalarElementwise<float>, Dist::kNormal},
+    {"actsvc", "f32u8", ActsvcElementwise<float>, Dist::kUniform8},
     {"actsvc", "f64", ActsvcElementwise<double>, Dist::kUniform},
     {"scalar", "f64", ScalarElementwise<double>, Dist::kUniform},
     {"actsvc", "f16", ActsvcElementwise<Float16>, Dist::kUniform},
@@ -472,8 +476,10 @@ const DnnlEltwise kDnnlEltwise[] = {
 
 void RegisterOnednnEltwise(int64_t n) {
   for (const DnnlEltwise& e : kDnnlEltwise) {
-    for (Dist dist : {Dist::kUniform, Dist::kNormal}) {
-      const char* f32 = dist == Dist::kUniform ? "f32" : "f32n";
+    for (Dist dist : {Dist::kUniform, Dist::kNormal, Dist::kUniform8}) {
+      const char* f32 = dist == Dist::kUniform  ? "f32"
+                        : dist == Dist::kNormal ? "f32n"
+                                                : "f32u8";
       for (bool vjp : {false, true}) {
         benchmark::RegisterBenchmark(
             Name("onednn", FwdOrVjp(vjp), e.name, n, f32).c_str(),

@@ -17,12 +17,16 @@ can differ from one process to the next (its eltwise VJP by up to 2x on AMD
 EPYC, BENCHMARKS.md), so each row gives actsvc's median over the processes,
 oneDNN's best and its range, and actsvc against oneDNN's best.
 
-When the results hold rows on normal(0, 1) inputs (dtype f32n), the float32
-table gets an "inputs" column, uniform [-10, 10] (f32) or normal(0, 1)
-(f32n), and the two rows of each function x op x n sit together.
+When the results hold rows on normal(0, 1) inputs (dtype f32n) or uniform
+[-8, 8] ones (f32u8), the float32 table gets an "inputs" column, and the rows
+of each function x op x n sit together.
 """
 import json
 import sys
+
+# The float32 input sets by dtype segment (bench/kernels.cc's Dist).
+DISTS = {"f32": "uniform [-10, 10]", "f32n": "normal(0, 1)",
+         "f32u8": "uniform [-8, 8]"}
 
 
 def half_table(rows):
@@ -71,13 +75,12 @@ def processes_table(paths):
     runs = [read_rows(p) for p in paths]
     keys = sorted(set().union(*runs), key=lambda k: (
         k[0], {"fwd": 0, "vjp": 3}.get(k[1], 9), int(k[3]), k[2]))
-    dists = {"f32": "uniform [-10, 10]", "f32n": "normal(0, 1)"}
     print("| function | op | n | inputs | actsvc (median of %d) | onednn best "
           "| onednn range | actsvc/onednn best |" % len(paths))
     print("|---|---|---|---|---|---|---|---|")
     for k in keys:
         fn, op, dtype, n = k
-        if fn == "-" or dtype not in dists:
+        if fn == "-" or dtype not in DISTS:
             continue
         a = sorted(r[k]["actsvc"] for r in runs if "actsvc" in r.get(k, {}))
         o = sorted(r[k]["onednn"] for r in runs if "onednn" in r.get(k, {}))
@@ -85,15 +88,15 @@ def processes_table(paths):
             continue
         med = a[len(a) // 2] if len(a) % 2 else (a[len(a) // 2 - 1] + a[len(a) // 2]) / 2
         print("| %s | %s | %s | %s | %.3g | %.3g | %.3g–%.3g | %.2f× |" % (
-            fn, op, n, dists[dtype], med, o[-1], o[0], o[-1], med / o[-1]))
+            fn, op, n, DISTS[dtype], med, o[-1], o[0], o[-1], med / o[-1]))
 
 
 def main(path, half=False):
     rows = read_rows(path)
     if half:
         return half_table(rows)
-    dists = {"f32": "uniform [-10, 10]", "f32n": "normal(0, 1)"}
-    with_dist = any(k[2] == "f32n" for k in rows)
+    dists = DISTS
+    with_dist = any(k[2] in ("f32n", "f32u8") for k in rows)
     head = "| function | op | n | %sactsvc | onednn | scalar | actsvc/onednn | actsvc/scalar |"
     print(head % ("inputs | " if with_dist else ""))
     print("|---|---|---|" + ("---|" if with_dist else "") + "---|---|---|---|---|")
