@@ -475,12 +475,13 @@ int WireRequest::Count(const Message& holder, int number) const {
 //  - Not writable, and never marked so: a request from an in-process
 //    channel (the inproc transport hands the receiver the sender's own
 //    slices, a client's prebuilt request for instance; the server creates
-//    no in-process channel), a ByteBuffer a caller built over its own or
-//    static (read-only) memory, and TCP receive zerocopy (pages mapped
-//    read-only; off unless grpc.experimental.tcp_rx_zerocopy is set, which
-//    the server does not).
+//    no in-process channel), and a ByteBuffer a caller built over its own
+//    or static (read-only) memory. (gRPC 1.51 has no receive zerocopy that
+//    would map the socket's pages; its send zerocopy, off by default, only
+//    reads the response's bytes, which are final by then.)
 //  - The response's sub-slices hold references: the memory lives until
 //    gRPC has written the response, well after the request is cleared.
+//    They are made at Serialize, after the values were written.
 std::optional<std::vector<absl::Span<char>>> WireRequest::Writable(
     const Message& holder, int number, int index) {
   const Field* found = FindField(holder, number, index);
