@@ -108,6 +108,10 @@ class MethodReactor : public grpc::ServerGenericBidiReactor {
   ComputeContext ContextFor(SteadyClock::time_point queued_at) const {
     ComputeContext context = env_->ContextFor(context_);
     context.queued_at = queued_at;
+    // request_ is what gRPC received over the network for this call, and is
+    // cleared once served: its bytes are the call's to overwrite (wire.cc,
+    // "In place"). The server serves no in-process channel.
+    context.request_writable = true;
     return context;
   }
 

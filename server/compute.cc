@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -311,6 +313,193 @@ absl::Status RunSameSize(const TensorView& x, absl::string_view what,
   return Finished(VisitDType(x.dtype(), body), sink);
 }
 
+// In place (RunInPlace): an elementwise kernel over values that lie in
+// pieces of memory, the results written over them.
+
+// A position in a tensor's byte pieces, moving forward; Byte is char where
+// the pieces are written, const char where they are only read.
+template <typename Byte>
+class PieceCursor {
+ public:
+  PieceCursor() = default;
+  PieceCursor(absl::Span<const absl::Span<Byte>> pieces, size_t piece,
+              int64_t offset)
+      : pieces_(pieces), piece_(piece), offset_(offset) {
+    Settle();
+  }
+
+  Byte* at() const { return pieces_[piece_].data() + offset_; }
+  // The bytes from here to the end of the current piece (0 at the end).
+  int64_t left() const {
+    return piece_ < pieces_.size()
+               ? static_cast<int64_t>(pieces_[piece_].size()) - offset_
+               : 0;
+  }
+  void Skip(int64_t n) {
+    offset_ += n;
+    Settle();
+  }
+  // The next n bytes, across pieces, copied out of or into them.
+  void Read(void* to, int64_t n) {
+    for (char* p = static_cast<char*>(to); n > 0;) {
+      const int64_t m = std::min(n, left());
+      std::memcpy(p, at(), static_cast<size_t>(m));
+      p += m;
+      n -= m;
+      Skip(m);
+    }
+  }
+  void Write(const void* from, int64_t n) {
+    for (const char* p = static_cast<const char*>(from); n > 0;) {
+      const int64_t m = std::min(n, left());
+      std::memcpy(at(), p, static_cast<size_t>(m));
+      p += m;
+      n -= m;
+      Skip(m);
+    }
+  }
+
+ private:
+  // Past the pieces that end here (and the empty ones).
+  void Settle() {
+    while (piece_ < pieces_.size() &&
+           offset_ >= static_cast<int64_t>(pieces_[piece_].size())) {
+      offset_ -= static_cast<int64_t>(pieces_[piece_].size());
+      ++piece_;
+    }
+  }
+
+  absl::Span<const absl::Span<Byte>> pieces_;
+  size_t piece_ = 0;
+  int64_t offset_ = 0;
+};
+
+// Where each piece starts: a cursor at any byte, for the chunks.
+template <typename Byte>
+class PieceIndex {
+ public:
+  explicit PieceIndex(absl::Span<const absl::Span<Byte>> pieces)
+      : pieces_(pieces) {
+    starts_.reserve(pieces.size());
+    int64_t at = 0;
+    for (const absl::Span<Byte>& p : pieces) {
+      starts_.push_back(at);
+      at += static_cast<int64_t>(p.size());
+    }
+  }
+  // Precondition: `at` is below the pieces' total.
+  PieceCursor<Byte> At(int64_t at) const {
+    const size_t piece = static_cast<size_t>(
+        std::upper_bound(starts_.begin(), starts_.end(), at) - starts_.begin() -
+        1);
+    return PieceCursor<Byte>(pieces_, piece, at - starts_[piece]);
+  }
+
+ private:
+  absl::Span<const absl::Span<Byte>> pieces_;
+  std::vector<int64_t> starts_;
+};
+
+// The bounce buffer of each operand, and the shortest run of values given a
+// kernel call of its own where they lie (shorter ones are bounced with their
+// neighbours).
+constexpr int64_t kBounceBytes = 16384;
+constexpr int64_t kMinRunValues = 16;
+
+// kernel(x, g, y, n) over the values [begin, end) of `y` (written: x, or g
+// when y_is_g) and `other` (read: the other operand of a VJP, else null):
+// where the values of every operand lie whole in one piece, in place; a
+// value that straddles pieces, short runs, and half values at an odd
+// address go through the bounce buffers and back. (The half kernels store
+// some results through H*, which needs H's alignment. The float32 and
+// float64 kernels load and store x, g and y only through unaligned vector
+// loads and stores or memcpy, and test y's alignment before their aligned
+// and non-temporal stores: core/activation-inl.h, MapArray.)
+template <typename T, typename Kernel>
+void MapInPlace(const PieceIndex<char>& y, const PieceIndex<const char>* other,
+                bool y_is_g, int64_t begin, int64_t end, const Kernel& kernel) {
+  constexpr int64_t kSize = sizeof(T);
+  constexpr int64_t kBounceValues = kBounceBytes / kSize;
+  PieceCursor<char> yc = y.At(begin * kSize);
+  PieceCursor<const char> oc;
+  if (other != nullptr) oc = other->At(begin * kSize);
+  // The values from here (at most `remaining`) whole in one piece of each.
+  const auto whole = [&](int64_t remaining) {
+    int64_t n = std::min(remaining, yc.left() / kSize);
+    if (other != nullptr) n = std::min(n, oc.left() / kSize);
+    return n;
+  };
+  const auto aligned = [](const char* p) {
+    return reinterpret_cast<uintptr_t>(p) % alignof(T) == 0;
+  };
+  // How many values from here run where they lie (0: bounce them).
+  const auto in_place = [&](int64_t remaining) -> int64_t {
+    const int64_t n = whole(remaining);
+    if (kIsHalf<T> && n > 0 &&
+        (!aligned(yc.at()) || (other != nullptr && !aligned(oc.at())))) {
+      return 0;
+    }
+    return n >= kMinRunValues || (n > 0 && n == remaining) ? n : 0;
+  };
+  // kernel over n values: y's at yp (written), the other's at op.
+  const auto run = [&](T* yp, const T* op, int64_t n) {
+    if (other == nullptr) {
+      kernel(yp, nullptr, yp, n);
+    } else if (y_is_g) {
+      kernel(op, yp, yp, n);
+    } else {
+      kernel(yp, op, yp, n);
+    }
+  };
+  alignas(64) char yb[kBounceBytes];
+  alignas(64) char ob[kBounceBytes];
+  T* const yt = reinterpret_cast<T*>(yb);
+  T* const ot = reinterpret_cast<T*>(ob);
+  for (int64_t i = begin; i < end;) {
+    if (const int64_t n = in_place(end - i); n > 0) {
+      run(reinterpret_cast<T*>(yc.at()),
+          other != nullptr ? reinterpret_cast<const T*>(oc.at()) : nullptr, n);
+      yc.Skip(n * kSize);
+      if (other != nullptr) oc.Skip(n * kSize);
+      i += n;
+      continue;
+    }
+    PieceCursor<char> out = yc;  // where the results go back
+    int64_t m = 0;
+    do {
+      const int64_t k =
+          std::max<int64_t>(1, std::min(whole(end - i - m), kBounceValues - m));
+      yc.Read(yt + m, k * kSize);
+      if (other != nullptr) oc.Read(ot + m, k * kSize);
+      m += k;
+    } while (i + m < end && m < kBounceValues && in_place(end - i - m) == 0);
+    run(yt, ot, m);
+    out.Write(yt, m * kSize);
+    i += m;
+  }
+}
+
+// MapInPlace over a tensor's `total` values in chunks, as Run's chunks go
+// (in parallel when large): each chunk finds its own pieces.
+template <typename T, typename Kernel>
+absl::Status MapChunksInPlace(const ComputeContext& context, int64_t total,
+                              BytePieces y, const ConstBytePieces* other,
+                              bool y_is_g, const Kernel& kernel) {
+  const PieceIndex<char> ys(y);
+  std::optional<PieceIndex<const char>> os;
+  if (other != nullptr) os.emplace(*other);
+  return RunChunkedParallel(
+      context, total, context.chunk_elements, 1, [&](int64_t b, int64_t e) {
+        MapInPlace<T>(ys, os ? &*os : nullptr, y_is_g, b, e, kernel);
+      });
+}
+
+absl::Status NotElementwise(const ResolvedFunction& function) {
+  return absl::InternalError(
+      absl::StrCat(FunctionName(function.function),
+                   " is not elementwise: it cannot run in place"));
+}
+
 }  // namespace
 
 absl::Status ComputeContext::CheckAlive() const {
@@ -357,6 +546,77 @@ absl::Status Run(const VjpOp& op, const ComputeContext& context,
 absl::Status Run(const std::variant<DerivativeOp, VjpOp>& op,
                  const ComputeContext& context, OutputSink* sink) {
   return std::visit([&](const auto& o) { return Run(o, context, sink); }, op);
+}
+
+absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
+                        const ComputeContext& context, const OutputSink& sink) {
+  if (op.axis) return NotElementwise(op.function);
+  if (absl::Status s =
+          CheckSameSizeResponse(context, sink, op.x, "the Evaluate response");
+      !s.ok()) {
+    return s;
+  }
+  const ResolvedFunction& f = op.function;
+  // identity's float32 and float64 values are their own results (the
+  // kernel copies each value's bits, NaNs included): nothing to compute,
+  // nothing to pass over. Not so for the half types, whose kernel quiets a
+  // signaling NaN (widened to float32 and back; core/activation_half_exact.cc).
+  if (f.function == Function::kIdentity &&
+      (op.x.dtype() == DType::kFloat32 || op.x.dtype() == DType::kFloat64)) {
+    return context.CheckAlive();
+  }
+  return VisitDType(op.x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    return MapChunksInPlace<T>(context, op.x.size(), x, nullptr, false,
+                               [&](const T* in, const T*, T* out, int64_t n) {
+                                 const size_t count = static_cast<size_t>(n);
+                                 Evaluate<T>(f.function, f.alpha,
+                                             absl::MakeConstSpan(in, count),
+                                             absl::MakeSpan(out, count));
+                               });
+  });
+}
+
+absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
+                        const ComputeContext& context, const OutputSink& sink) {
+  if (absl::Status s =
+          CheckSameSizeResponse(context, sink, op.x, "the Derivative response");
+      !s.ok()) {
+    return s;
+  }
+  const ResolvedFunction& f = op.function;
+  return VisitDType(op.x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    return MapChunksInPlace<T>(context, op.x.size(), x, nullptr, false,
+                               [&](const T* in, const T*, T* out, int64_t n) {
+                                 const size_t count = static_cast<size_t>(n);
+                                 Derivative<T>(f.function, f.alpha, op.order,
+                                               absl::MakeConstSpan(in, count),
+                                               absl::MakeSpan(out, count));
+                               });
+  });
+}
+
+absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,
+                        bool y_is_g, const ComputeContext& context,
+                        const OutputSink& sink) {
+  if (op.axis) return NotElementwise(op.function);
+  if (absl::Status s =
+          CheckSameSizeResponse(context, sink, op.x, "the Derivative response");
+      !s.ok()) {
+    return s;
+  }
+  const ResolvedFunction& f = op.function;
+  return VisitDType(op.x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    return MapChunksInPlace<T>(
+        context, op.x.size(), y, &other, y_is_g,
+        [&](const T* in, const T* grad, T* out, int64_t n) {
+          const size_t count = static_cast<size_t>(n);
+          Vjp<T>(f.function, f.alpha, absl::MakeConstSpan(in, count),
+                 absl::MakeConstSpan(grad, count), absl::MakeSpan(out, count));
+        });
+  });
 }
 
 absl::Status Run(const JacobianOp& op, const ComputeContext& context,

@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "core/analyze.h"
 #include "server/ops.h"
 #include "server/options.h"
@@ -47,6 +48,13 @@ struct ComputeContext {
   // them, one at a time.
   ChunkPool* chunk_pool = nullptr;
   int64_t parallel_threshold_elements = kDefaultParallelThresholdElements;
+  // The request's bytes are this call's alone, and may be overwritten: set
+  // only for a message gRPC received over the network (calls.cc), whose
+  // slices nothing else reads once delivered (wire.cc, "In place"). Then an
+  // elementwise RPC on raw_data computes in place, in the request's memory,
+  // and sends those bytes back. Never for bytes a caller built from its own
+  // memory, or that an in-process channel passed from its sender.
+  bool request_writable = false;
 
   // DEADLINE_EXCEEDED or CANCELLED once the call should stop, else OK.
   absl::Status CheckAlive() const;
@@ -65,6 +73,32 @@ absl::Status Run(const VjpOp& op, const ComputeContext& context,
 // A Derivative request's operation, either of the two above.
 absl::Status Run(const std::variant<DerivativeOp, VjpOp>& op,
                  const ComputeContext& context, OutputSink* sink);
+// The bytes of a tensor's values, in order, in pieces of memory (written,
+// or only read); a value may straddle pieces, and a piece may sit at any
+// address.
+using BytePieces = absl::Span<const absl::Span<char>>;
+using ConstBytePieces = absl::Span<const absl::Span<const char>>;
+
+// Evaluate, Derivative (orders 1 and 2) and the VJP of an elementwise
+// function (no axis), computed in place: each value of x is overwritten
+// with its result where it lies (for the VJP, each value of `y`, which is x
+// or, when y_is_g, g; `other` is the other operand). One pass of the kernel
+// over the pieces, chunked (and split over context.chunk_pool) as Run is;
+// the few values that straddle pieces go through a small bounce buffer and
+// back. identity's f on float32 and float64 leaves the bytes as they are,
+// untouched (the half types' quiets signaling NaNs: it runs). The response
+// limit is checked against `sink` (which is not written) before any work.
+// Preconditions: the pieces hold exactly op's values in op.x's dtype, no
+// two operands share a byte, and the operand written is the caller's to
+// write.
+absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
+                        const ComputeContext& context, const OutputSink& sink);
+absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
+                        const ComputeContext& context, const OutputSink& sink);
+absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,
+                        bool y_is_g, const ComputeContext& context,
+                        const OutputSink& sink);
+
 // The diagonal (kJacobianDiagonal) for an elementwise function unless dense
 // is set, else the dense matrices (kJacobianDense).
 absl::Status Run(const JacobianOp& op, const ComputeContext& context,

@@ -126,9 +126,10 @@ class Cursor {
   }
 
   // The next n bytes: appended to *out when it is not null, and their
-  // pieces to *pieces when that is not null.
+  // pieces (with the index of the span each lies in) to *pieces when that is
+  // not null.
   bool Take(int64_t n, std::string* out,
-            std::vector<absl::string_view>* pieces) {
+            std::vector<std::pair<absl::string_view, size_t>>* pieces) {
     if (n < 0 || n > size_ - position_) return false;
     while (n > 0) {
       const absl::string_view span = spans_[span_];
@@ -136,7 +137,7 @@ class Cursor {
           std::min<int64_t>(n, static_cast<int64_t>(span.size()) - offset_);
       const absl::string_view piece = span.substr(offset_, here);
       if (out != nullptr) out->append(piece.data(), piece.size());
-      if (pieces != nullptr) pieces->push_back(piece);
+      if (pieces != nullptr) pieces->emplace_back(piece, span_);
       Advance(here);
       n -= here;
     }
@@ -172,7 +173,7 @@ struct FoundField {
   const Descriptor* holder = nullptr;
   int number = 0;
   int index = 0;
-  std::vector<absl::string_view> pieces;
+  std::vector<std::pair<absl::string_view, size_t>> pieces;  // (bytes, slice)
   int64_t size = 0;
 };
 
@@ -386,40 +387,54 @@ bool WireRequest::Parse(const grpc::ByteBuffer& bytes, Message* message) {
     field.number = f.number;
     field.index = f.index;
     field.size = f.size;
-    for (absl::string_view p : f.pieces) {
-      field.pieces.push_back({p.data(), static_cast<int64_t>(p.size())});
+    for (const auto& [p, slice] : f.pieces) {
+      field.pieces.push_back({p.data(), static_cast<int64_t>(p.size()), slice});
     }
     fields_.push_back(std::move(field));
   }
   return true;
 }
 
+const WireRequest::Field* WireRequest::FindField(const Message& holder,
+                                                 int number, int index) const {
+  for (const Field& field : fields_) {
+    if (field.holder == &holder && field.number == number &&
+        field.index == index) {
+      return &field;
+    }
+  }
+  return nullptr;
+}
+
 std::optional<absl::string_view> WireRequest::Find(const Message& holder,
                                                    int number, int index,
                                                    int alignment) const {
-  for (const Field& field : fields_) {
-    if (field.holder != &holder || field.number != number ||
-        field.index != index) {
-      continue;
-    }
-    if (field.size == 0) return absl::string_view();
-    if (field.pieces.size() == 1 &&
-        reinterpret_cast<uintptr_t>(field.pieces[0].data) % alignment == 0) {
-      return absl::string_view(field.pieces[0].data,
-                               static_cast<size_t>(field.size));
-    }
-    if (field.gathered.empty()) {
-      field.gathered = OwnedBuffer(field.size);
-      char* to = field.gathered.get();
-      for (const Piece& p : field.pieces) {
-        std::memcpy(to, p.data, static_cast<size_t>(p.size));
-        to += p.size;
-      }
-    }
-    return absl::string_view(field.gathered.get(),
+  const Field* found = FindField(holder, number, index);
+  if (found == nullptr) return std::nullopt;
+  const Field& field = *found;
+  if (field.size == 0) return absl::string_view();
+  if (field.pieces.size() == 1 &&
+      reinterpret_cast<uintptr_t>(field.pieces[0].data) % alignment == 0) {
+    return absl::string_view(field.pieces[0].data,
                              static_cast<size_t>(field.size));
   }
-  return std::nullopt;
+  if (field.gathered.empty()) {
+    field.gathered = OwnedBuffer(field.size);
+    char* to = field.gathered.get();
+    for (const Piece& p : field.pieces) {
+      std::memcpy(to, p.data, static_cast<size_t>(p.size));
+      to += p.size;
+    }
+  }
+  return absl::string_view(field.gathered.get(),
+                           static_cast<size_t>(field.size));
+}
+
+std::optional<int64_t> WireRequest::Size(const Message& holder, int number,
+                                         int index) const {
+  const Field* field = FindField(holder, number, index);
+  if (field == nullptr) return std::nullopt;
+  return field->size;
 }
 
 int WireRequest::Count(const Message& holder, int number) const {
@@ -428,6 +443,83 @@ int WireRequest::Count(const Message& holder, int number) const {
     count += field.holder == &holder && field.number == number;
   }
   return count;
+}
+
+// In place.
+//
+// Why a received request's bytes may be overwritten (Writable), and sent
+// back as sub-slices of its slices (Resend), when the caller says it owns
+// them (ComputeContext::request_writable, set for the requests gRPC hands
+// to MethodReactor in calls.cc, and nowhere else). From gRPC's sources of
+// the 1.51 era (chttp2 parsing.cc, frame_data.cc, slice_buffer.cc):
+//  - Over the network transport (chttp2 on TCP or a Unix socket, with TLS or
+//    not), a received message's slices are sub-slices of the buffers the
+//    endpoint read the socket into (or TLS decrypted into, or the
+//    decompression filter wrote): grpc_chttp2_perform_read hands each DATA
+//    frame's payload to the data parser as grpc_slice_sub_no_ref of the
+//    read slice, grpc_chttp2_data_parser_parse refs it into the stream's
+//    frame_storage, and the deframer moves the message's bytes from there
+//    into the message (grpc_slice_buffer_move_first: sub-slices again, or
+//    small inlined copies). A read buffer is shared, through its refcount,
+//    with other frames (frame headers, HPACK blocks, other messages, other
+//    calls' streams), but each byte belongs to one frame's payload, and once
+//    a payload is moved into a message nothing in gRPC reads those bytes
+//    again. We write only the bytes of one data field of our own message:
+//    no one else reads them, and no other call's bytes are touched. Other
+//    threads may meanwhile read other bytes of the same block (the
+//    transport parsing the next frames): distinct bytes, no data race.
+//  - An inlined slice (no refcount, at most 23 bytes) keeps its bytes in the
+//    grpc_slice struct itself: Dump copied that struct into slices_, so
+//    those bytes are this object's own, and grpc::Slice::sub copies them
+//    (after the writes: SubSlices runs at Serialize).
+//  - Not writable, and never marked so: a request from an in-process
+//    channel (the inproc transport hands the receiver the sender's own
+//    slices, a client's prebuilt request for instance; the server creates
+//    no in-process channel), and a ByteBuffer a caller built over its own
+//    or static (read-only) memory. (gRPC 1.51 has no receive zerocopy that
+//    would map the socket's pages; its send zerocopy, off by default, only
+//    reads the response's bytes, which are final by then.)
+//  - The response's sub-slices hold references: the memory lives until
+//    gRPC has written the response, well after the request is cleared.
+//    They are made at Serialize, after the values were written.
+std::optional<std::vector<absl::Span<char>>> WireRequest::Writable(
+    const Message& holder, int number, int index) {
+  const Field* found = FindField(holder, number, index);
+  if (found == nullptr) return std::nullopt;
+  Field& field = fields_[static_cast<size_t>(found - fields_.data())];
+  field.gathered = OwnedBuffer();  // a later Find gathers what was written
+  ++writable_fields_;
+  std::vector<absl::Span<char>> pieces;
+  pieces.reserve(field.pieces.size());
+  for (const Piece& p : field.pieces) {
+    // Not const memory: the transport's buffers, or slices_' own (above).
+    pieces.emplace_back(const_cast<char*>(p.data), static_cast<size_t>(p.size));
+  }
+  return pieces;
+}
+
+std::optional<std::vector<absl::Span<const char>>> WireRequest::Readable(
+    const Message& holder, int number, int index) const {
+  const Field* field = FindField(holder, number, index);
+  if (field == nullptr) return std::nullopt;
+  std::vector<absl::Span<const char>> pieces;
+  pieces.reserve(field->pieces.size());
+  for (const Piece& p : field->pieces) {
+    pieces.emplace_back(p.data, static_cast<size_t>(p.size));
+  }
+  return pieces;
+}
+
+std::vector<grpc::Slice> WireRequest::SubSlices(const Field& field) const {
+  std::vector<grpc::Slice> out;
+  out.reserve(field.pieces.size());
+  for (const Piece& p : field.pieces) {
+    const grpc::Slice& slice = slices_[p.slice];
+    const size_t begin = static_cast<size_t>(
+        p.data - reinterpret_cast<const char*>(slice.begin()));
+    out.push_back(slice.sub(begin, begin + static_cast<size_t>(p.size)));
+  }
+  return out;
 }
 
 void* WireResponse::Allocate(const Message* holder, int number, int index,
@@ -442,14 +534,31 @@ void* WireResponse::Allocate(const Message* holder, int number, int index,
   return buffers_.back().data.get();
 }
 
+bool WireResponse::Resend(const Message* holder, int number,
+                          const WireRequest& request,
+                          const Message& from_holder, int from_number) {
+  const WireRequest::Field* from =
+      request.FindField(from_holder, from_number, 0);
+  if (from == nullptr) return false;
+  Buffer buffer;
+  buffer.holder = holder;
+  buffer.number = number;
+  buffer.index = 0;
+  buffer.size = from->size;
+  buffer.request = &request;
+  buffer.from = from;
+  buffers_.push_back(std::move(buffer));
+  return true;
+}
+
 namespace {
 
 // A data field's value on its way out: its field number, which value of the
-// field it is, and its bytes (none for an empty one).
+// field it is, and its bytes in slices (none for an empty one).
 struct Outgoing {
   int number;
   int index;
-  std::optional<grpc::Slice> slice;
+  std::vector<grpc::Slice> slices;
   int64_t size;
 };
 using OutgoingAt = std::map<std::vector<int>, std::vector<Outgoing>>;
@@ -479,8 +588,9 @@ void Insert(Table table, Cursor* c, int64_t end, const Descriptor* type,
                    &header);
       AppendVarint(static_cast<uint64_t>(pending[next].size), &header);
       out->AppendBytes(header);
-      if (pending[next].slice)
-        out->AppendSlice(std::move(*pending[next].slice));
+      for (grpc::Slice& slice : pending[next].slices) {
+        out->AppendSlice(std::move(slice));
+      }
     }
   };
   // The skeleton is protobuf's own output: well formed.
@@ -551,15 +661,19 @@ absl::Status WireResponse::Serialize(const Message& response,
         // protobuf writes an empty value of a repeated bytes field, and no
         // empty singular or packed one.
         if (IsElements(*field)) {
-          at[holder_path].push_back({b.number, b.index, std::nullopt, 0});
+          at[holder_path].push_back({b.number, b.index, {}, 0});
         }
         continue;
       }
-      char* data = b.data.release();
-      at[holder_path].push_back(
-          {b.number, b.index,
-           grpc::Slice(data, static_cast<size_t>(b.size), &FreeSliceBuffer),
-           b.size});
+      std::vector<grpc::Slice> slices;
+      if (b.request != nullptr) {
+        slices = b.request->SubSlices(*b.from);
+      } else {
+        char* data = b.data.release();
+        slices.emplace_back(data, static_cast<size_t>(b.size),
+                            &FreeSliceBuffer);
+      }
+      at[holder_path].push_back({b.number, b.index, std::move(slices), b.size});
     }
   }
   buffers_.clear();  // buffers of no message in the response are freed

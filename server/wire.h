@@ -11,7 +11,13 @@
 //  - a request's data is read in place from the received slices (gathered
 //    once into one aligned buffer when it spans slices or is misaligned);
 //  - a response's data is computed into buffers of its own, which go out as
-//    slices of their own around the skeleton's bytes.
+//    slices of their own around the skeleton's bytes;
+//  - or, where the caller owns the request's bytes (ComputeContext::
+//    request_writable: a message gRPC received over the network), a
+//    request's data field is overwritten in place with the response's values
+//    (WireRequest::Writable) and sent back as sub-slices of the received
+//    slices (WireResponse::Resend): no output buffer, no gather, no copy.
+//    Why that memory may be written: the top of wire.cc's "In place".
 // The bytes are those protobuf reads and writes: a request that the
 // skeleton reader cannot take apart (a singular data field or a message on
 // the way to one given twice, groups, anything malformed) is parsed by
@@ -90,14 +96,35 @@ class WireRequest {
                                         int alignment) const;
   // How many values of data field `number` of `holder` were read apart.
   int Count(const google::protobuf::Message& holder, int number) const;
+  // The byte count of a value read apart (as Find finds it), without
+  // reading it; nullopt when it was not read apart.
+  std::optional<int64_t> Size(const google::protobuf::Message& holder,
+                              int number, int index = 0) const;
+
+  // The bytes of a value read apart (as Find finds it) where they lie in the
+  // received slices, in order, to be overwritten in place (a value of a
+  // packed type may straddle two pieces); nullopt when it was not read
+  // apart. Precondition: the caller may write the request's bytes
+  // (ComputeContext::request_writable; the top of wire.cc's "In place").
+  // A later Find sees the bytes written.
+  std::optional<std::vector<absl::Span<char>>> Writable(
+      const google::protobuf::Message& holder, int number, int index = 0);
+
+  // The same bytes, to be read only.
+  std::optional<std::vector<absl::Span<const char>>> Readable(
+      const google::protobuf::Message& holder, int number, int index = 0) const;
 
   // Data fields read in place (or gathered) rather than parsed, for tests.
   int external_fields() const { return static_cast<int>(fields_.size()); }
+  // Values handed out by Writable, for tests.
+  int writable_fields() const { return writable_fields_; }
 
  private:
+  friend class WireResponse;
   struct Piece {
     const char* data;
     int64_t size;
+    size_t slice;  // slices_[slice] holds it
   };
   struct Field {
     const google::protobuf::Message* holder;
@@ -109,9 +136,15 @@ class WireRequest {
     mutable OwnedBuffer gathered;
   };
 
+  const Field* FindField(const google::protobuf::Message& holder, int number,
+                         int index) const;
+  // The field's bytes as sub-slices of slices_ (references, no copy).
+  std::vector<grpc::Slice> SubSlices(const Field& field) const;
+
   absl::Span<const WireField> table_;
   std::vector<grpc::Slice> slices_;
   std::vector<Field> fields_;
+  int writable_fields_ = 0;
 };
 
 // A response's data fields, computed into buffers of their own.
@@ -134,6 +167,17 @@ class WireResponse {
     return Allocate(holder, number, 0, bytes);
   }
 
+  // The value of data field `number` of `holder` (singular, or index 0) is
+  // the value `request` read apart as data field `from_number` of
+  // `from_holder`, as it lies in the received slices when Serialize is
+  // called (overwritten in place by then: WireRequest::Writable). It goes
+  // out as sub-slices of those slices, which keep the memory alive; the
+  // request must outlive Serialize. False (nothing recorded) when the
+  // request did not read that value apart.
+  bool Resend(const google::protobuf::Message* holder, int number,
+              const WireRequest& request,
+              const google::protobuf::Message& from_holder, int from_number);
+
   // `response` with the allocated fields in their places, as slices: the
   // skeleton's bytes copied, each data buffer handed to gRPC as it is.
   absl::Status Serialize(const google::protobuf::Message& response,
@@ -146,6 +190,9 @@ class WireResponse {
     int index;
     OwnedBuffer data;
     int64_t size = 0;
+    // Resend: the request's value whose slices are this value.
+    const WireRequest* request = nullptr;
+    const WireRequest::Field* from = nullptr;
   };
   absl::Span<const WireField> table_;
   std::vector<Buffer> buffers_;

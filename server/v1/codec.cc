@@ -161,6 +161,11 @@ absl::string_view TensorData::Bytes(const v1::Tensor& tensor, int field,
   }
 }
 
+std::optional<int64_t> TensorData::LeftRawSize(const v1::Tensor& tensor) const {
+  if (!leave_raw_ || wire_ == nullptr) return std::nullopt;
+  return wire_->Size(tensor, v1::Tensor::kRawDataFieldNumber);
+}
+
 absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
                                            absl::string_view name,
                                            const TensorData& data) {
@@ -177,13 +182,19 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
       !s.ok()) {
     return s;
   }
+  // raw_data's bytes, or only their count when they stay where they lie.
+  const std::optional<int64_t> left_raw = data.LeftRawSize(tensor);
   const absl::string_view raw =
-      data.Bytes(tensor, v1::Tensor::kRawDataFieldNumber, DTypeSize(*dtype));
+      left_raw ? absl::string_view()
+               : data.Bytes(tensor, v1::Tensor::kRawDataFieldNumber,
+                            DTypeSize(*dtype));
+  const int64_t raw_size =
+      left_raw ? *left_raw : static_cast<int64_t>(raw.size());
   const absl::string_view floats =
       data.Bytes(tensor, v1::Tensor::kFloatDataFieldNumber, sizeof(float));
   const absl::string_view doubles =
       data.Bytes(tensor, v1::Tensor::kDoubleDataFieldNumber, sizeof(double));
-  const bool has_raw = !raw.empty();
+  const bool has_raw = raw_size > 0;
   const bool has_float = !floats.empty();
   const bool has_double = !doubles.empty();
   if (has_raw + has_float + has_double > 1) {
@@ -224,12 +235,12 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
                        " bytes in ", name, ".raw_data (", layout, ") or ", size,
                        " values in ", name, TypedField(*dtype)));
     }
-    if (static_cast<int64_t>(raw.size()) != expected_bytes) {
+    if (raw_size != expected_bytes) {
       return absl::InvalidArgumentError(
-          absl::StrCat(name, ".raw_data has ", raw.size(), " bytes, expected ",
+          absl::StrCat(name, ".raw_data has ", raw_size, " bytes, expected ",
                        expected_bytes, " (", layout, ")"));
     }
-    values_at = raw.data();
+    values_at = raw.data();  // nullptr when left where it lies
   }
   absl::StatusOr<TensorView> view =
       TensorView::Make(std::string(name), *dtype, shape, values_at);
@@ -332,6 +343,24 @@ MessageSink::MessageSink(
   for (const auto& [role, tensor] : targets) {
     targets_[static_cast<int>(role)] = tensor;
   }
+}
+
+bool MessageSink::SendInPlace(OutputRole role, DType dtype,
+                              absl::Span<const int64_t> shape,
+                              const WireRequest& request,
+                              const v1::Tensor& from, int from_field) {
+  const int index = static_cast<int>(role);
+  v1::Tensor* out = targets_[index];
+  if (wire_ == nullptr || encoding_ != Encoding::kRaw ||
+      !wire_->Resend(out, v1::Tensor::kRawDataFieldNumber, request, from,
+                     from_field)) {
+    return false;
+  }
+  allocated_[index] = true;
+  out->Clear();
+  out->mutable_shape()->Add(shape.begin(), shape.end());
+  out->set_dtype(ToProto(dtype));
+  return true;
 }
 
 void* MessageSink::Allocate(OutputRole role, DType dtype,

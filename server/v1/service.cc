@@ -1,10 +1,13 @@
 #include "server/v1/service.h"
 
+#include <optional>
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/activation.h"
 #include "core/functions.h"
 #include "server/ops.h"
 #include "server/v1/codec.h"
@@ -44,7 +47,8 @@ absl::Status WireBody(const grpc::ByteBuffer& request_bytes,
   WireResponse out(TensorWireFields());
   const TensorData data(&in);
   if (absl::Status status =
-          kHandler(request, context, &response, {&data, &out});
+          kHandler(request, context, &response,
+                   {&data, &out, context.request_writable ? &in : nullptr});
       !status.ok()) {
     return status;
   }
@@ -79,8 +83,9 @@ absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
   v1::StreamResponse response;
   WireResponse out(TensorWireFields());
   const TensorData data(&in);
-  if (absl::Status status =
-          HandleStreamRequest(request, context, &response, {&data, &out});
+  if (absl::Status status = HandleStreamRequest(
+          request, context, &response,
+          {&data, &out, context.request_writable ? &in : nullptr});
       !status.ok()) {
     return absl::Status(status.code(), absl::StrCat("stream request #", index,
                                                     ": ", status.message()));
@@ -119,12 +124,126 @@ absl::StatusOr<Validated<Op>> DecodeAndValidate(const Message& request,
   return Validated<Op>{*std::move(op), decoded.encoding};
 }
 
+constexpr int kRawData = v1::Tensor::kRawDataFieldNumber;
+
+// Whether spec names an elementwise function (not softmax, nor a value that
+// is no function: the usual path says why).
+bool NamesElementwise(const v1::FunctionSpec& spec) {
+  const int f = spec.function();
+  return f >= static_cast<int>(kFirstFunction) &&
+         f <= static_cast<int>(kLastFunction) &&
+         IsElementwise(static_cast<Function>(f));
+}
+
+// The response's raw_data is the request tensor `from`'s, computed in place.
+absl::Status SendInPlace(const TensorView& x, const WireRequest& wire,
+                         const v1::Tensor& from, MessageSink* sink) {
+  if (sink->SendInPlace(OutputRole::kOutput, x.dtype(), x.shape(), wire, from,
+                        kRawData)) {
+    return absl::OkStatus();
+  }
+  return absl::InternalError("the in-place values cannot be sent");
+}
+
+// An operation that RunInPlace runs on the values where they lie: nullopt
+// when it does not apply (then nothing was written).
+std::optional<absl::Status> InPlace(const EvaluateOp& op,
+                                    const v1::EvaluateRequest& request,
+                                    WireRequest* wire,
+                                    const ComputeContext& context,
+                                    MessageSink* sink) {
+  if (op.axis) return std::nullopt;
+  std::optional<std::vector<absl::Span<char>>> x =
+      wire->Writable(request.input(), kRawData);
+  if (!x) return std::nullopt;
+  absl::Status status = RunInPlace(op, *x, context, *sink);
+  if (status.ok()) status = SendInPlace(op.x, *wire, request.input(), sink);
+  return status;
+}
+
+// The bytes of a tensor's values as one piece.
+absl::Span<const char> ValueBytes(const TensorView& view) {
+  return VisitDType(view.dtype(), [&](auto t) {
+    const auto values = view.values<decltype(t)>();
+    return absl::Span<const char>(reinterpret_cast<const char*>(values.data()),
+                                  values.size() * sizeof(t));
+  });
+}
+
+std::optional<absl::Status> InPlace(
+    const std::variant<DerivativeOp, VjpOp>& variant,
+    const v1::DerivativeRequest& request, WireRequest* wire,
+    const ComputeContext& context, MessageSink* sink) {
+  const v1::Tensor& x = request.input();
+  if (const auto* op = std::get_if<DerivativeOp>(&variant)) {
+    std::optional<std::vector<absl::Span<char>>> pieces =
+        wire->Writable(x, kRawData);
+    if (!pieces) return std::nullopt;
+    absl::Status status = RunInPlace(*op, *pieces, context, *sink);
+    if (status.ok()) status = SendInPlace(op->x, *wire, x, sink);
+    return status;
+  }
+  const VjpOp& op = std::get<VjpOp>(variant);
+  if (op.axis) return std::nullopt;
+  // g's raw_data read apart (left where it lies, its view without values),
+  // or g's values in its view (typed, or in the message).
+  const v1::Tensor& g = request.upstream_grad();
+  std::optional<std::vector<absl::Span<const char>>> g_pieces =
+      wire->Readable(g, kRawData);
+  const std::optional<std::vector<absl::Span<const char>>> x_pieces =
+      wire->Readable(x, kRawData);
+  if (!x_pieces) return std::nullopt;
+  // Into the operand in fewer pieces: fewer slices to send.
+  const bool y_is_g = g_pieces && g_pieces->size() < x_pieces->size();
+  const v1::Tensor& y = y_is_g ? g : x;
+  std::vector<absl::Span<const char>> other =
+      y_is_g
+          ? *x_pieces
+          : (g_pieces ? *std::move(g_pieces)
+                      : std::vector<absl::Span<const char>>{ValueBytes(op.g)});
+  std::optional<std::vector<absl::Span<char>>> y_pieces =
+      wire->Writable(y, kRawData);
+  absl::Status status =
+      RunInPlace(op, *y_pieces, other, y_is_g, context, *sink);
+  if (status.ok()) status = SendInPlace(op.x, *wire, y, sink);
+  return status;
+}
+
+// Evaluate and Derivative (and the VJP) of an elementwise function on
+// raw_data, where the request's bytes may be written (io.writable):
+// decoded with the raw_data left where it lies, validated, and computed in
+// place; nullopt (nothing written) where in place does not apply, or the
+// request is not valid: the usual path then reads it and answers.
+template <typename Op, typename Message>
+std::optional<absl::Status> RunInPlaceIfItApplies(const Message& request,
+                                                  const ComputeContext& context,
+                                                  v1::Tensor* output,
+                                                  const TensorIo& io) {
+  WireRequest* wire = io.writable;
+  if (wire == nullptr || io.out == nullptr || !request.has_input() ||
+      !NamesElementwise(request.spec()) ||
+      wire->Count(request.input(), kRawData) != 1) {
+    return std::nullopt;
+  }
+  auto decoded = Decode(request, TensorData(wire, TensorData::kLeaveRaw));
+  if (decoded.encoding != Encoding::kRaw) return std::nullopt;
+  absl::StatusOr<Op> op =
+      Validate(std::move(decoded.request), context.max_elements);
+  if (!op.ok()) return std::nullopt;
+  MessageSink sink(Encoding::kRaw, {{OutputRole::kOutput, output}}, io.out);
+  return InPlace(*op, request, wire, context, &sink);
+}
+
 // Evaluate and Derivative: the request decoded, validated and run into the
 // response's one tensor, `output`.
 template <typename Op, typename Message>
 absl::Status RunIntoOutput(const Message& request,
                            const ComputeContext& context, v1::Tensor* output,
                            TensorIo io) {
+  if (std::optional<absl::Status> done =
+          RunInPlaceIfItApplies<Op>(request, context, output, io)) {
+    return *done;
+  }
   absl::StatusOr<Validated<Op>> v = DecodeAndValidate<Op>(request, context, io);
   if (!v.ok()) return v.status();
   MessageSink sink(v->encoding, {{OutputRole::kOutput, output}}, io.out);

@@ -21,6 +21,11 @@ namespace actsvc::server {
 struct TensorIo {
   const TensorData* in = nullptr;  // nullptr: in the request message
   WireResponse* out = nullptr;     // nullptr: into the response message
+  // The WireRequest `in` reads, when the request's bytes may be overwritten
+  // (ComputeContext::request_writable) and `out` is set: the elementwise
+  // RPCs on raw_data then compute in place in the request's memory and send
+  // it back (RunInPlace, compute.h). nullptr: never.
+  WireRequest* writable = nullptr;
 };
 
 // The RPC bodies, request in, response or status out; the unary methods

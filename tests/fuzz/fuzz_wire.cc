@@ -4,9 +4,15 @@
 // message. Reading: the wire reader accepts exactly what protobuf parses,
 // and reads the same fields (its data fields put back). Writing: the message
 // with its data fields moved into WireResponse buffers serializes to exactly
-// protobuf's bytes.
+// protobuf's bytes. Computing in place (the own API's Evaluate, Derivative
+// and Stream, with the request's bytes the method's to overwrite, in slices
+// that own their memory, cut as above): the method answers exactly what the
+// RPC body answers on protobuf's message, with the same status, chunks
+// split over a helper thread.
 #include <grpcpp/grpcpp.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <iterator>
 #include <memory>
@@ -19,7 +25,10 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "inference/grpc_service.pb.h"
 #include "server/kserve/codec.h"
+#include "server/method_table.h"
+#include "server/parallel.h"
 #include "server/v1/codec.h"
+#include "server/v1/service.h"
 #include "server/wire.h"
 #include "tests/fuzz/fuzz_util.h"
 
@@ -184,6 +193,22 @@ std::string Deterministic(const Message& message) {
   return bytes;
 }
 
+void FreeBlock(void* block) { std::free(block); }
+
+// As Sliced, in slices that own their memory (never inlined): a request
+// whose bytes the method may overwrite.
+grpc::ByteBuffer OwnedSlices(const uint8_t* data, size_t size, uint8_t cut) {
+  std::vector<grpc::Slice> slices;
+  const size_t step = cut == 0 ? (size == 0 ? 1 : size) : 1 + cut % 17;
+  for (size_t at = 0; at < size; at += step) {
+    const size_t n = std::min(step, size - at);
+    void* block = std::malloc(n);
+    std::memcpy(block, data + at, n);
+    slices.emplace_back(block, n, &FreeBlock);
+  }
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
+
 std::string Flatten(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   Check(buffer.Dump(&slices).ok(), "a response that cannot be read");
@@ -192,6 +217,55 @@ std::string Flatten(const grpc::ByteBuffer& buffer) {
     bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   return bytes;
+}
+
+const server::MethodTable& Methods() {
+  static const server::MethodTable* const kMethods = [] {
+    auto* table = new server::MethodTable();
+    server::RegisterActivationService(table);
+    return table;
+  }();
+  return *kMethods;
+}
+
+// Runs the method in place and the body on `message` (what protobuf parsed
+// of the same bytes); both answers must be the same.
+template <typename Request, typename Response>
+void CheckInPlace(const std::string& rpc,
+                  absl::Status (*handler)(const Request&,
+                                          const server::ComputeContext&,
+                                          Response*, server::TensorIo),
+                  const Message& message, const uint8_t* data, size_t size,
+                  uint8_t cut) {
+  static server::ChunkPool* const kPool = new server::ChunkPool(1);
+  server::ComputeContext context = FuzzContext();
+  context.chunk_pool = kPool;
+  context.parallel_threshold_elements = 4 * kChunkElements;
+  Response expected;
+  const absl::Status expected_status =
+      handler(static_cast<const Request&>(message), context, &expected, {});
+  context.request_writable = true;
+  const server::Method* method =
+      Methods().Find("/actsvc.v1.ActivationService/" + rpc);
+  Check(method != nullptr, "no such method");
+  const grpc::ByteBuffer request = OwnedSlices(data, size, cut);
+  grpc::ByteBuffer response;
+  int64_t elements = 0;
+  const absl::Status status =
+      method->unary ? method->unary(request, context, &elements, &response)
+                    : method->stream(request, 0, context, &elements, &response);
+  if (method->stream && !expected_status.ok()) {
+    // The Stream names the request's index in its messages.
+    Check(status.code() == expected_status.code(),
+          "in place: another status than protobuf's body");
+    return;
+  }
+  Check(status == expected_status,
+        "in place: another status than protobuf's body");
+  if (status.ok()) {
+    Check(Flatten(response) == expected.SerializeAsString(),
+          "in place: other bytes than protobuf's body");
+  }
 }
 
 }  // namespace
@@ -221,6 +295,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // order (two maps with the same entries may iterate apart).
   Check(Deterministic(*got) == Deterministic(*expected),
         "the wire reader read other fields than protobuf");
+
+  if (kind.prototype == &actsvc::v1::EvaluateRequest::default_instance()) {
+    CheckInPlace("Evaluate", &actsvc::server::HandleEvaluate, *expected, data,
+                 size, cut);
+  } else if (kind.prototype ==
+             &actsvc::v1::DerivativeRequest::default_instance()) {
+    CheckInPlace("Derivative", &actsvc::server::HandleDerivative, *expected,
+                 data, size, cut);
+  } else if (kind.prototype == &actsvc::v1::StreamRequest::default_instance()) {
+    CheckInPlace("Stream", &actsvc::server::HandleStreamRequest, *expected,
+                 data, size, cut);
+  }
 
   // Responses carry no unknown fields (protobuf writes those last).
   expected->DiscardUnknownFields();
