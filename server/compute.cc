@@ -410,11 +410,13 @@ constexpr int64_t kMinRunValues = 16;
 // when y_is_g) and `other` (read: the other operand of a VJP, else null):
 // where the values of every operand lie whole in one piece, in place; a
 // value that straddles pieces, short runs, and half values at an odd
-// address go through the bounce buffers and back. (The half kernels store
-// some results through H*, which needs H's alignment. The float32 and
-// float64 kernels load and store x, g and y only through unaligned vector
-// loads and stores or memcpy, and test y's alignment before their aligned
-// and non-temporal stores: core/activation-inl.h, MapArray.)
+// address go through the bounce buffers and back. (The half kernels' table
+// lookup reads and writes the values as uint16_t, which needs 2-byte
+// alignment, though Highway's half types are packed: alignof 1. The
+// float32 and float64 kernels load and store x, g and y only through
+// unaligned vector loads and stores or memcpy, and test y's alignment
+// before their aligned and non-temporal stores: core/activation-inl.h,
+// MapArray.)
 template <typename T, typename Kernel>
 void MapInPlace(const PieceIndex<char>& y, const PieceIndex<const char>* other,
                 bool y_is_g, int64_t begin, int64_t end, const Kernel& kernel) {
@@ -430,7 +432,7 @@ void MapInPlace(const PieceIndex<char>& y, const PieceIndex<const char>* other,
     return n;
   };
   const auto aligned = [](const char* p) {
-    return reinterpret_cast<uintptr_t>(p) % alignof(T) == 0;
+    return reinterpret_cast<uintptr_t>(p) % sizeof(T) == 0;
   };
   // How many values from here run where they lie (0: bounce them).
   const auto in_place = [&](int64_t remaining) -> int64_t {

@@ -17,6 +17,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,7 @@
 #include "server/v1/service.h"
 #include "server/wire.h"
 #include "tests/server/byte_buffers.h"
+#include "tests/server/server_test_util.h"
 #include "tests/server/test_util.h"
 
 namespace actsvc::server {
@@ -610,6 +612,41 @@ TEST_F(InPlaceTest, ParallelChunksGoOverThePieces) {
   }
 }
 
+// Half values at odd addresses once the core's half tables are built (after
+// 262,144 values of a function; the lookup reads and writes uint16_t): they
+// go through the bounce buffer, and the answer is still protobuf's.
+TEST_F(InPlaceTest, HalfTablesAtOddAddresses) {
+  for (v1::DataType dtype : {v1::FLOAT16, v1::BFLOAT16}) {
+    for (v1::Function f : {v1::SIGMOID, v1::SOFTPLUS}) {
+      SCOPED_TRACE(
+          absl::StrCat(v1::DataType_Name(dtype), " ", v1::Function_Name(f)));
+      v1::EvaluateRequest request;
+      *request.mutable_spec() = Spec(f);
+      *request.mutable_input() = RandomTensor(dtype, {300000}, 13);
+      v1::EvaluateResponse expected;
+      ASSERT_TRUE(
+          HandleEvaluate(request, Context(), &expected, TensorIo{}).ok());
+      const std::string bytes = request.SerializeAsString();
+      for (size_t first : {size_t{0}, size_t{1}}) {
+        std::vector<size_t> cuts;  // pieces of 4,097 bytes from `first`
+        for (size_t c = 11 + first; c < bytes.size(); c += 4097) {
+          cuts.push_back(c);
+        }
+        OwnedRequest owned(bytes, cuts);
+        grpc::ByteBuffer response;
+        int64_t elements = 0;
+        ASSERT_TRUE(methods_
+                        .CallUnary("/actsvc.v1.ActivationService/Evaluate",
+                                   owned.buffer(), Context(), &elements,
+                                   &response)
+                        .ok());
+        EXPECT_TRUE(Flatten(response) == expected.SerializeAsString());
+        EXPECT_TRUE(owned.Holds(response)) << "the values were copied";
+      }
+    }
+  }
+}
+
 // The Stream's messages compute in place too.
 TEST_F(InPlaceTest, StreamComputesInPlace) {
   const Method* stream = methods_.Find("/actsvc.v1.ActivationService/Stream");
@@ -629,6 +666,63 @@ TEST_F(InPlaceTest, StreamComputesInPlace) {
       stream->stream(owned.buffer(), 0, Context(), &elements, &response).ok());
   EXPECT_TRUE(Flatten(response) == expected.SerializeAsString());
   EXPECT_FALSE(owned.Bytes() == bytes) << "not computed in place";
+}
+
+// Over the network: calls of every dtype on one connection at once (their
+// frames interleaved in the transport's read buffers) each get exactly the
+// answer protobuf's body gives, computed in the request's memory.
+TEST(InPlaceServerTest, ConcurrentCallsOnOneConnectionGetTheirOwnAnswers) {
+  absl::StatusOr<std::unique_ptr<Server>> server = testing::StartServer(4);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::shared_ptr<grpc::Channel> channel =
+      testing::ChannelTo((*server)->port());
+  ComputeContext context;
+  context.max_message_bytes = int64_t{4} << 20;
+  constexpr int kThreads = 4;
+  constexpr int kCalls = 6;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      const auto stub = v1::ActivationService::NewStub(channel);
+      for (int c = 0; c < kCalls; ++c) {
+        const uint32_t seed = static_cast<uint32_t>(100 * t + c);
+        const v1::DataType dtype = kDTypes[(t + c) % 4];
+        const int64_t n = 1000 + 37 * seed + (c % 2) * 150000;
+        v1::DerivativeRequest request;
+        *request.mutable_spec() = Spec(kElementwise[seed % 11]);
+        *request.mutable_input() = RandomTensor(dtype, {n}, seed);
+        if (c % 3 == 2) {
+          *request.mutable_upstream_grad() = RandomTensor(dtype, {n}, seed + 7);
+        } else {
+          request.set_order(1 + c % 2);
+        }
+        v1::DerivativeResponse expected;
+        ASSERT_TRUE(
+            HandleDerivative(request, context, &expected, TensorIo{}).ok());
+        v1::DerivativeResponse got;
+        const grpc::Status status =
+            testing::Call(*stub, &testing::Stub::Derivative, request, &got);
+        ASSERT_TRUE(status.ok()) << status.error_message();
+        EXPECT_TRUE(got.SerializeAsString() == expected.SerializeAsString())
+            << "thread " << t << " call " << c;
+
+        v1::EvaluateRequest evaluate;
+        *evaluate.mutable_spec() = Spec(kElementwise[(seed + 3) % 11]);
+        *evaluate.mutable_input() = request.input();
+        v1::EvaluateResponse evaluated;
+        ASSERT_TRUE(
+            HandleEvaluate(evaluate, context, &evaluated, TensorIo{}).ok());
+        v1::EvaluateResponse got_evaluated;
+        ASSERT_TRUE(testing::Call(*stub, &testing::Stub::Evaluate, evaluate,
+                                  &got_evaluated)
+                        .ok());
+        EXPECT_TRUE(got_evaluated.SerializeAsString() ==
+                    evaluated.SerializeAsString())
+            << "thread " << t << " call " << c;
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
 }
 
 }  // namespace
