@@ -550,6 +550,22 @@ absl::Status Run(const std::variant<DerivativeOp, VjpOp>& op,
   return std::visit([&](const auto& o) { return Run(o, context, sink); }, op);
 }
 
+// kernel(in, out) (spans of x's value type) over each chunk of x's pieces,
+// in place: the elementwise f and derivatives.
+template <class Kernel>
+absl::Status UnaryInPlace(const TensorView& xt, BytePieces x,
+                          const ComputeContext& context, const Kernel& kernel) {
+  return VisitDType(xt.dtype(), [&](auto t) {
+    using T = decltype(t);
+    return MapChunksInPlace<T>(context, xt.size(), x, nullptr, false,
+                               [&](const T* in, const T*, T* out, int64_t n) {
+                                 const size_t count = static_cast<size_t>(n);
+                                 kernel(absl::MakeConstSpan(in, count),
+                                        absl::MakeSpan(out, count));
+                               });
+  });
+}
+
 absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
                         const ComputeContext& context, const OutputSink& sink) {
   if (op.axis) return NotElementwise(op.function);
@@ -567,15 +583,9 @@ absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
       (op.x.dtype() == DType::kFloat32 || op.x.dtype() == DType::kFloat64)) {
     return context.CheckAlive();
   }
-  return VisitDType(op.x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    return MapChunksInPlace<T>(context, op.x.size(), x, nullptr, false,
-                               [&](const T* in, const T*, T* out, int64_t n) {
-                                 const size_t count = static_cast<size_t>(n);
-                                 Evaluate<T>(f.function, f.alpha,
-                                             absl::MakeConstSpan(in, count),
-                                             absl::MakeSpan(out, count));
-                               });
+  return UnaryInPlace(op.x, x, context, [&](auto in, auto out) {
+    using T = typename decltype(out)::value_type;
+    Evaluate<T>(f.function, f.alpha, in, out);
   });
 }
 
@@ -587,15 +597,9 @@ absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
     return s;
   }
   const ResolvedFunction& f = op.function;
-  return VisitDType(op.x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    return MapChunksInPlace<T>(context, op.x.size(), x, nullptr, false,
-                               [&](const T* in, const T*, T* out, int64_t n) {
-                                 const size_t count = static_cast<size_t>(n);
-                                 Derivative<T>(f.function, f.alpha, op.order,
-                                               absl::MakeConstSpan(in, count),
-                                               absl::MakeSpan(out, count));
-                               });
+  return UnaryInPlace(op.x, x, context, [&](auto in, auto out) {
+    using T = typename decltype(out)::value_type;
+    Derivative<T>(f.function, f.alpha, op.order, in, out);
   });
 }
 
