@@ -566,11 +566,18 @@ absl::Status UnaryInPlace(const TensorView& xt, BytePieces x,
   });
 }
 
+// What an in-place run of Evaluate or the VJP checks first: an elementwise
+// function (an axis means a vector one), and a response within the limit.
+template <typename Op>
+absl::Status CheckInPlace(const Op& op, const ComputeContext& context,
+                          const OutputSink& sink, const char* response) {
+  if (op.axis) return NotElementwise(op.function);
+  return CheckSameSizeResponse(context, sink, op.x, response);
+}
+
 absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
                         const ComputeContext& context, const OutputSink& sink) {
-  if (op.axis) return NotElementwise(op.function);
-  if (absl::Status s =
-          CheckSameSizeResponse(context, sink, op.x, "the Evaluate response");
+  if (absl::Status s = CheckInPlace(op, context, sink, "the Evaluate response");
       !s.ok()) {
     return s;
   }
@@ -606,9 +613,8 @@ absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
 absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,
                         bool y_is_g, const ComputeContext& context,
                         const OutputSink& sink) {
-  if (op.axis) return NotElementwise(op.function);
   if (absl::Status s =
-          CheckSameSizeResponse(context, sink, op.x, "the Derivative response");
+          CheckInPlace(op, context, sink, "the Derivative response");
       !s.ok()) {
     return s;
   }
