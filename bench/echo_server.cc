@@ -20,6 +20,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "server/memory.h"
 #include "server/options.h"
 #include "server/server.h"
@@ -119,6 +120,8 @@ int main(int argc, char** argv) {
   }
   EchoService echo;
   actsvc::server::ConfigureAllocator(options.memory_cache_bytes());
+  // As actsvc-server does (server/main.cc).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const actsvc::server::MemoryKeeper memory(options.memory_cache_bytes(),
                                             absl::Seconds(1));
   grpc::ServerBuilder builder;

@@ -141,8 +141,11 @@ class MethodReactor : public grpc::ServerGenericBidiReactor {
 };
 
 // A unary method: one request message, then one response and the status
-// (or the status alone). Compute methods run on the worker pool; inline
-// ones on the gRPC thread that read the request.
+// (or the status alone). Compute methods run on the worker pool, but for
+// small requests of a work_follows_size method; those and inline methods
+// run on the gRPC thread that read the request. (For a 4 KiB request, the
+// hop to the pool took a third of the call's server CPU, most of it the
+// futex wake-ups of two threads: BENCHMARKS.md, "Small requests".)
 class UnaryReactor final : public MethodReactor {
  public:
   using MethodReactor::MethodReactor;
@@ -157,6 +160,12 @@ class UnaryReactor final : public MethodReactor {
 
   void OnRequest() override {
     if (method_->kind == MethodKind::kUnaryInline) {
+      Compute();
+      return;
+    }
+    if (method_->work_follows_size &&
+        static_cast<int64_t>(request_.Length()) <= env_->inline_compute_bytes) {
+      if (env_->before_compute_for_testing) env_->before_compute_for_testing();
       Compute();
       return;
     }

@@ -92,10 +92,13 @@ struct CallEnvironment {
   const MethodTable* methods = nullptr;
   CallTracker* calls = nullptr;
   WorkerPool* workers = nullptr;
+  // Requests of a Method::work_follows_size method up to this size are
+  // computed on the gRPC thread that read them.
+  int64_t inline_compute_bytes = 0;
   // Limits and chunking; each call adds its deadline and cancellation.
   ComputeContext compute;
-  // Runs on the worker before each unary call's (or stream message's)
-  // compute. Tests use it to hold a call in flight.
+  // Runs before each unary call's (or stream message's) compute, on the
+  // thread that computes it. Tests use it to hold a call in flight.
   std::function<void()> before_compute_for_testing;
 
   ComputeContext ContextFor(grpc::ServerContextBase* context) const;

@@ -17,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "core/activation.h"
 #include "server/memory.h"
@@ -87,6 +88,10 @@ ABSL_FLAG(int, http_threads, kDefaults.http_threads,
           "answers (its compute runs on the --compute_threads)");
 ABSL_FLAG(int, compute_threads, kDefaults.compute_threads,
           "threads computing requests (0: one per CPU)");
+ABSL_FLAG(int, inline_compute_kb, kDefaults.inline_compute_kb,
+          "Evaluate, Derivative and SoftmaxCrossEntropy requests of at most "
+          "this many KiB are computed on the gRPC thread that read them, "
+          "saving the hop to a compute thread (0..2096128; 0: never)");
 ABSL_FLAG(int64_t, parallel_threshold_elements,
           kDefaults.parallel_threshold_elements,
           "a request with at least this many elements computes its chunks "
@@ -104,6 +109,7 @@ actsvc::server::ServerOptions OptionsFromFlags() {
   options.shutdown_grace_s = absl::GetFlag(FLAGS_shutdown_grace_s);
   options.log_level = absl::GetFlag(FLAGS_log_level);
   options.compute_threads = absl::GetFlag(FLAGS_compute_threads);
+  options.inline_compute_kb = absl::GetFlag(FLAGS_inline_compute_kb);
   options.parallel_threshold_elements =
       absl::GetFlag(FLAGS_parallel_threshold_elements);
   options.max_connection_age_s = absl::GetFlag(FLAGS_max_connection_age_s);
@@ -195,6 +201,11 @@ int main(int argc, char** argv) {
   }
 
   actsvc::server::ConfigureAllocator(options.memory_cache_bytes());
+  // Debian builds Abseil without NDEBUG, so every absl::Mutex lock, gRPC's
+  // own included, would also record the lock order in a global graph to
+  // detect deadlocks (4-5% of the server's CPU on small calls). The tests,
+  // which start servers in their own processes, keep the detection.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
 
   // Blocked before any thread starts, so every thread inherits the mask and
   // the signals wait for sigwait below instead of running a handler.

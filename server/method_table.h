@@ -50,6 +50,11 @@ struct Method {
   std::string api;   // "actsvc.v1.ActivationService"
   std::string name;  // "Evaluate"
   MethodKind kind = MethodKind::kUnary;
+  // kUnary only: the work and the response of a request are within a small
+  // multiple of its size (an elementwise function, softmax), so a request
+  // of at most CallEnvironment::inline_compute_bytes is computed on the
+  // gRPC thread that read it, without the hop to a compute thread.
+  bool work_follows_size = false;
   UnaryBody unary;    // kUnary, kUnaryInline
   StreamBody stream;  // kStream
 };

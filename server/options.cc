@@ -48,6 +48,9 @@ absl::Status CheckOptions(const ServerOptions& o) {
     return OutOfRange("max_connection_age_s", o.max_connection_age_s,
                       absl::StrCat("0..", kMaxSeconds));
   }
+  if (o.inline_compute_kb < 0 || o.inline_compute_kb > 2096128) {
+    return OutOfRange("inline_compute_kb", o.inline_compute_kb, "0..2096128");
+  }
   if (o.chunk_elements < 1) {
     return OutOfRange("chunk_elements", o.chunk_elements, "1..");
   }

@@ -25,6 +25,11 @@ inline constexpr int64_t kDefaultParallelThresholdElements = int64_t{1} << 20;
 inline constexpr int kDefaultHttpThreads = 2;
 // Free memory kept for the next calls (server/memory.h).
 inline constexpr int kDefaultMemoryCacheMb = 256;
+// Requests up to this size, of methods whose work follows the request's
+// size, are computed on the gRPC thread that read them (server/calls.cc):
+// one chunk of float32 values (kDefaultChunkElements), a few tens of
+// microseconds of math, which costs less than a hop to a compute thread.
+inline constexpr int kDefaultInlineComputeKb = 256;
 
 struct ServerOptions {
   std::string address = "0.0.0.0:50051";      // port 0 picks a free port
@@ -34,6 +39,10 @@ struct ServerOptions {
   int memory_cache_mb = kDefaultMemoryCacheMb;  // 0..1048576
   // Threads computing requests; 0 (or less) means one per CPU.
   int compute_threads = 0;
+  // A request of at most this many KiB to Evaluate, Derivative or
+  // SoftmaxCrossEntropy is computed on the gRPC thread that read it, not
+  // on a compute thread (0: every call goes to the compute threads).
+  int inline_compute_kb = kDefaultInlineComputeKb;  // 0..2096128
   int64_t chunk_elements = kDefaultChunkElements;
   int64_t parallel_threshold_elements = kDefaultParallelThresholdElements;
   // When > 0, a connection older than this gets a GOAWAY (and this long
@@ -72,13 +81,17 @@ struct ServerOptions {
   int shutdown_grace_s = 10;
   // trace, debug, info, warn, error or off.
   std::string log_level = "info";
-  // Runs on the worker before each unary call's (or stream message's)
-  // compute. Tests use it to hold a call in flight.
+  // Runs before each unary call's (or stream message's) compute, on the
+  // thread that computes it. Tests use it to hold a call in flight, with
+  // inline_compute_kb = 0 so that no gRPC thread is held.
   std::function<void()> before_compute_for_testing;
 
   int64_t max_message_bytes() const { return int64_t{max_message_mb} << 20; }
   int64_t memory_cache_bytes() const { return int64_t{memory_cache_mb} << 20; }
   int64_t max_jacobian_bytes() const { return int64_t{max_jacobian_mb} << 20; }
+  int64_t inline_compute_bytes() const {
+    return int64_t{inline_compute_kb} << 10;
+  }
 };
 
 // INVALID_ARGUMENT naming the flag, its value and its range when one is out

@@ -159,6 +159,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(
   env.methods = &server->methods_;
   env.calls = server->calls_.get();
   env.workers = server->workers_.get();
+  env.inline_compute_bytes = options.inline_compute_bytes();
   env.compute = ComputeDefaults(options, server->chunk_pool_.get());
   env.before_compute_for_testing = options.before_compute_for_testing;
   server->generic_service_ = std::make_unique<GenericService>(std::move(env));

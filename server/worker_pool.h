@@ -14,6 +14,9 @@ namespace actsvc::server {
 
 class WorkerPool {
  public:
+  // The name of each of the pool's threads.
+  static constexpr char kThreadName[] = "actsvc-compute";
+
   // threads < 1 means one.
   explicit WorkerPool(int threads);
   // Runs every task already submitted, then joins the threads.

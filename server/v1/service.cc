@@ -97,9 +97,10 @@ absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
 template <typename Request, typename Response,
           absl::Status (*kHandler)(const Request&, const ComputeContext&,
                                    Response*, TensorIo)>
-Method UnaryMethod(absl::string_view name) {
+Method UnaryMethod(absl::string_view name, bool work_follows_size) {
   Method method = MakeMethod(kService, name, MethodKind::kUnary);
   method.unary = &WireBody<Request, Response, kHandler>;
+  method.work_follows_size = work_follows_size;
   return method;
 }
 
@@ -378,21 +379,24 @@ grpc::ServerUnaryReactor* GeneratedActivationService::ListFunctions(
 }
 
 void RegisterActivationService(MethodTable* table) {
+  // A Jacobian's work grows with the square of its rows' length, and an
+  // Analyze's with its grid: those always go to the compute threads.
   table->Add(
       UnaryMethod<v1::EvaluateRequest, v1::EvaluateResponse, &HandleEvaluate>(
-          "Evaluate"));
+          "Evaluate", /*work_follows_size=*/true));
   table->Add(UnaryMethod<v1::DerivativeRequest, v1::DerivativeResponse,
-                         &HandleDerivative>("Derivative"));
+                         &HandleDerivative>("Derivative",
+                                            /*work_follows_size=*/true));
   table->Add(
       UnaryMethod<v1::JacobianRequest, v1::JacobianResponse, &HandleJacobian>(
-          "Jacobian"));
+          "Jacobian", /*work_follows_size=*/false));
   table->Add(
       UnaryMethod<v1::SoftmaxCrossEntropyRequest,
                   v1::SoftmaxCrossEntropyResponse, &HandleSoftmaxCrossEntropy>(
-          "SoftmaxCrossEntropy"));
+          "SoftmaxCrossEntropy", /*work_follows_size=*/true));
   table->Add(
       UnaryMethod<v1::AnalyzeRequest, v1::AnalyzeResponse, &HandleAnalyze>(
-          "Analyze"));
+          "Analyze", /*work_follows_size=*/false));
   Method list = MakeMethod(kService, "ListFunctions", MethodKind::kUnaryInline);
   list.unary = &ListFunctionsBody;
   table->Add(std::move(list));

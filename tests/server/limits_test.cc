@@ -158,6 +158,7 @@ TEST_F(LimitsTest, MaxConcurrentCallsRefusesAtOnceThenServes) {
   ServerOptions options;
   options.max_concurrent_calls = 2;
   options.compute_threads = 2;
+  options.inline_compute_kb = 0;  // hold compute threads, not gRPC's
   options.before_compute_for_testing = [&] {
     if (hold.load()) release.WaitForNotification();
   };

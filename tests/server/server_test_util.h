@@ -39,6 +39,8 @@ inline absl::StatusOr<std::unique_ptr<Server>> StartServer(
   // Small chunks, so that multi-chunk paths run on small tensors.
   options.chunk_elements = 1024;
   options.before_compute_for_testing = std::move(before_compute);
+  // A held call holds a compute thread, never a gRPC thread.
+  if (options.before_compute_for_testing) options.inline_compute_kb = 0;
   return Server::Start(options);
 }
 
