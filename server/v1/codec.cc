@@ -41,13 +41,28 @@ bool IsHalf(DType dtype) {
   return dtype == DType::kFloat16 || dtype == DType::kBFloat16;
 }
 
-// Typed values (their bytes), checked against the dtype and the shape's
-// size.
+// The data field of an output tensor of `dtype` in `encoding` (typed half
+// values go into float_data, widened).
+int OutputField(Encoding encoding, DType dtype) {
+  if (encoding == Encoding::kRaw) return v1::Tensor::kRawDataFieldNumber;
+  return dtype == DType::kFloat64 ? v1::Tensor::kDoubleDataFieldNumber
+                                  : v1::Tensor::kFloatDataFieldNumber;
+}
+
+// A data field's bytes, or (bytes empty) only their count where they stay
+// in the request's memory (TensorData::LeftSize).
+struct FieldBytes {
+  absl::string_view bytes;
+  int64_t size = 0;
+};
+
+// The values of float_data or double_data, checked against dtype and size;
+// nullptr when they stay where they lie.
 absl::StatusOr<const void*> TypedValues(const v1::Tensor& tensor,
                                         absl::string_view name, DType dtype,
-                                        int64_t size, absl::string_view floats,
-                                        absl::string_view doubles) {
-  const bool has_float = !floats.empty();
+                                        int64_t size, const FieldBytes& floats,
+                                        const FieldBytes& doubles) {
+  const bool has_float = floats.size > 0;
   if (has_float && dtype == DType::kFloat64) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, ".float_data is set but ", name, ".dtype is ", DTypeName(dtype),
@@ -61,14 +76,15 @@ absl::StatusOr<const void*> TypedValues(const v1::Tensor& tensor,
         "raw_data)"));
   }
   const int64_t count =
-      has_float ? static_cast<int64_t>(floats.size() / sizeof(float))
-                : static_cast<int64_t>(doubles.size() / sizeof(double));
+      has_float ? floats.size / static_cast<int64_t>(sizeof(float))
+                : doubles.size / static_cast<int64_t>(sizeof(double));
   if (count != size) {
     return absl::InvalidArgumentError(absl::StrCat(
         name, TypedField(dtype), " has ", count, " values, expected ", size,
         " (shape ", ShapeString(tensor.shape()), ")"));
   }
-  return static_cast<const void*>(has_float ? floats.data() : doubles.data());
+  return static_cast<const void*>(has_float ? floats.bytes.data()
+                                            : doubles.bytes.data());
 }
 
 // A tensor field of a request: its view, its read error, or absent.
@@ -161,9 +177,16 @@ absl::string_view TensorData::Bytes(const v1::Tensor& tensor, int field,
   }
 }
 
-std::optional<int64_t> TensorData::LeftRawSize(const v1::Tensor& tensor) const {
-  if (!leave_raw_ || wire_ == nullptr) return std::nullopt;
-  return wire_->Size(tensor, v1::Tensor::kRawDataFieldNumber);
+std::optional<int64_t> TensorData::LeftSize(const v1::Tensor& tensor, int field,
+                                            DType dtype) const {
+  if (!leave_in_place_ || wire_ == nullptr) return std::nullopt;
+  const bool own_values =
+      field == v1::Tensor::kRawDataFieldNumber ||
+      (field == v1::Tensor::kFloatDataFieldNumber &&
+       dtype == DType::kFloat32) ||
+      (field == v1::Tensor::kDoubleDataFieldNumber && dtype == DType::kFloat64);
+  if (!own_values) return std::nullopt;
+  return wire_->Size(tensor, field);
 }
 
 absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
@@ -182,21 +205,29 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
       !s.ok()) {
     return s;
   }
-  // raw_data's bytes, or only their count when they stay where they lie.
-  const std::optional<int64_t> left_raw = data.LeftRawSize(tensor);
-  const absl::string_view raw =
-      left_raw ? absl::string_view()
-               : data.Bytes(tensor, v1::Tensor::kRawDataFieldNumber,
-                            DTypeSize(*dtype));
-  const int64_t raw_size =
-      left_raw ? *left_raw : static_cast<int64_t>(raw.size());
-  const absl::string_view floats =
-      data.Bytes(tensor, v1::Tensor::kFloatDataFieldNumber, sizeof(float));
-  const absl::string_view doubles =
-      data.Bytes(tensor, v1::Tensor::kDoubleDataFieldNumber, sizeof(double));
-  const bool has_raw = raw_size > 0;
-  const bool has_float = !floats.empty();
-  const bool has_double = !doubles.empty();
+  // Each data field's bytes, or only their count when they stay where they
+  // lie (then bytes is empty).
+  const auto read = [&](int field, int alignment) {
+    FieldBytes f;
+    if (const std::optional<int64_t> left =
+            data.LeftSize(tensor, field, *dtype)) {
+      f.size = *left;
+    } else {
+      f.bytes = data.Bytes(tensor, field, alignment);
+      f.size = static_cast<int64_t>(f.bytes.size());
+    }
+    return f;
+  };
+  const FieldBytes raw = read(v1::Tensor::kRawDataFieldNumber,
+                              static_cast<int>(DTypeSize(*dtype)));
+  const FieldBytes floats =
+      read(v1::Tensor::kFloatDataFieldNumber, sizeof(float));
+  const FieldBytes doubles =
+      read(v1::Tensor::kDoubleDataFieldNumber, sizeof(double));
+  const int64_t raw_size = raw.size;
+  const bool has_raw = raw.size > 0;
+  const bool has_float = floats.size > 0;
+  const bool has_double = doubles.size > 0;
   if (has_raw + has_float + has_double > 1) {
     std::vector<absl::string_view> fields;
     if (has_raw) fields.push_back("raw_data");
@@ -240,7 +271,7 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
           absl::StrCat(name, ".raw_data has ", raw_size, " bytes, expected ",
                        expected_bytes, " (", layout, ")"));
     }
-    values_at = raw.data();  // nullptr when left where it lies
+    values_at = raw.bytes.data();  // nullptr when left where it lies
   }
   absl::StatusOr<TensorView> view =
       TensorView::Make(std::string(name), *dtype, shape, values_at);
@@ -351,8 +382,8 @@ bool MessageSink::SendInPlace(OutputRole role, DType dtype,
                               const v1::Tensor& from, int from_field) {
   const int index = static_cast<int>(role);
   v1::Tensor* out = targets_[index];
-  if (wire_ == nullptr || encoding_ != Encoding::kRaw ||
-      !wire_->Resend(out, v1::Tensor::kRawDataFieldNumber, request, from,
+  if (wire_ == nullptr || (encoding_ == Encoding::kTyped && IsHalf(dtype)) ||
+      !wire_->Resend(out, OutputField(encoding_, dtype), request, from,
                      from_field)) {
     return false;
   }
@@ -375,11 +406,8 @@ void* MessageSink::Allocate(OutputRole role, DType dtype,
   // Typed half values are computed apart and widened into float_data by
   // Finish, into the message or a wire buffer.
   if (wire_ != nullptr && !(encoding_ == Encoding::kTyped && IsHalf(dtype))) {
-    const int field =
-        encoding_ == Encoding::kRaw ? v1::Tensor::kRawDataFieldNumber
-        : dtype == DType::kFloat64  ? v1::Tensor::kDoubleDataFieldNumber
-                                    : v1::Tensor::kFloatDataFieldNumber;
-    return wire_->Allocate(out, field, elements * element_size);
+    return wire_->Allocate(out, OutputField(encoding_, dtype),
+                           elements * element_size);
   }
   if (encoding_ == Encoding::kTyped) {
     switch (dtype) {

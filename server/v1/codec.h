@@ -37,27 +37,31 @@ absl::Span<const WireField> TensorWireFields();
 // from the received bytes.
 class TensorData {
  public:
-  // Where raw_data read apart by the WireRequest stays: DecodeTensor reads
-  // its size only, and gives the tensor a view without values (its values
-  // are computed in place where they lie: RunInPlace, compute.h).
-  enum LeaveRaw { kLeaveRaw };
+  // Where a data field read apart by the WireRequest stays, when its values
+  // are the tensor's own (raw_data; float_data of FLOAT32, double_data of
+  // FLOAT64): DecodeTensor reads its size only, and gives the tensor a view
+  // without values (its values are computed in place where they lie:
+  // RunInPlace, compute.h).
+  enum LeaveInPlace { kLeaveInPlace };
 
   TensorData() = default;
   explicit TensorData(const WireRequest* wire) : wire_(wire) {}
-  TensorData(const WireRequest* wire, LeaveRaw)
-      : wire_(wire), leave_raw_(true) {}
+  TensorData(const WireRequest* wire, LeaveInPlace)
+      : wire_(wire), leave_in_place_(true) {}
   // The bytes of data field `field` of `tensor` (Tensor::kRawDataFieldNumber,
   // kFloatDataFieldNumber or kDoubleDataFieldNumber; typed values as their
   // little-endian bytes), aligned to `alignment` where the memory allows.
   absl::string_view Bytes(const v1::Tensor& tensor, int field,
                           int alignment) const;
-  // With kLeaveRaw, the size of `tensor`'s raw_data when the WireRequest
-  // read it apart (left where it lies); else nullopt.
-  std::optional<int64_t> LeftRawSize(const v1::Tensor& tensor) const;
+  // With kLeaveInPlace, the byte count of `tensor`'s data field `field` when
+  // the WireRequest read it apart and it holds values of `dtype` as they
+  // are (left where it lies); else nullopt.
+  std::optional<int64_t> LeftSize(const v1::Tensor& tensor, int field,
+                                  DType dtype) const;
 
  private:
   const WireRequest* wire_ = nullptr;
-  bool leave_raw_ = false;
+  bool leave_in_place_ = false;
 };
 
 // A v1::Tensor read in place: its view and how its values travelled.
@@ -118,11 +122,13 @@ class MessageSink final : public OutputSink {
                  int64_t elements) override;
   void Finish() override;
 
-  // Output `role` (of x's dtype and shape) is a request's raw_data that was
-  // overwritten in place with it (RunInPlace): the response's raw_data is
-  // sent as the request's bytes (WireResponse::Resend), data field
-  // `from_field` of `from`. Needs a WireResponse and the raw encoding; false
-  // (nothing set) when `request` did not read that field apart.
+  // Output `role` (of x's dtype and shape) is a request's data field that
+  // was overwritten in place with it (RunInPlace): the response's raw_data
+  // (or float_data, double_data for the typed encoding) is sent as the
+  // request's bytes (WireResponse::Resend), data field `from_field` of
+  // `from`. Needs a WireResponse, and for the typed encoding FLOAT32 or
+  // FLOAT64; false (nothing set) when `request` did not read that field
+  // apart.
   bool SendInPlace(OutputRole role, DType dtype,
                    absl::Span<const int64_t> shape, const WireRequest& request,
                    const v1::Tensor& from, int from_field);

@@ -136,11 +136,29 @@ bool NamesElementwise(const v1::FunctionSpec& spec) {
          IsElementwise(static_cast<Function>(f));
 }
 
-// The response's raw_data is the request tensor `from`'s, computed in place.
+// The data field of `tensor` that holds its values as they are and was read
+// apart once, so that they can be computed where they lie: raw_data, or
+// float_data of FLOAT32 or double_data of FLOAT64 (the same little-endian
+// bytes); 0 when there is none.
+int InPlaceField(const WireRequest& wire, const v1::Tensor& tensor) {
+  if (wire.Count(tensor, kRawData) == 1) return kRawData;
+  if (tensor.dtype() == v1::FLOAT32 &&
+      wire.Count(tensor, v1::Tensor::kFloatDataFieldNumber) == 1) {
+    return v1::Tensor::kFloatDataFieldNumber;
+  }
+  if (tensor.dtype() == v1::FLOAT64 &&
+      wire.Count(tensor, v1::Tensor::kDoubleDataFieldNumber) == 1) {
+    return v1::Tensor::kDoubleDataFieldNumber;
+  }
+  return 0;
+}
+
+// The response's values are those of data field `field` of the request
+// tensor `from`, computed in place.
 absl::Status SendInPlace(const TensorView& x, const WireRequest& wire,
-                         const v1::Tensor& from, MessageSink* sink) {
+                         const v1::Tensor& from, int field, MessageSink* sink) {
   if (sink->SendInPlace(OutputRole::kOutput, x.dtype(), x.shape(), wire, from,
-                        kRawData)) {
+                        field)) {
     return absl::OkStatus();
   }
   return absl::InternalError("the in-place values cannot be sent");
@@ -154,11 +172,14 @@ std::optional<absl::Status> InPlace(const EvaluateOp& op,
                                     const ComputeContext& context,
                                     MessageSink* sink) {
   if (op.axis) return std::nullopt;
+  const int field = InPlaceField(*wire, request.input());
   std::optional<std::vector<absl::Span<char>>> x =
-      wire->Writable(request.input(), kRawData);
+      wire->Writable(request.input(), field);
   if (!x) return std::nullopt;
   absl::Status status = RunInPlace(op, *x, context, *sink);
-  if (status.ok()) status = SendInPlace(op.x, *wire, request.input(), sink);
+  if (status.ok()) {
+    status = SendInPlace(op.x, *wire, request.input(), field, sink);
+  }
   return status;
 }
 
@@ -176,45 +197,50 @@ std::optional<absl::Status> InPlace(
     const v1::DerivativeRequest& request, WireRequest* wire,
     const ComputeContext& context, MessageSink* sink) {
   const v1::Tensor& x = request.input();
+  const int x_field = InPlaceField(*wire, x);
   if (const auto* op = std::get_if<DerivativeOp>(&variant)) {
     std::optional<std::vector<absl::Span<char>>> pieces =
-        wire->Writable(x, kRawData);
+        wire->Writable(x, x_field);
     if (!pieces) return std::nullopt;
     absl::Status status = RunInPlace(*op, *pieces, context, *sink);
-    if (status.ok()) status = SendInPlace(op->x, *wire, x, sink);
+    if (status.ok()) status = SendInPlace(op->x, *wire, x, x_field, sink);
     return status;
   }
   const VjpOp& op = std::get<VjpOp>(variant);
   if (op.axis) return std::nullopt;
-  // g's raw_data read apart (left where it lies, its view without values),
-  // or g's values in its view (typed, or in the message).
+  // g's data field read apart (left where it lies, its view without
+  // values), or g's values in its view (typed half values, or in the
+  // message).
   const v1::Tensor& g = request.upstream_grad();
+  const int g_field = InPlaceField(*wire, g);
   std::optional<std::vector<absl::Span<const char>>> g_pieces =
-      wire->Readable(g, kRawData);
+      g_field == 0 ? std::nullopt : wire->Readable(g, g_field);
   const std::optional<std::vector<absl::Span<const char>>> x_pieces =
-      wire->Readable(x, kRawData);
+      wire->Readable(x, x_field);
   if (!x_pieces) return std::nullopt;
   // Into the operand in fewer pieces: fewer slices to send.
   const bool y_is_g = g_pieces && g_pieces->size() < x_pieces->size();
   const v1::Tensor& y = y_is_g ? g : x;
+  const int y_field = y_is_g ? g_field : x_field;
   std::vector<absl::Span<const char>> other =
       y_is_g
           ? *x_pieces
           : (g_pieces ? *std::move(g_pieces)
                       : std::vector<absl::Span<const char>>{ValueBytes(op.g)});
   std::optional<std::vector<absl::Span<char>>> y_pieces =
-      wire->Writable(y, kRawData);
+      wire->Writable(y, y_field);
   absl::Status status =
       RunInPlace(op, *y_pieces, other, y_is_g, context, *sink);
-  if (status.ok()) status = SendInPlace(op.x, *wire, y, sink);
+  if (status.ok()) status = SendInPlace(op.x, *wire, y, y_field, sink);
   return status;
 }
 
 // Evaluate and Derivative (and the VJP) of an elementwise function on
-// raw_data, where the request's bytes may be written (io.writable):
-// decoded with the raw_data left where it lies, validated, and computed in
-// place; nullopt (nothing written) where in place does not apply, or the
-// request is not valid: the usual path then reads it and answers.
+// raw_data, or on float_data of FLOAT32 or double_data of FLOAT64, where
+// the request's bytes may be written (io.writable): decoded with those
+// values left where they lie, validated, and computed in place; nullopt
+// (nothing written) where in place does not apply, or the request is not
+// valid: the usual path then reads it and answers.
 template <typename Op, typename Message>
 std::optional<absl::Status> RunInPlaceIfItApplies(const Message& request,
                                                   const ComputeContext& context,
@@ -222,16 +248,20 @@ std::optional<absl::Status> RunInPlaceIfItApplies(const Message& request,
                                                   const TensorIo& io) {
   WireRequest* wire = io.writable;
   if (wire == nullptr || io.out == nullptr || !request.has_input() ||
-      !NamesElementwise(request.spec()) ||
-      wire->Count(request.input(), kRawData) != 1) {
+      !NamesElementwise(request.spec())) {
     return std::nullopt;
   }
-  auto decoded = Decode(request, TensorData(wire, TensorData::kLeaveRaw));
-  if (decoded.encoding != Encoding::kRaw) return std::nullopt;
+  const int field = InPlaceField(*wire, request.input());
+  if (field == 0) return std::nullopt;
+  auto decoded = Decode(request, TensorData(wire, TensorData::kLeaveInPlace));
+  if (decoded.encoding !=
+      (field == kRawData ? Encoding::kRaw : Encoding::kTyped)) {
+    return std::nullopt;
+  }
   absl::StatusOr<Op> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return std::nullopt;
-  MessageSink sink(Encoding::kRaw, {{OutputRole::kOutput, output}}, io.out);
+  MessageSink sink(decoded.encoding, {{OutputRole::kOutput, output}}, io.out);
   return InPlace(*op, request, wire, context, &sink);
 }
 

@@ -1,6 +1,7 @@
 // The elementwise RPCs computed in place (ComputeContext::request_writable;
 // wire.cc's "In place", compute.h's RunInPlace): for Evaluate, Derivative
-// (orders 1 and 2) and the VJP on raw_data in every dtype, however the
+// (orders 1 and 2) and the VJP on raw_data in every dtype, and on the typed
+// float_data of FLOAT32 and double_data of FLOAT64, however the
 // request's bytes are cut into slices (inside values too, and in slices of
 // one byte), the answer is exactly the protobuf-serialized response of the
 // same RPC body, and the values were computed in the request's own memory
@@ -18,6 +19,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -126,12 +128,50 @@ v1::Tensor RandomTensor(v1::DataType dtype, const std::vector<int64_t>& shape,
   }
 }
 
+// The bytes of a tensor's values as the wire carries them: raw_data, or
+// the packed float_data or double_data.
+std::string DataBytes(const v1::Tensor& tensor) {
+  if (tensor.float_data_size() > 0) {
+    return std::string(
+        reinterpret_cast<const char*>(tensor.float_data().data()),
+        tensor.float_data_size() * sizeof(float));
+  }
+  if (tensor.double_data_size() > 0) {
+    return std::string(
+        reinterpret_cast<const char*>(tensor.double_data().data()),
+        tensor.double_data_size() * sizeof(double));
+  }
+  return tensor.raw_data();
+}
+
+// A tensor of `dtype` in `encoding` (float32 and float64 only when typed).
+v1::Tensor RandomTensor(v1::DataType dtype, const std::vector<int64_t>& shape,
+                        uint32_t seed, Encoding encoding) {
+  if (encoding == Encoding::kRaw) return RandomTensor(dtype, shape, seed);
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return dtype == v1::FLOAT64
+             ? MakeTensor<double>(shape, Values<double>(n, seed), encoding)
+             : MakeTensor<float>(shape, Values<float>(n, seed), encoding);
+}
+
 int ElementSize(v1::DataType dtype) {
   return dtype == v1::FLOAT64 ? 8 : dtype == v1::FLOAT32 ? 4 : 2;
 }
 
 constexpr v1::DataType kDTypes[] = {v1::FLOAT32, v1::FLOAT64, v1::FLOAT16,
                                     v1::BFLOAT16};
+// Every dtype in raw_data, and the typed encodings whose values are the
+// tensor's own bytes (float_data of FLOAT32, double_data of FLOAT64).
+constexpr std::pair<v1::DataType, Encoding> kVariants[] = {
+    {v1::FLOAT32, Encoding::kRaw},   {v1::FLOAT64, Encoding::kRaw},
+    {v1::FLOAT16, Encoding::kRaw},   {v1::BFLOAT16, Encoding::kRaw},
+    {v1::FLOAT32, Encoding::kTyped}, {v1::FLOAT64, Encoding::kTyped}};
+
+const char* Typed(Encoding encoding) {
+  return encoding == Encoding::kTyped ? " typed" : "";
+}
+
 constexpr v1::Function kElementwise[] = {
     v1::IDENTITY,   v1::SIGMOID, v1::TANH,      v1::RELU,
     v1::LEAKY_RELU, v1::GELU,    v1::GELU_TANH, v1::SILU,
@@ -193,9 +233,9 @@ class InPlaceTest : public ::testing::Test {
     Response expected;
     ASSERT_TRUE(handler(request, context, &expected, TensorIo{}).ok());
     const std::string expected_bytes = expected.SerializeAsString();
-    const std::string& result = expected.output().raw_data();
+    const std::string result = DataBytes(expected.output());
     const std::string bytes = request.SerializeAsString();
-    const std::string& first = operands.front()->raw_data();
+    const std::string first = DataBytes(*operands.front());
     const size_t at = bytes.find(first);
     ASSERT_NE(at, std::string::npos);
     const int element = ElementSize(operands.front()->dtype());
@@ -215,7 +255,7 @@ class InPlaceTest : public ::testing::Test {
       const std::string now = owned.Bytes();
       bool found = false;
       for (const v1::Tensor* operand : operands) {
-        const size_t from = bytes.find(operand->raw_data());
+        const size_t from = bytes.find(DataBytes(*operand));
         std::string expect_now = bytes;
         expect_now.replace(from, result.size(), result);
         found = found || now == expect_now;
@@ -231,13 +271,13 @@ class InPlaceTest : public ::testing::Test {
 };
 
 TEST_F(InPlaceTest, EvaluateAnswersAsProtobufWould) {
-  for (v1::DataType dtype : kDTypes) {
+  for (const auto& [dtype, encoding] : kVariants) {
     for (v1::Function f : kElementwise) {
-      SCOPED_TRACE(
-          absl::StrCat(v1::DataType_Name(dtype), " ", v1::Function_Name(f)));
+      SCOPED_TRACE(absl::StrCat(v1::DataType_Name(dtype), Typed(encoding), " ",
+                                v1::Function_Name(f)));
       v1::EvaluateRequest request;
       *request.mutable_spec() = Spec(f);
-      *request.mutable_input() = RandomTensor(dtype, {3, 37}, f);
+      *request.mutable_input() = RandomTensor(dtype, {3, 37}, f, encoding);
       ExpectInPlace("Evaluate", request, &HandleEvaluate, {&request.input()},
                     Context(), f == v1::GELU ? 7 : 29);
     }
@@ -245,15 +285,16 @@ TEST_F(InPlaceTest, EvaluateAnswersAsProtobufWould) {
 }
 
 TEST_F(InPlaceTest, DerivativesAnswerAsProtobufWould) {
-  for (v1::DataType dtype : kDTypes) {
+  for (const auto& [dtype, encoding] : kVariants) {
     for (v1::Function f : kElementwise) {
       for (int order : {0, 1, 2}) {
-        SCOPED_TRACE(absl::StrCat(v1::DataType_Name(dtype), " ",
-                                  v1::Function_Name(f), " order ", order));
+        SCOPED_TRACE(absl::StrCat(v1::DataType_Name(dtype), Typed(encoding),
+                                  " ", v1::Function_Name(f), " order ", order));
         v1::DerivativeRequest request;
         *request.mutable_spec() = Spec(f);
         request.set_order(order);
-        *request.mutable_input() = RandomTensor(dtype, {37, 3}, f + order);
+        *request.mutable_input() =
+            RandomTensor(dtype, {37, 3}, f + order, encoding);
         ExpectInPlace("Derivative", request, &HandleDerivative,
                       {&request.input()}, Context(), f == v1::SIGMOID ? 7 : 31);
       }
@@ -262,14 +303,15 @@ TEST_F(InPlaceTest, DerivativesAnswerAsProtobufWould) {
 }
 
 TEST_F(InPlaceTest, VjpAnswersAsProtobufWould) {
-  for (v1::DataType dtype : kDTypes) {
+  for (const auto& [dtype, encoding] : kVariants) {
     for (v1::Function f : kElementwise) {
-      SCOPED_TRACE(
-          absl::StrCat(v1::DataType_Name(dtype), " ", v1::Function_Name(f)));
+      SCOPED_TRACE(absl::StrCat(v1::DataType_Name(dtype), Typed(encoding), " ",
+                                v1::Function_Name(f)));
       v1::DerivativeRequest request;
       *request.mutable_spec() = Spec(f);
-      *request.mutable_input() = RandomTensor(dtype, {4, 29}, f);
-      *request.mutable_upstream_grad() = RandomTensor(dtype, {4, 29}, 100 + f);
+      *request.mutable_input() = RandomTensor(dtype, {4, 29}, f, encoding);
+      *request.mutable_upstream_grad() =
+          RandomTensor(dtype, {4, 29}, 100 + f, encoding);
       ExpectInPlace("Derivative", request, &HandleDerivative,
                     {&request.input(), &request.upstream_grad()}, Context(),
                     f == v1::GELU ? 7 : 31);
@@ -332,12 +374,17 @@ TEST_F(InPlaceTest, TakenOnlyWhereItApplies) {
   for (int i = 0; i < 80; ++i) {
     cases.back().request.mutable_upstream_grad()->add_float_data(0.5f * i);
   }
-  // A typed input: the response is typed.
-  cases.push_back({"typed x", base, 0});
+  // A typed FLOAT32 input: its float_data are its values' bytes, computed
+  // in place too; the response is typed.
+  cases.push_back({"typed x", base, 1});
   cases.back().request.mutable_input()->clear_raw_data();
   for (int i = 0; i < 80; ++i) {
     cases.back().request.mutable_input()->add_float_data(0.25f * i);
   }
+  // float_data of FLOAT16 are float32 values rounded to the dtype: not the
+  // tensor's own bytes, so not in place.
+  cases.push_back({"typed float16 x", cases.back().request, 0});
+  cases.back().request.mutable_input()->set_dtype(v1::FLOAT16);
   // Softmax's VJP acts along an axis.
   cases.push_back({"softmax vjp", cases[1].request, 0});
   cases.back().request.mutable_spec()->set_function(v1::SOFTMAX);
