@@ -27,6 +27,7 @@
 #include "server/kserve/service.h"
 #include "server/method_table.h"
 #include "server/wire.h"
+#include "tests/kserve/wire_requests.h"
 #include "tests/server/byte_buffers.h"
 
 namespace actsvc::server::kserve {
@@ -35,46 +36,16 @@ namespace {
 using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 using inference::ModelStreamInferResponse;
-using testing::Cuts;
-using testing::Flatten;
-using testing::OwnedRequest;
-using testing::Sliced;
-
-constexpr absl::string_view kInfer =
-    "/inference.GRPCInferenceService/ModelInfer";
-constexpr absl::string_view kStream =
-    "/inference.GRPCInferenceService/ModelStreamInfer";
+using server::testing::Flatten;
+using server::testing::InPlaceCuts;
+using server::testing::OwnedRequest;
+using server::testing::Sliced;
+using testing::AddInput;
+using testing::DatatypeSize;
+using testing::kInfer;
+using testing::kStream;
 
 constexpr const char* kDatatypes[] = {"FP32", "FP64", "FP16", "BF16"};
-
-size_t DatatypeSize(absl::string_view datatype) {
-  if (datatype == "FP64" || datatype == "INT64") return 8;
-  if (datatype == "FP16" || datatype == "BF16") return 2;
-  return 4;
-}
-
-// Random bytes as values: NaNs with payloads, infinities, subnormals and
-// signed zeros among ordinary ones.
-std::string RandomBytes(size_t n, std::mt19937* random) {
-  std::string bytes(n, '\0');
-  for (char& c : bytes) c = static_cast<char>((*random)() & 0xff);
-  return bytes;
-}
-
-void AddRawInput(ModelInferRequest* request, const std::string& name,
-                 const std::string& datatype, const std::vector<int64_t>& shape,
-                 std::mt19937* random) {
-  auto* input = request->add_inputs();
-  input->set_name(name);
-  input->set_datatype(datatype);
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    input->add_shape(d);
-    n *= d;
-  }
-  request->add_raw_input_contents(
-      RandomBytes(static_cast<size_t>(n) * DatatypeSize(datatype), random));
-}
 
 // A request of `model` with raw inputs of `shape` in `datatype`, and alpha
 // when the model takes it.
@@ -85,7 +56,7 @@ ModelInferRequest RawRequest(const Model& model, const std::string& datatype,
   request.set_model_name(model.name);
   request.set_id(absl::StrCat("id-", model.name));
   for (const TensorSpec& input : model.inputs) {
-    AddRawInput(&request, input.name, datatype, shape, &random);
+    AddInput(&request, input.name, datatype, shape, &random);
   }
   for (const std::string& parameter : model.parameters) {
     if (parameter == "alpha") {
@@ -111,26 +82,6 @@ std::vector<const Model*> ElementwiseModels() {
   return models;
 }
 
-// Ways to cut a request whose first raw values start at `at` (`bytes` of
-// them): Cuts' ways, slices of one byte, and cuts inside the values at
-// every offset within a value, a few values apart.
-std::vector<std::vector<size_t>> InPlaceCuts(size_t size, size_t at,
-                                             size_t bytes, size_t element,
-                                             size_t step) {
-  std::vector<std::vector<size_t>> ways = Cuts(size, step);
-  std::vector<size_t> ones;
-  for (size_t c = 1; c < size; ++c) ones.push_back(c);
-  ways.push_back(ones);
-  for (size_t offset = 0; offset < element; ++offset) {
-    std::vector<size_t> inside;
-    for (size_t c = at + offset; c < at + bytes; c += 5 * element + 1) {
-      inside.push_back(c);
-    }
-    ways.push_back(inside);
-  }
-  return ways;
-}
-
 class KServeInPlaceTest : public ::testing::Test {
  protected:
   void SetUp() override { service_.Register(&methods_); }
@@ -140,6 +91,16 @@ class KServeInPlaceTest : public ::testing::Test {
     context.max_message_bytes = int64_t{64} << 20;
     context.request_writable = writable;
     return context;
+  }
+
+  // Infer on the message path (no WireRequest), as the REST endpoint runs
+  // it.
+  absl::Status InferMessage(const ModelInferRequest& request,
+                            const ComputeContext& context,
+                            ModelInferResponse* response) {
+    int64_t elements = 0;
+    return service_.Infer(request, context, &elements, response,
+                          [] { return absl::OkStatus(); });
   }
 
   // ModelInfer through the method table, on `buffer`.
@@ -187,18 +148,15 @@ class KServeInPlaceTest : public ::testing::Test {
     const std::string expected = Flatten(reference);
     // The message path (protobuf's) agrees.
     ModelInferResponse message_response;
-    int64_t elements = 0;
-    ASSERT_TRUE(service_
-                    .Infer(request, Context(), &elements, &message_response,
-                           [] { return absl::OkStatus(); })
-                    .ok());
+    ASSERT_TRUE(InferMessage(request, Context(), &message_response).ok());
     ASSERT_TRUE(message_response.SerializeAsString() == expected);
     ASSERT_EQ(message_response.raw_output_contents_size(), 1);
     const std::string& result = message_response.raw_output_contents(0);
     const std::string& first = request.raw_input_contents(0);
     const size_t at = bytes.find(first);
     ASSERT_NE(at, std::string::npos);
-    const size_t element = DatatypeSize(request.inputs(0).datatype());
+    const int element =
+        static_cast<int>(DatatypeSize(request.inputs(0).datatype()));
     for (const std::vector<size_t>& cuts :
          InPlaceCuts(bytes.size(), at, first.size(), element, step)) {
       SCOPED_TRACE(absl::StrCat("cut in ", cuts.size() + 1));
@@ -454,15 +412,8 @@ TEST_F(KServeInPlaceTest, MessagePathIsUnchanged) {
   const ModelInferRequest copy = request;
   ModelInferResponse writable;
   ModelInferResponse read_only;
-  int64_t elements = 0;
-  ASSERT_TRUE(service_
-                  .Infer(request, Context(), &elements, &writable,
-                         [] { return absl::OkStatus(); })
-                  .ok());
-  ASSERT_TRUE(service_
-                  .Infer(request, Context(false), &elements, &read_only,
-                         [] { return absl::OkStatus(); })
-                  .ok());
+  ASSERT_TRUE(InferMessage(request, Context(), &writable).ok());
+  ASSERT_TRUE(InferMessage(request, Context(false), &read_only).ok());
   EXPECT_TRUE(writable.SerializeAsString() == read_only.SerializeAsString());
   EXPECT_TRUE(request.SerializeAsString() == copy.SerializeAsString());
 }

@@ -73,6 +73,28 @@ inline std::vector<std::vector<size_t>> Cuts(size_t size, size_t step = 7) {
   return ways;
 }
 
+// Ways to cut a request whose values to compute in place start at `at`
+// (`bytes` of them, values of `element` bytes): Cuts' ways, slices of one
+// byte, and cuts inside the values at every offset within a value, a few
+// values apart.
+inline std::vector<std::vector<size_t>> InPlaceCuts(size_t size, size_t at,
+                                                    size_t bytes, int element,
+                                                    size_t step) {
+  std::vector<std::vector<size_t>> ways = Cuts(size, step);
+  std::vector<size_t> ones;
+  for (size_t c = 1; c < size; ++c) ones.push_back(c);
+  ways.push_back(ones);
+  for (int offset = 0; offset < element; ++offset) {
+    std::vector<size_t> inside;
+    for (size_t c = at + static_cast<size_t>(offset); c < at + bytes;
+         c += 5 * static_cast<size_t>(element) + 1) {
+      inside.push_back(c);
+    }
+    ways.push_back(inside);
+  }
+  return ways;
+}
+
 inline void FreeBlock(void* block) { std::free(block); }
 
 // A request's bytes in slices that own their memory, as the transport's

@@ -38,6 +38,7 @@ namespace {
 using testing::Cuts;
 using testing::Flatten;
 using testing::FreeBlock;
+using testing::InPlaceCuts;
 using testing::MakeTensor;
 using testing::OwnedRequest;
 using testing::SentInPlace;
@@ -136,27 +137,6 @@ v1::FunctionSpec Spec(v1::Function f) {
   if (f == v1::LEAKY_RELU) spec.set_alpha(0.2);
   if (f == v1::ELU) spec.set_alpha(0.7);
   return spec;
-}
-
-// Ways to cut a request whose raw values start at `at` (`bytes` of them):
-// Cuts' ways, slices of one byte, and cuts inside the values at every
-// offset within a value, a few values apart.
-std::vector<std::vector<size_t>> InPlaceCuts(size_t size, size_t at,
-                                             size_t bytes, int element,
-                                             size_t step) {
-  std::vector<std::vector<size_t>> ways = Cuts(size, step);
-  std::vector<size_t> ones;
-  for (size_t c = 1; c < size; ++c) ones.push_back(c);
-  ways.push_back(ones);
-  for (int offset = 0; offset < element; ++offset) {
-    std::vector<size_t> inside;
-    for (size_t c = at + static_cast<size_t>(offset); c < at + bytes;
-         c += 5 * static_cast<size_t>(element) + 1) {
-      inside.push_back(c);
-    }
-    ways.push_back(inside);
-  }
-  return ways;
 }
 
 class InPlaceTest : public ::testing::Test {
