@@ -534,16 +534,17 @@ void* WireResponse::Allocate(const Message* holder, int number, int index,
   return buffers_.back().data.get();
 }
 
-bool WireResponse::Resend(const Message* holder, int number,
+bool WireResponse::Resend(const Message* holder, int number, int index,
                           const WireRequest& request,
-                          const Message& from_holder, int from_number) {
+                          const Message& from_holder, int from_number,
+                          int from_index) {
   const WireRequest::Field* from =
-      request.FindField(from_holder, from_number, 0);
+      request.FindField(from_holder, from_number, from_index);
   if (from == nullptr) return false;
   Buffer buffer;
   buffer.holder = holder;
   buffer.number = number;
-  buffer.index = 0;
+  buffer.index = index;
   buffer.size = from->size;
   buffer.request = &request;
   buffer.from = from;

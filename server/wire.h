@@ -167,16 +167,25 @@ class WireResponse {
     return Allocate(holder, number, 0, bytes);
   }
 
-  // The value of data field `number` of `holder` (singular, or index 0) is
-  // the value `request` read apart as data field `from_number` of
-  // `from_holder`, as it lies in the received slices when Serialize is
-  // called (overwritten in place by then: WireRequest::Writable). It goes
-  // out as sub-slices of those slices, which keep the memory alive; the
-  // request must outlive Serialize. False (nothing recorded) when the
-  // request did not read that value apart.
+  // The index-th value (0 for a field that is not a repeated bytes field)
+  // of data field `number` of `holder` is the from_index-th value `request`
+  // read apart as data field `from_number` of `from_holder`, as it lies in
+  // the received slices when Serialize is called (overwritten in place by
+  // then: WireRequest::Writable). It goes out as sub-slices of those
+  // slices, which keep the memory alive; the request must outlive
+  // Serialize. False (nothing recorded) when the request did not read that
+  // value apart. As with Allocate, a repeated bytes field needs every index
+  // from 0 up to its last (allocated or resent).
+  bool Resend(const google::protobuf::Message* holder, int number, int index,
+              const WireRequest& request,
+              const google::protobuf::Message& from_holder, int from_number,
+              int from_index);
+  // The same for a singular value (or index 0) from a singular one.
   bool Resend(const google::protobuf::Message* holder, int number,
               const WireRequest& request,
-              const google::protobuf::Message& from_holder, int from_number);
+              const google::protobuf::Message& from_holder, int from_number) {
+    return Resend(holder, number, 0, request, from_holder, from_number, 0);
+  }
 
   // `response` with the allocated fields in their places, as slices: the
   // skeleton's bytes copied, each data buffer handed to gRPC as it is.

@@ -50,8 +50,10 @@ std::vector<absl::string_view> ContentFields(
 class RawInputs {
  public:
   RawInputs(const inference::ModelInferRequest& message,
-            const WireRequest* wire)
-      : message_(message), wire_(wire) {}
+            const WireRequest* wire, RawValues values)
+      : message_(message),
+        wire_(wire),
+        leave_in_place_(values == RawValues::kLeaveInPlace) {}
 
   int size() const {
     return wire_ != nullptr ? wire_->Count(message_, kRawInputs)
@@ -67,12 +69,19 @@ class RawInputs {
     }
     return message_.raw_input_contents(i);
   }
+  // With RawValues::kLeaveInPlace, the byte count of the i-th when the
+  // WireRequest read it apart (it stays where it lies); else nullopt.
+  std::optional<int64_t> LeftSize(int i) const {
+    if (!leave_in_place_ || wire_ == nullptr) return std::nullopt;
+    return wire_->Size(message_, kRawInputs, i);
+  }
 
  private:
   static constexpr int kRawInputs =
       inference::ModelInferRequest::kRawInputContentsFieldNumber;
   const inference::ModelInferRequest& message_;
   const WireRequest* wire_;
+  const bool leave_in_place_;
 };
 
 struct Values {
@@ -116,9 +125,9 @@ absl::Status CheckTyped(const Values& values, absl::string_view field,
   return absl::OkStatus();
 }
 
-absl::Status CheckRawBytes(const Values& values, int64_t expected,
+// `got`: the byte count of the input's raw_input_contents.
+absl::Status CheckRawBytes(const Values& values, int64_t expected, int64_t got,
                            const Model& model) {
-  const int64_t got = static_cast<int64_t>(values.Raw(1).size());
   if (got == expected) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       "input byte size mismatch for input '", values.input->name(), "'",
@@ -152,8 +161,15 @@ TensorArg ReadFloat(const Values& values, const Model& model) {
   const void* data = nullptr;
   absl::Status status;
   if (values.raw != nullptr) {
-    status = CheckRawBytes(values, size * DTypeSize(*dtype), model);
-    data = values.Raw(DTypeSize(*dtype)).data();
+    // Left where they lie (data stays nullptr: a view without values), or
+    // read.
+    const std::optional<int64_t> left = values.raw->LeftSize(values.index);
+    const absl::string_view raw =
+        left ? absl::string_view() : values.Raw(DTypeSize(*dtype));
+    status =
+        CheckRawBytes(values, size * DTypeSize(*dtype),
+                      left ? *left : static_cast<int64_t>(raw.size()), model);
+    data = raw.data();
   } else if (*dtype == DType::kFloat16 || *dtype == DType::kBFloat16) {
     // The protocol has no typed contents for the half types.
     status = absl::InvalidArgumentError(absl::StrCat(
@@ -218,18 +234,19 @@ absl::Status ReadLabels(const Values& values, const TensorArg& logits,
     }
   }
   if (values.raw != nullptr) {
-    if (absl::Status s = CheckRawBytes(values, size * (is64 ? 8 : 4), model);
+    const absl::string_view raw = values.Raw(1);
+    if (absl::Status s = CheckRawBytes(values, size * (is64 ? 8 : 4),
+                                       static_cast<int64_t>(raw.size()), model);
         !s.ok()) {
       return s;
     }
     labels->resize(size);
-    const char* raw = values.Raw(1).data();
     if (is64) {
-      std::memcpy(labels->data(), raw, size * 8);
+      std::memcpy(labels->data(), raw.data(), size * 8);
     } else {
       for (int64_t i = 0; i < size; ++i) {
         int32_t label;
-        std::memcpy(&label, raw + 4 * i, 4);
+        std::memcpy(&label, raw.data() + 4 * i, 4);
         (*labels)[i] = label;
       }
     }
@@ -461,7 +478,8 @@ absl::Span<const WireField> InferWireFields() {
 }
 
 absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
-                                    const WireRequest* wire) {
+                                    const WireRequest* wire,
+                                    RawValues raw_values) {
   absl::StatusOr<const Model*> found =
       FindModel(message.model_name(), message.model_version());
   if (!found.ok()) return found.status();
@@ -469,10 +487,13 @@ absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
   DecodedInfer decoded;
   decoded.model = &model;
 
-  const RawInputs raw_inputs(message, wire);
+  const RawInputs raw_inputs(message, wire, raw_values);
   absl::StatusOr<std::vector<Values>> inputs =
       MatchInputs(message, model, raw_inputs);
   if (!inputs.ok()) return inputs.status();
+  for (const Values& values : *inputs) {
+    if (values.raw != nullptr) decoded.raw_index.push_back(values.index);
+  }
   absl::StatusOr<std::vector<const OutputSpec*>> outputs =
       SelectOutputs(message, model);
   if (!outputs.ok()) return outputs.status();
@@ -529,6 +550,25 @@ void* InferResponseSink::Allocate(OutputRole role, DType dtype,
   }
   scratch_.emplace_back(position, std::vector<double>(words));
   return scratch_.back().second.data();
+}
+
+bool InferResponseSink::SendInPlace(OutputRole role, DType dtype,
+                                    absl::Span<const int64_t> shape,
+                                    const WireRequest& wire,
+                                    const inference::ModelInferRequest& request,
+                                    int from_index) {
+  const int position = position_[static_cast<int>(role)];
+  if (position < 0 || wire_ == nullptr ||
+      !wire_->Resend(response_, kRawOutputs, position, wire, request,
+                     inference::ModelInferRequest::kRawInputContentsFieldNumber,
+                     from_index)) {
+    return false;
+  }
+  auto* output = response_->mutable_outputs(position);
+  output->set_datatype(std::string(DatatypeName(dtype)));
+  output->mutable_shape()->Assign(shape.begin(), shape.end());
+  allocated_[position] = true;
+  return true;
 }
 
 void InferResponseSink::Finish() {

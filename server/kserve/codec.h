@@ -42,7 +42,16 @@ struct DecodedInfer {
   // The declared elements of the model's first input, the measure of the
   // request's work.
   int64_t elements = 0;
+  // The index in raw_input_contents of each of the model's inputs, in the
+  // model's order, when the request sent its values raw; else empty.
+  std::vector<int> raw_index;
 };
+
+// Where Decode takes the values of raw_input_contents from: read (gathered
+// when they must be), or, with kLeaveInPlace, left where the WireRequest
+// read them apart: a float input then gets a view without values (its
+// values are computed in place where they lie: RunInPlace, compute.h).
+enum class RawValues { kRead, kLeaveInPlace };
 
 // KServe v2's data fields on the wire (wire.h): a ModelInferRequest's
 // raw_input_contents and a ModelInferResponse's raw_output_contents.
@@ -56,7 +65,8 @@ absl::Span<const WireField> InferWireFields();
 // `wire`: the WireRequest (with InferWireFields) that parsed `message` and
 // holds its raw_input_contents, or nullptr when they are in the message.
 absl::StatusOr<DecodedInfer> Decode(const inference::ModelInferRequest& message,
-                                    const WireRequest* wire = nullptr);
+                                    const WireRequest* wire = nullptr,
+                                    RawValues raw_values = RawValues::kRead);
 
 // `status` naming `model` when it is INVALID_ARGUMENT and does not yet.
 absl::Status WithModel(absl::Status status, const Model& model);
@@ -78,6 +88,15 @@ class InferResponseSink final : public OutputSink {
   void* Allocate(OutputRole role, DType dtype, absl::Span<const int64_t> shape,
                  int64_t elements) override;
   void Finish() override;
+
+  // Output `role` (of x's dtype and shape) is the from_index-th
+  // raw_input_contents of `request`, overwritten in place with it
+  // (RunInPlace): its raw_output_contents are sent as those bytes
+  // (WireResponse::Resend). Needs a WireResponse; false (nothing set) when
+  // the output is not answered or `wire` did not read that value apart.
+  bool SendInPlace(OutputRole role, DType dtype,
+                   absl::Span<const int64_t> shape, const WireRequest& wire,
+                   const inference::ModelInferRequest& request, int from_index);
 
  private:
   static constexpr int kRawOutputs =

@@ -1,10 +1,14 @@
 #include "server/kserve/service.h"
 
 #include <chrono>
+#include <optional>
+#include <type_traits>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/activation.h"
 #include "server/kserve/codec.h"
 #include "server/kserve/models.h"
 #include "server/ops.h"
@@ -200,6 +204,111 @@ void AddUnimplemented(MethodTable* table) {
   }
 }
 
+constexpr int kRawInputs =
+    inference::ModelInferRequest::kRawInputContentsFieldNumber;
+
+// An inference computed in place: its request decoded with the values of
+// raw_input_contents left where they lie, and validated.
+struct InPlaceInference {
+  DecodedInfer decoded;
+  std::variant<EvaluateOp, DerivativeOp, VjpOp> op;
+};
+
+// Where an inference computes in place, and only there: a model of an
+// elementwise function (F, F.d1, F.d2, F.vjp; not softmax or log_softmax,
+// a Jacobian or cross-entropy) whose request's bytes may be written
+// (ComputeContext::request_writable, on the wire), every input's values in
+// raw_input_contents read apart by the WireRequest, a valid request, and
+// one output. nullopt (nothing written) otherwise: the usual path then
+// decodes the request and answers, or says what is wrong with it.
+std::optional<InPlaceInference> InPlaceFor(
+    const inference::ModelInferRequest& request, const ComputeContext& context,
+    const InferWire& wire) {
+  if (!context.request_writable || wire.in == nullptr || wire.out == nullptr) {
+    return std::nullopt;
+  }
+  absl::StatusOr<const Model*> found =
+      FindModel(request.model_name(), request.model_version());
+  if (!found.ok()) return std::nullopt;
+  const Model& model = **found;
+  const bool elementwise_model = model.kind == ModelKind::kForward ||
+                                 model.kind == ModelKind::kDerivative1 ||
+                                 model.kind == ModelKind::kDerivative2 ||
+                                 model.kind == ModelKind::kVjp;
+  if (!elementwise_model || !IsElementwise(model.function) ||
+      request.inputs_size() == 0 ||
+      wire.in->Count(request, kRawInputs) != request.inputs_size()) {
+    return std::nullopt;
+  }
+  absl::StatusOr<DecodedInfer> decoded =
+      Decode(request, wire.in, RawValues::kLeaveInPlace);
+  if (!decoded.ok() || decoded->outputs.size() != 1 ||
+      decoded->outputs[0]->role != OutputRole::kOutput ||
+      decoded->raw_index.size() != model.inputs.size()) {
+    return std::nullopt;
+  }
+  std::optional<std::variant<EvaluateOp, DerivativeOp, VjpOp>> op;
+  if (auto* evaluate = std::get_if<EvaluateRequest>(&decoded->request)) {
+    absl::StatusOr<EvaluateOp> valid =
+        Validate(std::move(*evaluate), context.max_elements);
+    if (valid.ok() && !valid->axis) op = *std::move(valid);
+  } else if (auto* derivative =
+                 std::get_if<DerivativeRequest>(&decoded->request)) {
+    absl::StatusOr<std::variant<DerivativeOp, VjpOp>> valid =
+        Validate(std::move(*derivative), context.max_elements);
+    if (valid.ok()) {
+      if (auto* d = std::get_if<DerivativeOp>(&*valid)) {
+        op = std::move(*d);
+      } else if (!std::get<VjpOp>(*valid).axis) {
+        op = std::get<VjpOp>(*std::move(valid));
+      }
+    }
+  }
+  if (!op) return std::nullopt;
+  return InPlaceInference{*std::move(decoded), *std::move(op)};
+}
+
+// Runs an inference InPlaceFor took where its values lie, and sends the
+// values written as the response's raw_output_contents: for the VJP, into
+// the operand in fewer pieces (fewer slices to send), x or grad.
+absl::Status RunInferenceInPlace(const InPlaceInference& in_place,
+                                 const inference::ModelInferRequest& request,
+                                 WireRequest* wire,
+                                 const ComputeContext& context,
+                                 InferResponseSink* sink) {
+  const int x_index = in_place.decoded.raw_index[0];
+  int written = x_index;  // the raw_input_contents written
+  const absl::Status status = std::visit(
+      [&](const auto& op) -> absl::Status {
+        using Op = std::decay_t<decltype(op)>;
+        if constexpr (std::is_same_v<Op, VjpOp>) {
+          const int g_index = in_place.decoded.raw_index[1];
+          const auto x = wire->Readable(request, kRawInputs, x_index);
+          const auto g = wire->Readable(request, kRawInputs, g_index);
+          if (!x || !g) return absl::InternalError("no in-place values");
+          const bool y_is_g = g->size() < x->size();
+          written = y_is_g ? g_index : x_index;
+          const std::vector<absl::Span<const char>>& other = y_is_g ? *x : *g;
+          const auto y = wire->Writable(request, kRawInputs, written);
+          return RunInPlace(op, *y, other, y_is_g, context, *sink);
+        } else {
+          const auto x = wire->Writable(request, kRawInputs, x_index);
+          if (!x) return absl::InternalError("no in-place values");
+          return RunInPlace(op, *x, context, *sink);
+        }
+      },
+      in_place.op);
+  if (!status.ok()) return status;
+  const TensorView& x = std::visit(
+      [](const auto& op) -> const TensorView& { return op.x; }, in_place.op);
+  if (!sink->SendInPlace(OutputRole::kOutput, x.dtype(), x.shape(), *wire,
+                         request, written)) {
+    return absl::InternalError("the in-place values cannot be sent");
+  }
+  sink->Finish();
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status InferenceService::Infer(
@@ -218,25 +327,42 @@ absl::Status InferenceService::Infer(
       FindModel(request.model_name(), request.model_version());
   const Model* model = named.ok() ? *named : nullptr;
   absl::Status status = [&]() -> absl::Status {
-    absl::StatusOr<DecodedInfer> decoded = Decode(request, wire.in);
-    if (!decoded.ok()) return decoded.status();
-    *elements = decoded->elements;
+    // Decoded and validated already where it computes in place.
+    std::optional<InPlaceInference> in_place =
+        InPlaceFor(request, context, wire);
+    absl::StatusOr<DecodedInfer> read;
+    if (!in_place) {
+      read = Decode(request, wire.in);
+      if (!read.ok()) return read.status();
+    }
+    DecodedInfer& decoded = in_place ? in_place->decoded : *read;
+    *elements = decoded.elements;
     if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
     response->set_model_name(model->name);
     response->set_model_version(std::string(kModelVersion));
     response->set_id(request.id());
-    InferResponseSink sink(decoded->outputs, response, wire.out);
+    InferResponseSink sink(decoded.outputs, response, wire.out);
+    // The request validated: its input phase ends, and `run` is timed as
+    // the inference.
+    const auto timed = [&](const auto& run) {
+      const SteadyClock::time_point validated = SteadyClock::now();
+      timing.input_ns = Nanoseconds(start, validated);
+      absl::Status ran = run();
+      timing.infer_ns = Nanoseconds(validated, SteadyClock::now());
+      return ran;
+    };
+    if (in_place) {
+      return timed([&] {
+        return RunInferenceInPlace(*in_place, request, wire.in, context, &sink);
+      });
+    }
     return std::visit(
         [&](auto& neutral) -> absl::Status {
           auto op = Validate(std::move(neutral), context.max_elements);
           if (!op.ok()) return WithModel(op.status(), *model);
-          const SteadyClock::time_point validated = SteadyClock::now();
-          timing.input_ns = Nanoseconds(start, validated);
-          absl::Status run = Run(*op, context, &sink);
-          timing.infer_ns = Nanoseconds(validated, SteadyClock::now());
-          return run;
+          return timed([&] { return Run(*op, context, &sink); });
         },
-        decoded->request);
+        decoded.request);
   }();
   if (status.ok()) {
     const SteadyClock::time_point computed = SteadyClock::now();

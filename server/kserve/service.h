@@ -23,9 +23,12 @@ namespace actsvc::server::kserve {
 // Where an inference's tensors travel: in the messages (the REST endpoint
 // builds them), or on the wire (wire.h, with InferWireFields): `in` parsed
 // the request, and `out` holds the response's raw_output_contents until
-// `encode` serializes it.
+// `encode` serializes it. When the request's bytes may be overwritten
+// (ComputeContext::request_writable), an elementwise function model on
+// raw_input_contents computes in place in `in`'s received bytes and sends
+// them back as its raw_output_contents (service.cc, InPlaceFor).
 struct InferWire {
-  const WireRequest* in = nullptr;
+  WireRequest* in = nullptr;
   WireResponse* out = nullptr;
 };
 
@@ -34,8 +37,9 @@ struct InferWire {
 class InferenceService {
  public:
   // One inference, as ModelInfer, a message of ModelStreamInfer and the
-  // REST endpoint run it: decode, Validate, Run into `response`, then
-  // `encode` (the protocol's serialization, timed as compute_output).
+  // REST endpoint run it: decode, Validate, Run into `response` (or
+  // RunInPlace where it applies: InferWire), then `encode` (the protocol's
+  // serialization, timed as compute_output).
   // Records the request in its model's statistics (when the model exists),
   // timed from `context.queued_at`.
   absl::Status Infer(const inference::ModelInferRequest& request,

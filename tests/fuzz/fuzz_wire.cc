@@ -8,7 +8,8 @@
 // and Stream, with the request's bytes the method's to overwrite, in slices
 // that own their memory, cut as above): the method answers exactly what the
 // RPC body answers on protobuf's message, with the same status, chunks
-// split over a helper thread.
+// split over a helper thread; and KServe v2's ModelInfer so answers exactly
+// what the same method answers on bytes it may not overwrite.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -25,6 +26,7 @@
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "inference/grpc_service.pb.h"
 #include "server/kserve/codec.h"
+#include "server/kserve/service.h"
 #include "server/method_table.h"
 #include "server/parallel.h"
 #include "server/v1/codec.h"
@@ -268,6 +270,39 @@ void CheckInPlace(const std::string& rpc,
   }
 }
 
+// ModelInfer with the request's bytes its to overwrite (computing in place
+// where it applies) answers as ModelInfer on bytes it may not overwrite.
+void CheckModelInferInPlace(const uint8_t* data, size_t size, uint8_t cut) {
+  static server::ChunkPool* const kPool = new server::ChunkPool(1);
+  static server::kserve::InferenceService* const kService =
+      new server::kserve::InferenceService();
+  static const server::MethodTable* const kTable = [] {
+    auto* table = new server::MethodTable();
+    kService->Register(table);
+    return table;
+  }();
+  const server::Method* method =
+      kTable->Find("/inference.GRPCInferenceService/ModelInfer");
+  Check(method != nullptr, "no ModelInfer method");
+  server::ComputeContext context = FuzzContext();
+  context.chunk_pool = kPool;
+  context.parallel_threshold_elements = 4 * kChunkElements;
+  int64_t elements = 0;
+  grpc::ByteBuffer expected;
+  const absl::Status expected_status =
+      method->unary(Sliced(data, size, 0), context, &elements, &expected);
+  context.request_writable = true;
+  grpc::ByteBuffer response;
+  const absl::Status status = method->unary(OwnedSlices(data, size, cut),
+                                            context, &elements, &response);
+  Check(status == expected_status,
+        "ModelInfer in place: another status than on read-only bytes");
+  if (status.ok()) {
+    Check(Flatten(response) == Flatten(expected),
+          "ModelInfer in place: other bytes than on read-only bytes");
+  }
+}
+
 }  // namespace
 }  // namespace actsvc::fuzz
 
@@ -306,6 +341,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } else if (kind.prototype == &actsvc::v1::StreamRequest::default_instance()) {
     CheckInPlace("Stream", &actsvc::server::HandleStreamRequest, *expected,
                  data, size, cut);
+  } else if (kind.prototype ==
+             &inference::ModelInferRequest::default_instance()) {
+    CheckModelInferInPlace(data, size, cut);
   }
 
   // Responses carry no unknown fields (protobuf writes those last).

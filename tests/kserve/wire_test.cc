@@ -20,6 +20,7 @@
 #include "server/kserve/codec.h"
 #include "server/kserve/service.h"
 #include "server/method_table.h"
+#include "tests/kserve/wire_requests.h"
 #include "tests/server/byte_buffers.h"
 
 namespace actsvc::server::kserve {
@@ -28,50 +29,14 @@ namespace {
 using inference::ModelInferRequest;
 using inference::ModelInferResponse;
 using inference::ModelStreamInferResponse;
-using testing::Cuts;
-using testing::Flatten;
-using testing::SentInPlace;
-using testing::Sliced;
-
-constexpr absl::string_view kInfer =
-    "/inference.GRPCInferenceService/ModelInfer";
-constexpr absl::string_view kStream =
-    "/inference.GRPCInferenceService/ModelStreamInfer";
-
-size_t DatatypeSize(absl::string_view datatype) {
-  if (datatype == "FP64" || datatype == "INT64") return 8;
-  if (datatype == "FP16" || datatype == "BF16") return 2;
-  return 4;
-}
-
-// An input of random bytes (NaN, ±inf and huge values among them, as
-// perf_analyzer sends), or of `labels` when they are given.
-void AddInput(ModelInferRequest* request, const std::string& name,
-              const std::string& datatype, const std::vector<int64_t>& shape,
-              std::mt19937* random, const std::vector<int64_t>& labels = {}) {
-  auto* input = request->add_inputs();
-  input->set_name(name);
-  input->set_datatype(datatype);
-  int64_t n = 1;
-  for (int64_t d : shape) {
-    input->add_shape(d);
-    n *= d;
-  }
-  std::string bytes(static_cast<size_t>(n) * DatatypeSize(datatype), '\0');
-  if (!labels.empty()) {
-    for (int64_t i = 0; i < n; ++i) {
-      if (datatype == "INT64") {
-        std::memcpy(&bytes[8 * i], &labels[i % labels.size()], 8);
-      } else {
-        const auto label = static_cast<int32_t>(labels[i % labels.size()]);
-        std::memcpy(&bytes[4 * i], &label, 4);
-      }
-    }
-  } else {
-    for (char& c : bytes) c = static_cast<char>((*random)() & 0xff);
-  }
-  request->add_raw_input_contents(std::move(bytes));
-}
+using server::testing::Cuts;
+using server::testing::Flatten;
+using server::testing::SentInPlace;
+using server::testing::Sliced;
+using testing::AddInput;
+using testing::DatatypeSize;
+using testing::kInfer;
+using testing::kStream;
 
 ModelInferRequest Request(const std::string& model) {
   ModelInferRequest request;

@@ -7,10 +7,13 @@
 #include <grpcpp/support/slice.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "absl/types/span.h"
 #include "gtest/gtest.h"
 
 namespace actsvc::server::testing {
@@ -69,6 +72,78 @@ inline std::vector<std::vector<size_t>> Cuts(size_t size, size_t step = 7) {
   ways.push_back(small);
   return ways;
 }
+
+// Ways to cut a request whose values to compute in place start at `at`
+// (`bytes` of them, values of `element` bytes): Cuts' ways, slices of one
+// byte, and cuts inside the values at every offset within a value, a few
+// values apart.
+inline std::vector<std::vector<size_t>> InPlaceCuts(size_t size, size_t at,
+                                                    size_t bytes, int element,
+                                                    size_t step) {
+  std::vector<std::vector<size_t>> ways = Cuts(size, step);
+  std::vector<size_t> ones;
+  for (size_t c = 1; c < size; ++c) ones.push_back(c);
+  ways.push_back(ones);
+  for (int offset = 0; offset < element; ++offset) {
+    std::vector<size_t> inside;
+    for (size_t c = at + static_cast<size_t>(offset); c < at + bytes;
+         c += 5 * static_cast<size_t>(element) + 1) {
+      inside.push_back(c);
+    }
+    ways.push_back(inside);
+  }
+  return ways;
+}
+
+inline void FreeBlock(void* block) { std::free(block); }
+
+// A request's bytes in slices that own their memory, as the transport's
+// are: refcounted, never inlined, however small (grpc::Slice's copying
+// constructor would inline slices of up to 23 bytes). For the tests of
+// computing in place (ComputeContext::request_writable).
+class OwnedRequest {
+ public:
+  OwnedRequest(const std::string& bytes, std::vector<size_t> cuts) {
+    std::vector<grpc::Slice> slices;
+    size_t from = 0;
+    cuts.push_back(bytes.size());
+    for (size_t cut : cuts) {
+      if (cut <= from || cut > bytes.size()) continue;
+      char* block = static_cast<char*>(std::malloc(cut - from));
+      std::memcpy(block, bytes.data() + from, cut - from);
+      slices.emplace_back(block, cut - from, &FreeBlock);
+      blocks_.emplace_back(block, cut - from);
+      from = cut;
+    }
+    buffer_ = grpc::ByteBuffer(slices.data(), slices.size());
+  }
+
+  const grpc::ByteBuffer& buffer() const { return buffer_; }
+  // The request's memory as it is now.
+  std::string Bytes() const {
+    std::string bytes;
+    for (const absl::Span<const char> b : blocks_) {
+      bytes.append(b.data(), b.size());
+    }
+    return bytes;
+  }
+  // Whether a slice of `response` lies in this request's memory.
+  bool Holds(const grpc::ByteBuffer& response) const {
+    std::vector<grpc::Slice> slices;
+    EXPECT_TRUE(response.Dump(&slices).ok());
+    for (const grpc::Slice& s : slices) {
+      const char* p = reinterpret_cast<const char*>(s.begin());
+      for (const absl::Span<const char> b : blocks_) {
+        if (p >= b.data() && p < b.data() + b.size()) return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::vector<absl::Span<const char>> blocks_;
+  grpc::ByteBuffer buffer_;
+};
 
 }  // namespace actsvc::server::testing
 
