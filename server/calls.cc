@@ -142,10 +142,12 @@ class MethodReactor : public grpc::ServerGenericBidiReactor {
 
 // A unary method: one request message, then one response and the status
 // (or the status alone). Compute methods run on the worker pool, but for
-// small requests of a work_follows_size method; those and inline methods
-// run on the gRPC thread that read the request. (For a 4 KiB request, the
-// hop to the pool took a third of the call's server CPU, most of it the
-// futex wake-ups of two threads: BENCHMARKS.md, "Small requests".)
+// small requests (--inline_compute_kb): those and inline methods run on the
+// gRPC thread that read the request. Every RPC's work follows its request's
+// size but a dense Jacobian's, whose response too large for the gRPC
+// thread sends it to the pool before any work (NeedsComputeThread). (For a 4
+// KiB request, the hop to the pool took a third of the call's server CPU, most
+// of it the futex wake-ups of two threads: BENCHMARKS.md, "Small requests".)
 class UnaryReactor final : public MethodReactor {
  public:
   using MethodReactor::MethodReactor;
@@ -163,22 +165,36 @@ class UnaryReactor final : public MethodReactor {
       Compute();
       return;
     }
-    if (method_->work_follows_size &&
-        static_cast<int64_t>(request_.Length()) <= env_->inline_compute_bytes) {
+    if (static_cast<int64_t>(request_.Length()) <= env_->inline_compute_bytes) {
       if (env_->before_compute_for_testing) env_->before_compute_for_testing();
-      Compute();
+      Compute(SteadyClock::now(), /*on_grpc_thread=*/true);
       return;
     }
+    SubmitCompute();
+  }
+
+  void SubmitCompute() {
     env_->workers->Submit([this, queued_at = SteadyClock::now()] {
       if (env_->before_compute_for_testing) env_->before_compute_for_testing();
       Compute(queued_at);
     });
   }
 
-  void Compute(SteadyClock::time_point queued_at = SteadyClock::now()) {
+  void Compute(SteadyClock::time_point queued_at = SteadyClock::now(),
+               bool on_grpc_thread = false) {
     int64_t elements = 0;
+    ComputeContext context = ContextFor(queued_at);
+    // Within the request's budget, the response's too (dense Jacobians).
+    if (on_grpc_thread)
+      context.inline_response_bytes = env_->inline_compute_bytes;
     const absl::Status status =
-        method_->unary(request_, ContextFor(queued_at), &elements, &response_);
+        method_->unary(request_, context, &elements, &response_);
+    if (on_grpc_thread && IsNeedsComputeThread(status)) {
+      // Nothing was computed or written: the whole call again, there.
+      response_.Clear();
+      SubmitCompute();
+      return;
+    }
     request_.Clear();  // the input is no longer needed: free it early
     if (!status.ok()) {
       End(status);

@@ -92,7 +92,7 @@ struct CallEnvironment {
   const MethodTable* methods = nullptr;
   CallTracker* calls = nullptr;
   WorkerPool* workers = nullptr;
-  // Requests of a Method::work_follows_size method up to this size are
+  // Unary requests (MethodKind::kUnary) up to this size are
   // computed on the gRPC thread that read them.
   int64_t inline_compute_bytes = 0;
   // Limits and chunking; each call adds its deadline and cancellation.

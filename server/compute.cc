@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
@@ -16,6 +17,10 @@
 
 namespace actsvc::server {
 namespace {
+
+// The payload that marks NeedsComputeThread's status.
+constexpr absl::string_view kNeedsComputeThreadUrl =
+    "actsvc.server/needs-compute-thread";
 
 // What to tell a client whose response would be too large.
 constexpr absl::string_view kSplitTheInput =
@@ -213,11 +218,9 @@ absl::Status CheckDenseJacobianSize(const JacobianOp& op,
   const std::string what =
       absl::StrCat("the dense Jacobian ", ShapeString(layout.shape));
   const DType dtype = op.x.dtype();
-  if (absl::Status s = CheckResponseBytes(
-          context,
-          sink.WireBytes(dtype, static_cast<int>(layout.shape.size()),
-                         elements),
-          what, instead);
+  const int64_t bytes =
+      sink.WireBytes(dtype, static_cast<int>(layout.shape.size()), elements);
+  if (absl::Status s = CheckResponseBytes(context, bytes, what, instead);
       !s.ok()) {
     return s;
   }
@@ -228,6 +231,11 @@ absl::Status CheckDenseJacobianSize(const JacobianOp& op,
         what, " would be ", elements * element_size,
         " bytes of values, over the dense Jacobian limit of ",
         context.max_jacobian_bytes, " bytes (--max_jacobian_mb); ", instead));
+  }
+  // c^2 outputs from c inputs: a small request may ask for much work.
+  if (context.inline_response_bytes > 0 &&
+      bytes > context.inline_response_bytes) {
+    return NeedsComputeThread();
   }
   return absl::OkStatus();
 }
@@ -503,6 +511,17 @@ absl::Status NotElementwise(const ResolvedFunction& function) {
 }
 
 }  // namespace
+
+absl::Status NeedsComputeThread() {
+  absl::Status status = absl::UnavailableError(
+      "internal: the work is too large for the gRPC thread");
+  status.SetPayload(kNeedsComputeThreadUrl, absl::Cord("1"));
+  return status;
+}
+
+bool IsNeedsComputeThread(const absl::Status& status) {
+  return status.GetPayload(kNeedsComputeThreadUrl).has_value();
+}
 
 absl::Status ComputeContext::CheckAlive() const {
   // The deadline first: gRPC also marks a call cancelled when it expires,

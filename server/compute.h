@@ -57,10 +57,21 @@ struct ComputeContext {
   // built from its own memory, or that an in-process channel passed from
   // its sender.
   bool request_writable = false;
+  // When > 0, the call is computing on the gRPC thread that read its small
+  // request (calls.cc): a dense Jacobian whose response would be larger
+  // returns NeedsComputeThread() before any work, and runs again on the
+  // compute threads. 0: on a compute thread, no such bound.
+  int64_t inline_response_bytes = 0;
 
   // DEADLINE_EXCEEDED or CANCELLED once the call should stop, else OK.
   absl::Status CheckAlive() const;
 };
+
+// What a computation on a gRPC thread returns, before any work, when its
+// response would be too large to compute there (inline_response_bytes):
+// the caller runs it again on the compute threads. Never sent to a client.
+absl::Status NeedsComputeThread();
+bool IsNeedsComputeThread(const absl::Status& status);
 
 // Each writes its outputs through `sink` (and calls sink->Finish() once they
 // are written). RESOURCE_EXHAUSTED when the response would exceed the

@@ -89,9 +89,10 @@ ABSL_FLAG(int, http_threads, kDefaults.http_threads,
 ABSL_FLAG(int, compute_threads, kDefaults.compute_threads,
           "threads computing requests (0: one per CPU)");
 ABSL_FLAG(int, inline_compute_kb, kDefaults.inline_compute_kb,
-          "Evaluate, Derivative and SoftmaxCrossEntropy requests of at most "
-          "this many KiB are computed on the gRPC thread that read them, "
-          "saving the hop to a compute thread (0..2096128; 0: never)");
+          "unary requests (all but the streams) of at most this many KiB, "
+          "whose response is no larger, are computed on the gRPC thread "
+          "that read them, saving the hop to a compute thread (0..2096128; "
+          "0: never)");
 ABSL_FLAG(int64_t, parallel_threshold_elements,
           kDefaults.parallel_threshold_elements,
           "a request with at least this many elements computes its chunks "

@@ -35,7 +35,10 @@ using StreamBody =
                                grpc::ByteBuffer* response)>;
 
 enum class MethodKind {
-  // Runs on a compute thread; counts toward --max_concurrent_calls.
+  // Runs on a compute thread, or on the gRPC thread that read it when the
+  // request is small (calls.cc; its work follows its size, but for dense
+  // Jacobians, which check their response first: NeedsComputeThread);
+  // counts toward --max_concurrent_calls.
   kUnary,
   // Cheap and bounded (metadata): runs on the gRPC thread, is never
   // refused for concurrency, only while draining.
@@ -50,11 +53,6 @@ struct Method {
   std::string api;   // "actsvc.v1.ActivationService"
   std::string name;  // "Evaluate"
   MethodKind kind = MethodKind::kUnary;
-  // kUnary only: the work and the response of a request are within a small
-  // multiple of its size (an elementwise function, softmax), so a request
-  // of at most CallEnvironment::inline_compute_bytes is computed on the
-  // gRPC thread that read it, without the hop to a compute thread.
-  bool work_follows_size = false;
   UnaryBody unary;    // kUnary, kUnaryInline
   StreamBody stream;  // kStream
 };

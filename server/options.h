@@ -25,8 +25,8 @@ inline constexpr int64_t kDefaultParallelThresholdElements = int64_t{1} << 20;
 inline constexpr int kDefaultHttpThreads = 2;
 // Free memory kept for the next calls (server/memory.h).
 inline constexpr int kDefaultMemoryCacheMb = 256;
-// Requests up to this size, of methods whose work follows the request's
-// size, are computed on the gRPC thread that read them (server/calls.cc):
+// Unary requests up to this size, whose response is no larger, are
+// computed on the gRPC thread that read them (server/calls.cc):
 // one chunk of float32 values (kDefaultChunkElements), a few tens of
 // microseconds of math, which costs less than a hop to a compute thread.
 inline constexpr int kDefaultInlineComputeKb = 256;
@@ -39,9 +39,10 @@ struct ServerOptions {
   int memory_cache_mb = kDefaultMemoryCacheMb;  // 0..1048576
   // Threads computing requests; 0 (or less) means one per CPU.
   int compute_threads = 0;
-  // A request of at most this many KiB to Evaluate, Derivative or
-  // SoftmaxCrossEntropy is computed on the gRPC thread that read it, not
-  // on a compute thread (0: every call goes to the compute threads).
+  // A unary request (every RPC but Stream, ModelStreamInfer and the
+  // metadata ones) of at most this many KiB, whose response is no larger,
+  // is computed on the gRPC thread that read it, not on a compute thread
+  // (0: every call goes to the compute threads).
   int inline_compute_kb = kDefaultInlineComputeKb;  // 0..2096128
   int64_t chunk_elements = kDefaultChunkElements;
   int64_t parallel_threshold_elements = kDefaultParallelThresholdElements;

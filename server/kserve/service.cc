@@ -133,7 +133,7 @@ Method InlineMethod(absl::string_view name, const InferenceService* service,
       });
 }
 
-// ModelInfer, on the compute threads.
+// ModelInfer: on the compute threads, or inline when small (calls.cc).
 Method ModelInferMethod(InferenceService* service) {
   Method infer = MakeMethod(kService, "ModelInfer", MethodKind::kUnary);
   infer.unary = [service](const grpc::ByteBuffer& request_bytes,
@@ -369,6 +369,8 @@ absl::Status InferenceService::Infer(
     status = encode();
     timing.output_ns = Nanoseconds(computed, SteadyClock::now());
   }
+  // To be run again on a compute thread: not an outcome yet.
+  if (IsNeedsComputeThread(status)) return status;
   if (model != nullptr) {
     if (status.ok()) {
       stats_.RecordSuccess(ModelIndex(*model), timing);

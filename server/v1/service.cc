@@ -97,10 +97,9 @@ absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
 template <typename Request, typename Response,
           absl::Status (*kHandler)(const Request&, const ComputeContext&,
                                    Response*, TensorIo)>
-Method UnaryMethod(absl::string_view name, bool work_follows_size) {
+Method UnaryMethod(absl::string_view name) {
   Method method = MakeMethod(kService, name, MethodKind::kUnary);
   method.unary = &WireBody<Request, Response, kHandler>;
-  method.work_follows_size = work_follows_size;
   return method;
 }
 
@@ -409,24 +408,21 @@ grpc::ServerUnaryReactor* GeneratedActivationService::ListFunctions(
 }
 
 void RegisterActivationService(MethodTable* table) {
-  // A Jacobian's work grows with the square of its rows' length, and an
-  // Analyze's with its grid: those always go to the compute threads.
   table->Add(
       UnaryMethod<v1::EvaluateRequest, v1::EvaluateResponse, &HandleEvaluate>(
-          "Evaluate", /*work_follows_size=*/true));
+          "Evaluate"));
   table->Add(UnaryMethod<v1::DerivativeRequest, v1::DerivativeResponse,
-                         &HandleDerivative>("Derivative",
-                                            /*work_follows_size=*/true));
+                         &HandleDerivative>("Derivative"));
   table->Add(
       UnaryMethod<v1::JacobianRequest, v1::JacobianResponse, &HandleJacobian>(
-          "Jacobian", /*work_follows_size=*/false));
+          "Jacobian"));
   table->Add(
       UnaryMethod<v1::SoftmaxCrossEntropyRequest,
                   v1::SoftmaxCrossEntropyResponse, &HandleSoftmaxCrossEntropy>(
-          "SoftmaxCrossEntropy", /*work_follows_size=*/true));
+          "SoftmaxCrossEntropy"));
   table->Add(
       UnaryMethod<v1::AnalyzeRequest, v1::AnalyzeResponse, &HandleAnalyze>(
-          "Analyze", /*work_follows_size=*/false));
+          "Analyze"));
   Method list = MakeMethod(kService, "ListFunctions", MethodKind::kUnaryInline);
   list.unary = &ListFunctionsBody;
   table->Add(std::move(list));

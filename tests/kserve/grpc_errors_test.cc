@@ -273,6 +273,7 @@ TEST_F(KServeErrorsTest, LimitsHoldAsForTheOwnApi) {
 // DEADLINE_EXCEEDED, as on the own API (and counts as a failure).
 TEST(KServeDeadlineTest, DeadlinePassedBeforeCompute) {
   ServerOptions options;
+  options.inline_compute_kb = 0;  // held on a compute thread, queued there
   options.before_compute_for_testing =
       HoldEachCall(std::chrono::milliseconds(300));
   absl::StatusOr<std::unique_ptr<Server>> server = StartKServeServer(options);
