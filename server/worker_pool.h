@@ -1,5 +1,6 @@
-// A fixed set of threads that runs the compute of every call, so that the
-// gRPC callback threads only move bytes and never block on math.
+// A fixed set of threads that runs the compute of every call but the small
+// ones (--inline_compute_kb, computed on the gRPC thread that read them), so
+// that the gRPC callback threads never block on long math.
 #ifndef ACTSVC_SERVER_WORKER_POOL_H_
 #define ACTSVC_SERVER_WORKER_POOL_H_
 
