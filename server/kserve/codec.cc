@@ -55,9 +55,11 @@ class RawInputs {
         wire_(wire),
         leave_in_place_(values == RawValues::kLeaveInPlace) {}
 
+  // Those the WireRequest read apart, or (when it left the request to
+  // protobuf whole) those in the message: one of the two is 0.
   int size() const {
-    return wire_ != nullptr ? wire_->Count(message_, kRawInputs)
-                            : message_.raw_input_contents_size();
+    return (wire_ != nullptr ? wire_->Count(message_, kRawInputs) : 0) +
+           message_.raw_input_contents_size();
   }
   // The i-th, aligned to `alignment` where the memory allows.
   absl::string_view Get(int i, int alignment) const {

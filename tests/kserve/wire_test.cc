@@ -161,6 +161,44 @@ TEST_F(KServeWireTest, ModelInferAnswersWithProtobufsBytesHoweverCut) {
   EXPECT_EQ(refused, 3);
 }
 
+// A request the skeleton reader leaves to protobuf (here for an unknown
+// group, which it does not take apart) is answered as protobuf's message
+// says: its raw_input_contents are then in the message, not read apart.
+TEST_F(KServeWireTest, ARequestProtobufParsesWholeIsAnsweredAlike) {
+  for (const ModelInferRequest& request : Requests()) {
+    SCOPED_TRACE(request.model_name());
+    ModelInferResponse response;
+    int64_t elements = 0;
+    const absl::Status expected_status =
+        service_.Infer(request, Context(), &elements, &response,
+                       [] { return absl::OkStatus(); });
+    std::string bytes = request.SerializeAsString();
+    // Field 999, an empty group: start (wire type 3) and end (4) tags.
+    for (const uint32_t tag : {(999u << 3) | 3, (999u << 3) | 4}) {
+      for (uint32_t v = tag;; v >>= 7) {
+        if (v < 0x80) {
+          bytes.push_back(static_cast<char>(v));
+          break;
+        }
+        bytes.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      }
+    }
+    grpc::ByteBuffer out;
+    const absl::Status status = methods_.CallUnary(kInfer, Sliced(bytes, {}),
+                                                   Context(), &elements, &out);
+    ASSERT_EQ(status, expected_status);
+    if (!status.ok()) continue;
+    ModelInferResponse got;
+    ASSERT_TRUE(got.ParseFromString(Flatten(out)));
+    EXPECT_EQ(got.raw_output_contents_size(),
+              response.raw_output_contents_size());
+    for (int i = 0; i < got.raw_output_contents_size(); ++i) {
+      EXPECT_TRUE(got.raw_output_contents(i) ==
+                  response.raw_output_contents(i));
+    }
+  }
+}
+
 TEST_F(KServeWireTest, StreamAnswersWithProtobufsBytes) {
   const Method* stream = methods_.Find(kStream);
   ASSERT_NE(stream, nullptr);
