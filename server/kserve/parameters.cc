@@ -6,6 +6,7 @@
 #include <iterator>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
@@ -133,14 +134,25 @@ absl::Status ReadCrossEntropyParameter(absl::string_view name,
 
 // Calls read(name, parameter, model, target) for each parameter the model
 // takes; any other is INVALID_ARGUMENT unless Triton's clients send it on
-// their own.
+// their own. In the order of their names: a protobuf map's own order
+// differs from one parse of the same bytes to the next, and the error of a
+// request with two wrong parameters must not.
 template <typename Target>
 absl::Status ReadParameters(
     const InferParameters& parameters, const Model& model,
     absl::Status (*read)(absl::string_view, const inference::InferParameter&,
                          const Model&, Target*),
     Target* target) {
+  std::vector<std::pair<absl::string_view, const inference::InferParameter*>>
+      sorted;
+  sorted.reserve(parameters.size());
   for (const auto& [name, value] : parameters) {
+    sorted.emplace_back(name, &value);
+  }
+  std::sort(sorted.begin(), sorted.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [name, parameter] : sorted) {
+    const inference::InferParameter& value = *parameter;
     const bool known =
         std::find(model.parameters.begin(), model.parameters.end(), name) !=
         model.parameters.end();
