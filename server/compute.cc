@@ -1,3 +1,8 @@
+// One idea (about 720 lines): each operation of ops.h run in chunks under
+// the call's limits, deadline and chunk threads, into an OutputSink or (Run
+// InPlace) over the request's own memory. The in-place runners share the
+// chunk loop, the response checks and the per-op kernel calls with the
+// others, so they stay beside them.
 #include "server/compute.h"
 
 #include <algorithm>

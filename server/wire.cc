@@ -1,6 +1,8 @@
-// One idea both ways (about 580 lines): the request reader (Strip) and the
-// response writer (Insert) share the Cursor and the walk over the fields of
-// a descriptor that lead to data fields, so they stay in one file.
+// One idea both ways (about 700 lines): the request reader (Strip), the
+// response writer (Insert) and the in-place access to a request's values
+// (Writable, Resend) share the Cursor, the found fields' pieces and the walk
+// over the fields of a descriptor that lead to data fields, so they stay in
+// one file.
 #include "server/wire.h"
 
 #include <algorithm>

@@ -1,3 +1,7 @@
+// One idea (about 600 lines): a ModelInferRequest decoded for its model
+// (inputs matched by name, raw or typed values, parameters, outputs) and its
+// response's sink. Split by concern, each part would export the input
+// matching and the error wording the others need.
 #include "server/kserve/codec.h"
 
 #include <algorithm>

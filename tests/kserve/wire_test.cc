@@ -122,6 +122,14 @@ class KServeWireTest : public ::testing::Test {
     return context;
   }
 
+  // The answer of the message path (protobuf's ModelInferRequest).
+  absl::Status Expected(const ModelInferRequest& request,
+                        ModelInferResponse* response) {
+    int64_t elements = 0;
+    return service_.Infer(request, Context(), &elements, response,
+                          [] { return absl::OkStatus(); });
+  }
+
   InferenceService service_;
   MethodTable methods_;
 };
@@ -133,9 +141,7 @@ TEST_F(KServeWireTest, ModelInferAnswersWithProtobufsBytesHoweverCut) {
     SCOPED_TRACE(request.model_name());
     ModelInferResponse response;
     int64_t elements = 0;
-    const absl::Status expected_status =
-        service_.Infer(request, Context(), &elements, &response,
-                       [] { return absl::OkStatus(); });
+    const absl::Status expected_status = Expected(request, &response);
     const std::string expected =
         expected_status.ok() ? response.SerializeAsString() : "";
     ++(expected_status.ok() ? answered : refused);
@@ -168,10 +174,7 @@ TEST_F(KServeWireTest, ARequestProtobufParsesWholeIsAnsweredAlike) {
   for (const ModelInferRequest& request : Requests()) {
     SCOPED_TRACE(request.model_name());
     ModelInferResponse response;
-    int64_t elements = 0;
-    const absl::Status expected_status =
-        service_.Infer(request, Context(), &elements, &response,
-                       [] { return absl::OkStatus(); });
+    const absl::Status expected_status = Expected(request, &response);
     std::string bytes = request.SerializeAsString();
     // Field 999, an empty group: start (wire type 3) and end (4) tags.
     for (const uint32_t tag : {(999u << 3) | 3, (999u << 3) | 4}) {
@@ -184,6 +187,7 @@ TEST_F(KServeWireTest, ARequestProtobufParsesWholeIsAnsweredAlike) {
       }
     }
     grpc::ByteBuffer out;
+    int64_t elements = 0;
     const absl::Status status = methods_.CallUnary(kInfer, Sliced(bytes, {}),
                                                    Context(), &elements, &out);
     ASSERT_EQ(status, expected_status);
