@@ -32,6 +32,12 @@ constexpr int kFixed32 = 5;
 // Nesting deeper than this is left to protobuf (our messages nest 3 deep).
 constexpr int kMaxDepth = 16;
 
+// Protobuf's own limits (parse_context.h: ReadTag, ReadSize): a tag or a
+// length takes at most 5 bytes, and a length stays below 2 GiB less its 16
+// slop bytes. What it refuses, the skeleton must not let through.
+constexpr int kMaxTagOrLengthBytes = 5;
+constexpr uint64_t kMaxLength = 0x7fffffff - 16;
+
 using Table = absl::Span<const WireField>;
 
 // The data field `number` of messages of `type`, or nullptr.
@@ -113,10 +119,12 @@ class Cursor {
   int64_t position() const { return position_; }
   int64_t size() const { return size_; }
 
-  // A varint of at most 10 bytes; its bytes are appended to *raw.
-  bool ReadVarint(uint64_t* value, std::string* raw) {
+  // A varint of at most `max_bytes` bytes; its bytes are appended to *raw.
+  // Protobuf reads values in up to 10 bytes but tags and lengths in up to 5:
+  // a longer one (zero padding) is malformed to it, so it must be to us.
+  bool ReadVarint(uint64_t* value, std::string* raw, int max_bytes = 10) {
     *value = 0;
-    for (int i = 0; i < 10; ++i) {
+    for (int i = 0; i < max_bytes; ++i) {
       if (position_ >= size_) return false;
       const auto byte = static_cast<uint8_t>(spans_[span_][offset_]);
       raw->push_back(static_cast<char>(byte));
@@ -196,7 +204,7 @@ bool Strip(Cursor* c, int64_t end, const Descriptor* type,
   while (c->position() < end) {
     std::string tag_bytes;
     uint64_t tag = 0;
-    if (!c->ReadVarint(&tag, &tag_bytes)) return false;
+    if (!c->ReadVarint(&tag, &tag_bytes, kMaxTagOrLengthBytes)) return false;
     const uint64_t number = tag >> 3;
     const int wire_type = static_cast<int>(tag & 7);
     if (number == 0 || number > (uint64_t{1} << 29)) return false;
@@ -220,7 +228,9 @@ bool Strip(Cursor* c, int64_t end, const Descriptor* type,
       case kLengthDelimited: {
         std::string length_bytes;
         uint64_t length = 0;
-        if (!c->ReadVarint(&length, &length_bytes) ||
+        // The varint may itself run past `end`: compare after reading it.
+        if (!c->ReadVarint(&length, &length_bytes, kMaxTagOrLengthBytes) ||
+            length > kMaxLength || c->position() > end ||
             length > static_cast<uint64_t>(end - c->position())) {
           return false;
         }

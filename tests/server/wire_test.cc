@@ -309,6 +309,15 @@ TEST(WireRequestTest, ReadsWhatProtobufReads) {
   ExpectSameParse(bytes + std::string("\x12\x7f", 2));
   ExpectSameParse(bytes + std::string("\x18") + std::string(10, '\xff') +
                   std::string("\x01"));
+  // Tags and lengths padded past 5 bytes, which protobuf refuses: raw_data's
+  // length, input's length and raw_data's tag, each in a message of its own (a
+  // second input would leave the message to protobuf). A length whose varint
+  // runs past the message holding it is the fuzz regression
+  // length_varint_past_its_message.
+  ExpectSameParse(std::string("\x12\x07\x1a\x80\x80\x80\x80\x80\x00", 9));
+  ExpectSameParse(std::string("\x12\x80\x80\x80\x80\x80\x00", 7));
+  ExpectSameParse(std::string("\x12\x07\x9a\x80\x80\x80\x80\x00\x00", 9));
+  ExpectSameParse(std::string("\x12\x80\x80\x80\x80\x00", 6));  // valid
 }
 
 TEST(WireRequestTest, ReadsRawDataInPlaceWhenItCan) {
