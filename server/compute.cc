@@ -1,4 +1,4 @@
-// One idea (about 720 lines): each operation of ops.h run in chunks under
+// One idea (about 760 lines): each operation of ops.h run in chunks under
 // the call's limits, deadline and chunk threads, into an OutputSink or (Run
 // InPlace) over the request's own memory. The in-place runners share the
 // chunk loop, the response checks and the per-op kernel calls with the
@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -590,21 +591,52 @@ absl::Status UnaryInPlace(const TensorView& xt, BytePieces x,
   });
 }
 
-// What an in-place run of Evaluate or the VJP checks first: an elementwise
-// function (an axis means a vector one), and a response within the limit.
-template <typename Op>
-absl::Status CheckInPlace(const Op& op, const ComputeContext& context,
-                          const OutputSink& sink, const char* response) {
-  if (op.axis) return NotElementwise(op.function);
-  return CheckSameSizeResponse(context, sink, op.x, response);
+// softmax or log_softmax along op's axis, in place: each slab (one outer
+// index: its size × inner values, contiguous in the tensor) is computed
+// where it lies when it lies whole in one piece, else read out of its
+// pieces into a buffer of one slab, computed there and written back. The
+// kernel is the one Run calls, on the same rows (core/softmax.h: y may be
+// x), so the answer is the same to the bit.
+absl::Status SlabsInPlace(const EvaluateOp& op, BytePieces x,
+                          const ComputeContext& context) {
+  const AxisView v = op.axis->view;
+  const int64_t slab = v.size * v.inner;
+  const AxisView one{1, v.size, v.inner};
+  if (slab == 0) return context.CheckAlive();  // no values: nothing to do
+  const PieceIndex<char> pieces(x);
+  return VisitDType(op.x.dtype(), [&](auto t) {
+    using T = decltype(t);
+    const int64_t bytes = slab * static_cast<int64_t>(sizeof(T));
+    return RunRows(context, v, slab, [&](int64_t b, int64_t e) {
+      std::unique_ptr<T[]> buffer;
+      for (int64_t o = b; o < e; ++o) {
+        PieceCursor<char> at = pieces.At(o * bytes);
+        T* values = reinterpret_cast<T*>(at.at());
+        const bool whole = at.left() >= bytes &&
+                           reinterpret_cast<uintptr_t>(values) % sizeof(T) == 0;
+        if (!whole) {
+          if (buffer == nullptr) buffer.reset(new T[slab]);
+          values = buffer.get();
+          at.Read(values, bytes);
+        }
+        const size_t n = static_cast<size_t>(slab);
+        SoftmaxForward<T>(op.function.function, one,
+                          absl::MakeConstSpan(values, n),
+                          absl::MakeSpan(values, n));
+        if (!whole) pieces.At(o * bytes).Write(values, bytes);
+      }
+    });
+  });
 }
 
 absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
                         const ComputeContext& context, const OutputSink& sink) {
-  if (absl::Status s = CheckInPlace(op, context, sink, "the Evaluate response");
+  if (absl::Status s =
+          CheckSameSizeResponse(context, sink, op.x, "the Evaluate response");
       !s.ok()) {
     return s;
   }
+  if (op.axis) return SlabsInPlace(op, x, context);
   const ResolvedFunction& f = op.function;
   // identity's float32 and float64 values are their own results (the
   // kernel copies each value's bits, NaNs included): nothing to compute,
@@ -637,8 +669,10 @@ absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
 absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,
                         bool y_is_g, const ComputeContext& context,
                         const OutputSink& sink) {
+  // An axis means softmax's or log_softmax's VJP: not elementwise.
+  if (op.axis) return NotElementwise(op.function);
   if (absl::Status s =
-          CheckInPlace(op, context, sink, "the Derivative response");
+          CheckSameSizeResponse(context, sink, op.x, "the Derivative response");
       !s.ok()) {
     return s;
   }

@@ -98,7 +98,11 @@ using ConstBytePieces = absl::Span<const absl::Span<const char>>;
 // or, when y_is_g, g; `other` is the other operand). One pass of the kernel
 // over the pieces, chunked (and split over context.chunk_pool) as Run is;
 // the few values that straddle pieces go through a small bounce buffer and
-// back. identity's f on float32 and float64 leaves the bytes as they are,
+// back. Evaluate of softmax and log_softmax (an axis) too, slab by slab: a
+// slab that lies whole in one piece is computed there, one that straddles
+// pieces in a buffer of one slab and written back; Derivative and the VJP
+// with an axis are refused (INTERNAL: not elementwise).
+// identity's f on float32 and float64 leaves the bytes as they are,
 // untouched (the half types' quiets signaling NaNs: it runs). The response
 // limit is checked against `sink` (which is not written) before any work.
 // Preconditions: the pieces hold exactly op's values in op.x's dtype, no

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -126,13 +127,16 @@ absl::StatusOr<Validated<Op>> DecodeAndValidate(const Message& request,
 
 constexpr int kRawData = v1::Tensor::kRawDataFieldNumber;
 
-// Whether spec names an elementwise function (not softmax, nor a value that
-// is no function: the usual path says why).
-bool NamesElementwise(const v1::FunctionSpec& spec) {
+// Whether spec names a function Op runs in place: any for Evaluate (softmax
+// and log_softmax slab by slab), an elementwise one for Derivative (not a
+// value that is no function: the usual path says why).
+template <typename Op>
+bool RunsInPlace(const v1::FunctionSpec& spec) {
   const int f = spec.function();
   return f >= static_cast<int>(kFirstFunction) &&
          f <= static_cast<int>(kLastFunction) &&
-         IsElementwise(static_cast<Function>(f));
+         (std::is_same_v<Op, EvaluateOp> ||
+          IsElementwise(static_cast<Function>(f)));
 }
 
 // The data field of `tensor` that holds its values as they are and was read
@@ -170,7 +174,6 @@ std::optional<absl::Status> InPlace(const EvaluateOp& op,
                                     WireRequest* wire,
                                     const ComputeContext& context,
                                     MessageSink* sink) {
-  if (op.axis) return std::nullopt;
   const int field = InPlaceField(*wire, request.input());
   std::optional<std::vector<absl::Span<char>>> x =
       wire->Writable(request.input(), field);
@@ -234,9 +237,9 @@ std::optional<absl::Status> InPlace(
   return status;
 }
 
-// Evaluate and Derivative (and the VJP) of an elementwise function on
-// raw_data, or on float_data of FLOAT32 or double_data of FLOAT64, where
-// the request's bytes may be written (io.writable): decoded with those
+// Evaluate (of any function) and Derivative (and the VJP) of an elementwise
+// function on raw_data, or on float_data of FLOAT32 or double_data of FLOAT64,
+// where the request's bytes may be written (io.writable): decoded with those
 // values left where they lie, validated, and computed in place; nullopt
 // (nothing written) where in place does not apply, or the request is not
 // valid: the usual path then reads it and answers.
@@ -247,7 +250,7 @@ std::optional<absl::Status> RunInPlaceIfItApplies(const Message& request,
                                                   const TensorIo& io) {
   WireRequest* wire = io.writable;
   if (wire == nullptr || io.out == nullptr || !request.has_input() ||
-      !NamesElementwise(request.spec())) {
+      !RunsInPlace<Op>(request.spec())) {
     return std::nullopt;
   }
   const int field = InPlaceField(*wire, request.input());
