@@ -214,9 +214,10 @@ struct InPlaceInference {
   std::variant<EvaluateOp, DerivativeOp, VjpOp> op;
 };
 
-// Where an inference computes in place, and only there: a model of an
-// elementwise function (F, F.d1, F.d2, F.vjp; not softmax or log_softmax,
-// a Jacobian or cross-entropy) whose request's bytes may be written
+// Where an inference computes in place, and only there: a function's
+// model (F, and F.d1, F.d2, F.vjp of an elementwise F; softmax and
+// log_softmax slab by slab, but not their .vjp, a Jacobian or
+// cross-entropy) whose request's bytes may be written
 // (ComputeContext::request_writable, on the wire), every input's values in
 // raw_input_contents read apart by the WireRequest, a valid request, and
 // one output. nullopt (nothing written) otherwise: the usual path then
@@ -231,12 +232,13 @@ std::optional<InPlaceInference> InPlaceFor(
       FindModel(request.model_name(), request.model_version());
   if (!found.ok()) return std::nullopt;
   const Model& model = **found;
-  const bool elementwise_model = model.kind == ModelKind::kForward ||
-                                 model.kind == ModelKind::kDerivative1 ||
+  const bool elementwise_model = model.kind == ModelKind::kDerivative1 ||
                                  model.kind == ModelKind::kDerivative2 ||
                                  model.kind == ModelKind::kVjp;
-  if (!elementwise_model || !IsElementwise(model.function) ||
-      request.inputs_size() == 0 ||
+  const bool in_place_model =
+      model.kind == ModelKind::kForward ||
+      (elementwise_model && IsElementwise(model.function));
+  if (!in_place_model || request.inputs_size() == 0 ||
       wire.in->Count(request, kRawInputs) != request.inputs_size()) {
     return std::nullopt;
   }
@@ -251,7 +253,7 @@ std::optional<InPlaceInference> InPlaceFor(
   if (auto* evaluate = std::get_if<EvaluateRequest>(&decoded->request)) {
     absl::StatusOr<EvaluateOp> valid =
         Validate(std::move(*evaluate), context.max_elements);
-    if (valid.ok() && !valid->axis) op = *std::move(valid);
+    if (valid.ok()) op = *std::move(valid);
   } else if (auto* derivative =
                  std::get_if<DerivativeRequest>(&decoded->request)) {
     absl::StatusOr<std::variant<DerivativeOp, VjpOp>> valid =
