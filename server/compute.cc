@@ -1,4 +1,4 @@
-// One idea (about 760 lines): each operation of ops.h run in chunks under
+// One idea (about 790 lines): each operation of ops.h run in chunks under
 // the call's limits, deadline and chunk threads, into an OutputSink or (Run
 // InPlace) over the request's own memory. The in-place runners share the
 // chunk loop, the response checks and the per-op kernel calls with the
@@ -510,12 +510,6 @@ absl::Status MapChunksInPlace(const ComputeContext& context, int64_t total,
       });
 }
 
-absl::Status NotElementwise(const ResolvedFunction& function) {
-  return absl::InternalError(
-      absl::StrCat(FunctionName(function.function),
-                   " is not elementwise: it cannot run in place"));
-}
-
 }  // namespace
 
 absl::Status NeedsComputeThread() {
@@ -591,41 +585,56 @@ absl::Status UnaryInPlace(const TensorView& xt, BytePieces x,
   });
 }
 
-// softmax or log_softmax along op's axis, in place: each slab (one outer
-// index: its size × inner values, contiguous in the tensor) is computed
-// where it lies when it lies whole in one piece, else read out of its
-// pieces into a buffer of one slab, computed there and written back. The
-// kernel is the one Run calls, on the same rows (core/softmax.h: y may be
-// x), so the answer is the same to the bit.
-absl::Status SlabsInPlace(const EvaluateOp& op, BytePieces x,
-                          const ComputeContext& context) {
-  const AxisView v = op.axis->view;
+// A slab's values of type T at byte `at` of `pieces`: where they lie when
+// they lie whole in one piece (and aligned), else read into *buffer (of one
+// slab, allocated on first use). Whether they were read.
+template <typename T, typename Byte>
+bool SlabAt(const PieceIndex<Byte>& pieces, int64_t at, int64_t slab,
+            std::unique_ptr<T[]>* buffer, T** values) {
+  const int64_t bytes = slab * static_cast<int64_t>(sizeof(T));
+  PieceCursor<Byte> cursor = pieces.At(at);
+  *values = reinterpret_cast<T*>(const_cast<char*>(cursor.at()));
+  if (cursor.left() >= bytes &&
+      reinterpret_cast<uintptr_t>(*values) % sizeof(T) == 0) {
+    return false;
+  }
+  if (*buffer == nullptr) buffer->reset(new T[slab]);
+  *values = buffer->get();
+  cursor.Read(*values, bytes);
+  return true;
+}
+
+// kernel(view, y, other) on each slab of a vector function along axis view
+// v (one outer index: its size × inner values, contiguous in the tensor),
+// in place: y's slab (and other's, when `other` is not null) where it lies
+// when it lies whole in one piece, else in a buffer of one slab, y's then
+// written back. `view` is v for one slab; the kernels are Run's, on the
+// same rows, and may write y over their operands (core/softmax.h), so the
+// answer is the same to the bit.
+template <typename T, typename Kernel>
+absl::Status SlabsInPlace(const AxisView& v, BytePieces y,
+                          const ConstBytePieces* other,
+                          const ComputeContext& context, const Kernel& kernel) {
   const int64_t slab = v.size * v.inner;
-  const AxisView one{1, v.size, v.inner};
   if (slab == 0) return context.CheckAlive();  // no values: nothing to do
-  const PieceIndex<char> pieces(x);
-  return VisitDType(op.x.dtype(), [&](auto t) {
-    using T = decltype(t);
-    const int64_t bytes = slab * static_cast<int64_t>(sizeof(T));
-    return RunRows(context, v, slab, [&](int64_t b, int64_t e) {
-      std::unique_ptr<T[]> buffer;
-      for (int64_t o = b; o < e; ++o) {
-        PieceCursor<char> at = pieces.At(o * bytes);
-        T* values = reinterpret_cast<T*>(at.at());
-        const bool whole = at.left() >= bytes &&
-                           reinterpret_cast<uintptr_t>(values) % sizeof(T) == 0;
-        if (!whole) {
-          if (buffer == nullptr) buffer.reset(new T[slab]);
-          values = buffer.get();
-          at.Read(values, bytes);
-        }
-        const size_t n = static_cast<size_t>(slab);
-        SoftmaxForward<T>(op.function.function, one,
-                          absl::MakeConstSpan(values, n),
-                          absl::MakeSpan(values, n));
-        if (!whole) pieces.At(o * bytes).Write(values, bytes);
-      }
-    });
+  const AxisView one{1, v.size, v.inner};
+  const int64_t bytes = slab * static_cast<int64_t>(sizeof(T));
+  const PieceIndex<char> ys(y);
+  std::optional<PieceIndex<const char>> os;
+  if (other != nullptr) os.emplace(*other);
+  return RunRows(context, v, slab, [&](int64_t b, int64_t e) {
+    std::unique_ptr<T[]> y_buffer;
+    std::unique_ptr<T[]> o_buffer;
+    const size_t n = static_cast<size_t>(slab);
+    for (int64_t o = b; o < e; ++o) {
+      T* y_values = nullptr;
+      const bool bounced = SlabAt<T>(ys, o * bytes, slab, &y_buffer, &y_values);
+      T* o_values = nullptr;
+      if (os) SlabAt<T>(*os, o * bytes, slab, &o_buffer, &o_values);
+      kernel(one, absl::MakeSpan(y_values, n),
+             absl::MakeConstSpan(o_values, os ? n : 0));
+      if (bounced) ys.At(o * bytes).Write(y_values, bytes);
+    }
   });
 }
 
@@ -636,8 +645,17 @@ absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
       !s.ok()) {
     return s;
   }
-  if (op.axis) return SlabsInPlace(op, x, context);
   const ResolvedFunction& f = op.function;
+  if (op.axis) {  // softmax or log_softmax, y written over x
+    return VisitDType(op.x.dtype(), [&](auto t) {
+      using T = decltype(t);
+      return SlabsInPlace<T>(
+          op.axis->view, x, nullptr, context,
+          [&](AxisView one, absl::Span<T> y, absl::Span<const T>) {
+            SoftmaxForward<T>(f.function, one, y, y);
+          });
+    });
+  }
   // identity's float32 and float64 values are their own results (the
   // kernel copies each value's bits, NaNs included): nothing to compute,
   // nothing to pass over. Not so for the half types, whose kernel quiets a
@@ -669,14 +687,24 @@ absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
 absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,
                         bool y_is_g, const ComputeContext& context,
                         const OutputSink& sink) {
-  // An axis means softmax's or log_softmax's VJP: not elementwise.
-  if (op.axis) return NotElementwise(op.function);
   if (absl::Status s =
           CheckSameSizeResponse(context, sink, op.x, "the Derivative response");
       !s.ok()) {
     return s;
   }
   const ResolvedFunction& f = op.function;
+  if (op.axis) {  // softmax's or log_softmax's, y written over x or g
+    return VisitDType(op.x.dtype(), [&](auto t) {
+      using T = decltype(t);
+      return SlabsInPlace<T>(
+          op.axis->view, y, &other, context,
+          [&](AxisView one, absl::Span<T> ys, absl::Span<const T> os) {
+            const absl::Span<const T> in = ys;
+            SoftmaxVjp<T>(f.function, one, y_is_g ? os : in, y_is_g ? in : os,
+                          ys);
+          });
+    });
+  }
   return VisitDType(op.x.dtype(), [&](auto t) {
     using T = decltype(t);
     return MapChunksInPlace<T>(

@@ -98,10 +98,9 @@ using ConstBytePieces = absl::Span<const absl::Span<const char>>;
 // or, when y_is_g, g; `other` is the other operand). One pass of the kernel
 // over the pieces, chunked (and split over context.chunk_pool) as Run is;
 // the few values that straddle pieces go through a small bounce buffer and
-// back. Evaluate of softmax and log_softmax (an axis) too, slab by slab: a
-// slab that lies whole in one piece is computed there, one that straddles
-// pieces in a buffer of one slab and written back; Derivative and the VJP
-// with an axis are refused (INTERNAL: not elementwise).
+// back. Evaluate and the VJP of softmax and log_softmax (an axis) too,
+// slab by slab: a slab that lies whole in one piece is computed there, one
+// that straddles pieces in a buffer of one slab (y's written back).
 // identity's f on float32 and float64 leaves the bytes as they are,
 // untouched (the half types' quiets signaling NaNs: it runs). The response
 // limit is checked against `sink` (which is not written) before any work.

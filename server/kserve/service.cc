@@ -215,9 +215,9 @@ struct InPlaceInference {
 };
 
 // Where an inference computes in place, and only there: a function's
-// model (F, and F.d1, F.d2, F.vjp of an elementwise F; softmax and
-// log_softmax slab by slab, but not their .vjp, a Jacobian or
-// cross-entropy) whose request's bytes may be written
+// model F, F.d1, F.d2 or F.vjp (softmax and log_softmax, which have no .d1
+// or .d2, slab by slab; not a Jacobian or cross-entropy) whose request's
+// bytes may be written
 // (ComputeContext::request_writable, on the wire), every input's values in
 // raw_input_contents read apart by the WireRequest, a valid request, and
 // one output. nullopt (nothing written) otherwise: the usual path then
@@ -232,12 +232,10 @@ std::optional<InPlaceInference> InPlaceFor(
       FindModel(request.model_name(), request.model_version());
   if (!found.ok()) return std::nullopt;
   const Model& model = **found;
-  const bool elementwise_model = model.kind == ModelKind::kDerivative1 ||
-                                 model.kind == ModelKind::kDerivative2 ||
-                                 model.kind == ModelKind::kVjp;
-  const bool in_place_model =
-      model.kind == ModelKind::kForward ||
-      (elementwise_model && IsElementwise(model.function));
+  const bool in_place_model = model.kind == ModelKind::kForward ||
+                              model.kind == ModelKind::kDerivative1 ||
+                              model.kind == ModelKind::kDerivative2 ||
+                              model.kind == ModelKind::kVjp;
   if (!in_place_model || request.inputs_size() == 0 ||
       wire.in->Count(request, kRawInputs) != request.inputs_size()) {
     return std::nullopt;
@@ -261,7 +259,7 @@ std::optional<InPlaceInference> InPlaceFor(
     if (valid.ok()) {
       if (auto* d = std::get_if<DerivativeOp>(&*valid)) {
         op = std::move(*d);
-      } else if (!std::get<VjpOp>(*valid).axis) {
+      } else {
         op = std::get<VjpOp>(*std::move(valid));
       }
     }

@@ -24,9 +24,10 @@ namespace actsvc::server::kserve {
 // builds them), or on the wire (wire.h, with InferWireFields): `in` parsed
 // the request, and `out` holds the response's raw_output_contents until
 // `encode` serializes it. When the request's bytes may be overwritten
-// (ComputeContext::request_writable), an elementwise function model on
-// raw_input_contents computes in place in `in`'s received bytes and sends
-// them back as its raw_output_contents (service.cc, InPlaceFor).
+// (ComputeContext::request_writable), a function's model F, F.d1, F.d2 or
+// F.vjp on raw_input_contents computes in place in `in`'s received bytes
+// (softmax's slab by slab) and sends them back as its raw_output_contents
+// (service.cc, InPlaceFor).
 struct InferWire {
   WireRequest* in = nullptr;
   WireResponse* out = nullptr;

@@ -2,7 +2,6 @@
 
 #include <optional>
 #include <string>
-#include <type_traits>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -127,16 +126,14 @@ absl::StatusOr<Validated<Op>> DecodeAndValidate(const Message& request,
 
 constexpr int kRawData = v1::Tensor::kRawDataFieldNumber;
 
-// Whether spec names a function Op runs in place: any for Evaluate (softmax
-// and log_softmax slab by slab), an elementwise one for Derivative (not a
-// value that is no function: the usual path says why).
-template <typename Op>
-bool RunsInPlace(const v1::FunctionSpec& spec) {
+// Whether spec names a function (not a value that is no function: the
+// usual path says why). Every function runs in place: softmax and
+// log_softmax slab by slab, for Evaluate and the VJP (their order-1
+// derivative without upstream_grad is not valid).
+bool NamesFunction(const v1::FunctionSpec& spec) {
   const int f = spec.function();
   return f >= static_cast<int>(kFirstFunction) &&
-         f <= static_cast<int>(kLastFunction) &&
-         (std::is_same_v<Op, EvaluateOp> ||
-          IsElementwise(static_cast<Function>(f)));
+         f <= static_cast<int>(kLastFunction);
 }
 
 // The data field of `tensor` that holds its values as they are and was read
@@ -209,7 +206,6 @@ std::optional<absl::Status> InPlace(
     return status;
   }
   const VjpOp& op = std::get<VjpOp>(variant);
-  if (op.axis) return std::nullopt;
   // g's data field read apart (left where it lies, its view without
   // values), or g's values in its view (typed half values, or in the
   // message).
@@ -237,9 +233,9 @@ std::optional<absl::Status> InPlace(
   return status;
 }
 
-// Evaluate (of any function) and Derivative (and the VJP) of an elementwise
-// function on raw_data, or on float_data of FLOAT32 or double_data of FLOAT64,
-// where the request's bytes may be written (io.writable): decoded with those
+// Evaluate, Derivative and the VJP on raw_data, or on float_data of
+// FLOAT32 or double_data of FLOAT64, where the request's bytes may be
+// written (io.writable): decoded with those
 // values left where they lie, validated, and computed in place; nullopt
 // (nothing written) where in place does not apply, or the request is not
 // valid: the usual path then reads it and answers.
@@ -250,7 +246,7 @@ std::optional<absl::Status> RunInPlaceIfItApplies(const Message& request,
                                                   const TensorIo& io) {
   WireRequest* wire = io.writable;
   if (wire == nullptr || io.out == nullptr || !request.has_input() ||
-      !RunsInPlace<Op>(request.spec())) {
+      !NamesFunction(request.spec())) {
     return std::nullopt;
   }
   const int field = InPlaceField(*wire, request.input());

@@ -1,15 +1,15 @@
 // KServe v2's ModelInfer computed in place (ComputeContext::request_writable;
 // wire.cc's "In place", compute.h's RunInPlace, service.cc's InPlaceFor):
-// for every function's model F (softmax and log_softmax slab by slab) and
-// every elementwise function's F.d1, F.d2 and F.vjp, in FP32, FP64, FP16 and
-// BF16, however the request's bytes are cut into slices (inside values too,
-// and in slices of one byte), the answer is exactly the one the same method
-// gives without request_writable (and the message path gives), and the
-// values were computed in raw_input_contents' own memory and sent from there
-// as raw_output_contents. Where in place does not apply (typed contents, the
-// message path, invalid requests, softmax's VJPs, Jacobians, cross-entropy, a
-// request that may not be written), the request is left as it was and
-// answered as before.
+// for every function's model F, F.d1, F.d2 and F.vjp (softmax and
+// log_softmax slab by slab), in FP32, FP64, FP16 and BF16, however the
+// request's bytes are cut into slices (inside values too, and in slices of
+// one byte), the answer is exactly the one the same method gives without
+// request_writable (and the message path gives), and the values were
+// computed in raw_input_contents' own memory and sent from there as
+// raw_output_contents. Where in place does not apply (typed contents, the
+// message path, invalid requests, Jacobians, cross-entropy, a request that
+// may not be written), the request is left as it was and answered as
+// before.
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -67,17 +67,15 @@ ModelInferRequest RawRequest(const Model& model, const std::string& datatype,
   return request;
 }
 
-// The models computed in place: every function's F (softmax and
-// log_softmax slab by slab), and an elementwise function's .d1, .d2 and
-// .vjp; not a Jacobian.
+// The models computed in place: every function's F, .d1, .d2 and .vjp
+// (softmax and log_softmax slab by slab); not a Jacobian.
 std::vector<const Model*> InPlaceModels() {
   std::vector<const Model*> models;
   for (const Model& model : AllModels()) {
     if (model.kind == ModelKind::kForward ||
-        ((model.kind == ModelKind::kDerivative1 ||
-          model.kind == ModelKind::kDerivative2 ||
-          model.kind == ModelKind::kVjp) &&
-         IsElementwise(model.function))) {
+        model.kind == ModelKind::kDerivative1 ||
+        model.kind == ModelKind::kDerivative2 ||
+        model.kind == ModelKind::kVjp) {
       models.push_back(&model);
     }
   }
@@ -193,9 +191,9 @@ class KServeInPlaceTest : public ::testing::Test {
 
 TEST_F(KServeInPlaceTest, ModelsAnswerAsBeforeHoweverCut) {
   const std::vector<const Model*> models = InPlaceModels();
-  // F, .d1, .d2 and .vjp of each elementwise function; softmax and
-  // log_softmax.
-  ASSERT_GE(models.size(), 42u);
+  // F, .d1, .d2 and .vjp of each elementwise function; softmax's and
+  // log_softmax's F and .vjp.
+  ASSERT_GE(models.size(), 44u);
   uint32_t seed = 0;
   for (const Model* model : models) {
     for (const char* datatype : kDatatypes) {
@@ -349,10 +347,9 @@ TEST_F(KServeInPlaceTest, TakenOnlyWhereItApplies) {
        RawRequest(**FindModel("tanh.vjp", ""), "FP32", {2, 40}, 8)});
   cases.back().request.mutable_inputs(1)->set_datatype("FP64");
   cases.back().request.mutable_raw_input_contents(1)->append(320, '\0');
-  // A VJP along an axis, or not one output of the input's shape.
+  // Not one output of the input's shape.
   for (const char* model :
-       {"softmax.vjp", "log_softmax.vjp", "gelu.jacobian", "softmax.jacobian",
-        "softmax_cross_entropy.probs"}) {
+       {"gelu.jacobian", "softmax.jacobian", "softmax_cross_entropy.probs"}) {
     cases.push_back(
         {model, RawRequest(**FindModel(model, ""), "FP32", {4, 10}, 9)});
   }

@@ -218,29 +218,61 @@ TEST_F(InPlaceTest, EvaluateAnswersAsProtobufWould) {
   }
 }
 
-// softmax and log_softmax along any axis, slab by slab: a slab whole in one
-// piece computed there, one cut anywhere (mid-value too) through a buffer.
+// softmax and log_softmax along any axis, f and the VJP, slab by slab: a
+// slab whole in one piece computed there, one cut anywhere (mid-value too)
+// through a buffer.
+struct SoftmaxLayout {
+  std::vector<int64_t> shape;
+  std::optional<int> axis;
+};
+constexpr v1::Function kSoftmaxes[] = {v1::SOFTMAX, v1::LOG_SOFTMAX};
+const SoftmaxLayout kSoftmaxLayouts[] = {
+    {{3, 37}, std::nullopt}, {{4, 5, 6}, 1}, {{2, 50}, 0}, {{1, 64}, -1}};
+
+std::string Describe(v1::DataType dtype, Encoding encoding, v1::Function f,
+                     const SoftmaxLayout& layout) {
+  return absl::StrCat(v1::DataType_Name(dtype), Typed(encoding), " ",
+                      v1::Function_Name(f), " ", layout.shape.size(),
+                      "-d axis ", layout.axis.value_or(-1));
+}
+
+v1::FunctionSpec SoftmaxSpec(v1::Function f, const SoftmaxLayout& layout) {
+  v1::FunctionSpec spec;
+  spec.set_function(f);
+  if (layout.axis) spec.set_axis(*layout.axis);
+  return spec;
+}
+
 TEST_F(InPlaceTest, SoftmaxAnswersAsProtobufWould) {
-  struct Layout {
-    std::vector<int64_t> shape;
-    std::optional<int> axis;
-  };
-  const Layout layouts[] = {
-      {{3, 37}, std::nullopt}, {{4, 5, 6}, 1}, {{2, 50}, 0}, {{1, 64}, -1}};
   for (const auto& [dtype, encoding] : kVariants) {
-    for (v1::Function f : {v1::SOFTMAX, v1::LOG_SOFTMAX}) {
-      for (const Layout& layout : layouts) {
-        SCOPED_TRACE(absl::StrCat(v1::DataType_Name(dtype), Typed(encoding),
-                                  " ", v1::Function_Name(f), " ",
-                                  layout.shape.size(), "-d axis ",
-                                  layout.axis.value_or(-1)));
+    for (v1::Function f : kSoftmaxes) {
+      for (const SoftmaxLayout& layout : kSoftmaxLayouts) {
+        SCOPED_TRACE(Describe(dtype, encoding, f, layout));
         v1::EvaluateRequest request;
-        request.mutable_spec()->set_function(f);
-        if (layout.axis) request.mutable_spec()->set_axis(*layout.axis);
+        *request.mutable_spec() = SoftmaxSpec(f, layout);
         *request.mutable_input() =
             RandomTensor(dtype, layout.shape, f, encoding);
         ExpectInPlace("Evaluate", request, &HandleEvaluate, {&request.input()},
                       Context(), 13);
+      }
+    }
+  }
+}
+
+TEST_F(InPlaceTest, SoftmaxVjpAnswersAsProtobufWould) {
+  for (const auto& [dtype, encoding] : kVariants) {
+    for (v1::Function f : kSoftmaxes) {
+      for (const SoftmaxLayout& layout : kSoftmaxLayouts) {
+        SCOPED_TRACE(Describe(dtype, encoding, f, layout));
+        v1::DerivativeRequest request;
+        *request.mutable_spec() = SoftmaxSpec(f, layout);
+        *request.mutable_input() =
+            RandomTensor(dtype, layout.shape, f, encoding);
+        *request.mutable_upstream_grad() =
+            RandomTensor(dtype, layout.shape, 100 + f, encoding);
+        ExpectInPlace("Derivative", request, &HandleDerivative,
+                      {&request.input(), &request.upstream_grad()}, Context(),
+                      17);
       }
     }
   }
@@ -347,8 +379,11 @@ TEST_F(InPlaceTest, TakenOnlyWhereItApplies) {
   // tensor's own bytes, so not in place.
   cases.push_back({"typed float16 x", cases.back().request, 0});
   cases.back().request.mutable_input()->set_dtype(v1::FLOAT16);
-  // Softmax's VJP acts along an axis.
-  cases.push_back({"softmax vjp", cases[1].request, 0});
+  // Softmax's VJP, slab by slab; its derivative without upstream_grad is
+  // not valid.
+  cases.push_back({"softmax vjp", cases[1].request, 1});
+  cases.back().request.mutable_spec()->set_function(v1::SOFTMAX);
+  cases.push_back({"softmax derivative", base, 0});
   cases.back().request.mutable_spec()->set_function(v1::SOFTMAX);
   // Invalid: the usual path says why.
   cases.push_back({"short raw_data", base, 0});
