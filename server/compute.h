@@ -114,6 +114,11 @@ absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
 absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,
                         bool y_is_g, const ComputeContext& context,
                         const OutputSink& sink);
+// The diagonal Jacobian of an elementwise function (f' of each value, as
+// Run's kJacobianDiagonal), in place as Derivative's order 1; a dense one or
+// one along an axis is refused (INTERNAL).
+absl::Status RunInPlace(const JacobianOp& op, BytePieces x,
+                        const ComputeContext& context, const OutputSink& sink);
 
 // The diagonal (kJacobianDiagonal) for an elementwise function unless dense
 // is set, else the dense matrices (kJacobianDense).

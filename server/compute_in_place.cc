@@ -319,6 +319,23 @@ absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
   });
 }
 
+absl::Status RunInPlace(const JacobianOp& op, BytePieces x,
+                        const ComputeContext& context, const OutputSink& sink) {
+  if (op.axis || op.dense) {
+    return absl::InternalError("only a diagonal Jacobian runs in place");
+  }
+  if (absl::Status s =
+          CheckSameSizeResponse(context, sink, op.x, "the Jacobian response");
+      !s.ok()) {
+    return s;
+  }
+  const ResolvedFunction& f = op.function;
+  return UnaryInPlace(op.x, x, context, [&](auto in, auto out) {
+    using T = typename decltype(out)::value_type;
+    Derivative<T>(f.function, f.alpha, 1, in, out);
+  });
+}
+
 absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,
                         bool y_is_g, const ComputeContext& context,
                         const OutputSink& sink) {

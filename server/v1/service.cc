@@ -156,9 +156,9 @@ int InPlaceField(const WireRequest& wire, const v1::Tensor& tensor) {
 // The response's values are those of data field `field` of the request
 // tensor `from`, computed in place.
 absl::Status SendInPlace(const TensorView& x, const WireRequest& wire,
-                         const v1::Tensor& from, int field, MessageSink* sink) {
-  if (sink->SendInPlace(OutputRole::kOutput, x.dtype(), x.shape(), wire, from,
-                        field)) {
+                         const v1::Tensor& from, int field, MessageSink* sink,
+                         OutputRole role = OutputRole::kOutput) {
+  if (sink->SendInPlace(role, x.dtype(), x.shape(), wire, from, field)) {
     return absl::OkStatus();
   }
   return absl::InternalError("the in-place values cannot be sent");
@@ -178,6 +178,26 @@ std::optional<absl::Status> InPlace(const EvaluateOp& op,
   absl::Status status = RunInPlace(op, *x, context, *sink);
   if (status.ok()) {
     status = SendInPlace(op.x, *wire, request.input(), field, sink);
+  }
+  return status;
+}
+
+// The diagonal Jacobian, as Derivative's order 1; not a dense one, nor
+// one along an axis.
+std::optional<absl::Status> InPlace(const JacobianOp& op,
+                                    const v1::JacobianRequest& request,
+                                    WireRequest* wire,
+                                    const ComputeContext& context,
+                                    MessageSink* sink) {
+  if (op.axis || op.dense) return std::nullopt;
+  const int field = InPlaceField(*wire, request.input());
+  std::optional<std::vector<absl::Span<char>>> x =
+      wire->Writable(request.input(), field);
+  if (!x) return std::nullopt;
+  absl::Status status = RunInPlace(op, *x, context, *sink);
+  if (status.ok()) {
+    status = SendInPlace(op.x, *wire, request.input(), field, sink,
+                         OutputRole::kJacobianDiagonal);
   }
   return status;
 }
@@ -233,17 +253,16 @@ std::optional<absl::Status> InPlace(
   return status;
 }
 
-// Evaluate, Derivative and the VJP on raw_data, or on float_data of
-// FLOAT32 or double_data of FLOAT64, where the request's bytes may be
-// written (io.writable): decoded with those
-// values left where they lie, validated, and computed in place; nullopt
-// (nothing written) where in place does not apply, or the request is not
-// valid: the usual path then reads it and answers.
+// Evaluate, Derivative, the VJP and the diagonal Jacobian on raw_data, or
+// on float_data of FLOAT32 or double_data of FLOAT64, where the request's
+// bytes may be written (io.writable): decoded with those values left where
+// they lie, validated, and computed in place into `output` (as `role`);
+// nullopt (nothing written) where in place does not apply, or the request
+// is not valid: the usual path then reads it and answers.
 template <typename Op, typename Message>
-std::optional<absl::Status> RunInPlaceIfItApplies(const Message& request,
-                                                  const ComputeContext& context,
-                                                  v1::Tensor* output,
-                                                  const TensorIo& io) {
+std::optional<absl::Status> RunInPlaceIfItApplies(
+    const Message& request, const ComputeContext& context, v1::Tensor* output,
+    const TensorIo& io, OutputRole role = OutputRole::kOutput) {
   WireRequest* wire = io.writable;
   if (wire == nullptr || io.out == nullptr || !request.has_input() ||
       !NamesFunction(request.spec())) {
@@ -259,7 +278,7 @@ std::optional<absl::Status> RunInPlaceIfItApplies(const Message& request,
   absl::StatusOr<Op> op =
       Validate(std::move(decoded.request), context.max_elements);
   if (!op.ok()) return std::nullopt;
-  MessageSink sink(decoded.encoding, {{OutputRole::kOutput, output}}, io.out);
+  MessageSink sink(decoded.encoding, {{role, output}}, io.out);
   return InPlace(*op, request, wire, context, &sink);
 }
 
@@ -298,10 +317,15 @@ absl::Status HandleDerivative(const v1::DerivativeRequest& request,
 absl::Status HandleJacobian(const v1::JacobianRequest& request,
                             const ComputeContext& context,
                             v1::JacobianResponse* response, TensorIo io) {
+  v1::Tensor* jacobian = response->mutable_jacobian();
+  if (std::optional<absl::Status> done = RunInPlaceIfItApplies<JacobianOp>(
+          request, context, jacobian, io, OutputRole::kJacobianDiagonal)) {
+    response->set_diagonal(true);
+    return *done;
+  }
   absl::StatusOr<Validated<JacobianOp>> v =
       DecodeAndValidate<JacobianOp>(request, context, io);
   if (!v.ok()) return v.status();
-  v1::Tensor* jacobian = response->mutable_jacobian();
   MessageSink sink(v->encoding,
                    {{OutputRole::kJacobianDiagonal, jacobian},
                     {OutputRole::kJacobianDense, jacobian}},

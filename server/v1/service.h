@@ -23,9 +23,10 @@ struct TensorIo {
   WireResponse* out = nullptr;     // nullptr: into the response message
   // The WireRequest `in` reads, when the request's bytes may be overwritten
   // (ComputeContext::request_writable) and `out` is set: Evaluate,
-  // Derivative and the VJP on raw_data (or typed float32 and float64
-  // values) then compute in place in the request's memory and send it back
-  // (RunInPlace, compute.h; softmax's slab by slab). nullptr: never.
+  // Derivative, the VJP and the diagonal Jacobian on raw_data (or typed
+  // float32 and float64 values) then compute in place in the request's
+  // memory and send it back (RunInPlace, compute.h; softmax's slab by
+  // slab). nullptr: never.
   WireRequest* writable = nullptr;
 };
 

@@ -4,10 +4,10 @@
 // message. Reading: the wire reader accepts exactly what protobuf parses,
 // and reads the same fields (its data fields put back). Writing: the message
 // with its data fields moved into WireResponse buffers serializes to exactly
-// protobuf's bytes. Computing in place (the own API's Evaluate, Derivative
-// and Stream, with the request's bytes the method's to overwrite, in slices
-// that own their memory, cut as above): the method answers exactly what the
-// RPC body answers on protobuf's message, with the same status, chunks
+// protobuf's bytes. Computing in place (the own API's Evaluate, Derivative,
+// Jacobian and Stream, with the request's bytes the method's to overwrite, in
+// slices that own their memory, cut as above): the method answers exactly what
+// the RPC body answers on protobuf's message, with the same status, chunks
 // split over a helper thread; and KServe v2's ModelInfer so answers exactly
 // what the same method answers on bytes it may not overwrite.
 #include <grpcpp/grpcpp.h>
@@ -338,6 +338,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
              &actsvc::v1::DerivativeRequest::default_instance()) {
     CheckInPlace("Derivative", &actsvc::server::HandleDerivative, *expected,
                  data, size, cut);
+  } else if (kind.prototype ==
+             &actsvc::v1::JacobianRequest::default_instance()) {
+    CheckInPlace("Jacobian", &actsvc::server::HandleJacobian, *expected, data,
+                 size, cut);
   } else if (kind.prototype == &actsvc::v1::StreamRequest::default_instance()) {
     CheckInPlace("Stream", &actsvc::server::HandleStreamRequest, *expected,
                  data, size, cut);

@@ -1,13 +1,15 @@
-// The elementwise RPCs computed in place (ComputeContext::request_writable;
-// wire.cc's "In place", compute.h's RunInPlace): for Evaluate, Derivative
-// (orders 1 and 2) and the VJP on raw_data in every dtype, and on the typed
-// float_data of FLOAT32 and double_data of FLOAT64, however the
-// request's bytes are cut into slices (inside values too, and in slices of
-// one byte), the answer is exactly the protobuf-serialized response of the
-// same RPC body, and the values were computed in the request's own memory
-// and sent from there. The chunks of a large request over threads, the
-// Stream, identity (which must not touch the values at all), and every case
-// where in place does not apply (the request is then left as it was).
+// The RPCs computed in place (ComputeContext::request_writable; wire.cc's
+// "In place", compute.h's RunInPlace): for Evaluate, Derivative (orders 1
+// and 2), the VJP and the diagonal Jacobian of the elementwise functions,
+// Evaluate and the VJP of softmax and log_softmax (slab by slab), on
+// raw_data in every dtype, and on the typed float_data of FLOAT32 and
+// double_data of FLOAT64, however the request's bytes are cut into slices
+// (inside values too, and in slices of one byte), the answer is exactly the
+// protobuf-serialized response of the same RPC body, and the values were
+// computed in the request's own memory and sent from there. The chunks of
+// a large request over threads, the Stream, identity (which must not touch
+// the values at all), and every case where in place does not apply (the
+// request is then left as it was).
 #include <grpcpp/grpcpp.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -140,6 +142,15 @@ v1::FunctionSpec Spec(v1::Function f) {
   return spec;
 }
 
+// The response's one tensor.
+template <typename Response>
+const v1::Tensor& Result(const Response& response) {
+  return response.output();
+}
+const v1::Tensor& Result(const v1::JacobianResponse& response) {
+  return response.jacobian();
+}
+
 class InPlaceTest : public ::testing::Test {
  protected:
   void SetUp() override { RegisterActivationService(&methods_); }
@@ -167,7 +178,7 @@ class InPlaceTest : public ::testing::Test {
     Response expected;
     ASSERT_TRUE(handler(request, context, &expected, TensorIo{}).ok());
     const std::string expected_bytes = expected.SerializeAsString();
-    const std::string result = DataBytes(expected.output());
+    const std::string result = DataBytes(Result(expected));
     const std::string bytes = request.SerializeAsString();
     const std::string first = DataBytes(*operands.front());
     const size_t at = bytes.find(first);
@@ -214,6 +225,22 @@ TEST_F(InPlaceTest, EvaluateAnswersAsProtobufWould) {
       *request.mutable_input() = RandomTensor(dtype, {3, 37}, f, encoding);
       ExpectInPlace("Evaluate", request, &HandleEvaluate, {&request.input()},
                     Context(), f == v1::GELU ? 7 : 29);
+    }
+  }
+}
+
+// The diagonal Jacobian of every elementwise function; a dense one keeps
+// the usual path (TakenOnlyWhereItApplies).
+TEST_F(InPlaceTest, DiagonalJacobianAnswersAsProtobufWould) {
+  for (const auto& [dtype, encoding] : kVariants) {
+    for (v1::Function f : kElementwise) {
+      SCOPED_TRACE(absl::StrCat(v1::DataType_Name(dtype), Typed(encoding), " ",
+                                v1::Function_Name(f)));
+      v1::JacobianRequest request;
+      *request.mutable_spec() = Spec(f);
+      *request.mutable_input() = RandomTensor(dtype, {3, 23}, f, encoding);
+      ExpectInPlace("Jacobian", request, &HandleJacobian, {&request.input()},
+                    Context(), 29);
     }
   }
 }
@@ -431,22 +458,49 @@ TEST_F(InPlaceTest, TakenOnlyWhereItApplies) {
       EXPECT_TRUE(kept.Bytes() == bytes);
     }
   }
-  // Evaluate of softmax: in place (slab by slab); the Jacobian: not.
+  // Evaluate of softmax: in place (slab by slab). The Jacobian: its
+  // diagonal in place (a response over the limit refused before any
+  // write); a dense one (sigmoid's, or softmax's) not; answered as before.
   v1::EvaluateRequest softmax;
   softmax.mutable_spec()->set_function(v1::SOFTMAX);
   *softmax.mutable_input() = RandomTensor(v1::FLOAT64, {3, 9}, 3);
   OwnedRequest owned(softmax.SerializeAsString(), {});
   EXPECT_EQ(RunBody(&HandleEvaluate, owned.buffer(), Context()).written, 1);
-  v1::JacobianRequest jacobian;
-  jacobian.mutable_spec()->set_function(v1::SIGMOID);
-  *jacobian.mutable_input() = RandomTensor(v1::FLOAT32, {3, 9}, 4);
-  const std::string jacobian_bytes = jacobian.SerializeAsString();
-  OwnedRequest jacobian_owned(jacobian_bytes, {});
-  const BodyOutcome j =
-      RunBody(&HandleJacobian, jacobian_owned.buffer(), Context());
-  EXPECT_TRUE(j.status.ok());
-  EXPECT_EQ(j.written, 0);
-  EXPECT_TRUE(jacobian_owned.Bytes() == jacobian_bytes);
+  struct JacobianCase {
+    v1::Function function;
+    bool dense;
+    int64_t max_message_bytes;
+    int written;
+  };
+  for (const JacobianCase& c :
+       {JacobianCase{v1::SIGMOID, false, int64_t{64} << 20, 1},
+        JacobianCase{v1::SIGMOID, true, int64_t{64} << 20, 0},
+        JacobianCase{v1::SOFTMAX, false, int64_t{64} << 20, 0},
+        JacobianCase{v1::SIGMOID, false, 100, 1}}) {
+    SCOPED_TRACE(absl::StrCat(v1::Function_Name(c.function), " dense ", c.dense,
+                              " limit ", c.max_message_bytes));
+    v1::JacobianRequest jacobian;
+    jacobian.mutable_spec()->set_function(c.function);
+    jacobian.set_dense(c.dense);
+    *jacobian.mutable_input() = RandomTensor(v1::FLOAT32, {3, 9}, 4);
+    ComputeContext context = Context();
+    context.max_message_bytes = c.max_message_bytes;
+    v1::JacobianResponse expected;
+    const absl::Status expected_status =
+        HandleJacobian(jacobian, context, &expected, TensorIo{});
+    const std::string jacobian_bytes = jacobian.SerializeAsString();
+    OwnedRequest jacobian_owned(jacobian_bytes, {});
+    const BodyOutcome j =
+        RunBody(&HandleJacobian, jacobian_owned.buffer(), context);
+    EXPECT_EQ(j.status, expected_status);
+    EXPECT_EQ(j.written, c.written);
+    if (expected_status.ok()) {
+      EXPECT_TRUE(j.bytes == expected.SerializeAsString());
+    }
+    if (c.written == 0 || !expected_status.ok()) {
+      EXPECT_TRUE(jacobian_owned.Bytes() == jacobian_bytes);
+    }
+  }
 }
 
 // A response over the limit is refused as before, the request untouched.
