@@ -271,6 +271,23 @@ absl::Status SlabsInPlace(const AxisView& v, BytePieces y,
   });
 }
 
+// f's derivative of `order` over x's pieces, after the response check
+// (naming `response`): Derivative's, and the diagonal Jacobian's (order 1).
+absl::Status DerivativeInPlace(const ResolvedFunction& f, int order,
+                               const TensorView& xt, BytePieces x,
+                               const ComputeContext& context,
+                               const OutputSink& sink,
+                               absl::string_view response) {
+  if (absl::Status s = CheckSameSizeResponse(context, sink, xt, response);
+      !s.ok()) {
+    return s;
+  }
+  return UnaryInPlace(xt, x, context, [&](auto in, auto out) {
+    using T = typename decltype(out)::value_type;
+    Derivative<T>(f.function, f.alpha, order, in, out);
+  });
+}
+
 }  // namespace
 
 absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
@@ -307,16 +324,8 @@ absl::Status RunInPlace(const EvaluateOp& op, BytePieces x,
 
 absl::Status RunInPlace(const DerivativeOp& op, BytePieces x,
                         const ComputeContext& context, const OutputSink& sink) {
-  if (absl::Status s =
-          CheckSameSizeResponse(context, sink, op.x, "the Derivative response");
-      !s.ok()) {
-    return s;
-  }
-  const ResolvedFunction& f = op.function;
-  return UnaryInPlace(op.x, x, context, [&](auto in, auto out) {
-    using T = typename decltype(out)::value_type;
-    Derivative<T>(f.function, f.alpha, op.order, in, out);
-  });
+  return DerivativeInPlace(op.function, op.order, op.x, x, context, sink,
+                           "the Derivative response");
 }
 
 absl::Status RunInPlace(const JacobianOp& op, BytePieces x,
@@ -324,16 +333,8 @@ absl::Status RunInPlace(const JacobianOp& op, BytePieces x,
   if (op.axis || op.dense) {
     return absl::InternalError("only a diagonal Jacobian runs in place");
   }
-  if (absl::Status s =
-          CheckSameSizeResponse(context, sink, op.x, "the Jacobian response");
-      !s.ok()) {
-    return s;
-  }
-  const ResolvedFunction& f = op.function;
-  return UnaryInPlace(op.x, x, context, [&](auto in, auto out) {
-    using T = typename decltype(out)::value_type;
-    Derivative<T>(f.function, f.alpha, 1, in, out);
-  });
+  return DerivativeInPlace(op.function, 1, op.x, x, context, sink,
+                           "the Jacobian response");
 }
 
 absl::Status RunInPlace(const VjpOp& op, BytePieces y, ConstBytePieces other,

@@ -164,22 +164,30 @@ absl::Status SendInPlace(const TensorView& x, const WireRequest& wire,
   return absl::InternalError("the in-place values cannot be sent");
 }
 
-// An operation that RunInPlace runs on the values where they lie: nullopt
-// when it does not apply (then nothing was written).
+// An operation that RunInPlace runs where the values of `input` lie, sent
+// back as the response's tensor of `role`: nullopt when it does not apply
+// (then nothing was written).
+template <typename Op>
+std::optional<absl::Status> InPlaceOnInput(
+    const Op& op, const v1::Tensor& input, WireRequest* wire,
+    const ComputeContext& context, MessageSink* sink,
+    OutputRole role = OutputRole::kOutput) {
+  const int field = InPlaceField(*wire, input);
+  std::optional<std::vector<absl::Span<char>>> x = wire->Writable(input, field);
+  if (!x) return std::nullopt;
+  absl::Status status = RunInPlace(op, *x, context, *sink);
+  if (status.ok()) {
+    status = SendInPlace(op.x, *wire, input, field, sink, role);
+  }
+  return status;
+}
+
 std::optional<absl::Status> InPlace(const EvaluateOp& op,
                                     const v1::EvaluateRequest& request,
                                     WireRequest* wire,
                                     const ComputeContext& context,
                                     MessageSink* sink) {
-  const int field = InPlaceField(*wire, request.input());
-  std::optional<std::vector<absl::Span<char>>> x =
-      wire->Writable(request.input(), field);
-  if (!x) return std::nullopt;
-  absl::Status status = RunInPlace(op, *x, context, *sink);
-  if (status.ok()) {
-    status = SendInPlace(op.x, *wire, request.input(), field, sink);
-  }
-  return status;
+  return InPlaceOnInput(op, request.input(), wire, context, sink);
 }
 
 // The diagonal Jacobian, as Derivative's order 1; not a dense one, nor
@@ -190,16 +198,8 @@ std::optional<absl::Status> InPlace(const JacobianOp& op,
                                     const ComputeContext& context,
                                     MessageSink* sink) {
   if (op.axis || op.dense) return std::nullopt;
-  const int field = InPlaceField(*wire, request.input());
-  std::optional<std::vector<absl::Span<char>>> x =
-      wire->Writable(request.input(), field);
-  if (!x) return std::nullopt;
-  absl::Status status = RunInPlace(op, *x, context, *sink);
-  if (status.ok()) {
-    status = SendInPlace(op.x, *wire, request.input(), field, sink,
-                         OutputRole::kJacobianDiagonal);
-  }
-  return status;
+  return InPlaceOnInput(op, request.input(), wire, context, sink,
+                        OutputRole::kJacobianDiagonal);
 }
 
 // The bytes of a tensor's values as one piece.
@@ -216,15 +216,10 @@ std::optional<absl::Status> InPlace(
     const v1::DerivativeRequest& request, WireRequest* wire,
     const ComputeContext& context, MessageSink* sink) {
   const v1::Tensor& x = request.input();
-  const int x_field = InPlaceField(*wire, x);
   if (const auto* op = std::get_if<DerivativeOp>(&variant)) {
-    std::optional<std::vector<absl::Span<char>>> pieces =
-        wire->Writable(x, x_field);
-    if (!pieces) return std::nullopt;
-    absl::Status status = RunInPlace(*op, *pieces, context, *sink);
-    if (status.ok()) status = SendInPlace(op->x, *wire, x, x_field, sink);
-    return status;
+    return InPlaceOnInput(*op, x, wire, context, sink);
   }
+  const int x_field = InPlaceField(*wire, x);
   const VjpOp& op = std::get<VjpOp>(variant);
   // g's data field read apart (left where it lies, its view without
   // values), or g's values in its view (typed half values, or in the
