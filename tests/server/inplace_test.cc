@@ -162,6 +162,16 @@ class InPlaceTest : public ::testing::Test {
     return context;
   }
 
+  // Context() with large requests' chunks over `pool`'s threads.
+  static ComputeContext ChunkedContext(ChunkPool* pool,
+                                       int64_t chunk_elements) {
+    ComputeContext context = Context();
+    context.chunk_pool = pool;
+    context.parallel_threshold_elements = 4096;
+    context.chunk_elements = chunk_elements;
+    return context;
+  }
+
   // The request, cut each way into slices of its own memory, gets from the
   // method (computing in place) exactly the answer the body gives on
   // protobuf's messages; the request's memory then holds the answer's
@@ -662,10 +672,8 @@ TEST_F(InPlaceTest, IdentityDoesNotTouchTheValues) {
 // own pieces, values straddling them included.
 TEST_F(InPlaceTest, ParallelChunksGoOverThePieces) {
   ChunkPool pool(2);
-  ComputeContext context = Context();
-  context.chunk_pool = &pool;
-  context.parallel_threshold_elements = 4096;
-  context.chunk_elements = 1000;  // chunks end inside pieces
+  const ComputeContext context =
+      ChunkedContext(&pool, 1000);  // chunks end inside pieces
   for (v1::DataType dtype : kDTypes) {
     SCOPED_TRACE(v1::DataType_Name(dtype));
     v1::DerivativeRequest request;
@@ -745,10 +753,8 @@ TEST_F(InPlaceTest, SoftmaxOfNoValuesWithAnEmptyRawDataField) {
 // Softmax rows as chunks over threads, each row in many pieces or one.
 TEST_F(InPlaceTest, SoftmaxRowsGoOverThreadsAndPieces) {
   ChunkPool pool(2);
-  ComputeContext context = Context();
-  context.chunk_pool = &pool;
-  context.parallel_threshold_elements = 4096;
-  context.chunk_elements = 3000;  // one row per chunk
+  const ComputeContext context =
+      ChunkedContext(&pool, 3000);  // one row per chunk
   for (v1::DataType dtype : kDTypes) {
     SCOPED_TRACE(v1::DataType_Name(dtype));
     v1::EvaluateRequest request;
