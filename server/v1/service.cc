@@ -313,8 +313,16 @@ absl::Status HandleJacobian(const v1::JacobianRequest& request,
                             const ComputeContext& context,
                             v1::JacobianResponse* response, TensorIo io) {
   v1::Tensor* jacobian = response->mutable_jacobian();
-  if (std::optional<absl::Status> done = RunInPlaceIfItApplies<JacobianOp>(
-          request, context, jacobian, io, OutputRole::kJacobianDiagonal)) {
+  // Only an elementwise function's diagonal runs in place: a dense Jacobian
+  // (softmax's always is) is decoded once, below.
+  const bool diagonal =
+      !request.dense() && NamesFunction(request.spec()) &&
+      IsElementwise(static_cast<Function>(request.spec().function()));
+  if (std::optional<absl::Status> done =
+          diagonal ? RunInPlaceIfItApplies<JacobianOp>(
+                         request, context, jacobian, io,
+                         OutputRole::kJacobianDiagonal)
+                   : std::nullopt) {
     response->set_diagonal(true);
     return *done;
   }
