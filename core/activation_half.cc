@@ -327,8 +327,13 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
   HWY_ALIGN float gf[kFused ? 1 : kChunk];
   HWY_ALIGN float yf[kFused ? 1 : kChunk];
   Flagged flagged;
+  const bool prefetch = PrefetchArray(n * sizeof(H));
   for (size_t begin = 0; begin < n; begin += kChunk) {
     const size_t count = std::min(kChunk, n - begin);
+    if (prefetch) {  // the chunks 4 KiB ahead, as the float32 loops do
+      PrefetchAhead<kChunk * sizeof(H)>(x + begin);
+      if (kVjp) PrefetchAhead<kChunk * sizeof(H)>(g + begin);
+    }
     if constexpr (!kFused) {
       const size_t padded = (count + lanes - 1) / lanes * lanes;
       // Both inputs are read before y is written: y may be x or g.

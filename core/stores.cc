@@ -54,10 +54,14 @@ bool UseNonTemporalStores(StoreUse use) {
   return true;
 }
 
-bool StreamOutput(StoreUse use, size_t bytes) {
+bool BeyondCaches(StoreUse use, size_t bytes) {
   const size_t threshold =
       use == StoreUse::kSoftmaxRows ? size_t{8} << 20 : size_t{4} << 20;
-  return bytes >= threshold && UseNonTemporalStores(use);
+  return bytes >= threshold;
+}
+
+bool StreamOutput(StoreUse use, size_t bytes) {
+  return BeyondCaches(use, bytes) && UseNonTemporalStores(use);
 }
 
 void SetNonTemporalStores(NonTemporalStores m) {

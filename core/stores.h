@@ -46,6 +46,12 @@ bool UseNonTemporalStores(StoreUse use);
 // UseNonTemporalStores(use).
 bool StreamOutput(StoreUse use, size_t bytes);
 
+// True when an output of `bytes` bytes of `use` lies beyond the caches: at
+// least the family's threshold above, whatever the store choice. The
+// elementwise loops then prefetch their inputs ahead (core/activation-inl.h,
+// PrefetchAhead).
+bool BeyondCaches(StoreUse use, size_t bytes);
+
 // Overrides the choice for every kernel family in this process (benchmarks
 // compare both ways); kByCpu restores the default. Not for use while
 // kernels run on other threads.

@@ -1,11 +1,13 @@
 // Non-temporal stores (core/stores.h) change only the speed: the kernels'
 // outputs beyond the streaming thresholds are bit for bit the same with
 // them and without, for the elementwise array loops (MapArray, MapSplit)
-// and the softmax rows, whichever way the CPU's vendor decides.
+// and the softmax rows, whichever way the CPU's vendor decides; and so are
+// large arrays, whose inputs the array loops prefetch, and their pieces.
 #include "core/stores.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -74,6 +76,41 @@ TEST_F(StoresTest, OutputsStreamFromTheirFamilysThreshold) {
   SetNonTemporalStores(NonTemporalStores::kOff);
   EXPECT_FALSE(StreamOutput(StoreUse::kElementwise, 64 * kMiB));
   EXPECT_FALSE(StreamOutput(StoreUse::kSoftmaxRows, 64 * kMiB));
+  // Beyond the caches (the inputs prefetched) whatever the store choice.
+  EXPECT_FALSE(BeyondCaches(StoreUse::kElementwise, 4 * kMiB - 1));
+  EXPECT_TRUE(BeyondCaches(StoreUse::kElementwise, 4 * kMiB));
+  EXPECT_FALSE(BeyondCaches(StoreUse::kSoftmaxRows, 8 * kMiB - 1));
+  EXPECT_TRUE(BeyondCaches(StoreUse::kSoftmaxRows, 8 * kMiB));
+}
+
+// An array beyond the caches, its inputs prefetched ahead of the loop (to
+// and past its end), gives the bits of the same values computed in pieces
+// that are not (64K elements, as the server's chunks).
+TEST_F(StoresTest, LargeArraysGiveTheBitsOfTheirPieces) {
+  const std::vector<float> x = Uniform(kElementwise, 5);
+  const std::vector<float> g = Uniform(kElementwise, 6);
+  constexpr size_t kPiece = 65536;
+  for (const Function f :
+       {Function::kSigmoid, Function::kGelu, Function::kGeluTanh}) {
+    for (const bool vjp : {false, true}) {
+      SCOPED_TRACE(testing::Message() << FunctionName(f) << " vjp " << vjp);
+      const auto run = [&](size_t begin, size_t n, float* y) {
+        const auto xs = absl::MakeConstSpan(x).subspan(begin, n);
+        const auto ys = absl::MakeSpan(y, n);
+        if (vjp) {
+          Vjp<float>(f, 0.0, xs, absl::MakeConstSpan(g).subspan(begin, n), ys);
+        } else {
+          Evaluate<float>(f, 0.0, xs, ys);
+        }
+      };
+      std::vector<float> whole(x.size()), pieces(x.size());
+      run(0, x.size(), whole.data());
+      for (size_t i = 0; i < x.size(); i += kPiece) {
+        run(i, std::min(kPiece, x.size() - i), pieces.data() + i);
+      }
+      EXPECT_EQ(std::memcmp(whole.data(), pieces.data(), x.size() * 4), 0);
+    }
+  }
 }
 
 TEST_F(StoresTest, ElementwiseResultsAreTheSameEitherWay) {
