@@ -18,9 +18,9 @@
 //    The VJP g f' is formed from f' as an unrounded pair hi + lo
 //    (EvalVjp, VjpFromPair): f' rounded first, at up to 4 ULP, would leave
 //    no room in the budget for the product's rounding.
-//  - float32 on AVX-512 (16 lanes): gelu f, and the VJP and f' of gelu and
+//  - float32 on AVX-512 (16 lanes): f, f' and the VJP of gelu and
 //    gelu_tanh, from 32 table-driven polynomial pieces of width 1/4
-//    (GeluPieces, GeluPrimePieces, GeluTanhPrimePieces in
+//    (GeluPieces, GeluTanhPieces, GeluPrimePieces, GeluTanhPrimePieces in
 //    core/gelu_pieces-inl.h; coefficients picked per lane by vpermt2ps) where x
 //    lies in their range, which holds most of a network's pre-activations; the
 //    lanes below it (the tail) by the formulas above, gathered densely by the
@@ -608,6 +608,40 @@ struct GeluTanhK : FromFiniteSplitVjp<GeluTanhK, GeluTanhPrimePieces> {
     const V vh = hn::Mul(x, mh);
     *vl = hn::MulAdd(x, ml, TwoProdLo(d, x, mh, vh));
     return vh;
+  }
+  // f: on AVX-512 (float32 lanes), GeluTanhPieces where x >= its kLo, the
+  // pair form (EvalFinite) below it; through the array loop's MapSplit
+  // (SplitValue, TailValue), or a vector at a time here (the loop's
+  // remainders, the half types). Which one depends on the lane's x only.
+  static constexpr bool kSplitTail = GeluTanhPieces::kEnabled;
+  template <int kOrder, class D, class V = hn::Vec<D>>
+  HWY_INLINE V Eval(D d, V x) const {
+    if constexpr (kOrder == 0 && Enabled<D>()) {
+      hn::Mask<D> tail;
+      const V pieces = SplitValue(d, x, &tail);
+      if (HWY_LIKELY(hn::AllFalse(d, tail))) return pieces;
+      return hn::IfThenElse(tail, TailValue(d, x), pieces);
+    }
+    return FromFiniteSplitVjp<GeluTanhK, GeluTanhPrimePieces>::Eval<kOrder>(d,
+                                                                            x);
+  }
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V SplitValue(D d, V x, hn::Mask<D>* tail) const {
+    *tail = hn::Not(hn::Ge(x, hn::Set(d, GeluTanhPieces::kLo)));
+    return GeluTanhPieces::Value(d, x);
+  }
+  // f of the lanes below GeluTanhPieces::kLo (and NaN, -inf): EvalFinite<0>'s
+  // x < 0 formula, which is what it gives there, without the other sign's.
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V TailValue(D d, V x) const {
+    using T = hn::TFromD<D>;
+    const V xc = hn::Max(x, hn::Set(d, -Consts<T>::kClamp));
+    V vl, x2, x2l;
+    const V vh = VPair(d, xc, &vl, &x2, &x2l);
+    const V sc = hn::Set(d, T(kExpLoScale));
+    const V es = ExpLo(d, vh, vl);
+    const V ope = hn::MulAdd(es, sc, hn::Set(d, T(1)));
+    return FixNonFinite<0>(d, x, DivNR(d, hn::Mul(hn::Mul(xc, es), sc), ope));
   }
   // The VJP of the lanes at or below GeluTanhPrimePieces::kLo (and NaN,
   // -inf): on AVX-512 (float32 lanes), TailPiecesVjp where x >= -17.5

@@ -1,9 +1,10 @@
 // The table-driven pieces of gelu and gelu_tanh on AVX-512 (float32 lanes):
-// x Phi(x) and erfcx/2 for gelu f, gelu' and gelu_tanh' for the VJP, each on 32
-// pieces whose coefficients a two-table permute picks per lane. Used by the
-// kernels of core/gelu-inl.h (GeluK, GeluTanhK); coefficients from
-// scripts/fit_gelu_pieces.py. Elsewhere (kEnabled false) the kernels keep
-// their formulas. Max error: stated per table below (in float32 ULP).
+// x Phi(x) and erfcx/2 for gelu f, x sigma(v) for gelu_tanh f, gelu' and
+// gelu_tanh' for the VJP, each on 32 pieces whose coefficients a two-table
+// permute picks per lane. Used by the kernels of core/gelu-inl.h (GeluK,
+// GeluTanhK); coefficients from scripts/fit_gelu_pieces.py. Elsewhere
+// (kEnabled false) the kernels keep their formulas. Max error: stated per
+// table below (in float32 ULP).
 
 // Per-target include guard (the skeleton.cc pattern).
 #if defined(ACTSVC_CORE_GELU_PIECES_INL_H_) == defined(HWY_TARGET_TOGGLE)
@@ -208,6 +209,96 @@ struct GeluTailPieces {
   template <class D, class V = hn::Vec<D>>
   static HWY_INLINE V Value(D d, V a) {
     return PiecesPolynomial<kDegree>(d, kC, a, 4.0f, 0.0f);
+  }
+#endif
+};
+
+// gelu_tanh f on AVX-512 (16 float32 lanes) where -2.625 <= x < 5.375, as
+// GeluPieces for gelu: x sigma(v(x)), v = c1 x + c3 x^3, sigma(v(c_k + y)) ~
+// P_k(y) on the same 32 pieces of width 1/4 centred on c_k = (k - 10)/4, P_k
+// of degree 5 (scripts/fit_gelu_pieces.py: 1.93 ULP in its float32
+// emulation). Beyond 5.375 (v > 19.6, 1 - sigma < 2^-28), gelu_tanh(x)
+// rounds to x. Below -2.625 the exact pair v of GeluTanhK::EvalFinite keeps
+// the relative accuracy that the exponential's argument would lose.
+struct GeluTanhPieces {
+  static constexpr float kLo = GeluPieces::kLo, kHi = GeluPieces::kHi;
+  static constexpr int kDegree = 5;
+  // kC[i]: the coefficient of y^(kDegree - i) of each piece.
+  alignas(64) static constexpr float kC[kDegree + 1][32] = {
+      {5.530368071e-04f,  -4.646272573e-04f, -2.079374390e-03f,
+       -4.041479435e-03f, -5.691071507e-03f, -6.050660275e-03f,
+       -4.290450830e-03f, -3.940012539e-04f, 4.514181521e-03f,
+       8.585099131e-03f,  1.016759686e-02f,  8.610475808e-03f,
+       4.555511288e-03f,  -3.521539329e-04f, -4.262819421e-03f,
+       -6.044437177e-03f, -5.703732837e-03f, -4.064335022e-03f,
+       -2.103173640e-03f, -4.832149716e-04f, 5.420552334e-04f,
+       1.002177130e-03f,  1.052948879e-03f,  8.732756833e-04f,
+       6.134339492e-04f,  3.728980082e-04f,  1.973301551e-04f,
+       9.090481763e-05f,  3.636768452e-05f,  1.259058354e-05f,
+       3.756427986e-06f,  9.613806924e-07f},
+      {5.733243655e-03f,  5.832817871e-03f,  4.271217622e-03f,
+       4.264511226e-04f,  -5.756793078e-03f, -1.328206714e-02f,
+       -1.996379346e-02f, -2.303592674e-02f, -2.043595910e-02f,
+       -1.203922275e-02f, -1.005214106e-10f, 1.203919388e-02f,
+       2.043586783e-02f,  2.303578891e-02f,  1.996367238e-02f,
+       1.328203361e-02f,  5.756875034e-03f,  -4.262810689e-04f,
+       -4.271016456e-03f, -5.832640920e-03f, -5.733127706e-03f,
+       -4.717304837e-03f, -3.400560468e-03f, -2.181723248e-03f,
+       -1.250484609e-03f, -6.392461946e-04f, -2.902602137e-04f,
+       -1.164686255e-04f, -4.107123095e-05f, -1.265678839e-05f,
+       -3.389187441e-06f, -7.840768035e-07f},
+      {1.545466855e-02f,  2.136013657e-02f,  2.660624869e-02f,
+       2.919082902e-02f,  2.672369033e-02f,  1.724694297e-02f,
+       4.115334013e-04f,  -2.155767195e-02f, -4.388405755e-02f,
+       -6.061054394e-02f, -6.681921333e-02f, -6.061103940e-02f,
+       -4.388486594e-02f, -2.155848779e-02f, 4.109939910e-04f,
+       1.724682190e-02f,  2.672393620e-02f,  2.919127420e-02f,
+       2.660671249e-02f,  2.136049792e-02f,  1.545488276e-02f,
+       1.017480623e-02f,  6.110072136e-03f,  3.340685274e-03f,
+       1.655859640e-03f,  7.398754242e-04f,  2.961565333e-04f,
+       1.055117536e-04f,  3.324133650e-05f,  9.201453395e-06f,
+       2.223619504e-06f,  4.661581556e-07f},
+      {2.228678763e-02f,  3.608494624e-02f,  5.416904017e-02f,
+       7.533336431e-02f,  9.668976068e-02f,  1.136531606e-01f,
+       1.206977293e-01f,  1.129634976e-01f,  8.826020360e-02f,
+       4.854557291e-02f,  -9.186743380e-12f, -4.854557291e-02f,
+       -8.826020360e-02f, -1.129634976e-01f, -1.206977218e-01f,
+       -1.136531606e-01f, -9.668976068e-02f, -7.533337176e-02f,
+       -5.416904390e-02f, -3.608494997e-02f, -2.228678949e-02f,
+       -1.274026744e-02f, -6.716449279e-03f, -3.248922992e-03f,
+       -1.433466095e-03f, -5.731520359e-04f, -2.062875137e-04f,
+       -6.638313062e-05f, -1.897126276e-05f, -4.782810265e-06f,
+       -1.056660722e-06f, -2.032301012e-07f},
+      {1.759411395e-02f, 3.200178593e-02f, 5.440020561e-02f, 8.669365942e-02f,
+       1.297753900e-01f, 1.826570183e-01f, 2.417720854e-01f, 3.008766770e-01f,
+       3.518837690e-01f, 3.866107762e-01f, 3.989422917e-01f, 3.866107762e-01f,
+       3.518837690e-01f, 3.008766770e-01f, 2.417721003e-01f, 1.826570183e-01f,
+       1.297753900e-01f, 8.669365942e-02f, 5.440020561e-02f, 3.200178593e-02f,
+       1.759411208e-02f, 9.002667852e-03f, 4.265543539e-03f, 1.860615448e-03f,
+       7.424858049e-04f, 2.692872367e-04f, 8.817118214e-05f, 2.588741700e-05f,
+       6.769731044e-06f, 1.566225365e-06f, 3.184404704e-07f, 5.651901702e-08f},
+      {6.033706479e-03f, 1.208947971e-02f, 2.270115353e-02f, 4.011692479e-02f,
+       6.695228070e-02f, 1.058286354e-01f, 1.588080078e-01f, 2.267192602e-01f,
+       3.085719943e-01f, 4.012986124e-01f, 5.000000000e-01f, 5.987014174e-01f,
+       6.914280057e-01f, 7.732807398e-01f, 8.411920071e-01f, 8.941713572e-01f,
+       9.330477118e-01f, 9.598830938e-01f, 9.772988558e-01f, 9.879105091e-01f,
+       9.939662814e-01f, 9.971916080e-01f, 9.987875223e-01f, 9.995173216e-01f,
+       9.998239279e-01f, 9.999415278e-01f, 9.999824166e-01f, 9.999952316e-01f,
+       9.999988675e-01f, 9.999997616e-01f, 9.999999404e-01f, 1.000000000e+00f},
+  };
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  static constexpr bool kEnabled = true;
+  // x sigma(v(x)) (x for x >= kHi): every lane, valid where kLo <= x.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Value(D d, V x) {
+    const V p = PiecesPolynomial<kDegree>(d, kC, x, 4.0f, 10.0f);
+    return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), x, hn::Mul(x, p));
+  }
+#else
+  static constexpr bool kEnabled = false;
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Value(D, V x) {  // not called
+    return x;
   }
 #endif
 };

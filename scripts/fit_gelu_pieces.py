@@ -24,6 +24,10 @@ the root; prints zh, zl, the table and its maximum error in float32.
 GeluTanhPrimePieces: the same for gelu_tanh'(x) = s + x v' s (1 - s), s =
 sigma(v), v = c1 x + c3 x^3 (beyond 6.125 it too rounds to 1).
 
+GeluTanhPieces: gelu_tanh f on the same 32 pieces as GeluPieces: sigma(v(c_k +
+y)) ~ P_k(y), v = c1 x + c3 x^3, degree 5, fit the same way; prints its
+table and the maximum error of x P_k(y) against x sigma(v(x)).
+
 GeluTanhTailPieces: below that range gelu_tanh'(x) = e q(x), e = e^v,
 q(x) = (1 + e + x v') / (1 + e)^2, for x in [-17.5, -1.875] on 32 pieces of
 width 1/2 centred on m/2, m = round(2x) = -35..-4, in column m mod 32, of
@@ -54,10 +58,6 @@ def fit_relative(fun, c, deg, n):
         coef.append(cr)
         fixed = fixed + F64(cr) * y**k
     return coef
-
-
-def fit_piece(c):
-    return fit_relative(ndtr, c, DEG, 200)
 
 
 def fma32(a, b, c):
@@ -192,18 +192,30 @@ def gelu_tanh_tail_table(deg=5, width=0.5):
     print_table(table)
 
 
-def main():
-    table = np.array([fit_piece((k - K0) * WIDTH) for k in range(PIECES)],
-                     dtype=F32)
+def gelu_tanh_sigma(x):
+    c1 = 2 * np.sqrt(2 / np.pi)
+    c3 = 0.044715 * c1
+    return 1 / (1 + np.exp(-(c1 * x + c3 * x**3)))
+
+
+def value_table(fun, name, deg=DEG):
+    """x fun(x) on the pieces of GeluPieces: fun's table and its error."""
+    table = np.array([fit_relative(fun, (k - K0) * WIDTH, deg, 200)
+                      for k in range(PIECES)], dtype=F32)
     x = np.linspace(-2.625, 5.375, 4000001, endpoint=False).astype(F32)
     t, _, y = piece_index(x, WIDTH, K0)
     f = (x * horner_pieces(table, t, y)).astype(F32)
-    ref = x.astype(F64) * ndtr(x.astype(F64))
+    ref = x.astype(F64) * fun(x.astype(F64))
     ok = np.abs(ref) > 1.2e-38
     err = ulp_errors(f[ok], ref[ok])
-    print("// GeluPieces: max |x P(y) - gelu(x)| = %.3f ULP at x = %.9g (every 1/500000)"
-          % (err.max(), x[ok][np.argmax(err)]))
+    print("// %s: max |x P(y) - f(x)| = %.3f ULP at x = %.9g (every 1/500000)"
+          % (name, err.max(), x[ok][np.argmax(err)]))
     print_table(table)
+
+
+def main():
+    value_table(ndtr, "GeluPieces")
+    value_table(gelu_tanh_sigma, "GeluTanhPieces")
     tail_table()
     prime_table()
     prime_table(fun=gelu_tanh_prime, name="GeluTanhPrimePieces")
