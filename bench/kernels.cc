@@ -591,10 +591,11 @@ int main(int argc, char** argv) {
   using actsvc::StoreUse;
   std::fprintf(stderr,
                "actsvc kernels: %s; non-temporal stores (%s): elementwise "
-               "%s, softmax rows %s\n",
+               "%s, softmax rows %s, half tables %s\n",
                actsvc::KernelTargetName(), actsvc::StoreVendorName(),
                UseNonTemporalStores(StoreUse::kElementwise) ? "on" : "off",
-               UseNonTemporalStores(StoreUse::kSoftmaxRows) ? "on" : "off");
+               UseNonTemporalStores(StoreUse::kSoftmaxRows) ? "on" : "off",
+               UseNonTemporalStores(StoreUse::kHalfTables) ? "on" : "off");
   actsvc::RegisterAll();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

@@ -50,6 +50,8 @@ bool UseNonTemporalStores(StoreUse use) {
       return true;
     case StoreUse::kSoftmaxRows:
       return CpuVendor() != Vendor::kAmd;
+    case StoreUse::kHalfTables:
+      return CpuVendor() != Vendor::kIntel;
   }
   return true;
 }

@@ -13,6 +13,9 @@
 //  - softmax rows: on, but off on AMD, where they cost 20-40% at 16M
 //    elements (rows of 1,000 float32 values end mid cache line, so that
 //    lines are written in two parts).
+//  - the half types' table lookups (64-bit movnti, four results each): on,
+//    but off on Intel, where they ran at 0.4x plain stores (Xeon, 16M
+//    float16 sigmoid and gelu f: 1.0 against 2.6-2.8 elements/ns).
 // The results are the same either way; only the speed differs.
 #ifndef ACTSVC_CORE_STORES_H_
 #define ACTSVC_CORE_STORES_H_
@@ -25,6 +28,7 @@ namespace actsvc {
 enum class StoreUse : int {
   kElementwise = 0,  // the elementwise array loops, float32 to bfloat16
   kSoftmaxRows = 1,  // core/softmax.cc's row kernel
+  kHalfTables = 2,   // core/activation_half_table.cc's lookups
 };
 
 // The choice, overridable for a whole process.

@@ -53,10 +53,21 @@ class StoresTest : public ::testing::Test {
 
 TEST_F(StoresTest, TheOverrideTakesAndByCpuIsTheDefault) {
   const std::string vendor = StoreVendorName();
-  for (const StoreUse use : {StoreUse::kElementwise, StoreUse::kSoftmaxRows}) {
+  for (const StoreUse use : {StoreUse::kElementwise, StoreUse::kSoftmaxRows,
+                             StoreUse::kHalfTables}) {
     SCOPED_TRACE(testing::Message() << vendor << " " << static_cast<int>(use));
     const bool by_cpu = UseNonTemporalStores(use);
-    EXPECT_EQ(by_cpu, use == StoreUse::kElementwise || vendor != "AMD");
+    switch (use) {
+      case StoreUse::kElementwise:
+        EXPECT_TRUE(by_cpu);
+        break;
+      case StoreUse::kSoftmaxRows:
+        EXPECT_EQ(by_cpu, vendor != "AMD");
+        break;
+      case StoreUse::kHalfTables:
+        EXPECT_EQ(by_cpu, vendor != "Intel");
+        break;
+    }
     SetNonTemporalStores(NonTemporalStores::kOn);
     EXPECT_TRUE(UseNonTemporalStores(use));
     SetNonTemporalStores(NonTemporalStores::kOff);
