@@ -54,6 +54,29 @@ HWY_INLINE V PiecesPolynomial(D d, const float (*c)[32], V x, float scale,
 }
 #endif
 
+// x P_k(y) for the tables of f (GeluPieces, GeluTanhPieces): Table::kC on
+// the 32 pieces of width 1/4 centred on c_k = (k - 10)/4, over [kLo, kHi),
+// and x itself from kHi on, where both functions round to x.
+template <class Table>
+struct XTimesPieces {
+  static constexpr float kLo = -2.625f, kHi = 5.375f;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+  static constexpr bool kEnabled = true;
+  // x P(y) (x for x >= kHi): every lane, valid where kLo <= x.
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Value(D d, V x) {
+    const V p = PiecesPolynomial<Table::kDegree>(d, Table::kC, x, 4.0f, 10.0f);
+    return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), x, hn::Mul(x, p));
+  }
+#else
+  static constexpr bool kEnabled = false;
+  template <class D, class V = hn::Vec<D>>
+  static HWY_INLINE V Value(D, V x) {  // not called
+    return x;
+  }
+#endif
+};
+
 // gelu f on AVX-512 (16 float32 lanes) where -2.625 <= x < 5.375:
 // x Phi(x), Phi(c_k + y) ~ P_k(y) on 32 pieces of width 1/4 centred on
 // c_k = (k - 10)/4, |y| <= 1/8, P_k of degree 5, its coefficients picked
@@ -64,8 +87,7 @@ HWY_INLINE V PiecesPolynomial(D d, const float (*c)[32], V x, float scale,
 // + 10 in its low mantissa bits, which the permute reads as the index, and
 // y = x - round(4x)/4 is exact. Normal(0, 1) inputs lie in that range but
 // for 0.4 percent of them; beyond 5.375, gelu(x) rounds to x.
-struct GeluPieces {
-  static constexpr float kLo = -2.625f, kHi = 5.375f;
+struct GeluPieces : XTimesPieces<GeluPieces> {
   static constexpr int kDegree = 5;
   // kC[i]: the coefficient of y^(kDegree - i) of each piece.
   alignas(64) static constexpr float kC[kDegree + 1][32] = {
@@ -130,21 +152,6 @@ struct GeluPieces {
        9.997673631e-01f, 9.999116063e-01f, 9.999683499e-01f, 9.999893308e-01f,
        9.999966025e-01f, 9.999989867e-01f, 9.999997020e-01f, 9.999999404e-01f},
   };
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  static constexpr bool kEnabled = true;
-  // x Phi(x) (x for x >= kHi): every lane, valid where kLo <= x.
-  template <class D, class V = hn::Vec<D>>
-  static HWY_INLINE V Value(D d, V x) {
-    const V p = PiecesPolynomial<kDegree>(d, kC, x, 4.0f, 10.0f);
-    return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), x, hn::Mul(x, p));
-  }
-#else
-  static constexpr bool kEnabled = false;
-  template <class D, class V = hn::Vec<D>>
-  static HWY_INLINE V Value(D, V x) {  // not called
-    return x;
-  }
-#endif
 };
 
 // h(a) = erfcx(a/sqrt2)/2 (ErfcxHalf) on AVX-512 for 2.625 < a < 10.625,
@@ -220,8 +227,7 @@ struct GeluTailPieces {
 // emulation). Beyond 5.375 (v > 19.6, 1 - sigma < 2^-28), gelu_tanh(x)
 // rounds to x. Below -2.625 the exact pair v of GeluTanhK::EvalFinite keeps
 // the relative accuracy that the exponential's argument would lose.
-struct GeluTanhPieces {
-  static constexpr float kLo = GeluPieces::kLo, kHi = GeluPieces::kHi;
+struct GeluTanhPieces : XTimesPieces<GeluTanhPieces> {
   static constexpr int kDegree = 5;
   // kC[i]: the coefficient of y^(kDegree - i) of each piece.
   alignas(64) static constexpr float kC[kDegree + 1][32] = {
@@ -286,21 +292,6 @@ struct GeluTanhPieces {
        9.998239279e-01f, 9.999415278e-01f, 9.999824166e-01f, 9.999952316e-01f,
        9.999988675e-01f, 9.999997616e-01f, 9.999999404e-01f, 1.000000000e+00f},
   };
-#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-  static constexpr bool kEnabled = true;
-  // x sigma(v(x)) (x for x >= kHi): every lane, valid where kLo <= x.
-  template <class D, class V = hn::Vec<D>>
-  static HWY_INLINE V Value(D d, V x) {
-    const V p = PiecesPolynomial<kDegree>(d, kC, x, 4.0f, 10.0f);
-    return hn::IfThenElse(hn::Ge(x, hn::Set(d, kHi)), x, hn::Mul(x, p));
-  }
-#else
-  static constexpr bool kEnabled = false;
-  template <class D, class V = hn::Vec<D>>
-  static HWY_INLINE V Value(D, V x) {  // not called
-    return x;
-  }
-#endif
 };
 
 // q(x) = (1 + e + x v') / (1 + e)^2, e = e^v, v = c1 x + c3 x^3, so that
