@@ -23,9 +23,17 @@ pass+=(${unparsed[@]+"${unparsed[@]}"})
   exit 2
 }
 out="$(mktemp -d /tmp/actsvc-compare.XXXXXX)"
+# service.sh also runs the echo baseline: the one beside the client's build.
+echo_server="$(dirname "$(readlink -f "$client")")/../bench/actsvc-echo-server"
+[[ -x "$echo_server" ]] || {
+  echo "need the echo baseline $echo_server (its build's actsvc-echo-server target)" >&2
+  exit 2
+}
 for side in a b; do
-  mkdir -p "$out/build-$side/server" "$out/build-$side/client"
+  mkdir -p "$out/build-$side/server" "$out/build-$side/client" \
+    "$out/build-$side/bench"
   ln -sf "$(readlink -f "$client")" "$out/build-$side/client/actsvc"
+  ln -sf "$(readlink -f "$echo_server")" "$out/build-$side/bench/actsvc-echo-server"
 done
 ln -sf "$(readlink -f "$a")" "$out/build-a/server/actsvc-server"
 ln -sf "$(readlink -f "$b")" "$out/build-b/server/actsvc-server"
