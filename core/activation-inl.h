@@ -426,26 +426,11 @@ inline bool StreamArray(size_t bytes) {
 }
 
 // Whether the inputs of an array of `bytes` bytes are prefetched ahead of
-// the loop: beyond the caches (core/stores.h). Not below: at 64K elements,
-// in L2, the prefetches cost 10-18% (BENCHMARKS.md, "Prefetching the
-// inputs").
+// the loop (PrefetchAhead, core/stores.h): beyond the caches. Not below: at
+// 64K elements, in L2, the prefetches cost 10-18% (BENCHMARKS.md, "Session
+// 12: an Intel guest").
 inline bool PrefetchArray(size_t bytes) {
   return BeyondCaches(StoreUse::kElementwise, bytes);
-}
-
-// Prefetches `bytes` bytes of input at p + kPrefetchAhead bytes. The CPU's
-// own prefetchers stop at 4 KiB page boundaries; a loop whose vectors take
-// long to compute then waits for memory at each page instead of computing
-// while it arrives (16M elements on an Intel Xeon: sigmoid 1.4 -> 2.5
-// elements/ns, gelu_tanh 0.75 -> 1.4). The address is formed as an
-// integer: it may lie past the array's end (a prefetch never faults).
-constexpr uintptr_t kPrefetchAhead = 4096;
-template <size_t kBytes>
-HWY_INLINE void PrefetchAhead(const void* p) {
-  const uintptr_t at = reinterpret_cast<uintptr_t>(p) + kPrefetchAhead;
-  for (size_t b = 0; b < kBytes; b += 64) {
-    hwy::Prefetch(reinterpret_cast<const uint8_t*>(at + b));
-  }
 }
 
 // y[i, i + count) for count <= one vector, through a padded vector.

@@ -266,11 +266,9 @@ __attribute__((optimize("no-tree-vectorize")))
 #endif
 void LookupScalar(const uint16_t* t, const uint16_t* x, uint16_t* y, size_t n,
                   bool stream, bool prefetch) {
-  // One 64-byte line of x 4 KiB ahead per 32 elements.
+  // One 64-byte line of x ahead per 32 elements.
   const auto ahead = [&](size_t i) {
-    if (prefetch && i % 32 == 0) {
-      hwy::Prefetch(reinterpret_cast<const uint8_t*>(x + i) + 4096);
-    }
+    if (prefetch && i % 32 == 0) PrefetchAhead<64>(x + i);
   };
   size_t i = 0;
   if (!stream && !prefetch) {
