@@ -57,6 +57,12 @@ struct ComputeContext {
   // built from its own memory, or that an in-process channel passed from
   // its sender.
   bool request_writable = false;
+  // Messages on the wire (wire.h): a request of at most this many bytes is
+  // parsed by protobuf whole, and response values under it are written
+  // into the response message, which protobuf then serializes. Below it
+  // the wire path's walk costs more than the copies it saves (BENCHMARKS.md,
+  // "Small calls"). 0: every value travels apart (the wire path's tests).
+  int64_t small_message_bytes = kDefaultSmallMessageBytes;
   // When > 0, the call is computing on the gRPC thread that read its small
   // request (calls.cc): a dense Jacobian whose response would be larger
   // returns NeedsComputeThread() before any work, and runs again on the

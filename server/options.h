@@ -21,6 +21,11 @@ inline constexpr int64_t kDefaultChunkElements = 65536;
 // Work of at least this many elements splits its chunks over the compute
 // threads (server/parallel.h).
 inline constexpr int64_t kDefaultParallelThresholdElements = int64_t{1} << 20;
+// Requests up to this size are parsed by protobuf whole, and response
+// values under it written into the message (ComputeContext::
+// small_message_bytes; the crossover measured in BENCHMARKS.md, "Small
+// calls").
+inline constexpr int64_t kDefaultSmallMessageBytes = 20 << 10;
 // Threads of the HTTP endpoint that read requests and write answers.
 inline constexpr int kDefaultHttpThreads = 2;
 // Free memory kept for the next calls (server/memory.h).

@@ -5,6 +5,8 @@
 // one file.
 #include "server/wire.h"
 
+#include <grpcpp/impl/codegen/proto_utils.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -372,6 +374,11 @@ OwnedBuffer& OwnedBuffer::operator=(OwnedBuffer&& other) noexcept {
 bool WireRequest::Parse(const grpc::ByteBuffer& bytes, Message* message) {
   slices_.clear();
   fields_.clear();
+  if (static_cast<int64_t>(bytes.Length()) <= small_bytes_) {
+    grpc::ByteBuffer shared = bytes;  // its slices; Deserialize consumes it
+    return grpc::SerializationTraits<Message>::Deserialize(&shared, message)
+        .ok();
+  }
   if (!bytes.Dump(&slices_).ok()) return false;
   std::vector<absl::string_view> spans;
   spans.reserve(slices_.size());
@@ -658,6 +665,15 @@ void Insert(Table table, Cursor* c, int64_t end, const Descriptor* type,
 
 absl::Status WireResponse::Serialize(const Message& response,
                                      grpc::ByteBuffer* out) {
+  if (buffers_.empty()) {
+    bool own_buffer = false;
+    const grpc::Status serialized =
+        grpc::SerializationTraits<Message>::Serialize(response, out,
+                                                      &own_buffer);
+    if (serialized.ok()) return absl::OkStatus();
+    return absl::InternalError(absl::StrCat(
+        "cannot serialize the ", response.GetDescriptor()->full_name()));
+  }
   std::set<const Message*> targets;
   for (const Buffer& b : buffers_) targets.insert(b.holder);
   std::map<std::vector<int>, const Message*> paths;

@@ -23,6 +23,13 @@
 // the way to one given twice, groups, anything malformed) is parsed by
 // protobuf whole instead, and a response is byte-identical to the
 // protobuf-serialized message.
+//
+// Small messages travel whole: a request of at most `small_bytes` (the
+// constructors' argument; ComputeContext::small_message_bytes in the
+// server) is parsed by protobuf, and a response whose values were all
+// written into the message (TakesApart false) is serialized by it. Below
+// a few KiB the skeleton's walk costs more than the copies it saves
+// (bench/call_body.cc; BENCHMARKS.md, "Small calls").
 #ifndef ACTSVC_SERVER_WIRE_H_
 #define ACTSVC_SERVER_WIRE_H_
 
@@ -76,8 +83,12 @@ struct WireField {
 // A request's data fields as they lie in its received bytes.
 class WireRequest {
  public:
-  // `fields`: the protocol's data fields; the table must outlive this.
-  explicit WireRequest(absl::Span<const WireField> fields) : table_(fields) {}
+  // `fields`: the protocol's data fields; the table must outlive this. A
+  // request of at most `small_bytes` bytes is parsed whole (nothing read
+  // apart).
+  explicit WireRequest(absl::Span<const WireField> fields,
+                       int64_t small_bytes = 0)
+      : table_(fields), small_bytes_(small_bytes) {}
   WireRequest(WireRequest&&) = default;
   WireRequest& operator=(WireRequest&&) = default;
 
@@ -142,6 +153,7 @@ class WireRequest {
   std::vector<grpc::Slice> SubSlices(const Field& field) const;
 
   absl::Span<const WireField> table_;
+  int64_t small_bytes_ = 0;
   std::vector<grpc::Slice> slices_;
   std::vector<Field> fields_;
   int writable_fields_ = 0;
@@ -151,9 +163,16 @@ class WireRequest {
 class WireResponse {
  public:
   // `fields`: the protocol's data fields; the table must outlive this.
-  explicit WireResponse(absl::Span<const WireField> fields) : table_(fields) {}
+  // Values under `small_bytes` bytes are the message's to hold (TakesApart).
+  explicit WireResponse(absl::Span<const WireField> fields,
+                        int64_t small_bytes = 0)
+      : table_(fields), small_bytes_(small_bytes) {}
   WireResponse(WireResponse&&) = default;
   WireResponse& operator=(WireResponse&&) = default;
+
+  // Whether a value of `bytes` bytes should travel apart (Allocate), rather
+  // than in the message: from `small_bytes` on.
+  bool TakesApart(int64_t bytes) const { return bytes >= small_bytes_; }
 
   // `bytes` bytes, 64-byte aligned, that become the index-th value (0 for a
   // field that is not a repeated bytes field) of data field `number` of
@@ -188,7 +207,8 @@ class WireResponse {
   }
 
   // `response` with the allocated fields in their places, as slices: the
-  // skeleton's bytes copied, each data buffer handed to gRPC as it is.
+  // skeleton's bytes copied, each data buffer handed to gRPC as it is
+  // (nothing allocated or resent: protobuf's serialization of `response`).
   absl::Status Serialize(const google::protobuf::Message& response,
                          grpc::ByteBuffer* out);
 
@@ -204,6 +224,7 @@ class WireResponse {
     const WireRequest::Field* from = nullptr;
   };
   absl::Span<const WireField> table_;
+  int64_t small_bytes_ = 0;
   std::vector<Buffer> buffers_;
 };
 

@@ -404,8 +404,10 @@ void* MessageSink::Allocate(OutputRole role, DType dtype,
   out->set_dtype(ToProto(dtype));
   const int64_t element_size = DTypeSize(dtype);
   // Typed half values are computed apart and widened into float_data by
-  // Finish, into the message or a wire buffer.
-  if (wire_ != nullptr && !(encoding_ == Encoding::kTyped && IsHalf(dtype))) {
+  // Finish, into the message or a wire buffer. Small values go into the
+  // message (WireResponse::TakesApart).
+  if (wire_ != nullptr && wire_->TakesApart(elements * element_size) &&
+      !(encoding_ == Encoding::kTyped && IsHalf(dtype))) {
     return wire_->Allocate(out, OutputField(encoding_, dtype),
                            elements * element_size);
   }
@@ -455,7 +457,8 @@ void MessageSink::Finish() {
   for (TypedHalf& t : typed_halves_) {
     v1::Tensor* tensor = targets_[static_cast<int>(t.role)];
     float* to;
-    if (wire_ != nullptr) {
+    if (wire_ != nullptr &&
+        wire_->TakesApart(t.elements * static_cast<int64_t>(sizeof(float)))) {
       to = static_cast<float*>(
           wire_->Allocate(tensor, v1::Tensor::kFloatDataFieldNumber,
                           t.elements * static_cast<int64_t>(sizeof(float))));

@@ -36,7 +36,7 @@ absl::Status WireBody(const grpc::ByteBuffer& request_bytes,
   // Parsing a large request takes a while: not for a call already dead.
   if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
   Request request;
-  WireRequest in(TensorWireFields());
+  WireRequest in(TensorWireFields(), context.small_message_bytes);
   if (!in.Parse(request_bytes, &request)) {
     return absl::InvalidArgumentError(
         absl::StrCat("the request is not a valid ",
@@ -44,7 +44,7 @@ absl::Status WireBody(const grpc::ByteBuffer& request_bytes,
   }
   *elements = ElementsOf(request);
   Response response;
-  WireResponse out(TensorWireFields());
+  WireResponse out(TensorWireFields(), context.small_message_bytes);
   const TensorData data(&in);
   if (absl::Status status =
           kHandler(request, context, &response,
@@ -74,14 +74,14 @@ absl::Status StreamMessageBody(const grpc::ByteBuffer& request_bytes,
                                int64_t* elements,
                                grpc::ByteBuffer* response_bytes) {
   v1::StreamRequest request;
-  WireRequest in(TensorWireFields());
+  WireRequest in(TensorWireFields(), context.small_message_bytes);
   if (!in.Parse(request_bytes, &request)) {
     return absl::InvalidArgumentError(
         absl::StrCat("stream request #", index,
                      " is not a valid actsvc.v1.StreamRequest message"));
   }
   v1::StreamResponse response;
-  WireResponse out(TensorWireFields());
+  WireResponse out(TensorWireFields(), context.small_message_bytes);
   const TensorData data(&in);
   if (absl::Status status = HandleStreamRequest(
           request, context, &response,

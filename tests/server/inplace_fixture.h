@@ -141,6 +141,9 @@ class InPlaceTest : public ::testing::Test {
     ComputeContext context;
     context.max_message_bytes = int64_t{64} << 20;
     context.request_writable = true;
+    // Every value on the wire, however small the request: these tests are
+    // of the wire path (small messages whole: SmallMessageTest).
+    context.small_message_bytes = 0;
     return context;
   }
 
