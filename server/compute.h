@@ -51,8 +51,9 @@ struct ComputeContext {
   // The request's bytes are this call's alone, and may be overwritten: set
   // only for a message gRPC received over the network (calls.cc), whose
   // slices nothing else reads once delivered (wire.cc, "In place"). Then an
-  // elementwise RPC on raw_data (the own API) or an elementwise function
-  // model on raw_input_contents (KServe v2) computes in place, in the
+  // elementwise RPC on raw_data (the own API, a request over
+  // small_message_bytes) or an elementwise function model on
+  // raw_input_contents (KServe v2) computes in place, in the
   // request's memory, and sends those bytes back. Never for bytes a caller
   // built from its own memory, or that an in-process channel passed from
   // its sender.

@@ -133,6 +133,18 @@ Method InlineMethod(absl::string_view name, const InferenceService* service,
       });
 }
 
+// The wire for an inference whose request is `request_bytes`: a small one
+// (ComputeContext::small_message_bytes) was parsed whole and writes its
+// outputs into the message (a model's outputs are at most a few times its
+// inputs' size), which `out` then serializes as protobuf does.
+InferWire WireFor(const grpc::ByteBuffer& request_bytes,
+                  const ComputeContext& context, WireRequest* in,
+                  WireResponse* out) {
+  const bool small = static_cast<int64_t>(request_bytes.Length()) <=
+                     context.small_message_bytes;
+  return {in, small ? nullptr : out};
+}
+
 // ModelInfer: on the compute threads, or inline when small (calls.cc).
 Method ModelInferMethod(InferenceService* service) {
   Method infer = MakeMethod(kService, "ModelInfer", MethodKind::kUnary);
@@ -142,7 +154,7 @@ Method ModelInferMethod(InferenceService* service) {
     // Parsing a large request takes a while: not for a call already dead.
     if (absl::Status alive = context.CheckAlive(); !alive.ok()) return alive;
     inference::ModelInferRequest request;
-    WireRequest in(InferWireFields());
+    WireRequest in(InferWireFields(), context.small_message_bytes);
     if (absl::Status s = ParseRequest(request_bytes, &in, &request); !s.ok()) {
       return s;
     }
@@ -150,7 +162,8 @@ Method ModelInferMethod(InferenceService* service) {
     WireResponse out(InferWireFields());
     return service->Infer(
         request, context, elements, &response,
-        [&] { return out.Serialize(response, response_bytes); }, {&in, &out});
+        [&] { return out.Serialize(response, response_bytes); },
+        WireFor(request_bytes, context, &in, &out));
   };
   return infer;
 }
@@ -164,14 +177,15 @@ Method ModelStreamInferMethod(InferenceService* service) {
                             int64_t* elements,
                             grpc::ByteBuffer* response_bytes) -> absl::Status {
     inference::ModelInferRequest request;
-    WireRequest in(InferWireFields());
+    WireRequest in(InferWireFields(), context.small_message_bytes);
     inference::ModelStreamInferResponse response;
     WireResponse out(InferWireFields());
     absl::Status status = ParseRequest(request_bytes, &in, &request);
     if (status.ok()) {
       status = service->Infer(
           request, context, elements, response.mutable_infer_response(),
-          [&] { return out.Serialize(response, response_bytes); }, {&in, &out});
+          [&] { return out.Serialize(response, response_bytes); },
+          WireFor(request_bytes, context, &in, &out));
     }
     if (status.ok()) return absl::OkStatus();
     *elements = 0;

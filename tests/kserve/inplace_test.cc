@@ -27,6 +27,7 @@
 #include "server/kserve/models.h"
 #include "server/kserve/service.h"
 #include "server/method_table.h"
+#include "server/options.h"
 #include "server/wire.h"
 #include "tests/kserve/wire_requests.h"
 #include "tests/server/byte_buffers.h"
@@ -90,6 +91,9 @@ class KServeInPlaceTest : public ::testing::Test {
     ComputeContext context;
     context.max_message_bytes = int64_t{64} << 20;
     context.request_writable = writable;
+    // Every value on the wire, however small the request: these tests are
+    // of the wire path (small requests whole: SmallRequestsTravelWhole).
+    context.small_message_bytes = 0;
     return context;
   }
 
@@ -416,6 +420,35 @@ TEST_F(KServeInPlaceTest, MessagePathIsUnchanged) {
   ASSERT_TRUE(InferMessage(request, Context(false), &read_only).ok());
   EXPECT_TRUE(writable.SerializeAsString() == read_only.SerializeAsString());
   EXPECT_TRUE(request.SerializeAsString() == copy.SerializeAsString());
+}
+
+// A request of at most ComputeContext::small_message_bytes is parsed by
+// protobuf and answered from the message (what the message path answers,
+// its memory untouched); one byte over the limit, in place.
+TEST_F(KServeInPlaceTest, SmallRequestsTravelWhole) {
+  for (const Model* model : InPlaceModels()) {
+    SCOPED_TRACE(model->name);
+    const ModelInferRequest request = RawRequest(*model, "FP32", {2, 40}, 13);
+    ModelInferResponse expected;
+    ASSERT_TRUE(InferMessage(request, Context(), &expected).ok());
+    const std::string bytes = request.SerializeAsString();
+    const int64_t size = static_cast<int64_t>(bytes.size());
+    ASSERT_LE(size, kDefaultSmallMessageBytes);
+    for (const int64_t limit : {kDefaultSmallMessageBytes, size, size - 1}) {
+      ComputeContext context = Context();
+      context.small_message_bytes = limit;
+      OwnedRequest owned(bytes, {bytes.size() / 2});
+      grpc::ByteBuffer response;
+      ASSERT_TRUE(CallInfer(owned.buffer(), context, &response).ok());
+      EXPECT_TRUE(Flatten(response) == expected.SerializeAsString())
+          << "limit " << limit;
+      // (identity's values are its answer: in place, nothing changes.)
+      if (model->function != Function::kIdentity) {
+        EXPECT_EQ(owned.Bytes() != bytes, limit < size)
+            << "limit " << limit << ": computed in place only over it";
+      }
+    }
+  }
 }
 
 // An in-place inference counts in its model's statistics as any other.

@@ -119,6 +119,9 @@ class KServeWireTest : public ::testing::Test {
   static ComputeContext Context() {
     ComputeContext context;
     context.max_message_bytes = int64_t{64} << 20;
+    // Every value on the wire, however small the request (small requests
+    // whole: inplace_test.cc, SmallRequestsTravelWhole).
+    context.small_message_bytes = 0;
     return context;
   }
 
