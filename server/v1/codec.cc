@@ -257,19 +257,21 @@ absl::StatusOr<DecodedTensor> DecodeTensor(const v1::Tensor& tensor,
   } else {
     // Raw, or no data at all, which only an empty tensor may have.
     const int64_t expected_bytes = size * DTypeSize(*dtype);
-    const std::string layout =
-        absl::StrCat("shape ", ShapeString(shape), " x ", DTypeSize(*dtype),
-                     " bytes of ", DTypeName(*dtype));
+    // For the messages only: not formatted on a good request's path.
+    const auto layout = [&] {
+      return absl::StrCat("shape ", ShapeString(shape), " x ",
+                          DTypeSize(*dtype), " bytes of ", DTypeName(*dtype));
+    };
     if (!has_raw && size > 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, " has no data, expected ", expected_bytes,
-                       " bytes in ", name, ".raw_data (", layout, ") or ", size,
-                       " values in ", name, TypedField(*dtype)));
+                       " bytes in ", name, ".raw_data (", layout(), ") or ",
+                       size, " values in ", name, TypedField(*dtype)));
     }
     if (raw_size != expected_bytes) {
       return absl::InvalidArgumentError(
           absl::StrCat(name, ".raw_data has ", raw_size, " bytes, expected ",
-                       expected_bytes, " (", layout, ")"));
+                       expected_bytes, " (", layout(), ")"));
     }
     values_at = raw.bytes.data();  // nullptr when left where it lies
   }
