@@ -118,7 +118,7 @@ class MethodReactor : public grpc::ServerGenericBidiReactor {
   // The call's metrics and log line, with the elements of the requests
   // answered.
   void Record(const absl::Status& status) {
-    env_->calls->Record(index_, method_->name, context_->peer(), status,
+    env_->calls->Record(index_, method_->name, *context_, status,
                         MillisecondsSince(start_), elements_);
   }
 
@@ -248,9 +248,11 @@ class StreamReactor final : public MethodReactor {
       return;
     }
     elements_ += elements;
-    spdlog::debug("{} from {}: request #{} OK in {:.3f} ms",
-                  ToStd(method_->name), context_->peer(), message_,
-                  MillisecondsSince(start));
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("{} from {}: request #{} OK in {:.3f} ms",
+                    ToStd(method_->name), context_->peer(), message_,
+                    MillisecondsSince(start));
+    }
     StartWrite(&response_);
   }
 
@@ -307,16 +309,19 @@ int64_t CallTracker::CallsInFlight() const {
 }
 
 void CallTracker::Record(int method_index, absl::string_view name,
-                         absl::string_view peer, const absl::Status& status,
-                         double elapsed_ms, int64_t elements) {
+                         const grpc::ServerContextBase& context,
+                         const absl::Status& status, double elapsed_ms,
+                         int64_t elements) {
   metrics_->RecordCall(method_index, status.code(), elapsed_ms / 1000,
                        elements);
   if (status.ok()) {
-    spdlog::debug("{} from {}: OK in {:.3f} ms", ToStd(name), ToStd(peer),
-                  elapsed_ms);
+    if (spdlog::should_log(spdlog::level::debug)) {
+      spdlog::debug("{} from {}: OK in {:.3f} ms", ToStd(name), context.peer(),
+                    elapsed_ms);
+    }
   } else {
     spdlog::warn("{} from {} failed in {:.3f} ms: {}: {}", ToStd(name),
-                 ToStd(peer), elapsed_ms,
+                 context.peer(), elapsed_ms,
                  absl::StatusCodeToString(status.code()),
                  ToStd(status.message()));
   }
@@ -351,8 +356,8 @@ grpc::ServerUnaryReactor* GenericService::ServeRawUnary(
     status =
         method->unary(*request, env_.ContextFor(context), &elements, response);
   }
-  env_.calls->Record(env_.methods->IndexOf(method), method->name,
-                     context->peer(), status, MillisecondsSince(start),
+  env_.calls->Record(env_.methods->IndexOf(method), method->name, *context,
+                     status, MillisecondsSince(start),
                      status.ok() ? elements : 0);
   reactor->Finish(ToGrpcStatus(status));
   return reactor;

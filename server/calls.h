@@ -67,9 +67,11 @@ class CallTracker {
   int64_t CallsInFlight() const;
 
   // Logs the outcome of a call of metrics method `method_index` named `name`
-  // and counts it. `elements`: of the requests answered (0 for a failed
-  // unary call).
-  void Record(int method_index, absl::string_view name, absl::string_view peer,
+  // from `context`'s peer and counts it. `elements`: of the requests
+  // answered (0 for a failed unary call). The peer's name (a string gRPC
+  // builds under a lock) is asked for only when the line is logged.
+  void Record(int method_index, absl::string_view name,
+              const grpc::ServerContextBase& context,
               const absl::Status& status, double elapsed_ms,
               int64_t elements = 0);
 
