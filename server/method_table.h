@@ -5,6 +5,7 @@
 #ifndef ACTSVC_SERVER_METHOD_TABLE_H_
 #define ACTSVC_SERVER_METHOD_TABLE_H_
 
+#include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/proto_buffer_reader.h>
 #include <grpcpp/support/proto_buffer_writer.h>
