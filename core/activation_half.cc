@@ -12,11 +12,11 @@
 // midpoint for small float16 x, and its next term is below float32's
 // resolution, so that even a correctly rounded float32 kernel plus one
 // rounding misses 7 to 10 of the 65,536 float16 inputs (SPEC.md §1). Those
-// lanes, a few per thousand at most, are collected per chunk, recomputed
-// in this target's float64 kernel (within 4 float64 ULPs), rounded to odd in
-// float32 and from there to the half type; the rare lane that is still
-// ambiguous at float64 precision takes the long double reference
-// (core/reference.h), as CORE-MATH's rounding tests do.
+// lanes, a few per thousand at most, are collected, recomputed in this
+// target's float64 kernel (within 4 float64 ULPs) and rounded from there to
+// the half type; the rare lane that lies within that error of a rounding
+// boundary takes the long double reference (core/reference.h), as
+// CORE-MATH's rounding tests do.
 // K is the float32 kernels' budget (SPEC.md §4) plus one: 5 for f, f' and
 // the VJP (the float32 kernels' 4 ULP, the VJP's product included), 17 for f''.
 // bfloat16 shares float32's exponent range: a result below float32's
@@ -66,47 +66,47 @@ void ElementwiseF64(Function f, ElementwiseKind kind, double alpha,
 
 using internal::HalfParams;
 
-// The lanes flagged for recomputation are collected per chunk of this many
-// values (a multiple of every vector length) and resolved at its end.
+// The values are widened, computed and rounded in chunks of this many (a
+// multiple of every vector length).
 constexpr size_t kChunk = 1024;
 
-// v rounded to float32 toward zero, its last bit set when inexact (round to
-// odd): a second rounding from there, to a format with at least two bits
-// fewer, gives the correctly rounded result of v (Boldo and Melquiond).
-inline float RoundToOddF32(double v) {
-  float f = static_cast<float>(v);
-  if (static_cast<double>(f) == v || std::isnan(v)) return f;
-  if (std::fabs(static_cast<double>(f)) > std::fabs(v)) {
-    f = std::nextafter(f, 0.0f);
-  }
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  bits |= 1;
-  std::memcpy(&f, &bits, 4);
-  return f;
+// Whether v, within 2^-48 |v| of the true value t, might round to H
+// otherwise than t: a rounding boundary of H (a midpoint of its grid,
+// subnormal or normal, or the overflow threshold, the midpoint above its
+// largest finite) lies within 2^-46 |v| of v. s is |v| in units of H's
+// spacing at v, exactly (a power-of-two scaling), so s - floor(s) - 1/2 is
+// exact too. 0, inf and NaN round exactly.
+template <typename H>
+inline bool NearMidpoint(double v) {
+  constexpr bool kF16 = std::is_same_v<H, Float16>;
+  constexpr int kDigits = kF16 ? 11 : 8;
+  constexpr int kMinExp = kF16 ? -14 : -126;
+  const double a = std::fabs(v);
+  if (!(a > 0) || std::isinf(a)) return false;
+  uint64_t bits;
+  std::memcpy(&bits, &a, 8);
+  const int e = static_cast<int>(bits >> 52) - 1023;  // -1023: subnormal
+  const int q = std::max(e, kMinExp) - (kDigits - 1);
+  const uint64_t scale_bits = static_cast<uint64_t>(1023 - q) << 52;
+  double scale;
+  std::memcpy(&scale, &scale_bits, 8);
+  const double s = a * scale;
+  const double d = s - std::floor(s) - 0.5;
+  return std::fabs(d) <= s * 0x1p-46;
 }
 
-// The flagged lanes (their x, g and index into the chunk, as collected)
-// recomputed in this target's
-// float64 kernel, whose result is within 4 float64 ULPs (the VJP's product
-// adds half of one): rounded to odd in float32 and then to H, which is
-// correct unless the float64 value lies within that error of a rounding
-// boundary of H; then (the dropped bits of the float32 value 1000...0 up to
-// its last bit) the long double reference decides. Out of line: the rare
-// path.
+// The flagged lanes (their x, g and index into out, as collected)
+// recomputed in this target's float64 kernel, whose result v is within 4
+// float64 ULPs of the true value (the VJP's product adds half of one): v
+// rounded to H once, which is correct unless v lies near a rounding
+// boundary of H (NearMidpoint); then the long double reference decides.
+// Out of line: the rare path.
 template <typename H>
 HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
                                  const float* gf, const int32_t* idx,
                                  size_t count, H* out) {
   const int order = OrderOf(p.kind);
   const bool vjp = p.kind == ElementwiseKind::kVjp;
-  constexpr bool kF16 = std::is_same_v<H, Float16>;
-  constexpr uint32_t kDropped = kF16 ? 0x1FFFu : 0xFFFFu;
-  constexpr uint32_t kHalf = (kDropped + 1) / 2;
-  // Below float16's smallest normal the float32 value drops more bits than
-  // 13: those few lanes take the reference. (bfloat16 drops the low 16
-  // bits of float32 subnormals too.)
-  constexpr uint32_t kMinNormalBits = kF16 ? 0x38800000u : 0u;
   constexpr size_t kBlock = 64;
   for (size_t begin = 0; begin < count; begin += kBlock) {
     const size_t n = std::min(kBlock, count - begin);
@@ -116,23 +116,13 @@ HWY_NOINLINE void ResolveFlagged(const HalfParams& p, const float* xf,
     ElementwiseF64(p.f, KindOfOrder(order), p.alpha, xd, nullptr, yd, n,
                    p.pos_inf64, p.neg_inf64);
     for (size_t k = 0; k < n; ++k) {
-      const int32_t at = idx[begin + k];
       double v = yd[k];
       if (vjp) v *= static_cast<double>(gf[begin + k]);
-      const float f = RoundToOddF32(v);
-      uint32_t bits;
-      std::memcpy(&bits, &f, 4);
-      const uint32_t a = bits & 0x7FFFFFFFu;
-      const uint32_t low = a & kDropped;
-      const bool ambiguous =
-          a < kMinNormalBits ? a != 0 : (low >= kHalf - 1 && low <= kHalf + 1);
-      if (HWY_UNLIKELY(ambiguous && std::isfinite(v))) {
+      if (HWY_UNLIKELY(NearMidpoint<H>(v))) {
         v = reference::Elementwise<double>(p.f, p.alpha, order, xd[k]);
         if (vjp) v *= static_cast<double>(gf[begin + k]);
-        out[at] = HalfFromDouble<H>(v);
-      } else {
-        out[at] = HalfFromDouble<H>(f);  // exact: f has enough bits
       }
+      out[idx[begin + k]] = HalfFromDouble<H>(v);
     }
   }
 }
@@ -180,13 +170,23 @@ HWY_INLINE hn::Mask<D> Untrusted(D df, hn::Vec<D> y, int32_t k) {
 }
 
 // Where the lanes flagged for recomputation go: their x, g (VJP) and index
-// into the chunk, appended.
+// into the window of y that starts at `base`, appended. They are resolved
+// when the next chunk might not fit, and at the end: about one lane in a
+// thousand is flagged, so resolving per chunk paid the float64 kernel's
+// call for one or two lanes at a time (BENCHMARKS.md, "Session 14").
 struct Flagged {
-  static constexpr size_t kCapacity = kChunk;
-  HWY_ALIGN float x[kCapacity];
-  HWY_ALIGN float g[kCapacity];
-  HWY_ALIGN int32_t index[kCapacity];
+  static constexpr size_t kCapacity = 2 * kChunk;
+  static constexpr size_t kRoom = kCapacity + HWY_MAX_BYTES / sizeof(float);
+  HWY_ALIGN float x[kRoom];
+  HWY_ALIGN float g[kRoom];
+  HWY_ALIGN int32_t index[kRoom];
   size_t count = 0;
+  size_t base = 0;
+  // Whether the chunk at `begin` must wait for the lanes held to be
+  // resolved: it might flag all of its lanes, or its indices outgrow int32.
+  bool Full(size_t begin) const {
+    return count > kCapacity - kChunk || begin - base > (size_t{1} << 30);
+  }
 };
 
 // The loop-invariant vectors of the test below.
@@ -240,28 +240,23 @@ HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V y) {
   return hn::Or(Untrusted<H>(df, y, rp.ulp_budget), extra);
 }
 
-// Appends the lanes `near` of the vector at index `at` of the chunk, lane
-// by lane from a copy of the vectors: a rare path, and CompressStore to
-// memory is microcoded on AMD Zen 4 (over 100 cycles a vector).
+// Appends the lanes `near` of the vector at index `at` of the window:
+// compressed into registers and stored whole (the arrays have a vector's
+// room beyond kCapacity), as MapSplit gathers its tail lanes.
+// (CompressStore to memory is microcoded on AMD Zen 4; a loop over the
+// mask's bits mispredicted its branches.)
 template <bool kVjp, class D, class V = hn::Vec<D>>
-HWY_NOINLINE void Append(D df, hn::Mask<D> near, V x, V g, size_t at,
-                         Flagged* flagged) {
-  HWY_ALIGN float xb[HWY_MAX_BYTES / sizeof(float)];
-  HWY_ALIGN float gb[HWY_MAX_BYTES / sizeof(float)];
-  hn::Store(x, df, xb);
-  if constexpr (kVjp) hn::Store(g, df, gb);
-  uint8_t bits[(HWY_MAX_BYTES / sizeof(float) + 7) / 8];
-  hn::StoreMaskBits(df, near, bits);
-  size_t c = flagged->count;
-  for (size_t lane = 0; lane < hn::Lanes(df); ++lane) {
-    if ((bits[lane / 8] >> (lane % 8)) & 1) {
-      flagged->x[c] = xb[lane];
-      if constexpr (kVjp) flagged->g[c] = gb[lane];
-      flagged->index[c] = static_cast<int32_t>(at + lane);
-      ++c;
-    }
-  }
-  flagged->count = c;
+HWY_INLINE void Append(D df, hn::Mask<D> near, V x, V g, size_t at,
+                       Flagged* flagged) {
+  const hn::RebindToSigned<D> di;
+  const size_t c = flagged->count;
+  hn::StoreU(hn::Compress(x, near), df, flagged->x + c);
+  if constexpr (kVjp) hn::StoreU(hn::Compress(g, near), df, flagged->g + c);
+  const auto index =
+      hn::Add(hn::Iota(di, 0), hn::Set(di, static_cast<int32_t>(at)));
+  hn::StoreU(hn::Compress(index, hn::RebindMask(di, near)), di,
+             flagged->index + c);
+  flagged->count = c + hn::CountTrue(df, near);
 }
 
 // `count` half values at h widened into f (whole vectors: f has room).
@@ -311,8 +306,8 @@ HWY_INLINE void FusedVectors(D df, const Op& op, const Limits<float>& lim,
 // stored; for the transcendental functions that is slower, their float32
 // loop then sharing its registers and scheduler with the rounding test
 // (BENCHMARKS.md). Either way the store branches once per pair where a lane
-// needs the float64 recomputation; the flagged lanes are resolved at the
-// chunk's end.
+// needs the float64 recomputation; the flagged lanes are resolved in
+// batches (Flagged).
 template <typename H, int kOrder, bool kVjp, bool kNativeBF16, bool kFused,
           class Op>
 HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
@@ -355,7 +350,14 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
         *yv = hn::Load(df, yf + i);
       }
     };
-    flagged.count = 0;
+    if (flagged.Full(begin)) {
+      ResolveFlagged(p, flagged.x, kVjp ? flagged.g : nullptr, flagged.index,
+                     flagged.count, y + flagged.base);
+      flagged.count = 0;
+      flagged.base = begin;
+    }
+    // The indices of this chunk's flagged lanes in the window.
+    const size_t at = begin - flagged.base;
     H* out = y + begin;
     size_t i = 0;
     for (; i + 2 * lanes <= count; i += 2 * lanes) {
@@ -374,8 +376,8 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       NarrowStore2(df, y0, y1, out + i);
 #endif
       if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {
-        Append<kVjp>(df, m0, x0, g0, i, &flagged);
-        Append<kVjp>(df, m1, x1, g1, i + lanes, &flagged);
+        Append<kVjp>(df, m0, x0, g0, at + i, &flagged);
+        Append<kVjp>(df, m1, x1, g1, at + i + lanes, &flagged);
       }
     }
     for (; i < count; i += lanes) {
@@ -387,12 +389,16 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       HWY_ALIGN H yb[HWY_MAX_BYTES / sizeof(float)];
       NarrowStore(df, yv, yb);
       std::memcpy(out + i, yb, m * sizeof(H));
-      if (!hn::AllFalse(df, near)) Append<kVjp>(df, near, xv, gv, i, &flagged);
+      if (!hn::AllFalse(df, near)) {
+        Append<kVjp>(df, near, xv, gv, at + i, &flagged);
+      }
     }
-    if (flagged.count != 0) {
-      ResolveFlagged(p, flagged.x, kVjp ? flagged.g : nullptr, flagged.index,
-                     flagged.count, out);
-    }
+  }
+  // y of the flagged lanes is written last: y may be x or g, whose values
+  // the lanes held keep, and every later chunk reads only beyond them.
+  if (flagged.count != 0) {
+    ResolveFlagged(p, flagged.x, kVjp ? flagged.g : nullptr, flagged.index,
+                   flagged.count, y + flagged.base);
   }
 }
 
