@@ -169,6 +169,39 @@ HWY_INLINE hn::Mask<D> Untrusted(D df, hn::Vec<D> y, int32_t k) {
   }
 }
 
+#if ACTSVC_F16C
+// Whether a lane of y0 or y1, float32 results within k ULPs of the true
+// values, may round to float16 otherwise than its true value: the values k
+// + 1 float32 steps below and above |y| (its bits minus and plus k + 1,
+// below clamped at 0) round to different float16 numbers, a rounding
+// boundary (a midpoint, subnormal or normal, or the overflow threshold)
+// lying between them. F16C rounds both, and the test is one comparison of
+// 16-bit lanes per pair, without Suspect's mask operations. It fires too
+// for +-inf and for the NaN that inf * 0 gives (the bits above them are
+// NaN, or another NaN payload), whose lanes Suspect then sorts out; a NaN
+// from a NaN input may not fire it, and its result is NaN either way. For
+// normal results it fires wherever Untrusted flags a lane; for
+// float16 subnormal results it is exact where Untrusted's test is wider,
+// and Suspect then flags a superset of the lanes that need it.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE bool MayRoundAwayF16(D df, V y0, V y1, int32_t k) {
+  const hn::RebindToSigned<D> di;
+  const hn::Rebind<hwy::float16_t, D> df16;
+  const hn::RebindToUnsigned<decltype(df16)> du16;
+  const auto step = hn::Set(di, k + 1);
+  const auto magnitude = hn::Set(di, 0x7FFFFFFF);
+  const auto differ = [&](V y) {
+    const auto a = hn::And(hn::BitCast(di, y), magnitude);
+    const auto lo = hn::Max(hn::Sub(a, step), hn::Zero(di));
+    const auto hi = hn::Add(a, step);
+    return hn::Xor(hn::BitCast(du16, hn::DemoteTo(df16, hn::BitCast(df, lo))),
+                   hn::BitCast(du16, hn::DemoteTo(df16, hn::BitCast(df, hi))));
+  };
+  const auto both = hn::Or(differ(y0), differ(y1));
+  return !hn::AllFalse(du16, hn::Ne(both, hn::Zero(du16)));
+}
+#endif
+
 // Where the lanes flagged for recomputation go: their x, g (VJP) and index
 // into the window of y that starts at `base`, appended. They are resolved
 // when the next chunk might not fit, and at the end: about one lane in a
@@ -364,6 +397,14 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       V x0, x1, g0, g1, y0, y1;
       vectors(i, lanes, &x0, &g0, &y0);
       vectors(i + lanes, lanes, &x1, &g1, &y1);
+#if ACTSVC_F16C
+      if constexpr (std::is_same_v<H, Float16>) {
+        // The bracket first: one test per pair, the full one (the same
+        // lanes as without it) only where it fires.
+        NarrowStore2(df, y0, y1, out + i);
+        if (HWY_LIKELY(!MayRoundAwayF16(df, y0, y1, rp.ulp_budget))) continue;
+      }
+#endif
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
       const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, y1);
 #if ACTSVC_NATIVE_BF16
