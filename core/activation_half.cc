@@ -273,6 +273,51 @@ HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V y) {
   return hn::Or(Untrusted<H>(df, y, rp.ulp_budget), extra);
 }
 
+#if ACTSVC_NATIVE_BF16
+// The bracket of MayRoundAwayF16 for the bfloat16 VJP, both pairs of
+// bounds rounded by vcvtne2ps2bf16 (the rounding NarrowStore2Native
+// stores), with the two tests that bracket cannot make: a nonzero result
+// below float32's smallest normal (vcvtne2ps2bf16 takes those as 0, and
+// the float32 kernels promise only an absolute error there), and
+// Suspect's |g f'| < |g| 2^-126 (f' may have underflowed in float32; y =
+// 0 with g = 0 does not fire it). It fires wherever Suspect flags a lane.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0, V y1,
+                                    V g0, V g1) {
+  const hn::RebindToSigned<D> di;
+  const hn::RebindToUnsigned<D> du;
+  const hn::Repartition<uint16_t, D> d16;
+  const auto step = hn::Set(di, rp.ulp_budget + 1);
+  const auto magnitude = hn::Set(di, 0x7FFFFFFF);
+  const auto a0 = hn::And(hn::BitCast(di, y0), magnitude);
+  const auto a1 = hn::And(hn::BitCast(di, y1), magnitude);
+  const V lo0 = hn::BitCast(df, hn::Max(hn::Sub(a0, step), hn::Zero(di)));
+  const V lo1 = hn::BitCast(df, hn::Max(hn::Sub(a1, step), hn::Zero(di)));
+  const V hi0 = hn::BitCast(df, hn::Add(a0, step));
+  const V hi1 = hn::BitCast(df, hn::Add(a1, step));
+  __m512i rlo, rhi;
+  asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
+      : [r] "=v"(rlo)
+      : [lo] "v"(lo0.raw), [hi] "v"(lo1.raw));
+  asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
+      : [r] "=v"(rhi)
+      : [lo] "v"(hi0.raw), [hi] "v"(hi1.raw));
+  const hn::Vec<decltype(d16)> differ =
+      hn::Xor(hn::Vec<decltype(d16)>{rlo}, hn::Vec<decltype(d16)>{rhi});
+  // 0 < |y| < 2^-126: |y| bits - 1 below 0x7FFFFF, unsigned.
+  const auto tiny_top = hn::Set(du, 0x7FFFFFu);
+  const auto one = hn::Set(du, 1u);
+  const auto tiny0 = hn::Lt(hn::Sub(hn::BitCast(du, a0), one), tiny_top);
+  const auto tiny1 = hn::Lt(hn::Sub(hn::BitCast(du, a1), one), tiny_top);
+  const auto lost0 = hn::Lt(hn::Mul(hn::Abs(y0), rp.inv_tiny), hn::Abs(g0));
+  const auto lost1 = hn::Lt(hn::Mul(hn::Abs(y1), rp.inv_tiny), hn::Abs(g1));
+  const auto extra = hn::Or(hn::Or(hn::RebindMask(df, tiny0), lost0),
+                            hn::Or(hn::RebindMask(df, tiny1), lost1));
+  return !hn::AllFalse(d16, hn::Ne(differ, hn::Zero(d16))) ||
+         !hn::AllFalse(df, extra);
+}
+#endif
+
 // Appends the lanes `near` of the vector at index `at` of the window:
 // compressed into registers and stored whole (the arrays have a vector's
 // room beyond kCapacity), as MapSplit gathers its tail lanes.
@@ -403,6 +448,14 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
         // lanes as without it) only where it fires.
         NarrowStore2(df, y0, y1, out + i);
         if (HWY_LIKELY(!MayRoundAwayF16(df, y0, y1, rp.ulp_budget))) continue;
+      }
+#endif
+#if ACTSVC_NATIVE_BF16
+      if constexpr (kNativeBF16 && kVjp) {
+        NarrowStore2Native(df, y0, y1, out + i);
+        if (HWY_LIKELY(!MayRoundAwayBF16Vjp(df, rp, y0, y1, g0, g1))) {
+          continue;
+        }
       }
 #endif
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
