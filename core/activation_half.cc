@@ -401,8 +401,18 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
   HWY_ALIGN float yf[kFused ? 1 : kChunk];
   Flagged flagged;
   const bool prefetch = PrefetchArray(n * sizeof(H));
-  for (size_t begin = 0; begin < n; begin += kChunk) {
-    const size_t count = std::min(kChunk, n - begin);
+  // y's pairs of vectors (4 Lanes bytes) with non-temporal stores, where
+  // the elementwise loops stream theirs; then a first short chunk reaches
+  // y's first aligned pair, and every later chunk's pairs are aligned.
+  const uintptr_t yaddr = reinterpret_cast<uintptr_t>(y);
+  const size_t pair_bytes = 4 * lanes;
+  const bool stream = ACTSVC_HALF_STREAM && StreamArray(n * sizeof(H)) &&
+                      yaddr % sizeof(H) == 0;
+  const size_t head =
+      stream ? (pair_bytes - yaddr % pair_bytes) % pair_bytes / sizeof(H) : 0;
+  size_t count = 0;
+  for (size_t begin = 0; begin < n; begin += count) {
+    count = std::min(begin == 0 && head != 0 ? head : kChunk, n - begin);
     if (prefetch) {  // the chunks 4 KiB ahead, as the float32 loops do
       PrefetchAhead<kChunk * sizeof(H)>(x + begin);
       if (kVjp) PrefetchAhead<kChunk * sizeof(H)>(g + begin);
@@ -429,6 +439,7 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       }
     };
     if (flagged.Full(begin)) {
+      if (stream) hwy::FlushStream();  // before y's flagged lanes are written
       ResolveFlagged(p, flagged.x, kVjp ? flagged.g : nullptr, flagged.index,
                      flagged.count, y + flagged.base);
       flagged.count = 0;
@@ -442,17 +453,31 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       V x0, x1, g0, g1, y0, y1;
       vectors(i, lanes, &x0, &g0, &y0);
       vectors(i + lanes, lanes, &x1, &g1, &y1);
+#if ACTSVC_NATIVE_BF16
+      if constexpr (kNativeBF16) {
+        NarrowStore2Native(df, y0, y1, out + i, stream);
+      } else
+#endif
+      {
+#if ACTSVC_HALF_STREAM
+        if (stream) {
+          NarrowStream2(df, y0, y1, out + i);
+        } else {
+          NarrowStore2(df, y0, y1, out + i);
+        }
+#else
+        NarrowStore2(df, y0, y1, out + i);
+#endif
+      }
 #if ACTSVC_F16C
       if constexpr (std::is_same_v<H, Float16>) {
         // The bracket first: one test per pair, the full one (the same
         // lanes as without it) only where it fires.
-        NarrowStore2(df, y0, y1, out + i);
         if (HWY_LIKELY(!MayRoundAwayF16(df, y0, y1, rp.ulp_budget))) continue;
       }
 #endif
 #if ACTSVC_NATIVE_BF16
       if constexpr (kNativeBF16 && kVjp) {
-        NarrowStore2Native(df, y0, y1, out + i);
         if (HWY_LIKELY(!MayRoundAwayBF16Vjp(df, rp, y0, y1, g0, g1))) {
           continue;
         }
@@ -460,15 +485,6 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
 #endif
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
       const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, y1);
-#if ACTSVC_NATIVE_BF16
-      if constexpr (kNativeBF16) {
-        NarrowStore2Native(df, y0, y1, out + i);
-      } else {
-        NarrowStore2(df, y0, y1, out + i);
-      }
-#else
-      NarrowStore2(df, y0, y1, out + i);
-#endif
       if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {
         Append<kVjp>(df, m0, x0, g0, at + i, &flagged);
         Append<kVjp>(df, m1, x1, g1, at + i + lanes, &flagged);
@@ -488,6 +504,7 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       }
     }
   }
+  if (stream) hwy::FlushStream();
   // y of the flagged lanes is written last: y may be x or g, whose values
   // the lanes held keep, and every later chunk reads only beyond them.
   if (flagged.count != 0) {

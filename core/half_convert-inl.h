@@ -181,15 +181,20 @@ HWY_INLINE void NarrowStore(D df, hn::Vec<D> v, H* p) {
 // even, NaN quieted with its payload's high bits, overflow to inf) for every
 // input except float32 subnormals, which it takes as zero: all 2^32 patterns
 // compared (BENCHMARKS.md). Callers must not depend on those lanes.
+// With stream, one non-temporal store (p 64-byte aligned).
 template <class D>
 HWY_INLINE void NarrowStore2Native(D /*df*/, hn::Vec<D> v0, hn::Vec<D> v1,
-                                   BFloat16* p) {
+                                   BFloat16* p, bool stream = false) {
   static_assert(hn::MaxLanes(D()) == 16, "512-bit vectors");
   __m512i r;
   asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
       : [r] "=v"(r)
       : [lo] "v"(v0.raw), [hi] "v"(v1.raw));
-  _mm512_storeu_si512(reinterpret_cast<void*>(p), r);
+  if (stream) {
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(p), r);
+  } else {
+    _mm512_storeu_si512(reinterpret_cast<void*>(p), r);
+  }
 }
 #endif
 
@@ -212,6 +217,32 @@ HWY_INLINE void NarrowStore2(D df, hn::Vec<D> v0, hn::Vec<D> v1, H* p) {
   NarrowStore(df, v0, p);
   NarrowStore(df, v1, p + hn::Lanes(df));
 }
+
+#undef ACTSVC_HALF_STREAM
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+#define ACTSVC_HALF_STREAM 1
+// NarrowStore2 with one non-temporal store of the whole pair (64 bytes; p
+// 64-byte aligned).
+template <typename H, class D>
+HWY_INLINE void NarrowStream2(D df, hn::Vec<D> v0, hn::Vec<D> v1, H* p) {
+  const hn::Repartition<uint16_t, D> d16;
+  uint16_t* p16 = reinterpret_cast<uint16_t*>(p);
+  if constexpr (std::is_same_v<H, BFloat16>) {
+    hn::Stream(
+        hn::ConcatOdd(d16, hn::BitCast(d16, F32ToBFloat16HighBits(df, v1)),
+                      hn::BitCast(d16, F32ToBFloat16HighBits(df, v0))),
+        d16, p16);
+  } else {
+    const hn::Rebind<hwy::float16_t, D> df16;
+    const hn::Rebind<uint16_t, D> dh;
+    hn::Stream(hn::Combine(d16, hn::BitCast(dh, hn::DemoteTo(df16, v1)),
+                           hn::BitCast(dh, hn::DemoteTo(df16, v0))),
+               d16, p16);
+  }
+}
+#else
+#define ACTSVC_HALF_STREAM 0
+#endif
 
 }  // namespace HWY_NAMESPACE
 }  // namespace actsvc

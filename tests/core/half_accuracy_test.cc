@@ -23,7 +23,9 @@
 
 #include "absl/types/span.h"
 #include "core/activation.h"
+#include "core/activation_half.h"
 #include "core/half.h"
+#include "core/stores.h"
 #include "gtest/gtest.h"
 #include "hwy/targets.h"
 #include "tests/core/oracle.h"
@@ -269,6 +271,75 @@ INSTANTIATE_TEST_SUITE_P(AllElementwise, HalfAccuracyTest,
                          [](const ::testing::TestParamInfo<Case>& info) {
                            return std::string(info.param.label);
                          });
+
+// The VJP of an array of 2^21 + 37 values (4 MiB and more: its inputs
+// prefetched, its output streamed where that is on and the output is
+// aligned), with non-temporal stores on and off, at an aligned and an
+// unaligned output, out of place and in place (into g), and for bfloat16
+// with and without vcvtne2ps2bf16: each element as the same function
+// gives it in slices of 4,096 (no streaming, no prefetch).
+template <typename H>
+void LongVjp(Function f) {
+  const std::vector<H> all = AllPatterns<H>();
+  const size_t n = (size_t{1} << 21) + 37;
+  std::vector<H> x(n);
+  for (size_t i = 0; i < n; ++i) x[i] = all[(i * 40503) % all.size()];
+  const std::vector<H> g = Upstream<H>(n);
+  const Case c{f, 0.0, "long"};
+  std::vector<H> want(n);
+  for (size_t at = 0; at < n; at += 4096) {
+    const size_t len = std::min<size_t>(4096, n - at);
+    RunKind<H>(c, ElementwiseKind::kVjp,
+               absl::MakeConstSpan(x).subspan(at, len),
+               absl::MakeConstSpan(g).subspan(at, len),
+               absl::MakeSpan(want).subspan(at, len));
+  }
+  const H canary = HalfFromBits<H>(0x7E01);
+  for (const bool native : {true, false}) {
+    internal::UseNativeBFloat16(native);
+    for (const NonTemporalStores nt :
+         {NonTemporalStores::kOn, NonTemporalStores::kOff}) {
+      SetNonTemporalStores(nt);
+      for (size_t offset : {0, 3, 32}) {
+        for (const bool in_place : {false, true}) {
+          std::vector<H> buf(n + 40, canary);
+          const absl::Span<H> y = absl::MakeSpan(buf).subspan(offset, n);
+          if (in_place) std::copy(g.begin(), g.end(), y.begin());
+          RunKind<H>(c, ElementwiseKind::kVjp, absl::MakeConstSpan(x),
+                     in_place ? absl::Span<const H>(y) : absl::MakeConstSpan(g),
+                     y);
+          size_t wrong = 0, first = n;
+          for (size_t i = 0; i < n; ++i) {
+            if (HalfBits(y[i]) != HalfBits(want[i])) {
+              if (wrong++ == 0) first = i;
+            }
+          }
+          EXPECT_EQ(wrong, 0u)
+              << "native " << native << " streamed "
+              << (nt == NonTemporalStores::kOn) << " offset " << offset
+              << (in_place ? " in place" : "") << ", first at " << first;
+          EXPECT_EQ(HalfBits(buf[offset + n]), HalfBits(canary));
+          if (offset > 0) {
+            EXPECT_EQ(HalfBits(buf[offset - 1]), HalfBits(canary));
+          }
+        }
+      }
+    }
+  }
+  SetNonTemporalStores(NonTemporalStores::kByCpu);
+  internal::UseNativeBFloat16(true);
+}
+
+TEST(HalfLongVjpTest, Float16) {
+  for (Function f : {Function::kSigmoid, Function::kGelu, Function::kElu}) {
+    LongVjp<Float16>(f);
+  }
+}
+TEST(HalfLongVjpTest, BFloat16) {
+  for (Function f : {Function::kSigmoid, Function::kGelu, Function::kElu}) {
+    LongVjp<BFloat16>(f);
+  }
+}
 
 // The scalar and array conversions against each other and against exact
 // arithmetic: every pattern widens to its value and narrows back to itself
