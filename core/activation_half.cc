@@ -169,6 +169,23 @@ HWY_INLINE hn::Mask<D> Untrusted(D df, hn::Vec<D> y, int32_t k) {
   }
 }
 
+// |y|'s bits, as int32.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE hn::Vec<hn::RebindToSigned<D>> MagnitudeBits(D df, V y) {
+  const hn::RebindToSigned<D> di;
+  return hn::And(hn::BitCast(di, y), hn::Set(di, 0x7FFFFFFF));
+}
+
+// The values `step` float32 steps below (clamped at 0) and above the
+// magnitude whose bits are a: the bracket the MayRoundAway tests round.
+template <class D, class V = hn::Vec<D>,
+          class VI = hn::Vec<hn::RebindToSigned<D>>>
+HWY_INLINE void Bracket(D df, VI a, VI step, V* lo, V* hi) {
+  *lo = hn::BitCast(
+      df, hn::Max(hn::Sub(a, step), hn::Zero(hn::RebindToSigned<D>())));
+  *hi = hn::BitCast(df, hn::Add(a, step));
+}
+
 #if ACTSVC_F16C
 // Whether a lane of y0 or y1, float32 results within k ULPs of the true
 // values, may round to float16 otherwise than its true value: the values k
@@ -189,13 +206,11 @@ HWY_INLINE bool MayRoundAwayF16(D df, V y0, V y1, int32_t k) {
   const hn::Rebind<hwy::float16_t, D> df16;
   const hn::RebindToUnsigned<decltype(df16)> du16;
   const auto step = hn::Set(di, k + 1);
-  const auto magnitude = hn::Set(di, 0x7FFFFFFF);
   const auto differ = [&](V y) {
-    const auto a = hn::And(hn::BitCast(di, y), magnitude);
-    const auto lo = hn::Max(hn::Sub(a, step), hn::Zero(di));
-    const auto hi = hn::Add(a, step);
-    return hn::Xor(hn::BitCast(du16, hn::DemoteTo(df16, hn::BitCast(df, lo))),
-                   hn::BitCast(du16, hn::DemoteTo(df16, hn::BitCast(df, hi))));
+    V lo, hi;
+    Bracket(df, MagnitudeBits(df, y), step, &lo, &hi);
+    return hn::Xor(hn::BitCast(du16, hn::DemoteTo(df16, lo)),
+                   hn::BitCast(du16, hn::DemoteTo(df16, hi)));
   };
   const auto both = hn::Or(differ(y0), differ(y1));
   return !hn::AllFalse(du16, hn::Ne(both, hn::Zero(du16)));
@@ -288,13 +303,11 @@ HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0, V y1,
   const hn::RebindToUnsigned<D> du;
   const hn::Repartition<uint16_t, D> d16;
   const auto step = hn::Set(di, rp.ulp_budget + 1);
-  const auto magnitude = hn::Set(di, 0x7FFFFFFF);
-  const auto a0 = hn::And(hn::BitCast(di, y0), magnitude);
-  const auto a1 = hn::And(hn::BitCast(di, y1), magnitude);
-  const V lo0 = hn::BitCast(df, hn::Max(hn::Sub(a0, step), hn::Zero(di)));
-  const V lo1 = hn::BitCast(df, hn::Max(hn::Sub(a1, step), hn::Zero(di)));
-  const V hi0 = hn::BitCast(df, hn::Add(a0, step));
-  const V hi1 = hn::BitCast(df, hn::Add(a1, step));
+  const auto a0 = MagnitudeBits(df, y0);
+  const auto a1 = MagnitudeBits(df, y1);
+  V lo0, hi0, lo1, hi1;
+  Bracket(df, a0, step, &lo0, &hi0);
+  Bracket(df, a1, step, &lo1, &hi1);
   __m512i rlo, rhi;
   asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
       : [r] "=v"(rlo)
@@ -317,6 +330,16 @@ HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0, V y1,
          !hn::AllFalse(df, extra);
 }
 #endif
+
+// A pair of results rounded to H and stored at p (streamed with stream):
+// by vcvtne2ps2bf16 where kNativeBF16, else NarrowStore2.
+template <bool kNativeBF16, typename H, class D, class V = hn::Vec<D>>
+HWY_INLINE void StorePair(D df, V y0, V y1, H* p, bool stream) {
+#if ACTSVC_NATIVE_BF16
+  if constexpr (kNativeBF16) return NarrowStore2Native(df, y0, y1, p, stream);
+#endif
+  NarrowStore2(df, y0, y1, p, stream);
+}
 
 // Appends the lanes `near` of the vector at index `at` of the window:
 // compressed into registers and stored whole (the arrays have a vector's
@@ -453,22 +476,7 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       V x0, x1, g0, g1, y0, y1;
       vectors(i, lanes, &x0, &g0, &y0);
       vectors(i + lanes, lanes, &x1, &g1, &y1);
-#if ACTSVC_NATIVE_BF16
-      if constexpr (kNativeBF16) {
-        NarrowStore2Native(df, y0, y1, out + i, stream);
-      } else
-#endif
-      {
-#if ACTSVC_HALF_STREAM
-        if (stream) {
-          NarrowStream2(df, y0, y1, out + i);
-        } else {
-          NarrowStore2(df, y0, y1, out + i);
-        }
-#else
-        NarrowStore2(df, y0, y1, out + i);
-#endif
-      }
+      StorePair<kNativeBF16>(df, y0, y1, out + i, stream);
 #if ACTSVC_F16C
       if constexpr (std::is_same_v<H, Float16>) {
         // The bracket first: one test per pair, the full one (the same

@@ -198,51 +198,49 @@ HWY_INLINE void NarrowStore2Native(D /*df*/, hn::Vec<D> v0, hn::Vec<D> v1,
 }
 #endif
 
-// Two vectors v0, v1 rounded to H and stored at p (v0's lanes first),
-// 2 Lanes(df) values: bfloat16 packs both into one vector of 16-bit lanes
-// with one two-table permute (ConcatOdd of the rounded bits) instead of
-// narrowing each.
-template <typename H, class D>
-HWY_INLINE void NarrowStore2(D df, hn::Vec<D> v0, hn::Vec<D> v1, H* p) {
-#if HWY_TARGET != HWY_SCALAR
-  if constexpr (std::is_same_v<H, BFloat16>) {
-    const hn::Repartition<uint16_t, D> d16;
-    hn::StoreU(
-        hn::ConcatOdd(d16, hn::BitCast(d16, F32ToBFloat16HighBits(df, v1)),
-                      hn::BitCast(d16, F32ToBFloat16HighBits(df, v0))),
-        d16, reinterpret_cast<uint16_t*>(p));
-    return;
-  }
-#endif
-  NarrowStore(df, v0, p);
-  NarrowStore(df, v1, p + hn::Lanes(df));
-}
-
+// Whether this target can stream a pair of narrowed vectors (one 64-byte
+// non-temporal store: NarrowStore2's stream).
 #undef ACTSVC_HALF_STREAM
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
 #define ACTSVC_HALF_STREAM 1
-// NarrowStore2 with one non-temporal store of the whole pair (64 bytes; p
-// 64-byte aligned).
-template <typename H, class D>
-HWY_INLINE void NarrowStream2(D df, hn::Vec<D> v0, hn::Vec<D> v1, H* p) {
-  const hn::Repartition<uint16_t, D> d16;
-  uint16_t* p16 = reinterpret_cast<uint16_t*>(p);
-  if constexpr (std::is_same_v<H, BFloat16>) {
-    hn::Stream(
-        hn::ConcatOdd(d16, hn::BitCast(d16, F32ToBFloat16HighBits(df, v1)),
-                      hn::BitCast(d16, F32ToBFloat16HighBits(df, v0))),
-        d16, p16);
-  } else {
-    const hn::Rebind<hwy::float16_t, D> df16;
-    const hn::Rebind<uint16_t, D> dh;
-    hn::Stream(hn::Combine(d16, hn::BitCast(dh, hn::DemoteTo(df16, v1)),
-                           hn::BitCast(dh, hn::DemoteTo(df16, v0))),
-               d16, p16);
-  }
-}
 #else
 #define ACTSVC_HALF_STREAM 0
 #endif
+
+// Two vectors v0, v1 rounded to H and stored at p (v0's lanes first),
+// 2 Lanes(df) values: bfloat16 packs both into one vector of 16-bit lanes
+// with one two-table permute (ConcatOdd of the rounded bits) instead of
+// narrowing each. With stream (ACTSVC_HALF_STREAM targets only; p aligned
+// to the pair's 4 Lanes(df) bytes), one non-temporal store of the pair.
+template <typename H, class D>
+HWY_INLINE void NarrowStore2(D df, hn::Vec<D> v0, hn::Vec<D> v1, H* p,
+                             bool stream = false) {
+#if HWY_TARGET != HWY_SCALAR
+  const hn::Repartition<uint16_t, D> d16;
+  uint16_t* p16 = reinterpret_cast<uint16_t*>(p);
+  if constexpr (std::is_same_v<H, BFloat16>) {
+    const auto packed =
+        hn::ConcatOdd(d16, hn::BitCast(d16, F32ToBFloat16HighBits(df, v1)),
+                      hn::BitCast(d16, F32ToBFloat16HighBits(df, v0)));
+#if ACTSVC_HALF_STREAM
+    if (stream) return hn::Stream(packed, d16, p16);
+#endif
+    return hn::StoreU(packed, d16, p16);
+  }
+#if ACTSVC_HALF_STREAM
+  if (stream) {
+    const hn::Rebind<hwy::float16_t, D> df16;
+    const hn::Rebind<uint16_t, D> dh;
+    return hn::Stream(hn::Combine(d16, hn::BitCast(dh, hn::DemoteTo(df16, v1)),
+                                  hn::BitCast(dh, hn::DemoteTo(df16, v0))),
+                      d16, p16);
+  }
+#endif
+#endif
+  (void)stream;
+  NarrowStore(df, v0, p);
+  NarrowStore(df, v1, p + hn::Lanes(df));
+}
 
 }  // namespace HWY_NAMESPACE
 }  // namespace actsvc
