@@ -17,8 +17,8 @@
 // the half type; the rare lane that lies within that error of a rounding
 // boundary takes the long double reference (core/reference.h), as
 // CORE-MATH's rounding tests do.
-// K is the float32 kernels' budget (SPEC.md §4) plus one: 5 for f, f' and
-// the VJP (the float32 kernels' 4 ULP, the VJP's product included), 17 for f''.
+// K is the float32 kernels' budget (SPEC.md §4) plus one: 5 for f and f'
+// (the float32 kernels' 4 ULP), 17 for f''; 2 for the VJP (below).
 // bfloat16 shares float32's exponent range: a result below float32's
 // smallest normal (where the float32 kernels only promise an absolute
 // error of that size) is recomputed too, and so is a VJP whose float32 f'
@@ -35,6 +35,11 @@
 // for bit what this path returns. f, f' and f'' of the others, once a key
 // has seen 262,144 elements, are looked up in a table of this path's results
 // for all 65,536 inputs (core/activation_half_table.cc).
+// The VJP (but leaky_relu's) is g times f' in float32, the float64 kernel's
+// f' rounded once (F1Values): within 1.5 float32 ULPs, so K = 2, and the
+// same test and recomputation. f' comes per chunk from the float64 kernel,
+// or, once the key has seen 262,144 elements, from a table of the same
+// values for all 65,536 inputs (Source::kTable), by gathers.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "core/activation_half.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -45,6 +50,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <type_traits>
 
 #include "core/activation-inl.h"
@@ -331,6 +337,32 @@ HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0, V y1,
 }
 #endif
 
+// The bfloat16 test of the table VJP (kTable) where vcvtne2ps2bf16 rounds:
+// y = g t[x] is within 1.5 float32 ULPs of the true value, and bfloat16's
+// grid is float32's upper 16 bits, subnormals and the overflow threshold
+// included, so a rounding boundary lies within k + 1 steps of |y| exactly
+// where its lower 16 bits lie within k + 1 of 0x8000. Also: a nonzero |y|
+// below float32's smallest normal (vcvtne2ps2bf16 takes it as 0), and NaN:
+// the table holds NaN where f' is below float32's normal range (BuildF1),
+// whose lanes Suspect sends to the float64 recomputation. It fires wherever
+// Suspect flags a lane.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE bool MayRoundAwayBF16Table(D df, V y0, V y1, int32_t k) {
+  const hn::RebindToUnsigned<D> du;
+  const auto near = [&](V y) {
+    const auto a = hn::BitCast(du, MagnitudeBits(df, y));
+    const auto dropped =
+        hn::And(hn::Add(a, hn::Set(du, uint32_t(k + 1))), hn::Set(du, 0xFFFFu));
+    const auto tiny =
+        hn::Lt(hn::Sub(a, hn::Set(du, 1u)), hn::Set(du, 0x7FFFFFu));
+    // dropped in [0x8000, 0x8000 + 2k + 2], or tiny.
+    const auto mid = hn::Lt(hn::Sub(dropped, hn::Set(du, 0x8000u)),
+                            hn::Set(du, uint32_t(2 * k + 3)));
+    return hn::Or(hn::RebindMask(df, hn::Or(mid, tiny)), hn::IsNaN(y));
+  };
+  return !hn::AllFalse(df, hn::Or(near(y0), near(y1)));
+}
+
 // A pair of results rounded to H and stored at p (streamed with stream):
 // by vcvtne2ps2bf16 where kNativeBF16, else NarrowStore2.
 template <bool kNativeBF16, typename H, class D, class V = hn::Vec<D>>
@@ -397,8 +429,98 @@ HWY_INLINE void FusedVectors(D df, const Op& op, const Limits<float>& lim,
   *yv = Apply<kOrder, kVjp>(df, op, *xv, gv, lim);
 }
 
+// The table VJP's vectors at x and g (m <= Lanes(df) values, padded as in
+// FusedVectors): y = g t[bits(x)], t the float32 f' of every pattern
+// (HalfF1Table), by one gather per vector (vgatherdps on AVX2 and AVX-512,
+// Highway's loop elsewhere).
+template <typename H, class D, class V = hn::Vec<D>>
+HWY_INLINE void TableVectors(D df, const float* t, const H* x, const H* g,
+                             size_t m, V* xv, V* gv, V* yv) {
+  const hn::RebindToSigned<D> di;
+  const hn::RebindToUnsigned<D> du;
+  const hn::Rebind<uint16_t, D> du16;
+  HWY_ALIGN H xb[HWY_MAX_BYTES / sizeof(float)];
+  HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)];
+  if (HWY_UNLIKELY(m != hn::Lanes(df))) {
+    std::memset(xb, 0, sizeof(xb));
+    std::memset(gb, 0, sizeof(gb));
+    std::memcpy(xb, x, m * sizeof(H));
+    std::memcpy(gb, g, m * sizeof(H));
+    x = xb;
+    g = gb;
+  }
+  const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(x));
+  *xv = LoadWiden<H>(df, x);
+  *gv = LoadWiden<H>(df, g);
+  const auto index = hn::BitCast(di, hn::PromoteTo(du, bits));
+  *yv = hn::Mul(*gv, hn::GatherIndex(df, t, index));
+}
+
+// f' of n <= kChunk values x (widened from the half type) as the VJP's
+// table holds it: the float64 kernel's, rounded once to float32; for
+// bfloat16, NaN where x is finite and that is below float32's normal range
+// (the VJP then recomputes the lane in float64: g up to 2^128 may bring the
+// product back into range). float16's products with such an f' are below
+// 2^-110, 0 in float16, with the sign of this f'.
+template <typename H>
+HWY_INLINE void F1Values(const HalfParams& p, const float* x, size_t n,
+                         float* t) {
+  HWY_ALIGN double xd[kChunk];
+  HWY_ALIGN double yd[kChunk];
+  for (size_t i = 0; i < n; ++i) xd[i] = x[i];
+  ElementwiseF64(p.f, ElementwiseKind::kDerivative1, p.alpha, xd, nullptr, yd,
+                 n, p.pos_inf64, p.neg_inf64);
+  for (size_t i = 0; i < n; ++i) {
+    float f1 = static_cast<float>(yd[i]);
+    if (std::is_same_v<H, BFloat16> && std::isfinite(x[i]) &&
+        !(std::fabs(f1) >= std::numeric_limits<float>::min())) {
+      f1 = std::numeric_limits<float>::quiet_NaN();
+    }
+    t[i] = f1;
+  }
+}
+
+// The chunk VJP's vectors at i of the chunk (m <= Lanes(df) values): x from
+// the widened xf, g widened (a padded copy when m is short), y = g t[i].
+template <typename H, class D, class V = hn::Vec<D>>
+HWY_INLINE void F1Vectors(D df, const float* xf, const float* t, const H* g,
+                          size_t m, V* xv, V* gv, V* yv) {
+  HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)];
+  if (HWY_UNLIKELY(m != hn::Lanes(df))) {
+    std::memset(gb, 0, sizeof(gb));
+    std::memcpy(gb, g, m * sizeof(H));
+    g = gb;
+  }
+  *xv = hn::Load(df, xf);
+  *gv = LoadWiden<H>(df, g);
+  *yv = hn::Mul(*gv, hn::Load(df, t));
+}
+
+// Whether a lane of y0 or y1 is NaN.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE bool AnyNaN(D df, V y0, V y1) {
+  return !hn::AllFalse(df, hn::Or(hn::IsNaN(y0), hn::IsNaN(y1)));
+}
+
+// y = g f' with g's NaN (quieted) where g is NaN: f' may be NaN too, and
+// which of two NaNs a multiply returns depends on the order the compiler
+// gave its operands, so that the table's and the chunk's VJP, whose
+// multiplies differ, would disagree in the NaN's bits.
+template <class D, class V = hn::Vec<D>>
+HWY_INLINE V NaNOfG(D /*df*/, V g, V y) {
+  return hn::IfThenElse(hn::IsNaN(g), hn::Add(g, g), y);
+}
+
+// Where HalfChunks takes a chunk's float32 results from.
+enum class Source {
+  kBuffers,  // f, f', f'': widen, the op's array loop, round: three passes
+  kFused,    // one pass through the op's Apply (the cheap ops)
+  kF1Chunk,  // the VJP: f' of the chunk (F1Values), then g f' and round
+  kTable,    // the VJP: one pass, g times f' looked up (TableVectors)
+};
+
 // The half kernel of one op and order (kVjp: the VJP), chunk by chunk
-// of kChunk values. Unfused, in three passes over L1-resident float32
+// of kChunk values. kBuffers, in three passes over L1-resident float32
 // buffers: widen, the op's own array loop (MapArray: the float32 kernel
 // exactly as it runs for float32 arrays, whatever it does per array), then
 // round, test and store in pairs of vectors. kFused (the cheap ops:
@@ -406,10 +528,13 @@ HWY_INLINE void FusedVectors(D df, const Op& op, const Limits<float>& lim,
 // (the array loop's per-vector step, the same bits), rounded, tested and
 // stored; for the transcendental functions that is slower, their float32
 // loop then sharing its registers and scheduler with the rounding test
-// (BENCHMARKS.md). Either way the store branches once per pair where a lane
-// needs the float64 recomputation; the flagged lanes are resolved in
-// batches (Flagged).
-template <typename H, int kOrder, bool kVjp, bool kNativeBF16, bool kFused,
+// (BENCHMARKS.md). The VJPs of the others (the op is not used): kF1Chunk,
+// f' of the chunk from the float64 kernel (F1Values), then one pass of g f'
+// rounded and tested; kTable, once the VJP's f' table is built, one pass
+// from TableVectors, the same f' looked up. Either way the store branches
+// once per pair where a lane needs the float64 recomputation; the flagged
+// lanes are resolved in batches (Flagged).
+template <typename H, int kOrder, bool kVjp, bool kNativeBF16, Source kSource,
           class Op>
 HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
                              const H* g, H* y, size_t n) {
@@ -419,9 +544,11 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
   const size_t lanes = hn::Lanes(df);
   const Limits<float> lim{p.pos_inf, p.neg_inf, p.f, p.alpha};
   const RoundParams<D> rp(df, p);
-  HWY_ALIGN float xf[kFused ? 1 : kChunk];
-  HWY_ALIGN float gf[kFused ? 1 : kChunk];
-  HWY_ALIGN float yf[kFused ? 1 : kChunk];
+  constexpr bool kBuffered = kSource == Source::kBuffers;
+  constexpr bool kF1 = kSource == Source::kF1Chunk || kSource == Source::kTable;
+  HWY_ALIGN float xf[kBuffered || kF1 ? kChunk : 1];
+  HWY_ALIGN float gf[kBuffered ? kChunk : 1];
+  HWY_ALIGN float yf[kBuffered || kF1 ? kChunk : 1];
   Flagged flagged;
   const bool prefetch = PrefetchArray(n * sizeof(H));
   // y's pairs of vectors (4 Lanes bytes) with non-temporal stores, where
@@ -440,20 +567,28 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       PrefetchAhead<kChunk * sizeof(H)>(x + begin);
       if (kVjp) PrefetchAhead<kChunk * sizeof(H)>(g + begin);
     }
-    if constexpr (!kFused) {
+    if constexpr (kBuffered) {
       const size_t padded = (count + lanes - 1) / lanes * lanes;
       // Both inputs are read before y is written: y may be x or g.
       Widen(df, x + begin, xf, count);
       if (kVjp) Widen(df, g + begin, gf, count);
       MapArray<kOrder, kVjp>(op, xf, gf, yf, padded, lim);
+    } else if constexpr (kSource == Source::kF1Chunk) {
+      Widen(df, x + begin, xf, count);  // read before y is written
+      F1Values<H>(p, xf, count, yf);
     }
     // The vectors of x, g (x where there is none) and y at i of the chunk,
     // m <= lanes of them valid.
     const auto vectors = [&](size_t i, size_t m, V* xv, V* gv, V* yv) {
-      if constexpr (kFused) {
+      if constexpr (kSource == Source::kFused) {
         FusedVectors<kOrder, kVjp>(df, op, lim, x + begin + i,
                                    kVjp ? g + begin + i : nullptr, m, xv, gv,
                                    yv);
+      } else if constexpr (kSource == Source::kTable) {
+        TableVectors<H>(df, p.f1_table, x + begin + i, g + begin + i, m, xv, gv,
+                        yv);
+      } else if constexpr (kSource == Source::kF1Chunk) {
+        F1Vectors<H>(df, xf + i, yf + i, g + begin + i, m, xv, gv, yv);
       } else {
         (void)m;
         *xv = hn::Load(df, xf + i);
@@ -481,11 +616,18 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
       if constexpr (std::is_same_v<H, Float16>) {
         // The bracket first: one test per pair, the full one (the same
         // lanes as without it) only where it fires.
-        if (HWY_LIKELY(!MayRoundAwayF16(df, y0, y1, rp.ulp_budget))) continue;
+        if (HWY_LIKELY(!MayRoundAwayF16(df, y0, y1, rp.ulp_budget) &&
+                       (!kF1 || !AnyNaN(df, y0, y1)))) {
+          continue;
+        }
       }
 #endif
 #if ACTSVC_NATIVE_BF16
-      if constexpr (kNativeBF16 && kVjp) {
+      if constexpr (kNativeBF16 && kF1) {
+        if (HWY_LIKELY(!MayRoundAwayBF16Table(df, y0, y1, rp.ulp_budget))) {
+          continue;
+        }
+      } else if constexpr (kNativeBF16 && kVjp) {
         if (HWY_LIKELY(!MayRoundAwayBF16Vjp(df, rp, y0, y1, g0, g1))) {
           continue;
         }
@@ -497,11 +639,18 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
         Append<kVjp>(df, m0, x0, g0, at + i, &flagged);
         Append<kVjp>(df, m1, x1, g1, at + i + lanes, &flagged);
       }
+      if constexpr (kF1) {
+        if (!hn::AllFalse(df, hn::Or(hn::IsNaN(g0), hn::IsNaN(g1)))) {
+          StorePair<kNativeBF16>(df, NaNOfG(df, g0, y0), NaNOfG(df, g1, y1),
+                                 out + i, stream);
+        }
+      }
     }
     for (; i < count; i += lanes) {
       const size_t m = std::min(lanes, count - i);
       V xv, gv, yv;
       vectors(i, m, &xv, &gv, &yv);
+      if constexpr (kF1) yv = NaNOfG(df, gv, yv);
       const auto near =
           hn::And(Suspect<H, kVjp>(df, rp, xv, gv, yv), hn::FirstN(df, m));
       HWY_ALIGN H yb[HWY_MAX_BYTES / sizeof(float)];
@@ -523,19 +672,26 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
 
 template <typename H, bool kNativeBF16>
 void HalfKernelOf(const HalfParams& p, const H* x, const H* g, H* y, size_t n) {
+  if (p.kind == ElementwiseKind::kVjp && p.f1_table != nullptr) {
+    return HalfChunks<H, 1, true, kNativeBF16, Source::kTable>(IdentityK(), p,
+                                                               x, g, y, n);
+  }
   VisitElementwiseOp<float>(p.f, p.kind, p.alpha, [&](const auto& op) {
     // The ops whose float32 step is a multiply at most go fused.
-    constexpr bool kFused =
+    constexpr bool kCheap =
         std::is_base_of_v<LeakyReluK, std::decay_t<decltype(op)>>;
+    constexpr Source kSource = kCheap ? Source::kFused : Source::kBuffers;
     switch (p.kind) {
       case ElementwiseKind::kValue:
-        return HalfChunks<H, 0, false, kNativeBF16, kFused>(op, p, x, g, y, n);
+        return HalfChunks<H, 0, false, kNativeBF16, kSource>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative1:
-        return HalfChunks<H, 1, false, kNativeBF16, kFused>(op, p, x, g, y, n);
+        return HalfChunks<H, 1, false, kNativeBF16, kSource>(op, p, x, g, y, n);
       case ElementwiseKind::kDerivative2:
-        return HalfChunks<H, 2, false, kNativeBF16, kFused>(op, p, x, g, y, n);
+        return HalfChunks<H, 2, false, kNativeBF16, kSource>(op, p, x, g, y, n);
       case ElementwiseKind::kVjp:
-        return HalfChunks<H, 1, true, kNativeBF16, kFused>(op, p, x, g, y, n);
+        // f' from the float64 kernel, as the VJP's table holds it.
+        return HalfChunks < H, 1, true, kNativeBF16,
+               kCheap ? Source::kFused : Source::kF1Chunk > (op, p, x, g, y, n);
     }
   });
 }
@@ -554,6 +710,25 @@ void ElementwiseF16(const HalfParams& p, const Float16* x, const Float16* g,
                     Float16* y, size_t n) {
   HalfKernel(p, x, g, y, n);
 }
+
+// F1Values over n half values x, widened as HalfChunks widens them (the
+// same NaN payloads), for the VJP's table.
+template <typename H>
+void F1Array(const HalfParams& p, const H* x, float* t, size_t n) {
+  const hn::ScalableTag<float> df;
+  HWY_ALIGN float xf[kChunk];
+  for (size_t begin = 0; begin < n; begin += kChunk) {
+    const size_t count = std::min(kChunk, n - begin);
+    Widen(df, x + begin, xf, count);
+    F1Values<H>(p, xf, count, t + begin);
+  }
+}
+void F1ArrayF16(const HalfParams& p, const Float16* x, float* t, size_t n) {
+  F1Array(p, x, t, n);
+}
+void F1ArrayBF16(const HalfParams& p, const BFloat16* x, float* t, size_t n) {
+  F1Array(p, x, t, n);
+}
 void ElementwiseBF16(const HalfParams& p, const BFloat16* x, const BFloat16* g,
                      BFloat16* y, size_t n) {
   HalfKernel(p, x, g, y, n);
@@ -568,6 +743,8 @@ namespace actsvc {
 
 HWY_EXPORT(ElementwiseF16);
 HWY_EXPORT(ElementwiseBF16);
+HWY_EXPORT(F1ArrayF16);
+HWY_EXPORT(F1ArrayBF16);
 
 namespace internal {
 
@@ -621,7 +798,12 @@ HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
   p.neg_inf = reference::Elementwise<float>(f, alpha, order, -kInf);
   p.pos_inf64 = reference::Elementwise<double>(f, alpha, order, kInf);
   p.neg_inf64 = reference::Elementwise<double>(f, alpha, order, -kInf);
-  p.ulp_budget = order == 2 ? 17 : 5;
+  // The float32 kernels' budgets plus one, but for the VJPs from f' in
+  // float32 within 0.5 ULP (F1Values; not leaky_relu's, g alpha): g f' is
+  // within 1.5 ULPs.
+  const bool f1_values =
+      kind == ElementwiseKind::kVjp && f != Function::kLeakyRelu;
+  p.ulp_budget = order == 2 ? 17 : f1_values ? 2 : 5;
   p.exact_zero_f1 = f == Function::kIdentity || f == Function::kRelu ||
                     f == Function::kLeakyRelu;
   // The float32 kernels underflow only where some e^-|x| does, far beyond
@@ -633,22 +815,34 @@ HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
   return p;
 }
 
+// Which of the half paths Run may take: the best (exact, a table, the
+// general path), the general one only, or the VJP's table (built now).
+enum class Path { kBest, kGeneral, kTableVjp };
+
 template <typename H>
 void Run(Function f, ElementwiseKind kind, double alpha, const H* x, const H* g,
-         H* y, size_t n, bool general) {
+         H* y, size_t n, Path path) {
   if (n == 0) return;
   // The results that need no rounding take the exact path; the others a
   // table where there is one or it is worth building (before MakeParams,
   // whose reference evaluations at +-inf a small call would notice).
-  const HalfExact exact = general ? HalfExact::kNone : HalfExactOf(f, kind);
-  if (!general && exact == HalfExact::kNone &&
+  const bool best = path == Path::kBest;
+  const HalfExact exact = best ? HalfExactOf(f, kind) : HalfExact::kNone;
+  if (best && exact == HalfExact::kNone &&
       ElementwiseHalfTable(f, kind, alpha, NativeBFloat16(), x, y, n,
                            /*force=*/false)) {
     return;
   }
+  // The VJP's table, held for the call.
+  std::shared_ptr<const float> f1;
+  if (kind == ElementwiseKind::kVjp && exact == HalfExact::kNone &&
+      path != Path::kGeneral) {
+    f1 = HalfF1Table<H>(f, alpha, n, /*force=*/path == Path::kTableVjp);
+  }
   HalfParams p = MakeParams(f, kind, alpha);
   p.exact = exact;
   if (exact != HalfExact::kNone) return ElementwiseHalfExact(p, x, g, y, n);
+  p.f1_table = f1.get();
   if constexpr (std::is_same_v<H, Float16>) {
     HWY_DYNAMIC_DISPATCH(ElementwiseF16)(p, x, g, y, n);
   } else {
@@ -664,25 +858,47 @@ void UseNativeBFloat16(bool use) {
 
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const Float16* x, const Float16* g, Float16* y, size_t n) {
-  Run(f, kind, alpha, x, g, y, n, /*general=*/false);
+  Run(f, kind, alpha, x, g, y, n, Path::kBest);
 }
 
 void ElementwiseHalf(Function f, ElementwiseKind kind, double alpha,
                      const BFloat16* x, const BFloat16* g, BFloat16* y,
                      size_t n) {
-  Run(f, kind, alpha, x, g, y, n, /*general=*/false);
+  Run(f, kind, alpha, x, g, y, n, Path::kBest);
 }
 
 void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
                             const Float16* x, const Float16* g, Float16* y,
                             size_t n) {
-  Run(f, kind, alpha, x, g, y, n, /*general=*/true);
+  Run(f, kind, alpha, x, g, y, n, Path::kGeneral);
 }
 
 void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
                             const BFloat16* x, const BFloat16* g, BFloat16* y,
                             size_t n) {
-  Run(f, kind, alpha, x, g, y, n, /*general=*/true);
+  Run(f, kind, alpha, x, g, y, n, Path::kGeneral);
+}
+
+template <typename H>
+void HalfF1Values(Function f, double alpha, const H* x, float* t, size_t n) {
+  const HalfParams p = MakeParams(f, ElementwiseKind::kVjp, alpha);
+  if constexpr (std::is_same_v<H, Float16>) {
+    HWY_DYNAMIC_DISPATCH(F1ArrayF16)(p, x, t, n);
+  } else {
+    HWY_DYNAMIC_DISPATCH(F1ArrayBF16)(p, x, t, n);
+  }
+}
+template void HalfF1Values(Function, double, const Float16*, float*, size_t);
+template void HalfF1Values(Function, double, const BFloat16*, float*, size_t);
+
+void ElementwiseHalfVjpByTable(Function f, double alpha, const Float16* x,
+                               const Float16* g, Float16* y, size_t n) {
+  Run(f, ElementwiseKind::kVjp, alpha, x, g, y, n, Path::kTableVjp);
+}
+
+void ElementwiseHalfVjpByTable(Function f, double alpha, const BFloat16* x,
+                               const BFloat16* g, BFloat16* y, size_t n) {
+  Run(f, ElementwiseKind::kVjp, alpha, x, g, y, n, Path::kTableVjp);
 }
 
 }  // namespace internal

@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 
 #include "core/activation.h"
 #include "core/half.h"
@@ -46,6 +47,10 @@ struct HalfParams {
   // bfloat16 on AVX-512 targets: round with AVX512-BF16's vcvtne2ps2bf16
   // (this CPU has it, and UseNativeBFloat16 did not turn it off).
   bool native_bf16;
+  // The VJP from a table (HalfF1Table): g f'(x) as float32 g times
+  // f1_table[bits(x)]; null: f' computed per chunk, the same values
+  // (HalfF1Values). Either way within 1.5 float32 ULPs (ulp_budget 2).
+  const float* f1_table = nullptr;
 };
 
 // Whether the bfloat16 rounding may use AVX512-BF16's vcvtne2ps2bf16 where
@@ -75,6 +80,14 @@ void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
                             const BFloat16* x, const BFloat16* g, BFloat16* y,
                             size_t n);
 
+// The VJP through HalfF1Table's table, built now if need be (the tests
+// compare it with the general path). Precondition: HalfExactOf(f, kVjp) ==
+// kNone, f not leaky_relu (whose VJP never takes a table).
+void ElementwiseHalfVjpByTable(Function f, double alpha, const Float16* x,
+                               const Float16* g, Float16* y, size_t n);
+void ElementwiseHalfVjpByTable(Function f, double alpha, const BFloat16* x,
+                               const BFloat16* g, BFloat16* y, size_t n);
+
 // The exact path (core/activation_half_exact.cc, this machine's best
 // target). Precondition: p.exact != HalfExact::kNone.
 void ElementwiseHalfExact(const HalfParams& p, const Float16* x,
@@ -96,12 +109,31 @@ bool ElementwiseHalfTable(Function f, ElementwiseKind kind, double alpha,
                           bool native_bf16, const BFloat16* x, BFloat16* y,
                           size_t n, bool force);
 
+// f' of n values x of the half type H (Float16 or BFloat16) as the VJP
+// uses it: the float64 kernel's (this machine's best target), rounded once
+// to float32; for BFloat16, NaN where x is finite and that f' is below
+// float32's normal range. The general path computes the same per chunk, so
+// the table's results are its own.
+template <typename H>
+void HalfF1Values(Function f, double alpha, const H* x, float* t, size_t n);
+
+// The VJP's table for H (Float16 or BFloat16), function and alpha, from the
+// same cache and by the same rule as ElementwiseHalfTable's (n counted
+// toward kBuildAfter, `force` builds now): HalfF1Values of each of the
+// 65,536 patterns (f' within 0.5 float32 ULP and a hair). 256 KiB; null
+// where the caller is to take the float32 VJP kernel (leaky_relu's is
+// cheaper, tables are off, or not worth building yet). The pointer keeps
+// the table alive.
+template <typename H>
+std::shared_ptr<const float> HalfF1Table(Function f, double alpha, size_t n,
+                                         bool force);
+
 // What the table cache holds (tests and benchmarks).
 struct HalfTableStats {
   size_t keys = 0;       // keys known: built tables and counters toward one
   size_t tables = 0;     // tables built or being built
   size_t bytes = 0;      // reserved by the keys (a table's each)
-  size_t max_bytes = 0;  // the bound on bytes (8 MiB)
+  size_t max_bytes = 0;  // the bound on bytes (12 MiB)
   uint64_t builds = 0;   // builds started since the process began
 };
 HalfTableStats GetHalfTableStats();

@@ -1,6 +1,10 @@
 // Half-precision f, f' and f'' by table lookup (core/activation_half.h):
 // a half type has 65,536 inputs, so for one (type, function, kind, alpha)
 // the whole answer is a table of 65,536 half results, y = table[bits(x)].
+// The VJP, g f'(x), depends on g too: its table holds f' in float32 for
+// each pattern (BuildF1, the values the general path computes per chunk),
+// which core/activation_half.cc multiplies by g and rounds with its
+// rounding test (HalfF1Table), bit for bit the general path's VJP.
 //
 // The table is built by running this target's general half path
 // (core/activation_half.cc: float32 kernel, rounding test, float64
@@ -14,12 +18,14 @@
 //    (the general path's NaN bits depend on it, and the tests run every
 //    target) and, for bfloat16, whether the AVX512-BF16 rounding is on
 //    (the same results, but the tests compare the two ways).
-//  - Bound: 8 MiB. Every key (a built table, or a count toward one)
-//    reserves its table's 128 KiB (131,136 bytes with padding), so the cache
-//    holds at most 63 keys; before a new key goes in, the least recently
-//    used ones are dropped until it fits. A caller holds its table by
-//    shared_ptr, so a table dropped while in use lives until that call
-//    returns. Every default-alpha key of both types, 50 of them, fits.
+//  - Bound: 12 MiB. Every key (a built table, or a count toward one)
+//    reserves its table's bytes: 128 KiB (131,136 with padding) for f, f'
+//    or f'', 256 KiB for the VJP's f', so the cache holds at most 95 keys of
+//    the one and 47 of the other; before a new key goes in, the least
+//    recently used ones are dropped until it fits. A caller holds its table
+//    by shared_ptr, so a table dropped while in use lives until that call
+//    returns. Every default-alpha key of both types fits: 50 of f, f' and
+//    f'' (6.4 MiB) and 16 VJPs (4 MiB).
 //  - When to build (ski rental): a build is one general-path pass over all
 //    65,536 patterns, whose special and extreme values make it dearer than
 //    a pass over an activation's inputs: measured on AMD Zen 4 as 1.2-2.0
@@ -38,13 +44,13 @@
 // gathers (vpgatherdd, scale 2) by 1.3x from 4K to 64K elements and ties or
 // wins at 16M, and gathers are slower still on Intel CPUs with the Downfall
 // (GDS) microcode mitigation.
-// Not tabled: leaky_relu's f (its only kind that rounds besides the VJP),
-// whose general path, a float32 multiply, beats the lookup (float16 at 64K:
-// 4.9 elements/ns against 3.4); and the VJP (g f'(x), one rounding of the
-// true product), whose result depends on g too: a float32 table of f' times
-// g, rounded and tested as the general path does, gained only where the
-// float32 VJP kernel is dearest (gelu), lost elsewhere, and reached 0.9x
-// float32 nowhere (BENCHMARKS.md, "Half tables").
+// Not tabled: leaky_relu's f and VJP (its only kinds that round), whose
+// general path, a float32 multiply, beats the lookup (float16 f at 64K:
+// 4.9 elements/ns against 3.4).
+// The VJP's table lost in session lut14 (scalar lookups into a buffer, the
+// rounding test of then) and won in session 15 (one gather per vector, the
+// bracket tests): 1.6-3.3x the float32 kernel's path on an Intel Xeon
+// (BENCHMARKS.md, "Session 15").
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "core/activation_half_table.cc"
 #include "hwy/foreach_target.h"  // IWYU pragma: keep
@@ -133,13 +139,18 @@ namespace {
 
 constexpr size_t kPatterns = 65536;
 // The bytes of tables the cache holds at most (see the top).
-constexpr size_t kMaxBytes = size_t{8} << 20;
+constexpr size_t kMaxBytes = size_t{12} << 20;
 // General-path elements per key before its table is built (see the top).
 constexpr uint64_t kBuildAfter = 4 * kPatterns;
 
 struct Table {
   // The results; one padding entry for the gathers' 4-byte reads.
   alignas(64) uint16_t bits[kPatterns + 32];
+};
+
+// The VJP's table: f' of each pattern in float32 (HalfF1Table).
+struct F1Table {
+  alignas(64) float f1[kPatterns];
 };
 
 struct Key {
@@ -165,7 +176,9 @@ struct KeyHash {
 
 struct Slot {
   std::once_flag once;
-  std::unique_ptr<Table> table;  // set under `once`
+  std::unique_ptr<Table> table;  // set under `once` (f, f', f'')
+  std::unique_ptr<F1Table> f1;   // set under `once` (the VJP)
+  size_t bytes = 0;              // the table's size, reserved in the cache
   // Guarded by the cache's mutex:
   uint64_t general_elements = 0;  // computed on the general path so far
   uint64_t last_use = 0;
@@ -206,13 +219,29 @@ void BuildHalf(Function f, ElementwiseKind kind, double alpha, Slot* slot) {
   slot->table = std::move(table);
 }
 
+// f' of every pattern as the general path computes it (HalfF1Values), so
+// that the table's VJP is the general path's bit for bit.
+template <typename H>
+void BuildF1(Function f, double alpha, Slot* slot) {
+  auto table = std::make_unique<F1Table>();
+  std::vector<H> x(kPatterns);
+  for (size_t i = 0; i < kPatterns; ++i) {
+    x[i] = HalfFromBits<H>(static_cast<uint16_t>(i));
+  }
+  HalfF1Values<H>(f, alpha, x.data(), table->f1, kPatterns);
+  slot->f1 = std::move(table);
+}
+
 // The key's slot with its table, built now if `force` or if this call
 // brings the key's general-path count to kBuildAfter; null if the caller is
 // to take the general path (its n counted). Before a new key goes in, the
-// least recently used keys go until its table's bytes fit.
+// least recently used keys go until its table's bytes fit. The VJP's key
+// holds an F1Table, the others a Table.
 template <typename H>
 std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
                               bool native_bf16, size_t n, bool force) {
+  const bool vjp = kind == ElementwiseKind::kVjp;
+  const size_t bytes = vjp ? sizeof(F1Table) : sizeof(Table);
   constexpr bool kBF16 = std::is_same_v<H, BFloat16>;
   Key key;
   std::memcpy(&key.alpha_bits, &alpha, 8);
@@ -227,16 +256,17 @@ std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
     std::lock_guard<std::mutex> lock(cache.mu);
     auto it = cache.slots.find(key);
     if (it == cache.slots.end()) {
-      while (!cache.slots.empty() && cache.bytes + sizeof(Table) > kMaxBytes) {
+      while (!cache.slots.empty() && cache.bytes + bytes > kMaxBytes) {
         auto lru = cache.slots.begin();
         for (auto s = cache.slots.begin(); s != cache.slots.end(); ++s) {
           if (s->second->last_use < lru->second->last_use) lru = s;
         }
-        cache.bytes -= sizeof(Table);
+        cache.bytes -= lru->second->bytes;
         cache.slots.erase(lru);
       }
       it = cache.slots.emplace(key, std::make_shared<Slot>()).first;
-      cache.bytes += sizeof(Table);
+      it->second->bytes = bytes;
+      cache.bytes += bytes;
     }
     slot = it->second;
     slot->last_use = ++cache.tick;
@@ -248,7 +278,13 @@ std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
     }
   }
   Slot* s = slot.get();
-  std::call_once(s->once, [&] { BuildHalf<H>(f, kind, alpha, s); });
+  std::call_once(s->once, [&] {
+    if (vjp) {
+      BuildF1<H>(f, alpha, s);
+    } else {
+      BuildHalf<H>(f, kind, alpha, s);
+    }
+  });
   return slot;
 }
 
@@ -344,6 +380,24 @@ bool Run(Function f, ElementwiseKind kind, double alpha, bool native_bf16,
 }
 
 }  // namespace
+
+template <typename H>
+std::shared_ptr<const float> HalfF1Table(Function f, double alpha, size_t n,
+                                         bool force) {
+  if (n == 0 || (!force && (!use_tables.load(std::memory_order_relaxed) ||
+                            f == Function::kLeakyRelu))) {
+    return nullptr;
+  }
+  std::shared_ptr<Slot> slot = Acquire<H>(f, ElementwiseKind::kVjp, alpha,
+                                          /*native_bf16=*/false, n, force);
+  if (slot == nullptr) return nullptr;
+  const float* f1 = slot->f1->f1;
+  return std::shared_ptr<const float>(std::move(slot), f1);
+}
+template std::shared_ptr<const float> HalfF1Table<Float16>(Function, double,
+                                                           size_t, bool);
+template std::shared_ptr<const float> HalfF1Table<BFloat16>(Function, double,
+                                                            size_t, bool);
 
 bool ElementwiseHalfTable(Function f, ElementwiseKind kind, double alpha,
                           bool native_bf16, const Float16* x, Float16* y,

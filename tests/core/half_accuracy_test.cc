@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -135,12 +136,23 @@ void Exhaustive(const Case& c) {
   for (size_t i = 0; i < x.size(); ++i) {
     want[i] = OracleJet(c.function, c.alpha, Quad(HalfToFloat(x[i])));
   }
+  // The public API's paths, and the VJP by its f' table (which the public
+  // API takes once the key has seen 262,144 values).
+  const bool table = internal::HalfExactOf(c.function, ElementwiseKind::kVjp) ==
+                         internal::HalfExact::kNone &&
+                     c.function != Function::kLeakyRelu;
   ForEachTarget([&](int64_t target) {
     ASSERT_STREQ(KernelTargetName(), hwy::TargetName(target));
-    for (ElementwiseKind kind : kKinds) {
+    for (int k = 0; k < 4 + table; ++k) {
+      const ElementwiseKind kind = k < 4 ? kKinds[k] : ElementwiseKind::kVjp;
       const int order = OrderOf(kind);
       std::vector<H> y(x.size(), HalfFromBits<H>(0x7E00));
-      RunKind<H>(c, kind, x, g, absl::MakeSpan(y));
+      if (k < 4) {
+        RunKind<H>(c, kind, x, g, absl::MakeSpan(y));
+      } else {
+        internal::ElementwiseHalfVjpByTable(c.function, c.alpha, x.data(),
+                                            g.data(), y.data(), x.size());
+      }
       Tally t;
       for (size_t i = 0; i < x.size(); ++i) {
         Quad w = want[i][order];
@@ -150,11 +162,12 @@ void Exhaustive(const Case& c) {
       std::printf(
           "%-7s %-22s %s %-8s  not correctly rounded %zu of %zu, max %.3f "
           "ULP\n",
-          hwy::TargetName(target), c.label, KindName(kind),
-          HalfFormat<H>::kName, t.misrounded, t.counted, t.max_ulp);
-      const std::string where = std::string(hwy::TargetName(target)) + " " +
-                                c.label + " " + KindName(kind) + " " +
-                                HalfFormat<H>::kName;
+          hwy::TargetName(target), c.label,
+          k < 4 ? KindName(kind) : "vjp(table)", HalfFormat<H>::kName,
+          t.misrounded, t.counted, t.max_ulp);
+      const std::string where =
+          std::string(hwy::TargetName(target)) + " " + c.label + " " +
+          (k < 4 ? KindName(kind) : "vjp(table)") + " " + HalfFormat<H>::kName;
       EXPECT_EQ(t.failures, 0u)
           << where << ": " << t.failures << " inputs out of bound" << t.first;
       // >= 99.99% correctly rounded.
@@ -187,26 +200,189 @@ void SpecialUpstream(const Case& c) {
   const double gs[] = {INFINITY,     -INFINITY,   NAN,     max,
                        -max / 3,     max / 1.5,   max / 7, tiny * 3,
                        -tiny * 1000, tiny * 40000};
+  const bool table = internal::HalfExactOf(c.function, ElementwiseKind::kVjp) ==
+                         internal::HalfExact::kNone &&
+                     c.function != Function::kLeakyRelu;
   ForEachTarget([&](int64_t target) {
-    for (double gv : gs) {
-      const std::vector<H> g(x.size(), HalfFromDouble<H>(gv));
-      std::vector<H> y(x.size(), HalfFromBits<H>(0x7E00));
-      RunKind<H>(c, ElementwiseKind::kVjp, x, g, absl::MakeSpan(y));
-      Tally t;
-      for (size_t i = 0; i < x.size(); ++i) {
-        Judge<H>(y[i], f1[i] * Quad(HalfToFloat(g[i])), x[i], t);
+    for (int k = 0; k < 1 + table; ++k)
+      for (double gv : gs) {
+        const std::vector<H> g(x.size(), HalfFromDouble<H>(gv));
+        std::vector<H> y(x.size(), HalfFromBits<H>(0x7E00));
+        if (k == 0) {
+          RunKind<H>(c, ElementwiseKind::kVjp, x, g, absl::MakeSpan(y));
+        } else {
+          internal::ElementwiseHalfVjpByTable(c.function, c.alpha, x.data(),
+                                              g.data(), y.data(), x.size());
+        }
+        Tally t;
+        for (size_t i = 0; i < x.size(); ++i) {
+          Judge<H>(y[i], f1[i] * Quad(HalfToFloat(g[i])), x[i], t);
+        }
+        const std::string where = std::string(hwy::TargetName(target)) + " " +
+                                  c.label + " " + HalfFormat<H>::kName +
+                                  (k == 0 ? "" : " (table)") +
+                                  " g = " + std::to_string(gv);
+        EXPECT_EQ(t.failures, 0u)
+            << where << ": " << t.failures << " inputs out of bound" << t.first;
+        EXPECT_LE(t.misrounded * 10000, t.counted) << where;
       }
-      const std::string where = std::string(hwy::TargetName(target)) + " " +
-                                c.label + " " + HalfFormat<H>::kName +
-                                " g = " + std::to_string(gv);
-      EXPECT_EQ(t.failures, 0u)
-          << where << ": " << t.failures << " inputs out of bound" << t.first;
-      EXPECT_LE(t.misrounded * 10000, t.counted) << where;
+  });
+}
+
+// The VJP by its f' table (g times f' in float32 looked up, the rounding
+// test with K = 2), every x with each of several upstream gradients (around
+// 1, far up and far down: products among the subnormals and beyond the
+// range; the largest finite value; +-inf with |x| <= 16, NaNs), every
+// target: in bound and correctly rounded for every lane (Exhaustive's bound
+// is >= 99.99%), and bit for bit the general path's (f' per chunk, the
+// same values).
+template <typename H>
+void VjpTable(const Case& c) {
+  using G = Grid<H>;  // G::Max()
+  const std::vector<H> all = AllPatterns<H>();
+  const int far = HalfFormat<H>::kMaxExponent / 2 + 4;  // 2^11 or 2^67
+  const double gs[] = {1.0,
+                       -0.625,
+                       1.75,
+                       std::ldexp(1.375, far),
+                       std::ldexp(-1.5, -far),
+                       INFINITY,
+                       NAN,
+                       static_cast<double>(G::Max())};
+  std::vector<H> x, g;
+  std::vector<Quad> want;
+  std::vector<Quad> f1(all.size());
+  for (size_t i = 0; i < all.size(); ++i) {
+    f1[i] = OracleJet(c.function, c.alpha, Quad(HalfToFloat(all[i])))[1];
+  }
+  for (double gv : gs) {
+    const H gh = HalfFromDouble<H>(gv);
+    for (size_t i = 0; i < all.size(); ++i) {
+      // +-inf as SpecialUpstream takes them: where f' is normal in
+      // float64 (an f' that underflows there gives inf * 0 = NaN).
+      if (std::isinf(gv) && !(std::fabs(HalfToFloat(all[i])) <= 16)) {
+        continue;
+      }
+      x.push_back(all[i]);
+      g.push_back(gh);
+      want.push_back(f1[i] * Quad(HalfToFloat(gh)));
     }
+  }
+  // NaNs with payloads, quiet and signalling, for every x: the NaN of f'
+  // (x NaN, or bfloat16's marker far in the tails) meets g's.
+  const bool f16 = std::is_same_v<H, Float16>;
+  for (const uint16_t bits : {f16 ? 0x7D55 : 0x7F95, f16 ? 0xFE55 : 0xFFD5}) {
+    for (size_t i = 0; i < all.size(); ++i) {
+      x.push_back(all[i]);
+      g.push_back(HalfFromBits<H>(bits));
+      want.push_back(nanq(""));
+    }
+  }
+  ForEachTarget([&](int64_t target) {
+    std::vector<H> got(x.size()), general(x.size());
+    internal::ElementwiseHalfVjpByTable(c.function, c.alpha, x.data(), g.data(),
+                                        got.data(), x.size());
+    internal::ElementwiseHalfGeneral(c.function, ElementwiseKind::kVjp, c.alpha,
+                                     x.data(), g.data(), general.data(),
+                                     x.size());
+    Tally t;
+    size_t differ = 0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      Judge<H>(got[i], want[i], x[i], t);
+      differ += HalfBits(got[i]) != HalfBits(general[i]);
+    }
+    const std::string where = std::string(hwy::TargetName(target)) + " " +
+                              c.label + " vjp(table) " + HalfFormat<H>::kName;
+    std::printf(
+        "%s: not correctly rounded %zu of %zu, max %.3f ULP; differs from "
+        "the general path in %zu\n",
+        where.c_str(), t.misrounded, t.counted, t.max_ulp, differ);
+    EXPECT_EQ(t.failures, 0u)
+        << where << ": " << t.failures << " inputs out of bound" << t.first;
+    EXPECT_EQ(t.misrounded, 0u) << where;
+    EXPECT_EQ(differ, 0u) << where;
+  });
+}
+
+// The VJP's table itself, every entry on every target: f' within 0.5
+// float32 ULP (and 2^-16 of one: the float64 value's own error) of the
+// quad oracle's wherever that is a normal float32, which VjpTable's K = 2
+// rests on; bfloat16's NaN where it is not (x finite), float16's of the
+// oracle's sign (or 0) there.
+template <typename H>
+void F1TableEntries(const Case& c) {
+  const std::vector<H> all = AllPatterns<H>();
+  ForEachTarget([&](int64_t target) {
+    const std::shared_ptr<const float> t =
+        internal::HalfF1Table<H>(c.function, c.alpha, 1, /*force=*/true);
+    ASSERT_NE(t, nullptr);
+    size_t bad = 0;
+    double max_ulp = 0;
+    std::string first;
+    for (size_t i = 0; i < all.size(); ++i) {
+      const float xf = HalfToFloat(all[i]);
+      const Quad want = OracleJet(c.function, c.alpha, Quad(xf))[1];
+      const float got = t.get()[i];
+      bool ok;
+      if (isnanq(want)) {
+        ok = std::isnan(got);
+      } else if (fabsq(want) >= ldexpq(1, -126)) {
+        const double ulp = static_cast<double>(fabsq(Quad(got) - want) /
+                                               ldexpq(1, ilogbq(want) - 23));
+        max_ulp = std::max(max_ulp, ulp);
+        ok = ulp <= 0.5 + 0x1p-16;
+      } else if (!std::isfinite(xf)) {
+        ok = got == 0;
+      } else if (std::is_same_v<H, BFloat16>) {
+        ok = std::isnan(got);
+      } else {
+        ok = got == 0 || (got < 0) == (want < 0);
+      }
+      if (!ok && ++bad <= 5) {
+        first += "\n  x = " + Describe(all[i]) + " got " + std::to_string(got) +
+                 " want " + QuadToString(want);
+      }
+    }
+    const std::string where = std::string(hwy::TargetName(target)) + " " +
+                              c.label + " f' table " + HalfFormat<H>::kName;
+    std::printf("%s: max %.6f float32 ULP\n", where.c_str(), max_ulp);
+    EXPECT_EQ(bad, 0u) << where << first;
   });
 }
 
 class HalfAccuracyTest : public ::testing::TestWithParam<Case> {};
+
+// The functions whose VJP takes f' from the float64 kernel or its table:
+// all whose VJP rounds (not identity's or relu's) but leaky_relu's, a
+// multiply by alpha in float32 lanes.
+class HalfVjpTableTest : public ::testing::TestWithParam<Case> {};
+
+std::vector<Case> RoundedVjpCases() {
+  std::vector<Case> cases;
+  for (const Case& c : kCases) {
+    if (internal::HalfExactOf(c.function, ElementwiseKind::kVjp) ==
+            internal::HalfExact::kNone &&
+        c.function != Function::kLeakyRelu) {
+      cases.push_back(c);
+    }
+  }
+  return cases;
+}
+
+TEST_P(HalfVjpTableTest, Float16Entries) {
+  F1TableEntries<Float16>(GetParam());
+}
+TEST_P(HalfVjpTableTest, BFloat16Entries) {
+  F1TableEntries<BFloat16>(GetParam());
+}
+TEST_P(HalfVjpTableTest, Float16) { VjpTable<Float16>(GetParam()); }
+TEST_P(HalfVjpTableTest, BFloat16) { VjpTable<BFloat16>(GetParam()); }
+
+INSTANTIATE_TEST_SUITE_P(RoundedVjp, HalfVjpTableTest,
+                         ::testing::ValuesIn(RoundedVjpCases()),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.label);
+                         });
 
 TEST_P(HalfAccuracyTest, Float16AllInputs) { Exhaustive<Float16>(GetParam()); }
 TEST_P(HalfAccuracyTest, BFloat16AllInputs) {
@@ -276,23 +452,34 @@ INSTANTIATE_TEST_SUITE_P(AllElementwise, HalfAccuracyTest,
 // prefetched, its output streamed where that is on and the output is
 // aligned), with non-temporal stores on and off, at an aligned and an
 // unaligned output, out of place and in place (into g), and for bfloat16
-// with and without vcvtne2ps2bf16: each element as the same function
-// gives it in slices of 4,096 (no streaming, no prefetch).
+// with and without vcvtne2ps2bf16: each element as the same path (the
+// general one, or the f' table's) gives it in slices of 4,096 (no
+// streaming, no prefetch).
 template <typename H>
-void LongVjp(Function f) {
+void RunVjp(bool table, Function f, absl::Span<const H> x,
+            absl::Span<const H> g, absl::Span<H> y) {
+  if (table) {
+    internal::ElementwiseHalfVjpByTable(f, 0.0, x.data(), g.data(), y.data(),
+                                        x.size());
+  } else {
+    internal::ElementwiseHalfGeneral(f, ElementwiseKind::kVjp, 0.0, x.data(),
+                                     g.data(), y.data(), x.size());
+  }
+}
+
+template <typename H>
+void LongVjp(Function f, bool table) {
   const std::vector<H> all = AllPatterns<H>();
   const size_t n = (size_t{1} << 21) + 37;
   std::vector<H> x(n);
   for (size_t i = 0; i < n; ++i) x[i] = all[(i * 40503) % all.size()];
   const std::vector<H> g = Upstream<H>(n);
-  const Case c{f, 0.0, "long"};
   std::vector<H> want(n);
   for (size_t at = 0; at < n; at += 4096) {
     const size_t len = std::min<size_t>(4096, n - at);
-    RunKind<H>(c, ElementwiseKind::kVjp,
-               absl::MakeConstSpan(x).subspan(at, len),
-               absl::MakeConstSpan(g).subspan(at, len),
-               absl::MakeSpan(want).subspan(at, len));
+    RunVjp<H>(table, f, absl::MakeConstSpan(x).subspan(at, len),
+              absl::MakeConstSpan(g).subspan(at, len),
+              absl::MakeSpan(want).subspan(at, len));
   }
   const H canary = HalfFromBits<H>(0x7E01);
   for (const bool native : {true, false}) {
@@ -305,9 +492,9 @@ void LongVjp(Function f) {
           std::vector<H> buf(n + 40, canary);
           const absl::Span<H> y = absl::MakeSpan(buf).subspan(offset, n);
           if (in_place) std::copy(g.begin(), g.end(), y.begin());
-          RunKind<H>(c, ElementwiseKind::kVjp, absl::MakeConstSpan(x),
-                     in_place ? absl::Span<const H>(y) : absl::MakeConstSpan(g),
-                     y);
+          RunVjp<H>(table, f, absl::MakeConstSpan(x),
+                    in_place ? absl::Span<const H>(y) : absl::MakeConstSpan(g),
+                    y);
           size_t wrong = 0, first = n;
           for (size_t i = 0; i < n; ++i) {
             if (HalfBits(y[i]) != HalfBits(want[i])) {
@@ -315,9 +502,10 @@ void LongVjp(Function f) {
             }
           }
           EXPECT_EQ(wrong, 0u)
-              << "native " << native << " streamed "
-              << (nt == NonTemporalStores::kOn) << " offset " << offset
-              << (in_place ? " in place" : "") << ", first at " << first;
+              << (table ? "table" : "general") << " native " << native
+              << " streamed " << (nt == NonTemporalStores::kOn) << " offset "
+              << offset << (in_place ? " in place" : "") << ", first at "
+              << first;
           EXPECT_EQ(HalfBits(buf[offset + n]), HalfBits(canary));
           if (offset > 0) {
             EXPECT_EQ(HalfBits(buf[offset - 1]), HalfBits(canary));
@@ -332,12 +520,22 @@ void LongVjp(Function f) {
 
 TEST(HalfLongVjpTest, Float16) {
   for (Function f : {Function::kSigmoid, Function::kGelu, Function::kElu}) {
-    LongVjp<Float16>(f);
+    LongVjp<Float16>(f, /*table=*/false);
   }
 }
 TEST(HalfLongVjpTest, BFloat16) {
   for (Function f : {Function::kSigmoid, Function::kGelu, Function::kElu}) {
-    LongVjp<BFloat16>(f);
+    LongVjp<BFloat16>(f, /*table=*/false);
+  }
+}
+TEST(HalfLongVjpTest, Float16Table) {
+  for (Function f : {Function::kSigmoid, Function::kGelu, Function::kElu}) {
+    LongVjp<Float16>(f, /*table=*/true);
+  }
+}
+TEST(HalfLongVjpTest, BFloat16Table) {
+  for (Function f : {Function::kSigmoid, Function::kGelu, Function::kElu}) {
+    LongVjp<BFloat16>(f, /*table=*/true);
   }
 }
 

@@ -192,8 +192,8 @@ TEST(HalfTableTest, ArraysBFloat16Gather) {
 }
 
 // The public API builds a key's table once the key has computed 262,144
-// elements on the general path, and not before; the VJP, the exact path
-// and leaky_relu never build one.
+// elements on the general path, and not before (the VJP's f' table too);
+// the exact path and leaky_relu never build one.
 TEST(HalfTableTest, WhenToBuild) {
   internal::ClearHalfTables();
   const std::vector<Float16> all = AllPatterns<Float16>();
@@ -221,6 +221,15 @@ TEST(HalfTableTest, WhenToBuild) {
     Evaluate<Float16>(Function::kSigmoid, 0, all, absl::MakeSpan(out));
     EXPECT_EQ(internal::GetHalfTableStats().builds, builds + 1 + (call == 4));
   }
+  // tanh's VJP has seen 65,536: its f' table comes with the 4th call, and
+  // leaky_relu's VJP (a multiply, cheaper than the lookup) never builds.
+  for (int call = 2; call <= 5; ++call) {
+    Vjp<Float16>(Function::kTanh, 0, all, ones, absl::MakeSpan(out));
+    Vjp<Float16>(Function::kLeakyRelu, 0.01, all, ones, absl::MakeSpan(out));
+    EXPECT_EQ(internal::GetHalfTableStats().builds, builds + 2 + (call >= 4))
+        << "call " << call;
+  }
+  EXPECT_EQ(internal::GetHalfTableStats().tables, 3u);
 }
 
 // Threads calling the same keys at once on a cold cache, each with an
@@ -258,27 +267,39 @@ TEST(HalfTableTest, ConcurrentFirstUse) {
 }
 
 // More keys than the cache holds: it keeps at most its bound of keys and
-// bytes (<= 8 MiB), drops the least recently used, and a dropped key is
+// bytes (<= 12 MiB: 95 tables of f, f' or f'', 128 KiB each, or 47 of the
+// VJP's 256 KiB), drops the least recently used, and a dropped key is
 // rebuilt with the same results.
 TEST(HalfTableTest, Bound) {
   internal::ClearHalfTables();
   const std::vector<Float16> x = AllPatterns<Float16>();
+  const std::vector<Float16> g(x.size(), HalfFromBits<Float16>(0x3C00));
   std::vector<Float16> y(x.size());
-  size_t max_keys = 0;
-  for (int k = 0; k < 80; ++k) {
-    const Case c = {Function::kElu, 0.01 * (k + 1), "elu"};
-    Table(c, ElementwiseKind::kValue, x.data(), y.data(), x.size());
-    const internal::HalfTableStats s = internal::GetHalfTableStats();
-    EXPECT_LE(s.bytes, s.max_bytes);
-    EXPECT_LE(s.max_bytes, size_t{8} << 20);
-    EXPECT_EQ(s.tables, s.keys);
-    max_keys = std::max(max_keys, s.keys);
+  for (const bool vjp : {false, true}) {
+    size_t max_keys = 0;
+    for (int k = 0; k < 120; ++k) {
+      const Case c = {Function::kElu, 0.01 * (k + 1), "elu"};
+      if (vjp) {
+        internal::ElementwiseHalfVjpByTable(c.function, c.alpha, x.data(),
+                                            g.data(), y.data(), x.size());
+      } else {
+        Table(c, ElementwiseKind::kValue, x.data(), y.data(), x.size());
+      }
+      const internal::HalfTableStats s = internal::GetHalfTableStats();
+      EXPECT_LE(s.bytes, s.max_bytes);
+      EXPECT_LE(s.max_bytes, size_t{12} << 20);
+      EXPECT_EQ(s.tables, s.keys);
+      max_keys = std::max(max_keys, s.keys);
+    }
+    // The VJP's keys replace the others as they come, the least recent
+    // first: 47 of them and the last f table fit.
+    EXPECT_EQ(max_keys, vjp ? 94u : 95u);
+    EXPECT_EQ(internal::GetHalfTableStats().keys, vjp ? 48u : 95u);
   }
-  EXPECT_EQ(max_keys, 63u);
   const Case first = {Function::kElu, 0.01, "elu"};
   Table(first, ElementwiseKind::kValue, x.data(), y.data(), x.size());
   ExpectSameBits(y, General(first, ElementwiseKind::kValue, x), "rebuilt");
-  EXPECT_LE(internal::GetHalfTableStats().keys, 63u);
+  EXPECT_LE(internal::GetHalfTableStats().keys, 95u);
 }
 
 }  // namespace
