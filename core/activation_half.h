@@ -118,12 +118,12 @@ template <typename H>
 void HalfF1Values(Function f, double alpha, const H* x, float* t, size_t n);
 
 // The VJP's table for H (Float16 or BFloat16), function and alpha, from the
-// same cache and by the same rule as ElementwiseHalfTable's (n counted
-// toward kBuildAfter, `force` builds now): HalfF1Values of each of the
-// 65,536 patterns (f' within 0.5 float32 ULP and a hair). 256 KiB; null
-// where the caller is to take the float32 VJP kernel (leaky_relu's is
-// cheaper, tables are off, or not worth building yet). The pointer keeps
-// the table alive.
+// same cache as ElementwiseHalfTable's (n counted toward the key's 65,536,
+// `force` builds now): HalfF1Values of each of the 65,536 patterns (f'
+// within 0.5 float32 ULP and a hair). 256 KiB; null where the caller is to
+// compute f' per chunk (not worth building yet, or tables are off) or the
+// VJP takes no f' (leaky_relu's multiply). The pointer keeps the table
+// alive.
 template <typename H>
 std::shared_ptr<const float> HalfF1Table(Function f, double alpha, size_t n,
                                          bool force);

@@ -36,7 +36,10 @@
 //    whatever its length. So an array of 262,144 or more builds at once,
 //    and a stream of smaller calls pays at most about one build's worth of
 //    general-path work first: no caller pays more than about twice the
-//    cost of the better choice in hindsight.
+//    cost of the better choice in hindsight. A VJP's f' table costs
+//    65,536 evaluations of the float64 f', as many as the general path
+//    makes over 65,536 values: its key builds at that count
+//    (kVjpBuildAfter).
 //  - Concurrent first use: the build runs under the key's std::once_flag,
 //    outside the cache's mutex: one thread builds, callers of the same key
 //    wait for it, callers of other keys do not.
@@ -142,6 +145,7 @@ constexpr size_t kPatterns = 65536;
 constexpr size_t kMaxBytes = size_t{12} << 20;
 // General-path elements per key before its table is built (see the top).
 constexpr uint64_t kBuildAfter = 4 * kPatterns;
+constexpr uint64_t kVjpBuildAfter = kPatterns;
 
 struct Table {
   // The results; one padding entry for the gathers' 4-byte reads.
@@ -242,6 +246,7 @@ std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
                               bool native_bf16, size_t n, bool force) {
   const bool vjp = kind == ElementwiseKind::kVjp;
   const size_t bytes = vjp ? sizeof(F1Table) : sizeof(Table);
+  const uint64_t build_after = vjp ? kVjpBuildAfter : kBuildAfter;
   constexpr bool kBF16 = std::is_same_v<H, BFloat16>;
   Key key;
   std::memcpy(&key.alpha_bits, &alpha, 8);
@@ -272,7 +277,7 @@ std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
     slot->last_use = ++cache.tick;
     if (!slot->building) {
       slot->general_elements += n;
-      if (!force && slot->general_elements < kBuildAfter) return nullptr;
+      if (!force && slot->general_elements < build_after) return nullptr;
       slot->building = true;
       ++cache.builds;
     }
