@@ -81,7 +81,7 @@ HWY_INLINE hn::Mask<D> Untrusted(D df, hn::Vec<D> y, int32_t k) {
 
 // |y|'s bits, as int32.
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE hn::Vec<hn::RebindToSigned<D>> MagnitudeBits(D df, V y) {
+HWY_INLINE hn::Vec<hn::RebindToSigned<D>> MagnitudeBits(D /*df*/, V y) {
   const hn::RebindToSigned<D> di;
   return hn::And(hn::BitCast(di, y), hn::Set(di, 0x7FFFFFFF));
 }
