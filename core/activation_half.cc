@@ -199,6 +199,20 @@ HWY_INLINE void Widen(D df, const H* h, float* f, size_t count) {
   }
 }
 
+// A vector's worth of half values at p, for loads of whole vectors: p
+// itself, or where only m < lanes of them are valid, a copy padded with
+// zeros.
+template <typename H>
+struct ShortVector {
+  HWY_ALIGN H buf[HWY_MAX_BYTES / sizeof(float)];
+  const H* Of(const H* p, size_t m, size_t lanes) {
+    if (HWY_LIKELY(m == lanes)) return p;
+    std::memset(buf, 0, sizeof(buf));
+    std::memcpy(buf, p, m * sizeof(H));
+    return buf;
+  }
+};
+
 // The fused loop's vectors at x (and g: the VJP): m <= Lanes(df) values
 // widened (a padded copy when m is short), and the op's result for them.
 template <int kOrder, bool kVjp, class D, class Op, typename H,
@@ -206,16 +220,9 @@ template <int kOrder, bool kVjp, class D, class Op, typename H,
 HWY_INLINE void FusedVectors(D df, const Op& op, const Limits<float>& lim,
                              const H* x, const H* g, size_t m, V* xv, V* gv,
                              V* yv) {
-  HWY_ALIGN H xb[HWY_MAX_BYTES / sizeof(float)];
-  HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)];
-  if (HWY_UNLIKELY(m != hn::Lanes(df))) {
-    std::memset(xb, 0, sizeof(xb));
-    std::memset(gb, 0, sizeof(gb));
-    std::memcpy(xb, x, m * sizeof(H));
-    if (kVjp) std::memcpy(gb, g, m * sizeof(H));
-    x = xb;
-    g = gb;
-  }
+  ShortVector<H> xs, gs;
+  x = xs.Of(x, m, hn::Lanes(df));
+  if (kVjp) g = gs.Of(g, m, hn::Lanes(df));
   *xv = LoadWiden<H>(df, x);
   *gv = kVjp ? LoadWiden<H>(df, g) : *xv;
   *yv = Apply<kOrder, kVjp>(df, op, *xv, gv, lim);
@@ -253,16 +260,9 @@ HWY_INLINE void TableVectors(D df, const float* t, const H* x, const H* g,
   const hn::RebindToSigned<D> di;
   const hn::RebindToUnsigned<D> du;
   const hn::Rebind<uint16_t, D> du16;
-  HWY_ALIGN H xb[HWY_MAX_BYTES / sizeof(float)];
-  HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)];
-  if (HWY_UNLIKELY(m != hn::Lanes(df))) {
-    std::memset(xb, 0, sizeof(xb));
-    std::memset(gb, 0, sizeof(gb));
-    std::memcpy(xb, x, m * sizeof(H));
-    std::memcpy(gb, g, m * sizeof(H));
-    x = xb;
-    g = gb;
-  }
+  ShortVector<H> xs, gs;
+  x = xs.Of(x, m, hn::Lanes(df));
+  g = gs.Of(g, m, hn::Lanes(df));
   const auto bits = hn::LoadU(du16, reinterpret_cast<const uint16_t*>(x));
   *xv = LoadWiden<H>(df, x);
   *gv = LoadWiden<H>(df, g);
@@ -299,12 +299,8 @@ HWY_INLINE void F1Values(const HalfParams& p, const float* x, size_t n,
 template <typename H, class D, class V = hn::Vec<D>>
 HWY_INLINE void F1Vectors(D df, const float* xf, const float* t, const H* g,
                           size_t m, V* xv, V* gv, V* yv) {
-  HWY_ALIGN H gb[HWY_MAX_BYTES / sizeof(float)];
-  if (HWY_UNLIKELY(m != hn::Lanes(df))) {
-    std::memset(gb, 0, sizeof(gb));
-    std::memcpy(gb, g, m * sizeof(H));
-    g = gb;
-  }
+  ShortVector<H> gs;
+  g = gs.Of(g, m, hn::Lanes(df));
   *xv = hn::Load(df, xf);
   *gv = LoadWiden<H>(df, g);
   *yv = MulGFirst(df, *gv, hn::Load(df, t));
