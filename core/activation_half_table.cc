@@ -21,7 +21,7 @@
 //  - Bound: 12 MiB. Every key (a built table, or a count toward one)
 //    reserves its table's bytes: 128 KiB (131,136 with padding) for f, f'
 //    or f'', 256 KiB for the VJP's f', so the cache holds at most 95 keys of
-//    the one and 47 of the other; before a new key goes in, the least
+//    the one and 48 of the other; before a new key goes in, the least
 //    recently used ones are dropped until it fits. A caller holds its table
 //    by shared_ptr, so a table dropped while in use lives until that call
 //    returns. Every default-alpha key of both types fits: 50 of f, f' and
@@ -52,7 +52,7 @@
 // 4.9 elements/ns against 3.4).
 // The VJP's table lost in session lut14 (scalar lookups into a buffer, the
 // rounding test of then) and won in session 15 (one gather per vector, the
-// bracket tests): 1.6-3.3x the float32 kernel's path on an Intel Xeon
+// bracket tests): 1.4-3.5x the float32 kernel's path on an Intel Xeon
 // (BENCHMARKS.md, "Session 15").
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "core/activation_half_table.cc"

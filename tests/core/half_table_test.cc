@@ -270,7 +270,7 @@ TEST(HalfTableTest, ConcurrentFirstUse) {
 }
 
 // More keys than the cache holds: it keeps at most its bound of keys and
-// bytes (<= 12 MiB: 95 tables of f, f' or f'', 128 KiB each, or 47 of the
+// bytes (<= 12 MiB: 95 tables of f, f' or f'', 128 KiB each, or 48 of the
 // VJP's 256 KiB), drops the least recently used, and a dropped key is
 // rebuilt with the same results.
 TEST(HalfTableTest, Bound) {
@@ -295,7 +295,7 @@ TEST(HalfTableTest, Bound) {
       max_keys = std::max(max_keys, s.keys);
     }
     // The VJP's keys replace the others as they come, the least recent
-    // first: 47 of them and the last f table fit.
+    // first: 48 of them fill the cache.
     EXPECT_EQ(max_keys, vjp ? 94u : 95u);
     EXPECT_EQ(internal::GetHalfTableStats().keys, vjp ? 48u : 95u);
   }
