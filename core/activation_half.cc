@@ -420,7 +420,7 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
           continue;
         }
       } else if constexpr (kNativeBF16 && kVjp) {
-        if (HWY_LIKELY(!MayRoundAwayBF16Vjp(df, rp, y0, y1, g0, g1))) {
+        if (HWY_LIKELY(!MayRoundAwayBF16Vjp(df, rp, y0, y1))) {
           continue;
         }
       }

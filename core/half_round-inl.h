@@ -130,17 +130,12 @@ HWY_INLINE bool MayRoundAwayF16(D df, V y0, V y1, int32_t k) {
 // The loop-invariant vectors of the test below.
 template <class D>
 struct RoundParams {
-  // 2^126, 1 / float32's smallest normal: |g f'| < |g| 2^-126 is tested as
-  // |g f'| 2^126 < |g| (exact), never forming a subnormal (each costs a
-  // microcode assist on x86).
-  hn::Vec<D> inv_tiny;
   hn::Vec<D> zero_lo;  // bfloat16: a zero at x <= zero_lo is suspect
   hn::Vec<D> zero_hi;  // ... and at x >= zero_hi (inf: never)
   int32_t ulp_budget;
   bool exact_zero_f1;
   RoundParams(D df, const HalfParams& p)
-      : inv_tiny(hn::Set(df, 0x1p126f)),
-        zero_lo(hn::Set(df, -p.zero_tail_x)),
+      : zero_lo(hn::Set(df, -p.zero_tail_x)),
         zero_hi(hn::Set(df, p.zero_tail_negative_only
                                 ? std::numeric_limits<float>::infinity()
                                 : p.zero_tail_x)),
@@ -157,16 +152,12 @@ template <typename H, bool kVjp, class D, class V = hn::Vec<D>>
 HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V y) {
   auto extra = hn::FirstN(df, 0);
   if constexpr (kVjp) {
-    // y = g f' from the float32 VJP kernel. Where f' is below float32's
-    // normal range (0 included), |g f'| < |g| 2^-126: g f' may still be a
-    // normal bfloat16 (g up to 2^128) that the float32 kernel lost, and
-    // inf * (f' underflowed to 0) gives NaN where the answer is +-inf.
+    // y = g f' with f' in float32 (F1Values): NaN where g is not is f'
+    // marked for the float64 recomputation (bfloat16, f' below float32's
+    // normal range) or inf * 0 where f' underflowed (the answer may be
+    // +-inf).
     if (!rp.exact_zero_f1) {
-      auto lost = hn::And(hn::IsNaN(y), hn::Not(hn::IsNaN(g)));
-      if constexpr (std::is_same_v<H, BFloat16>) {
-        lost =
-            hn::Or(lost, hn::Lt(hn::Mul(hn::Abs(y), rp.inv_tiny), hn::Abs(g)));
-      }
+      const auto lost = hn::And(hn::IsNaN(y), hn::Not(hn::IsNaN(g)));
       extra = hn::And(lost, hn::IsFinite(x));
     }
   } else if constexpr (std::is_same_v<H, BFloat16>) {
@@ -179,16 +170,14 @@ HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V y) {
 }
 
 #if ACTSVC_NATIVE_BF16
-// The bracket of MayRoundAwayF16 for the bfloat16 VJP, both pairs of
-// bounds rounded by vcvtne2ps2bf16 (the rounding NarrowStore2Native
-// stores), with the two tests that bracket cannot make: a nonzero result
-// below float32's smallest normal (vcvtne2ps2bf16 takes those as 0, and
-// the float32 kernels promise only an absolute error there), and
-// Suspect's |g f'| < |g| 2^-126 (f' may have underflowed in float32; y =
-// 0 with g = 0 does not fire it). It fires wherever Suspect flags a lane.
+// The bracket of MayRoundAwayF16 for leaky_relu's bfloat16 VJP (a multiply
+// by 1 or alpha), both pairs of bounds rounded by vcvtne2ps2bf16 (the
+// rounding NarrowStore2Native stores), with the test that bracket cannot
+// make: a nonzero result below float32's smallest normal (vcvtne2ps2bf16
+// takes those as 0). It fires wherever Suspect flags a lane.
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0, V y1,
-                                    V g0, V g1) {
+HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0,
+                                    V y1) {
   const hn::RebindToSigned<D> di;
   const hn::RebindToUnsigned<D> du;
   const hn::Repartition<uint16_t, D> d16;
@@ -212,12 +201,8 @@ HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0, V y1,
   const auto one = hn::Set(du, 1u);
   const auto tiny0 = hn::Lt(hn::Sub(hn::BitCast(du, a0), one), tiny_top);
   const auto tiny1 = hn::Lt(hn::Sub(hn::BitCast(du, a1), one), tiny_top);
-  const auto lost0 = hn::Lt(hn::Mul(hn::Abs(y0), rp.inv_tiny), hn::Abs(g0));
-  const auto lost1 = hn::Lt(hn::Mul(hn::Abs(y1), rp.inv_tiny), hn::Abs(g1));
-  const auto extra = hn::Or(hn::Or(hn::RebindMask(df, tiny0), lost0),
-                            hn::Or(hn::RebindMask(df, tiny1), lost1));
   return !hn::AllFalse(d16, hn::Ne(differ, hn::Zero(d16))) ||
-         !hn::AllFalse(df, extra);
+         !hn::AllFalse(du, hn::Or(tiny0, tiny1));
 }
 #endif
 
