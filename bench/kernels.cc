@@ -10,7 +10,7 @@
 // backward does (actsvc's from-logits VJP is op vjp_logits; the scalar vjp
 // rows recompute p from x; op fwd_cold, f16 and bf16 at 4096 and 65536:
 // one forward call that builds its half table on an empty cache and looks
-// up; --half_tables=off and --half_lookup=gather choose the half
+// up; --half_tables=off and --half_lookup=scalar|gather choose the half
 // path, core/activation_half_table.cc). Throughput is reported as
 // items_per_second (elements). bench/kernels_table.py turns
 // --benchmark_format=json into BENCHMARKS.md.
@@ -562,8 +562,8 @@ int main(int argc, char** argv) {
   // --nt_stores=on|off overrides the CPU vendor's choices of non-temporal
   // stores for large outputs (core/stores.h); --half_tables=off runs the
   // half functions that round on their general path, without tables, and
-  // --half_lookup=gather looks tables up by AVX-512 gathers
-  // (core/activation_half_table.cc).
+  // --half_lookup=scalar|gather overrides the CPU's choice of table lookup
+  // loop (core/activation_half_table.cc).
   int kept = 1;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -576,11 +576,14 @@ int main(int argc, char** argv) {
     } else if (arg == "--half_lookup=gather") {
       actsvc::internal::SetHalfTableLoop(
           actsvc::internal::HalfTableLoop::kGather);
+    } else if (arg == "--half_lookup=scalar") {
+      actsvc::internal::SetHalfTableLoop(
+          actsvc::internal::HalfTableLoop::kScalar);
     } else if (arg.rfind("--nt_stores", 0) == 0 ||
                arg.rfind("--half_", 0) == 0) {
       std::fprintf(stderr,
                    "%s: expected --nt_stores=on|off, --half_tables=off or "
-                   "--half_lookup=gather\n",
+                   "--half_lookup=scalar|gather\n",
                    arg.c_str());
       return 2;
     } else {
@@ -591,11 +594,12 @@ int main(int argc, char** argv) {
   using actsvc::StoreUse;
   std::fprintf(stderr,
                "actsvc kernels: %s; non-temporal stores (%s): elementwise "
-               "%s, softmax rows %s, half tables %s\n",
+               "%s, softmax rows %s, half tables %s; half lookups by %s\n",
                actsvc::KernelTargetName(), actsvc::StoreVendorName(),
                UseNonTemporalStores(StoreUse::kElementwise) ? "on" : "off",
                UseNonTemporalStores(StoreUse::kSoftmaxRows) ? "on" : "off",
-               UseNonTemporalStores(StoreUse::kHalfTables) ? "on" : "off");
+               UseNonTemporalStores(StoreUse::kHalfTables) ? "on" : "off",
+               actsvc::PreferGathers() ? "gathers" : "scalar loads");
   actsvc::RegisterAll();
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();

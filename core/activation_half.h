@@ -141,9 +141,11 @@ HalfTableStats GetHalfTableStats();
 // returns).
 void ClearHalfTables();
 
-// The lookup loop: 64-bit loads and stores around scalar table loads (the
-// default), or AVX-512 gathers where the target has them (for comparison).
-enum class HalfTableLoop { kScalar, kGather };
+// The lookup loop: the CPU's choice (the default: gathers where
+// PreferGathers in core/stores.h says so), 64-bit loads and stores around
+// scalar table loads, or AVX-512 gathers where the target has them (scalar
+// loads elsewhere).
+enum class HalfTableLoop { kByCpu, kScalar, kGather };
 void SetHalfTableLoop(HalfTableLoop loop);
 // Whether ElementwiseHalf may take the table path (the default); tests turn
 // it off to compare the general path through the public API.

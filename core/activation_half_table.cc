@@ -43,10 +43,13 @@
 //  - Concurrent first use: the build runs under the key's std::once_flag,
 //    outside the cache's mutex: one thread builds, callers of the same key
 //    wait for it, callers of other keys do not.
-// The lookup is a scalar loop (movzx loads): on AMD Zen 4 it beats AVX-512
-// gathers (vpgatherdd, scale 2) by 1.3x from 4K to 64K elements and ties or
-// wins at 16M, and gathers are slower still on Intel CPUs with the Downfall
-// (GDS) microcode mitigation.
+// The lookup, by CPU (PreferGathers in core/stores.h): AVX-512 gathers
+// (vpgatherdd, scale 2) with the elementwise loops' non-temporal stores on
+// Intel, where they run 1.3x faster than scalar loads at 64K elements and
+// 1.45x at 16M (Xeon, BENCHMARKS.md "Session 16"), unless the Downfall (GDS)
+// microcode mitigation slows gathers; a scalar loop (movzx loads) elsewhere:
+// on AMD Zen 4 it beats the gathers by 1.3x from 4K to 64K elements and
+// ties or wins at 16M.
 // Not tabled: leaky_relu's f and VJP (its only kinds that round), whose
 // general path, a float32 multiply, beats the lookup (float16 f at 64K:
 // 4.9 elements/ns against 3.4).
@@ -90,7 +93,7 @@ namespace HWY_NAMESPACE {
 // has a padding entry), narrowed by vpmovdw. Returns how many it did (a
 // multiple of 32; 0 on other targets).
 size_t LookupGather(const uint16_t* t, const uint16_t* x, uint16_t* y, size_t n,
-                    bool stream) {
+                    bool stream, bool prefetch) {
 #if HWY_ARCH_X86 && (HWY_TARGET == HWY_AVX3 || HWY_TARGET == HWY_AVX3_DL)
   size_t i = 0;
   const int* base = reinterpret_cast<const int*>(t);
@@ -99,6 +102,7 @@ size_t LookupGather(const uint16_t* t, const uint16_t* x, uint16_t* y, size_t n,
   const __mmask16 all = 0xFFFF;
   const __m512i zero = _mm512_setzero_si512();
   for (; i + 32 <= n; i += 32) {
+    if (prefetch) PrefetchAhead<64>(x + i);  // a line of x a step
     const __m512i i0 = _mm512_maskz_cvtepu16_epi32(
         all, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)));
     const __m512i i1 = _mm512_maskz_cvtepu16_epi32(
@@ -118,7 +122,7 @@ size_t LookupGather(const uint16_t* t, const uint16_t* x, uint16_t* y, size_t n,
   }
   return i;
 #else
-  (void)t, (void)x, (void)y, (void)n, (void)stream;
+  (void)t, (void)x, (void)y, (void)n, (void)stream, (void)prefetch;
   return 0;
 #endif
 }
@@ -202,7 +206,7 @@ Cache& TheCache() {
   return *cache;
 }
 
-std::atomic<int> loop_mode{static_cast<int>(HalfTableLoop::kScalar)};
+std::atomic<int> loop_mode{static_cast<int>(HalfTableLoop::kByCpu)};
 std::atomic<bool> use_tables{true};
 
 // The general path over all 65,536 patterns, in chunks of 4,096 through
@@ -345,10 +349,16 @@ void LookupScalar(const uint16_t* t, const uint16_t* x, uint16_t* y, size_t n,
 
 void Lookup(const Table& table, const uint16_t* x, uint16_t* y, size_t n) {
   const uint16_t* t = table.bits;
+  const auto loop =
+      static_cast<HalfTableLoop>(loop_mode.load(std::memory_order_relaxed));
+  const bool gather = loop == HalfTableLoop::kGather ||
+                      (loop == HalfTableLoop::kByCpu && PreferGathers());
   const bool prefetch = BeyondCaches(StoreUse::kHalfTables, n * 2);
-  const bool big = StreamOutput(StoreUse::kHalfTables, n * 2);
-  const bool gather = loop_mode.load(std::memory_order_relaxed) ==
-                      static_cast<int>(HalfTableLoop::kGather);
+  // The gathers store whole vectors, as the elementwise loops do, and
+  // stream them where those do; the scalar loop's 64-bit stores have a
+  // choice of their own.
+  const bool big = StreamOutput(
+      gather ? StoreUse::kElementwise : StoreUse::kHalfTables, n * 2);
   size_t i = 0;
   if (big) {
     // Up to y's 64-byte boundary, then streamed (if y is 2-byte aligned).
@@ -361,7 +371,8 @@ void Lookup(const Table& table, const uint16_t* x, uint16_t* y, size_t n) {
   }
   const bool stream = big && reinterpret_cast<uintptr_t>(y + i) % 64 == 0;
   if (gather) {
-    i += HWY_DYNAMIC_DISPATCH(LookupGather)(t, x + i, y + i, n - i, stream);
+    i += HWY_DYNAMIC_DISPATCH(LookupGather)(t, x + i, y + i, n - i, stream,
+                                            prefetch);
   }
   LookupScalar(t, x + i, y + i, n - i, stream, prefetch);
   if (stream) hwy::FlushStream();

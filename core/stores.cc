@@ -2,6 +2,8 @@
 
 #include <atomic>
 #include <cstring>
+#include <fstream>
+#include <string>
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -30,6 +32,16 @@ Vendor ReadVendor() {
 Vendor CpuVendor() {
   static const Vendor vendor = ReadVendor();
   return vendor;
+}
+
+// Whether the kernel reports gather_data_sampling (Downfall) mitigated by
+// microcode, which slows every gather instruction.
+bool GathersMitigated() {
+  std::ifstream in(
+      "/sys/devices/system/cpu/vulnerabilities/gather_data_sampling");
+  std::string status;
+  std::getline(in, status);
+  return status.rfind("Mitigation: Microcode", 0) == 0;
 }
 
 std::atomic<NonTemporalStores> mode{NonTemporalStores::kByCpu};
@@ -68,6 +80,12 @@ bool StreamOutput(StoreUse use, size_t bytes) {
 
 void SetNonTemporalStores(NonTemporalStores m) {
   mode.store(m, std::memory_order_relaxed);
+}
+
+bool PreferGathers() {
+  static const bool prefer =
+      CpuVendor() == Vendor::kIntel && !GathersMitigated();
+  return prefer;
 }
 
 const char* StoreVendorName() {

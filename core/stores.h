@@ -81,6 +81,15 @@ inline void PrefetchAhead(const void* p) {
 // kernels run on other threads.
 void SetNonTemporalStores(NonTemporalStores mode);
 
+// Whether the half types' table lookups (core/activation_half_table.cc)
+// are to use AVX-512 gathers rather than scalar loads, decided once per
+// process: on Intel, unless the kernel reports the Downfall (GDS) microcode
+// mitigation, which makes gathers several times slower (Xeon with AVX512-FP16,
+// not affected: float16 f 1.3x faster at 64K elements, 1.45x at 16M with
+// non-temporal stores; BENCHMARKS.md, "Session 16"); not on AMD Zen 4, where
+// scalar loads win by 1.3x from 4K to 64K elements.
+bool PreferGathers();
+
 // The CPU vendor as this choice sees it: "Intel", "AMD" or "other", for
 // benchmark logs.
 const char* StoreVendorName();

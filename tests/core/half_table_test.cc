@@ -175,7 +175,7 @@ void Arrays(internal::HalfTableLoop loop) {
     }
   }
   SetNonTemporalStores(NonTemporalStores::kByCpu);
-  internal::SetHalfTableLoop(internal::HalfTableLoop::kScalar);
+  internal::SetHalfTableLoop(internal::HalfTableLoop::kByCpu);
 }
 
 TEST(HalfTableTest, ArraysFloat16Scalar) {
