@@ -414,17 +414,13 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
         if (HWY_LIKELY(!MayRoundAwayF16(df, y0, y1, rp.ulp_budget))) continue;
       }
 #endif
-#if ACTSVC_NATIVE_BF16
-      if constexpr (kNativeBF16 && kF1) {
-        if (HWY_LIKELY(!MayRoundAwayBF16Table(df, y0, y1, rp.ulp_budget))) {
-          continue;
-        }
-      } else if constexpr (kNativeBF16 && kVjp) {
-        if (HWY_LIKELY(!MayRoundAwayBF16Vjp(df, rp, y0, y1))) {
+      if constexpr (std::is_same_v<H, BFloat16> &&
+                    (kVjp || kSource == Source::kFused)) {
+        // The VJPs and leaky_relu's f: no zero tail (Suspect's extra).
+        if (HWY_LIKELY(!MayRoundAwayBF16Window(df, y0, y1, rp.ulp_budget))) {
           continue;
         }
       }
-#endif
       const auto m0 = Suspect<H, kVjp>(df, rp, x0, g0, y0);
       const auto m1 = Suspect<H, kVjp>(df, rp, x1, g1, y1);
       if (HWY_UNLIKELY(!hn::AllFalse(df, hn::Or(m0, m1)))) {

@@ -169,54 +169,19 @@ HWY_INLINE hn::Mask<D> Suspect(D df, const RoundParams<D>& rp, V x, V g, V y) {
   return hn::Or(Untrusted<H>(df, y, rp.ulp_budget), extra);
 }
 
-#if ACTSVC_NATIVE_BF16
-// The bracket of MayRoundAwayF16 for leaky_relu's bfloat16 VJP (a multiply
-// by 1 or alpha), both pairs of bounds rounded by vcvtne2ps2bf16 (the
-// rounding NarrowStore2Native stores), with the test that bracket cannot
-// make: a nonzero result below float32's smallest normal (vcvtne2ps2bf16
-// takes those as 0). It fires wherever Suspect flags a lane.
+// The bracket of bfloat16, per pair of vectors: y is within k float32
+// ULPs of the true value, and bfloat16's grid is float32's upper 16 bits,
+// subnormals and the overflow threshold included, so a rounding boundary
+// lies within k + 1 steps of |y| exactly where its lower 16 bits lie within
+// k + 1 of 0x8000. Also: a nonzero |y| below float32's smallest normal
+// (the float32 kernels' absolute error there; vcvtne2ps2bf16 takes it as
+// 0), and NaN (the VJP table holds NaN where f' is below float32's normal
+// range: BuildF1), whose lanes Suspect sorts out. It fires wherever Suspect
+// flags a lane where Suspect's extra test is one of these: the VJPs, and
+// leaky_relu's f (no zero tail). One integer window, whatever rounds
+// afterwards (vcvtne2ps2bf16 or the integer rounding).
 template <class D, class V = hn::Vec<D>>
-HWY_INLINE bool MayRoundAwayBF16Vjp(D df, const RoundParams<D>& rp, V y0,
-                                    V y1) {
-  const hn::RebindToSigned<D> di;
-  const hn::RebindToUnsigned<D> du;
-  const hn::Repartition<uint16_t, D> d16;
-  const auto step = hn::Set(di, rp.ulp_budget + 1);
-  const auto a0 = MagnitudeBits(df, y0);
-  const auto a1 = MagnitudeBits(df, y1);
-  V lo0, hi0, lo1, hi1;
-  Bracket(df, a0, step, &lo0, &hi0);
-  Bracket(df, a1, step, &lo1, &hi1);
-  __m512i rlo, rhi;
-  asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
-      : [r] "=v"(rlo)
-      : [lo] "v"(lo0.raw), [hi] "v"(lo1.raw));
-  asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
-      : [r] "=v"(rhi)
-      : [lo] "v"(hi0.raw), [hi] "v"(hi1.raw));
-  const hn::Vec<decltype(d16)> differ =
-      hn::Xor(hn::Vec<decltype(d16)>{rlo}, hn::Vec<decltype(d16)>{rhi});
-  // 0 < |y| < 2^-126: |y| bits - 1 below 0x7FFFFF, unsigned.
-  const auto tiny_top = hn::Set(du, 0x7FFFFFu);
-  const auto one = hn::Set(du, 1u);
-  const auto tiny0 = hn::Lt(hn::Sub(hn::BitCast(du, a0), one), tiny_top);
-  const auto tiny1 = hn::Lt(hn::Sub(hn::BitCast(du, a1), one), tiny_top);
-  return !hn::AllFalse(d16, hn::Ne(differ, hn::Zero(d16))) ||
-         !hn::AllFalse(du, hn::Or(tiny0, tiny1));
-}
-#endif
-
-// The bfloat16 test of the table VJP (kTable) where vcvtne2ps2bf16 rounds:
-// y = g t[x] is within 1.5 float32 ULPs of the true value, and bfloat16's
-// grid is float32's upper 16 bits, subnormals and the overflow threshold
-// included, so a rounding boundary lies within k + 1 steps of |y| exactly
-// where its lower 16 bits lie within k + 1 of 0x8000. Also: a nonzero |y|
-// below float32's smallest normal (vcvtne2ps2bf16 takes it as 0), and NaN:
-// the table holds NaN where f' is below float32's normal range (BuildF1),
-// whose lanes Suspect sends to the float64 recomputation. It fires wherever
-// Suspect flags a lane.
-template <class D, class V = hn::Vec<D>>
-HWY_INLINE bool MayRoundAwayBF16Table(D df, V y0, V y1, int32_t k) {
+HWY_INLINE bool MayRoundAwayBF16Window(D df, V y0, V y1, int32_t k) {
   const hn::RebindToUnsigned<D> du;
   const auto near = [&](V y) {
     const auto a = hn::BitCast(du, MagnitudeBits(df, y));
