@@ -358,10 +358,6 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
   size_t count = 0;
   for (size_t begin = 0; begin < n; begin += count) {
     count = std::min(begin == 0 && head != 0 ? head : kChunk, n - begin);
-    if (prefetch) {  // the chunks 4 KiB ahead, as the float32 loops do
-      PrefetchAhead<kChunk * sizeof(H)>(x + begin);
-      if (kVjp) PrefetchAhead<kChunk * sizeof(H)>(g + begin);
-    }
     if constexpr (kBuffered) {
       const size_t padded = (count + lanes - 1) / lanes * lanes;
       // Both inputs are read before y is written: y may be x or g.
@@ -403,6 +399,11 @@ HWY_NOINLINE void HalfChunks(const Op& op, const HalfParams& p, const H* x,
     H* out = y + begin;
     size_t i = 0;
     for (; i + 2 * lanes <= count; i += 2 * lanes) {
+      if (prefetch) {  // 4 KiB ahead, as the float32 loops do
+        PrefetchAhead<2 * hn::MaxLanes(df) * sizeof(H)>(x + begin + i);
+        if (kVjp)
+          PrefetchAhead<2 * hn::MaxLanes(df) * sizeof(H)>(g + begin + i);
+      }
       V x0, x1, g0, g1, y0, y1;
       vectors(i, lanes, &x0, &g0, &y0);
       vectors(i + lanes, lanes, &x1, &g1, &y1);
