@@ -51,8 +51,10 @@
 // on AMD Zen 4 it beats the gathers by 1.3x from 4K to 64K elements and
 // ties or wins at 16M.
 // Not tabled: leaky_relu's f and VJP (its only kinds that round), whose
-// general path, a float32 multiply, beats the lookup (float16 f at 64K:
-// 4.9 elements/ns against 3.4).
+// general path, a float32 multiply, beats the scalar lookup (AMD Zen 4,
+// float16 f at 64K: 4.9 elements/ns against 3.4); on the Intel Xeon the
+// gathers' 6.4-6.9 and that path's 6.0-6.5 are within the noise of each
+// other (BENCHMARKS.md, "Session 16").
 // The VJP's table lost in session lut14 (scalar lookups into a buffer, the
 // rounding test of then) and won in session 15 (one gather per vector, the
 // bracket tests): 1.4-3.5x the float32 kernel's path on an Intel Xeon

@@ -53,8 +53,8 @@ bool StreamOutput(StoreUse use, size_t bytes);
 
 // True when an output of `bytes` bytes of `use` lies beyond the caches: at
 // least the family's threshold above, whatever the store choice. The
-// elementwise loops then prefetch their inputs ahead (core/activation-inl.h,
-// PrefetchAhead).
+// elementwise loops then prefetch their inputs ahead (PrefetchAhead
+// below).
 bool BeyondCaches(StoreUse use, size_t bytes);
 
 // Prefetches kBytes bytes of input at p + kPrefetchAhead bytes, for loops
@@ -70,8 +70,9 @@ bool BeyondCaches(StoreUse use, size_t bytes);
 // hwy::Prefetch (target "sse2") through it into the AVX-512 kernels nor
 // kept the call (a function with no effect but a prefetch counts as const),
 // so that from cf0ed23 to this change the float32 array loops prefetched
-// nothing (16M on an Intel Xeon: sigmoid f 1.43 -> 1.88 elements/ns with
-// it, gelu_tanh f 1.08 -> 1.36; BENCHMARKS.md, "Session 16").
+// nothing (16M on an Intel Xeon: sigmoid f 1.40-1.44 -> 1.71-1.74
+// elements/ns with it, gelu_tanh f 1.08-1.11 -> 1.34-1.36; BENCHMARKS.md,
+// "Session 16").
 constexpr uintptr_t kPrefetchAhead = 4096;
 template <size_t kBytes>
 inline __attribute__((always_inline)) void PrefetchAhead(const void* p) {
