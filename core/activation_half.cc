@@ -36,6 +36,11 @@
 // for bit what this path returns. f, f' and f'' of the others, once a key
 // has seen 262,144 elements, are looked up in a table of this path's results
 // for all 65,536 inputs (core/activation_half_table.cc).
+// leaky_relu's f and VJP, a multiply by alpha, go fused (Source::kFused),
+// and once the key has seen 262,144 elements and its alpha's check has
+// shown where the plain rounding of that multiply is the tested path's
+// (HalfLeanBelow: all but the tiny operands, typically), skip the rounding
+// test for every pair of vectors without such an operand (LeanFires).
 // The VJP (but leaky_relu's) is g times f' in float32, the float64 kernel's
 // f' rounded once (F1Values): within 1.5 float32 ULPs, so K = 2, and the
 // same test and recomputation. f' comes per chunk from the float64 kernel,
@@ -306,6 +311,40 @@ HWY_INLINE void F1Vectors(D df, const float* xf, const float* t, const H* g,
   *yv = MulGFirst(df, *gv, hn::Load(df, t));
 }
 
+// Whether the pair of vectors at x (and g, the VJP) has a lane that the
+// lean path must test (HalfParams::lean_below): an operand (x for f, g for
+// the VJP) whose magnitude bits are below `below`, or, for the VJP, x NaN
+// (HalfLeanBelow checks x = +-1 and +-inf only). For the VJP in one
+// comparison: min(|g|, inf - |x|) on the bits, saturated, is below `below`
+// where either holds, and for the rare x within `below` patterns of inf
+// (harmless: those pairs are tested). On the 16-bit patterns, a pair in one
+// vector where the target has twice float32's lanes of uint16_t (every
+// target but HWY_SCALAR).
+template <bool kVjp, typename H, class D>
+HWY_INLINE bool LeanFires(D df, const H* x, const H* g, uint16_t below) {
+  const auto fires = [&](auto du, size_t offset) {
+    const auto magnitude = [&](const H* p) {
+      return hn::And(
+          hn::LoadU(du, reinterpret_cast<const uint16_t*>(p) + offset),
+          hn::Set(du, uint16_t{0x7FFF}));
+    };
+    auto m = magnitude(kVjp ? g : x);
+    if constexpr (kVjp) {
+      m = hn::Min(m, hn::SaturatedSub(hn::Set(du, HalfFormat<H>::kInfBits),
+                                      magnitude(x)));
+    }
+    return !hn::AllFalse(du, hn::Lt(m, hn::Set(du, below)));
+  };
+  const hn::Rebind<uint16_t, D> half;  // float32's lanes
+  if constexpr (hn::MaxLanes(hn::ScalableTag<uint16_t>()) ==
+                2 * hn::MaxLanes(D())) {
+    (void)half;
+    return fires(hn::ScalableTag<uint16_t>(), 0);
+  } else {
+    return fires(half, 0) || fires(half, hn::Lanes(df));
+  }
+}
+
 // Where HalfChunks takes a chunk's float32 results from.
 enum class Source {
   kBuffers,  // f, f', f'': widen, the op's array loop, round: three passes
@@ -350,6 +389,10 @@ HWY_NOINLINE void HalfChunks(const Op& op_arg, const HalfParams& p, const H* x,
   HWY_ALIGN float yf[kBuffered || kF1 ? kChunk : 1];
   Flagged flagged;
   const bool prefetch = PrefetchArray(n * sizeof(H));
+  // The lean path (leaky_relu): every pair (f, no bound), or those
+  // LeanFires lets through.
+  const bool lean_all = !kVjp && p.lean_below == 0;
+  const bool lean_some = p.lean_below >= 0;
   // y's pairs of vectors (4 Lanes bytes) with non-temporal stores, where
   // the elementwise loops stream theirs; then a first short chunk reaches
   // y's first aligned pair, and every later chunk's pairs are aligned.
@@ -411,7 +454,16 @@ HWY_NOINLINE void HalfChunks(const Op& op_arg, const HalfParams& p, const H* x,
       V x0, x1, g0, g1, y0, y1;
       vectors(i, lanes, &x0, &g0, &y0);
       vectors(i + lanes, lanes, &x1, &g1, &y1);
+      // Tested before y is written (y may be x or g).
+      bool lean = false;
+      if constexpr (kSource == Source::kFused) {
+        lean = lean_all ||
+               (lean_some &&
+                !LeanFires<kVjp>(df, x + begin + i, kVjp ? g + begin + i : x,
+                                 static_cast<uint16_t>(p.lean_below)));
+      }
       StorePair<kNativeBF16>(df, y0, y1, out + i, stream);
+      if (lean) continue;
 #if ACTSVC_F16C
       if constexpr (std::is_same_v<H, Float16>) {
         // The bracket first: one test per pair, the full one (the same
@@ -602,12 +654,13 @@ HalfParams MakeParams(Function f, ElementwiseKind kind, double alpha) {
 }
 
 // Which of the half paths Run may take: the best (exact, a table, the
-// general path), the general one only, or the VJP's table (built now).
+// general path, leaky_relu's lean one), the general one only (lean_below
+// as given), or the VJP's table (built now).
 enum class Path { kBest, kGeneral, kTableVjp };
 
 template <typename H>
 void Run(Function f, ElementwiseKind kind, double alpha, const H* x, const H* g,
-         H* y, size_t n, Path path) {
+         H* y, size_t n, Path path, int32_t lean_below = -1) {
   if (n == 0) return;
   // The results that need no rounding take the exact path; the others a
   // table where there is one or it is worth building (before MakeParams,
@@ -625,10 +678,15 @@ void Run(Function f, ElementwiseKind kind, double alpha, const H* x, const H* g,
       path != Path::kGeneral) {
     f1 = HalfF1Table<H>(f, alpha, n, /*force=*/path == Path::kTableVjp);
   }
+  if (best && exact == HalfExact::kNone && f == Function::kLeakyRelu) {
+    lean_below = HalfLeanBelow<H>(f, kind, alpha, NativeBFloat16(), n,
+                                  /*force=*/false);
+  }
   HalfParams p = MakeParams(f, kind, alpha);
   p.exact = exact;
   if (exact != HalfExact::kNone) return ElementwiseHalfExact(p, x, g, y, n);
   p.f1_table = f1.get();
+  p.lean_below = lean_below;
   if constexpr (std::is_same_v<H, Float16>) {
     HWY_DYNAMIC_DISPATCH(ElementwiseF16)(p, x, g, y, n);
   } else {
@@ -663,6 +721,18 @@ void ElementwiseHalfGeneral(Function f, ElementwiseKind kind, double alpha,
                             const BFloat16* x, const BFloat16* g, BFloat16* y,
                             size_t n) {
   Run(f, kind, alpha, x, g, y, n, Path::kGeneral);
+}
+
+void ElementwiseHalfLean(Function f, ElementwiseKind kind, double alpha,
+                         const Float16* x, const Float16* g, Float16* y,
+                         size_t n, int32_t lean_below) {
+  Run(f, kind, alpha, x, g, y, n, Path::kGeneral, lean_below);
+}
+
+void ElementwiseHalfLean(Function f, ElementwiseKind kind, double alpha,
+                         const BFloat16* x, const BFloat16* g, BFloat16* y,
+                         size_t n, int32_t lean_below) {
+  Run(f, kind, alpha, x, g, y, n, Path::kGeneral, lean_below);
 }
 
 template <typename H>

@@ -51,6 +51,11 @@ struct HalfParams {
   // f1_table[bits(x)]; null: f' computed per chunk, the same values
   // (HalfF1Values). Either way within 1.5 float32 ULPs (ulp_budget 2).
   const float* f1_table = nullptr;
+  // leaky_relu's f and VJP, once HalfLeanBelow has checked alpha (below):
+  // a pair of vectors is rounded without the rounding test unless a lane's
+  // operand (x for f, g for the VJP) has magnitude bits below lean_below,
+  // or (the VJP) x is NaN. -1: every pair is tested.
+  int32_t lean_below = -1;
 };
 
 // Whether the bfloat16 rounding may use AVX512-BF16's vcvtne2ps2bf16 where
@@ -127,6 +132,30 @@ void HalfF1Values(Function f, double alpha, const H* x, float* t, size_t n);
 template <typename H>
 std::shared_ptr<const float> HalfF1Table(Function f, double alpha, size_t n,
                                          bool force);
+
+// leaky_relu's f or VJP (kind kValue or kVjp) of H for alpha: its float32
+// multiply rounded once to H is what the tested general path returns for
+// every operand whose magnitude bits are at least the returned bound (the
+// f of every input, the VJP of every g at x = -1, +1, -inf and +inf),
+// found by running both over all 65,536 patterns. The bound covers what
+// double rounding gets wrong (typically products below the half type's
+// normal range: float16 alpha = 0.01, 21 inputs of 65,536). From the same
+// cache as the tables (n counted toward the key's 262,144, `force` checks
+// now); -1 where the caller is to test every pair (not worth checking yet,
+// or tables are off).
+template <typename H>
+int32_t HalfLeanBelow(Function f, ElementwiseKind kind, double alpha,
+                      bool native_bf16, size_t n, bool force);
+
+// The general path with HalfParams::lean_below set (leaky_relu's f and VJP;
+// HalfLeanBelow's bound, or 0 for no rounding test at all, as its check
+// runs it).
+void ElementwiseHalfLean(Function f, ElementwiseKind kind, double alpha,
+                         const Float16* x, const Float16* g, Float16* y,
+                         size_t n, int32_t lean_below);
+void ElementwiseHalfLean(Function f, ElementwiseKind kind, double alpha,
+                         const BFloat16* x, const BFloat16* g, BFloat16* y,
+                         size_t n, int32_t lean_below);
 
 // What the table cache holds (tests and benchmarks).
 struct HalfTableStats {

@@ -25,7 +25,18 @@
 //    recently used ones are dropped until it fits. A caller holds its table
 //    by shared_ptr, so a table dropped while in use lives until that call
 //    returns. Every default-alpha key of both types fits: 50 of f, f' and
-//    f'' (6.4 MiB) and 16 VJPs (4 MiB).
+//    f'' (6.4 MiB) and 16 VJPs (4 MiB). leaky_relu's keys hold a bound
+//    instead (below) and reserve 16 KiB each.
+//  - leaky_relu's f and VJP (HalfLeanBelow): not a table (its multiply
+//    beats a lookup) but a check of its alpha, built as a table is: the
+//    general path over all 65,536 patterns with its rounding test and
+//    without (the f of every x; the VJP of every g at x = -1, 1, -inf and
+//    inf), and the bound of the operand magnitudes where they differ, below
+//    which the lean path still tests (HalfParams::lean_below). For the
+//    default alpha, 0.01, that bound is 0 for float16 on every target (its
+//    double-rounded subnormal products are what the test's float64
+//    recomputation gives too) and covers bfloat16's float32-subnormal
+//    products on AVX-512 (vcvtne2ps2bf16 takes them as 0).
 //  - When to build (ski rental): a build is one general-path pass over all
 //    65,536 patterns, whose special and extreme values make it dearer than
 //    a pass over an activation's inputs: measured on AMD Zen 4 as 1.2-2.0
@@ -53,8 +64,9 @@
 // Not tabled: leaky_relu's f and VJP (its only kinds that round), whose
 // general path, a float32 multiply, beats the scalar lookup (AMD Zen 4,
 // float16 f at 64K: 4.9 elements/ns against 3.4); on the Intel Xeon the
-// gathers' 6.4-6.9 and that path's 6.0-6.5 are within the noise of each
-// other (BENCHMARKS.md, "Session 16").
+// gathers' 6.4-6.9 and that path's 6.0-6.5 were within the noise of each
+// other (BENCHMARKS.md, "Session 16"), and its lean path (the bound above)
+// runs at 10-15 (session 17).
 // The VJP's table lost in session lut14 (scalar lookups into a buffer, the
 // rounding test of then) and won in session 15 (one gather per vector, the
 // bracket tests): 1.4-3.5x the float32 kernel's path on an Intel Xeon
@@ -67,8 +79,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <iterator>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <type_traits>
@@ -152,6 +167,16 @@ constexpr size_t kMaxBytes = size_t{12} << 20;
 // General-path elements per key before its table is built (see the top).
 constexpr uint64_t kBuildAfter = 4 * kPatterns;
 constexpr uint64_t kVjpBuildAfter = kPatterns;
+// What a lean key reserves (it holds a bound, no table): bounds their count
+// at 768.
+constexpr size_t kLeanBytes = size_t{16} << 10;
+
+// What a key's slot holds.
+enum class What : uint8_t {
+  kTable,  // f, f' or f'': the results of every pattern
+  kF1,     // the VJP: f' of every pattern in float32
+  kLean,   // leaky_relu's f or VJP: HalfLeanBelow's bound
+};
 
 struct Table {
   // The results; one padding entry for the gathers' 4-byte reads.
@@ -166,19 +191,19 @@ struct F1Table {
 struct Key {
   uint64_t alpha_bits;
   int64_t target;
-  uint8_t bf16, function, kind, native_bf16;
+  uint8_t bf16, function, kind, native_bf16, what;
   bool operator==(const Key& o) const {
     return alpha_bits == o.alpha_bits && target == o.target && bf16 == o.bf16 &&
            function == o.function && kind == o.kind &&
-           native_bf16 == o.native_bf16;
+           native_bf16 == o.native_bf16 && what == o.what;
   }
 };
 struct KeyHash {
   size_t operator()(const Key& k) const {
     uint64_t h = k.alpha_bits * 0x9E3779B97F4A7C15ull;
     h ^= static_cast<uint64_t>(k.target) + 0x632BE59BD9B4E019ull + (h << 6);
-    h ^= (uint64_t{k.bf16} << 24 | uint64_t{k.function} << 16 |
-          uint64_t{k.kind} << 8 | k.native_bf16) +
+    h ^= (uint64_t{k.what} << 32 | uint64_t{k.bf16} << 24 |
+          uint64_t{k.function} << 16 | uint64_t{k.kind} << 8 | k.native_bf16) +
          (h >> 2);
     return static_cast<size_t>(h);
   }
@@ -188,6 +213,7 @@ struct Slot {
   std::once_flag once;
   std::unique_ptr<Table> table;  // set under `once` (f, f', f'')
   std::unique_ptr<F1Table> f1;   // set under `once` (the VJP)
+  int32_t lean_below = -1;       // set under `once` (kLean)
   size_t bytes = 0;              // the table's size, reserved in the cache
   // Guarded by the cache's mutex:
   uint64_t general_elements = 0;  // computed on the general path so far
@@ -242,17 +268,55 @@ void BuildF1(Function f, double alpha, Slot* slot) {
   slot->f1 = std::move(table);
 }
 
-// The key's slot with its table, built now if `force` or if this call
-// brings the key's general-path count to kBuildAfter; null if the caller is
-// to take the general path (its n counted). Before a new key goes in, the
-// least recently used keys go until its table's bytes fit. The VJP's key
-// holds an F1Table, the others a Table.
+// leaky_relu's lean bound (HalfLeanBelow): each pattern's result on the
+// general path, tested and lean (no test at all), for the f of every
+// pattern x, or the VJP of every pattern g at each x of kVjpX; the bound is
+// one above the largest magnitude (x's, g's) where they differ.
 template <typename H>
-std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
-                              bool native_bf16, size_t n, bool force) {
+void BuildLean(ElementwiseKind kind, double alpha, Slot* slot) {
+  constexpr size_t kChunk = 4096;
   const bool vjp = kind == ElementwiseKind::kVjp;
-  const size_t bytes = vjp ? sizeof(F1Table) : sizeof(Table);
-  const uint64_t build_after = vjp ? kVjpBuildAfter : kBuildAfter;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  // f' is alpha at -1 and -inf, 1 at 1 and inf; the test's flags depend on
+  // x only through whether it is finite.
+  const float kVjpX[] = {-1.0f, 1.0f, -kInf, kInf};
+  H x[kChunk], g[kChunk], tested[kChunk], lean[kChunk];
+  int32_t below = 0;
+  for (size_t pass = 0; pass < (vjp ? std::size(kVjpX) : 1); ++pass) {
+    for (size_t begin = 0; begin < kPatterns; begin += kChunk) {
+      for (size_t i = 0; i < kChunk; ++i) {
+        const H pattern = HalfFromBits<H>(static_cast<uint16_t>(begin + i));
+        x[i] = vjp ? HalfFromDouble<H>(kVjpX[pass]) : pattern;
+        g[i] = pattern;
+      }
+      const H* gp = vjp ? g : nullptr;
+      ElementwiseHalfLean(Function::kLeakyRelu, kind, alpha, x, gp, tested,
+                          kChunk, -1);
+      ElementwiseHalfLean(Function::kLeakyRelu, kind, alpha, x, gp, lean,
+                          kChunk, 0);
+      for (size_t i = 0; i < kChunk; ++i) {
+        if (HalfBits(tested[i]) != HalfBits(lean[i])) {
+          below = std::max<int32_t>(below, ((begin + i) & 0x7FFF) + 1);
+        }
+      }
+    }
+  }
+  slot->lean_below = below;
+}
+
+// The key's slot with its table (or bound), built now if `force` or if this
+// call brings the key's general-path count to kBuildAfter; null if the
+// caller is to take the general path (its n counted). Before a new key goes
+// in, the least recently used keys go until its table's bytes fit. The
+// VJP's key holds an F1Table, leaky_relu's a bound, the others a Table.
+template <typename H>
+std::shared_ptr<Slot> Acquire(What what, Function f, ElementwiseKind kind,
+                              double alpha, bool native_bf16, size_t n,
+                              bool force) {
+  const size_t bytes = what == What::kF1     ? sizeof(F1Table)
+                       : what == What::kLean ? kLeanBytes
+                                             : sizeof(Table);
+  const uint64_t build_after = what == What::kF1 ? kVjpBuildAfter : kBuildAfter;
   constexpr bool kBF16 = std::is_same_v<H, BFloat16>;
   Key key;
   std::memcpy(&key.alpha_bits, &alpha, 8);
@@ -261,6 +325,7 @@ std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
   key.function = static_cast<uint8_t>(f);
   key.kind = static_cast<uint8_t>(kind);
   key.native_bf16 = kBF16 && native_bf16;
+  key.what = static_cast<uint8_t>(what);
   Cache& cache = TheCache();
   std::shared_ptr<Slot> slot;
   {
@@ -290,10 +355,13 @@ std::shared_ptr<Slot> Acquire(Function f, ElementwiseKind kind, double alpha,
   }
   Slot* s = slot.get();
   std::call_once(s->once, [&] {
-    if (vjp) {
-      BuildF1<H>(f, alpha, s);
-    } else {
-      BuildHalf<H>(f, kind, alpha, s);
+    switch (what) {
+      case What::kTable:
+        return BuildHalf<H>(f, kind, alpha, s);
+      case What::kF1:
+        return BuildF1<H>(f, alpha, s);
+      case What::kLean:
+        return BuildLean<H>(kind, alpha, s);
     }
   });
   return slot;
@@ -389,7 +457,7 @@ bool Run(Function f, ElementwiseKind kind, double alpha, bool native_bf16,
     return false;
   }
   const std::shared_ptr<Slot> slot =
-      Acquire<H>(f, kind, alpha, native_bf16, n, force);
+      Acquire<H>(What::kTable, f, kind, alpha, native_bf16, n, force);
   if (slot == nullptr) return false;
   // H is a 16-bit pattern (core/half.h): read and written as such.
   Lookup(*slot->table, reinterpret_cast<const uint16_t*>(x),
@@ -406,8 +474,9 @@ std::shared_ptr<const float> HalfF1Table(Function f, double alpha, size_t n,
                             f == Function::kLeakyRelu))) {
     return nullptr;
   }
-  std::shared_ptr<Slot> slot = Acquire<H>(f, ElementwiseKind::kVjp, alpha,
-                                          /*native_bf16=*/false, n, force);
+  std::shared_ptr<Slot> slot =
+      Acquire<H>(What::kF1, f, ElementwiseKind::kVjp, alpha,
+                 /*native_bf16=*/false, n, force);
   if (slot == nullptr) return nullptr;
   const float* f1 = slot->f1->f1;
   return std::shared_ptr<const float>(std::move(slot), f1);
@@ -416,6 +485,23 @@ template std::shared_ptr<const float> HalfF1Table<Float16>(Function, double,
                                                            size_t, bool);
 template std::shared_ptr<const float> HalfF1Table<BFloat16>(Function, double,
                                                             size_t, bool);
+
+template <typename H>
+int32_t HalfLeanBelow(Function f, ElementwiseKind kind, double alpha,
+                      bool native_bf16, size_t n, bool force) {
+  if (n == 0 || f != Function::kLeakyRelu ||
+      (kind != ElementwiseKind::kValue && kind != ElementwiseKind::kVjp) ||
+      (!force && !use_tables.load(std::memory_order_relaxed))) {
+    return -1;
+  }
+  const std::shared_ptr<Slot> slot =
+      Acquire<H>(What::kLean, f, kind, alpha, native_bf16, n, force);
+  return slot == nullptr ? -1 : slot->lean_below;
+}
+template int32_t HalfLeanBelow<Float16>(Function, ElementwiseKind, double, bool,
+                                        size_t, bool);
+template int32_t HalfLeanBelow<BFloat16>(Function, ElementwiseKind, double,
+                                         bool, size_t, bool);
 
 bool ElementwiseHalfTable(Function f, ElementwiseKind kind, double alpha,
                           bool native_bf16, const Float16* x, Float16* y,

@@ -29,8 +29,9 @@ struct HalfFormat;
 template <>
 struct HalfFormat<Float16> {
   static constexpr int kDigits = 11;
-  static constexpr int kMinExponent = -14;  // smallest normal 2^-14
-  static constexpr int kMaxExponent = 15;   // largest finite < 2^16
+  static constexpr int kMinExponent = -14;      // smallest normal 2^-14
+  static constexpr int kMaxExponent = 15;       // largest finite < 2^16
+  static constexpr uint16_t kInfBits = 0x7C00;  // +inf; NaN above it
   static constexpr const char* kName = "float16";
 };
 template <>
@@ -38,6 +39,7 @@ struct HalfFormat<BFloat16> {
   static constexpr int kDigits = 8;
   static constexpr int kMinExponent = -126;
   static constexpr int kMaxExponent = 127;
+  static constexpr uint16_t kInfBits = 0x7F80;  // +inf; NaN above it
   static constexpr const char* kName = "bfloat16";
 };
 
