@@ -47,6 +47,10 @@
 #include "hwy/contrib/math/math-inl.h"
 #include "hwy/highway.h"
 
+#if HWY_ARCH_X86
+#include <immintrin.h>
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace actsvc {
 namespace HWY_NAMESPACE {
@@ -164,6 +168,29 @@ struct LeakyReluK : NoTail {
                               : hn::Zero(d);
       return hn::IfThenElse(hn::IsNaN(x), x, v);
     }
+  }
+  // The VJP, g f'(x). On AVX-512, f' of float32 lanes is one vfixupimmps
+  // (alpha, kept for zeros, negatives and -inf; 1 for positives and +inf;
+  // x quieted for NaN) in place of Eval<1>'s two comparisons and two
+  // selects: the half VJP's fused loop is bound by those ports (BENCHMARKS.md,
+  // "Session 17"). Classification treats denormals as zero only under
+  // MXCSR.DAZ, which nothing here sets.
+  static constexpr bool kVjpPair = true;
+  template <class D, class V = hn::Vec<D>>
+  HWY_INLINE V EvalVjp(D d, V x, V g) const {
+    using T = hn::TFromD<D>;
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    if constexpr (sizeof(T) == 4 && hn::MaxLanes(D()) == 16) {
+      // Tokens per class, 4 bits each from QNaN up: QNaN(x) (2) for QNaN
+      // and SNaN, dest for zero, +1 (10) for one, dest for -inf, +1 for
+      // +inf, dest for negative, +1 for positive.
+      constexpr int kTable = static_cast<int>(0xA0A0A022u);
+      const V f1{_mm512_fixupimm_ps(hn::Set(d, T(alpha)).raw, x.raw,
+                                    _mm512_set1_epi32(kTable), 0)};
+      return hn::Mul(g, f1);
+    }
+#endif
+    return hn::Mul(g, Eval<1>(d, x));
   }
 };
 
