@@ -178,8 +178,8 @@ struct LeakyReluK : NoTail {
   static constexpr bool kVjpPair = true;
   template <class D, class V = hn::Vec<D>>
   HWY_INLINE V EvalVjp(D d, V x, V g) const {
-    using T = hn::TFromD<D>;
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+    using T = hn::TFromD<D>;
     if constexpr (sizeof(T) == 4 && hn::MaxLanes(D()) == 16) {
       // Tokens per class, 4 bits each from QNaN up: QNaN(x) (2) for QNaN
       // and SNaN, dest for zero, +1 (10) for one, dest for -inf, +1 for
