@@ -345,6 +345,54 @@ HWY_INLINE bool LeanFires(D df, const H* x, const H* g, uint16_t below) {
   }
 }
 
+#if ACTSVC_NATIVE_BF16
+// The lean path's pair of bfloat16 vectors (AVX-512 with AVX512-BF16): the
+// 32 values at x (and g) widened as even and odd lanes of one 512-bit load
+// (each 32-bit word holds two: the even one << 16, the odd one masked), so
+// one shift and one mask where LoadWiden takes a zero-extension and a shift
+// per 16; the op is elementwise, so the lanes' order does not matter to it.
+// Rounded by vcvtne2ps2bf16 as StorePair rounds (the same bits lane by
+// lane), then put back in order by one vpermw.
+template <int kOrder, bool kVjp, class D, class Op>
+HWY_INLINE void EvenOddPair(D df, const Op& op, const Limits<float>& lim,
+                            const BFloat16* x, const BFloat16* g, BFloat16* y,
+                            bool stream) {
+  static_assert(hn::MaxLanes(D()) == 16, "512-bit vectors");
+  using V = hn::Vec<D>;
+  const hn::RebindToUnsigned<D> du;
+  const auto high = hn::Set(du, 0xFFFF0000u);
+  const auto split = [&](const BFloat16* p, V* even, V* odd) {
+    const auto w = hn::LoadU(du, reinterpret_cast<const uint32_t*>(p));
+    *even = hn::BitCast(df, hn::ShiftLeft<16>(w));
+    *odd = hn::BitCast(df, hn::And(w, high));
+  };
+  V xe, xo, ge, go;
+  split(x, &xe, &xo);
+  if constexpr (kVjp) {
+    split(g, &ge, &go);
+  } else {
+    ge = xe;
+    go = xo;
+  }
+  const V ye = Apply<kOrder, kVjp>(df, op, xe, &ge, lim);
+  const V yo = Apply<kOrder, kVjp>(df, op, xo, &go, lim);
+  __m512i r;  // ye's 16 results, then yo's
+  asm("vcvtne2ps2bf16 %[lo], %[hi], %[r]"
+      : [r] "=v"(r)
+      : [lo] "v"(ye.raw), [hi] "v"(yo.raw));
+  // Result j comes from lane j / 2 of ye (j even) or of yo (j odd).
+  const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11,
+                                         26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21,
+                                         5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  r = _mm512_permutexvar_epi16(order, r);
+  if (stream) {
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(y), r);
+  } else {
+    _mm512_storeu_si512(reinterpret_cast<void*>(y), r);
+  }
+}
+#endif
+
 // Where HalfChunks takes a chunk's float32 results from.
 enum class Source {
   kBuffers,  // f, f', f'': widen, the op's array loop, round: three passes
@@ -451,9 +499,6 @@ HWY_NOINLINE void HalfChunks(const Op& op_arg, const HalfParams& p, const H* x,
         if (kVjp)
           PrefetchAhead<2 * hn::MaxLanes(df) * sizeof(H)>(g + begin + i);
       }
-      V x0, x1, g0, g1, y0, y1;
-      vectors(i, lanes, &x0, &g0, &y0);
-      vectors(i + lanes, lanes, &x1, &g1, &y1);
       // Tested before y is written (y may be x or g).
       bool lean = false;
       if constexpr (kSource == Source::kFused) {
@@ -462,6 +507,19 @@ HWY_NOINLINE void HalfChunks(const Op& op_arg, const HalfParams& p, const H* x,
                 !LeanFires<kVjp>(df, x + begin + i, kVjp ? g + begin + i : x,
                                  static_cast<uint16_t>(p.lean_below)));
       }
+#if ACTSVC_NATIVE_BF16
+      if constexpr (kNativeBF16 && kSource == Source::kFused) {
+        if (lean) {
+          EvenOddPair<kOrder, kVjp>(df, op, lim, x + begin + i,
+                                    kVjp ? g + begin + i : nullptr, out + i,
+                                    stream);
+          continue;
+        }
+      }
+#endif
+      V x0, x1, g0, g1, y0, y1;
+      vectors(i, lanes, &x0, &g0, &y0);
+      vectors(i + lanes, lanes, &x1, &g1, &y1);
       StorePair<kNativeBF16>(df, y0, y1, out + i, stream);
       if (lean) continue;
 #if ACTSVC_F16C

@@ -183,30 +183,43 @@ TEST(HalfLeanTest, TheBoundCoversDoubleRounding) {
   }
 }
 
-// Lengths around a pair of vectors, at offsets: the lean pairs, the tested
-// remainder and ShortVector's tail together.
-TEST(HalfLeanTest, Lengths) {
-  const std::vector<Float16> all = AllPatterns<Float16>();
-  std::vector<Float16> pool(300);
+// Lengths around a pair of vectors, at offsets: the lean pairs (bfloat16's
+// even and odd lanes on AVX-512), the tested remainder and ShortVector's
+// tail together.
+template <typename H>
+void Lengths() {
+  const std::vector<H> all = AllPatterns<H>();
+  std::vector<H> pool(300);
   for (size_t i = 0; i < pool.size(); ++i) {
     pool[i] = all[(i * 7919 + 0x8123) % all.size()];  // many tiny negatives
   }
+  const std::vector<H> gs(pool.rbegin(), pool.rend());
   for (const ElementwiseKind kind : kKinds) {
+    const bool vjp = kind == ElementwiseKind::kVjp;
     const int32_t below =
-        HalfLeanBelow<Float16>(Function::kLeakyRelu, kind, 0.01, true, 1, true);
+        HalfLeanBelow<H>(Function::kLeakyRelu, kind, 0.01, true, 1, true);
     for (size_t len = 1; len <= 260; ++len) {
       for (size_t offset : {0, 1, 3}) {
-        const std::vector<Float16> x(pool.begin() + offset,
-                                     pool.begin() + offset + len);
-        const std::vector<Float16> g(pool.rbegin(), pool.rbegin() + len);
-        EXPECT_EQ(
-            Differ(Leaky(kind, 0.01, x, g, below), Leaky(kind, 0.01, x, g, -1),
-                   std::string(KindName(kind)) + " len " + std::to_string(len)),
-            0u);
+        // x and y at unaligned offsets; y is written only where it lies.
+        const H* x = pool.data() + offset;
+        const H* g = vjp ? gs.data() + offset : nullptr;
+        std::vector<H> lean(len + 8), tested(len + 8);
+        ElementwiseHalfLean(Function::kLeakyRelu, kind, 0.01, x, g,
+                            lean.data() + offset % 2, len, below);
+        ElementwiseHalfLean(Function::kLeakyRelu, kind, 0.01, x, g,
+                            tested.data() + offset % 2, len, -1);
+        EXPECT_EQ(Differ(lean, tested,
+                         std::string(HalfFormat<H>::kName) + " " +
+                             KindName(kind) + " len " + std::to_string(len) +
+                             " offset " + std::to_string(offset)),
+                  0u);
       }
     }
   }
 }
+
+TEST(HalfLeanTest, Float16Lengths) { Lengths<Float16>(); }
+TEST(HalfLeanTest, BFloat16Lengths) { Lengths<BFloat16>(); }
 
 // The public API takes the lean path once the key has seen 262,144
 // elements, with the tested path's results.
