@@ -48,13 +48,6 @@ constexpr double kAlphas[] = {0.01,
 constexpr ElementwiseKind kKinds[] = {ElementwiseKind::kValue,
                                       ElementwiseKind::kVjp};
 
-template <typename H>
-std::vector<H> AllPatterns() {
-  std::vector<H> x(65536);
-  for (uint32_t i = 0; i < 65536; ++i) x[i] = HalfFromBits<H>(uint16_t(i));
-  return x;
-}
-
 // x of every class for the VJP, one per g: NaN patterns (quiet and
 // signalling, both signs), zeros, infinities, subnormal and normal values.
 template <typename H>

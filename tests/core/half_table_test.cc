@@ -48,13 +48,6 @@ constexpr ElementwiseKind kTableKinds[] = {ElementwiseKind::kValue,
                                            ElementwiseKind::kDerivative2};
 
 template <typename H>
-std::vector<H> AllPatterns() {
-  std::vector<H> x(65536);
-  for (uint32_t i = 0; i < 65536; ++i) x[i] = HalfFromBits<H>(uint16_t(i));
-  return x;
-}
-
-template <typename H>
 std::vector<H> General(const Case& c, ElementwiseKind kind,
                        const std::vector<H>& x) {
   std::vector<H> y(x.size());
