@@ -160,7 +160,7 @@ void ElementwiseHalfLean(Function f, ElementwiseKind kind, double alpha,
 // What the table cache holds (tests and benchmarks).
 struct HalfTableStats {
   size_t keys = 0;       // keys known: built tables and counters toward one
-  size_t tables = 0;     // tables built or being built
+  size_t tables = 0;     // tables (and leaky_relu bounds) built or being built
   size_t bytes = 0;      // reserved by the keys (a table's each)
   size_t max_bytes = 0;  // the bound on bytes (12 MiB)
   uint64_t builds = 0;   // builds started since the process began
